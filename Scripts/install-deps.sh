@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing Doorstep needs on a fresh Debian 12 machine with the
+# Swift toolchain: the C libraries and code generators (apt) and the Python reference
+# implementation used by the contract tests (pip). Skips what is already there.
+set -euo pipefail
+
+apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libnghttp2-dev libsqlite3-dev pkg-config)
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python_modules=(google.protobuf grpc_tools)
+need_pip=0
+for module in "${python_modules[@]}"; do
+  python3 -c "import $module" >/dev/null 2>&1 || need_pip=1
+done
+if [ $need_pip -eq 1 ]; then
+  echo "install-deps: pip install protobuf grpcio grpcio-tools"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore protobuf grpcio grpcio-tools
+fi

@@ -1,0 +1,201 @@
+/// The wire shape of one field, as the structural check needs it.
+public enum WireFieldKind: Sendable {
+    /// int32, int64, uint32, uint64, sint32, sint64, bool, enum.
+    case varint
+    /// fixed64, sfixed64, double.
+    case fixed64
+    /// fixed32, sfixed32, float.
+    case fixed32
+    /// A string: length-delimited, UTF-8 without U+0000.
+    case string
+    /// Bytes: length-delimited, any content.
+    case bytes
+    /// A sub-message, checked recursively against its schema.
+    case message(@Sendable () -> WireSchema)
+}
+
+/// What the structural check knows of a message: each known field's name, wire kind and
+/// whether it is repeated. Generated once per message type.
+public struct WireSchema: Sendable {
+    public struct Field: Sendable {
+        public let name: String
+        public let kind: WireFieldKind
+        public let repeated: Bool
+        public init(name: String, kind: WireFieldKind, repeated: Bool) {
+            self.name = name
+            self.kind = kind
+            self.repeated = repeated
+        }
+    }
+
+    /// Fields indexed by field number; numbers above the table's size fall back to `sparse`.
+    private let dense: [Field?]
+    private let sparse: [Int: Field]
+
+    public init(_ fields: [Int: Field]) {
+        let maxDense = 256
+        var dense = [Field?](repeating: nil, count: min((fields.keys.max() ?? 0) + 1, maxDense))
+        var sparse: [Int: Field] = [:]
+        for (number, field) in fields {
+            if number < maxDense { dense[number] = field } else { sparse[number] = field }
+        }
+        self.dense = dense
+        self.sparse = sparse
+    }
+
+    @inline(__always)
+    func field(_ number: Int) -> Field? {
+        number < dense.count ? dense[number] : sparse[number]
+    }
+}
+
+/// A single-pass structural check of protobuf bytes against a schema, run before the bytes
+/// reach libprotobuf-c. It gives every kind of malformed input a typed error naming the
+/// field, and it refuses what protobuf-c would otherwise accept silently: strings that are
+/// not UTF-8 or that contain U+0000 (which a NUL-terminated C string would truncate).
+/// Unknown fields are skipped (their contents are not interpreted), as proto3 requires.
+enum WireScanner {
+    static func check(
+        _ bytes: UnsafeRawBufferPointer, schema: WireSchema, limits: DecodingLimits
+    ) throws(WireError) {
+        guard bytes.count <= limits.maxMessageBytes else {
+            throw .messageTooLarge(size: bytes.count, limit: limits.maxMessageBytes)
+        }
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        try scan(base.assumingMemoryBound(to: UInt8.self), count: bytes.count,
+                 schema: schema, path: nil, depth: 1, limits: limits)
+    }
+
+    private static func scan(
+        _ p: UnsafePointer<UInt8>, count: Int, schema: WireSchema, path: String?,
+        depth: Int, limits: DecodingLimits
+    ) throws(WireError) {
+        guard depth <= limits.maxDepth else { throw .nestingTooDeep(limit: limits.maxDepth) }
+        var i = 0
+        while i < count {
+            let key = try readVarint(p, count: count, at: &i, field: path)
+            let wireType = Int(key & 7)
+            let number = key >> 3
+            guard number >= 1, number <= 0x1FFF_FFFF else { throw .invalidFieldNumber(Int(truncatingIfNeeded: number)) }
+            let fieldNumber = Int(number)
+            let known = schema.field(fieldNumber)
+            let fieldPath: String? = known.map { path.map { "\($0).\(known!.name)" } ?? $0.name } ?? path
+            switch wireType {
+            case 0:
+                if let known { try expect(known, wireType: 0, path: fieldPath!) }
+                _ = try readVarint(p, count: count, at: &i, field: fieldPath)
+            case 1:
+                if let known { try expect(known, wireType: 1, path: fieldPath!) }
+                guard count - i >= 8 else { throw .truncated(field: fieldPath) }
+                i += 8
+            case 5:
+                if let known { try expect(known, wireType: 5, path: fieldPath!) }
+                guard count - i >= 4 else { throw .truncated(field: fieldPath) }
+                i += 4
+            case 2:
+                let length = try readVarint(p, count: count, at: &i, field: fieldPath)
+                guard length <= UInt64(count - i) else {
+                    throw length > UInt64(Int32.max) ? .lengthOverflow(field: fieldPath) : .truncated(field: fieldPath)
+                }
+                let start = p + i
+                let len = Int(length)
+                i += len
+                guard let known else { continue }
+                switch known.kind {
+                case .string:
+                    try checkString(start, count: len, path: fieldPath!)
+                case .bytes:
+                    break
+                case .message(let nested):
+                    try scan(start, count: len, schema: nested(), path: fieldPath, depth: depth + 1, limits: limits)
+                case .varint, .fixed32, .fixed64:
+                    // A packed repeated scalar; protobuf-c checks that the contents are whole values.
+                    guard known.repeated else { throw .wrongWireType(field: fieldPath!, expected: known.kind.wireType, actual: 2) }
+                }
+            case 3, 4:
+                throw .unsupportedGroup(fieldNumber: fieldNumber)
+            default:
+                throw .invalidWireType(wireType)
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func expect(_ field: WireSchema.Field, wireType: Int, path: String) throws(WireError) {
+        let expected = field.kind.wireType
+        guard expected == wireType else {
+            throw .wrongWireType(field: path, expected: expected, actual: wireType)
+        }
+    }
+
+    @inline(__always)
+    private static func readVarint(
+        _ p: UnsafePointer<UInt8>, count: Int, at i: inout Int, field: String?
+    ) throws(WireError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard i < count else { throw .truncated(field: field) }
+            let byte = p[i]
+            i += 1
+            if shift == 63 && byte > 1 { throw .malformedVarint(field: field) }
+            result |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { return result }
+            shift += 7
+            if shift > 63 { throw .malformedVarint(field: field) }
+        }
+    }
+
+    /// Unicode 15, table 3-7 (well-formed UTF-8 byte sequences), plus no U+0000.
+    private static func checkString(_ p: UnsafePointer<UInt8>, count: Int, path: String) throws(WireError) {
+        var i = 0
+        while i < count {
+            let b0 = p[i]
+            if b0 < 0x80 {
+                if b0 == 0 { throw .embeddedNUL(field: path) }
+                i += 1
+                continue
+            }
+            func cont(_ k: Int, _ lo: UInt8 = 0x80, _ hi: UInt8 = 0xBF) -> Bool {
+                i + k < count && p[i + k] >= lo && p[i + k] <= hi
+            }
+            switch b0 {
+            case 0xC2...0xDF:
+                guard cont(1) else { throw .invalidUTF8(field: path) }
+                i += 2
+            case 0xE0:
+                guard cont(1, 0xA0), cont(2) else { throw .invalidUTF8(field: path) }
+                i += 3
+            case 0xE1...0xEC, 0xEE...0xEF:
+                guard cont(1), cont(2) else { throw .invalidUTF8(field: path) }
+                i += 3
+            case 0xED:
+                guard cont(1, 0x80, 0x9F), cont(2) else { throw .invalidUTF8(field: path) }
+                i += 3
+            case 0xF0:
+                guard cont(1, 0x90), cont(2), cont(3) else { throw .invalidUTF8(field: path) }
+                i += 4
+            case 0xF1...0xF3:
+                guard cont(1), cont(2), cont(3) else { throw .invalidUTF8(field: path) }
+                i += 4
+            case 0xF4:
+                guard cont(1, 0x80, 0x8F), cont(2), cont(3) else { throw .invalidUTF8(field: path) }
+                i += 4
+            default:
+                throw .invalidUTF8(field: path)
+            }
+        }
+    }
+}
+
+extension WireFieldKind {
+    /// The wire type a singular value of this kind has.
+    var wireType: Int {
+        switch self {
+        case .varint: return 0
+        case .fixed64: return 1
+        case .fixed32: return 5
+        case .string, .bytes, .message: return 2
+        }
+    }
+}
