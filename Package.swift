@@ -36,6 +36,15 @@ let package = Package(
             path: "Shared/Models"
         ),
 
+        // MARK: Fuzzing
+        // libFuzzer target over contract decoding when built by Scripts/fuzz.sh (-DFUZZING
+        // -sanitize=fuzzer); otherwise a replayer of the regression corpus.
+        .executableTarget(
+            name: "FuzzContractDecode",
+            dependencies: ["Models"],
+            path: "FuzzTesting/ContractDecode"
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "ContractTests",

@@ -43,7 +43,7 @@ struct MalformedInputTests {
         for length in 0..<bytes.count {
             do {
                 _ = try AllKinds(decoding: bytes[0..<length])
-            } catch let error as WireError {
+            } catch {
                 switch error {
                 case .truncated: truncations += 1
                 default: Issue.record("prefix of \(length) bytes: unexpected \(error)")

@@ -64,10 +64,13 @@ extension JSONValue {
 
     func float(_ path: String) throws(JSONMappingError) -> Float {
         let value = try double(path)
-        guard value.isNaN || value.isInfinite || abs(value) <= Double(Float.greatestFiniteMagnitude) else {
+        // A finite number is accepted when it rounds to a finite float (Python writes
+        // FLT_MAX as 3.4028235e+38, a hair above it as a double).
+        let rounded = Float(value)
+        guard rounded.isFinite || !value.isFinite else {
             throw mappingError(path, "is out of the range of a float")
         }
-        return Float(value)
+        return rounded
     }
 
     func bool(_ path: String) throws(JSONMappingError) -> Bool {

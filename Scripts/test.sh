@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of Doorstep: the README's test command, and what CI runs.
+# Installs what it needs first (Scripts/install-deps.sh), so it works on a fresh machine.
+#
+#   DOORSTEP_FUZZ_SECONDS   how long the fuzz stage runs (default 30; 0 skips it)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "install dependencies"
+Scripts/install-deps.sh
+
+step "unit, contract and integration tests"
+swift build --build-tests
+swift test --skip-build
+
+step "replay the fuzz regression corpus"
+.build/debug/FuzzContractDecode FuzzTesting/Corpus/ContractDecode
+
+step "AddressSanitizer + LeakSanitizer on the contract tests"
+LSAN_OPTIONS="suppressions=$root/Tests/lsan-suppressions.txt:print_suppressions=0" \
+  swift test --sanitize=address --scratch-path .build-asan --filter ContractTests
+
+fuzz_seconds=${DOORSTEP_FUZZ_SECONDS:-30}
+if [ "$fuzz_seconds" -gt 0 ]; then
+  step "fuzz contract decoding for ${fuzz_seconds}s"
+  Scripts/fuzz.sh "$fuzz_seconds"
+fi
+
+step "all tests passed"

@@ -1,0 +1,65 @@
+import Foundation
+import Models
+import Testing
+
+/// One vector written by Tests/ContractTests/Golden/make_golden.py.
+struct GoldenVector: Decodable {
+    var message: String
+    var kind: String
+    var bin: String
+    var json: String
+}
+
+/// Golden vectors from the reference implementation (Python `protobuf`, which the test
+/// regenerates from proto/ on every run): every message type, rich and empty.
+@Suite("Golden vectors against the reference protobuf implementation")
+struct GoldenVectorTests {
+    static let scripts = repositoryRoot.appendingPathComponent("Tests/ContractTests/Golden")
+
+    @Test("reference bytes and JSON decode to the same value; our bytes decode to the reference value")
+    func goldenVectors() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let generated = try runProcess("python3", [Self.scripts.appendingPathComponent("make_golden.py").path,
+                                                   "--out", directory.path])
+        try #require(generated.status == 0, "make_golden.py failed (is the Python `protobuf` package installed?):\n\(generated.output)")
+        let manifest = try JSONDecoder().decode(
+            [GoldenVector].self, from: Data(contentsOf: directory.appendingPathComponent("manifest.json")))
+
+        // Every message type has vectors, and every vector has a Swift type.
+        #expect(Set(manifest.map(\.message)) == Set(ContractRegistry.messageTypes.keys))
+        for vector in manifest {
+            guard let type = ContractRegistry.messageTypes[vector.message] else {
+                Issue.record("no Swift type for \(vector.message)")
+                continue
+            }
+            let bin = try [UInt8](Data(contentsOf: directory.appendingPathComponent(vector.bin)))
+            let json = try String(contentsOf: directory.appendingPathComponent(vector.json), encoding: .utf8)
+            let name = "\(vector.message).\(vector.kind)"
+            do {
+                let ours = try check(type, bin: bin, json: json, name: name)
+                try Data(ours).write(to: directory.appendingPathComponent("\(name).ours.bin"))
+            } catch {
+                Issue.record("\(name): \(error)")
+            }
+        }
+
+        let verified = try runProcess("python3", [Self.scripts.appendingPathComponent("verify_ours.py").path,
+                                                  "--dir", directory.path])
+        #expect(verified.status == 0, "\(verified.output)")
+        #expect(verified.output.contains("mismatched 0"), "\(verified.output)")
+    }
+
+    /// Decodes the reference encoding and the reference JSON, checks they agree and that our
+    /// encoding and JSON round-trip; returns our encoding.
+    func check<M: ProtoMessage>(_: M.Type, bin: [UInt8], json: String, name: String) throws -> [UInt8] {
+        let fromBytes = try M(decoding: bin)
+        let fromJSON = try M(jsonText: json)
+        #expect(fromBytes == fromJSON, "\(name): the reference bytes and the reference JSON decode differently")
+        let ours = try fromBytes.encode()
+        #expect(try M(decoding: ours) == fromBytes, "\(name): our encoding does not round-trip")
+        #expect(try M(jsonText: fromBytes.jsonText()) == fromBytes, "\(name): our JSON does not round-trip")
+        if bin.isEmpty { #expect(ours.isEmpty, "\(name): the default instance must encode to no bytes") }
+        return ours
+    }
+}
