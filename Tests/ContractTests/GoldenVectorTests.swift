@@ -24,7 +24,7 @@ struct GoldenVectorTests {
                                                    "--out", directory.path])
         try #require(generated.status == 0, "make_golden.py failed (is the Python `protobuf` package installed?):\n\(generated.output)")
         let manifest = try JSONDecoder().decode(
-            [GoldenVector].self, from: Data(contentsOf: directory.appendingPathComponent("manifest.json")))
+            [GoldenVector].self, from: Data(readFile(directory.appendingPathComponent("manifest.json"))))
 
         // Every message type has vectors, and every vector has a Swift type.
         #expect(Set(manifest.map(\.message)) == Set(ContractRegistry.messageTypes.keys))
@@ -33,8 +33,8 @@ struct GoldenVectorTests {
                 Issue.record("no Swift type for \(vector.message)")
                 continue
             }
-            let bin = try [UInt8](Data(contentsOf: directory.appendingPathComponent(vector.bin)))
-            let json = try String(contentsOf: directory.appendingPathComponent(vector.json), encoding: .utf8)
+            let bin = try readFile(directory.appendingPathComponent(vector.bin))
+            let json = String(decoding: try readFile(directory.appendingPathComponent(vector.json)), as: UTF8.self)
             let name = "\(vector.message).\(vector.kind)"
             do {
                 let ours = try check(type, bin: bin, json: json, name: name)

@@ -37,3 +37,13 @@ func makeTemporaryDirectory() throws -> URL {
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
+
+/// The contents of a file. (Not `Data(contentsOf:)`: swift-foundation's file reader leaks
+/// its buffer under LeakSanitizer on Linux.)
+func readFile(_ url: URL) throws -> [UInt8] {
+    guard let handle = FileHandle(forReadingAtPath: url.path) else {
+        throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: url.path])
+    }
+    defer { try? handle.close() }
+    return [UInt8](try handle.readToEnd() ?? Data())
+}
