@@ -39,9 +39,10 @@ let package = Package(
         // MARK: Fuzzing
         // libFuzzer target over contract decoding when built by Scripts/fuzz.sh (-DFUZZING
         // -sanitize=fuzzer); otherwise a replayer of the regression corpus.
+        .systemLibrary(name: "CLibFuzzer", path: "FuzzTesting/CLibFuzzer"),
         .executableTarget(
             name: "FuzzContractDecode",
-            dependencies: ["Models"],
+            dependencies: ["Models", "CLibFuzzer"],
             path: "FuzzTesting/ContractDecode"
         ),
 

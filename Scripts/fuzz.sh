@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes contract decoding with libFuzzer + AddressSanitizer.
 #   Scripts/fuzz.sh [SECONDS]   (default 60)
-# Builds FuzzContractDecode with -sanitize=fuzzer,address into .build-fuzz, seeds it with the
+# Builds FuzzContractDecode with -sanitize=fuzzer,address into .build-fuzz (linked with lld:
+# gold crashes on the sanitizer runtime's debug info), seeds it with the
 # committed corpus (FuzzTesting/Corpus/ContractDecode) and the golden vectors, and runs it
 # for SECONDS. A crash leaves crash-* in the repo root: minimize it with
 #   .build-fuzz/release/FuzzContractDecode -minimize_crash=1 -runs=10000 crash-…
@@ -12,7 +13,7 @@ seconds=${1:-60}
 cd "$root"
 
 swift build -c release --scratch-path .build-fuzz --product FuzzContractDecode \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING
+  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING -Xswiftc -use-ld=lld
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
