@@ -62,40 +62,44 @@ enum WireScanner {
             throw .messageTooLarge(size: bytes.count, limit: limits.maxMessageBytes)
         }
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        var path: [String] = []
         try scan(base.assumingMemoryBound(to: UInt8.self), count: bytes.count,
-                 schema: schema, path: nil, depth: 1, limits: limits)
+                 schema: schema, path: &path, limits: limits)
     }
 
+    /// Checks one message. `path` holds the names of the enclosing fields; it is joined into
+    /// a dotted field path only when an error is thrown, so the success path allocates nothing.
     private static func scan(
-        _ p: UnsafePointer<UInt8>, count: Int, schema: WireSchema, path: String?,
-        depth: Int, limits: DecodingLimits
+        _ p: UnsafePointer<UInt8>, count: Int, schema: WireSchema, path: inout [String],
+        limits: DecodingLimits
     ) throws(WireError) {
-        guard depth <= limits.maxDepth else { throw .nestingTooDeep(limit: limits.maxDepth) }
+        guard path.count < limits.maxDepth else { throw .nestingTooDeep(limit: limits.maxDepth) }
         var i = 0
         while i < count {
-            let key = try readVarint(p, count: count, at: &i, field: path)
+            let key = try readVarint(p, count: count, at: &i) { joined(path, nil) }
             let wireType = Int(key & 7)
             let number = key >> 3
             guard number >= 1, number <= 0x1FFF_FFFF else { throw .invalidFieldNumber(Int(truncatingIfNeeded: number)) }
             let fieldNumber = Int(number)
             let known = schema.field(fieldNumber)
-            let fieldPath: String? = known.map { path.map { "\($0).\(known!.name)" } ?? $0.name } ?? path
+            let name = known?.name
             switch wireType {
             case 0:
-                if let known { try expect(known, wireType: 0, path: fieldPath!) }
-                _ = try readVarint(p, count: count, at: &i, field: fieldPath)
+                if let known { try expect(known, wireType: 0, path, name) }
+                _ = try readVarint(p, count: count, at: &i) { joined(path, name) }
             case 1:
-                if let known { try expect(known, wireType: 1, path: fieldPath!) }
-                guard count - i >= 8 else { throw .truncated(field: fieldPath) }
+                if let known { try expect(known, wireType: 1, path, name) }
+                guard count - i >= 8 else { throw .truncated(field: joined(path, name)) }
                 i += 8
             case 5:
-                if let known { try expect(known, wireType: 5, path: fieldPath!) }
-                guard count - i >= 4 else { throw .truncated(field: fieldPath) }
+                if let known { try expect(known, wireType: 5, path, name) }
+                guard count - i >= 4 else { throw .truncated(field: joined(path, name)) }
                 i += 4
             case 2:
-                let length = try readVarint(p, count: count, at: &i, field: fieldPath)
+                let length = try readVarint(p, count: count, at: &i) { joined(path, name) }
                 guard length <= UInt64(count - i) else {
-                    throw length > UInt64(Int32.max) ? .lengthOverflow(field: fieldPath) : .truncated(field: fieldPath)
+                    let field = joined(path, name)
+                    throw length > UInt64(Int32.max) ? .lengthOverflow(field: field) : .truncated(field: field)
                 }
                 let start = p + i
                 let len = Int(length)
@@ -103,14 +107,18 @@ enum WireScanner {
                 guard let known else { continue }
                 switch known.kind {
                 case .string:
-                    try checkString(start, count: len, path: fieldPath!)
+                    try checkString(start, count: len) { joined(path, name)! }
                 case .bytes:
                     break
                 case .message(let nested):
-                    try scan(start, count: len, schema: nested(), path: fieldPath, depth: depth + 1, limits: limits)
+                    path.append(known.name)
+                    try scan(start, count: len, schema: nested(), path: &path, limits: limits)
+                    path.removeLast()
                 case .varint, .fixed32, .fixed64:
                     // A packed repeated scalar; protobuf-c checks that the contents are whole values.
-                    guard known.repeated else { throw .wrongWireType(field: fieldPath!, expected: known.kind.wireType, actual: 2) }
+                    guard known.repeated else {
+                        throw .wrongWireType(field: joined(path, name)!, expected: known.kind.wireType, actual: 2)
+                    }
                 }
             case 3, 4:
                 throw .unsupportedGroup(fieldNumber: fieldNumber)
@@ -120,39 +128,50 @@ enum WireScanner {
         }
     }
 
+    /// The dotted path of field `name` inside the fields `path`; nil at the top level when
+    /// the field is unknown.
+    private static func joined(_ path: [String], _ name: String?) -> String? {
+        let parts = name.map { path + [$0] } ?? path
+        return parts.isEmpty ? nil : parts.joined(separator: ".")
+    }
+
     @inline(__always)
-    private static func expect(_ field: WireSchema.Field, wireType: Int, path: String) throws(WireError) {
+    private static func expect(
+        _ field: WireSchema.Field, wireType: Int, _ path: [String], _ name: String?
+    ) throws(WireError) {
         let expected = field.kind.wireType
         guard expected == wireType else {
-            throw .wrongWireType(field: path, expected: expected, actual: wireType)
+            throw .wrongWireType(field: joined(path, name)!, expected: expected, actual: wireType)
         }
     }
 
     @inline(__always)
     private static func readVarint(
-        _ p: UnsafePointer<UInt8>, count: Int, at i: inout Int, field: String?
+        _ p: UnsafePointer<UInt8>, count: Int, at i: inout Int, field: () -> String?
     ) throws(WireError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
-            guard i < count else { throw .truncated(field: field) }
+            guard i < count else { throw .truncated(field: field()) }
             let byte = p[i]
             i += 1
-            if shift == 63 && byte > 1 { throw .malformedVarint(field: field) }
+            if shift == 63 && byte > 1 { throw .malformedVarint(field: field()) }
             result |= UInt64(byte & 0x7F) << shift
             if byte < 0x80 { return result }
             shift += 7
-            if shift > 63 { throw .malformedVarint(field: field) }
+            if shift > 63 { throw .malformedVarint(field: field()) }
         }
     }
 
     /// Unicode 15, table 3-7 (well-formed UTF-8 byte sequences), plus no U+0000.
-    private static func checkString(_ p: UnsafePointer<UInt8>, count: Int, path: String) throws(WireError) {
+    private static func checkString(
+        _ p: UnsafePointer<UInt8>, count: Int, path: () -> String
+    ) throws(WireError) {
         var i = 0
         while i < count {
             let b0 = p[i]
             if b0 < 0x80 {
-                if b0 == 0 { throw .embeddedNUL(field: path) }
+                if b0 == 0 { throw .embeddedNUL(field: path()) }
                 i += 1
                 continue
             }
@@ -161,28 +180,28 @@ enum WireScanner {
             }
             switch b0 {
             case 0xC2...0xDF:
-                guard cont(1) else { throw .invalidUTF8(field: path) }
+                guard cont(1) else { throw .invalidUTF8(field: path()) }
                 i += 2
             case 0xE0:
-                guard cont(1, 0xA0), cont(2) else { throw .invalidUTF8(field: path) }
+                guard cont(1, 0xA0), cont(2) else { throw .invalidUTF8(field: path()) }
                 i += 3
             case 0xE1...0xEC, 0xEE...0xEF:
-                guard cont(1), cont(2) else { throw .invalidUTF8(field: path) }
+                guard cont(1), cont(2) else { throw .invalidUTF8(field: path()) }
                 i += 3
             case 0xED:
-                guard cont(1, 0x80, 0x9F), cont(2) else { throw .invalidUTF8(field: path) }
+                guard cont(1, 0x80, 0x9F), cont(2) else { throw .invalidUTF8(field: path()) }
                 i += 3
             case 0xF0:
-                guard cont(1, 0x90), cont(2), cont(3) else { throw .invalidUTF8(field: path) }
+                guard cont(1, 0x90), cont(2), cont(3) else { throw .invalidUTF8(field: path()) }
                 i += 4
             case 0xF1...0xF3:
-                guard cont(1), cont(2), cont(3) else { throw .invalidUTF8(field: path) }
+                guard cont(1), cont(2), cont(3) else { throw .invalidUTF8(field: path()) }
                 i += 4
             case 0xF4:
-                guard cont(1, 0x80, 0x8F), cont(2), cont(3) else { throw .invalidUTF8(field: path) }
+                guard cont(1, 0x80, 0x8F), cont(2), cont(3) else { throw .invalidUTF8(field: path()) }
                 i += 4
             default:
-                throw .invalidUTF8(field: path)
+                throw .invalidUTF8(field: path())
             }
         }
     }
