@@ -32,5 +32,11 @@ for entry in manifest:
     open(os.path.join(seeds, f"{entry['message']}.{entry['kind']}"), "wb").write(bytes([selector % 256]) + data)
 PY
 echo "fuzz: running for ${seconds}s"
-.build-fuzz/release/FuzzContractDecode -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 \
-  "$work/corpus" "$work/seeds"
+# libFuzzer reports every new input; keep its log and show the end (all of it on failure).
+if ! .build-fuzz/release/FuzzContractDecode -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 \
+  "$work/corpus" "$work/seeds" > "$work/fuzz.log" 2>&1; then
+  tail -n 120 "$work/fuzz.log"
+  echo "fuzz: FAILED (a crash-* file with the input is in $root)" >&2
+  exit 1
+fi
+grep -E "^(Done|stat::)" "$work/fuzz.log"
