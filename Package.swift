@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "RPCWire", targets: ["RPCWire"]),
     ],
     targets: [
         // MARK: C libraries (Debian: libprotobuf-c-dev, libnghttp2-dev)
@@ -36,6 +37,12 @@ let package = Package(
             path: "Shared/Models"
         ),
 
+        // MARK: RPC
+        // gRPC wire rules: framing, grpc-timeout, status, metadata. Pure Swift, no C, no NIO.
+        .target(name: "RPCWire", path: "Shared/RPCWire"),
+        // libnghttp2 as a sans-I/O HTTP/2 state machine (the only module touching nghttp2).
+        .target(name: "HTTP2", dependencies: ["CNGHTTP2"], path: "Shared/HTTP2"),
+
         // MARK: Fuzzing
         // libFuzzer target over contract decoding when built by Scripts/fuzz.sh (-DFUZZING
         // -sanitize=fuzzer); otherwise a replayer of the regression corpus.
@@ -47,6 +54,7 @@ let package = Package(
         ),
 
         // MARK: Tests
+        .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], path: "Tests/RPCWireTests"),
         .testTarget(
             name: "ContractTests",
             dependencies: ["Models"],
