@@ -7,6 +7,11 @@ let package = Package(
     products: [
         .library(name: "Models", targets: ["Models"]),
         .library(name: "RPCWire", targets: ["RPCWire"]),
+        .library(name: "RPC", targets: ["RPC"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // MARK: C libraries (Debian: libprotobuf-c-dev, libnghttp2-dev)
@@ -42,6 +47,18 @@ let package = Package(
         .target(name: "RPCWire", path: "Shared/RPCWire"),
         // libnghttp2 as a sans-I/O HTTP/2 state machine (the only module touching nghttp2).
         .target(name: "HTTP2", dependencies: ["CNGHTTP2"], path: "Shared/HTTP2"),
+        // gRPC server (and client) over SwiftNIO: joins sockets, HTTP2 and typed services.
+        .target(
+            name: "RPC",
+            dependencies: [
+                "RPCWire", "HTTP2", "Models",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/RPC"
+        ),
 
         // MARK: Fuzzing
         // libFuzzer target over contract decoding when built by Scripts/fuzz.sh (-DFUZZING
@@ -55,6 +72,12 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], path: "Tests/RPCWireTests"),
+        .testTarget(
+            name: "RPCTests",
+            dependencies: ["RPC", "Models", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/RPCTests",
+            exclude: ["Interop"]
+        ),
         .testTarget(
             name: "ContractTests",
             dependencies: ["Models"],

@@ -601,7 +601,7 @@ class Generator:
     def gen_service(self, f, si, s, comments):
         ns = namespace_for(f.package)
         full = f"{f.package}.{s.name}"
-        name = f"{s.name}Service"
+        name = s.name if s.name.endswith("Service") else f"{s.name}Service"
         out = comments.doc([6, si], "    ")
         out += f"    public enum {name} {{\n"
         out += f'        /// `{full}`\n        public static let name = "{full}"\n\n'

@@ -5,6 +5,7 @@
 #include "doorstep/accounts/v1/accounts.pb-c.h"
 #include "doorstep/scheduling/v1/scheduling.pb-c.h"
 #include "doorstep/testing/v1/field_kinds.pb-c.h"
+#include "doorstep/testing/v1/test_service.pb-c.h"
 #include "doorstep/type/v1/types.pb-c.h"
 #include "doorstep/visits/v1/visits.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -93,6 +94,9 @@ static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__d
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__testing__v1__all_kinds__inner(void) { return &doorstep__testing__v1__all_kinds__inner__descriptor; }
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__testing__v1__all_kinds__inner__deep(void) { return &doorstep__testing__v1__all_kinds__inner__deep__descriptor; }
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__testing__v1__nothing(void) { return &doorstep__testing__v1__nothing__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__testing__v1__fail_request(void) { return &doorstep__testing__v1__fail_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__testing__v1__sleep_request(void) { return &doorstep__testing__v1__sleep_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__testing__v1__count_request(void) { return &doorstep__testing__v1__count_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__type__v1__money(void) { return &doorstep__type__v1__money__descriptor; }
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__type__v1__date(void) { return &doorstep__type__v1__date__descriptor; }
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__type__v1__time_of_day(void) { return &doorstep__type__v1__time_of_day__descriptor; }

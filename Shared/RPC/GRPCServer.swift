@@ -1,0 +1,113 @@
+import HTTP2
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RPCWire
+
+/// A gRPC server: HTTP/2 by libnghttp2 inside SwiftNIO channels, the services' typed
+/// handlers in tasks.
+public final class GRPCServer: Sendable {
+    /// Server settings; every default is spelled out.
+    public struct Configuration: Sendable {
+        /// Address to listen on. Default 127.0.0.1.
+        public var host: String = "127.0.0.1"
+        /// Port; 0 picks a free one (read it back from `start()`). Default 0.
+        public var port: Int = 0
+        /// HTTP/2 settings and defences.
+        public var http2: HTTP2ServerConfiguration = .defaults
+        /// Largest request message accepted; larger ones fail with RESOURCE_EXHAUSTED.
+        /// Default 4 MiB (gRPC's default).
+        public var maxReceiveMessageSize: Int = 4 << 20
+        /// A connection with no open stream for this long is sent GOAWAY and closed.
+        /// Default 5 minutes.
+        public var idleTimeout: TimeAmount = .minutes(5)
+        /// Interval of keepalive PINGs. Default 2 hours (gRPC's default keepalive time).
+        public var keepaliveInterval: TimeAmount = .hours(2)
+        /// A PING not answered within this closes the connection. Default 20 seconds.
+        public var keepaliveTimeout: TimeAmount = .seconds(20)
+        /// On graceful shutdown, calls still running after this are cut off. Default 30 s.
+        public var drainTimeout: TimeAmount = .seconds(30)
+
+        public init() {}
+
+        public static let defaults = Configuration()
+    }
+
+    /// What every connection of this server shares.
+    struct Shared: Sendable {
+        let configuration: Configuration
+        let services: ServiceDefinition
+        let authenticator: (any Authenticator)?
+        let logger: Logger
+    }
+
+    private let shared: Shared
+    private let group: any EventLoopGroup
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var serverChannel: (any Channel)?
+        var connections: [ObjectIdentifier: any Channel] = [:]
+    }
+
+    public init(
+        configuration: Configuration = .defaults, services: ServiceDefinition,
+        authenticator: (any Authenticator)? = nil, logger: Logger,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.shared = Shared(configuration: configuration, services: services, authenticator: authenticator, logger: logger)
+        self.group = group
+    }
+
+    /// Binds and starts serving; returns the bound address (with the real port when the
+    /// configured port is 0). Throws when the address cannot be bound (e.g. port in use).
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let shared = self.shared
+        let state = self.state
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(GRPCServerConnectionHandler(shared: shared))
+                    let id = ObjectIdentifier(channel)
+                    state.withLockedValue { $0.connections[id] = channel }
+                    channel.closeFuture.whenComplete { _ in
+                        state.withLockedValue { _ = $0.connections.removeValue(forKey: id) }
+                    }
+                }
+            }
+            .bind(host: shared.configuration.host, port: shared.configuration.port)
+            .get()
+        state.withLockedValue { $0.serverChannel = channel }
+        guard let address = channel.localAddress else {
+            throw RPCError(code: .internal, message: "the server channel has no local address")
+        }
+        shared.logger.info("serving gRPC", metadata: ["address": "\(address)"])
+        return address
+    }
+
+    /// Stops accepting connections, sends GOAWAY on every connection, lets in-flight calls
+    /// finish for up to the drain timeout, then closes what is left.
+    public func shutdownGracefully() async {
+        let (serverChannel, connections) = state.withLockedValue { ($0.serverChannel, Array($0.connections.values)) }
+        try? await serverChannel?.close()
+        for connection in connections {
+            connection.pipeline.fireUserInboundEventTriggered(GRPCServerConnectionHandler.GracefulShutdown())
+        }
+        let deadline = ContinuousClock.now + .nanoseconds(shared.configuration.drainTimeout.nanoseconds)
+        while ContinuousClock.now < deadline, !state.withLockedValue({ $0.connections.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let remaining = state.withLockedValue { Array($0.connections.values) }
+        for connection in remaining { try? await connection.close() }
+        shared.logger.info("gRPC server stopped", metadata: ["cut-off-connections": "\(remaining.count)"])
+    }
+
+    /// Number of open client connections.
+    public var connectionCount: Int { state.withLockedValue { $0.connections.count } }
+}

@@ -1,0 +1,503 @@
+import HTTP2
+import Logging
+import NIOCore
+import RPCWire
+
+/// Serves gRPC on one HTTP/2 connection: the channel handler that joins the socket to the
+/// nghttp2 session (sans-I/O) and to the handlers (async tasks).
+///
+/// Everything here runs on the connection's event loop. Handlers run in tasks that capture
+/// only Sendable values and hand their results back with `eventLoop.execute` through a
+/// `NIOLoopBound` reference to this handler.
+final class GRPCServerConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Sent down the pipeline (as a user inbound event) to start a graceful shutdown.
+    struct GracefulShutdown: Sendable {}
+
+    private let session: HTTP2ServerSession
+    private let shared: GRPCServer.Shared
+    private var streams: [Int32: ServerStream] = [:]
+    private var flushScheduled = false
+    private var draining = false
+    private var idleTimer: Scheduled<Void>?
+    private var keepaliveTimer: RepeatedTask?
+    private var pingOutstandingSince: NIODeadline?
+    private var writabilityWaiters: [CheckedContinuation<Void, any Error>] = []
+    private var peer = "unknown"
+
+    /// The state of one call.
+    private final class ServerStream {
+        let method: RegisteredMethod
+        let context: ServerContext
+        var deframer: MessageDeframer
+        var request: [UInt8]?
+        var task: Task<Void, Never>?
+        var deadlineTimer: Scheduled<Void>?
+        var headersSent = false
+        var finished = false
+
+        init(method: RegisteredMethod, context: ServerContext, maxMessageSize: Int) {
+            self.method = method
+            self.context = context
+            self.deframer = MessageDeframer(maxMessageSize: maxMessageSize)
+        }
+    }
+
+    init(shared: GRPCServer.Shared) throws {
+        self.shared = shared
+        self.session = try HTTP2ServerSession(configuration: shared.configuration.http2)
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        peer = context.channel.remoteAddress.map { "\($0)" } ?? "unknown"
+        armIdleTimer(context: context)
+        let interval = shared.configuration.keepaliveInterval
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        keepaliveTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            loopBound.value.keepalive(context: contextBound.value)
+        }
+        flushOutput(context: context)  // our SETTINGS
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        keepaliveTimer?.cancel()
+        for stream in streams.values {
+            stream.deadlineTimer?.cancel()
+            stream.task?.cancel()
+        }
+        streams.removeAll()
+        for waiter in writabilityWaiters { waiter.resume(throwing: CancellationError()) }
+        writabilityWaiters.removeAll()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        let events: [HTTP2ServerEvent]
+        do {
+            events = try buffer.withUnsafeReadableBytes { try session.receive($0) }
+        } catch {
+            shared.logger.debug("closing connection after an HTTP/2 protocol error", metadata: [
+                "peer": "\(peer)", "error": "\(error)",
+            ])
+            flushOutput(context: context)
+            context.close(promise: nil)
+            return
+        }
+        for event in events { handle(event, context: context) }
+        flushOutput(context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            flushOutput(context: context)
+            let waiters = writabilityWaiters
+            writabilityWaiters.removeAll()
+            for waiter in waiters { waiter.resume() }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is GracefulShutdown {
+            beginDraining(context: context)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        shared.logger.debug("connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: HTTP/2 events
+
+    private func handle(_ event: HTTP2ServerEvent, context: ChannelHandlerContext) {
+        switch event {
+        case .headers(let streamID, let headers, let endStream):
+            openStream(streamID, headers: headers, endStream: endStream, context: context)
+        case .data(let streamID, let bytes, _):
+            guard let stream = streams[streamID], !stream.finished else { return }
+            do {
+                try bytes.withUnsafeBytes { buffer in
+                    try stream.deframer.process(buffer) { message in
+                        guard stream.request == nil else {
+                            throw RPCError(code: .internal, message: "more than one request message for \(stream.method.path)")
+                        }
+                        stream.request = Array(message)
+                    }
+                }
+            } catch {
+                finish(streamID, stream, with: (error as? DeframingError)?.rpcError ?? RPCError(from: error), context: context)
+            }
+        case .endStream(let streamID):
+            guard let stream = streams[streamID], !stream.finished else { return }
+            startCall(streamID, stream, context: context)
+        case .streamClosed(let streamID, _):
+            if let stream = streams.removeValue(forKey: streamID) {
+                stream.deadlineTimer?.cancel()
+                stream.task?.cancel()
+            }
+            streamsChanged(context: context)
+        case .headerListTooLarge(let streamID):
+            shared.logger.debug("header list too large; stream reset", metadata: ["peer": "\(peer)", "stream": "\(streamID)"])
+        case .goAway:
+            break
+        case .pingAck:
+            pingOutstandingSince = nil
+        }
+    }
+
+    private func openStream(
+        _ streamID: Int32, headers: [(name: String, value: String)], endStream: Bool, context: ChannelHandlerContext
+    ) {
+        var method = "", path = "", contentType = "", encoding: String?, timeout: String?
+        var metadata = Metadata()
+        for (name, value) in headers {
+            switch name {
+            case ":method": method = value
+            case ":path": path = value
+            case "content-type": contentType = value
+            case "grpc-encoding": encoding = value
+            case "grpc-timeout": timeout = value
+            default:
+                if !Metadata.isReserved(name), let entry = Metadata.entry(name: name, rawValue: value) {
+                    metadata.add(entry)
+                }
+            }
+        }
+        // PROTOCOL-HTTP2: requests are POSTs with content-type application/grpc[+proto|;…].
+        guard method == "POST" else {
+            respondHTTPError(streamID, status: 405, message: "gRPC requires POST", context: context)
+            return
+        }
+        guard contentType == "application/grpc" || contentType.hasPrefix("application/grpc+")
+            || contentType.hasPrefix("application/grpc;") else {
+            respondHTTPError(streamID, status: 415, message: "content-type must be application/grpc", context: context)
+            return
+        }
+        if let encoding, encoding != "identity" {
+            respondTrailersOnly(streamID, RPCError(code: .unimplemented, message: "grpc-encoding \(encoding) is not supported"),
+                                extraHeaders: [("grpc-accept-encoding", "identity")])
+            return
+        }
+        guard let registered = shared.services.methods[path] else {
+            respondTrailersOnly(streamID, RPCError(code: .unimplemented, message: "unknown method \(path)"))
+            return
+        }
+        var deadline: ContinuousClock.Instant?
+        if let timeout {
+            guard let duration = GRPCTimeout.parse(timeout) else {
+                respondTrailersOnly(streamID, RPCError(code: .internal, message: "malformed grpc-timeout '\(timeout)'"))
+                return
+            }
+            deadline = .now + duration
+        }
+        var caller: Caller?
+        if let authenticator = shared.authenticator {
+            do {
+                caller = try authenticator.authenticate(metadata)
+            } catch {
+                respondTrailersOnly(streamID, error)
+                return
+            }
+            if let roles = registered.allowedRoles, let role = caller?.role, !roles.contains(role) {
+                respondTrailersOnly(streamID, .permissionDenied("role \(role.rawValue) may not call \(path)"))
+                return
+            }
+        }
+        let callID = metadata["x-request-id"] ?? Self.makeCallID()
+        var logger = shared.logger
+        logger[metadataKey: "call-id"] = "\(callID)"
+        logger[metadataKey: "rpc"] = "\(path)"
+        let serverContext = ServerContext(
+            path: path, metadata: metadata, deadline: deadline, peer: peer, callID: callID,
+            logger: logger, caller: caller, response: ResponseMetadata())
+        let stream = ServerStream(method: registered, context: serverContext,
+                                  maxMessageSize: shared.configuration.maxReceiveMessageSize)
+        streams[streamID] = stream
+        streamsChanged(context: context)
+        if let deadline {
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let remaining = deadline - .now
+            let nanoseconds = remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000
+            stream.deadlineTimer = context.eventLoop.scheduleTask(in: .nanoseconds(max(nanoseconds, 0))) {
+                let handler = loopBound.value
+                guard let stream = handler.streams[streamID], !stream.finished else { return }
+                stream.task?.cancel()
+                handler.finish(streamID, stream, with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"),
+                               context: contextBound.value)
+            }
+        }
+        if endStream { startCall(streamID, stream, context: context) }
+    }
+
+    /// The request is complete: run the handler in a task.
+    private func startCall(_ streamID: Int32, _ stream: ServerStream, context: ChannelHandlerContext) {
+        guard stream.task == nil else { return }
+        do {
+            try stream.deframer.finish()
+        } catch {
+            finish(streamID, stream, with: error.rpcError, context: context)
+            return
+        }
+        guard let request = stream.request else {
+            finish(streamID, stream, with: RPCError(code: .internal, message: "no request message for \(stream.method.path)"),
+                   context: context)
+            return
+        }
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: eventLoop)
+        let serverContext = stream.context
+        switch stream.method.kind {
+        case .unary(let call):
+            stream.task = Task {
+                let result: Result<[UInt8], RPCError>
+                do {
+                    result = .success(try await call(request, serverContext))
+                } catch {
+                    result = .failure(RPCError(from: error))
+                }
+                eventLoop.execute {
+                    let handler = loopBound.value
+                    guard let stream = handler.streams[streamID], !stream.finished else { return }
+                    switch result {
+                    case .success(let response):
+                        handler.finish(streamID, stream, response: response, context: contextBound.value)
+                    case .failure(let error):
+                        handler.finish(streamID, stream, with: error, context: contextBound.value)
+                    }
+                }
+            }
+        case .serverStreaming(let call):
+            let send: @Sendable ([UInt8]) async throws -> Void = { message in
+                try await withCheckedThrowingContinuation { continuation in
+                    eventLoop.execute {
+                        loopBound.value.sendStreamed(streamID, message, continuation, context: contextBound.value)
+                    }
+                }
+            }
+            stream.task = Task {
+                let status: RPCError
+                do {
+                    try await call(request, serverContext, send)
+                    status = RPCError(code: .ok, message: "")
+                } catch {
+                    status = RPCError(from: error)
+                }
+                eventLoop.execute {
+                    let handler = loopBound.value
+                    guard let stream = handler.streams[streamID], !stream.finished else { return }
+                    handler.finish(streamID, stream, with: status, context: contextBound.value)
+                }
+            }
+        }
+    }
+
+    /// Sends one message of a server-streaming call; resumes the handler once the connection
+    /// can take more.
+    private func sendStreamed(
+        _ streamID: Int32, _ message: [UInt8], _ continuation: CheckedContinuation<Void, any Error>,
+        context: ChannelHandlerContext
+    ) {
+        guard let stream = streams[streamID], !stream.finished else {
+            continuation.resume(throwing: CancellationError())
+            return
+        }
+        let framed = MessageFraming.frame(message)
+        if stream.headersSent {
+            session.appendBody(streamID: streamID, framed)
+        } else {
+            stream.headersSent = true
+            session.respond(streamID: streamID, headers: Self.headers(stream.context.response.initial), body: framed,
+                            trailers: nil)
+        }
+        scheduleFlush(context: context)
+        if context.channel.isWritable {
+            continuation.resume()
+        } else {
+            writabilityWaiters.append(continuation)
+        }
+    }
+
+    // MARK: Responses
+
+    private static let responseHeaders: [(name: String, value: String)] = [
+        (":status", "200"), ("content-type", "application/grpc"),
+    ]
+
+    /// A unary call succeeded.
+    private func finish(_ streamID: Int32, _ stream: ServerStream, response: [UInt8], context: ChannelHandlerContext) {
+        stream.finished = true
+        stream.deadlineTimer?.cancel()
+        session.respond(streamID: streamID, headers: Self.headers(stream.context.response.initial),
+                        body: MessageFraming.frame(response),
+                        trailers: Self.trailers(for: RPCError(code: .ok, message: ""), stream.context.response.trailing))
+        scheduleFlush(context: context)
+    }
+
+    /// A call ended with `status` (OK for a finished stream, or an error).
+    private func finish(_ streamID: Int32, _ stream: ServerStream, with status: RPCError, context: ChannelHandlerContext) {
+        stream.finished = true
+        stream.deadlineTimer?.cancel()
+        if status.code != .ok {
+            stream.context.logger.debug("call failed", metadata: ["status": "\(status.code)", "message": "\(status.message)"])
+        }
+        if stream.headersSent {
+            session.finish(streamID: streamID, trailers: Self.trailers(for: status, stream.context.response.trailing))
+        } else {
+            respondTrailersOnly(streamID, status, metadata: stream.context.response.trailing)
+        }
+        scheduleFlush(context: context)
+    }
+
+    /// Response headers with the handler's initial metadata.
+    private static func headers(_ metadata: Metadata) -> [(name: String, value: String)] {
+        guard !metadata.isEmpty else { return responseHeaders }
+        return responseHeaders + encoded(metadata)
+    }
+
+    /// Custom metadata as headers: valid, non-reserved names only.
+    private static func encoded(_ metadata: Metadata) -> [(name: String, value: String)] {
+        metadata.compactMap { entry in
+            guard Metadata.isValidName(entry.name), !Metadata.isReserved(entry.name) else { return nil }
+            if case .string(let text) = entry.value, !Metadata.isValidTextValue(text) { return nil }
+            return (entry.name, Metadata.headerValue(entry.value))
+        }
+    }
+
+    private static func trailers(for status: RPCError, _ extra: Metadata = Metadata()) -> [(name: String, value: String)] {
+        var trailers: [(name: String, value: String)] = [("grpc-status", String(status.code.rawValue))]
+        if !status.message.isEmpty { trailers.append(("grpc-message", PercentEncoding.encode(status.message))) }
+        if let details = status.details {
+            trailers.append(("grpc-status-details-bin", Base64.encode(details, padding: false)))
+        }
+        return trailers + encoded(status.metadata) + encoded(extra)
+    }
+
+    /// PROTOCOL-HTTP2 Trailers-Only: one HEADERS frame with the status, ending the stream.
+    private func respondTrailersOnly(
+        _ streamID: Int32, _ status: RPCError, extraHeaders: [(name: String, value: String)] = [],
+        metadata: Metadata = Metadata()
+    ) {
+        session.respond(streamID: streamID, headers: Self.responseHeaders + extraHeaders + Self.trailers(for: status, metadata),
+                        body: nil, trailers: nil)
+    }
+
+    private func respondHTTPError(_ streamID: Int32, status: Int, message: String, context: ChannelHandlerContext) {
+        session.respond(streamID: streamID, headers: [
+            (":status", String(status)), ("content-type", "application/grpc"),
+            ("grpc-status", String(StatusCode.internal.rawValue)), ("grpc-message", PercentEncoding.encode(message)),
+        ], body: nil, trailers: nil)
+    }
+
+    // MARK: Output
+
+    /// Coalesces the output of responses completed in the same event-loop tick into one flush.
+    private func scheduleFlush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            loopBound.value.flushScheduled = false
+            loopBound.value.flushOutput(context: contextBound.value)
+        }
+    }
+
+    /// Writes what nghttp2 has to send while the channel is writable (never more).
+    private func flushOutput(context: ChannelHandlerContext) {
+        var wrote = false
+        do {
+            _ = try session.withPendingOutput(more: { context.channel.isWritable }) { bytes in
+                var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+                buffer.writeBytes(bytes)
+                context.write(wrapOutboundOut(buffer), promise: nil)
+                wrote = true
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if wrote { context.flush() }
+        if !session.wantsIO || (draining && streams.isEmpty && wrote == false) {
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Idle, keepalive, shutdown
+
+    private func streamsChanged(context: ChannelHandlerContext) {
+        if streams.isEmpty {
+            if draining {
+                session.goAway(graceful: false)
+                flushOutput(context: context)
+                context.close(promise: nil)
+            } else {
+                armIdleTimer(context: context)
+            }
+        } else {
+            idleTimer?.cancel()
+            idleTimer = nil
+        }
+    }
+
+    private func armIdleTimer(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: shared.configuration.idleTimeout) {
+            let handler = loopBound.value
+            guard handler.streams.isEmpty else { return }
+            handler.shared.logger.debug("closing idle connection", metadata: ["peer": "\(handler.peer)"])
+            handler.session.goAway(graceful: false)
+            handler.flushOutput(context: contextBound.value)
+            contextBound.value.close(promise: nil)
+        }
+    }
+
+    private func keepalive(context: ChannelHandlerContext) {
+        if let since = pingOutstandingSince, NIODeadline.now() - since > shared.configuration.keepaliveTimeout {
+            shared.logger.debug("closing connection: keepalive ping not answered", metadata: ["peer": "\(peer)"])
+            context.close(promise: nil)
+            return
+        }
+        if pingOutstandingSince == nil { pingOutstandingSince = .now() }
+        session.ping()
+        flushOutput(context: context)
+    }
+
+    /// GOAWAY (shutdown notice), let in-flight calls finish, then close; the server bounds
+    /// the drain by force-closing connections still open after its drain timeout.
+    private func beginDraining(context: ChannelHandlerContext) {
+        guard !draining else { return }
+        draining = true
+        idleTimer?.cancel()
+        session.goAway(graceful: true)
+        flushOutput(context: context)
+        streamsChanged(context: context)
+    }
+
+    private static func makeCallID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next() as UInt64, radix: 36)
+    }
+}
+
+extension Metadata {
+    /// Appends an entry.
+    public mutating func add(_ entry: (name: String, value: MetadataValue)) {
+        switch entry.value {
+        case .string(let text): add(entry.name, text)
+        case .binary(let bytes): add(entry.name, binary: bytes)
+        }
+    }
+}

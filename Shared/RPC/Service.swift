@@ -1,0 +1,75 @@
+import Models
+import RPCWire
+
+/// A method the server can route to, type-erased: bytes in, bytes out.
+public struct RegisteredMethod: Sendable {
+    public enum Kind: Sendable {
+        case unary(@Sendable (_ request: [UInt8], _ context: ServerContext) async throws -> [UInt8])
+        case serverStreaming(@Sendable (_ request: [UInt8], _ context: ServerContext,
+                                        _ send: @escaping @Sendable ([UInt8]) async throws -> Void) async throws -> Void)
+    }
+
+    public let path: String
+    /// Roles allowed to call it; nil = any authenticated caller (or anyone, without an
+    /// authenticator).
+    public let allowedRoles: Set<Caller.Role>?
+    public let kind: Kind
+}
+
+/// The methods of one or more services, declared once with their typed handlers. The
+/// server routes by `:path`, decodes, authorizes, calls, encodes.
+public struct ServiceDefinition: Sendable {
+    public private(set) var methods: [String: RegisteredMethod] = [:]
+
+    public init() {}
+
+    /// Registers a unary method.
+    public mutating func unary<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        roles: Set<Caller.Role>? = nil,
+        _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
+    ) {
+        precondition(!method.isServerStreaming, "\(method.path) is server-streaming")
+        methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, kind: .unary { bytes, context in
+            let request = try decodeRequest(Request.self, bytes)
+            return try encodeResponse(try await handler(request, context))
+        })
+    }
+
+    /// Registers a server-streaming method.
+    public mutating func serverStreaming<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        roles: Set<Caller.Role>? = nil,
+        _ handler: @escaping @Sendable (Request, ServerContext, ResponseStream<Response>) async throws -> Void
+    ) {
+        precondition(method.isServerStreaming, "\(method.path) is unary")
+        methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, kind: .serverStreaming { bytes, context, send in
+            let request = try decodeRequest(Request.self, bytes)
+            try await handler(request, context, ResponseStream { response in try await send(try encodeResponse(response)) })
+        })
+    }
+
+    /// Adds every method of `other`.
+    public mutating func merge(_ other: ServiceDefinition) {
+        methods.merge(other.methods) { _, new in new }
+    }
+}
+
+/// Malformed request protobuf is the caller's fault: INVALID_ARGUMENT naming the field.
+func decodeRequest<Request: ProtoMessage>(_: Request.Type, _ bytes: [UInt8]) throws(RPCError) -> Request {
+    do {
+        return try Request(decoding: bytes)
+    } catch {
+        let field = error.field.map { "\($0): " } ?? ""
+        throw RPCError(code: .invalidArgument, message: "\(field)malformed \(Request.protoMessageName): \(error)")
+    }
+}
+
+/// A response that cannot be encoded (a string with U+0000 from storage) is our fault.
+func encodeResponse<Response: ProtoMessage>(_ response: Response) throws(RPCError) -> [UInt8] {
+    do {
+        return try response.encode()
+    } catch {
+        throw RPCError(code: .internal, message: "could not encode \(Response.protoMessageName)")
+    }
+}

@@ -1,0 +1,37 @@
+import Logging
+import Models
+import RPC
+import Testing
+
+/// A server hosting the test service and health on 127.0.0.1, port 0.
+func startTestServer(
+    configuration: GRPCServer.Configuration = .defaults
+) async throws -> (server: GRPCServer, address: String, service: TestServiceImplementation, health: HealthService) {
+    let service = TestServiceImplementation()
+    let health = HealthService(services: [TestingV1.TestService.name])
+    var definition = service.definition
+    definition.merge(health.definition)
+    var logger = Logger(label: "doorstep.test")
+    logger.logLevel = .warning
+    let server = GRPCServer(configuration: configuration, services: definition, logger: logger)
+    let bound = try await server.start()
+    health.setAll(.serving)
+    return (server, "127.0.0.1:\(bound.port!)", service, health)
+}
+
+@Suite("A stock grpcio client calls our server")
+struct StockClientInteropTests {
+    @Test("every transport behaviour, checked by grpcio", .timeLimit(.minutes(2)))
+    func grpcioClient() async throws {
+        let (server, address, service, _) = try await startTestServer()
+        let script = repositoryRoot.appendingPathComponent("Tests/RPCTests/Interop/grpcio_client_checks.py").path
+        let result = try runProcess("python3", [script, address])
+        await server.shutdownGracefully()
+        print(result.output)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(!result.output.contains("FAIL"), "\(result.output)")
+        #expect(result.output.contains("ok echo_round_trip"), "\(result.output)")
+        // The cancelled and the timed-out sleeps reached the handler as task cancellation.
+        #expect(service.cancelledSleeps.withLockedValue { $0 } >= 2)
+    }
+}
