@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // MARK: C libraries (Debian: libprotobuf-c-dev, libnghttp2-dev)
@@ -72,9 +73,24 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], path: "Tests/RPCWireTests"),
+        // The transport test service, and a process serving it for tests with external peers.
+        .target(
+            name: "RPCTestSupport",
+            dependencies: ["RPC", "Models", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Tests/Support/RPCTestSupport"
+        ),
+        .executableTarget(
+            name: "rpc-test-server",
+            dependencies: [
+                "RPCTestSupport", "RPC", "Models",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Support/RPCTestServer"
+        ),
         .testTarget(
             name: "RPCTests",
-            dependencies: ["RPC", "Models", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RPC", "RPCTestSupport", "Models", .product(name: "Logging", package: "swift-log")],
             path: "Tests/RPCTests",
             exclude: ["Interop"]
         ),

@@ -18,10 +18,11 @@ public struct HTTP2ServerConfiguration: Sendable, Hashable {
     public var streamResetRatePerSecond: Int = 33
     /// CONTINUATION flood defence (CVE-2024-28182). Default 8 frames per header block.
     public var maxContinuations: Int = 8
-    /// Peer-induced resets and protocol errors tolerated per connection before GOAWAY
-    /// (the "MadeYouReset" class, CVE-2025-8671, is not covered by this nghttp2 build).
-    /// Default 200.
-    public var maxStreamErrorsPerConnection: Int = 200
+    /// Stream errors a peer may cause (streams we reset, invalid frames) in a burst before
+    /// GOAWAY ENHANCE_YOUR_CALM, and how many are forgiven per second (`PeerErrorBudget`).
+    /// Defaults 200 and 10.
+    public var peerErrorBurst: Int = 200
+    public var peerErrorRefillPerSecond: Int = 10
 
     public init() {}
 
@@ -81,8 +82,11 @@ public final class HTTP2ServerSession {
     private var incomingHeaders: [Int32: (headers: [(name: String, value: String)], size: Int)] = [:]
     /// Bodies being sent, per stream.
     private var outgoing: [Int32: OutgoingBody] = [:]
-    /// Stream-level errors caused by the peer on this connection (see configuration).
-    public private(set) var streamErrorCount = 0
+    /// Stream-level errors the peer may still cause (see configuration).
+    private var errorBudget: PeerErrorBudget
+    private let now: @Sendable () -> ContinuousClock.Instant
+    /// True once the error budget ran out and GOAWAY was submitted.
+    public private(set) var exhaustedErrorBudget = false
 
     /// The response body of one stream, handed to nghttp2 by the data read callback.
     private final class OutgoingBody {
@@ -99,8 +103,15 @@ public final class HTTP2ServerSession {
         }
     }
 
-    public init(configuration: HTTP2ServerConfiguration = .defaults) throws {
+    /// `now` is the clock of the error budget (injectable for tests).
+    public init(
+        configuration: HTTP2ServerConfiguration = .defaults,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+    ) throws {
         self.configuration = configuration
+        self.now = now
+        self.errorBudget = PeerErrorBudget(burst: configuration.peerErrorBurst,
+                                           refillPerSecond: configuration.peerErrorRefillPerSecond)
 
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
@@ -113,6 +124,7 @@ public final class HTTP2ServerSession {
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
         nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, onInvalidFrame)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSend)
 
         var options: OpaquePointer?
         guard nghttp2_option_new(&options) == 0, let options else {
@@ -161,22 +173,36 @@ public final class HTTP2ServerSession {
     // MARK: Input
 
     /// Feeds bytes read from the socket (whole reads, not single bytes: nghttp2's
-    /// CONTINUATION counter can trip on partial frame headers) and returns what happened.
+    /// CONTINUATION counter can trip on partial frame headers) and returns what happened
+    /// (with any events still pending from earlier output).
     public func receive(_ bytes: UnsafeRawBufferPointer) throws -> [HTTP2ServerEvent] {
-        guard let session, let base = bytes.baseAddress, !bytes.isEmpty else { return [] }
-        events.removeAll(keepingCapacity: true)
+        guard let session, let base = bytes.baseAddress, !bytes.isEmpty else { return takeEvents() }
         let rv = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
         if rv < 0 {
             throw HTTP2ConnectionError(code: rv, description: String(cString: nghttp2_strerror(Int32(rv))))
         }
-        if streamErrorCount > configuration.maxStreamErrorsPerConnection {
+        return takeEvents()
+    }
+
+    /// Events recorded since the last call: sending output also produces some (a stream we
+    /// end or reset closes while nghttp2 writes its last frame), so call this after
+    /// `withPendingOutput` too.
+    public func takeEvents() -> [HTTP2ServerEvent] {
+        guard !events.isEmpty else { return [] }
+        let result = events
+        events.removeAll(keepingCapacity: true)
+        return result
+    }
+
+    /// Records an error the peer caused; past the budget, submits GOAWAY ENHANCE_YOUR_CALM.
+    private func peerCausedError() {
+        guard !exhaustedErrorBudget, let session else { return }
+        if !errorBudget.spend(at: now()) {
+            exhaustedErrorBudget = true
             nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
                                   nghttp2_session_get_last_proc_stream_id(session),
                                   NGHTTP2_ENHANCE_YOUR_CALM.rawValue, nil, 0)
         }
-        let result = events
-        events.removeAll(keepingCapacity: true)
-        return result
     }
 
     // MARK: Output
@@ -290,7 +316,6 @@ public final class HTTP2ServerSession {
         entry.size += name.count + value.count + 32
         guard entry.size <= configuration.maxHeaderListSize else {
             incomingHeaders[streamID] = nil
-            streamErrorCount += 1
             events.append(.headerListTooLarge(streamID: streamID))
             return false
         }
@@ -326,12 +351,20 @@ public final class HTTP2ServerSession {
     fileprivate func streamClosed(_ streamID: Int32, errorCode: UInt32) {
         incomingHeaders[streamID] = nil
         outgoing[streamID] = nil
-        if errorCode != 0 { streamErrorCount += 1 }
         events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
     }
 
     fileprivate func invalidFrame() {
-        streamErrorCount += 1
+        peerCausedError()
+    }
+
+    /// A frame went out: an RST_STREAM of ours (other than CANCEL/NO_ERROR, which we send for
+    /// our own reasons) means the peer made a stream fail.
+    fileprivate func frameSent(type: UInt8, errorCode: UInt32) {
+        if UInt32(type) == NGHTTP2_RST_STREAM.rawValue, errorCode != NGHTTP2_CANCEL.rawValue,
+           errorCode != NGHTTP2_NO_ERROR.rawValue {
+            peerCausedError()
+        }
     }
 
     /// Fills nghttp2's buffer from a stream's body; sends trailers at the end.
@@ -410,6 +443,14 @@ private let onStreamClose: nghttp2_on_stream_close_callback = { _, streamID, err
 
 private let onInvalidFrame: nghttp2_on_invalid_frame_recv_callback = { _, _, _, userData in
     owner(userData).invalidFrame()
+    return 0
+}
+
+private let onFrameSend: nghttp2_on_frame_send_callback = { _, frame, userData in
+    guard let frame else { return 0 }
+    let type = frame.pointee.hd.type
+    let errorCode = type == UInt8(NGHTTP2_RST_STREAM.rawValue) ? frame.pointee.rst_stream.error_code : 0
+    owner(userData).frameSent(type: type, errorCode: errorCode)
     return 0
 }
 

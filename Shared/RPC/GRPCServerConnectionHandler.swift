@@ -428,7 +428,9 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
             return
         }
         if wrote { context.flush() }
-        if !session.wantsIO || (draining && streams.isEmpty && wrote == false) {
+        // Streams that ended or were reset by what we just wrote.
+        for event in session.takeEvents() { handle(event, context: context) }
+        if !session.wantsIO {
             context.close(promise: nil)
         }
     }

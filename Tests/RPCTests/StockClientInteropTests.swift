@@ -1,6 +1,7 @@
 import Logging
 import Models
 import RPC
+import RPCTestSupport
 import Testing
 
 /// A server hosting the test service and health on 127.0.0.1, port 0.
@@ -25,7 +26,7 @@ struct StockClientInteropTests {
     func grpcioClient() async throws {
         let (server, address, service, _) = try await startTestServer()
         let script = repositoryRoot.appendingPathComponent("Tests/RPCTests/Interop/grpcio_client_checks.py").path
-        let result = try runProcess("python3", [script, address])
+        let result = try await runProcessDetached("python3", [script, address])
         await server.shutdownGracefully()
         print(result.output)
         #expect(result.status == 0, "\(result.output)")
@@ -33,5 +34,27 @@ struct StockClientInteropTests {
         #expect(result.output.contains("ok echo_round_trip"), "\(result.output)")
         // The cancelled and the timed-out sleeps reached the handler as task cancellation.
         #expect(service.cancelledSleeps.withLockedValue { $0 } >= 2)
+    }
+}
+
+@Suite("Hostile HTTP/2 peers")
+struct HostilePeerTests {
+    @Test("malformed, abusive and flooding peers get errors on their stream or connection only; the server keeps serving",
+          .timeLimit(.minutes(3)))
+    func hostilePeers() async throws {
+        let (server, address, _, _) = try await startTestServer()
+        let script = repositoryRoot.appendingPathComponent("Tests/RPCTests/Interop/h2_hostile_checks.py").path
+        let binary = productsDirectory.appendingPathComponent("rpc-test-server").path
+        let result = try await runProcessDetached("python3", [script, address, "--server-binary", binary])
+        // The in-process server survived all of it and still answers.
+        let client = GRPCClient(targets: [GRPCClient.Target(address)!])
+        let echoed = try await client.unary(TestingV1.TestService.echo, .init(fInt32: 42), timeout: .seconds(5))
+        await client.close()
+        await server.shutdownGracefully()
+        print(result.output)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(!result.output.contains("FAIL"), "\(result.output)")
+        #expect(result.output.contains("ok rapid_reset"), "\(result.output)")
+        #expect(echoed.fInt32 == 42)
     }
 }

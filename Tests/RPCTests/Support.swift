@@ -37,3 +37,35 @@ func makeTemporaryDirectory() throws -> URL {
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
+
+/// `runProcess` on a thread of its own: waiting for a child must not block the cooperative
+/// pool, where (on a 2-core machine) the server under test runs its handlers.
+func runProcessDetached(_ executable: String, _ arguments: [String]) async throws -> ProcessResult {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            do {
+                continuation.resume(returning: try runProcess(executable, arguments))
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+}
+
+/// Reads the first line a child writes (its "listening on …"), on a thread of its own.
+func firstLineDetached(from handle: FileHandle) async -> String? {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            var bytes: [UInt8] = []
+            while true {
+                let chunk = handle.readData(ofLength: 1)
+                guard let byte = chunk.first, byte != 0x0A else { break }
+                bytes.append(byte)
+            }
+            continuation.resume(returning: bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self))
+        }
+    }
+}
+
+/// The directory of the running test binary: the build's products (e.g. `rpc-test-server`).
+let productsDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()

@@ -76,3 +76,33 @@ struct MessageDeframerTests {
         #expect(DeframingError.compressedWithoutEncoding.rpcError.code == .internal)
     }
 }
+
+@Suite("Deframing large messages in HTTP/2-sized chunks")
+struct LargeMessageDeframerTests {
+    @Test("a message over the limit is refused on its first chunk")
+    func oversizeInChunks() {
+        let message = MessageFraming.frame([UInt8](repeating: 7, count: 5 << 20))
+        var deframer = MessageDeframer(maxMessageSize: 4 << 20)
+        var delivered = 0
+        #expect(throws: DeframingError.messageTooLarge(size: 5 << 20, limit: 4 << 20)) {
+            for start in stride(from: 0, to: message.count, by: 16_384) {
+                let chunk = Array(message[start..<min(start + 16_384, message.count)])
+                try chunk.withUnsafeBytes { try deframer.process($0) { _ in delivered += 1 } }
+            }
+        }
+        #expect(delivered == 0)
+    }
+
+    @Test("a message at the limit passes in chunks")
+    func atLimitInChunks() throws {
+        let message = MessageFraming.frame([UInt8](repeating: 7, count: 1 << 20))
+        var deframer = MessageDeframer(maxMessageSize: 1 << 20)
+        var sizes: [Int] = []
+        for start in stride(from: 0, to: message.count, by: 16_384) {
+            let chunk = Array(message[start..<min(start + 16_384, message.count)])
+            try chunk.withUnsafeBytes { try deframer.process($0) { sizes.append($0.count) } }
+        }
+        try deframer.finish()
+        #expect(sizes == [1 << 20])
+    }
+}

@@ -17,6 +17,12 @@ import time
 
 import grpc
 
+# A child started from a Swift test inherits the spawning thread's signal mask, where
+# SwiftNIO/Dispatch block most signals (SIGTERM included): unblock them, or this process
+# cannot be stopped and gRPC's own machinery misbehaves.
+import signal  # noqa: E402
+signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PROTO = os.path.join(ROOT, "proto")
 

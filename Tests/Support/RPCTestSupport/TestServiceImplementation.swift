@@ -5,11 +5,13 @@ import RPC
 import RPCWire
 
 /// The transport test service (proto/doorstep/testing/v1/test_service.proto).
-final class TestServiceImplementation: Sendable {
+public final class TestServiceImplementation: Sendable {
     /// Sleeps that ended because their task was cancelled (client cancel or deadline).
-    let cancelledSleeps = NIOLockedValueBox(0)
+    public let cancelledSleeps = NIOLockedValueBox(0)
 
-    var definition: ServiceDefinition {
+    public init() {}
+
+    public var definition: ServiceDefinition {
         var definition = ServiceDefinition()
         definition.unary(TestingV1.TestService.echo) { request, context in
             for entry in context.metadata where entry.name.hasPrefix("x-echo-") {

@@ -1,0 +1,245 @@
+import HTTP2
+import NIOCore
+import RPCWire
+
+/// What a finished call returned: status, metadata and response messages.
+struct ClientCallResult: Sendable {
+    var status: RPCError
+    var initialMetadata = Metadata()
+    var trailingMetadata = Metadata()
+    var messages: [[UInt8]] = []
+    /// True when the server never processed the request (REFUSED_STREAM, or above a GOAWAY's
+    /// last stream id, or the connection failed before sending): safe to retry anywhere.
+    var unprocessed = false
+}
+
+/// One client HTTP/2 connection: joins the socket to an nghttp2 client session. Runs on the
+/// channel's event loop; calls are started and cancelled through `NIOLoopBound`.
+final class GRPCClientConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let session: HTTP2ClientSession
+    private let authority: String
+    private let maxReceiveMessageSize: Int
+    private var context: ChannelHandlerContext?
+    private var calls: [Int32: Call] = [:]
+    private var streamsByToken: [UInt64: Int32] = [:]
+    private(set) var isUsable = true
+
+    private final class Call {
+        let token: UInt64
+        let promise: EventLoopPromise<ClientCallResult>
+        var result = ClientCallResult(status: RPCError(code: .unknown, message: ""))
+        var deframer: MessageDeframer
+        var httpStatus: Int?
+        var sawTrailers = false
+        var failed: RPCError?
+
+        init(token: UInt64, promise: EventLoopPromise<ClientCallResult>, maxMessageSize: Int) {
+            self.token = token
+            self.promise = promise
+            self.deframer = MessageDeframer(maxMessageSize: maxMessageSize)
+        }
+    }
+
+    init(authority: String, maxReceiveMessageSize: Int, configuration: HTTP2ClientConfiguration) throws {
+        self.authority = authority
+        self.maxReceiveMessageSize = maxReceiveMessageSize
+        self.session = try HTTP2ClientSession(configuration: configuration)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        flushOutput()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isUsable = false
+        failAll(RPCError(code: .unavailable, message: "connection to \(authority) closed"), unprocessedOnly: false)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        isUsable = false
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        let events: [HTTP2ClientEvent]
+        do {
+            events = try buffer.withUnsafeReadableBytes { try session.receive($0) }
+        } catch {
+            isUsable = false
+            failAll(RPCError(code: .unavailable, message: "HTTP/2 protocol error from \(authority): \(error)"),
+                    unprocessedOnly: false)
+            context.close(promise: nil)
+            return
+        }
+        for event in events { handle(event) }
+        flushOutput()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flushOutput() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Calls
+
+    /// Starts a call; the promise completes when the stream ends (never fails: errors are
+    /// carried in the result's status).
+    func start(
+        token: UInt64, path: String, metadata: Metadata, timeout: Duration?, message: [UInt8],
+        promise: EventLoopPromise<ClientCallResult>
+    ) {
+        guard isUsable else {
+            var result = ClientCallResult(status: RPCError(code: .unavailable, message: "connection to \(authority) is closing"))
+            result.unprocessed = true
+            promise.succeed(result)
+            return
+        }
+        var headers: [(name: String, value: String)] = [
+            (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", authority),
+            ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "doorstep-grpc/1"),
+        ]
+        if let timeout { headers.append(("grpc-timeout", GRPCTimeout.format(timeout))) }
+        for entry in metadata where Metadata.isValidName(entry.name) && !Metadata.isReserved(entry.name) {
+            headers.append((entry.name, Metadata.headerValue(entry.value)))
+        }
+        do {
+            let streamID = try session.request(headers: headers, body: MessageFraming.frame(message))
+            calls[streamID] = Call(token: token, promise: promise, maxMessageSize: maxReceiveMessageSize)
+            streamsByToken[token] = streamID
+        } catch {
+            var result = ClientCallResult(status: RPCError(code: .unavailable, message: "cannot open a stream: \(error)"))
+            result.unprocessed = true
+            promise.succeed(result)
+        }
+        flushOutput()
+    }
+
+    /// Cancels a call (RST_STREAM CANCEL) and completes it with `status`.
+    func cancel(token: UInt64, status: RPCError) {
+        guard let streamID = streamsByToken[token], let call = calls[streamID] else { return }
+        session.cancel(streamID: streamID)
+        call.failed = status
+        flushOutput()
+    }
+
+    private func handle(_ event: HTTP2ClientEvent) {
+        switch event {
+        case .headers(let streamID, let headers, let isTrailers, _):
+            guard let call = calls[streamID] else { return }
+            var metadata = Metadata()
+            var status: String?, message: String?, details: String?
+            for (name, value) in headers {
+                switch name {
+                case ":status": call.httpStatus = Int(value)
+                case "grpc-status": status = value
+                case "grpc-message": message = value
+                case "grpc-status-details-bin": details = value
+                default:
+                    if !Metadata.isReserved(name), let entry = Metadata.entry(name: name, rawValue: value) {
+                        metadata.add(entry)
+                    }
+                }
+            }
+            if let status {
+                // Trailers, or a Trailers-Only response.
+                call.sawTrailers = true
+                call.result.status = RPCError(
+                    code: Int(status).map { StatusCode(rawValue: $0) } ?? .unknown,
+                    message: message.map(PercentEncoding.decode) ?? "",
+                    details: details.flatMap(Base64.decode))
+                call.result.trailingMetadata = metadata
+            } else if !isTrailers {
+                call.result.initialMetadata = metadata
+            }
+        case .data(let streamID, let bytes):
+            guard let call = calls[streamID], call.failed == nil else { return }
+            do {
+                try bytes.withUnsafeBytes { buffer in
+                    try call.deframer.process(buffer) { call.result.messages.append(Array($0)) }
+                }
+            } catch {
+                call.failed = (error as? DeframingError)?.rpcError ?? RPCError(code: .internal, message: "\(error)")
+                session.cancel(streamID: streamID)
+            }
+        case .streamClosed(let streamID, let errorCode):
+            guard let call = calls.removeValue(forKey: streamID) else { return }
+            streamsByToken[call.token] = nil
+            complete(call, errorCode: errorCode)
+        case .goAway(let lastStreamID, _):
+            isUsable = false
+            // Streams above the last one the server processed will be closed by nghttp2
+            // with REFUSED_STREAM-like semantics; mark them retryable.
+            for (streamID, call) in calls where streamID > lastStreamID {
+                call.result.unprocessed = true
+            }
+        case .headerListTooLarge(let streamID):
+            calls[streamID]?.failed = RPCError(code: .resourceExhausted, message: "response headers too large")
+        }
+    }
+
+    private func complete(_ call: Call, errorCode: UInt32) {
+        var result = call.result
+        if let failed = call.failed {
+            result.status = failed
+        } else if !call.sawTrailers {
+            if errorCode == 7 {  // REFUSED_STREAM: the server did not process the request.
+                result.unprocessed = true
+                result.status = RPCError(code: .unavailable, message: "stream refused by \(authority)")
+            } else if let http = call.httpStatus, http != 200 {
+                result.status = RPCError(code: StatusCode(httpStatus: http), message: "HTTP status \(http) from \(authority)")
+            } else {
+                result.status = RPCError(code: errorCode == 8 ? .cancelled : .unavailable,
+                                         message: "stream reset by \(authority) (HTTP/2 error \(errorCode))")
+            }
+        } else if let http = call.httpStatus, http != 200, result.status.code == .ok {
+            result.status = RPCError(code: StatusCode(httpStatus: http), message: "HTTP status \(http)")
+        } else if result.status.code == .ok {
+            do {
+                try call.deframer.finish()
+            } catch {
+                result.status = error.rpcError
+            }
+        }
+        call.promise.succeed(result)
+    }
+
+    private func failAll(_ status: RPCError, unprocessedOnly: Bool) {
+        let pending = calls
+        calls.removeAll()
+        streamsByToken.removeAll()
+        for call in pending.values {
+            var result = call.result
+            result.status = status
+            call.promise.succeed(result)
+        }
+    }
+
+    private func flushOutput() {
+        guard let context else { return }
+        var wrote = false
+        do {
+            _ = try session.withPendingOutput(more: { context.channel.isWritable }) { bytes in
+                var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+                buffer.writeBytes(bytes)
+                context.write(wrapOutboundOut(buffer), promise: nil)
+                wrote = true
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if wrote { context.flush() }
+        // Streams that ended or were reset by what we just wrote (e.g. a cancelled call).
+        for event in session.takeEvents() { handle(event) }
+    }
+}
