@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
     ],
     targets: [
         // MARK: C libraries (Debian: libprotobuf-c-dev, libnghttp2-dev)
@@ -60,6 +61,16 @@ let package = Package(
             ],
             path: "Shared/RPC"
         ),
+        // Bearer-token identity: Ed25519 JWTs (vapor/jwt-kit), verified synchronously per call.
+        .target(
+            name: "ServiceAuth",
+            dependencies: [
+                "RPC", "RPCWire",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Shared/ServiceAuth"
+        ),
 
         // MARK: Fuzzing
         // libFuzzer target over contract decoding when built by Scripts/fuzz.sh (-DFUZZING
@@ -73,6 +84,12 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], path: "Tests/RPCWireTests"),
+        .testTarget(
+            name: "ServiceAuthTests",
+            dependencies: ["ServiceAuth", "RPC", "RPCWire", "RPCTestSupport", "Models",
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Tests/ServiceAuthTests"
+        ),
         // The transport test service, and a process serving it for tests with external peers.
         .target(
             name: "RPCTestSupport",
