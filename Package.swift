@@ -8,12 +8,16 @@ let package = Package(
         .library(name: "Models", targets: ["Models"]),
         .library(name: "RPCWire", targets: ["RPCWire"]),
         .library(name: "RPC", targets: ["RPC"]),
+        .executable(name: "doorstep", targets: ["doorstep"]),
+        .executable(name: "rpc-bench-server", targets: ["rpc-bench-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: C libraries (Debian: libprotobuf-c-dev, libnghttp2-dev)
@@ -58,6 +62,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Shared/RPC"
         ),
@@ -70,6 +75,35 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Shared/ServiceAuth"
+        ),
+        // Process runtime shared by the executables: metrics endpoint, logging setup.
+        .target(
+            name: "ServiceKit",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Shared/ServiceKit"
+        ),
+
+        // MARK: Tools
+        .executableTarget(
+            name: "doorstep",
+            dependencies: ["RPC", "ServiceAuth", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/Doorstep"
+        ),
+        .executableTarget(
+            name: "rpc-bench-server",
+            dependencies: [
+                "RPC", "RPCWire", "Models", "ServiceAuth", "ServiceKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tools/RPCBenchServer"
         ),
 
         // MARK: Fuzzing

@@ -19,9 +19,10 @@ swift test --skip-build
 step "replay the fuzz regression corpus"
 .build/debug/FuzzContractDecode FuzzTesting/Corpus/ContractDecode
 
-step "AddressSanitizer + LeakSanitizer on the contract tests"
+step "AddressSanitizer + LeakSanitizer on the contract, wire, transport and auth tests"
 LSAN_OPTIONS="suppressions=$root/Tests/lsan-suppressions.txt:print_suppressions=0" \
-  swift test --sanitize=address --scratch-path .build-asan --filter ContractTests
+  swift test --sanitize=address --scratch-path .build-asan \
+  --filter "ContractTests|RPCWireTests|RPCTests|ServiceAuthTests"
 
 fuzz_seconds=${DOORSTEP_FUZZ_SECONDS:-30}
 if [ "$fuzz_seconds" -gt 0 ]; then

@@ -40,6 +40,7 @@ public final class GRPCServer: Sendable {
         let services: ServiceDefinition
         let authenticator: (any Authenticator)?
         let logger: Logger
+        let metrics = RPCMetrics()
     }
 
     private let shared: Shared

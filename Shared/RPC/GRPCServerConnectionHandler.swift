@@ -37,6 +37,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         var deadlineTimer: Scheduled<Void>?
         var headersSent = false
         var finished = false
+        let started = ContinuousClock.now
 
         init(method: RegisteredMethod, context: ServerContext, maxMessageSize: Int) {
             self.method = method
@@ -338,6 +339,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private func finish(_ streamID: Int32, _ stream: ServerStream, response: [UInt8], context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
+        shared.metrics.record(path: stream.method.path, code: .ok, duration: ContinuousClock.now - stream.started)
         session.respond(streamID: streamID, headers: Self.headers(stream.context.response.initial),
                         body: MessageFraming.frame(response),
                         trailers: Self.trailers(for: RPCError(code: .ok, message: ""), stream.context.response.trailing))
@@ -348,6 +350,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private func finish(_ streamID: Int32, _ stream: ServerStream, with status: RPCError, context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
+        shared.metrics.record(path: stream.method.path, code: status.code, duration: ContinuousClock.now - stream.started)
         if status.code != .ok {
             stream.context.logger.debug("call failed", metadata: ["status": "\(status.code)", "message": "\(status.message)"])
         }

@@ -2,6 +2,7 @@
 #ifndef DOORSTEP_CCONTRACTS_H
 #define DOORSTEP_CCONTRACTS_H
 
+#include "collection/v1/accounts.pb-c.h"
 #include "doorstep/accounts/v1/accounts.pb-c.h"
 #include "doorstep/scheduling/v1/scheduling.pb-c.h"
 #include "doorstep/testing/v1/field_kinds.pb-c.h"
@@ -13,6 +14,8 @@
 /* Swift imports an `extern const` struct as a value and cannot take its address,
  * but protobuf-c identifies a message type by its descriptor's address: these
  * return it. */
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__collection__v1__get_account_request(void) { return &collection__v1__get_account_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__collection__v1__account(void) { return &collection__v1__account__descriptor; }
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__accounts__v1__debtor(void) { return &doorstep__accounts__v1__debtor__descriptor; }
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__accounts__v1__emergency_contact(void) { return &doorstep__accounts__v1__emergency_contact__descriptor; }
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__accounts__v1__create_debtor_request(void) { return &doorstep__accounts__v1__create_debtor_request__descriptor; }

@@ -2,6 +2,9 @@
 
 // One namespace per protobuf package.
 
+/// Types of the protobuf package `collection.v1`.
+public enum CollectionV1 {}
+
 /// Types of the protobuf package `doorstep.accounts.v1`.
 public enum AccountsV1 {}
 
@@ -24,6 +27,8 @@ public enum HealthV1 {}
 /// type at run time (the golden-vector tests, the `doorstep call` command).
 public enum ContractRegistry {
     public static let messageTypes: [String: any ProtoMessage.Type] = [
+        "collection.v1.Account": CollectionV1.Account.self,
+        "collection.v1.GetAccountRequest": CollectionV1.GetAccountRequest.self,
         "doorstep.accounts.v1.AcceptRepaymentPlanRequest": AccountsV1.AcceptRepaymentPlanRequest.self,
         "doorstep.accounts.v1.Account": AccountsV1.Account.self,
         "doorstep.accounts.v1.ContactAttempt": AccountsV1.ContactAttempt.self,

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Logging
+import Models
+import RPC
+import RPCWire
+import ServiceAuth
+import ServiceKit
+
+/// The benchmark peer `ext` of ../shared/bench/run-anchors.sh: `collection.v1.Accounts/GetAccount`
+/// over the same 10,000 deterministic accounts as the reference servers, served through
+/// Doorstep's full server path — routing, bearer-token check, metrics, logging at info.
+@main
+struct RPCBenchServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rpc-bench-server", abstract: "Serve the benchmark contract through Doorstep's RPC stack.")
+
+    @Option(help: "Port to listen on (127.0.0.1).") var port: Int = 47056
+    @Option(help: "Ed25519 key file (`doorstep keygen`) that verifies bearer tokens.") var authKeyFile: String
+    @Option(help: "Log level.") var logLevel: String = "info"
+    @Option(help: "Serve Prometheus metrics on this port (0 = off).") var metricsPort: Int = 0
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
+        LogSetup.bootstrap(level: level)
+        let logger = Logger(label: "rpc-bench-server")
+        let registry = MetricsEndpoint.bootstrap()
+        let key: SigningKey
+        do { key = try SigningKey.load(path: authKeyFile) } catch { throw ValidationError(error.description) }
+        let verifier = try await TokenVerifier(key: key)
+
+        let accounts = BenchAccounts.make()
+        var definition = ServiceDefinition()
+        definition.unary(CollectionV1.AccountsService.getAccount) { request, _ in
+            guard let account = accounts[request.accountId] else {
+                throw RPCError.notFound("account \(request.accountId) not found")
+            }
+            return account
+        }
+        var configuration = GRPCServer.Configuration()
+        configuration.port = port
+        let server = GRPCServer(configuration: configuration, services: definition, authenticator: verifier, logger: logger)
+        try await server.start()
+        if metricsPort > 0 {
+            _ = try await MetricsEndpoint.serve(registry: registry, host: "127.0.0.1", port: metricsPort)
+        }
+        try await Task.sleep(for: .seconds(86_400 * 365))
+    }
+}
+
+/// The reference servers' data (../shared/bench/python-server/server.py `build_accounts`).
+enum BenchAccounts {
+    static let regions = ["north", "south", "east", "west"]
+
+    static func make() -> [String: CollectionV1.Account] {
+        var accounts: [String: CollectionV1.Account] = [:]
+        accounts.reserveCapacity(10_000)
+        for i in 0..<10_000 {
+            let id = "acc-" + pad(i, 6)
+            accounts[id] = CollectionV1.Account(
+                id: id,
+                debtorName: "Debtor \(i)",
+                overdueAmountCents: Int64((i * 1237) % 5_000_000 + 100),
+                daysPastDue: Int32(i % 365),
+                tags: ["collections", i % 2 == 0 ? "priority" : "standard", "bucket-\(i % 7)"],
+                phoneMasked: "+1-***-***-" + pad(i, 4),
+                region: regions[i % 4])
+        }
+        return accounts
+    }
+
+    static func pad(_ value: Int, _ width: Int) -> String {
+        let digits = String(value)
+        return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    }
+}
