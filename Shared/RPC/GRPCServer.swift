@@ -28,6 +28,15 @@ public final class GRPCServer: Sendable {
         public var keepaliveTimeout: TimeAmount = .seconds(20)
         /// On graceful shutdown, calls still running after this are cut off. Default 30 s.
         public var drainTimeout: TimeAmount = .seconds(30)
+        /// Where handler tasks run: on the connection's event loop (no thread hand-off per
+        /// call; handlers must not block) or on the global concurrency pool. Default
+        /// `.eventLoop`.
+        public var handlerExecution: HandlerExecution = .eventLoop
+
+        public enum HandlerExecution: Sendable {
+            case eventLoop
+            case globalPool
+        }
 
         public init() {}
 

@@ -26,6 +26,8 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private var pingOutstandingSince: NIODeadline?
     private var writabilityWaiters: [CheckedContinuation<Void, any Error>] = []
     private var peer = "unknown"
+    /// The connection's event loop as a task executor (when handlers run there).
+    private var taskExecutor: EventLoopTaskExecutor?
 
     /// The state of one call.
     private final class ServerStream {
@@ -55,6 +57,9 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         peer = context.channel.remoteAddress.map { "\($0)" } ?? "unknown"
+        if case .eventLoop = shared.configuration.handlerExecution {
+            taskExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
+        }
         armIdleTimer(context: context)
         let interval = shared.configuration.keepaliveInterval
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -260,7 +265,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         let serverContext = stream.context
         switch stream.method.kind {
         case .unary(let call):
-            stream.task = Task {
+            stream.task = Task(executorPreference: taskExecutor) {
                 let result: Result<[UInt8], RPCError>
                 do {
                     result = .success(try await call(request, serverContext))
@@ -286,7 +291,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
                     }
                 }
             }
-            stream.task = Task {
+            stream.task = Task(executorPreference: taskExecutor) {
                 let status: RPCError
                 do {
                     try await call(request, serverContext, send)

@@ -65,14 +65,20 @@ public struct Metadata: Hashable, Sendable, ExpressibleByDictionaryLiteral, Sequ
 
     /// PROTOCOL-HTTP2: Header-Name → 1*( %x30-39 / %x61-7A / "_" / "-" / ".") (lower-case).
     public static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F || byte == 0x2D || byte == 0x2E
+        guard !name.isEmpty else { return false }
+        for byte in name.utf8 {
+            let valid = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x5F || byte == 0x2D || byte == 0x2E
+            if !valid { return false }
         }
+        return true
     }
 
     /// PROTOCOL-HTTP2: ASCII-Value → 1*( %x20-%x7E ).
     public static func isValidTextValue(_ value: String) -> Bool {
-        value.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }
+        // A plain loop: this runs on every header of every call (tokens are ~300 bytes).
+        for byte in value.utf8 where byte < 0x20 || byte > 0x7E { return false }
+        return true
     }
 
     /// Parses one received header into a metadata entry: decodes `-bin` values, refuses
