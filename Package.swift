@@ -118,6 +118,8 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], path: "Tests/RPCWireTests"),
+        .testTarget(name: "DeploymentTests", path: "Tests/DeploymentTests"),
+        .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"], path: "Tests/HTTP2Tests"),
         .testTarget(
             name: "ServiceAuthTests",
             dependencies: ["ServiceAuth", "RPC", "RPCWire", "RPCTestSupport", "Models",

@@ -17,12 +17,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-python_modules=(google.protobuf grpc_tools grpc h2)
+python_modules=(google.protobuf grpc_tools grpc h2 yaml)
 need_pip=0
 for module in "${python_modules[@]}"; do
   python3 -c "import $module" >/dev/null 2>&1 || need_pip=1
 done
 if [ $need_pip -eq 1 ]; then
-  echo "install-deps: pip install protobuf grpcio grpcio-tools h2"
-  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore protobuf grpcio grpcio-tools h2
+  echo "install-deps: pip install protobuf grpcio grpcio-tools h2 pyyaml"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore protobuf grpcio grpcio-tools h2 pyyaml
 fi

@@ -32,7 +32,7 @@ public enum HTTP2ClientEvent: Sendable {
 /// A client-side HTTP/2 connection state machine: libnghttp2 used sans-I/O, the mirror of
 /// `HTTP2ServerSession` (same ownership rules, see there): bytes in → events out; requests
 /// submitted; output pulled while the channel is writable.
-public final class HTTP2ClientSession {
+public final class HTTP2ClientSession: HTTP2OutputSource {
     private var session: OpaquePointer?
     private let configuration: HTTP2ClientConfiguration
     private var events: [HTTP2ClientEvent] = []
@@ -56,7 +56,7 @@ public final class HTTP2ClientSession {
         var created: OpaquePointer?
         let rv = nghttp2_session_client_new(&created, callbacks, userData)
         guard rv == 0, let created else {
-            throw HTTP2ConnectionError(code: Int(rv), description: String(cString: nghttp2_strerror(rv)))
+            throw HTTP2ConnectionError(nghttp2: Int(rv))
         }
         session = created
         var settings = [
@@ -72,7 +72,7 @@ public final class HTTP2ClientSession {
                 created, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(configuration.connectionWindowSize))
         }
         guard rc == 0 else {
-            throw HTTP2ConnectionError(code: Int(rc), description: String(cString: nghttp2_strerror(rc)))
+            throw HTTP2ConnectionError(nghttp2: Int(rc))
         }
     }
 
@@ -83,11 +83,7 @@ public final class HTTP2ClientSession {
     /// Feeds bytes read from the socket; returns what happened (with any events still
     /// pending from earlier output).
     public func receive(_ bytes: UnsafeRawBufferPointer) throws -> [HTTP2ClientEvent] {
-        guard let session, let base = bytes.baseAddress, !bytes.isEmpty else { return takeEvents() }
-        let rv = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
-        if rv < 0 {
-            throw HTTP2ConnectionError(code: rv, description: String(cString: nghttp2_strerror(Int32(rv))))
-        }
+        if let session { try nghttp2Receive(session, bytes) }
         return takeEvents()
     }
 
@@ -111,7 +107,7 @@ public final class HTTP2ClientSession {
             nghttp2_submit_request(session, nil, nva.baseAddress, nva.count, &provider, nil)
         }
         guard streamID > 0 else {
-            throw HTTP2ConnectionError(code: Int(streamID), description: String(cString: nghttp2_strerror(streamID)))
+            throw HTTP2ConnectionError(nghttp2: Int(streamID))
         }
         bodies[streamID] = (body, 0)
         return streamID
@@ -132,16 +128,7 @@ public final class HTTP2ClientSession {
     /// See `HTTP2ServerSession.withPendingOutput`.
     public func withPendingOutput(more: () -> Bool, _ body: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         guard let session else { return false }
-        while more() {
-            var data: UnsafePointer<UInt8>?
-            let length = nghttp2_session_mem_send(session, &data)
-            if length < 0 {
-                throw HTTP2ConnectionError(code: length, description: String(cString: nghttp2_strerror(Int32(length))))
-            }
-            guard length > 0, let data else { return false }
-            body(UnsafeRawBufferPointer(start: data, count: length))
-        }
-        return nghttp2_session_want_write(session) != 0
+        return try nghttp2DrainOutput(session, more: more, body)
     }
 
     // MARK: Callbacks (recording only)

@@ -62,7 +62,7 @@ public struct HTTP2ConnectionError: Error, Sendable, CustomStringConvertible {
 /// `withPendingOutput`. It never touches a socket and must be used from one thread (the
 /// connection's event loop).
 ///
-/// Ownership rules (the C boundary lives in this file only):
+/// Ownership rules (the C boundary lives in this module only: the two sessions and NGHTTP2IO.swift):
 /// - `session` is created in `init` and deleted in `deinit`; nothing else frees it.
 /// - nghttp2 callbacks reach this object through `user_data`, an unretained reference that
 ///   is valid because the session never outlives `self`.
@@ -72,7 +72,7 @@ public struct HTTP2ConnectionError: Error, Sendable, CustomStringConvertible {
 /// - Header name/value pointers are copied by nghttp2 at submit time (no NO_COPY flags).
 /// - The bytes `withPendingOutput` exposes are nghttp2's buffer, valid until the next call
 ///   into the session: the closure must copy them.
-public final class HTTP2ServerSession {
+public final class HTTP2ServerSession: HTTP2OutputSource {
     private var session: OpaquePointer?
     private let configuration: HTTP2ServerConfiguration
 
@@ -141,7 +141,7 @@ public final class HTTP2ServerSession {
         var created: OpaquePointer?
         let rv = nghttp2_session_server_new2(&created, callbacks, userData, options)
         guard rv == 0, let created else {
-            throw HTTP2ConnectionError(code: Int(rv), description: String(cString: nghttp2_strerror(rv)))
+            throw HTTP2ConnectionError(nghttp2: Int(rv))
         }
         session = created
 
@@ -166,7 +166,7 @@ public final class HTTP2ServerSession {
 
     private func check(_ rv: Int32) throws {
         guard rv == 0 else {
-            throw HTTP2ConnectionError(code: Int(rv), description: String(cString: nghttp2_strerror(rv)))
+            throw HTTP2ConnectionError(nghttp2: Int(rv))
         }
     }
 
@@ -176,11 +176,7 @@ public final class HTTP2ServerSession {
     /// CONTINUATION counter can trip on partial frame headers) and returns what happened
     /// (with any events still pending from earlier output).
     public func receive(_ bytes: UnsafeRawBufferPointer) throws -> [HTTP2ServerEvent] {
-        guard let session, let base = bytes.baseAddress, !bytes.isEmpty else { return takeEvents() }
-        let rv = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
-        if rv < 0 {
-            throw HTTP2ConnectionError(code: rv, description: String(cString: nghttp2_strerror(Int32(rv))))
-        }
+        if let session { try nghttp2Receive(session, bytes) }
         return takeEvents()
     }
 
@@ -282,16 +278,7 @@ public final class HTTP2ServerSession {
     /// CVE-2019-9517). Returns true when nghttp2 still has output after the loop stopped.
     public func withPendingOutput(more: () -> Bool, _ body: (UnsafeRawBufferPointer) -> Void) throws -> Bool {
         guard let session else { return false }
-        while more() {
-            var data: UnsafePointer<UInt8>?
-            let length = nghttp2_session_mem_send(session, &data)
-            if length < 0 {
-                throw HTTP2ConnectionError(code: length, description: String(cString: nghttp2_strerror(Int32(length))))
-            }
-            guard length > 0, let data else { return false }
-            body(UnsafeRawBufferPointer(start: data, count: length))
-        }
-        return nghttp2_session_want_write(session) != 0
+        return try nghttp2DrainOutput(session, more: more, body)
     }
 
     /// False once both sides are done with the connection (GOAWAY exchanged and no streams).

@@ -226,19 +226,12 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
 
     private func flushOutput() {
         guard let context else { return }
-        var wrote = false
         do {
-            _ = try session.withPendingOutput(more: { context.channel.isWritable }) { bytes in
-                var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-                buffer.writeBytes(bytes)
-                context.write(wrapOutboundOut(buffer), promise: nil)
-                wrote = true
-            }
+            try context.writePendingOutput(of: session)
         } catch {
             context.close(promise: nil)
             return
         }
-        if wrote { context.flush() }
         // Streams that ended or were reset by what we just wrote (e.g. a cancelled call).
         for event in session.takeEvents() { handle(event) }
     }

@@ -421,21 +421,14 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Writes what nghttp2 has to send while the channel is writable (never more).
+    /// Writes what nghttp2 has to send, then handles the streams that output ended.
     private func flushOutput(context: ChannelHandlerContext) {
-        var wrote = false
         do {
-            _ = try session.withPendingOutput(more: { context.channel.isWritable }) { bytes in
-                var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-                buffer.writeBytes(bytes)
-                context.write(wrapOutboundOut(buffer), promise: nil)
-                wrote = true
-            }
+            try context.writePendingOutput(of: session)
         } catch {
             context.close(promise: nil)
             return
         }
-        if wrote { context.flush() }
         // Streams that ended or were reset by what we just wrote.
         for event in session.takeEvents() { handle(event, context: context) }
         if !session.wantsIO {

@@ -63,7 +63,6 @@ public final class HealthService: Sendable {
                 return id
             }
             defer { _ = state.withLockedValue { $0.watchers.removeValue(forKey: id) } }
-            continuation.onTermination = { _ in }
             // First the current status (SERVICE_UNKNOWN for a name we do not serve), then changes.
             try await responses.send(.init(status: status(of: request.service) ?? .serviceUnknown))
             for await status in stream {

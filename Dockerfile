@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# FIRST DRAFT (issue #2): one image for the three services and the `doorstep` tool.
+# Build stage: the Swift toolchain with the C libraries' headers.
+FROM swift:6.1-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libprotobuf-c-dev libnghttp2-dev libsqlite3-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN swift build -c release --static-swift-stdlib --product doorstep \
+ && mkdir -p /out && cp .build/release/doorstep /out/
+# The service products (accounts, scheduling, visits) are added here with issue #3.
+
+# Runtime stage: slim Debian with the shared C libraries only, non-root.
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libprotobuf-c1 libnghttp2-14 libsqlite3-0 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home /data doorstep \
+ && mkdir -p /data && chown doorstep /data
+COPY --from=build /out/ /usr/local/bin/
+USER doorstep
+VOLUME ["/data"]
+EXPOSE 50051 50052 50053

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+
+/// docker-compose.yml, read through PyYAML as JSON (no Docker engine runs here: what can be
+/// checked is that the file is well-formed and says what DESIGN.md §6 says).
+struct ComposeFile: Decodable {
+    struct Service: Decodable {
+        struct Healthcheck: Decodable { var test: [String] }
+        struct Dependency: Decodable { var condition: String }
+        var command: [String]
+        var environment: [String: String]
+        var ports: [String]
+        var volumes: [String]
+        var healthcheck: Healthcheck
+        var depends_on: [String: Dependency]?
+        var read_only: Bool?
+        var stop_grace_period: String?
+    }
+    var services: [String: Service]
+    var volumes: [String: String?]
+}
+
+let repositoryRoot = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+func loadCompose() throws -> ComposeFile {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
+                         repositoryRoot.appendingPathComponent("docker-compose.yml").path]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    try #require(process.terminationStatus == 0, "docker-compose.yml does not parse as YAML")
+    return try JSONDecoder().decode(ComposeFile.self, from: data)
+}
+
+@Suite("docker-compose.yml")
+struct ComposeFileTests {
+    static let expected = [("accounts", 50051), ("scheduling", 50052), ("visits", 50053)]
+
+    @Test("the three services listen and publish on the documented ports, each with its own data volume")
+    func services() throws {
+        let compose = try loadCompose()
+        #expect(Set(compose.services.keys) == ["accounts", "scheduling", "visits"])
+        for (name, port) in Self.expected {
+            let service = try #require(compose.services[name])
+            #expect(service.command == [name])
+            #expect(service.environment["DOORSTEP_LISTEN"] == "0.0.0.0:\(port)")
+            #expect(service.ports.contains("\(port):\(port)"))
+            #expect(service.environment["DOORSTEP_DATA_DIR"] == "/data")
+            #expect(service.volumes.contains("\(name)-data:/data"))
+            #expect(compose.volumes.keys.contains("\(name)-data"))
+            #expect(service.healthcheck.test.contains("127.0.0.1:\(port)"), "health probe of \(name) targets its own port")
+            #expect(service.read_only == true)
+            let metricsPort = try #require(service.environment["DOORSTEP_METRICS_LISTEN"]?.split(separator: ":").last)
+            #expect(service.ports.contains("\(metricsPort):\(metricsPort)"))
+        }
+    }
+
+    @Test("peers are addressed by service name and waited for until healthy")
+    func dependencies() throws {
+        let compose = try loadCompose()
+        for (name, service) in compose.services {
+            for (variable, value) in service.environment where variable.hasSuffix("_ADDR") {
+                let peer = String(value.split(separator: ":")[0])
+                #expect(compose.services[peer] != nil, "\(name).\(variable) names unknown service \(peer)")
+                #expect(service.depends_on?[peer]?.condition == "service_healthy", "\(name) must wait for \(peer)")
+                let port = Self.expected.first { $0.0 == peer }!.1
+                #expect(value == "\(peer):\(port)")
+            }
+        }
+    }
+}
