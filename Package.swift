@@ -118,14 +118,16 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], path: "Tests/RPCWireTests"),
-        .testTarget(name: "DeploymentTests", path: "Tests/DeploymentTests"),
+        .testTarget(name: "DeploymentTests", dependencies: ["TestSupport"], path: "Tests/DeploymentTests"),
         .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"], path: "Tests/HTTP2Tests"),
         .testTarget(
             name: "ServiceAuthTests",
-            dependencies: ["ServiceAuth", "RPC", "RPCWire", "RPCTestSupport", "Models",
+            dependencies: ["ServiceAuth", "RPC", "RPCWire", "RPCTestSupport", "Models", "TestSupport",
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/ServiceAuthTests"
         ),
+        // Paths and child processes for every test target.
+        .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
         // The transport test service, and a process serving it for tests with external peers.
         .target(
             name: "RPCTestSupport",
@@ -143,13 +145,13 @@ let package = Package(
         ),
         .testTarget(
             name: "RPCTests",
-            dependencies: ["RPC", "RPCTestSupport", "Models", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RPC", "RPCTestSupport", "Models", "TestSupport", .product(name: "Logging", package: "swift-log")],
             path: "Tests/RPCTests",
             exclude: ["Interop"]
         ),
         .testTarget(
             name: "ContractTests",
-            dependencies: ["Models"],
+            dependencies: ["Models", "TestSupport"],
             path: "Tests/ContractTests",
             exclude: ["Golden"]
         ),

@@ -287,8 +287,6 @@ public final class HTTP2ServerSession: HTTP2OutputSource {
         return nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
     }
 
-    /// Number of streams currently open.
-    public var openStreamCount: Int { outgoing.count + incomingHeaders.count }
 
     // MARK: Callbacks (recording only)
 

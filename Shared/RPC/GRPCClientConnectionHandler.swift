@@ -60,7 +60,7 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isUsable = false
-        failAll(RPCError(code: .unavailable, message: "connection to \(authority) closed"), unprocessedOnly: false)
+        failAll(RPCError(code: .unavailable, message: "connection to \(authority) closed"))
         context.fireChannelInactive()
     }
 
@@ -76,8 +76,7 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
             events = try buffer.withUnsafeReadableBytes { try session.receive($0) }
         } catch {
             isUsable = false
-            failAll(RPCError(code: .unavailable, message: "HTTP/2 protocol error from \(authority): \(error)"),
-                    unprocessedOnly: false)
+            failAll(RPCError(code: .unavailable, message: "HTTP/2 protocol error from \(authority): \(error)"))
             context.close(promise: nil)
             return
         }
@@ -213,7 +212,7 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         call.promise.succeed(result)
     }
 
-    private func failAll(_ status: RPCError, unprocessedOnly: Bool) {
+    private func failAll(_ status: RPCError) {
         let pending = calls
         calls.removeAll()
         streamsByToken.removeAll()

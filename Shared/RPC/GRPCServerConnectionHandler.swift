@@ -180,12 +180,12 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         }
         // PROTOCOL-HTTP2: requests are POSTs with content-type application/grpc[+proto|;…].
         guard method == "POST" else {
-            respondHTTPError(streamID, status: 405, message: "gRPC requires POST", context: context)
+            respondHTTPError(streamID, status: 405, message: "gRPC requires POST")
             return
         }
         guard contentType == "application/grpc" || contentType.hasPrefix("application/grpc+")
             || contentType.hasPrefix("application/grpc;") else {
-            respondHTTPError(streamID, status: 415, message: "content-type must be application/grpc", context: context)
+            respondHTTPError(streamID, status: 415, message: "content-type must be application/grpc")
             return
         }
         if let encoding, encoding != "identity" {
@@ -400,7 +400,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
                         body: nil, trailers: nil)
     }
 
-    private func respondHTTPError(_ streamID: Int32, status: Int, message: String, context: ChannelHandlerContext) {
+    private func respondHTTPError(_ streamID: Int32, status: Int, message: String) {
         session.respond(streamID: streamID, headers: [
             (":status", String(status)), ("content-type", "application/grpc"),
             ("grpc-status", String(StatusCode.internal.rawValue)), ("grpc-message", PercentEncoding.encode(message)),

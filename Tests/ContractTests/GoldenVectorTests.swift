@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import TestSupport
 import Testing
 
 /// One vector written by Tests/ContractTests/Golden/make_golden.py.

@@ -1,4 +1,5 @@
 import Models
+import TestSupport
 import Testing
 
 /// A value that sets every field of `AllKinds` to something a careless conversion would get

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// docker-compose.yml, read through PyYAML as JSON (no Docker engine runs here: what can be
@@ -20,21 +21,13 @@ struct ComposeFile: Decodable {
     var volumes: [String: String?]
 }
 
-let repositoryRoot = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
 func loadCompose() throws -> ComposeFile {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
-                         repositoryRoot.appendingPathComponent("docker-compose.yml").path]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    try #require(process.terminationStatus == 0, "docker-compose.yml does not parse as YAML")
-    return try JSONDecoder().decode(ComposeFile.self, from: data)
+    let result = try runProcess("python3", [
+        "-c", "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
+        repositoryRoot.appendingPathComponent("docker-compose.yml").path,
+    ])
+    try #require(result.status == 0, "docker-compose.yml does not parse as YAML: \(result.output)")
+    return try JSONDecoder().decode(ComposeFile.self, from: Data(result.output.utf8))
 }
 
 @Suite("docker-compose.yml")

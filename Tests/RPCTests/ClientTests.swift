@@ -4,6 +4,7 @@ import Models
 import RPC
 import RPCTestSupport
 import RPCWire
+import TestSupport
 import Testing
 
 /// The checks our client must pass against any correct server of the test service.

@@ -3,6 +3,7 @@ import Models
 import RPC
 import RPCTestSupport
 import RPCWire
+import TestSupport
 import Testing
 
 @Suite("Graceful shutdown")

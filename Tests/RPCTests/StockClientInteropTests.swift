@@ -2,6 +2,7 @@ import Logging
 import Models
 import RPC
 import RPCTestSupport
+import TestSupport
 import Testing
 
 /// A server hosting the test service and health on 127.0.0.1, port 0.

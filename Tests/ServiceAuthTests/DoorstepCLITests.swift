@@ -2,30 +2,8 @@ import Foundation
 import RPC
 import RPCWire
 import ServiceAuth
+import TestSupport
 import Testing
-
-/// Runs a built product of this package (`doorstep`), waiting on a thread of its own.
-func runProduct(_ name: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
-    return try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread {
-            do {
-                let process = Process()
-                process.executableURL = binary
-                process.arguments = arguments
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                process.standardError = pipe
-                try process.run()
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
-    }
-}
 
 @Suite("doorstep keygen / token")
 struct DoorstepCLITests {

@@ -6,16 +6,13 @@ import RPC
 import RPCTestSupport
 import RPCWire
 import ServiceAuth
+import TestSupport
 import Testing
 
 func bearer(_ token: String) -> Metadata {
     var metadata = Metadata()
     metadata.add("authorization", "Bearer \(token)")
     return metadata
-}
-
-func temporaryPath(_ name: String) -> String {
-    FileManager.default.temporaryDirectory.appendingPathComponent("doorstep-\(UUID().uuidString)-\(name)").path
 }
 
 /// A clock tests can move.
