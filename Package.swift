@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "RPC", targets: ["RPC"]),
         .executable(name: "doorstep", targets: ["doorstep"]),
         .executable(name: "rpc-bench-server", targets: ["rpc-bench-server"]),
+        .executable(name: "accounts", targets: ["accounts"]),
+        .executable(name: "scheduling", targets: ["scheduling"]),
+        .executable(name: "visits", targets: ["visits"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -18,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // MARK: C libraries (Debian: libprotobuf-c-dev, libnghttp2-dev)
@@ -76,10 +82,28 @@ let package = Package(
             ],
             path: "Shared/ServiceAuth"
         ),
-        // Process runtime shared by the executables: metrics endpoint, logging setup.
+        // Field validators every service shares (ids, dates, money, text), naming the field.
+        .target(name: "Validation", dependencies: ["Models", "RPCWire"], path: "Shared/Validation"),
+        // SQLite storage for the services (GRDB.swift, WAL, migrations), request-id
+        // idempotency, sealed (AES-GCM) columns.
+        .target(
+            name: "Storage",
+            dependencies: [
+                "Models", "RPCWire",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/Storage"
+        ),
+        // Process runtime shared by the executables: configuration (flags + environment),
+        // logging, metrics endpoint, health, lifecycle (SIGTERM drains), data directory.
         .target(
             name: "ServiceKit",
             dependencies: [
+                "RPC", "RPCWire", "ServiceAuth", "Models", "Storage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -90,10 +114,49 @@ let package = Package(
             path: "Shared/ServiceKit"
         ),
 
+        // MARK: Services (each: a library with handlers, domain and store + a thin executable)
+        .target(
+            name: "AccountsService",
+            dependencies: ["ServiceKit", "Storage", "Validation", "Models", "RPC", "RPCWire",
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Services/Accounts/Sources/AccountsService"
+        ),
+        .executableTarget(
+            name: "accounts",
+            dependencies: ["AccountsService", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Services/Accounts/Sources/accounts"
+        ),
+        .target(
+            name: "SchedulingService",
+            dependencies: ["ServiceKit", "Storage", "Validation", "Models", "RPC", "RPCWire",
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Services/Scheduling/Sources/SchedulingService"
+        ),
+        .executableTarget(
+            name: "scheduling",
+            dependencies: ["SchedulingService", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Services/Scheduling/Sources/scheduling"
+        ),
+        .target(
+            name: "VisitsService",
+            dependencies: ["ServiceKit", "Storage", "Validation", "Models", "RPC", "RPCWire",
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Services/Visits/Sources/VisitsService"
+        ),
+        .executableTarget(
+            name: "visits",
+            dependencies: ["VisitsService", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Services/Visits/Sources/visits"
+        ),
+
         // MARK: Tools
         .executableTarget(
             name: "doorstep",
-            dependencies: ["RPC", "ServiceAuth", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/Doorstep"
         ),
         .executableTarget(
@@ -147,6 +210,27 @@ let package = Package(
             name: "RPCTests",
             dependencies: ["RPC", "RPCTestSupport", "Models", "TestSupport", .product(name: "Logging", package: "swift-log")],
             path: "Tests/RPCTests",
+            exclude: ["Interop"]
+        ),
+        .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models", "RPCWire"], path: "Tests/ValidationTests"),
+        .testTarget(
+            name: "AccountsServiceTests",
+            dependencies: ["AccountsService", "Validation", "Models", "RPCWire"],
+            path: "Tests/AccountsServiceTests"
+        ),
+        .testTarget(
+            name: "SchedulingServiceTests",
+            dependencies: ["SchedulingService", "Validation", "Models", "RPCWire"],
+            path: "Tests/SchedulingServiceTests"
+        ),
+        // Storage and runtime against real SQLite files; the three executables as real
+        // processes called by our client and by Python grpcio.
+        .testTarget(
+            name: "ServicesTests",
+            dependencies: ["Storage", "ServiceKit", "RPC", "RPCWire", "Models", "ServiceAuth", "TestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Tests/ServicesTests",
             exclude: ["Interop"]
         ),
         .testTarget(

@@ -654,6 +654,26 @@ class Generator:
                 "    public static let messageTypes: [String: any ProtoMessage.Type] = [\n")
         for full in sorted(self.registry.messages):
             out += f'        "{full}": {self.registry.swift_type(full)}.self,\n'
+        out += "    ]\n\n"
+        out += ("    /// One RPC of the contracts: its request and response types and whether the server streams.\n"
+                "    public struct Method: Sendable {\n"
+                "        public let request: any ProtoMessage.Type\n"
+                "        public let response: any ProtoMessage.Type\n"
+                "        public let isServerStreaming: Bool\n"
+                "    }\n\n"
+                "    /// Every RPC of the contracts, by `:path` (\"/package.Service/Method\").\n"
+                "    public static let methods: [String: Method] = [\n")
+        rows = []
+        for f in files:
+            for s in f.service:
+                for m in s.method:
+                    rows.append((f"/{f.package}.{s.name}/{m.name}",
+                                 self.registry.swift_type(m.input_type.lstrip(".")),
+                                 self.registry.swift_type(m.output_type.lstrip(".")),
+                                 m.server_streaming))
+        for path, req, resp, streaming in sorted(rows):
+            out += (f'        "{path}": Method(request: {req}.self, response: {resp}.self, '
+                    f'isServerStreaming: {"true" if streaming else "false"}),\n')
         out += "    ]\n}\n"
         return out
 

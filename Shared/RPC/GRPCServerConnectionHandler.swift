@@ -206,7 +206,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
             deadline = .now + duration
         }
         var caller: Caller?
-        if let authenticator = shared.authenticator {
+        if let authenticator = shared.authenticator, registered.requiresAuthentication {
             do {
                 caller = try authenticator.authenticate(metadata)
             } catch {
@@ -218,13 +218,16 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
                 return
             }
         }
-        let callID = metadata["x-request-id"] ?? Self.makeCallID()
+        let requestedID = metadata["x-request-id"]
+        let callID = requestedID ?? Self.makeCallID()
         var logger = shared.logger
         logger[metadataKey: "call-id"] = "\(callID)"
         logger[metadataKey: "rpc"] = "\(path)"
         let serverContext = ServerContext(
             path: path, metadata: metadata, deadline: deadline, peer: peer, callID: callID,
             logger: logger, caller: caller, response: ResponseMetadata())
+        // A client's correlation id comes back with the response headers.
+        if let requestedID { serverContext.response.addInitial("x-request-id", .string(requestedID)) }
         let stream = ServerStream(method: registered, context: serverContext,
                                   maxMessageSize: shared.configuration.maxReceiveMessageSize)
         streams[streamID] = stream

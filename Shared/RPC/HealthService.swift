@@ -48,13 +48,13 @@ public final class HealthService: Sendable {
     /// caller: probes carry no credentials.
     public var definition: ServiceDefinition {
         var definition = ServiceDefinition()
-        definition.unary(HealthV1.HealthService.check) { [self] request, _ in
+        definition.unary(HealthV1.HealthService.check, requiresAuthentication: false) { [self] request, _ in
             guard let status = status(of: request.service) else {
                 throw RPCError.notFound("unknown service '\(request.service)'")
             }
             return HealthV1.HealthCheckResponse(status: status)
         }
-        definition.serverStreaming(HealthV1.HealthService.watch) { [self] request, _, responses in
+        definition.serverStreaming(HealthV1.HealthService.watch, requiresAuthentication: false) { [self] request, _, responses in
             let (stream, continuation) = AsyncStream<Status>.makeStream(bufferingPolicy: .bufferingNewest(16))
             let id = state.withLockedValue { state -> Int in
                 let id = state.nextWatcher

@@ -13,6 +13,8 @@ public struct RegisteredMethod: Sendable {
     /// Roles allowed to call it; nil = any authenticated caller (or anyone, without an
     /// authenticator).
     public let allowedRoles: Set<Caller.Role>?
+    /// False for methods open to callers without credentials (health probes).
+    public let requiresAuthentication: Bool
     public let kind: Kind
 }
 
@@ -27,12 +29,17 @@ public struct ServiceDefinition: Sendable {
     public mutating func unary<Request, Response>(
         _ method: MethodDescriptor<Request, Response>,
         roles: Set<Caller.Role>? = nil,
+        requiresAuthentication: Bool = true,
         _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
         precondition(!method.isServerStreaming, "\(method.path) is server-streaming")
-        methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, kind: .unary { bytes, context in
+        methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, requiresAuthentication: requiresAuthentication, kind: .unary { bytes, context in
             let request = try decodeRequest(Request.self, bytes)
-            return try encodeResponse(try await handler(request, context))
+            do {
+                return try encodeResponse(try await handler(request, context))
+            } catch {
+                throw RPCError(from: error).withStandardDetails()
+            }
         })
     }
 
@@ -40,12 +47,17 @@ public struct ServiceDefinition: Sendable {
     public mutating func serverStreaming<Request, Response>(
         _ method: MethodDescriptor<Request, Response>,
         roles: Set<Caller.Role>? = nil,
+        requiresAuthentication: Bool = true,
         _ handler: @escaping @Sendable (Request, ServerContext, ResponseStream<Response>) async throws -> Void
     ) {
         precondition(method.isServerStreaming, "\(method.path) is unary")
-        methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, kind: .serverStreaming { bytes, context, send in
+        methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, requiresAuthentication: requiresAuthentication, kind: .serverStreaming { bytes, context, send in
             let request = try decodeRequest(Request.self, bytes)
-            try await handler(request, context, ResponseStream { response in try await send(try encodeResponse(response)) })
+            do {
+                try await handler(request, context, ResponseStream { response in try await send(try encodeResponse(response)) })
+            } catch {
+                throw RPCError(from: error).withStandardDetails()
+            }
         })
     }
 
@@ -61,7 +73,7 @@ func decodeRequest<Request: ProtoMessage>(_: Request.Type, _ bytes: [UInt8]) thr
         return try Request(decoding: bytes)
     } catch {
         let field = error.field.map { "\($0): " } ?? ""
-        throw RPCError(code: .invalidArgument, message: "\(field)malformed \(Request.protoMessageName): \(error)")
+        throw RPCError(code: .invalidArgument, message: "\(field)malformed \(Request.protoMessageName): \(error)").withStandardDetails()
     }
 }
 

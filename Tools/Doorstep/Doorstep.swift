@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Models
 import RPC
+import RPCWire
 import ServiceAuth
 
 /// The operators' and platform engineers' tool (DESIGN.md §6).
@@ -8,7 +10,7 @@ import ServiceAuth
 struct Doorstep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doorstep", abstract: "Doorstep operator tool.",
-        subcommands: [Keygen.self, Token.self])
+        subcommands: [Keygen.self, Token.self, Call.self, Health.self])
 }
 
 /// `doorstep keygen --key-file PATH`: writes a new Ed25519 signing key (mode 0600).
@@ -49,5 +51,119 @@ struct Token: AsyncParsableCommand {
         do { key = try SigningKey.load(path: keyFile) } catch { throw ValidationError(error.description) }
         let caller = Caller(role: Caller.Role(rawValue: role)!, subject: subject, agencyID: agency, collectorID: collector)
         print(try await TokenIssuer(key: key).token(for: caller, lifetime: .seconds(lifetimeSeconds)))
+    }
+}
+
+/// `doorstep call ADDR Service/Method JSON`: calls any RPC of the contracts with a JSON
+/// request (proto3 JSON mapping) and prints the response(s) as JSON. Exit 0 on OK; on an
+/// error status, prints `CODE: message` (and any Refusal violations) to stderr, exit 1.
+struct Call: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Call an RPC with a JSON request.",
+        discussion: """
+            METHOD is `package.Service/Method` (e.g. doorstep.accounts.v1.Accounts/GetAccount) or its `:path`.
+            JSON is the request in proto3 JSON ('{}' for an empty one; '-' reads standard input).
+            Example: doorstep call 127.0.0.1:50051 doorstep.accounts.v1.Accounts/GetAccount '{"accountId":"acc_…"}' --token "$TOKEN"
+            """)
+
+    @Argument(help: "Server address(es), HOST:PORT[,HOST:PORT…].") var address: String
+    @Argument(help: "package.Service/Method.") var method: String
+    @Argument(help: "The request as JSON, or - for standard input.") var json: String = "{}"
+    @Option(help: "Bearer token (`doorstep token`). Env DOORSTEP_TOKEN.") var token: String?
+    @Option(help: "Deadline in seconds.") var timeout: Double = 10
+    @Option(parsing: .singleValue, help: "Extra metadata NAME=VALUE (repeatable).") var metadata: [String] = []
+
+    func validate() throws {
+        guard GRPCClient.Target.list(address) != nil else { throw ValidationError("'\(address)' is not HOST:PORT") }
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be in (0, 3600]") }
+        for entry in metadata where !entry.contains("=") { throw ValidationError("--metadata '\(entry)' is not NAME=VALUE") }
+    }
+
+    func run() async throws {
+        let path = method.hasPrefix("/") ? method : "/" + method
+        guard let descriptor = ContractRegistry.methods[path] else {
+            let known = ContractRegistry.methods.keys.filter { $0.hasPrefix(path.split(separator: "/").first.map { "/\($0)/" } ?? "/") }.sorted()
+            throw ValidationError("unknown method \(path)" + (known.isEmpty ? "" : "; known: " + known.joined(separator: ", ")))
+        }
+        let text = json == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : json
+        let request: any ProtoMessage
+        let bytes: [UInt8]
+        do {
+            request = try descriptor.request.init(jsonText: text)
+            bytes = try request.encode()
+        } catch {
+            throw ValidationError("request: \(error)")
+        }
+        var headers = Metadata()
+        if let token = token ?? ProcessInfo.processInfo.environment["DOORSTEP_TOKEN"], !token.isEmpty {
+            headers.add("authorization", "Bearer \(token)")
+        }
+        for entry in metadata {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            headers.add(String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+        }
+        let client = GRPCClient(targets: GRPCClient.Target.list(address)!)
+        let result = await client.rawCall(path: path, request: bytes, metadata: headers, timeout: .milliseconds(Int64(timeout * 1000)))
+        await client.close()
+        for message in result.messages {
+            do {
+                print(try descriptor.response.init(decoding: message).jsonText())
+            } catch {
+                throw CallFailed(description: "malformed response from the server: \(error)")
+            }
+        }
+        guard result.status.code == .ok else {
+            var description = "\(result.status.code): \(result.status.message)"
+            if let details = result.status.details, let status = try? TypeV1.RpcStatus(decoding: details) {
+                for detail in status.details where detail.typeUrl.hasSuffix("doorstep.type.v1.Refusal") {
+                    if let refusal = try? TypeV1.Refusal(decoding: detail.value) {
+                        for violation in refusal.violations {
+                            description += "\n  \(violation.ruleId.isEmpty ? violation.field : violation.ruleId): \(violation.detail)"
+                        }
+                    }
+                }
+            }
+            throw CallFailed(description: description)
+        }
+    }
+}
+
+/// An RPC that ended with an error status (printed as `Error: CODE: message`, exit 1).
+struct CallFailed: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// `doorstep health ADDR [--service NAME]`: exit 0 when the server reports SERVING (the
+/// container health check), 1 otherwise, printing the status.
+struct Health: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check a server's grpc.health.v1 status.")
+
+    @Argument(help: "Server address, HOST:PORT.") var address: String
+    @Option(help: "Service name; empty = the whole server.") var service: String = ""
+    @Option(help: "Deadline in seconds.") var timeout: Double = 3
+
+    func validate() throws {
+        guard GRPCClient.Target(address) != nil else { throw ValidationError("'\(address)' is not HOST:PORT") }
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be in (0, 3600]") }
+    }
+
+    func run() async throws {
+        let client = GRPCClient(targets: [GRPCClient.Target(address)!])
+        let result: Result<HealthV1.HealthCheckResponse, RPCError>
+        do {
+            result = .success(try await client.unary(
+                HealthV1.HealthService.check, HealthV1.HealthCheckRequest(service: service),
+                timeout: .milliseconds(Int64(timeout * 1000))))
+        } catch {
+            result = .failure(error)
+        }
+        await client.close()
+        switch result {
+        case .success(let response):
+            print(response.status.protoName ?? "\(response.status)")
+            guard response.status == .serving else { throw ExitCode.failure }
+        case .failure(let error):
+            throw CallFailed(description: "\(error)")
+        }
     }
 }

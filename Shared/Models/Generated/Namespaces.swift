@@ -157,4 +157,65 @@ public enum ContractRegistry {
         "grpc.health.v1.HealthCheckRequest": HealthV1.HealthCheckRequest.self,
         "grpc.health.v1.HealthCheckResponse": HealthV1.HealthCheckResponse.self,
     ]
+
+    /// One RPC of the contracts: its request and response types and whether the server streams.
+    public struct Method: Sendable {
+        public let request: any ProtoMessage.Type
+        public let response: any ProtoMessage.Type
+        public let isServerStreaming: Bool
+    }
+
+    /// Every RPC of the contracts, by `:path` ("/package.Service/Method").
+    public static let methods: [String: Method] = [
+        "/collection.v1.Accounts/GetAccount": Method(request: CollectionV1.GetAccountRequest.self, response: CollectionV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/AcceptRepaymentPlan": Method(request: AccountsV1.AcceptRepaymentPlanRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/CreateDebtor": Method(request: AccountsV1.CreateDebtorRequest.self, response: AccountsV1.Debtor.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/EvaluateStages": Method(request: AccountsV1.EvaluateStagesRequest.self, response: AccountsV1.EvaluateStagesResponse.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/GetAccount": Method(request: AccountsV1.GetAccountRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/GetAccountTimeline": Method(request: AccountsV1.GetAccountTimelineRequest.self, response: AccountsV1.GetAccountTimelineResponse.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/GetDebtor": Method(request: AccountsV1.GetDebtorRequest.self, response: AccountsV1.Debtor.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/ListAccounts": Method(request: AccountsV1.ListAccountsRequest.self, response: AccountsV1.ListAccountsResponse.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/ListVisitCandidates": Method(request: AccountsV1.ListVisitCandidatesRequest.self, response: AccountsV1.ListVisitCandidatesResponse.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/OpenAccount": Method(request: AccountsV1.OpenAccountRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/PlaceHold": Method(request: AccountsV1.PlaceHoldRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/ProposeRepaymentPlan": Method(request: AccountsV1.ProposeRepaymentPlanRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/RecordContactAttempt": Method(request: AccountsV1.RecordContactAttemptRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/RecordPayment": Method(request: AccountsV1.RecordPaymentRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/RecordPromiseToPay": Method(request: AccountsV1.RecordPromiseToPayRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/ReferToLegal": Method(request: AccountsV1.ReferToLegalRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/ReleaseHold": Method(request: AccountsV1.ReleaseHoldRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.accounts.v1.Accounts/WriteOff": Method(request: AccountsV1.WriteOffRequest.self, response: AccountsV1.Account.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/BookAppointment": Method(request: SchedulingV1.BookAppointmentRequest.self, response: SchedulingV1.Appointment.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/CancelAppointment": Method(request: SchedulingV1.CancelAppointmentRequest.self, response: SchedulingV1.Appointment.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/CheckCompliance": Method(request: SchedulingV1.CheckComplianceRequest.self, response: SchedulingV1.CheckComplianceResponse.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/CompleteAppointment": Method(request: SchedulingV1.CompleteAppointmentRequest.self, response: SchedulingV1.Appointment.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/ConfirmAppointment": Method(request: SchedulingV1.ConfirmAppointmentRequest.self, response: SchedulingV1.Appointment.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/GetAppointment": Method(request: SchedulingV1.GetAppointmentRequest.self, response: SchedulingV1.Appointment.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/GetContactBudget": Method(request: SchedulingV1.GetContactBudgetRequest.self, response: SchedulingV1.ContactBudget.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/ListAppointments": Method(request: SchedulingV1.ListAppointmentsRequest.self, response: SchedulingV1.ListAppointmentsResponse.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/PlanDay": Method(request: SchedulingV1.PlanDayRequest.self, response: SchedulingV1.PlanDayResponse.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/RegisterAgency": Method(request: SchedulingV1.RegisterAgencyRequest.self, response: SchedulingV1.Agency.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/RegisterCollector": Method(request: SchedulingV1.RegisterCollectorRequest.self, response: SchedulingV1.Collector.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/ReinstateCollector": Method(request: SchedulingV1.ReinstateCollectorRequest.self, response: SchedulingV1.Collector.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/RescheduleAppointment": Method(request: SchedulingV1.RescheduleAppointmentRequest.self, response: SchedulingV1.Appointment.self, isServerStreaming: false),
+        "/doorstep.scheduling.v1.Scheduling/SuspendCollector": Method(request: SchedulingV1.SuspendCollectorRequest.self, response: SchedulingV1.Collector.self, isServerStreaming: false),
+        "/doorstep.testing.v1.TestService/Count": Method(request: TestingV1.CountRequest.self, response: TestingV1.Leaf.self, isServerStreaming: true),
+        "/doorstep.testing.v1.TestService/Echo": Method(request: TestingV1.AllKinds.self, response: TestingV1.AllKinds.self, isServerStreaming: false),
+        "/doorstep.testing.v1.TestService/Fail": Method(request: TestingV1.FailRequest.self, response: TestingV1.Nothing.self, isServerStreaming: false),
+        "/doorstep.testing.v1.TestService/Sleep": Method(request: TestingV1.SleepRequest.self, response: TestingV1.Nothing.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/CheckIn": Method(request: VisitsV1.CheckInRequest.self, response: VisitsV1.Visit.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/CheckOut": Method(request: VisitsV1.CheckOutRequest.self, response: VisitsV1.Visit.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/ExtendComplaint": Method(request: VisitsV1.ExtendComplaintRequest.self, response: VisitsV1.Complaint.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/FileComplaint": Method(request: VisitsV1.FileComplaintRequest.self, response: VisitsV1.Complaint.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/GetAgencyScorecard": Method(request: VisitsV1.GetAgencyScorecardRequest.self, response: VisitsV1.AgencyScorecard.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/GetComplaint": Method(request: VisitsV1.GetComplaintRequest.self, response: VisitsV1.Complaint.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/GetVisit": Method(request: VisitsV1.GetVisitRequest.self, response: VisitsV1.Visit.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/ListComplaints": Method(request: VisitsV1.ListComplaintsRequest.self, response: VisitsV1.ListComplaintsResponse.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/ListVisits": Method(request: VisitsV1.ListVisitsRequest.self, response: VisitsV1.ListVisitsResponse.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/RecordOutcome": Method(request: VisitsV1.RecordOutcomeRequest.self, response: VisitsV1.Visit.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/ResolveComplaint": Method(request: VisitsV1.ResolveComplaintRequest.self, response: VisitsV1.Complaint.self, isServerStreaming: false),
+        "/doorstep.visits.v1.Visits/VerifyEvidenceChain": Method(request: VisitsV1.VerifyEvidenceChainRequest.self, response: VisitsV1.VerifyEvidenceChainResponse.self, isServerStreaming: false),
+        "/grpc.health.v1.Health/Check": Method(request: HealthV1.HealthCheckRequest.self, response: HealthV1.HealthCheckResponse.self, isServerStreaming: false),
+        "/grpc.health.v1.Health/Watch": Method(request: HealthV1.HealthCheckRequest.self, response: HealthV1.HealthCheckResponse.self, isServerStreaming: true),
+    ]
 }

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import ServiceKit
+import Storage
+
+/// Flags of the `accounts` executable beyond the common ones.
+public struct AccountsOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "AES-256 key (base64, 32 bytes) sealing debtors' personal data at rest. Env DOORSTEP_DATA_KEY_FILE. Default: dev mode, <data-dir>/data.key, generated when absent.",
+        valueName: "path"))
+    public var dataKeyFile: String?
+
+    @Option(help: ArgumentHelp(
+        "Rule pack: cn-2026, us-regf or uk-conc (national-ID rules for now). Env DOORSTEP_RULE_PACK. Default cn-2026.",
+        valueName: "id"))
+    public var rulePack: String?
+
+    public init() {}
+
+    public static let rulePacks = ["cn-2026", "us-regf", "uk-conc"]
+
+    /// The accounts service configuration these flags (or their environment) ask for.
+    public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> (configuration: AccountsService.Configuration, dataKeyFile: String?) {
+        let pack = rulePack ?? environment["DOORSTEP_RULE_PACK"].flatMap { $0.isEmpty ? nil : $0 } ?? "cn-2026"
+        guard Self.rulePacks.contains(pack) else {
+            throw ConfigurationError("unknown rule pack '\(pack)' (\(Self.rulePacks.joined(separator: ", ")))")
+        }
+        var configuration = AccountsService.Configuration()
+        configuration.debtorRules.requirePRCNationalID = pack.hasPrefix("cn-")
+        return (configuration, dataKeyFile ?? environment["DOORSTEP_DATA_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 })
+    }
+}
+
+public enum AccountsDefaults: ServiceDefaults {
+    public static let name = "accounts"
+    public static let defaultPort = 50051
+    public static let defaultMetricsPort = 9101
+}
+
+/// Runs the accounts service process.
+public enum AccountsServer {
+    public static func run(common: ServiceOptions<AccountsDefaults>, options: AccountsOptions) async throws {
+        let configuration = try common.resolve()
+        let (accounts, dataKeyFile) = try options.resolve()
+        try await ServiceRuntime.run(configuration: configuration) { environment in
+            let keyPath = dataKeyFile ?? environment.dataDirectory + "/data.key"
+            let key: DataCipher
+            do {
+                let loaded = try DataCipher.loadKey(path: keyPath, create: dataKeyFile == nil)
+                if loaded.created {
+                    environment.logger.warning("dev mode: generated a data key in the data directory; set --data-key-file in production",
+                                               metadata: ["key-file": "\(keyPath)"])
+                }
+                key = DataCipher(key: loaded.key)
+            } catch let problem as KeyFileProblem {
+                throw ConfigurationError(problem.description)
+            }
+            let database = try environment.openDatabase("accounts.sqlite", migrations: AccountsService.migrations)
+            let service = AccountsService(database: database, cipher: key, configuration: accounts, clock: environment.clock)
+            return .serving(service.definition, serviceName: AccountsService.serviceName, database: database, environment: environment)
+        }
+    }
+}

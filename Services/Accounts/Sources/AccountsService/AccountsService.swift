@@ -1,0 +1,216 @@
+import Foundation
+import GRDB
+import Logging
+import Models
+import RPC
+import RPCWire
+import ServiceKit
+import Storage
+import Validation
+
+/// `doorstep.accounts.v1.Accounts`: debtors with protected personal data, accounts with
+/// their instalment schedules and delinquency. Every mutation is idempotent by
+/// `request_id`; responses mask personal data unless a permitted caller asks (audited).
+public struct AccountsService: Sendable {
+    /// Service settings; every default is spelled out.
+    public struct Configuration: Sendable {
+        /// National-ID and phone validation rules (from the rule pack). Default: PRC rules.
+        public var debtorRules: DebtorRules = .defaults
+        /// DPD thresholds of stages and buckets. Default: DESIGN.md §3.
+        public var delinquency: DelinquencyPolicy = .defaults
+
+        public init() {}
+        public static let defaults = Configuration()
+    }
+
+    let store: AccountsStore
+    let configuration: Configuration
+    let clock: ServiceClock
+
+    public init(database: SQLiteDatabase, cipher: DataCipher, configuration: Configuration = .defaults, clock: ServiceClock) {
+        self.store = AccountsStore(database: database, cipher: cipher)
+        self.configuration = configuration
+        self.clock = clock
+    }
+
+    public static let serviceName = "doorstep.accounts.v1.Accounts"
+    public static var migrations: SQLiteDatabase.Migrations { AccountsStore.migrations }
+
+    /// The service's methods with their roles (accounts.proto role table).
+    public var definition: ServiceDefinition {
+        var definition = ServiceDefinition()
+        definition.unary(AccountsV1.AccountsService.createDebtor, roles: [.platform]) { request, context in
+            try await createDebtor(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.getDebtor, roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
+            try await getDebtor(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.openAccount, roles: [.platform]) { request, context in
+            try await openAccount(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.getAccount, roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
+            try await getAccount(request, context)
+        }
+        return definition
+    }
+
+    // MARK: Debtors
+
+    func createDebtor(_ request: AccountsV1.CreateDebtorRequest, _ context: ServerContext) async throws -> AccountsV1.Debtor {
+        try Validate.requestID(request.requestId)
+        let validated = try DebtorValidation.validate(request.debtor, rules: configuration.debtorRules)
+        let now = clock.nowMs()
+        let key = try Idempotency.Key(
+            method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
+        let store = self.store
+        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
+            var debtor = validated
+            guard try !store.debtorExists(db, externalID: debtor.externalId) else {
+                throw RPCError(code: .alreadyExists, message: "a debtor with external_id '\(debtor.externalId)' already exists")
+            }
+            debtor.id = IDGenerator.make(prefix: "dbt", nowMs: now)
+            for index in debtor.emergencyContacts.indices {
+                debtor.emergencyContacts[index].id = IDGenerator.make(prefix: "emc", nowMs: now)
+            }
+            debtor.version = 1
+            debtor.createdMs = now
+            debtor.updatedMs = now
+            try store.insert(db, debtor: debtor)
+            return PersonalDataMask.masked(debtor)
+        }
+    }
+
+    func getDebtor(_ request: AccountsV1.GetDebtorRequest, _ context: ServerContext) async throws -> AccountsV1.Debtor {
+        try Validate.resourceID(request.debtorId, field: "debtor_id", prefix: "dbt")
+        let caller = try context.requireCaller()
+        if request.revealPersonalData {
+            guard caller.role == .platform || caller.role == .compliance else {
+                throw RPCError.permissionDenied("role \(caller.role.rawValue) may not see personal data unmasked")
+            }
+            _ = try Validate.text(request.accessReason, field: "access_reason", min: 1, max: 500)
+        }
+        let reason = request.accessReason
+        let store = self.store
+        let now = clock.nowMs()
+        let id = request.debtorId
+        let reveal = request.revealPersonalData
+        let actor = caller.actor
+        let read: @Sendable (Database) throws -> AccountsV1.Debtor = { db in
+            guard let debtor = try store.debtor(db, id: id), try Self.mayRead(debtorID: id, caller: caller, store: store, db) else {
+                throw RPCError.notFound("debtor \(id) not found")
+            }
+            guard reveal else { return PersonalDataMask.masked(debtor) }
+            try store.auditPersonalDataRead(
+                db, debtorID: id, actor: actor, fields: ["national_id", "phone", "emergency_contacts.phone"], reason: reason, atMs: now)
+            var full = debtor
+            full.personalDataMasked = false
+            return full
+        }
+        // An unmasked read writes its audit line in the same transaction: no read without a record.
+        let debtor = reveal ? try await store.database.write(read) : try await store.database.read(read)
+        if reveal {
+            context.logger.notice("personal data read unmasked", metadata: ["debtor-id": "\(id)", "reason": "\(reason)"])
+        }
+        return debtor
+    }
+
+    /// agency_manager: only debtors of accounts assigned to its agency.
+    static func mayRead(debtorID: String, caller: Caller, store: AccountsStore, _ db: Database) throws -> Bool {
+        guard caller.role == .agencyManager else { return true }
+        return try Bool.fetchOne(
+            db, sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE debtor_id = ? AND assigned_agency_id = ?)",
+            arguments: [debtorID, caller.agencyID ?? ""]) ?? false
+    }
+
+    // MARK: Accounts
+
+    func openAccount(_ request: AccountsV1.OpenAccountRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
+        try Validate.requestID(request.requestId)
+        try Validate.resourceID(request.debtorId, field: "debtor_id", prefix: "dbt")
+        let store = self.store
+        let now = clock.nowMs()
+        let debtorID = request.debtorId
+        guard let debtor = try await store.database.read({ db in try store.debtor(db, id: debtorID) }) else {
+            throw RPCError.notFound("debtor \(debtorID) not found")
+        }
+        let zone = TimeZone(identifier: debtor.timeZone) ?? .gmt
+        let today = CivilDate.today(in: zone, nowMs: now)
+        let opening = try AccountOpening.validate(request, asOf: today)
+        let key = try Idempotency.Key(
+            method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
+        let policy = configuration.delinquency
+        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
+            guard try store.debtor(db, id: debtorID) != nil else {
+                throw RPCError.notFound("debtor \(debtorID) not found")
+            }
+            guard try !store.accountExists(db, lenderID: opening.lenderID, externalID: opening.externalID) else {
+                throw RPCError(code: .alreadyExists,
+                               message: "lender \(opening.lenderID) already has an account with external_id '\(opening.externalID)'")
+            }
+            var account = AccountsV1.Account()
+            account.id = IDGenerator.make(prefix: "acc", nowMs: now)
+            account.debtorId = debtorID
+            account.externalId = opening.externalID
+            account.lenderId = opening.lenderID
+            account.product = opening.product
+            account.productName = opening.productName
+            account.principal = TypeV1.Money(amountMinor: opening.principalMinor, currencyCode: opening.currency)
+            account.openedDate = opening.openedDate.proto
+            account.instalments = opening.instalments
+            account.assignedAgencyId = opening.assignedAgencyID ?? ""
+            account.regionCode = debtor.address?.regionCode ?? ""
+            account.debtorTimeZone = debtor.timeZone
+            account.waivedAmount = TypeV1.Money(amountMinor: 0, currencyCode: opening.currency)
+            let delinquency = Delinquency.compute(instalments: account.instalments, asOf: today, policy: policy)
+            let opened = Delinquency.openingStage(daysPastDue: delinquency.daysPastDue, policy: policy)
+            account.stage = opened.stage
+            account.stageReason = opened.reason
+            account.stageEnteredMs = now
+            account.version = 1
+            account.createdMs = now
+            account.updatedMs = now
+            Self.apply(delinquency, to: &account, asOf: today)
+            try store.insert(db, account: account)
+            return account
+        }
+    }
+
+    func getAccount(_ request: AccountsV1.GetAccountRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
+        try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
+        let caller = try context.requireCaller()
+        let store = self.store
+        let id = request.accountId
+        guard var account = try await store.database.read({ db in try store.account(db, id: id) }),
+              caller.role != .agencyManager || account.assignedAgencyId == caller.agencyID
+        else {
+            throw RPCError.notFound("account \(id) not found")
+        }
+        // Days past due move with the clock: recomputed as of today, debtor-local.
+        let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: clock.nowMs())
+        Self.apply(Delinquency.compute(instalments: account.instalments, asOf: today, policy: configuration.delinquency),
+                   to: &account, asOf: today)
+        if request.view == .basic { account.basicView() }
+        return account
+    }
+
+    static func apply(_ delinquency: Delinquency, to account: inout AccountsV1.Account, asOf: CivilDate) {
+        let currency = account.principal?.currencyCode ?? ""
+        account.outstandingAmount = TypeV1.Money(amountMinor: delinquency.outstandingMinor, currencyCode: currency)
+        account.overdueAmount = TypeV1.Money(amountMinor: delinquency.overdueMinor, currencyCode: currency)
+        account.daysPastDue = Int32(clamping: delinquency.daysPastDue)
+        account.bucket = delinquency.bucket
+        account.oldestUnpaidDueDate = delinquency.oldestUnpaidDueDate?.proto
+        account.asOfDate = asOf.proto
+    }
+}
+
+extension AccountsV1.Account {
+    /// ACCOUNT_VIEW_BASIC: the lists are returned empty, summaries kept.
+    mutating func basicView() {
+        instalments = []
+        payments = []
+        promises = []
+        repaymentPlans = []
+        holds = []
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import GRDB
+import Models
+import RPCWire
+import Storage
+
+/// The accounts service's SQLite schema and row mapping. Each resource is stored as its
+/// protobuf encoding (`body`) beside the columns it is looked up by; a debtor's whole record
+/// (national ID and phone numbers included) is sealed with AES-GCM, bound to its id.
+struct AccountsStore: Sendable {
+    let database: SQLiteDatabase
+    let cipher: DataCipher
+
+    static var migrations: SQLiteDatabase.Migrations {
+        var migrations = SQLiteDatabase.Migrations()
+        migrations.add("accounts-v1", sql: """
+            CREATE TABLE debtors (
+                id TEXT PRIMARY KEY NOT NULL,
+                external_id TEXT NOT NULL UNIQUE,
+                region_code TEXT NOT NULL,
+                sealed BLOB NOT NULL,
+                version INTEGER NOT NULL,
+                created_ms INTEGER NOT NULL,
+                updated_ms INTEGER NOT NULL
+            );
+            CREATE TABLE accounts (
+                id TEXT PRIMARY KEY NOT NULL,
+                debtor_id TEXT NOT NULL REFERENCES debtors(id),
+                lender_id TEXT NOT NULL,
+                external_id TEXT NOT NULL,
+                assigned_agency_id TEXT NOT NULL,
+                stage INTEGER NOT NULL,
+                body BLOB NOT NULL,
+                version INTEGER NOT NULL,
+                created_ms INTEGER NOT NULL,
+                updated_ms INTEGER NOT NULL,
+                UNIQUE (lender_id, external_id)
+            );
+            CREATE INDEX accounts_debtor ON accounts (debtor_id);
+            CREATE INDEX accounts_agency ON accounts (assigned_agency_id);
+            CREATE TABLE personal_data_access (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at_ms INTEGER NOT NULL,
+                role TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                agency_id TEXT NOT NULL,
+                debtor_id TEXT NOT NULL,
+                fields TEXT NOT NULL,
+                reason TEXT NOT NULL
+            );
+            CREATE INDEX personal_data_access_debtor ON personal_data_access (debtor_id, at_ms);
+            """)
+        return migrations
+    }
+
+    // MARK: Debtors
+
+    func debtorExists(_ db: Database, externalID: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM debtors WHERE external_id = ?)", arguments: [externalID]) ?? false
+    }
+
+    func insert(_ db: Database, debtor: AccountsV1.Debtor) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO debtors (id, external_id, region_code, sealed, version, created_ms, updated_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [debtor.id, debtor.externalId, debtor.address?.regionCode ?? "",
+                        try cipher.seal(try debtor.encode(), context: debtor.id),
+                        debtor.version, debtor.createdMs, debtor.updatedMs])
+    }
+
+    /// The debtor with full personal data, or nil.
+    func debtor(_ db: Database, id: String) throws -> AccountsV1.Debtor? {
+        guard let sealed = try Data.fetchOne(db, sql: "SELECT sealed FROM debtors WHERE id = ?", arguments: [id]) else {
+            return nil
+        }
+        return try AccountsV1.Debtor(decoding: try cipher.open(sealed, context: id))
+    }
+
+    /// Writes a line to the personal-data access log (who, what, when, why).
+    func auditPersonalDataRead(_ db: Database, debtorID: String, actor: TypeV1.Actor, fields: [String], reason: String, atMs: Int64) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO personal_data_access (at_ms, role, subject, agency_id, debtor_id, fields, reason)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [atMs, actor.role.protoName ?? "\(actor.role.rawValue)", actor.subject, actor.agencyId, debtorID,
+                        fields.joined(separator: ","), reason])
+    }
+
+    // MARK: Accounts
+
+    func accountExists(_ db: Database, lenderID: String, externalID: String) throws -> Bool {
+        try Bool.fetchOne(
+            db, sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE lender_id = ? AND external_id = ?)",
+            arguments: [lenderID, externalID]) ?? false
+    }
+
+    func insert(_ db: Database, account: AccountsV1.Account) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO accounts (id, debtor_id, lender_id, external_id, assigned_agency_id, stage, body, version, created_ms, updated_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [account.id, account.debtorId, account.lenderId, account.externalId, account.assignedAgencyId,
+                        account.stage.rawValue, Data(try account.encode()), account.version, account.createdMs, account.updatedMs])
+    }
+
+    /// The stored account (delinquency as of when it was last written), or nil.
+    func account(_ db: Database, id: String) throws -> AccountsV1.Account? {
+        guard let body = try Data.fetchOne(db, sql: "SELECT body FROM accounts WHERE id = ?", arguments: [id]) else {
+            return nil
+        }
+        return try AccountsV1.Account(decoding: [UInt8](body))
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+import SchedulingService
+import ServiceKit
+
+/// The scheduling service (DESIGN.md §6).
+@main
+struct SchedulingCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduling",
+        abstract: "Doorstep scheduling service: agencies, collectors, appointments (gRPC doorstep.scheduling.v1.Scheduling).")
+
+    @OptionGroup var common: ServiceOptions<SchedulingDefaults>
+
+    func run() async throws {
+        try await SchedulingServer.run(common: common)
+    }
+}

@@ -1,0 +1,179 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RPC
+
+/// What differs between the executables: the name and the default ports.
+public protocol ServiceDefaults: Sendable {
+    /// The executable's name, e.g. "accounts".
+    static var name: String { get }
+    /// Default gRPC port (DESIGN.md §6: 50051 accounts, 50052 scheduling, 50053 visits).
+    static var defaultPort: Int { get }
+    /// Default metrics port (9101, 9102, 9103).
+    static var defaultMetricsPort: Int { get }
+}
+
+/// The flags every service takes (DESIGN.md §6), each with an environment equivalent. A flag
+/// wins over the environment, the environment over the default. `--help` lists every one
+/// with its default.
+public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "gRPC listen address. Env DOORSTEP_LISTEN. Default 127.0.0.1:\(Defaults.defaultPort).", valueName: "host:port"))
+    public var listen: String?
+
+    @Option(help: ArgumentHelp(
+        "Directory of the service's SQLite database (and, in dev mode, its keys); created if missing. Env DOORSTEP_DATA_DIR. Default ./data.",
+        valueName: "path"))
+    public var dataDir: String?
+
+    @Option(help: ArgumentHelp(
+        "Prometheus metrics address (GET /metrics), or 'off'. Env DOORSTEP_METRICS_LISTEN. Default 127.0.0.1:\(Defaults.defaultMetricsPort).",
+        valueName: "host:port"))
+    public var metricsListen: String?
+
+    @Option(help: ArgumentHelp(
+        "Accounts service address(es), comma-separated for replicas. Env DOORSTEP_ACCOUNTS_ADDR. Default 127.0.0.1:50051.",
+        valueName: "host:port[,host:port...]"))
+    public var accountsAddr: String?
+
+    @Option(help: ArgumentHelp(
+        "Scheduling service address(es). Env DOORSTEP_SCHEDULING_ADDR. Default 127.0.0.1:50052.",
+        valueName: "host:port[,host:port...]"))
+    public var schedulingAddr: String?
+
+    @Option(help: ArgumentHelp(
+        "Visits service address(es). Env DOORSTEP_VISITS_ADDR. Default 127.0.0.1:50053.",
+        valueName: "host:port[,host:port...]"))
+    public var visitsAddr: String?
+
+    @Option(help: ArgumentHelp(
+        "Ed25519 key (PEM, `doorstep keygen`) that verifies bearer tokens and signs this service's own. Env DOORSTEP_AUTH_KEY_FILE. Default: dev mode, <data-dir>/auth.key, generated when absent.",
+        valueName: "path"))
+    public var authKeyFile: String?
+
+    @Option(help: ArgumentHelp(
+        "trace, debug, info, notice, warning, error or critical. Env DOORSTEP_LOG_LEVEL. Default info.", valueName: "level"))
+    public var logLevel: String?
+
+    @Option(help: ArgumentHelp(
+        "Largest request message accepted (RESOURCE_EXHAUSTED above). Env DOORSTEP_MAX_RECEIVE_MESSAGE_BYTES. Default 4194304.",
+        valueName: "bytes"))
+    public var maxReceiveMessageBytes: Int?
+
+    @Option(help: ArgumentHelp(
+        "HTTP/2 concurrent streams per connection. Env DOORSTEP_MAX_CONCURRENT_STREAMS. Default 256.", valueName: "n"))
+    public var maxConcurrentStreams: Int?
+
+    @Option(help: ArgumentHelp(
+        "On SIGTERM, how long in-flight calls may finish. Env DOORSTEP_DRAIN_TIMEOUT_SECONDS. Default 30.", valueName: "seconds"))
+    public var drainTimeoutSeconds: Int?
+
+    @Option(help: ArgumentHelp(
+        "How long responses are remembered for request_id retries. Env DOORSTEP_IDEMPOTENCY_RETENTION_HOURS. Default 24.",
+        valueName: "hours"))
+    public var idempotencyRetentionHours: Int?
+
+    public init() {}
+
+    /// Flags, then `environment`, then defaults, validated into a configuration; throws a
+    /// one-line reason for the first bad value.
+    public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> ServiceConfiguration {
+        func value(_ flag: String?, _ variable: String) -> (String, String)? {
+            if let flag { return (flag, "--" + Self.flagName(of: variable)) }
+            if let env = environment[variable], !env.isEmpty { return (env, variable) }
+            return nil
+        }
+        func address(_ flag: String?, _ variable: String, default fallback: String) throws(ConfigurationError) -> GRPCClient.Target {
+            let (text, source) = value(flag, variable) ?? (fallback, "default")
+            guard let target = GRPCClient.Target(text), (0...65_535).contains(target.port) else {
+                throw ConfigurationError("\(source): '\(text)' is not HOST:PORT")
+            }
+            return target
+        }
+        func peers(_ flag: String?, _ variable: String, default fallback: String) throws(ConfigurationError) -> [GRPCClient.Target] {
+            let (text, source) = value(flag, variable) ?? (fallback, "default")
+            guard let targets = GRPCClient.Target.list(text), !targets.isEmpty else {
+                throw ConfigurationError("\(source): '\(text)' is not a comma-separated list of HOST:PORT")
+            }
+            return targets
+        }
+        func integer(_ flag: Int?, _ variable: String, default fallback: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            let number: Int
+            let source: String
+            if let flag {
+                (number, source) = (flag, "--" + Self.flagName(of: variable))
+            } else if let text = environment[variable], !text.isEmpty {
+                guard let parsed = Int(text) else { throw ConfigurationError("\(variable): '\(text)' is not an integer") }
+                (number, source) = (parsed, variable)
+            } else {
+                return fallback
+            }
+            guard range.contains(number) else {
+                throw ConfigurationError("\(source): \(number) is outside \(range.lowerBound)...\(range.upperBound)")
+            }
+            return number
+        }
+
+        var configuration = ServiceConfiguration(name: Defaults.name)
+        configuration.listen = try address(listen, "DOORSTEP_LISTEN", default: "127.0.0.1:\(Defaults.defaultPort)")
+        configuration.dataDirectory = value(dataDir, "DOORSTEP_DATA_DIR")?.0 ?? "./data"
+        let metrics = value(metricsListen, "DOORSTEP_METRICS_LISTEN")?.0 ?? "127.0.0.1:\(Defaults.defaultMetricsPort)"
+        configuration.metricsListen = metrics == "off"
+            ? nil : try address(metricsListen, "DOORSTEP_METRICS_LISTEN", default: metrics)
+        configuration.peers = ServiceConfiguration.Peers(
+            accounts: try peers(accountsAddr, "DOORSTEP_ACCOUNTS_ADDR", default: "127.0.0.1:50051"),
+            scheduling: try peers(schedulingAddr, "DOORSTEP_SCHEDULING_ADDR", default: "127.0.0.1:50052"),
+            visits: try peers(visitsAddr, "DOORSTEP_VISITS_ADDR", default: "127.0.0.1:50053"))
+        configuration.authKeyFile = value(authKeyFile, "DOORSTEP_AUTH_KEY_FILE")?.0
+        let level = value(logLevel, "DOORSTEP_LOG_LEVEL") ?? ("info", "default")
+        guard let parsedLevel = Logger.Level(rawValue: level.0.lowercased()) else {
+            throw ConfigurationError("\(level.1): unknown log level '\(level.0)' (trace, debug, info, notice, warning, error, critical)")
+        }
+        configuration.logLevel = parsedLevel
+        configuration.maxReceiveMessageBytes = try integer(
+            maxReceiveMessageBytes, "DOORSTEP_MAX_RECEIVE_MESSAGE_BYTES", default: 4 << 20, range: 1024...(64 << 20))
+        configuration.maxConcurrentStreams = try integer(
+            maxConcurrentStreams, "DOORSTEP_MAX_CONCURRENT_STREAMS", default: 256, range: 1...10_000)
+        configuration.drainTimeoutSeconds = try integer(
+            drainTimeoutSeconds, "DOORSTEP_DRAIN_TIMEOUT_SECONDS", default: 30, range: 0...3600)
+        configuration.idempotencyRetentionHours = try integer(
+            idempotencyRetentionHours, "DOORSTEP_IDEMPOTENCY_RETENTION_HOURS", default: 24, range: 24...(24 * 365))
+        return configuration
+    }
+
+    /// DOORSTEP_MAX_CONCURRENT_STREAMS → max-concurrent-streams.
+    static func flagName(of variable: String) -> String {
+        String(variable.dropFirst("DOORSTEP_".count)).lowercased().replacingOccurrences(of: "_", with: "-")
+    }
+}
+
+/// A service's validated configuration.
+public struct ServiceConfiguration: Sendable {
+    public struct Peers: Sendable {
+        public var accounts: [GRPCClient.Target]
+        public var scheduling: [GRPCClient.Target]
+        public var visits: [GRPCClient.Target]
+    }
+
+    public let name: String
+    public var listen = GRPCClient.Target(host: "127.0.0.1", port: 0)
+    public var dataDirectory = "./data"
+    /// nil = no metrics endpoint.
+    public var metricsListen: GRPCClient.Target?
+    public var peers = Peers(accounts: [], scheduling: [], visits: [])
+    /// nil = dev mode: `<data-dir>/auth.key`, generated when absent.
+    public var authKeyFile: String?
+    public var logLevel: Logger.Level = .info
+    public var maxReceiveMessageBytes = 4 << 20
+    public var maxConcurrentStreams = 256
+    public var drainTimeoutSeconds = 30
+    public var idempotencyRetentionHours = 24
+
+    public init(name: String) { self.name = name }
+}
+
+/// A configuration value that cannot be used, in one line (printed as `Error: …`, exit 1).
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+import Logging
+import RPCWire
+
+/// One service's SQLite database: a file in the data directory, WAL journal (readers never
+/// block the writer), `synchronous = FULL` (a committed transaction survives a crash or
+/// power loss), foreign keys on, a busy timeout, and the service's migrations applied in
+/// order at open.
+///
+/// Every read and write goes through ``read(_:)`` / ``write(_:)``, which run on GRDB's own
+/// dispatch queues (never on the caller's event loop) and turn storage failures into
+/// statuses: an `RPCError` thrown by the closure passes through (the transaction is rolled
+/// back: a refused request changes nothing), a busy or locked database is UNAVAILABLE,
+/// anything else is INTERNAL with no detail sent to the client (it is logged).
+public final class SQLiteDatabase: Sendable {
+    /// Storage settings; every default is spelled out.
+    public struct Configuration: Sendable {
+        /// How long a writer waits for another writer's lock before UNAVAILABLE. Default 5 s.
+        public var busyTimeout: TimeInterval = 5
+        /// Concurrent readers. Default 4.
+        public var maximumReaderCount: Int = 4
+
+        public init() {}
+        public static let defaults = Configuration()
+    }
+
+    /// The migrations of a service, applied in the order registered; each runs once, in a
+    /// transaction, and is recorded in the file (GRDB's `grdb_migrations` table).
+    public struct Migrations: Sendable {
+        fileprivate var steps: [(name: String, sql: String)] = []
+
+        public init() {}
+
+        /// Registers a migration: a name that never changes once shipped, and its SQL.
+        public mutating func add(_ name: String, sql: String) {
+            steps.append((name, sql))
+        }
+    }
+
+    public let path: String
+    private let pool: DatabasePool
+    private let logger: Logger
+
+    /// Opens (creating if needed) `path` and migrates it. Throws a `StorageOpenError` with a
+    /// one-line reason (not writable, not a database, a migration failed).
+    public init(path: String, migrations: Migrations, configuration: Configuration = .defaults, logger: Logger) throws(StorageOpenError) {
+        self.path = path
+        self.logger = logger
+        var grdb = GRDB.Configuration()
+        grdb.busyMode = .timeout(configuration.busyTimeout)
+        grdb.maximumReaderCount = configuration.maximumReaderCount
+        grdb.foreignKeysEnabled = true
+        grdb.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: grdb)
+        } catch {
+            throw StorageOpenError(path: path, problem: Self.describe(error))
+        }
+        var migrator = DatabaseMigrator()
+        for step in Idempotency.migrations.steps + migrations.steps {
+            let sql = step.sql
+            migrator.registerMigration(step.name) { db in try db.execute(sql: sql) }
+        }
+        do {
+            try migrator.migrate(pool)
+        } catch {
+            throw StorageOpenError(path: path, problem: "migration failed: \(Self.describe(error))")
+        }
+    }
+
+    /// Runs `body` in one write transaction (committed when it returns, rolled back when it throws).
+    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(RPCError) -> T {
+        do {
+            return try await pool.write(body)
+        } catch {
+            throw mapError(error)
+        }
+    }
+
+    /// Runs `body` on a read-only snapshot.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(RPCError) -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw mapError(error)
+        }
+    }
+
+    /// Checkpoints the WAL into the main file and closes the connections (at shutdown).
+    public func close() {
+        do {
+            try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            try pool.close()
+        } catch {
+            logger.warning("closing the database failed", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    private func mapError(_ error: any Error) -> RPCError {
+        if let convertible = error as? RPCErrorConvertible { return convertible.rpcError }
+        if error is CancellationError { return RPCError(code: .cancelled, message: "the call was cancelled") }
+        if let error = error as? DatabaseError, error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            logger.warning("database busy", metadata: ["path": "\(path)"])
+            return .unavailable("storage is busy; retry with the same request_id")
+        }
+        logger.error("storage failure", metadata: ["path": "\(path)", "error": "\(error)"])
+        return .internal("internal error")
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError { return error.message ?? "\(error.resultCode)" }
+        return "\(error)"
+    }
+}
+
+/// Why a database could not be opened, in one line.
+public struct StorageOpenError: Error, Sendable, CustomStringConvertible {
+    public let path: String
+    public let problem: String
+    public var description: String { "database \(path): \(problem)" }
+}

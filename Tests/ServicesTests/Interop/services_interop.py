@@ -1,0 +1,731 @@
+#!/usr/bin/env python3
+"""Stock-gRPC interop checks against the three running Doorstep services.
+
+A Python grpcio client, with stubs generated from proto/ by grpcio-tools, calls the accounts,
+scheduling and visits services (doorstep.accounts.v1.Accounts, doorstep.scheduling.v1.Scheduling,
+doorstep.visits.v1.Visits, each also serving grpc.health.v1.Health) over plaintext HTTP/2.
+
+Usage:
+    services_interop.py --accounts HOST:PORT --scheduling HOST:PORT --visits HOST:PORT \
+                        --tokens FILE [--only NAME,NAME,...]
+
+FILE is JSON mapping role to a signed token:
+    {"platform": "<jwt>", "compliance": "<jwt>", "collector": "<jwt>", "service": "<jwt>",
+     "agency_manager": "<jwt>"}
+Tokens are sent as the metadata `authorization: Bearer <jwt>`; health calls carry none.
+
+Checks are named SERVICE.CHECK (e.g. `accounts.health_serving`). Per service:
+    health_serving     Health/Check "" and the full service name -> SERVING
+    unauthenticated    a domain RPC without a token, and with "Bearer garbage" -> UNAUTHENTICATED
+    permission_denied  a domain RPC by a role its table forbids -> PERMISSION_DENIED
+    unimplemented      an unknown method on the service's path -> UNIMPLEMENTED
+    deadline_exceeded  Health/Watch "" with a 0.3 s deadline: SERVING, then DEADLINE_EXCEEDED
+    metadata_echo      Health/Check with x-request-id -> echoed in the initial metadata
+    invalid_argument   a request with one bad field -> INVALID_ARGUMENT whose message starts
+                       with the field's path
+    not_found          a well-formed but unknown id -> NOT_FOUND
+and the domain flows `accounts.create_open_get` and `scheduling.register_agency_collector`.
+
+--only takes a comma-separated list; each item is a full check name (`accounts.not_found`), a
+service name (`visits`: all its checks) or a bare check name (`health_serving`: that check on
+every service). Only the addresses of the services whose checks run are required.
+
+Prints one line per check ("ok NAME" or "FAIL NAME: why") and exits 1 if any failed (2 on a
+usage error).
+"""
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import uuid
+
+import grpc
+
+# A child started from a Swift test inherits the spawning thread's signal mask, where
+# SwiftNIO/Dispatch block most signals (SIGTERM included): unblock them, or this process
+# cannot be stopped and gRPC's own machinery misbehaves.
+import signal  # noqa: E402
+signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+PROTO = os.path.join(ROOT, "proto")
+
+# Every RPC gets this deadline, except the Health/Watch of the deadline check.
+RPC_TIMEOUT = 10.0
+WATCH_TIMEOUT = 0.3
+WATCH_MAX_SECONDS = 2.0
+
+SERVICES = ("accounts", "scheduling", "visits")
+FULL_SERVICE_NAMES = {
+    "accounts": "doorstep.accounts.v1.Accounts",
+    "scheduling": "doorstep.scheduling.v1.Scheduling",
+    "visits": "doorstep.visits.v1.Visits",
+}
+ROLES = ("platform", "compliance", "collector", "service", "agency_manager")
+
+# Asia/Shanghai has been UTC+8 without daylight saving since 1991.
+SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
+REGION = "310115"  # Pudong New Area, Shanghai (GB/T 2260)
+PUDONG = (31.2397, 121.4998)
+
+# A resource id: `<prefix>_` then a ULID, 26 characters of Crockford base32 (types.proto).
+ULID_CHARS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ID_PATTERN = re.compile(r"^[a-z]{3}_[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+
+
+# ---------------------------------------------------------------------------
+# Stubs
+# ---------------------------------------------------------------------------
+
+def load_stubs():
+    """Generates Python stubs for the three services, their shared types and health into a temp
+    dir and imports them; returns them as a namespace."""
+    out = tempfile.mkdtemp(prefix="doorstep-stubs-")
+    files = ["doorstep/type/v1/types.proto", "doorstep/accounts/v1/accounts.proto",
+             "doorstep/scheduling/v1/scheduling.proto", "doorstep/visits/v1/visits.proto",
+             "grpc/health/v1/health.proto"]
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO, f"--python_out={out}",
+                    f"--grpc_python_out={out}", *files], check=True)
+    # The generated package `grpc.health.v1` would shadow grpcio's `grpc`: move it aside.
+    os.rename(os.path.join(out, "grpc"), os.path.join(out, "grpc_health_stubs"))
+    for dirpath, _, _ in os.walk(out):
+        open(os.path.join(dirpath, "__init__.py"), "a").close()
+    health_dir = os.path.join(out, "grpc_health_stubs", "health", "v1")
+    for name in ("health_pb2_grpc.py",):
+        path = os.path.join(health_dir, name)
+        text = open(path).read().replace("from grpc.health.v1 import", "from grpc_health_stubs.health.v1 import")
+        open(path, "w").write(text)
+    sys.path.insert(0, out)
+    return types.SimpleNamespace(
+        types=importlib.import_module("doorstep.type.v1.types_pb2"),
+        accounts=importlib.import_module("doorstep.accounts.v1.accounts_pb2"),
+        accounts_grpc=importlib.import_module("doorstep.accounts.v1.accounts_pb2_grpc"),
+        scheduling=importlib.import_module("doorstep.scheduling.v1.scheduling_pb2"),
+        scheduling_grpc=importlib.import_module("doorstep.scheduling.v1.scheduling_pb2_grpc"),
+        visits=importlib.import_module("doorstep.visits.v1.visits_pb2"),
+        visits_grpc=importlib.import_module("doorstep.visits.v1.visits_pb2_grpc"),
+        health=importlib.import_module("grpc_health_stubs.health.v1.health_pb2"),
+        health_grpc=importlib.import_module("grpc_health_stubs.health.v1.health_pb2_grpc"),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Assertions
+# ---------------------------------------------------------------------------
+
+class Failed(Exception):
+    pass
+
+
+def expect(condition, why):
+    if not condition:
+        raise Failed(why)
+
+
+def expect_code(call, code, field=None, what=None):
+    """Runs `call`, which must fail with `code`; with `field`, the status message must start with
+    that field path (types.proto: "the message names the field", e.g. "visit_id: required").
+    Returns the error."""
+    prefix = f"{what}: " if what else ""
+    try:
+        call()
+    except grpc.RpcError as error:
+        details = error.details() or ""
+        expect(error.code() == code, f"{prefix}expected {code.name}, got {error.code().name}: {details!r}")
+        if field is not None:
+            expect(details.startswith(field), f"{prefix}expected a message naming {field!r}, got {details!r}")
+        return error
+    raise Failed(f"{prefix}expected {code.name}, but the call succeeded")
+
+
+def expect_id(value, prefix, what):
+    expect(value.startswith(prefix + "_"), f"{what}: {value!r} does not start with {prefix + '_'!r}")
+    expect(ID_PATTERN.match(value) is not None,
+           f"{what}: {value!r} is not {prefix}_ followed by 26 Crockford base32 characters")
+
+
+def unknown_id(prefix):
+    """A well-formed id (prefix, "_", 26 Crockford base32 characters) that no server assigned."""
+    value = f"{prefix}_01J" + "0" * 23
+    assert len(value) == len(prefix) + 1 + 26 and ID_PATTERN.match(value)
+    return value
+
+
+def fresh(label):
+    """A fresh caller-side identifier (external ids, licence numbers): printable ASCII, no spaces."""
+    return f"interop-{label}-{uuid.uuid4().hex[:16]}"
+
+
+def request_id():
+    return str(uuid.uuid4())
+
+
+# ---------------------------------------------------------------------------
+# Dates and money
+# ---------------------------------------------------------------------------
+
+def utc_today():
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+def shanghai_today():
+    return datetime.datetime.now(SHANGHAI).date()
+
+
+def pb_date(pb, day):
+    return pb.types.Date(year=day.year, month=day.month, day=day.day)
+
+
+def py_date(message, what):
+    try:
+        return datetime.date(message.year, message.month, message.day)
+    except ValueError:
+        raise Failed(f"{what}: not a valid date: {message.year}-{message.month}-{message.day}") from None
+
+
+def cny(pb, amount_minor):
+    return pb.types.Money(amount_minor=amount_minor, currency_code="CNY")
+
+
+def bucket_for(pb, days_past_due):
+    """The default delinquency bucket of a days-past-due value (accounts.proto, enum Bucket)."""
+    a = pb.accounts
+    if days_past_due <= 0:
+        return a.BUCKET_CURRENT
+    if days_past_due <= 30:
+        return a.BUCKET_M1
+    if days_past_due <= 60:
+        return a.BUCKET_M2
+    if days_past_due <= 90:
+        return a.BUCKET_M3
+    return a.BUCKET_M4_PLUS
+
+
+# ---------------------------------------------------------------------------
+# Connection context
+# ---------------------------------------------------------------------------
+
+class Context:
+    """Channels (one per service, opened on first use), stubs and bearer metadata."""
+
+    def __init__(self, pb, addresses, tokens, tokens_path):
+        self.pb = pb
+        self.addresses = addresses
+        self.tokens = tokens
+        self.tokens_path = tokens_path
+        self.channels = {}
+
+    def channel(self, service):
+        if service not in self.channels:
+            self.channels[service] = grpc.insecure_channel(self.addresses[service])
+        return self.channels[service]
+
+    def health(self, service):
+        return self.pb.health_grpc.HealthStub(self.channel(service))
+
+    def accounts(self):
+        return self.pb.accounts_grpc.AccountsStub(self.channel("accounts"))
+
+    def scheduling(self):
+        return self.pb.scheduling_grpc.SchedulingStub(self.channel("scheduling"))
+
+    def visits(self):
+        return self.pb.visits_grpc.VisitsStub(self.channel("visits"))
+
+    def raw(self, service, method):
+        """An untyped unary call to /<full service name>/<method> taking and returning bytes."""
+        return self.channel(service).unary_unary(f"/{FULL_SERVICE_NAMES[service]}/{method}",
+                                                 request_serializer=lambda b: b,
+                                                 response_deserializer=lambda b: b)
+
+    def auth(self, role):
+        """Call metadata carrying the role's bearer token."""
+        token = self.tokens.get(role)
+        expect(isinstance(token, str) and token, f"no {role!r} token in {self.tokens_path}")
+        return [("authorization", f"Bearer {token}")]
+
+    def close(self):
+        for channel in self.channels.values():
+            channel.close()
+
+
+# ---------------------------------------------------------------------------
+# Request builders
+# ---------------------------------------------------------------------------
+
+def create_debtor_request(pb, national_id="11010519491231002X"):
+    """A valid CreateDebtor request with a fresh request_id and external_id."""
+    return pb.accounts.CreateDebtorRequest(
+        request_id=request_id(),
+        debtor=pb.accounts.Debtor(
+            external_id=fresh("dbt"),
+            full_name="张三",
+            national_id=national_id,
+            phone="13812345678",
+            address=pb.types.Address(
+                text="上海市浦东新区世纪大道100号 12楼1203室",
+                region_code=REGION,
+                postal_code="200120",
+                location=pb.types.GeoPoint(latitude=PUDONG[0], longitude=PUDONG[1])),
+            time_zone="Asia/Shanghai"))
+
+
+def register_agency_request(pb, display_name=None):
+    """A valid RegisterAgency request with a fresh request_id and licence number."""
+    today = utc_today()
+    return pb.scheduling.RegisterAgencyRequest(
+        request_id=request_id(),
+        agency=pb.scheduling.Agency(
+            display_name=f"上海互操作催收服务有限公司 {uuid.uuid4().hex[:8]}" if display_name is None else display_name,
+            licence_number=fresh("lic"),
+            licence_expiry_date=pb_date(pb, today + datetime.timedelta(days=365)),
+            regions_served=[REGION],
+            last_inspection_date=pb_date(pb, today - datetime.timedelta(days=30))))
+
+
+def register_collector_request(pb, agency_id):
+    """A valid RegisterCollector request for `agency_id` with a fresh certification number."""
+    return pb.scheduling.RegisterCollectorRequest(
+        request_id=request_id(),
+        collector=pb.scheduling.Collector(
+            agency_id=agency_id,
+            full_name="李四",
+            certification_number=fresh("cert"),
+            certification_expiry_date=pb_date(pb, utc_today() + datetime.timedelta(days=365)),
+            region_code=REGION,
+            home_location=pb.types.GeoPoint(latitude=31.2304, longitude=121.4737),
+            time_zone="Asia/Shanghai",
+            shift_start=pb.types.TimeOfDay(hours=9, minutes=0),
+            shift_end=pb.types.TimeOfDay(hours=18, minutes=0),
+            daily_capacity=8))
+
+
+# ---------------------------------------------------------------------------
+# Transport checks, the same on every service
+# ---------------------------------------------------------------------------
+
+def check_health_serving(ctx, service):
+    """Health/Check for the overall status ("") and for the service's full name: SERVING."""
+    health = ctx.pb.health
+    stub = ctx.health(service)
+    for name in ("", FULL_SERVICE_NAMES[service]):
+        response = stub.Check(health.HealthCheckRequest(service=name), timeout=RPC_TIMEOUT)
+        expect(response.status == health.HealthCheckResponse.SERVING,
+               f"service {name!r}: status {health.HealthCheckResponse.ServingStatus.Name(response.status)}")
+
+
+def check_unimplemented(ctx, service):
+    """An unknown method on the service's own path: UNIMPLEMENTED (sent with a valid platform
+    token, so that only the method can be at fault)."""
+    unknown = ctx.raw(service, "NoSuchMethod")
+    expect_code(lambda: unknown(b"", timeout=RPC_TIMEOUT, metadata=ctx.auth("platform")),
+                grpc.StatusCode.UNIMPLEMENTED)
+
+
+def check_deadline_exceeded(ctx, service):
+    """Health/Watch never ends by itself: with a 0.3 s deadline it yields SERVING, then the
+    stream ends with DEADLINE_EXCEEDED within 2 s."""
+    health = ctx.pb.health
+    started = time.monotonic()
+    responses = ctx.health(service).Watch(health.HealthCheckRequest(service=""), timeout=WATCH_TIMEOUT)
+    try:
+        try:
+            first = next(responses)
+        except StopIteration:
+            raise Failed("the stream ended with OK before its first message") from None
+        except grpc.RpcError as error:
+            raise Failed(f"no first message: {error.code().name}: {error.details()!r}") from None
+        expect(first.status == health.HealthCheckResponse.SERVING,
+               f"first status {health.HealthCheckResponse.ServingStatus.Name(first.status)}")
+
+        def drain():
+            for _ in responses:  # further status changes, if any, are allowed
+                pass
+        expect_code(drain, grpc.StatusCode.DEADLINE_EXCEEDED, what="end of the stream")
+    finally:
+        responses.cancel()
+    elapsed = time.monotonic() - started
+    expect(elapsed < WATCH_MAX_SECONDS, f"the stream ended after {elapsed:.2f} s, not promptly after the deadline")
+
+
+def check_metadata_echo(ctx, service):
+    """A unary call with `x-request-id` gets the same value back in its initial metadata."""
+    value = f"interop-{uuid.uuid4().hex}"
+    health = ctx.pb.health
+    _, call = ctx.health(service).Check.with_call(health.HealthCheckRequest(service=""), timeout=RPC_TIMEOUT,
+                                                  metadata=[("x-request-id", value)])
+    echoed = [item[1] for item in call.initial_metadata() if item[0] == "x-request-id"]
+    expect(echoed, f"no x-request-id in the initial metadata {list(call.initial_metadata())}")
+    expect(all(v == value for v in echoed), f"x-request-id {echoed}, expected {value!r}")
+
+
+# ---------------------------------------------------------------------------
+# Accounts
+# ---------------------------------------------------------------------------
+
+def check_accounts_unauthenticated(ctx):
+    """GetAccount without a token and with an unverifiable one: UNAUTHENTICATED."""
+    stub = ctx.accounts()
+    request = ctx.pb.accounts.GetAccountRequest(account_id=unknown_id("acc"))
+    expect_code(lambda: stub.GetAccount(request, timeout=RPC_TIMEOUT),
+                grpc.StatusCode.UNAUTHENTICATED, what="without a token")
+    expect_code(lambda: stub.GetAccount(request, timeout=RPC_TIMEOUT, metadata=[("authorization", "Bearer garbage")]),
+                grpc.StatusCode.UNAUTHENTICATED, what="with 'Bearer garbage'")
+
+
+def check_accounts_permission_denied(ctx):
+    """CreateDebtor is platform-only; a collector token gets PERMISSION_DENIED."""
+    request = create_debtor_request(ctx.pb)
+    expect_code(lambda: ctx.accounts().CreateDebtor(request, timeout=RPC_TIMEOUT, metadata=ctx.auth("collector")),
+                grpc.StatusCode.PERMISSION_DENIED)
+
+
+def check_accounts_invalid_argument(ctx):
+    """CreateDebtor with national_id "123" (not an 18-character PRC id): INVALID_ARGUMENT naming
+    debtor.national_id."""
+    request = create_debtor_request(ctx.pb, national_id="123")
+    expect_code(lambda: ctx.accounts().CreateDebtor(request, timeout=RPC_TIMEOUT, metadata=ctx.auth("platform")),
+                grpc.StatusCode.INVALID_ARGUMENT, field="debtor.national_id")
+
+
+def check_accounts_not_found(ctx):
+    """GetAccount of a well-formed, unknown id: NOT_FOUND."""
+    request = ctx.pb.accounts.GetAccountRequest(account_id=unknown_id("acc"))
+    expect_code(lambda: ctx.accounts().GetAccount(request, timeout=RPC_TIMEOUT, metadata=ctx.auth("platform")),
+                grpc.StatusCode.NOT_FOUND)
+
+
+def check_accounts_create_open_get(ctx):
+    """CreateDebtor (masked output, idempotent replay, request_id reuse refused), OpenAccount with
+    a 6-instalment schedule whose first due date was 90 days ago (delinquency computed at once),
+    GetAccount by platform, and by an agency manager the account is not assigned to (NOT_FOUND)."""
+    pb = ctx.pb
+    a = pb.accounts
+    stub = ctx.accounts()
+    platform = ctx.auth("platform")
+
+    # CreateDebtor.
+    create = create_debtor_request(pb)
+    debtor = stub.CreateDebtor(create, timeout=RPC_TIMEOUT, metadata=platform)
+    expect_id(debtor.id, "dbt", "debtor.id")
+    expect(debtor.external_id == create.debtor.external_id, f"debtor.external_id {debtor.external_id!r}")
+    expect(debtor.full_name == create.debtor.full_name, f"debtor.full_name {debtor.full_name!r}")
+    expect(debtor.phone == "138****5678", f"debtor.phone {debtor.phone!r}, expected '138****5678'")
+    expect(debtor.national_id == "110***********002X",
+           f"debtor.national_id {debtor.national_id!r}, expected '110***********002X'")
+    expect(debtor.personal_data_masked, "debtor.personal_data_masked is false")
+    expect(debtor.version == 1, f"debtor.version {debtor.version}")
+
+    # The same request_id and request: the first response again, nothing created twice.
+    replay = stub.CreateDebtor(create, timeout=RPC_TIMEOUT, metadata=platform)
+    expect(replay.id == debtor.id, f"replayed CreateDebtor returned id {replay.id!r}, first {debtor.id!r}")
+    expect(replay == debtor, "replayed CreateDebtor returned a different response")
+
+    # The same request_id with another request.
+    changed = a.CreateDebtorRequest()
+    changed.CopyFrom(create)
+    changed.debtor.full_name = "王五"
+    expect_code(lambda: stub.CreateDebtor(changed, timeout=RPC_TIMEOUT, metadata=platform),
+                grpc.StatusCode.INVALID_ARGUMENT, field="request_id", what="request_id reused with another body")
+
+    # OpenAccount: opened 120 days ago, 6 monthly instalments of 600.00 CNY, the first due 90
+    # days ago (UTC dates), i.e. due -90, -60, -30, 0, +30, +60 days.
+    today = utc_today()
+    dues = [today + datetime.timedelta(days=-90 + 30 * i) for i in range(6)]
+    instalment_minor = 60000
+    open_request = a.OpenAccountRequest(
+        request_id=request_id(),
+        debtor_id=debtor.id,
+        external_id=fresh("acc"),
+        lender_id="lender-1",
+        product=a.PRODUCT_TYPE_INSTALMENT_LOAN,
+        product_name="分期贷",
+        principal=cny(pb, 300000),
+        opened_date=pb_date(pb, today - datetime.timedelta(days=120)),
+        instalments=[a.OpeningInstalment(due_date=pb_date(pb, due), amount_due=cny(pb, instalment_minor))
+                     for due in dues])
+    local_before = shanghai_today()
+    account = stub.OpenAccount(open_request, timeout=RPC_TIMEOUT, metadata=platform)
+    local_after = shanghai_today()
+    expect_id(account.id, "acc", "account.id")
+    expect(account.debtor_id == debtor.id, f"account.debtor_id {account.debtor_id!r}")
+    expect(account.version == 1, f"account.version {account.version}")
+
+    # Delinquency as of the debtor-local (Asia/Shanghai) date the server used: instalments due
+    # before it are overdue; days past due count from the oldest unpaid one.
+    as_of = py_date(account.as_of_date, "account.as_of_date")
+    expect(as_of in (local_before, local_after),
+           f"account.as_of_date {as_of}, expected today in Asia/Shanghai ({local_after})")
+    overdue_dues = [due for due in dues if due < as_of]
+    expected_dpd = (as_of - dues[0]).days
+    expected_overdue = instalment_minor * len(overdue_dues)
+    expect(89 <= account.days_past_due <= 91 and account.days_past_due == expected_dpd,
+           f"account.days_past_due {account.days_past_due}, expected {expected_dpd} as of {as_of}")
+    expect(account.overdue_amount.amount_minor == expected_overdue and account.overdue_amount.currency_code == "CNY",
+           f"account.overdue_amount {account.overdue_amount.amount_minor} {account.overdue_amount.currency_code!r}, "
+           f"expected {expected_overdue} 'CNY' ({len(overdue_dues)} instalments due before {as_of})")
+    expect(account.outstanding_amount.amount_minor == instalment_minor * len(dues),
+           f"account.outstanding_amount {account.outstanding_amount.amount_minor}, expected {instalment_minor * len(dues)}")
+    oldest_unpaid = py_date(account.oldest_unpaid_due_date, "account.oldest_unpaid_due_date")
+    expect(oldest_unpaid == dues[0], f"account.oldest_unpaid_due_date {oldest_unpaid}, expected {dues[0]}")
+    expect(account.stage == a.STAGE_REMOTE, f"account.stage {a.Stage.Name(account.stage)}, expected STAGE_REMOTE")
+    expected_bucket = bucket_for(pb, account.days_past_due)
+    expect(account.bucket == expected_bucket,
+           f"account.bucket {a.Bucket.Name(account.bucket)}, expected {a.Bucket.Name(expected_bucket)} "
+           f"for days_past_due {account.days_past_due}")
+
+    # GetAccount.
+    get = a.GetAccountRequest(account_id=account.id)
+    read = stub.GetAccount(get, timeout=RPC_TIMEOUT, metadata=platform)
+    expect(read.id == account.id, f"GetAccount returned id {read.id!r}, expected {account.id!r}")
+    expect(read.days_past_due == account.days_past_due,
+           f"GetAccount days_past_due {read.days_past_due}, OpenAccount said {account.days_past_due}")
+
+    # The account is assigned to no agency: an agency manager must not learn it exists.
+    expect_code(lambda: stub.GetAccount(get, timeout=RPC_TIMEOUT, metadata=ctx.auth("agency_manager")),
+                grpc.StatusCode.NOT_FOUND, what="GetAccount by an agency manager of another agency")
+
+
+# ---------------------------------------------------------------------------
+# Scheduling
+# ---------------------------------------------------------------------------
+
+def check_scheduling_unauthenticated(ctx):
+    """RegisterAgency without a token and with an unverifiable one: UNAUTHENTICATED."""
+    stub = ctx.scheduling()
+    request = register_agency_request(ctx.pb)
+    expect_code(lambda: stub.RegisterAgency(request, timeout=RPC_TIMEOUT),
+                grpc.StatusCode.UNAUTHENTICATED, what="without a token")
+    expect_code(lambda: stub.RegisterAgency(request, timeout=RPC_TIMEOUT,
+                                            metadata=[("authorization", "Bearer garbage")]),
+                grpc.StatusCode.UNAUTHENTICATED, what="with 'Bearer garbage'")
+
+
+def check_scheduling_permission_denied(ctx):
+    """RegisterAgency is platform-only; a collector token gets PERMISSION_DENIED."""
+    request = register_agency_request(ctx.pb)
+    expect_code(lambda: ctx.scheduling().RegisterAgency(request, timeout=RPC_TIMEOUT, metadata=ctx.auth("collector")),
+                grpc.StatusCode.PERMISSION_DENIED)
+
+
+def check_scheduling_invalid_argument(ctx):
+    """RegisterAgency with an empty display_name: INVALID_ARGUMENT naming agency.display_name."""
+    request = register_agency_request(ctx.pb, display_name="")
+    expect_code(lambda: ctx.scheduling().RegisterAgency(request, timeout=RPC_TIMEOUT, metadata=ctx.auth("platform")),
+                grpc.StatusCode.INVALID_ARGUMENT, field="agency.display_name")
+
+
+def check_scheduling_not_found(ctx):
+    """RegisterCollector for a well-formed, unknown agency_id: NOT_FOUND."""
+    request = register_collector_request(ctx.pb, unknown_id("agy"))
+    expect_code(lambda: ctx.scheduling().RegisterCollector(request, timeout=RPC_TIMEOUT, metadata=ctx.auth("platform")),
+                grpc.StatusCode.NOT_FOUND)
+
+
+def check_scheduling_register_agency_collector(ctx):
+    """RegisterAgency (ACTIVE, idempotent replay, duplicate licence refused), then
+    RegisterCollector for it (ACTIVE)."""
+    pb = ctx.pb
+    s = pb.scheduling
+    stub = ctx.scheduling()
+    platform = ctx.auth("platform")
+
+    register = register_agency_request(pb)
+    agency = stub.RegisterAgency(register, timeout=RPC_TIMEOUT, metadata=platform)
+    expect_id(agency.id, "agy", "agency.id")
+    expect(agency.status == s.AGENCY_STATUS_ACTIVE,
+           f"agency.status {s.AgencyStatus.Name(agency.status)}, expected AGENCY_STATUS_ACTIVE")
+    expect(agency.version == 1, f"agency.version {agency.version}")
+    expect(agency.licence_number == register.agency.licence_number, f"agency.licence_number {agency.licence_number!r}")
+    expect(list(agency.regions_served) == [REGION], f"agency.regions_served {list(agency.regions_served)}")
+
+    replay = stub.RegisterAgency(register, timeout=RPC_TIMEOUT, metadata=platform)
+    expect(replay.id == agency.id, f"replayed RegisterAgency returned id {replay.id!r}, first {agency.id!r}")
+    expect(replay == agency, "replayed RegisterAgency returned a different response")
+
+    duplicate = s.RegisterAgencyRequest()
+    duplicate.CopyFrom(register)
+    duplicate.request_id = request_id()
+    duplicate.agency.display_name = register.agency.display_name + " 二"
+    expect_code(lambda: stub.RegisterAgency(duplicate, timeout=RPC_TIMEOUT, metadata=platform),
+                grpc.StatusCode.ALREADY_EXISTS, what="another agency with the same licence_number")
+
+    collector_request = register_collector_request(pb, agency.id)
+    collector = stub.RegisterCollector(collector_request, timeout=RPC_TIMEOUT, metadata=platform)
+    expect_id(collector.id, "col", "collector.id")
+    expect(collector.agency_id == agency.id, f"collector.agency_id {collector.agency_id!r}, expected {agency.id!r}")
+    expect(collector.status == s.COLLECTOR_STATUS_ACTIVE,
+           f"collector.status {s.CollectorStatus.Name(collector.status)}, expected COLLECTOR_STATUS_ACTIVE")
+    expect(collector.version == 1, f"collector.version {collector.version}")
+
+
+# ---------------------------------------------------------------------------
+# Visits
+# ---------------------------------------------------------------------------
+
+def check_visits_unauthenticated(ctx):
+    """GetVisit without a token and with an unverifiable one: UNAUTHENTICATED."""
+    stub = ctx.visits()
+    request = ctx.pb.visits.GetVisitRequest(visit_id=unknown_id("vis"))
+    expect_code(lambda: stub.GetVisit(request, timeout=RPC_TIMEOUT),
+                grpc.StatusCode.UNAUTHENTICATED, what="without a token")
+    expect_code(lambda: stub.GetVisit(request, timeout=RPC_TIMEOUT, metadata=[("authorization", "Bearer garbage")]),
+                grpc.StatusCode.UNAUTHENTICATED, what="with 'Bearer garbage'")
+
+
+def check_visits_permission_denied(ctx):
+    """Every role may call GetVisit; GetComplaint is not open to collectors, so a collector
+    token gets PERMISSION_DENIED (decided before the complaint is looked up)."""
+    request = ctx.pb.visits.GetComplaintRequest(complaint_id=unknown_id("cmp"))
+    expect_code(lambda: ctx.visits().GetComplaint(request, timeout=RPC_TIMEOUT, metadata=ctx.auth("collector")),
+                grpc.StatusCode.PERMISSION_DENIED)
+
+
+def check_visits_invalid_argument(ctx):
+    """GetVisit with an empty visit_id: INVALID_ARGUMENT naming visit_id."""
+    request = ctx.pb.visits.GetVisitRequest(visit_id="")
+    expect_code(lambda: ctx.visits().GetVisit(request, timeout=RPC_TIMEOUT, metadata=ctx.auth("platform")),
+                grpc.StatusCode.INVALID_ARGUMENT, field="visit_id")
+
+
+def check_visits_not_found(ctx):
+    """GetVisit of a well-formed, unknown id: NOT_FOUND."""
+    request = ctx.pb.visits.GetVisitRequest(visit_id=unknown_id("vis"))
+    expect_code(lambda: ctx.visits().GetVisit(request, timeout=RPC_TIMEOUT, metadata=ctx.auth("platform")),
+                grpc.StatusCode.NOT_FOUND)
+
+
+# ---------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------
+
+def _generic(fn, service):
+    return lambda ctx: fn(ctx, service)
+
+
+def build_registry():
+    """[(full check name, service, function(ctx))] in run order: per service, the transport and
+    error checks, then its domain flow."""
+    specific = {
+        "accounts": {
+            "unauthenticated": check_accounts_unauthenticated,
+            "permission_denied": check_accounts_permission_denied,
+            "invalid_argument": check_accounts_invalid_argument,
+            "not_found": check_accounts_not_found,
+            "create_open_get": check_accounts_create_open_get,
+        },
+        "scheduling": {
+            "unauthenticated": check_scheduling_unauthenticated,
+            "permission_denied": check_scheduling_permission_denied,
+            "invalid_argument": check_scheduling_invalid_argument,
+            "not_found": check_scheduling_not_found,
+            "register_agency_collector": check_scheduling_register_agency_collector,
+        },
+        "visits": {
+            "unauthenticated": check_visits_unauthenticated,
+            "permission_denied": check_visits_permission_denied,
+            "invalid_argument": check_visits_invalid_argument,
+            "not_found": check_visits_not_found,
+        },
+    }
+    generic = {
+        "health_serving": check_health_serving,
+        "unimplemented": check_unimplemented,
+        "deadline_exceeded": check_deadline_exceeded,
+        "metadata_echo": check_metadata_echo,
+    }
+    order = ["health_serving", "unauthenticated", "permission_denied", "unimplemented", "deadline_exceeded",
+             "metadata_echo", "invalid_argument", "not_found"]
+    registry = []
+    for service in SERVICES:
+        names = order + [name for name in specific[service] if name not in order]
+        for name in names:
+            fn = _generic(generic[name], service) if name in generic else specific[service][name]
+            registry.append((f"{service}.{name}", service, fn))
+    return registry
+
+
+def select(registry, only):
+    """The registry entries matched by the --only items (all when `only` is None)."""
+    if only is None:
+        return registry
+    items = [item.strip() for item in only.split(",") if item.strip()]
+    if not items:
+        raise ValueError("--only: no check names given")
+    chosen = set()
+    for item in items:
+        matches = {name for name, service, _ in registry
+                   if item in (name, service) or name.split(".", 1)[1] == item}
+        if not matches:
+            known = ", ".join(name for name, _, _ in registry)
+            raise ValueError(f"--only: unknown check {item!r} (known: {known})")
+        chosen |= matches
+    return [entry for entry in registry if entry[0] in chosen]
+
+
+def load_tokens(path):
+    with open(path, encoding="utf-8") as file:
+        tokens = json.load(file)
+    if not isinstance(tokens, dict):
+        raise ValueError(f"{path}: expected a JSON object mapping role to token")
+    return tokens
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(description="Stock-gRPC (grpcio) interop checks against the Doorstep services.")
+    for service in SERVICES:
+        parser.add_argument(f"--{service}", metavar="HOST:PORT",
+                            help=f"address of the {service} service (required when any of its checks runs)")
+    parser.add_argument("--tokens", metavar="FILE", required=True,
+                        help='JSON {"platform": JWT, "compliance": JWT, "collector": JWT, "service": JWT, '
+                             '"agency_manager": JWT}')
+    parser.add_argument("--only", metavar="NAME,NAME",
+                        help="run only these checks: full names (accounts.not_found), services (visits) "
+                             "or bare check names (health_serving)")
+    args = parser.parse_args(argv)
+    try:
+        checks = select(build_registry(), args.only)
+        tokens = load_tokens(args.tokens)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    missing = sorted({service for _, service, _ in checks if not getattr(args, service)})
+    if missing:
+        parser.error("missing address: " + ", ".join(f"--{service}" for service in missing))
+    return args, checks, tokens
+
+
+def main(argv=None):
+    args, checks, tokens = parse_arguments(sys.argv[1:] if argv is None else argv)
+    pb = load_stubs()
+    addresses = {service: getattr(args, service) for service in SERVICES}
+    ctx = Context(pb, addresses, tokens, args.tokens)
+    failures = 0
+    for name, _, fn in checks:
+        try:
+            fn(ctx)
+            print(f"ok {name}", flush=True)
+        except Failed as failure:
+            failures += 1
+            print(f"FAIL {name}: {failure}", flush=True)
+        except grpc.RpcError as error:
+            failures += 1
+            code = error.code() if callable(getattr(error, "code", None)) else None
+            details = error.details() if callable(getattr(error, "details", None)) else str(error)
+            print(f"FAIL {name}: unexpected {code.name if code else 'RpcError'}: {details!r}", flush=True)
+        except Exception as error:  # noqa: BLE001 — report anything unexpected as a failure
+            failures += 1
+            print(f"FAIL {name}: {type(error).__name__}: {error}", flush=True)
+    ctx.close()
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

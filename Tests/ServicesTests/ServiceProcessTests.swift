@@ -1,0 +1,262 @@
+import Foundation
+import Models
+import RPC
+import RPCWire
+import TestSupport
+import Testing
+
+/// The three executables as real processes on real SQLite files, with a shared signing key.
+final class ServiceCluster: Sendable {
+    let directory: URL
+    let keyFile: String
+    let accounts: RunningService
+    let scheduling: RunningService
+    let visits: RunningService
+
+    init() async throws {
+        directory = try makeTemporaryDirectory()
+        keyFile = directory.appendingPathComponent("auth.key").path
+        let keygen = try await runProduct("doorstep", ["keygen", "--key-file", keyFile])
+        try #require(keygen.status == 0, "\(keygen.output)")
+        accounts = try await Self.start("accounts", directory: directory, keyFile: keyFile)
+        scheduling = try await Self.start("scheduling", directory: directory, keyFile: keyFile)
+        visits = try await Self.start("visits", directory: directory, keyFile: keyFile)
+    }
+
+    static func start(_ name: String, directory: URL, keyFile: String, extra: [String] = []) async throws -> RunningService {
+        try await RunningService(name, [
+            "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+            "--data-dir", directory.appendingPathComponent(name).path, "--auth-key-file", keyFile,
+            "--log-level", "info",
+        ] + extra)
+    }
+
+    /// A bearer token for `role` signed with the cluster's key.
+    func token(_ role: String, agency: String? = nil, collector: String? = nil) async throws -> String {
+        var arguments = ["token", "--role", role, "--key-file", keyFile]
+        if let agency { arguments += ["--agency", agency] }
+        if let collector { arguments += ["--collector", collector] }
+        let result = try await runProduct("doorstep", arguments)
+        try #require(result.status == 0, "\(result.output)")
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func stopAll() async -> [(status: Int32, reason: Process.TerminationReason, stderr: String)] {
+        var results: [(status: Int32, reason: Process.TerminationReason, stderr: String)] = []
+        for service in [visits, scheduling, accounts] { results.append(await service.stop()) }
+        return results
+    }
+}
+
+@Suite("The three services as processes", .serialized)
+struct ServiceProcessTests {
+    @Test("a stock grpcio client gets every status it should from each service", .timeLimit(.minutes(3)))
+    func grpcioInterop() async throws {
+        let cluster = try await ServiceCluster()
+        var tokens: [String: String] = [:]
+        for role in ["platform", "compliance", "service"] { tokens[role] = try await cluster.token(role) }
+        tokens["agency_manager"] = try await cluster.token("agency_manager", agency: "agy_01J00000000000000000000000")
+        tokens["collector"] = try await cluster.token("collector", agency: "agy_01J00000000000000000000000",
+                                                      collector: "col_01J00000000000000000000000")
+        let tokenFile = cluster.directory.appendingPathComponent("tokens.json")
+        try JSONSerialization.data(withJSONObject: tokens).write(to: tokenFile)
+        let script = repositoryRoot.appendingPathComponent("Tests/ServicesTests/Interop/services_interop.py").path
+        let result = try await runProcessDetached("python3", [
+            script, "--accounts", cluster.accounts.address, "--scheduling", cluster.scheduling.address,
+            "--visits", cluster.visits.address, "--tokens", tokenFile.path,
+        ])
+        let stops = await cluster.stopAll()
+        print(result.output)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(!result.output.contains("FAIL"), "\(result.output)")
+        for check in ["accounts.create_open_get", "scheduling.register_agency_collector", "visits.not_found",
+                      "accounts.deadline_exceeded", "visits.permission_denied", "scheduling.metadata_echo"] {
+            #expect(result.output.contains("ok \(check)"), "\(check) did not run")
+        }
+        for stop in stops {
+            #expect(stop.status == 0 && stop.reason == .exit, "\(stop.stderr)")
+        }
+    }
+
+    @Test("our client: a debtor and an account survive a restart; SIGTERM exits 0", .timeLimit(.minutes(2)))
+    func persistenceAcrossRestart() async throws {
+        let cluster = try await ServiceCluster()
+        let token = try await cluster.token("platform")
+        let metadata: Metadata = ["authorization": "Bearer \(token)"]
+        var client = GRPCClient(targets: [GRPCClient.Target(cluster.accounts.address)!])
+        let debtor = try await client.unary(AccountsV1.AccountsService.createDebtor, Self.debtorRequest(), metadata: metadata)
+        #expect(debtor.personalDataMasked)
+        let account = try await client.unary(
+            AccountsV1.AccountsService.openAccount, Self.accountRequest(debtorID: debtor.id), metadata: metadata)
+        #expect(account.daysPastDue == 45)
+        #expect(account.bucket == .m2)
+        #expect(account.stage == .remote)
+        await client.close()
+
+        let stop = await cluster.accounts.stop()
+        #expect(stop.status == 0, "\(stop.stderr)")
+        #expect(stop.stderr.contains("stopped"), "\(stop.stderr)")
+        let restarted = try await ServiceCluster.start("accounts", directory: cluster.directory, keyFile: cluster.keyFile)
+        client = GRPCClient(targets: [GRPCClient.Target(restarted.address)!])
+        let read = try await client.unary(
+            AccountsV1.AccountsService.getAccount, AccountsV1.GetAccountRequest(accountId: account.id), metadata: metadata)
+        #expect(read.id == account.id)
+        #expect(read.instalments == account.instalments)
+        #expect(read.daysPastDue == 45)
+        // The same request id after the restart: the first response, no second debtor.
+        let again = try await client.unary(AccountsV1.AccountsService.createDebtor, Self.debtorRequest(), metadata: metadata)
+        #expect(again == debtor)
+        // Unmasked read by platform, with a reason: full values, audited.
+        let full = try await client.unary(
+            AccountsV1.AccountsService.getDebtor,
+            AccountsV1.GetDebtorRequest(debtorId: debtor.id, revealPersonalData: true, accessReason: "identity check, ticket 7"),
+            metadata: metadata)
+        #expect(full.phone == "+8613812345678")
+        #expect(!full.personalDataMasked)
+        await client.close()
+        _ = await restarted.stop()
+        _ = await cluster.stopAll()
+        // Personal data is sealed at rest: the phone number is nowhere in the database file.
+        let database = try readFile(cluster.directory.appendingPathComponent("accounts/accounts.sqlite"))
+        let wal = (try? readFile(cluster.directory.appendingPathComponent("accounts/accounts.sqlite-wal"))) ?? []
+        #expect(!Self.contains(database + wal, "13812345678"))
+        #expect(!Self.contains(database + wal, "11010519491231002X"))
+    }
+
+    @Test("the metrics endpoint counts calls per method and status", .timeLimit(.minutes(2)))
+    func metrics() async throws {
+        let cluster = try await ServiceCluster()
+        let token = try await cluster.token("platform")
+        let client = GRPCClient(targets: [GRPCClient.Target(cluster.visits.address)!])
+        await #expect(throws: RPCError.self) {
+            _ = try await client.unary(VisitsV1.VisitsService.getVisit,
+                                       VisitsV1.GetVisitRequest(visitId: "vis_01J00000000000000000000000"),
+                                       metadata: ["authorization": "Bearer \(token)"])
+        }
+        await client.close()
+        let metricsAddress = try #require(cluster.visits.metricsAddress)
+        let scrape = try await runProcessDetached("python3", ["-c", """
+            import urllib.request, sys
+            print(urllib.request.urlopen("http://\(metricsAddress)/metrics", timeout=5).read().decode())
+            """])
+        _ = await cluster.stopAll()
+        #expect(scrape.status == 0, "\(scrape.output)")
+        let line = scrape.output.split(separator: "\n").first {
+            $0.contains("GetVisit") && $0.contains("NOT_FOUND") && !$0.hasPrefix("#")
+        }
+        #expect(line != nil, "\(scrape.output)")
+    }
+
+    @Test("bad configuration fails before serving, with a one-line reason", .timeLimit(.minutes(2)))
+    func badConfiguration() async throws {
+        let directory = try makeTemporaryDirectory()
+        let dataDir = directory.appendingPathComponent("data").path
+        // A port that is in use: hold one with a running service.
+        let holder = try await RunningService("visits", ["--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", dataDir])
+        let cases: [(arguments: [String], expected: String)] = [
+            (["--listen", holder.address, "--metrics-listen", "off", "--data-dir", dataDir], "address already in use"),
+            (["--listen", "127.0.0.1:0", "--metrics-listen", holder.address, "--data-dir", dataDir], "address already in use"),
+            (["--listen", "127.0.0.1:0", "--auth-key-file", directory.appendingPathComponent("missing.key").path,
+              "--data-dir", dataDir], "missing.key"),
+            (["--listen", "127.0.0.1:0", "--data-dir", "/proc/doorstep-not-writable"], "data dir"),
+            (["--listen", "nonsense", "--data-dir", dataDir], "--listen: 'nonsense' is not HOST:PORT"),
+            (["--log-level", "loud", "--data-dir", dataDir], "unknown log level 'loud'"),
+            (["--max-concurrent-streams", "0", "--data-dir", dataDir], "--max-concurrent-streams: 0 is outside 1...10000"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try await runProduct("scheduling", arguments)
+            #expect(result.status != 0, "\(arguments): \(result.output)")
+            #expect(result.output.contains(expected), "\(arguments): \(result.output)")
+            #expect(!result.output.contains(" ready "), "\(arguments) served before failing")
+            let errorLines = result.output.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+            #expect(errorLines.count == 1, "\(arguments): \(result.output)")
+        }
+        // The environment is read when a flag is absent, and named in the error.
+        let environment = try await runProcessDetached("/usr/bin/env", [
+            "DOORSTEP_LISTEN=bad", productsDirectory.appendingPathComponent("accounts").path, "--data-dir", dataDir,
+        ])
+        #expect(environment.status != 0)
+        #expect(environment.output.contains("DOORSTEP_LISTEN: 'bad' is not HOST:PORT"), "\(environment.output)")
+        _ = await holder.stop()
+    }
+
+    @Test("--help documents every flag with its default", arguments: ["accounts", "scheduling", "visits"])
+    func help(_ name: String) async throws {
+        let result = try await runProduct(name, ["--help"])
+        #expect(result.status == 0)
+        // Help text is wrapped at the terminal width: compare with whitespace collapsed.
+        let text = result.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        let port = ["accounts": 50051, "scheduling": 50052, "visits": 50053][name]!
+        for flag in ["--listen", "--data-dir", "--metrics-listen", "--accounts-addr", "--scheduling-addr", "--visits-addr",
+                     "--auth-key-file", "--log-level", "--max-receive-message-bytes", "--max-concurrent-streams",
+                     "--drain-timeout-seconds", "--idempotency-retention-hours"] {
+            #expect(text.contains(flag), "\(name) --help lacks \(flag)")
+        }
+        #expect(text.contains("Env DOORSTEP_LISTEN. Default 127.0.0.1:\(port)."), "\(result.output)")
+        #expect(text.contains("Env DOORSTEP_DATA_DIR. Default ./data."))
+    }
+
+    @Test("doorstep call and doorstep health talk to a running service", .timeLimit(.minutes(2)))
+    func cli() async throws {
+        let cluster = try await ServiceCluster()
+        let token = try await cluster.token("platform")
+        let health = try await runProduct("doorstep", ["health", cluster.scheduling.address])
+        #expect(health.status == 0, "\(health.output)")
+        #expect(health.output.contains("SERVING"))
+        let created = try await runProduct("doorstep", [
+            "call", cluster.scheduling.address, "doorstep.scheduling.v1.Scheduling/RegisterAgency",
+            #"{"requestId":"cli-1","agency":{"displayName":"CLI Agency","licenceNumber":"LIC-CLI-1","licenceExpiryDate":{"year":2099,"month":1,"day":1},"regionsServed":["310115"],"lastInspectionDate":{"year":2026,"month":1,"day":2}}}"#,
+            "--token", token,
+        ])
+        #expect(created.status == 0, "\(created.output)")
+        #expect(created.output.contains(#""status":"AGENCY_STATUS_ACTIVE""#), "\(created.output)")
+        let refused = try await runProduct("doorstep", [
+            "call", cluster.scheduling.address, "doorstep.scheduling.v1.Scheduling/RegisterCollector",
+            #"{"requestId":"cli-2","collector":{"agencyId":"agy_01J00000000000000000000000"}}"#, "--token", token,
+        ])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("INVALID_ARGUMENT: collector.full_name"), "\(refused.output)")
+        let unknown = try await runProduct("doorstep", ["call", cluster.scheduling.address, "doorstep.scheduling.v1.Scheduling/Nope", "{}"])
+        #expect(unknown.status != 0)
+        #expect(unknown.output.contains("unknown method"), "\(unknown.output)")
+        _ = await cluster.stopAll()
+        let down = try await runProduct("doorstep", ["health", cluster.scheduling.address, "--timeout", "2"])
+        #expect(down.status != 0)
+    }
+
+    // MARK: Requests
+
+    static func debtorRequest() -> AccountsV1.CreateDebtorRequest {
+        AccountsV1.CreateDebtorRequest(requestId: "restart-debtor-1", debtor: AccountsV1.Debtor(
+            externalId: "cust-restart-1", fullName: "张三", nationalId: "11010519491231002X", phone: "13812345678",
+            address: TypeV1.Address(text: "上海市浦东新区世纪大道100号", regionCode: "310115",
+                                    location: TypeV1.GeoPoint(latitude: 31.2304, longitude: 121.4737)),
+            timeZone: "Asia/Shanghai"))
+    }
+
+    /// Three monthly instalments, the first due 45 days ago (debtor-local), so 45 days past due.
+    static func accountRequest(debtorID: String) -> AccountsV1.OpenAccountRequest {
+        let zone = TimeZone(identifier: "Asia/Shanghai")!
+        func day(_ offset: Int) -> TypeV1.Date {
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = zone
+            let date = calendar.date(byAdding: .day, value: offset, to: Date())!
+            let parts = calendar.dateComponents([.year, .month, .day], from: date)
+            return TypeV1.Date(year: Int32(parts.year!), month: Int32(parts.month!), day: Int32(parts.day!))
+        }
+        let cny = { (amount: Int64) in TypeV1.Money(amountMinor: amount, currencyCode: "CNY") }
+        return AccountsV1.OpenAccountRequest(
+            requestId: "restart-account-1", debtorId: debtorID, externalId: "loan-restart-1", lenderId: "lender-1",
+            product: .instalmentLoan, principal: cny(300_000), openedDate: day(-75),
+            instalments: [-45, -15, 15].map { AccountsV1.OpeningInstalment(dueDate: day($0), amountDue: cny(100_000)) })
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
+        let pattern = Array(needle.utf8)
+        guard haystack.count >= pattern.count else { return false }
+        for start in 0...(haystack.count - pattern.count) where haystack[start] == pattern[0] {
+            if Array(haystack[start..<(start + pattern.count)]) == pattern { return true }
+        }
+        return false
+    }
+}

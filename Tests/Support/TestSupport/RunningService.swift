@@ -1,0 +1,78 @@
+import Foundation
+
+/// A service executable (`accounts`, `scheduling`, `visits`) running as a real process for an
+/// integration test: started on port 0, its bound ports read from its "ready" line, stopped
+/// with a signal, its exit status and output kept.
+public final class RunningService: @unchecked Sendable {
+    public let name: String
+    /// gRPC address, e.g. "127.0.0.1:41234".
+    public let address: String
+    /// Metrics address, or nil when started with `--metrics-listen off`.
+    public let metricsAddress: String?
+    private let process: Process
+    private let output: FileHandle
+    /// stderr goes to a file, not a pipe: a chatty service must never block on a full pipe.
+    public let logPath: String
+
+    /// Starts product `name` with `arguments` (add `--listen 127.0.0.1:0` etc. yourself) and
+    /// waits for its ready line; throws with its output when it exits first.
+    public init(_ name: String, _ arguments: [String], environment: [String: String] = [:]) async throws {
+        self.name = name
+        let process = Process()
+        process.executableURL = productsDirectory.appendingPathComponent(name)
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        for key in merged.keys where key.hasPrefix("DOORSTEP_") { merged[key] = nil }
+        merged.merge(environment) { _, new in new }
+        process.environment = merged
+        let out = Pipe()
+        let logPath = temporaryPath("\(name).log")
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        defer { try? log.close() }
+        process.standardOutput = out
+        process.standardError = log
+        try process.run()
+        self.process = process
+        self.output = out.fileHandleForReading
+        self.logPath = logPath
+        guard let line = await firstLineDetached(from: out.fileHandleForReading), line.contains(" ready ") else {
+            process.waitUntilExit()
+            let stderr = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            throw ServiceStartFailed(name: name, status: process.terminationStatus, output: stderr)
+        }
+        func field(_ key: String) -> String? {
+            line.split(separator: " ").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+        }
+        self.address = field("grpc") ?? ""
+        let metrics = field("metrics")
+        self.metricsAddress = metrics == "off" ? nil : metrics
+    }
+
+    public var processID: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+
+    /// Sends `signal` and waits (on a thread of its own) for the exit; returns the exit status
+    /// and everything the process wrote to stderr.
+    public func stop(signal: Int32 = SIGTERM) async -> (status: Int32, reason: Process.TerminationReason, stderr: String) {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread { [process, logPath] in
+                process.waitUntilExit()
+                let stderr = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                continuation.resume(returning: (process.terminationStatus, process.terminationReason, stderr))
+            }
+        }
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+public struct ServiceStartFailed: Error, CustomStringConvertible {
+    public let name: String
+    public let status: Int32
+    public let output: String
+    public var description: String { "\(name) exited with \(status) before it was ready:\n\(output)" }
+}
