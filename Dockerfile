@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# FIRST DRAFT (issue #2): one image for the three services and the `doorstep` tool.
+# One image for the three services (accounts, scheduling, visits) and the `doorstep` tool;
+# docker-compose.yml picks the service by `command`.
 # Build stage: the Swift toolchain with the C libraries' headers.
 FROM swift:6.1-bookworm AS build
 RUN apt-get update \
@@ -7,9 +8,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN swift build -c release --static-swift-stdlib --product doorstep \
- && mkdir -p /out && cp .build/release/doorstep /out/
-# The service products (accounts, scheduling, visits) are added here with issue #3.
+RUN for product in accounts scheduling visits doorstep; do \
+      swift build -c release --static-swift-stdlib --product "$product" || exit 1; \
+    done \
+ && mkdir -p /out \
+ && cp .build/release/accounts .build/release/scheduling .build/release/visits .build/release/doorstep /out/
 
 # Runtime stage: slim Debian with the shared C libraries only, non-root.
 FROM debian:bookworm-slim

@@ -156,7 +156,7 @@ let package = Package(
         // MARK: Tools
         .executableTarget(
             name: "doorstep",
-            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "Storage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/Doorstep"
         ),
         .executableTarget(

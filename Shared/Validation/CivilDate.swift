@@ -81,7 +81,7 @@ public struct CivilDate: Sendable, Hashable, Comparable, CustomStringConvertible
     /// The calendar date in `zone` at the instant `nowMs` (milliseconds since the Unix epoch),
     /// using the zone's UTC offset at that instant (daylight saving honoured).
     public static func today(in zone: TimeZone, nowMs: Int64) -> CivilDate {
-        let instant = Foundation.Date(timeIntervalSince1970: Double(nowMs) / 1000)
+        let instant = Date(timeIntervalSince1970: Double(nowMs) / 1000)
         let offsetSeconds = Int64(zone.secondsFromGMT(for: instant))
         let localSeconds = floorDivide(nowMs, 1000) + offsetSeconds
         return CivilDate(dayNumber: Int(floorDivide(localSeconds, 86_400)))

@@ -66,4 +66,24 @@ struct ComposeFileTests {
             }
         }
     }
+
+    @Test("every variable compose sets is documented by the service it configures; the image builds what compose runs")
+    func crossCheckWithBinaries() async throws {
+        let compose = try loadCompose()
+        let dockerfile = String(decoding: try readFile(repositoryRoot.appendingPathComponent("Dockerfile")), as: UTF8.self)
+        for (name, service) in compose.services {
+            let help = try await runProduct(name, ["--help"])
+            #expect(help.status == 0, "\(name) --help: \(help.output)")
+            let text = help.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            for variable in service.environment.keys {
+                #expect(text.contains("Env \(variable)."), "\(name) does not read \(variable)")
+            }
+            #expect(dockerfile.contains(".build/release/\(name)"), "the image lacks \(name)")
+            // The health probe is a real `doorstep` subcommand taking HOST:PORT.
+            #expect(Array(service.healthcheck.test.prefix(3)) == ["CMD", "doorstep", "health"])
+        }
+        #expect(dockerfile.contains(".build/release/doorstep"))
+        let probe = try await runProduct("doorstep", ["health", "--help"])
+        #expect(probe.status == 0)
+    }
 }

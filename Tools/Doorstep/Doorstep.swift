@@ -4,6 +4,7 @@ import Models
 import RPC
 import RPCWire
 import ServiceAuth
+import Storage
 
 /// The operators' and platform engineers' tool (DESIGN.md §6).
 @main
@@ -13,13 +14,24 @@ struct Doorstep: AsyncParsableCommand {
         subcommands: [Keygen.self, Token.self, Call.self, Health.self])
 }
 
-/// `doorstep keygen --key-file PATH`: writes a new Ed25519 signing key (mode 0600).
+/// `doorstep keygen --key-file PATH`: writes a new Ed25519 signing key (mode 0600);
+/// `--data-key` writes an AES-256 data key instead (the accounts service's
+/// `--data-key-file`, sealing personal data at rest).
 struct Keygen: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a new signing key for bearer tokens.")
+    static let configuration = CommandConfiguration(abstract: "Write a new signing key for bearer tokens, or a data key.")
 
-    @Option(help: "Where to write the key (PEM). Refuses to overwrite.") var keyFile: String
+    @Option(help: "Where to write the key. Refuses to overwrite.") var keyFile: String
+    @Flag(help: "Write an AES-256 data key (base64) instead of an Ed25519 signing key (PEM).") var dataKey = false
 
     func run() async throws {
+        if dataKey {
+            guard !FileManager.default.fileExists(atPath: keyFile) else {
+                throw ValidationError("data key file \(keyFile) already exists; refusing to overwrite")
+            }
+            do { _ = try DataCipher.loadKey(path: keyFile, create: true) } catch { throw ValidationError(error.description) }
+            print("wrote \(keyFile) (AES-256 data key)")
+            return
+        }
         let key = try SigningKey.generate()
         do { try key.write(path: keyFile) } catch { throw ValidationError(error.description) }
         print("wrote \(keyFile) (key id \(key.keyID))")
