@@ -49,7 +49,7 @@ public final class GRPCServer: Sendable {
         let services: ServiceDefinition
         let authenticator: (any Authenticator)?
         let logger: Logger
-        let metrics = RPCMetrics()
+        let metrics: RPCMetrics
     }
 
     private let shared: Shared
@@ -66,7 +66,8 @@ public final class GRPCServer: Sendable {
         authenticator: (any Authenticator)? = nil, logger: Logger,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
-        self.shared = Shared(configuration: configuration, services: services, authenticator: authenticator, logger: logger)
+        self.shared = Shared(configuration: configuration, services: services, authenticator: authenticator, logger: logger,
+                             metrics: RPCMetrics(paths: services.methods.keys))
         self.group = group
     }
 

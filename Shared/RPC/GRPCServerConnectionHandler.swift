@@ -1,6 +1,7 @@
 import HTTP2
 import Logging
 import NIOCore
+import Synchronization
 import RPCWire
 
 /// Serves gRPC on one HTTP/2 connection: the channel handler that joins the socket to the
@@ -28,10 +29,17 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private var peer = "unknown"
     /// The connection's event loop as a task executor (when handlers run there).
     private var taskExecutor: EventLoopTaskExecutor?
+    /// Number of this connection in the process (call ids are `<connection>-<stream>`).
+    private let connectionNumber = GRPCServerConnectionHandler.connectionCounter.add(1, ordering: .relaxed).newValue
+    private static let connectionCounter = Atomic<UInt64>(0)
+    /// The last verified `authorization` value of this connection and its caller: clients send
+    /// the same token on every call, so it is verified once per connection (until it expires).
+    private var lastAuthentication: Authentication?
 
     /// The state of one call.
     private final class ServerStream {
         let method: RegisteredMethod
+        let metrics: MethodMetrics
         let context: ServerContext
         var deframer: MessageDeframer
         var request: [UInt8]?
@@ -41,8 +49,9 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         var finished = false
         let started = ContinuousClock.now
 
-        init(method: RegisteredMethod, context: ServerContext, maxMessageSize: Int) {
+        init(method: RegisteredMethod, metrics: MethodMetrics, context: ServerContext, maxMessageSize: Int) {
             self.method = method
+            self.metrics = metrics
             self.context = context
             self.deframer = MessageDeframer(maxMessageSize: maxMessageSize)
         }
@@ -207,11 +216,18 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         }
         var caller: Caller?
         if let authenticator = shared.authenticator, registered.requiresAuthentication {
-            do {
-                caller = try authenticator.authenticate(metadata)
-            } catch {
-                respondTrailersOnly(streamID, error)
-                return
+            if let last = lastAuthentication, let credential = last.credential, .now < last.validUntil,
+               metadata["authorization"] == credential {
+                caller = last.caller
+            } else {
+                do {
+                    let authentication = try authenticator.authenticate(metadata)
+                    caller = authentication.caller
+                    lastAuthentication = authentication.credential == nil ? nil : authentication
+                } catch {
+                    respondTrailersOnly(streamID, error)
+                    return
+                }
             }
             if let roles = registered.allowedRoles, let role = caller?.role, !roles.contains(role) {
                 respondTrailersOnly(streamID, .permissionDenied("role \(role.rawValue) may not call \(path)"))
@@ -219,16 +235,12 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
             }
         }
         let requestedID = metadata["x-request-id"]
-        let callID = requestedID ?? Self.makeCallID()
-        var logger = shared.logger
-        logger[metadataKey: "call-id"] = "\(callID)"
-        logger[metadataKey: "rpc"] = "\(path)"
         let serverContext = ServerContext(
-            path: path, metadata: metadata, deadline: deadline, peer: peer, callID: callID,
-            logger: logger, caller: caller, response: ResponseMetadata())
+            path: path, metadata: metadata, deadline: deadline, peer: peer, caller: caller, response: ResponseMetadata(),
+            requestedCallID: requestedID, connectionNumber: connectionNumber, streamID: streamID, logger: shared.logger)
         // A client's correlation id comes back with the response headers.
         if let requestedID { serverContext.response.addInitial("x-request-id", .string(requestedID)) }
-        let stream = ServerStream(method: registered, context: serverContext,
+        let stream = ServerStream(method: registered, metrics: shared.metrics.method(path), context: serverContext,
                                   maxMessageSize: shared.configuration.maxReceiveMessageSize)
         streams[streamID] = stream
         streamsChanged(context: context)
@@ -342,15 +354,16 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private static let responseHeaders: [(name: String, value: String)] = [
         (":status", "200"), ("content-type", "application/grpc"),
     ]
+    private static let okTrailers: [(name: String, value: String)] = [("grpc-status", "0")]
 
     /// A unary call succeeded.
     private func finish(_ streamID: Int32, _ stream: ServerStream, response: [UInt8], context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
-        shared.metrics.record(path: stream.method.path, code: .ok, duration: ContinuousClock.now - stream.started)
-        session.respond(streamID: streamID, headers: Self.headers(stream.context.response.initial),
-                        body: MessageFraming.frame(response),
-                        trailers: Self.trailers(for: RPCError(code: .ok, message: ""), stream.context.response.trailing))
+        stream.metrics.record(code: .ok, duration: ContinuousClock.now - stream.started)
+        let (initial, trailing) = stream.context.response.snapshot()
+        session.respond(streamID: streamID, headers: Self.headers(initial), body: MessageFraming.frame(response),
+                        trailers: trailing.isEmpty ? Self.okTrailers : Self.trailers(for: RPCError(code: .ok, message: ""), trailing))
         scheduleFlush(context: context)
     }
 
@@ -358,7 +371,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private func finish(_ streamID: Int32, _ stream: ServerStream, with status: RPCError, context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
-        shared.metrics.record(path: stream.method.path, code: status.code, duration: ContinuousClock.now - stream.started)
+        stream.metrics.record(code: status.code, duration: ContinuousClock.now - stream.started)
         if status.code != .ok {
             stream.context.logger.debug("call failed", metadata: ["status": "\(status.code)", "message": "\(status.message)"])
         }
@@ -492,10 +505,6 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         streamsChanged(context: context)
     }
 
-    private static func makeCallID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return String(generator.next() as UInt64, radix: 36)
-    }
 }
 
 extension Metadata {

@@ -12,14 +12,42 @@ public struct ServerContext: Sendable {
     public let deadline: ContinuousClock.Instant?
     /// The peer's address, e.g. `[IPv4]127.0.0.1/127.0.0.1:52514`.
     public let peer: String
-    /// A per-call id for logs: the client's `x-request-id` metadata, or one we made up.
-    public let callID: String
-    /// A logger carrying `call-id` and `rpc` metadata.
-    public let logger: Logger
     /// The caller, as established by the server's authenticator (nil when none is configured).
     public let caller: Caller?
     /// Metadata the handler sends back: initial (with the response headers) and trailing.
     public let response: ResponseMetadata
+    /// The client's `x-request-id`, if it sent one.
+    let requestedCallID: String?
+    /// This connection's number and the call's stream: a call id unique within the process.
+    let connectionNumber: UInt64
+    let streamID: Int32
+    let baseLogger: Logger
+
+    init(path: String, metadata: Metadata, deadline: ContinuousClock.Instant?, peer: String, caller: Caller?,
+         response: ResponseMetadata, requestedCallID: String?, connectionNumber: UInt64, streamID: Int32, logger: Logger) {
+        self.path = path
+        self.metadata = metadata
+        self.deadline = deadline
+        self.peer = peer
+        self.caller = caller
+        self.response = response
+        self.requestedCallID = requestedCallID
+        self.connectionNumber = connectionNumber
+        self.streamID = streamID
+        self.baseLogger = logger
+    }
+
+    /// A per-call id for logs: the client's `x-request-id` metadata, or `<connection>-<stream>`.
+    /// (Made when asked for: most calls never log.)
+    public var callID: String { requestedCallID ?? "\(connectionNumber)-\(streamID)" }
+
+    /// A logger carrying `call-id` and `rpc` metadata.
+    public var logger: Logger {
+        var logger = baseLogger
+        logger[metadataKey: "call-id"] = "\(callID)"
+        logger[metadataKey: "rpc"] = "\(path)"
+        return logger
+    }
 }
 
 /// Response metadata a handler sets while it runs; the transport sends it with the response
@@ -41,6 +69,8 @@ public final class ResponseMetadata: Sendable {
 
     var initial: Metadata { state.withLockedValue { $0.initial } }
     var trailing: Metadata { state.withLockedValue { $0.trailing } }
+    /// Both, under one lock.
+    func snapshot() -> (initial: Metadata, trailing: Metadata) { state.withLockedValue { ($0.initial, $0.trailing) } }
 }
 
 /// Who is calling: a role and, where it applies, the agency or collector it speaks for
@@ -66,7 +96,23 @@ public struct Caller: Sendable, Hashable {
 /// Establishes the caller of each call from its metadata (e.g. a bearer token), before any
 /// handler runs. Throws UNAUTHENTICATED for missing or invalid credentials.
 public protocol Authenticator: Sendable {
-    func authenticate(_ metadata: Metadata) throws(RPCError) -> Caller
+    func authenticate(_ metadata: Metadata) throws(RPCError) -> Authentication
+}
+
+/// An authenticated caller, and how long the same credentials may be trusted without being
+/// checked again (a connection re-verifies a repeated `authorization` value only after that).
+public struct Authentication: Sendable {
+    public var caller: Caller
+    /// The exact `authorization` value that was verified, when the result may be reused for it.
+    public var credential: String?
+    /// Until when it may be reused.
+    public var validUntil: ContinuousClock.Instant
+
+    public init(caller: Caller, credential: String? = nil, validUntil: ContinuousClock.Instant = .now) {
+        self.caller = caller
+        self.credential = credential
+        self.validUntil = validUntil
+    }
 }
 
 /// Writes the responses of a server-streaming call.

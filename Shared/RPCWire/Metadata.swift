@@ -76,8 +76,33 @@ public struct Metadata: Hashable, Sendable, ExpressibleByDictionaryLiteral, Sequ
 
     /// PROTOCOL-HTTP2: ASCII-Value → 1*( %x20-%x7E ).
     public static func isValidTextValue(_ value: String) -> Bool {
-        // A plain loop: this runs on every header of every call (tokens are ~300 bytes).
+        // This runs on every header of every call (bearer tokens are ~300 bytes): eight bytes
+        // at a time where the string is contiguous UTF-8 (native strings always are).
+        if let valid = value.utf8.withContiguousStorageIfAvailable({ isValidTextValue(UnsafeRawBufferPointer($0)) }) {
+            return valid
+        }
         for byte in value.utf8 where byte < 0x20 || byte > 0x7E { return false }
+        return true
+    }
+
+    /// Word-at-a-time check that every byte is in 0x20...0x7E: a word holds a byte ≥ 0x7F iff
+    /// `(w + 0x01…01) | w` has a high bit set (a carry out of a byte can only come from 0xFF,
+    /// which has it already); then, with every byte < 0x80, it holds a byte < 0x20 iff
+    /// `(w - 0x20…20) & ~w & 0x80…80` is non-zero (Hacker's Delight "hasless").
+    static func isValidTextValue(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        var index = 0
+        while index + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            if (word &+ ones | word) & highs != 0 { return false }
+            if (word &- 0x20 &* ones) & ~word & highs != 0 { return false }
+            index += 8
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte < 0x20 || byte > 0x7E { return false }
+            index += 1
+        }
         return true
     }
 

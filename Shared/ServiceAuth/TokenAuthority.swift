@@ -140,28 +140,49 @@ public final class TokenVerifier: Authenticator, Sendable {
         self.now = now
     }
 
-    public func authenticate(_ metadata: Metadata) throws(RPCError) -> Caller {
+    public func authenticate(_ metadata: Metadata) throws(RPCError) -> Authentication {
         guard let header = metadata["authorization"] else {
             throw .unauthenticated("missing authorization metadata (expected 'Bearer <token>')")
         }
-        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+        guard Self.hasBearerPrefix(header) else {
             throw .unauthenticated("authorization metadata must be 'Bearer <token>'")
         }
-        let token = String(header.dropFirst(7))
         let current = now()
-        if let cached = cache.withLockedValue({ $0[token] }), current < cached.expires {
-            return cached.caller
+        let remembered = cache.withLockedValue { $0[header] }
+        if let remembered, current < remembered.expires {
+            return Self.authentication(remembered.caller, header: header, expires: remembered.expires, now: current)
         }
-        let claims = try verify(token, at: current)
+        let claims = try verify(String(header.utf8.dropFirst(7))!, at: current)
         guard let role = Caller.Role(rawValue: claims.role) else {
             throw .unauthenticated("token names an unknown role '\(claims.role)'")
         }
         let caller = Caller(role: role, subject: claims.sub.value, agencyID: claims.agencyID, collectorID: claims.collectorID)
         cache.withLockedValue { cache in
             if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[token] = (caller, claims.exp.value)
+            cache[header] = (caller, claims.exp.value)
         }
-        return caller
+        return Self.authentication(caller, header: header, expires: claims.exp.value, now: current)
+    }
+
+    /// Longest a connection reuses a verification without asking again (bounds the effect
+    /// of a wall-clock jump on the expiry translated to the monotonic clock).
+    static let reuseLimit: Double = 60
+
+    private static func authentication(_ caller: Caller, header: String, expires: Date, now: Date) -> Authentication {
+        let seconds = min(expires.timeIntervalSince(now), reuseLimit)
+        return Authentication(caller: caller, credential: header,
+                              validUntil: .now + .milliseconds(Int64(max(seconds, 0) * 1000)))
+    }
+
+    /// "Bearer " (any case) followed by at least one character, compared byte-wise.
+    static func hasBearerPrefix(_ header: String) -> Bool {
+        var utf8 = header.utf8.makeIterator()
+        for expected in "bearer ".utf8 {
+            guard let byte = utf8.next() else { return false }
+            // ASCII letters compare case-insensitively; the space must match exactly.
+            guard byte == expected || (expected != 0x20 && byte | 0x20 == expected) else { return false }
+        }
+        return utf8.next() != nil
     }
 
     private func verify(_ token: String, at current: Date) throws(RPCError) -> DoorstepClaims {

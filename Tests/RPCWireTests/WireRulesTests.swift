@@ -104,3 +104,25 @@ struct StatusTests {
         #expect(RPCError(from: RPCError.notFound("acc_1")).message == "acc_1")
     }
 }
+
+@Suite("Metadata text values")
+struct MetadataTextValueTests {
+    /// The word-at-a-time check agrees with the byte rule for every byte value at every
+    /// position of strings long enough to take both the word loop and the tail.
+    @Test("every byte value at every position of a 19-byte value")
+    func everyByteEverywhere() {
+        for position in 0..<19 {
+            for byte in 0...255 {
+                var bytes = Array(repeating: UInt8(ascii: "a"), count: 19)
+                bytes[position] = UInt8(byte)
+                let value = String(decoding: bytes, as: UTF8.self)
+                let expected = value.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }
+                #expect(Metadata.isValidTextValue(value) == expected, "byte \(byte) at \(position)")
+            }
+        }
+        #expect(Metadata.isValidTextValue(""))
+        #expect(Metadata.isValidTextValue(" ~"))
+        #expect(!Metadata.isValidTextValue(String(repeating: "x", count: 300) + "\u{7F}"))
+        #expect(Metadata.isValidTextValue("Bearer " + String(repeating: "eyJhbGciOi.", count: 30)))
+    }
+}

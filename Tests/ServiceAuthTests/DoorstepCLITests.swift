@@ -20,7 +20,7 @@ struct DoorstepCLITests {
                                                       "--subject", "mgr", "--key-file", path])
         #expect(token.status == 0, "\(token.output)")
         let verifier = try await TokenVerifier(key: try SigningKey.load(path: path))
-        let caller = try verifier.authenticate(bearer(token.output.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let caller = try verifier.authenticate(bearer(token.output.trimmingCharacters(in: .whitespacesAndNewlines))).caller
         #expect(caller == Caller(role: .agencyManager, subject: "mgr", agencyID: "agy_7"))
     }
 

@@ -33,7 +33,7 @@ struct TokenAuthorityTests {
         let key = try SigningKey.generate()
         let token = try await TokenIssuer(key: key).token(for: caller)
         let verifier = try await TokenVerifier(key: key)
-        #expect(try verifier.authenticate(bearer(token)) == caller)
+        #expect(try verifier.authenticate(bearer(token)).caller == caller)
     }
 
     @Test("expired tokens are refused, also when they were cached while valid")
@@ -97,6 +97,40 @@ struct TokenAuthorityTests {
 
 @Suite("The server checks identity before any handler runs")
 struct ServerAuthorizationTests {
+    @Test("a connection reuses a verified token only while it is valid, and notices another token", .timeLimit(.minutes(1)))
+    func connectionReuse() async throws {
+        let key = try SigningKey.generate()
+        let verifier = try await TokenVerifier(key: key)
+        var definition = ServiceDefinition()
+        let echoedBy = NIOLockedValueBox([Caller.Role]())
+        definition.unary(TestingV1.TestService.echo, roles: [.platform, .compliance]) { request, context in
+            echoedBy.withLockedValue { $0.append(context.caller!.role) }
+            return request
+        }
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let server = GRPCServer(services: definition, authenticator: verifier, logger: logger)
+        let address = try await server.start()
+        // One client: one connection for every call below.
+        let client = GRPCClient(targets: [GRPCClient.Target(host: "127.0.0.1", port: address.port!)])
+        let issuer = TokenIssuer(key: key)
+        let shortLived = try await issuer.token(for: Caller(role: .platform, subject: "p"), lifetime: .seconds(2))
+        let compliance = try await issuer.token(for: Caller(role: .compliance, subject: "c"))
+        _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(shortLived), timeout: .seconds(5))
+        _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(compliance), timeout: .seconds(5))
+        _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(shortLived), timeout: .seconds(5))
+        #expect(echoedBy.withLockedValue { $0 } == [.platform, .compliance, .platform])
+        try await Task.sleep(for: .seconds(3))
+        do {
+            _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(shortLived), timeout: .seconds(5))
+            Issue.record("an expired token was accepted on a connection that had verified it")
+        } catch {
+            #expect(error.code == .unauthenticated)
+        }
+        await client.close()
+        await server.shutdownGracefully()
+    }
+
     @Test("no token: UNAUTHENTICATED; wrong role: PERMISSION_DENIED; right role: served")
     func roles() async throws {
         let key = try SigningKey.generate()
