@@ -56,8 +56,7 @@ public enum Idempotency {
     /// In a write transaction: the remembered response of `key`, nil when it is new, or
     /// INVALID_ARGUMENT when the id was used for a different request.
     public static func lookup<Response: ProtoMessage>(_ db: Database, _ key: Key, as _: Response.Type) throws -> Response? {
-        guard let row = try Row.fetchOne(
-            db, sql: "SELECT fingerprint, response FROM doorstep_idempotency WHERE method = ? AND request_id = ?",
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT fingerprint, response FROM doorstep_idempotency WHERE method = ? AND request_id = ?"),
             arguments: [key.method, key.requestID])
         else { return nil }
         let fingerprint: Data = row["fingerprint"]

@@ -117,8 +117,7 @@ public struct AccountsService: Sendable {
     /// agency_manager: only debtors of accounts assigned to its agency.
     static func mayRead(debtorID: String, caller: Caller, store: AccountsStore, _ db: Database) throws -> Bool {
         guard caller.role == .agencyManager else { return true }
-        return try Bool.fetchOne(
-            db, sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE debtor_id = ? AND assigned_agency_id = ?)",
+        return try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE debtor_id = ? AND assigned_agency_id = ?)"),
             arguments: [debtorID, caller.agencyID ?? ""]) ?? false
     }
 

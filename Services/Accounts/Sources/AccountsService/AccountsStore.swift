@@ -56,7 +56,7 @@ struct AccountsStore: Sendable {
     // MARK: Debtors
 
     func debtorExists(_ db: Database, externalID: String) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM debtors WHERE external_id = ?)", arguments: [externalID]) ?? false
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM debtors WHERE external_id = ?)"), arguments: [externalID]) ?? false
     }
 
     func insert(_ db: Database, debtor: AccountsV1.Debtor) throws {
@@ -72,7 +72,7 @@ struct AccountsStore: Sendable {
 
     /// The debtor with full personal data, or nil.
     func debtor(_ db: Database, id: String) throws -> AccountsV1.Debtor? {
-        guard let sealed = try Data.fetchOne(db, sql: "SELECT sealed FROM debtors WHERE id = ?", arguments: [id]) else {
+        guard let sealed = try Data.fetchOne(db.cachedStatement(sql: "SELECT sealed FROM debtors WHERE id = ?"), arguments: [id]) else {
             return nil
         }
         return try AccountsV1.Debtor(decoding: try cipher.open(sealed, context: id))
@@ -92,8 +92,7 @@ struct AccountsStore: Sendable {
     // MARK: Accounts
 
     func accountExists(_ db: Database, lenderID: String, externalID: String) throws -> Bool {
-        try Bool.fetchOne(
-            db, sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE lender_id = ? AND external_id = ?)",
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE lender_id = ? AND external_id = ?)"),
             arguments: [lenderID, externalID]) ?? false
     }
 
@@ -109,7 +108,7 @@ struct AccountsStore: Sendable {
 
     /// The stored account (delinquency as of when it was last written), or nil.
     func account(_ db: Database, id: String) throws -> AccountsV1.Account? {
-        guard let body = try Data.fetchOne(db, sql: "SELECT body FROM accounts WHERE id = ?", arguments: [id]) else {
+        guard let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM accounts WHERE id = ?"), arguments: [id]) else {
             return nil
         }
         return try AccountsV1.Account(decoding: [UInt8](body))

@@ -37,11 +37,11 @@ struct SchedulingStore: Sendable {
     }
 
     func licenceTaken(_ db: Database, _ licence: String) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM agencies WHERE licence_number = ?)", arguments: [licence]) ?? false
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM agencies WHERE licence_number = ?)"), arguments: [licence]) ?? false
     }
 
     func certificationTaken(_ db: Database, _ number: String) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM collectors WHERE certification_number = ?)", arguments: [number]) ?? false
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM collectors WHERE certification_number = ?)"), arguments: [number]) ?? false
     }
 
     func insert(_ db: Database, agency: SchedulingV1.Agency) throws {
@@ -55,7 +55,7 @@ struct SchedulingStore: Sendable {
     }
 
     func agency(_ db: Database, id: String) throws -> SchedulingV1.Agency? {
-        guard let body = try Data.fetchOne(db, sql: "SELECT body FROM agencies WHERE id = ?", arguments: [id]) else { return nil }
+        guard let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM agencies WHERE id = ?"), arguments: [id]) else { return nil }
         return try SchedulingV1.Agency(decoding: [UInt8](body))
     }
 

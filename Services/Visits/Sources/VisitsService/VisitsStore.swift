@@ -49,16 +49,16 @@ struct VisitsStore: Sendable {
     }
 
     func visit(_ db: Database, id: String) throws -> VisibleRecord<VisitsV1.Visit>? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT body, agency_id FROM visits WHERE id = ?", arguments: [id]) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT body, agency_id FROM visits WHERE id = ?"), arguments: [id]) else {
             return nil
         }
         let body: Data = row["body"]
-        let crew = try String.fetchAll(db, sql: "SELECT collector_id FROM visit_crew WHERE visit_id = ?", arguments: [id])
+        let crew = try String.fetchAll(db.cachedStatement(sql: "SELECT collector_id FROM visit_crew WHERE visit_id = ?"), arguments: [id])
         return VisibleRecord(value: try VisitsV1.Visit(decoding: [UInt8](body)), agencyID: row["agency_id"], collectorIDs: Set(crew))
     }
 
     func complaint(_ db: Database, id: String) throws -> VisibleRecord<VisitsV1.Complaint>? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT body, agency_id, collector_id FROM complaints WHERE id = ?", arguments: [id]) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT body, agency_id, collector_id FROM complaints WHERE id = ?"), arguments: [id]) else {
             return nil
         }
         let body: Data = row["body"]
