@@ -215,7 +215,8 @@ let package = Package(
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models", "RPCWire"], path: "Tests/ValidationTests"),
         .testTarget(
             name: "AccountsServiceTests",
-            dependencies: ["AccountsService", "Validation", "Models", "RPCWire"],
+            dependencies: ["AccountsService", "Validation", "Models", "RPCWire", "RPC", "ServiceAuth", "ServiceKit", "Storage",
+                           "TestSupport", .product(name: "Logging", package: "swift-log")],
             path: "Tests/AccountsServiceTests"
         ),
         .testTarget(

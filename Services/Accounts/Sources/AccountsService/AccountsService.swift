@@ -51,6 +51,19 @@ public struct AccountsService: Sendable {
         definition.unary(AccountsV1.AccountsService.getAccount, roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
             try await getAccount(request, context)
         }
+        definition.unary(AccountsV1.AccountsService.recordPayment, roles: [.platform]) { request, context in
+            try await recordPayment(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.placeHold, roles: [.platform, .compliance, .service]) { request, context in
+            try await placeHold(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.releaseHold, roles: [.platform, .compliance, .service]) { request, context in
+            try await releaseHold(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.getAccountTimeline,
+                         roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
+            try await getAccountTimeline(request, context)
+        }
         return definition
     }
 
@@ -138,6 +151,7 @@ public struct AccountsService: Sendable {
         let key = try Idempotency.Key(
             method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let policy = configuration.delinquency
+        let actor = try context.requireCaller().actor
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             guard try store.debtor(db, id: debtorID) != nil else {
                 throw RPCError.notFound("debtor \(debtorID) not found")
@@ -170,6 +184,12 @@ public struct AccountsService: Sendable {
             account.updatedMs = now
             Self.apply(delinquency, to: &account, asOf: today)
             try store.insert(db, account: account)
+            try store.append(db, events: [
+                Self.event(.accountOpened, reason: "opened by \(actor.subject)", actor: actor, requestID: request.requestId),
+                Self.event(.stageChanged, reason: opened.reason, actor: actor, requestID: request.requestId,
+                           details: .stageChange(AccountsV1.StageChange(fromStage: .unspecified, toStage: opened.stage,
+                                                                        daysPastDue: Int32(clamping: delinquency.daysPastDue)))),
+            ], accountID: account.id, nowMs: now)
             return account
         }
     }

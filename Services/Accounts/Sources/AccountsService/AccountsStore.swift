@@ -3,6 +3,7 @@ import GRDB
 import Models
 import RPCWire
 import Storage
+import Validation
 
 /// The accounts service's SQLite schema and row mapping. Each resource is stored as its
 /// protobuf encoding (`body`) beside the columns it is looked up by; a debtor's whole record
@@ -49,6 +50,15 @@ struct AccountsStore: Sendable {
                 reason TEXT NOT NULL
             );
             CREATE INDEX personal_data_access_debtor ON personal_data_access (debtor_id, at_ms);
+            """)
+        migrations.add("accounts-v2-timeline", sql: """
+            CREATE TABLE timeline (
+                account_id TEXT NOT NULL REFERENCES accounts(id),
+                sequence INTEGER NOT NULL,
+                event_type INTEGER NOT NULL,
+                body BLOB NOT NULL,
+                PRIMARY KEY (account_id, sequence)
+            ) WITHOUT ROWID;
             """)
         return migrations
     }
@@ -104,6 +114,43 @@ struct AccountsStore: Sendable {
                 """,
             arguments: [account.id, account.debtorId, account.lenderId, account.externalId, account.assignedAgencyId,
                         account.stage.rawValue, Data(try account.encode()), account.version, account.createdMs, account.updatedMs])
+    }
+
+    /// Writes a changed account (its version already incremented by the caller).
+    func update(_ db: Database, account: AccountsV1.Account) throws {
+        try db.execute(
+            sql: "UPDATE accounts SET stage = ?, body = ?, version = ?, updated_ms = ? WHERE id = ?",
+            arguments: [account.stage.rawValue, Data(try account.encode()), account.version, account.updatedMs, account.id])
+    }
+
+    /// Appends events to an account's timeline, numbering them after the last one.
+    func append(_ db: Database, events: [AccountsV1.TimelineEvent], accountID: String, nowMs: Int64) throws {
+        var sequence = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT COALESCE(MAX(sequence), 0) FROM timeline WHERE account_id = ?"),
+            arguments: [accountID]) ?? 0
+        for var event in events {
+            sequence += 1
+            event.id = IDGenerator.make(prefix: "evt", nowMs: nowMs)
+            event.accountId = accountID
+            event.sequence = sequence
+            event.occurredMs = nowMs
+            try db.execute(
+                sql: "INSERT INTO timeline (account_id, sequence, event_type, body) VALUES (?, ?, ?, ?)",
+                arguments: [accountID, sequence, event.eventType.rawValue, Data(try event.encode())])
+        }
+    }
+
+    /// Up to `limit` events after `sequence`, oldest first, optionally of some types only.
+    func timeline(_ db: Database, accountID: String, after sequence: Int64, types: [Int32], limit: Int) throws -> [AccountsV1.TimelineEvent] {
+        var sql = "SELECT body FROM timeline WHERE account_id = ? AND sequence > ?"
+        var arguments: StatementArguments = [accountID, sequence]
+        if !types.isEmpty {
+            sql += " AND event_type IN (\(types.map { _ in "?" }.joined(separator: ",")))"
+            arguments += StatementArguments(types)
+        }
+        sql += " ORDER BY sequence LIMIT ?"
+        arguments += [limit]
+        return try Data.fetchAll(db, sql: sql, arguments: arguments).map { try AccountsV1.TimelineEvent(decoding: [UInt8]($0)) }
     }
 
     /// The stored account (delinquency as of when it was last written), or nil.

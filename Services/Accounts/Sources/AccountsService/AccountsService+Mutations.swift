@@ -1,0 +1,246 @@
+import Foundation
+import GRDB
+import Models
+import RPC
+import RPCWire
+import ServiceKit
+import Storage
+import Validation
+
+/// Payments, holds and the timeline: mutations of an existing account, each idempotent by
+/// `request_id`, checked against `expected_version` (AIP-154), recorded on the timeline.
+extension AccountsService {
+    /// Loads the account a mutation changes: NOT_FOUND, or ABORTED on a stale expected version.
+    static func accountForUpdate(_ db: Database, store: AccountsStore, id: String, expectedVersion: Int64) throws -> AccountsV1.Account {
+        guard let account = try store.account(db, id: id) else { throw RPCError.notFound("account \(id) not found") }
+        if expectedVersion != 0, expectedVersion != account.version {
+            throw RPCError(code: .aborted, message: "stale version: expected \(expectedVersion), current \(account.version)")
+        }
+        return account
+    }
+
+    static func event(_ type: AccountsV1.TimelineEventType, reason: String, actor: TypeV1.Actor, requestID: String,
+                      details: AccountsV1.TimelineEvent.Details? = nil) -> AccountsV1.TimelineEvent {
+        var event = AccountsV1.TimelineEvent()
+        event.eventType = type
+        event.reason = reason
+        event.actor = actor
+        event.requestId = requestID
+        event.details = details
+        return event
+    }
+
+    static func stageChange(_ account: inout AccountsV1.Account, to decision: StageDecision, daysPastDue: Int, nowMs: Int64,
+                            actor: TypeV1.Actor, requestID: String) -> AccountsV1.TimelineEvent {
+        let change = AccountsV1.StageChange(fromStage: account.stage, toStage: decision.stage, daysPastDue: Int32(clamping: daysPastDue))
+        account.stage = decision.stage
+        account.stageReason = decision.reason
+        account.stageEnteredMs = nowMs
+        return event(.stageChanged, reason: decision.reason, actor: actor, requestID: requestID, details: .stageChange(change))
+    }
+
+    // MARK: Payments
+
+    func recordPayment(_ request: AccountsV1.RecordPaymentRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
+        try Validate.requestID(request.requestId)
+        try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
+        if request.expectedVersion < 0 { throw RPCError.invalidArgument("expected_version", "must not be negative") }
+        let amount = try Validate.money(request.amount, field: "amount", currency: nil, allowZero: false)
+        try Validate.instantMs(request.receivedMs, field: "received_ms", required: true)
+        let now = clock.nowMs()
+        guard request.receivedMs <= now + 5 * 60_000 else {
+            throw RPCError.invalidArgument("received_ms", "must not be in the future")
+        }
+        try Validate.externalID(request.externalId, field: "external_id")
+        try Validate.text(request.note, field: "note", min: 0, max: 500)
+        let caller = try context.requireCaller()
+        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
+        let store = self.store
+        let policy = configuration.delinquency
+        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
+            var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
+            let currency = account.principal?.currencyCode ?? ""
+            guard request.amount?.currencyCode == currency else {
+                throw RPCError.invalidArgument("amount.currency_code", "must be \(currency), the account's currency")
+            }
+            let zone = TimeZone(identifier: account.debtorTimeZone) ?? .gmt
+            let paidDate = CivilDate.today(in: zone, nowMs: request.receivedMs)
+            if let opened = account.openedDate.flatMap(CivilDate.init), paidDate < opened {
+                throw RPCError.invalidArgument("received_ms", "must not be before the account's opened_date \(opened)")
+            }
+            guard !account.payments.contains(where: { $0.externalId == request.externalId }) else {
+                throw RPCError(code: .alreadyExists,
+                               message: "a payment with external_id '\(request.externalId)' is already recorded on \(account.id)")
+            }
+            let (schedule, allocations) = try PaymentAllocation.apply(amount, currency: currency, paidDate: paidDate, to: account.instalments)
+            account.instalments = schedule
+            let payment = AccountsV1.Payment(
+                id: IDGenerator.make(prefix: "pay", nowMs: now), requestId: request.requestId,
+                amount: TypeV1.Money(amountMinor: amount, currencyCode: currency), receivedMs: request.receivedMs,
+                externalId: request.externalId, allocations: allocations, note: request.note, recordedMs: now)
+            account.payments.append(payment)
+            let today = CivilDate.today(in: zone, nowMs: now)
+            let delinquency = Delinquency.compute(instalments: account.instalments, asOf: today, policy: policy)
+            var events = [Self.event(.paymentRecorded, reason: "payment \(payment.id) of \(amount) \(currency)",
+                                     actor: caller.actor, requestID: request.requestId, details: .payment(payment))]
+            if let decision = StageCure.afterPayment(stage: account.stage, delinquency: delinquency, policy: policy) {
+                events.append(Self.stageChange(&account, to: decision, daysPastDue: delinquency.daysPastDue, nowMs: now,
+                                               actor: caller.actor, requestID: request.requestId))
+            }
+            account.version += 1
+            account.updatedMs = now
+            Self.apply(delinquency, to: &account, asOf: today)
+            try store.update(db, account: account)
+            try store.append(db, events: events, accountID: account.id, nowMs: now)
+            return account
+        }
+    }
+
+    // MARK: Holds
+
+    func placeHold(_ request: AccountsV1.PlaceHoldRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
+        try Validate.requestID(request.requestId)
+        try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
+        if request.expectedVersion < 0 { throw RPCError.invalidArgument("expected_version", "must not be negative") }
+        switch request.reason {
+        case .unspecified, .unrecognized: throw RPCError.invalidArgument("reason", "required")
+        case .complaint: try Validate.resourceID(request.complaintId, field: "complaint_id", prefix: "cmp")
+        case .dispute, .hardship, .legalInstruction:
+            guard request.complaintId.isEmpty else {
+                throw RPCError.invalidArgument("complaint_id", "must be empty unless reason is HOLD_REASON_COMPLAINT")
+            }
+        }
+        try Validate.text(request.note, field: "note", min: 0, max: 500)
+        let caller = try context.requireCaller()
+        let now = clock.nowMs()
+        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
+        let store = self.store
+        let policy = configuration.delinquency
+        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
+            var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
+            guard account.stage != .settled, account.stage != .writtenOff else {
+                throw RPCError.refused(rule: "account-stage", "account \(account.id) is \(account.stage.protoName ?? "closed")",
+                                       subjectID: account.id)
+            }
+            let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
+            Self.apply(Delinquency.compute(instalments: account.instalments, asOf: today, policy: policy), to: &account, asOf: today)
+            // A second COMPLAINT hold for the same complaint changes nothing.
+            if request.reason == .complaint,
+               account.holds.contains(where: { $0.active && $0.reason == .complaint && $0.complaintId == request.complaintId }) {
+                return account
+            }
+            let hold = AccountsV1.Hold(
+                id: IDGenerator.make(prefix: "hld", nowMs: now), requestId: request.requestId, reason: request.reason,
+                note: request.note, complaintId: request.complaintId, placedMs: now, placedBy: caller.actor, active: true)
+            account.holds.append(hold)
+            account.onHold = true
+            account.version += 1
+            account.updatedMs = now
+            try store.update(db, account: account)
+            try store.append(db, events: [Self.event(
+                .holdPlaced, reason: "hold \(hold.id) placed (\(hold.reason.protoName ?? ""))", actor: caller.actor,
+                requestID: request.requestId, details: .hold(hold))], accountID: account.id, nowMs: now)
+            return account
+        }
+    }
+
+    func releaseHold(_ request: AccountsV1.ReleaseHoldRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
+        try Validate.requestID(request.requestId)
+        try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
+        if request.expectedVersion < 0 { throw RPCError.invalidArgument("expected_version", "must not be negative") }
+        switch request.hold {
+        case .holdId(let id): try Validate.resourceID(id, field: "hold_id", prefix: "hld")
+        case .complaintId(let id): try Validate.resourceID(id, field: "complaint_id", prefix: "cmp")
+        case nil: throw RPCError.invalidArgument("hold", "hold_id or complaint_id is required")
+        }
+        try Validate.text(request.note, field: "note", min: 0, max: 500)
+        let caller = try context.requireCaller()
+        let now = clock.nowMs()
+        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
+        let store = self.store
+        let policy = configuration.delinquency
+        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
+            var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
+            let index: Int?
+            switch request.hold {
+            case .holdId(let id): index = account.holds.firstIndex { $0.id == id }
+            case .complaintId(let id):
+                index = account.holds.firstIndex { $0.complaintId == id && $0.active } ?? account.holds.firstIndex { $0.complaintId == id }
+            case nil: index = nil
+            }
+            guard let index else { throw RPCError.notFound("no such hold on account \(account.id)") }
+            guard account.holds[index].active else {
+                throw RPCError.refused(rule: "hold-released", "hold \(account.holds[index].id) was already released",
+                                       subjectID: account.holds[index].id)
+            }
+            account.holds[index].active = false
+            account.holds[index].releasedMs = now
+            account.holds[index].releasedBy = caller.actor
+            account.holds[index].releaseNote = request.note
+            account.onHold = account.holds.contains { $0.active }
+            account.version += 1
+            account.updatedMs = now
+            let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
+            Self.apply(Delinquency.compute(instalments: account.instalments, asOf: today, policy: policy), to: &account, asOf: today)
+            try store.update(db, account: account)
+            try store.append(db, events: [Self.event(
+                .holdReleased, reason: "hold \(account.holds[index].id) released", actor: caller.actor,
+                requestID: request.requestId, details: .hold(account.holds[index]))], accountID: account.id, nowMs: now)
+            return account
+        }
+    }
+
+    // MARK: Timeline
+
+    func getAccountTimeline(_ request: AccountsV1.GetAccountTimelineRequest, _ context: ServerContext) async throws -> AccountsV1.GetAccountTimelineResponse {
+        try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
+        let pageSize = try Validate.pageSize(request.pageSize, defaultSize: 100, max: 1000)
+        let types = request.eventTypes.map(\.rawValue).sorted()
+        let filter = types.map(String.init).joined(separator: ",")
+        var after: Int64 = 0
+        if !request.pageToken.isEmpty {
+            guard let token = TimelinePageToken(request.pageToken), token.accountID == request.accountId, token.filter == filter else {
+                throw RPCError.invalidArgument("page_token", "not a token of this account's timeline with these filters")
+            }
+            after = token.afterSequence
+        }
+        let caller = try context.requireCaller()
+        let store = self.store
+        let id = request.accountId
+        let startAfter = after
+        let (account, events) = try await store.database.read { db in
+            (try store.account(db, id: id), try store.timeline(db, accountID: id, after: startAfter, types: types, limit: pageSize + 1))
+        }
+        guard let account, caller.role != .agencyManager || account.assignedAgencyId == caller.agencyID else {
+            throw RPCError.notFound("account \(id) not found")
+        }
+        var response = AccountsV1.GetAccountTimelineResponse(events: Array(events.prefix(pageSize)))
+        if events.count > pageSize, let last = response.events.last {
+            response.nextPageToken = TimelinePageToken(accountID: id, filter: filter, afterSequence: last.sequence).text
+        }
+        return response
+    }
+}
+
+/// An opaque timeline page token: the account, the filter it was issued for, and the last
+/// sequence returned (base64 of "t1|account|filter|sequence").
+struct TimelinePageToken {
+    let accountID: String
+    let filter: String
+    let afterSequence: Int64
+
+    init(accountID: String, filter: String, afterSequence: Int64) {
+        self.accountID = accountID
+        self.filter = filter
+        self.afterSequence = afterSequence
+    }
+
+    init?(_ text: String) {
+        guard let data = Data(base64Encoded: text) else { return nil }
+        let parts = String(decoding: data, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "t1", let sequence = Int64(parts[3]), sequence >= 0 else { return nil }
+        self.init(accountID: String(parts[1]), filter: String(parts[2]), afterSequence: sequence)
+    }
+
+    var text: String { Data("t1|\(accountID)|\(filter)|\(afterSequence)".utf8).base64EncodedString() }
+}
