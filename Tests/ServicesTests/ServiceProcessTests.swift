@@ -10,17 +10,19 @@ final class ServiceCluster: Sendable {
     let directory: URL
     let keyFile: String
     let accounts: RunningService
-    let scheduling: RunningService
-    let visits: RunningService
 
-    init() async throws {
+    let scheduling: RunningService?
+    let visits: RunningService?
+
+    /// Starts `only` the named services (default all three).
+    init(only: Set<String> = ["accounts", "scheduling", "visits"]) async throws {
         directory = try makeTemporaryDirectory()
         keyFile = directory.appendingPathComponent("auth.key").path
         let keygen = try await runProduct("doorstep", ["keygen", "--key-file", keyFile])
         try #require(keygen.status == 0, "\(keygen.output)")
         accounts = try await Self.start("accounts", directory: directory, keyFile: keyFile)
-        scheduling = try await Self.start("scheduling", directory: directory, keyFile: keyFile)
-        visits = try await Self.start("visits", directory: directory, keyFile: keyFile)
+        scheduling = only.contains("scheduling") ? try await Self.start("scheduling", directory: directory, keyFile: keyFile) : nil
+        visits = only.contains("visits") ? try await Self.start("visits", directory: directory, keyFile: keyFile) : nil
     }
 
     static func start(_ name: String, directory: URL, keyFile: String, extra: [String] = []) async throws -> RunningService {
@@ -43,7 +45,7 @@ final class ServiceCluster: Sendable {
 
     func stopAll() async -> [(status: Int32, reason: Process.TerminationReason, stderr: String)] {
         var results: [(status: Int32, reason: Process.TerminationReason, stderr: String)] = []
-        for service in [visits, scheduling, accounts] { results.append(await service.stop()) }
+        for service in [visits, scheduling, accounts].compactMap({ $0 }) { results.append(await service.stop()) }
         return results
     }
 }
@@ -62,8 +64,8 @@ struct ServiceProcessTests {
         try JSONSerialization.data(withJSONObject: tokens).write(to: tokenFile)
         let script = repositoryRoot.appendingPathComponent("Tests/ServicesTests/Interop/services_interop.py").path
         let result = try await runProcessDetached("python3", [
-            script, "--accounts", cluster.accounts.address, "--scheduling", cluster.scheduling.address,
-            "--visits", cluster.visits.address, "--tokens", tokenFile.path,
+            script, "--accounts", cluster.accounts.address, "--scheduling", cluster.scheduling!.address,
+            "--visits", cluster.visits!.address, "--tokens", tokenFile.path,
         ])
         let stops = await cluster.stopAll()
         print(result.output)
@@ -127,14 +129,14 @@ struct ServiceProcessTests {
     func metrics() async throws {
         let cluster = try await ServiceCluster()
         let token = try await cluster.token("platform")
-        let client = GRPCClient(targets: [GRPCClient.Target(cluster.visits.address)!])
+        let client = GRPCClient(targets: [GRPCClient.Target(cluster.visits!.address)!])
         await #expect(throws: RPCError.self) {
             _ = try await client.unary(VisitsV1.VisitsService.getVisit,
                                        VisitsV1.GetVisitRequest(visitId: "vis_01J00000000000000000000000"),
                                        metadata: ["authorization": "Bearer \(token)"])
         }
         await client.close()
-        let metricsAddress = try #require(cluster.visits.metricsAddress)
+        let metricsAddress = try #require(cluster.visits!.metricsAddress)
         let scrape = try await runProcessDetached("python3", ["-c", """
             import urllib.request, sys
             print(urllib.request.urlopen("http://\(metricsAddress)/metrics", timeout=5).read().decode())
@@ -200,27 +202,27 @@ struct ServiceProcessTests {
     func cli() async throws {
         let cluster = try await ServiceCluster()
         let token = try await cluster.token("platform")
-        let health = try await runProduct("doorstep", ["health", cluster.scheduling.address])
+        let health = try await runProduct("doorstep", ["health", cluster.scheduling!.address])
         #expect(health.status == 0, "\(health.output)")
         #expect(health.output.contains("SERVING"))
         let created = try await runProduct("doorstep", [
-            "call", cluster.scheduling.address, "doorstep.scheduling.v1.Scheduling/RegisterAgency",
+            "call", cluster.scheduling!.address, "doorstep.scheduling.v1.Scheduling/RegisterAgency",
             #"{"requestId":"cli-1","agency":{"displayName":"CLI Agency","licenceNumber":"LIC-CLI-1","licenceExpiryDate":{"year":2099,"month":1,"day":1},"regionsServed":["310115"],"lastInspectionDate":{"year":2026,"month":1,"day":2}}}"#,
             "--token", token,
         ])
         #expect(created.status == 0, "\(created.output)")
         #expect(created.output.contains(#""status":"AGENCY_STATUS_ACTIVE""#), "\(created.output)")
         let refused = try await runProduct("doorstep", [
-            "call", cluster.scheduling.address, "doorstep.scheduling.v1.Scheduling/RegisterCollector",
+            "call", cluster.scheduling!.address, "doorstep.scheduling.v1.Scheduling/RegisterCollector",
             #"{"requestId":"cli-2","collector":{"agencyId":"agy_01J00000000000000000000000"}}"#, "--token", token,
         ])
         #expect(refused.status != 0)
         #expect(refused.output.contains("INVALID_ARGUMENT: collector.full_name"), "\(refused.output)")
-        let unknown = try await runProduct("doorstep", ["call", cluster.scheduling.address, "doorstep.scheduling.v1.Scheduling/Nope", "{}"])
+        let unknown = try await runProduct("doorstep", ["call", cluster.scheduling!.address, "doorstep.scheduling.v1.Scheduling/Nope", "{}"])
         #expect(unknown.status != 0)
         #expect(unknown.output.contains("unknown method"), "\(unknown.output)")
         _ = await cluster.stopAll()
-        let down = try await runProduct("doorstep", ["health", cluster.scheduling.address, "--timeout", "2"])
+        let down = try await runProduct("doorstep", ["health", cluster.scheduling!.address, "--timeout", "2"])
         #expect(down.status != 0)
     }
 
