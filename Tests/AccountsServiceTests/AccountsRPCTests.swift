@@ -227,4 +227,53 @@ struct AccountsRPCTests {
         #expect(hidden?.code == .notFound)
         await harness.close()
     }
+
+    @Test("ListAccounts pages in creation order, filters by stage, bucket, hold and agency, and binds tokens to filters", .timeLimit(.minutes(1)))
+    func listAccounts() async throws {
+        let harness = try await AccountsHarness()
+        var opened: [AccountsV1.Account] = []
+        for n in 1...5 { opened.append(try await harness.openAccount("\(n)")) }
+        // Account 2 cured to CURRENT (February paid), account 3 on hold.
+        _ = try await harness.pay(opened[1], 200_000, requestID: "cure-2")
+        let compliance = try await harness.metadata(.compliance)
+        _ = try await harness.client.unary(AccountsV1.AccountsService.placeHold, AccountsV1.PlaceHoldRequest(
+            requestId: "hold-3", accountId: opened[2].id, reason: .hardship), metadata: compliance)
+        let platform = try await harness.metadata(.platform)
+        func list(_ request: AccountsV1.ListAccountsRequest) async throws -> [String] {
+            var ids: [String] = []
+            var request = request
+            repeat {
+                let page = try await harness.client.unary(AccountsV1.AccountsService.listAccounts, request, metadata: platform)
+                #expect(page.accounts.count <= max(Int(request.pageSize), 0) || request.pageSize == 0)
+                #expect(page.accounts.allSatisfy { $0.instalments.isEmpty }, "BASIC view by default")
+                ids += page.accounts.map(\.id)
+                request.pageToken = page.nextPageToken
+            } while !request.pageToken.isEmpty
+            return ids
+        }
+        #expect(try await list(.init(pageSize: 2)) == opened.map(\.id))
+        #expect(try await list(.init(pageSize: 2, stages: [.remote])) == [opened[0], opened[2], opened[3], opened[4]].map(\.id))
+        #expect(try await list(.init(buckets: [.current])) == [opened[1].id])
+        #expect(try await list(.init(buckets: [.m2])) == [opened[0], opened[2], opened[3], opened[4]].map(\.id))
+        #expect(try await list(.init(holdFilter: .onHold)) == [opened[2].id])
+        #expect(try await list(.init(pageSize: 1, holdFilter: .notOnHold)).count == 4)
+        #expect(try await list(.init(lenderId: "lender-1", externalId: "loan-4")) == [opened[3].id])
+        #expect(try await list(.init(regionCode: "999999")).isEmpty)
+        let full = try await harness.client.unary(AccountsV1.AccountsService.listAccounts, .init(pageSize: 1, view: .full), metadata: platform)
+        #expect(full.accounts.first?.instalments.count == 3)
+        let wrongToken = await #expect(throws: RPCError.self) {
+            _ = try await harness.client.unary(AccountsV1.AccountsService.listAccounts,
+                                               .init(pageSize: 1, pageToken: full.nextPageToken, stages: [.remote]), metadata: platform)
+        }
+        #expect(wrongToken?.message.hasPrefix("page_token:") == true)
+        let negative = await #expect(throws: RPCError.self) {
+            _ = try await harness.client.unary(AccountsV1.AccountsService.listAccounts, .init(pageSize: -1), metadata: platform)
+        }
+        #expect(negative?.message.hasPrefix("page_size:") == true)
+        // An agency manager sees only its agency's accounts (none are assigned here).
+        let manager = try await harness.metadata(.agencyManager, agency: "agy_01J00000000000000000000000")
+        let managed = try await harness.client.unary(AccountsV1.AccountsService.listAccounts, .init(), metadata: manager)
+        #expect(managed.accounts.isEmpty)
+        await harness.close()
+    }
 }

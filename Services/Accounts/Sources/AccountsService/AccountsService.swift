@@ -51,6 +51,9 @@ public struct AccountsService: Sendable {
         definition.unary(AccountsV1.AccountsService.getAccount, roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
             try await getAccount(request, context)
         }
+        definition.unary(AccountsV1.AccountsService.listAccounts, roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
+            try await listAccounts(request, context)
+        }
         definition.unary(AccountsV1.AccountsService.recordPayment, roles: [.platform]) { request, context in
             try await recordPayment(request, context)
         }

@@ -153,6 +153,39 @@ struct AccountsStore: Sendable {
         return try Data.fetchAll(db, sql: sql, arguments: arguments).map { try AccountsV1.TimelineEvent(decoding: [UInt8]($0)) }
     }
 
+    /// The SQL-side filters of ListAccounts (the others depend on today's date or the body).
+    struct AccountQuery: Sendable {
+        var debtorID = ""
+        var lenderID = ""
+        var externalID = ""
+        var assignedAgencyID = ""
+        var stages: [Int32] = []
+    }
+
+    /// Up to `limit` accounts in creation (insertion) order after the row `after`, each with
+    /// its row number (rows are never deleted, so row numbers only grow).
+    func accounts(_ db: Database, matching query: AccountQuery, after: Int64?, limit: Int) throws -> [(row: Int64, account: AccountsV1.Account)] {
+        var conditions: [String] = []
+        var arguments = StatementArguments()
+        func add(_ condition: String, _ values: [any DatabaseValueConvertible]) {
+            conditions.append(condition)
+            arguments += StatementArguments(values)
+        }
+        if !query.debtorID.isEmpty { add("debtor_id = ?", [query.debtorID]) }
+        if !query.lenderID.isEmpty { add("lender_id = ?", [query.lenderID]) }
+        if !query.externalID.isEmpty { add("external_id = ?", [query.externalID]) }
+        if !query.assignedAgencyID.isEmpty { add("assigned_agency_id = ?", [query.assignedAgencyID]) }
+        if !query.stages.isEmpty { add("stage IN (\(query.stages.map { _ in "?" }.joined(separator: ",")))", query.stages) }
+        if let after { add("rowid > ?", [after]) }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        arguments += [limit]
+        return try Row.fetchAll(db, sql: "SELECT rowid, body FROM accounts \(filter) ORDER BY rowid LIMIT ?", arguments: arguments)
+            .map { row in
+                let body: Data = row["body"]
+                return (row["rowid"], try AccountsV1.Account(decoding: [UInt8](body)))
+            }
+    }
+
     /// The stored account (delinquency as of when it was last written), or nil.
     func account(_ db: Database, id: String) throws -> AccountsV1.Account? {
         guard let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM accounts WHERE id = ?"), arguments: [id]) else {

@@ -1,0 +1,115 @@
+import Foundation
+import Models
+import RPC
+import RPCWire
+import ServiceKit
+import Storage
+import Validation
+
+extension AccountsService {
+    /// ListAccounts: filters combine with AND, oldest created first, BASIC view by default;
+    /// agency managers see only accounts assigned to their agency. Days past due and buckets
+    /// are as of today (debtor-local), so the bucket filter is applied after recomputing.
+    func listAccounts(_ request: AccountsV1.ListAccountsRequest, _ context: ServerContext) async throws -> AccountsV1.ListAccountsResponse {
+        let pageSize = try Validate.pageSize(request.pageSize)
+        var query = AccountsStore.AccountQuery()
+        if !request.debtorId.isEmpty { try Validate.resourceID(request.debtorId, field: "debtor_id", prefix: "dbt") }
+        if !request.lenderId.isEmpty { try Validate.externalID(request.lenderId, field: "lender_id") }
+        if !request.externalId.isEmpty { try Validate.externalID(request.externalId, field: "external_id") }
+        if !request.regionCode.isEmpty { try Validate.regionCode(request.regionCode, field: "region_code") }
+        if !request.assignedAgencyId.isEmpty { try Validate.resourceID(request.assignedAgencyId, field: "assigned_agency_id", prefix: "agy") }
+        for (index, stage) in request.stages.enumerated() where stage == .unspecified || stage.protoName == nil {
+            throw RPCError.invalidArgument("stages[\(index)]", "unknown stage \(stage.rawValue)")
+        }
+        for (index, bucket) in request.buckets.enumerated() where bucket == .unspecified || bucket.protoName == nil {
+            throw RPCError.invalidArgument("buckets[\(index)]", "unknown bucket \(bucket.rawValue)")
+        }
+        if request.holdFilter.protoName == nil { throw RPCError.invalidArgument("hold_filter", "unknown value \(request.holdFilter.rawValue)") }
+        let caller = try context.requireCaller()
+        query.debtorID = request.debtorId
+        query.lenderID = request.lenderId
+        query.externalID = request.externalId
+        query.assignedAgencyID = caller.role == .agencyManager ? (caller.agencyID ?? "-") : request.assignedAgencyId
+        query.stages = Array(Set(request.stages.map(\.rawValue))).sorted()
+        let buckets = Set(request.buckets)
+        // The token is only valid with the filters it was issued for.
+        let filterKey = [query.debtorID, query.lenderID, query.externalID, query.assignedAgencyID,
+                         query.stages.map(String.init).joined(separator: ","),
+                         buckets.map(\.rawValue).sorted().map(String.init).joined(separator: ","),
+                         request.regionCode, String(request.holdFilter.rawValue)].joined(separator: "\u{1F}")
+        var after: Int64?
+        if !request.pageToken.isEmpty {
+            guard let token = ListPageToken(request.pageToken), token.filter == ListPageToken.digest(filterKey) else {
+                throw RPCError.invalidArgument("page_token", "not a token of a list with these filters")
+            }
+            after = token.afterRow
+        }
+        let store = self.store
+        let policy = configuration.delinquency
+        let now = clock.nowMs()
+        let batch = max(pageSize * 2, 64)
+        let sqlQuery = query
+        var page: [AccountsV1.Account] = []
+        var lastRow: Int64 = 0
+        var more = false
+        scan: while true {
+            let start = after
+            let rows = try await store.database.read { db in try store.accounts(db, matching: sqlQuery, after: start, limit: batch) }
+            for (row, stored) in rows {
+                var account = stored
+                after = row
+                let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
+                Self.apply(Delinquency.compute(instalments: account.instalments, asOf: today, policy: policy), to: &account, asOf: today)
+                guard buckets.isEmpty || buckets.contains(account.bucket),
+                      request.regionCode.isEmpty || account.regionCode == request.regionCode,
+                      request.holdFilter != .onHold || account.onHold,
+                      request.holdFilter != .notOnHold || !account.onHold
+                else { continue }
+                if page.count == pageSize {
+                    more = true
+                    break scan
+                }
+                if request.view != .full { account.basicView() }
+                page.append(account)
+                lastRow = row
+            }
+            if rows.count < batch { break }
+        }
+        var response = AccountsV1.ListAccountsResponse(accounts: page)
+        if more {
+            response.nextPageToken = ListPageToken(afterRow: lastRow, filter: ListPageToken.digest(filterKey)).text
+        }
+        return response
+    }
+}
+
+/// An opaque ListAccounts page token: the row of the last account returned and a digest of
+/// the filters it is valid for (base64 of "a1|row|digest").
+struct ListPageToken {
+    let afterRow: Int64
+    let filter: String
+
+    init(afterRow: Int64, filter: String) {
+        self.afterRow = afterRow
+        self.filter = filter
+    }
+
+    init?(_ text: String) {
+        guard let data = Data(base64Encoded: text) else { return nil }
+        let parts = String(decoding: data, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "a1", let row = Int64(parts[1]), row >= 0 else { return nil }
+        self.init(afterRow: row, filter: String(parts[2]))
+    }
+
+    var text: String { Data("a1|\(afterRow)|\(filter)".utf8).base64EncodedString() }
+
+    /// A short stable digest of the filter key (FNV-1a 64), so tokens stay small.
+    static func digest(_ key: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+}
