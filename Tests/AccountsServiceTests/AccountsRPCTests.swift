@@ -203,9 +203,17 @@ struct AccountsRPCTests {
             events += page.events
             token = page.nextPageToken
         } while !token.isEmpty
-        #expect(events.map(\.eventType) == [.accountOpened, .stageChanged, .paymentRecorded, .paymentRecorded, .stageChanged])
-        #expect(events.map(\.sequence) == [1, 2, 3, 4, 5])
-        if case .stageChange(let change) = events.last?.details {
+        // Each payment raised the risk score across a tier boundary.
+        #expect(events.map(\.eventType) == [.accountOpened, .stageChanged, .paymentRecorded, .riskTierChanged,
+                                             .paymentRecorded, .stageChanged, .riskTierChanged])
+        #expect(events.map(\.sequence) == Array(1...7))
+        if case .risk(let risk) = events.last?.details {
+            // Nothing overdue, but both past instalments were paid late: 700 - 100 = 600, tier C.
+            #expect(risk.score == 600 && risk.tier == .c, "\(risk)")
+        } else {
+            Issue.record("the last event is not a risk tier change")
+        }
+        if case .stageChange(let change) = events[5].details {
             #expect(change.fromStage == .remote && change.toStage == .current)
         } else {
             Issue.record("the last event is not a stage change")

@@ -45,7 +45,7 @@ extension AccountsService {
             after = token.afterRow
         }
         let store = self.store
-        let policy = configuration.delinquency
+        let configuration = self.configuration
         let now = clock.nowMs()
         let batch = max(pageSize * 2, 64)
         let sqlQuery = query
@@ -59,7 +59,7 @@ extension AccountsService {
                 var account = stored
                 after = row
                 let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-                Self.apply(Delinquency.compute(instalments: account.instalments, asOf: today, policy: policy), to: &account, asOf: today)
+                Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration)
                 guard buckets.isEmpty || buckets.contains(account.bucket),
                       request.regionCode.isEmpty || account.regionCode == request.regionCode,
                       request.holdFilter != .onHold || account.onHold,

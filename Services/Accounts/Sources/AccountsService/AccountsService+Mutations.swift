@@ -57,6 +57,7 @@ extension AccountsService {
         let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let store = self.store
         let policy = configuration.delinquency
+        let configuration = self.configuration
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
             let currency = account.principal?.currencyCode ?? ""
@@ -89,7 +90,10 @@ extension AccountsService {
             }
             account.version += 1
             account.updatedMs = now
-            Self.apply(delinquency, to: &account, asOf: today)
+            if let tierChange = Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
+                                             actor: caller.actor, requestID: request.requestId) {
+                events.append(tierChange)
+            }
             try store.update(db, account: account)
             try store.append(db, events: events, accountID: account.id, nowMs: now)
             return account
@@ -115,7 +119,7 @@ extension AccountsService {
         let now = clock.nowMs()
         let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let store = self.store
-        let policy = configuration.delinquency
+        let configuration = self.configuration
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
             guard account.stage != .settled, account.stage != .writtenOff else {
@@ -123,7 +127,7 @@ extension AccountsService {
                                        subjectID: account.id)
             }
             let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            Self.apply(Delinquency.compute(instalments: account.instalments, asOf: today, policy: policy), to: &account, asOf: today)
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration)
             // A second COMPLAINT hold for the same complaint changes nothing.
             if request.reason == .complaint,
                account.holds.contains(where: { $0.active && $0.reason == .complaint && $0.complaintId == request.complaintId }) {
@@ -158,7 +162,7 @@ extension AccountsService {
         let now = clock.nowMs()
         let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let store = self.store
-        let policy = configuration.delinquency
+        let configuration = self.configuration
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
             let index: Int?
@@ -181,7 +185,7 @@ extension AccountsService {
             account.version += 1
             account.updatedMs = now
             let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            Self.apply(Delinquency.compute(instalments: account.instalments, asOf: today, policy: policy), to: &account, asOf: today)
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration)
             try store.update(db, account: account)
             try store.append(db, events: [Self.event(
                 .holdReleased, reason: "hold \(account.holds[index].id) released", actor: caller.actor,

@@ -18,6 +18,8 @@ public struct AccountsService: Sendable {
         public var debtorRules: DebtorRules = .defaults
         /// DPD thresholds of stages and buckets. Default: DESIGN.md §3.
         public var delinquency: DelinquencyPolicy = .defaults
+        /// Coefficients of the risk scorecard. Default: `RiskScorecard.defaults`.
+        public var risk: RiskScorecard = .defaults
 
         public init() {}
         public static let defaults = Configuration()
@@ -154,6 +156,7 @@ public struct AccountsService: Sendable {
         let key = try Idempotency.Key(
             method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let policy = configuration.delinquency
+        let configuration = self.configuration
         let actor = try context.requireCaller().actor
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             guard try store.debtor(db, id: debtorID) != nil else {
@@ -185,7 +188,7 @@ public struct AccountsService: Sendable {
             account.version = 1
             account.createdMs = now
             account.updatedMs = now
-            Self.apply(delinquency, to: &account, asOf: today)
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration)
             try store.insert(db, account: account)
             try store.append(db, events: [
                 Self.event(.accountOpened, reason: "opened by \(actor.subject)", actor: actor, requestID: request.requestId),
@@ -209,8 +212,7 @@ public struct AccountsService: Sendable {
         }
         // Days past due move with the clock: recomputed as of today, debtor-local.
         let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: clock.nowMs())
-        Self.apply(Delinquency.compute(instalments: account.instalments, asOf: today, policy: configuration.delinquency),
-                   to: &account, asOf: today)
+        Self.refresh(&account, asOf: today, nowMs: clock.nowMs(), configuration: configuration)
         if request.view == .basic { account.basicView() }
         return account
     }
@@ -223,6 +225,24 @@ public struct AccountsService: Sendable {
         account.bucket = delinquency.bucket
         account.oldestUnpaidDueDate = delinquency.oldestUnpaidDueDate?.proto
         account.asOfDate = asOf.proto
+    }
+
+    /// Recomputes delinquency and risk as of `asOf`; returns a RISK_TIER_CHANGED event when
+    /// the tier moved (reads recompute too, but record nothing).
+    @discardableResult
+    static func refresh(_ account: inout AccountsV1.Account, asOf: CivilDate, nowMs: Int64, configuration: Configuration,
+                        actor: TypeV1.Actor? = nil, requestID: String = "") -> AccountsV1.TimelineEvent? {
+        let delinquency = Delinquency.compute(instalments: account.instalments, asOf: asOf, policy: configuration.delinquency)
+        apply(delinquency, to: &account, asOf: asOf)
+        let previous = account.risk?.tier
+        // Contact attempts are not recorded yet (RecordContactAttempt): no contact factor.
+        let risk = configuration.risk.assess(
+            RiskScorecard.inputs(of: account, delinquency: delinquency, today: asOf, remoteAttempts: 0, connectedAttempts: 0),
+            assessedMs: nowMs)
+        account.risk = risk
+        guard let actor, let previous, previous != risk.tier else { return nil }
+        return event(.riskTierChanged, reason: "risk tier \(previous.protoName ?? "?") → \(risk.tier.protoName ?? "?") (score \(risk.score))",
+                     actor: actor, requestID: requestID, details: .risk(risk))
     }
 }
 
