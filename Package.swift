@@ -82,6 +82,8 @@ let package = Package(
             ],
             path: "Shared/ServiceAuth"
         ),
+        // Regulation as code (DESIGN.md §8): rule packs and the contact policy every service applies.
+        .target(name: "Compliance", dependencies: ["Models", "Validation"], path: "Shared/Compliance"),
         // Field validators every service shares (ids, dates, money, text), naming the field.
         .target(name: "Validation", dependencies: ["Models", "RPCWire"], path: "Shared/Validation"),
         // SQLite storage for the services (GRDB.swift, WAL, migrations), request-id
@@ -117,7 +119,7 @@ let package = Package(
         // MARK: Services (each: a library with handlers, domain and store + a thin executable)
         .target(
             name: "AccountsService",
-            dependencies: ["ServiceKit", "Storage", "Validation", "Models", "RPC", "RPCWire",
+            dependencies: ["ServiceKit", "Storage", "Validation", "Compliance", "Models", "RPC", "RPCWire",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log")],
@@ -212,10 +214,11 @@ let package = Package(
             path: "Tests/RPCTests",
             exclude: ["Interop"]
         ),
+        .testTarget(name: "ComplianceTests", dependencies: ["Compliance", "Models", "Validation"], path: "Tests/ComplianceTests"),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models", "RPCWire"], path: "Tests/ValidationTests"),
         .testTarget(
             name: "AccountsServiceTests",
-            dependencies: ["AccountsService", "Validation", "Models", "RPCWire", "RPC", "ServiceAuth", "ServiceKit", "Storage",
+            dependencies: ["AccountsService", "Validation", "Compliance", "Models", "RPCWire", "RPC", "ServiceAuth", "ServiceKit", "Storage",
                            "TestSupport", .product(name: "Logging", package: "swift-log")],
             path: "Tests/AccountsServiceTests"
         ),

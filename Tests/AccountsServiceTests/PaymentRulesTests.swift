@@ -80,12 +80,13 @@ struct PaymentRulesTests {
         if expected != nil { #expect(decision?.reason == "payment cured the account to \(dpd) days past due") }
     }
 
-    @Test("paying everything settles from any stage but SETTLED", arguments: [
-        AccountsV1.Stage.current, .reminder, .remote, .field, .legal, .writtenOff,
+    @Test("paying everything settles from any stage but SETTLED and WRITTEN_OFF (terminal: a recovery)", arguments: [
+        AccountsV1.Stage.current, .reminder, .remote, .field, .legal,
     ])
     func settles(stage: AccountsV1.Stage) {
         let decision = StageCure.afterPayment(stage: stage, delinquency: Self.delinquency(dpd: 0, outstanding: 0), policy: .defaults)
         #expect(decision == StageDecision(stage: .settled, reason: "paid in full"))
         #expect(StageCure.afterPayment(stage: .settled, delinquency: Self.delinquency(dpd: 0, outstanding: 0), policy: .defaults) == nil)
+        #expect(StageCure.afterPayment(stage: .writtenOff, delinquency: Self.delinquency(dpd: 0, outstanding: 0), policy: .defaults) == nil)
     }
 }

@@ -20,6 +20,8 @@ public struct AccountsService: Sendable {
         public var delinquency: DelinquencyPolicy = .defaults
         /// Coefficients of the risk scorecard. Default: `RiskScorecard.defaults`.
         public var risk: RiskScorecard = .defaults
+        /// Promise, plan, legal and write-off limits. Default: `CollectionPolicy.defaults`.
+        public var collection: CollectionPolicy = .defaults
 
         public init() {}
         public static let defaults = Configuration()
@@ -64,6 +66,16 @@ public struct AccountsService: Sendable {
         }
         definition.unary(AccountsV1.AccountsService.releaseHold, roles: [.platform, .compliance, .service]) { request, context in
             try await releaseHold(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.referToLegal, roles: [.platform]) { request, context in
+            try await referToLegal(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.writeOff, roles: [.platform]) { request, context in
+            try await writeOff(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.listVisitCandidates,
+                         roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
+            try await listVisitCandidates(request, context)
         }
         definition.unary(AccountsV1.AccountsService.getAccountTimeline,
                          roles: [.platform, .compliance, .agencyManager, .service]) { request, context in

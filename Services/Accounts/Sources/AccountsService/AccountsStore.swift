@@ -60,6 +60,11 @@ struct AccountsStore: Sendable {
                 PRIMARY KEY (account_id, sequence)
             ) WITHOUT ROWID;
             """)
+        // Visit candidates are looked up by stage and region.
+        migrations.add("accounts-v3-region", sql: """
+            ALTER TABLE accounts ADD COLUMN region_code TEXT NOT NULL DEFAULT '';
+            CREATE INDEX accounts_stage_region ON accounts (stage, region_code);
+            """)
         return migrations
     }
 
@@ -109,18 +114,21 @@ struct AccountsStore: Sendable {
     func insert(_ db: Database, account: AccountsV1.Account) throws {
         try db.execute(
             sql: """
-                INSERT INTO accounts (id, debtor_id, lender_id, external_id, assigned_agency_id, stage, body, version, created_ms, updated_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO accounts (id, debtor_id, lender_id, external_id, assigned_agency_id, stage, region_code, body, version,
+                                      created_ms, updated_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [account.id, account.debtorId, account.lenderId, account.externalId, account.assignedAgencyId,
-                        account.stage.rawValue, Data(try account.encode()), account.version, account.createdMs, account.updatedMs])
+                        account.stage.rawValue, account.regionCode, Data(try account.encode()), account.version,
+                        account.createdMs, account.updatedMs])
     }
 
     /// Writes a changed account (its version already incremented by the caller).
     func update(_ db: Database, account: AccountsV1.Account) throws {
         try db.execute(
-            sql: "UPDATE accounts SET stage = ?, body = ?, version = ?, updated_ms = ? WHERE id = ?",
-            arguments: [account.stage.rawValue, Data(try account.encode()), account.version, account.updatedMs, account.id])
+            sql: "UPDATE accounts SET stage = ?, region_code = ?, body = ?, version = ?, updated_ms = ? WHERE id = ?",
+            arguments: [account.stage.rawValue, account.regionCode, Data(try account.encode()), account.version, account.updatedMs,
+                         account.id])
     }
 
     /// Appends events to an account's timeline, numbering them after the last one.
@@ -184,6 +192,13 @@ struct AccountsStore: Sendable {
                 let body: Data = row["body"]
                 return (row["rowid"], try AccountsV1.Account(decoding: [UInt8](body)))
             }
+    }
+
+    /// Every account in `stage` whose debtor lives in `region`.
+    func accounts(_ db: Database, stage: AccountsV1.Stage, region: String) throws -> [AccountsV1.Account] {
+        try Data.fetchAll(db.cachedStatement(sql: "SELECT body FROM accounts WHERE stage = ? AND region_code = ?"),
+                          arguments: [stage.rawValue, region])
+            .map { try AccountsV1.Account(decoding: [UInt8]($0)) }
     }
 
     /// The stored account (delinquency as of when it was last written), or nil.

@@ -57,7 +57,7 @@ public enum PaymentAllocation {
 }
 
 /// The stage an account moves to after a payment (accounts.proto `Stage`): paid in full →
-/// SETTLED; otherwise a payment can only cure — move the account back to the stage its new
+/// SETTLED (except WRITTEN_OFF, which is terminal); otherwise a payment can only cure — move the account back to the stage its new
 /// days past due call for (CURRENT at 0, REMINDER from 1, REMOTE from 8), never forward.
 /// FIELD stays FIELD while days past due remain at or above the field threshold; LEGAL and
 /// WRITTEN_OFF are not cured by a partial payment.
@@ -66,7 +66,8 @@ public enum StageCure {
         stage: AccountsV1.Stage, delinquency: Delinquency, policy: DelinquencyPolicy
     ) -> StageDecision? {
         if delinquency.outstandingMinor == 0 {
-            return stage == .settled ? nil : StageDecision(stage: .settled, reason: "paid in full")
+            // WRITTEN_OFF is terminal: later payments are recoveries, the stage stays.
+            return stage == .settled || stage == .writtenOff ? nil : StageDecision(stage: .settled, reason: "paid in full")
         }
         switch stage {
         case .legal, .writtenOff, .settled, .unspecified, .unrecognized: return nil
