@@ -24,6 +24,13 @@ public struct DataCipher: Sendable {
         [UInt8](try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key, authenticating: Data(context.utf8)))
     }
 
+    /// A keyed digest (HMAC-SHA256 under a key derived from the data key) of a value that must
+    /// be compared but never read back, e.g. the phone number a contact attempt dialled.
+    public func digest(_ value: String, purpose: String) -> String {
+        let derived = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data("doorstep-digest:\(purpose)".utf8), outputByteCount: 32)
+        return Data(HMAC<SHA256>.authenticationCode(for: Data(value.utf8), using: derived)).base64EncodedString()
+    }
+
     /// Reads a key file: 32 random bytes, base64 on one line. With `create`, writes a new one
     /// (mode 0600) when the file does not exist.
     public static func loadKey(path: String, create: Bool) throws(KeyFileProblem) -> (key: SymmetricKey, created: Bool) {

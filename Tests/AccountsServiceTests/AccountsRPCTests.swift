@@ -55,7 +55,9 @@ final class AccountsHarness: Sendable {
         let debtor = try await client.unary(AccountsV1.AccountsService.createDebtor, AccountsV1.CreateDebtorRequest(
             requestId: "debtor-\(suffix)", debtor: AccountsV1.Debtor(
                 externalId: "cust-\(suffix)", fullName: "李四", nationalId: "11010519491231002X", phone: "13812345678",
-                address: TypeV1.Address(text: "上海市浦东新区", regionCode: "310115"), timeZone: "Asia/Shanghai")),
+                address: TypeV1.Address(text: "上海市浦东新区", regionCode: "310115",
+                                        location: TypeV1.GeoPoint(latitude: 31.2304, longitude: 121.4737)),
+                timeZone: "Asia/Shanghai")),
             metadata: platform)
         let cny = { (amount: Int64) in TypeV1.Money(amountMinor: amount, currencyCode: "CNY") }
         return try await client.unary(AccountsV1.AccountsService.openAccount, AccountsV1.OpenAccountRequest(

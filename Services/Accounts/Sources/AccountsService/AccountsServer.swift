@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compliance
 import Foundation
 import ServiceKit
 import Storage
@@ -11,13 +12,13 @@ public struct AccountsOptions: ParsableArguments {
     public var dataKeyFile: String?
 
     @Option(help: ArgumentHelp(
-        "Rule pack: cn-2026, us-regf or uk-conc (national-ID rules for now). Env DOORSTEP_RULE_PACK. Default cn-2026.",
+        "Rule pack: cn-2026, us-regf or uk-conc (contact hours and frequency, national-ID rules). Env DOORSTEP_RULE_PACK. Default cn-2026.",
         valueName: "id"))
     public var rulePack: String?
 
     public init() {}
 
-    public static let rulePacks = ["cn-2026", "us-regf", "uk-conc"]
+    public static var rulePacks: [String] { RulePacks.all.map(\.id) }
 
     /// The accounts service configuration these flags (or their environment) ask for.
     public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> (configuration: AccountsService.Configuration, dataKeyFile: String?) {
@@ -27,6 +28,7 @@ public struct AccountsOptions: ParsableArguments {
         }
         var configuration = AccountsService.Configuration()
         configuration.debtorRules.requirePRCNationalID = pack.hasPrefix("cn-")
+        configuration.rulePack = RulePacks.named(pack) ?? RulePacks.cn2026
         return (configuration, dataKeyFile ?? environment["DOORSTEP_DATA_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 })
     }
 }

@@ -38,14 +38,16 @@ extension AccountsService {
         let configuration = self.configuration
         let now = clock.nowMs()
         let region = request.regionCode
-        let fieldAccounts = try await store.database.read { db in try store.accounts(db, stage: .field, region: region) }
+        let fieldAccounts = try await store.database.read { db in
+            try store.accounts(db, stage: .field, region: region).map { ($0, try store.contactStats(db, accountID: $0.id)) }
+        }
         var ranked: [AccountsV1.Account] = []
-        for stored in fieldAccounts {
+        for (stored, contacts) in fieldAccounts {
             var account = stored
             guard !account.onHold, !excluded.contains(account.id), !Self.hasKeptPlan(account),
                   caller.role != .agencyManager || account.assignedAgencyId == caller.agencyID else { continue }
             let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration)
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
             guard (account.risk?.expectedRecovery?.amountMinor ?? 0) >= minimum else { continue }
             ranked.append(account)
         }

@@ -23,7 +23,8 @@ extension AccountsService {
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
             let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration)
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
+                         contacts: try store.contactStats(db, accountID: account.id))
             var violations: [TypeV1.Violation] = []
             if account.stage != .remote && account.stage != .field {
                 violations.append(.init(ruleId: "account-stage", detail: "only REMOTE or FIELD accounts are referred; \(account.id) is \(account.stage.protoName ?? "?")", subjectId: account.id))
@@ -66,7 +67,8 @@ extension AccountsService {
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
             let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration)
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
+                         contacts: try store.contactStats(db, accountID: account.id))
             if account.stage == .settled || account.stage == .writtenOff {
                 throw RPCError.refused(rule: "account-stage", "account \(account.id) is \(account.stage.protoName ?? "?")", subjectID: account.id)
             }

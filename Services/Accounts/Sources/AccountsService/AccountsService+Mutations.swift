@@ -91,6 +91,7 @@ extension AccountsService {
             account.version += 1
             account.updatedMs = now
             if let tierChange = Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
+                                             contacts: try store.contactStats(db, accountID: account.id),
                                              actor: caller.actor, requestID: request.requestId) {
                 events.append(tierChange)
             }
@@ -127,7 +128,8 @@ extension AccountsService {
                                        subjectID: account.id)
             }
             let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration)
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
+                         contacts: try store.contactStats(db, accountID: account.id))
             // A second COMPLAINT hold for the same complaint changes nothing.
             if request.reason == .complaint,
                account.holds.contains(where: { $0.active && $0.reason == .complaint && $0.complaintId == request.complaintId }) {
@@ -185,7 +187,8 @@ extension AccountsService {
             account.version += 1
             account.updatedMs = now
             let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration)
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
+                         contacts: try store.contactStats(db, accountID: account.id))
             try store.update(db, account: account)
             try store.append(db, events: [Self.event(
                 .holdReleased, reason: "hold \(account.holds[index].id) released", actor: caller.actor,

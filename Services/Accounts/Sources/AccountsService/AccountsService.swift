@@ -1,3 +1,4 @@
+import Compliance
 import Foundation
 import GRDB
 import Logging
@@ -22,6 +23,8 @@ public struct AccountsService: Sendable {
         public var risk: RiskScorecard = .defaults
         /// Promise, plan, legal and write-off limits. Default: `CollectionPolicy.defaults`.
         public var collection: CollectionPolicy = .defaults
+        /// The rule pack remote contacts are checked against. Default cn-2026.
+        public var rulePack: RulePack = RulePacks.cn2026
 
         public init() {}
         public static let defaults = Configuration()
@@ -66,6 +69,21 @@ public struct AccountsService: Sendable {
         }
         definition.unary(AccountsV1.AccountsService.releaseHold, roles: [.platform, .compliance, .service]) { request, context in
             try await releaseHold(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.recordContactAttempt, roles: [.platform, .service]) { request, context in
+            try await recordContactAttempt(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.recordPromiseToPay, roles: [.platform, .service]) { request, context in
+            try await recordPromiseToPay(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.proposeRepaymentPlan, roles: [.platform, .service]) { request, context in
+            try await proposeRepaymentPlan(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.acceptRepaymentPlan, roles: [.platform, .service]) { request, context in
+            try await acceptRepaymentPlan(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.evaluateStages, roles: [.platform, .service]) { request, context in
+            try await evaluateStages(request, context)
         }
         definition.unary(AccountsV1.AccountsService.referToLegal, roles: [.platform]) { request, context in
             try await referToLegal(request, context)
@@ -200,7 +218,7 @@ public struct AccountsService: Sendable {
             account.version = 1
             account.createdMs = now
             account.updatedMs = now
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration)
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: ContactStats())
             try store.insert(db, account: account)
             try store.append(db, events: [
                 Self.event(.accountOpened, reason: "opened by \(actor.subject)", actor: actor, requestID: request.requestId),
@@ -217,14 +235,18 @@ public struct AccountsService: Sendable {
         let caller = try context.requireCaller()
         let store = self.store
         let id = request.accountId
-        guard var account = try await store.database.read({ db in try store.account(db, id: id) }),
-              caller.role != .agencyManager || account.assignedAgencyId == caller.agencyID
+        let stored = try await store.database.read { db -> (AccountsV1.Account, ContactStats)? in
+            guard let account = try store.account(db, id: id) else { return nil }
+            return (account, try store.contactStats(db, accountID: id))
+        }
+        guard let (found, contacts) = stored, caller.role != .agencyManager || found.assignedAgencyId == caller.agencyID
         else {
             throw RPCError.notFound("account \(id) not found")
         }
+        var account = found
         // Days past due move with the clock: recomputed as of today, debtor-local.
         let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: clock.nowMs())
-        Self.refresh(&account, asOf: today, nowMs: clock.nowMs(), configuration: configuration)
+        Self.refresh(&account, asOf: today, nowMs: clock.nowMs(), configuration: configuration, contacts: contacts)
         if request.view == .basic { account.basicView() }
         return account
     }
@@ -243,13 +265,13 @@ public struct AccountsService: Sendable {
     /// the tier moved (reads recompute too, but record nothing).
     @discardableResult
     static func refresh(_ account: inout AccountsV1.Account, asOf: CivilDate, nowMs: Int64, configuration: Configuration,
-                        actor: TypeV1.Actor? = nil, requestID: String = "") -> AccountsV1.TimelineEvent? {
+                        contacts: ContactStats, actor: TypeV1.Actor? = nil, requestID: String = "") -> AccountsV1.TimelineEvent? {
         let delinquency = Delinquency.compute(instalments: account.instalments, asOf: asOf, policy: configuration.delinquency)
         apply(delinquency, to: &account, asOf: asOf)
         let previous = account.risk?.tier
-        // Contact attempts are not recorded yet (RecordContactAttempt): no contact factor.
         let risk = configuration.risk.assess(
-            RiskScorecard.inputs(of: account, delinquency: delinquency, today: asOf, remoteAttempts: 0, connectedAttempts: 0),
+            RiskScorecard.inputs(of: account, delinquency: delinquency, today: asOf, remoteAttempts: contacts.remote,
+                                 connectedAttempts: contacts.connected),
             assessedMs: nowMs)
         account.risk = risk
         guard let actor, let previous, previous != risk.tier else { return nil }

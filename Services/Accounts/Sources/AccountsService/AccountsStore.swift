@@ -8,6 +8,12 @@ import Validation
 /// The accounts service's SQLite schema and row mapping. Each resource is stored as its
 /// protobuf encoding (`body`) beside the columns it is looked up by; a debtor's whole record
 /// (national ID and phone numbers included) is sealed with AES-GCM, bound to its id.
+/// Remote contact attempts about an account and how many connected (risk's contact factor).
+struct ContactStats: Sendable, Hashable {
+    var remote = 0
+    var connected = 0
+}
+
 struct AccountsStore: Sendable {
     let database: SQLiteDatabase
     let cipher: DataCipher
@@ -64,6 +70,23 @@ struct AccountsStore: Sendable {
         migrations.add("accounts-v3-region", sql: """
             ALTER TABLE accounts ADD COLUMN region_code TEXT NOT NULL DEFAULT '';
             CREATE INDEX accounts_stage_region ON accounts (stage, region_code);
+            """)
+        // Contact attempts of every account of a debtor: the contact policy counts them per
+        // debtor. The number dialled is kept only as a keyed digest (compared, never read).
+        migrations.add("accounts-v4-contacts", sql: """
+            ALTER TABLE accounts ADD COLUMN evaluated_day INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE contact_attempts (
+                id TEXT PRIMARY KEY NOT NULL,
+                account_id TEXT NOT NULL REFERENCES accounts(id),
+                debtor_id TEXT NOT NULL,
+                attempted_ms INTEGER NOT NULL,
+                remote INTEGER NOT NULL,
+                connected INTEGER NOT NULL,
+                number_digest TEXT NOT NULL,
+                body BLOB NOT NULL
+            );
+            CREATE INDEX contact_attempts_debtor ON contact_attempts (debtor_id, attempted_ms);
+            CREATE INDEX contact_attempts_account ON contact_attempts (account_id);
             """)
         return migrations
     }
@@ -192,6 +215,65 @@ struct AccountsStore: Sendable {
                 let body: Data = row["body"]
                 return (row["rowid"], try AccountsV1.Account(decoding: [UInt8](body)))
             }
+    }
+
+    /// Accounts for the stage engine: the given ids, or the next `limit` non-terminal accounts
+    /// after row `after`; each with its row and the last day (day number) it was evaluated for.
+    func accountsForEvaluation(_ db: Database, ids: [String], after: Int64, limit: Int) throws -> [(row: Int64, evaluatedDay: Int, account: AccountsV1.Account)] {
+        let rows: [Row]
+        if ids.isEmpty {
+            rows = try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT rowid, evaluated_day, body FROM accounts WHERE rowid > ? AND stage NOT IN (?, ?) ORDER BY rowid LIMIT ?"),
+                arguments: [after, AccountsV1.Stage.settled.rawValue, AccountsV1.Stage.writtenOff.rawValue, limit])
+        } else {
+            rows = try Row.fetchAll(
+                db, sql: "SELECT rowid, evaluated_day, body FROM accounts WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ","))) ORDER BY rowid",
+                arguments: StatementArguments(ids))
+        }
+        return try rows.map { row in
+            let body: Data = row["body"]
+            return (row["rowid"], row["evaluated_day"], try AccountsV1.Account(decoding: [UInt8](body)))
+        }
+    }
+
+    /// Marks the day an account was evaluated for.
+    func setEvaluatedDay(_ db: Database, accountID: String, day: Int) throws {
+        try db.cachedStatement(sql: "UPDATE accounts SET evaluated_day = ? WHERE id = ?").execute(arguments: [day, accountID])
+    }
+
+    /// Records a contact attempt; `numberDigest` identifies the number dialled or texted.
+    func insert(_ db: Database, attempt: AccountsV1.ContactAttempt, debtorID: String, remote: Bool, connected: Bool,
+                numberDigest: String) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO contact_attempts (id, account_id, debtor_id, attempted_ms, remote, connected, number_digest, body)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [attempt.id, attempt.accountId, debtorID, attempt.attemptedMs, remote, connected, numberDigest,
+                        Data(try attempt.encode())])
+    }
+
+    /// The debtor's latest attempts (all accounts), oldest first, with the number digests.
+    func contactHistory(_ db: Database, debtorID: String, limit: Int = 1000) throws -> [(attempt: AccountsV1.ContactAttempt, numberDigest: String)] {
+        try Row.fetchAll(
+            db.cachedStatement(sql: """
+                SELECT body, number_digest FROM (
+                    SELECT body, number_digest, attempted_ms, id FROM contact_attempts WHERE debtor_id = ?
+                    ORDER BY attempted_ms DESC, id DESC LIMIT ?) ORDER BY attempted_ms, id
+                """),
+            arguments: [debtorID, limit]
+        ).map { row in
+            let body: Data = row["body"]
+            return (try AccountsV1.ContactAttempt(decoding: [UInt8](body)), row["number_digest"])
+        }
+    }
+
+    /// Remote attempts about one account, and how many reached someone (the risk factor).
+    func contactStats(_ db: Database, accountID: String) throws -> ContactStats {
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT COALESCE(SUM(remote), 0) AS remote, COALESCE(SUM(remote AND connected), 0) AS connected FROM contact_attempts WHERE account_id = ?"),
+            arguments: [accountID])
+        return ContactStats(remote: row?["remote"] ?? 0, connected: row?["connected"] ?? 0)
     }
 
     /// Every account in `stage` whose debtor lives in `region`.
