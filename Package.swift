@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "accounts", targets: ["accounts"]),
         .executable(name: "scheduling", targets: ["scheduling"]),
         .executable(name: "visits", targets: ["visits"]),
+        .executable(name: "accounts-loadgen", targets: ["accounts-loadgen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -171,6 +172,14 @@ let package = Package(
             path: "Tools/RPCBenchServer"
         ),
 
+        .executableTarget(
+            name: "accounts-loadgen",
+            dependencies: ["AccountsService", "Storage", "Models", "Validation",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Tools/AccountsLoadgen"
+        ),
+
         // MARK: Fuzzing
         // libFuzzer target over contract decoding when built by Scripts/fuzz.sh (-DFUZZING
         // -sanitize=fuzzer); otherwise a replayer of the regression corpus.
@@ -219,7 +228,8 @@ let package = Package(
         .testTarget(
             name: "AccountsServiceTests",
             dependencies: ["AccountsService", "Validation", "Compliance", "Models", "RPCWire", "RPC", "ServiceAuth", "ServiceKit", "Storage",
-                           "TestSupport", .product(name: "Logging", package: "swift-log")],
+                           "TestSupport", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/AccountsServiceTests"
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import Models
 import RPC
@@ -284,6 +285,48 @@ struct AccountsRPCTests {
         let manager = try await harness.metadata(.agencyManager, agency: "agy_01J00000000000000000000000")
         let managed = try await harness.client.unary(AccountsV1.AccountsService.listAccounts, .init(), metadata: manager)
         #expect(managed.accounts.isEmpty)
+        await harness.close()
+    }
+
+    @Test("personal data: masked per role, full only for platform/compliance with a reason, every full read audited", .timeLimit(.minutes(1)))
+    func personalData() async throws {
+        let harness = try await AccountsHarness()
+        let account = try await harness.openAccount()
+        let debtorID = account.debtorId
+        func read(_ role: Caller.Role, agency: String? = nil, reveal: Bool = false, reason: String = "") async throws(RPCError) -> AccountsV1.Debtor {
+            let metadata = (try? await harness.metadata(role, agency: agency)) ?? [:]
+            return try await harness.client.unary(AccountsV1.AccountsService.getDebtor, AccountsV1.GetDebtorRequest(
+                debtorId: debtorID, revealPersonalData: reveal, accessReason: reason), metadata: metadata)
+        }
+        for role in [Caller.Role.platform, .compliance, .service] {
+            let masked = try await read(role)
+            #expect(masked.personalDataMasked && masked.phone == "138****5678" && masked.nationalId == "110***********002X", "\(role)")
+        }
+        let full = try await read(.platform, reveal: true, reason: "hotline identity check, ticket 7")
+        #expect(!full.personalDataMasked && full.phone == "+8613812345678" && full.nationalId == "11010519491231002X")
+        _ = try await read(.compliance, reveal: true, reason: "complaint investigation")
+        let noReason = await #expect(throws: RPCError.self) { _ = try await read(.platform, reveal: true) }
+        #expect(noReason?.message.hasPrefix("access_reason:") == true)
+        let service = await #expect(throws: RPCError.self) { _ = try await read(.service, reveal: true, reason: "x") }
+        #expect(service?.code == .permissionDenied)
+        let manager = await #expect(throws: RPCError.self) {
+            _ = try await read(.agencyManager, agency: "agy_01J00000000000000000000000")
+        }
+        #expect(manager?.code == .notFound, "another agency's debtor is not disclosed")
+        let collector = await #expect(throws: RPCError.self) { _ = try await read(.collector) }
+        #expect(collector?.code == .permissionDenied)
+        // Exactly the two unmasked reads are in the audit log, with who, why and when.
+        let audit = try await harness.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT role, subject, debtor_id, reason, at_ms FROM personal_data_access ORDER BY id").map {
+                (role: $0["role"] as String, subject: $0["subject"] as String, debtor: $0["debtor_id"] as String,
+                 reason: $0["reason"] as String, at: $0["at_ms"] as Int64)
+            }
+        }
+        #expect(audit.count == 2)
+        #expect(audit.map(\.role) == ["ROLE_PLATFORM", "ROLE_COMPLIANCE"])
+        #expect(audit.map(\.reason) == ["hotline identity check, ticket 7", "complaint investigation"])
+        #expect(audit.allSatisfy { $0.debtor == debtorID && $0.at == harness.clock.now })
+        #expect(audit.first?.subject == "test-platform")
         await harness.close()
     }
 }
