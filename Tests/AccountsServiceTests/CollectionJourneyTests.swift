@@ -141,10 +141,25 @@ struct CollectionJourneyTests {
                                                AccountsV1.GetAccountRequest(accountId: account.id), metadata: platform)
         #expect(field.daysPastDue == 238)
         #expect(field.bucket == .m4Plus)
+        // The broken plan resumed the stage rules: back in FIELD, now referable to litigation.
+        #expect(field.stage == .field, "\(field.stage)")
+        let referred = try await harness.client.unary(AccountsV1.AccountsService.referToLegal, AccountsV1.ReferToLegalRequest(
+            requestId: "legal-2", accountId: account.id, reason: "no payment after 238 days", lawFirm: "Fangda"), metadata: platform)
+        #expect(referred.stage == .legal)
+        #expect(referred.legalReferral?.outstandingAtReferral == Self.cny(300_000))
+        #expect(referred.legalReferral?.referredBy?.role == .platform)
+        let legalCandidates = try await harness.client.unary(AccountsV1.AccountsService.listVisitCandidates,
+                                                             AccountsV1.ListVisitCandidatesRequest(regionCode: "310115"), metadata: service)
+        #expect(legalCandidates.candidates.isEmpty, "no field activity in LEGAL")
         let written = try await harness.client.unary(AccountsV1.AccountsService.writeOff, AccountsV1.WriteOffRequest(
             requestId: "wo-2", accountId: account.id, reason: "uncollectable"), metadata: platform)
         #expect(written.stage == .writtenOff)
         #expect(written.writeOff?.amount == Self.cny(300_000))
+        let timeline = try await harness.client.unary(AccountsV1.AccountsService.getAccountTimeline, AccountsV1.GetAccountTimelineRequest(
+            accountId: account.id, eventTypes: [.stageChanged]), metadata: platform)
+        #expect(timeline.events.compactMap { event -> AccountsV1.Stage? in
+            if case .stageChange(let change) = event.details { return change.toStage } else { return nil }
+        } == [.remote, .field, .remote, .field, .legal, .writtenOff])
         // A later payment is recorded as a recovery; the stage stays WRITTEN_OFF.
         let recovered = try await harness.pay(written, 300_000, requestID: "recovery")
         #expect(recovered.stage == .writtenOff)
