@@ -80,6 +80,22 @@ struct ServiceProcessTests {
         }
     }
 
+    @Test("schema-driven bad input on every RPC: never INTERNAL or UNKNOWN, the services keep serving", .timeLimit(.minutes(3)))
+    func schemaFuzz() async throws {
+        let cluster = try await ServiceCluster()
+        let token = try await cluster.token("platform")
+        let script = repositoryRoot.appendingPathComponent("Tests/ServicesTests/Interop/schema_fuzz.py").path
+        let result = try await runProcessDetached("python3", [
+            script, "--accounts", cluster.accounts.address, "--scheduling", cluster.scheduling!.address,
+            "--visits", cluster.visits!.address, "--token", token, "--calls-per-method", "20",
+        ])
+        let stops = await cluster.stopAll()
+        #expect(result.status == 0, "\(result.output)")
+        #expect(!result.output.contains("FAIL"), "\(result.output)")
+        #expect(result.output.contains("ok doorstep.accounts.v1.Accounts/RecordContactAttempt"), "\(result.output)")
+        for stop in stops { #expect(stop.status == 0, "\(stop.stderr.suffix(2000))") }
+    }
+
     @Test("our client: a debtor and an account survive a restart; SIGTERM exits 0", .timeLimit(.minutes(2)))
     func persistenceAcrossRestart() async throws {
         let cluster = try await ServiceCluster()

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Schema-driven bad input against the running services, with a stock grpcio client.
+
+For every RPC of doorstep.accounts.v1.Accounts, doorstep.scheduling.v1.Scheduling and
+doorstep.visits.v1.Visits, builds random requests from the message descriptors (empty,
+oversized and non-ASCII strings, U+0000, extreme and negative integers, unknown enum numbers,
+nested messages, long repeated fields, NaN/inf doubles) and calls the service with a
+platform token. A call must end with a status a client can act on — never INTERNAL, UNKNOWN
+or DATA_LOSS — and the service must keep answering Health/Check.
+
+Usage: schema_fuzz.py --accounts HOST:PORT --scheduling HOST:PORT --visits HOST:PORT
+                      --token JWT [--calls-per-method N] [--seed S]
+Prints one line per method ("ok SERVICE/METHOD codes=…" or "FAIL …") and exits 1 on a failure.
+"""
+
+import argparse
+import importlib
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+
+import grpc
+
+signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+PROTO = os.path.join(ROOT, "proto")
+SERVICES = {
+    "accounts": ("doorstep/accounts/v1/accounts.proto", "doorstep.accounts.v1.accounts_pb2", "Accounts"),
+    "scheduling": ("doorstep/scheduling/v1/scheduling.proto", "doorstep.scheduling.v1.scheduling_pb2", "Scheduling"),
+    "visits": ("doorstep/visits/v1/visits.proto", "doorstep.visits.v1.visits_pb2", "Visits"),
+}
+# Statuses that mean "the server broke", not "the request was bad".
+BROKEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+
+
+def load_modules():
+    out = tempfile.mkdtemp(prefix="doorstep-fuzz-stubs-")
+    files = ["doorstep/type/v1/types.proto"] + [spec[0] for spec in SERVICES.values()]
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO, f"--python_out={out}", *files], check=True)
+    for dirpath, _, _ in os.walk(out):
+        open(os.path.join(dirpath, "__init__.py"), "a").close()
+    sys.path.insert(0, out)
+    return {name: importlib.import_module(spec[1]) for name, spec in SERVICES.items()}
+
+
+STRINGS = ["", "a", "x" * 5000, "中文地址", "\U0001F600", "a\x00b", " ", "acc_01J00000000000000000000000",
+           "dbt_01J00000000000000000000000", "agy_01J00000000000000000000000", "Asia/Shanghai", "CNY", "310115",
+           "../../etc/passwd", "' OR 1=1 --", "%s%n", "\u202e", "0" * 64, "Z" * 65]
+INTS = [0, 1, -1, 2**31 - 1, -(2**31), 7, 100000, 3]
+INT64S = INTS + [2**63 - 1, -(2**63), 1_773_100_800_000, 946_684_799_999, 4_102_444_800_001]
+DOUBLES = [0.0, -0.0, 91.0, -181.0, 31.2, 121.4, float("nan"), float("inf"), -float("inf"), 1e308]
+
+
+def fill(message, rng, depth=0):
+    """Sets a random subset of the fields of `message`, recursively."""
+    from google.protobuf.descriptor import FieldDescriptor as F
+    for field in message.DESCRIPTOR.fields:
+        if rng.random() < 0.35:
+            continue
+        if field.containing_oneof is not None and message.WhichOneof(field.containing_oneof.name) is not None:
+            continue
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == F.LABEL_REPEATED
+        count = rng.choice([0, 1, 2, 3, 1200]) if repeated else 1
+        if count > 50 and field.type == F.TYPE_MESSAGE:
+            count = 60
+        for _ in range(count):
+            value = scalar(field, rng)
+            if field.type == F.TYPE_MESSAGE:
+                if depth >= 3:
+                    break
+                target = getattr(message, field.name).add() if repeated else getattr(message, field.name)
+                if not repeated:
+                    target.SetInParent()
+                fill(target, rng, depth + 1)
+            elif repeated:
+                getattr(message, field.name).append(value)
+            else:
+                setattr(message, field.name, value)
+
+
+def scalar(field, rng):
+    from google.protobuf.descriptor import FieldDescriptor as F
+    t = field.type
+    if t == F.TYPE_STRING:
+        return rng.choice(STRINGS)
+    if t == F.TYPE_BYTES:
+        return bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 32, 300])))
+    if t == F.TYPE_BOOL:
+        return rng.random() < 0.5
+    if t in (F.TYPE_INT32, F.TYPE_SINT32, F.TYPE_SFIXED32):
+        return rng.choice(INTS)
+    if t in (F.TYPE_INT64, F.TYPE_SINT64, F.TYPE_SFIXED64):
+        return rng.choice(INT64S)
+    if t in (F.TYPE_UINT32, F.TYPE_FIXED32):
+        return rng.choice([0, 1, 2**32 - 1])
+    if t in (F.TYPE_UINT64, F.TYPE_FIXED64):
+        return rng.choice([0, 1, 2**64 - 1])
+    if t in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
+        return rng.choice(DOUBLES)
+    if t == F.TYPE_ENUM:
+        numbers = [v.number for v in field.enum_type.values]
+        return rng.choice(numbers + [99, -1])
+    return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in SERVICES:
+        parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--calls-per-method", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=20261123)
+    args = parser.parse_args()
+    modules = load_modules()
+    rng = random.Random(args.seed)
+    metadata = [("authorization", f"Bearer {args.token}")]
+    failed = False
+    for name, (_, _, service_name) in SERVICES.items():
+        module = modules[name]
+        service = module.DESCRIPTOR.services_by_name[service_name]
+        channel = grpc.insecure_channel(getattr(args, name))
+        health = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b,
+                                     response_deserializer=lambda b: b)
+        for method in service.methods:
+            request_class = getattr(module, method.input_type.name)
+            call = channel.unary_unary(f"/{service.full_name}/{method.name}",
+                                       request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=lambda b: b)
+            codes = {}
+            problem = None
+            for attempt in range(args.calls_per_method):
+                request = request_class()
+                if attempt > 0:
+                    fill(request, rng)
+                try:
+                    call(request, timeout=10, metadata=metadata)
+                    code = grpc.StatusCode.OK
+                except grpc.RpcError as error:
+                    code = error.code()
+                    if code in BROKEN or code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                        problem = f"{code.name}: {error.details()!r} for {request}"[:600]
+                codes[code.name] = codes.get(code.name, 0) + 1
+                if problem:
+                    break
+            try:
+                health(b"", timeout=5)
+            except grpc.RpcError as error:
+                problem = problem or f"health check failed afterwards: {error.code().name}"
+            summary = ",".join(f"{k}:{v}" for k, v in sorted(codes.items()))
+            if problem:
+                failed = True
+                print(f"FAIL {service.full_name}/{method.name}: {problem}")
+            else:
+                print(f"ok {service.full_name}/{method.name} codes={summary}")
+            sys.stdout.flush()
+        channel.close()
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
