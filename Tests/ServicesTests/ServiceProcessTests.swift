@@ -91,7 +91,7 @@ struct ServiceProcessTests {
         ])
         let stops = await cluster.stopAll()
         #expect(result.status == 0, "\(result.output)")
-        #expect(!result.output.contains("FAIL"), "\(result.output)")
+        #expect(!result.output.split(separator: "\n").contains { $0.hasPrefix("FAIL ") }, "\(result.output)")
         #expect(result.output.contains("ok doorstep.accounts.v1.Accounts/RecordContactAttempt"), "\(result.output)")
         for stop in stops { #expect(stop.status == 0, "\(stop.stderr.suffix(2000))") }
     }

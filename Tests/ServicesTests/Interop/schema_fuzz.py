@@ -56,6 +56,57 @@ INT64S = INTS + [2**63 - 1, -(2**63), 1_773_100_800_000, 946_684_799_999, 4_102_
 DOUBLES = [0.0, -0.0, 91.0, -181.0, 31.2, 121.4, float("nan"), float("inf"), -float("inf"), 1e308]
 
 
+# Ids of real resources (made by `seed`), so requests get past "not found" into deeper rules.
+REAL_IDS = {}
+
+
+def seed(modules, channels, metadata):
+    """Creates a debtor, an account and an agency with valid requests; remembers their ids."""
+    import datetime
+    import uuid
+    from google.protobuf import json_format
+    accounts, scheduling = modules["accounts"], modules["scheduling"]
+    today = datetime.date.today()
+    def day(offset):
+        d = today + datetime.timedelta(days=offset)
+        return {"year": d.year, "month": d.month, "day": d.day}
+    def call(channel, path, request, response_class):
+        rpc = channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
+                                  response_deserializer=response_class.FromString)
+        return rpc(request, timeout=10, metadata=metadata)
+    debtor = call(channels["accounts"], "/doorstep.accounts.v1.Accounts/CreateDebtor", json_format.ParseDict({
+        "requestId": str(uuid.uuid4()), "debtor": {
+            "externalId": "fuzz-" + uuid.uuid4().hex[:12], "fullName": "Fuzz", "nationalId": "11010519491231002X",
+            "phone": "13812345678", "timeZone": "Asia/Shanghai",
+            "address": {"text": "x", "regionCode": "310115", "location": {"latitude": 31.2, "longitude": 121.4}},
+            "emergencyContacts": [{"fullName": "E", "relationship": "RELATIONSHIP_SPOUSE", "phone": "13900000000"}]}},
+        accounts.CreateDebtorRequest()), accounts.Debtor)
+    money = lambda a: {"amountMinor": str(a), "currencyCode": "CNY"}
+    account = call(channels["accounts"], "/doorstep.accounts.v1.Accounts/OpenAccount", json_format.ParseDict({
+        "requestId": str(uuid.uuid4()), "debtorId": debtor.id, "externalId": "fuzz-" + uuid.uuid4().hex[:12],
+        "lenderId": "lender-1", "product": "PRODUCT_TYPE_INSTALMENT_LOAN", "principal": money(300000),
+        "openedDate": day(-120), "instalments": [{"dueDate": day(-90 + 30 * i), "amountDue": money(100000)} for i in range(3)]},
+        accounts.OpenAccountRequest()), accounts.Account)
+    agency = call(channels["scheduling"], "/doorstep.scheduling.v1.Scheduling/RegisterAgency", json_format.ParseDict({
+        "requestId": str(uuid.uuid4()), "agency": {
+            "displayName": "Fuzz Agency", "licenceNumber": "FUZZ-" + uuid.uuid4().hex[:8], "licenceExpiryDate": day(365),
+            "regionsServed": ["310115"], "lastInspectionDate": day(-30)}},
+        scheduling.RegisterAgencyRequest()), scheduling.Agency)
+    REAL_IDS.update({"dbt": debtor.id, "acc": account.id, "agy": agency.id,
+                     "emc": debtor.emergency_contacts[0].id if debtor.emergency_contacts else ""})
+
+
+def field_string(field, rng):
+    """A string for a field: ids of real resources and valid request ids most of the time."""
+    if field.name == "request_id" and rng.random() < 0.8:
+        return "fuzz-%016x" % rng.getrandbits(64)
+    if field.name.endswith("_id") and REAL_IDS and rng.random() < 0.7:
+        prefix = {"debtor_id": "dbt", "account_id": "acc", "agency_id": "agy", "emergency_contact_id": "emc"}.get(field.name)
+        if prefix in REAL_IDS:
+            return REAL_IDS[prefix]
+    return rng.choice(STRINGS)
+
+
 def fill(message, rng, depth=0):
     """Sets a random subset of the fields of `message`, recursively."""
     from google.protobuf.descriptor import FieldDescriptor as F
@@ -87,7 +138,7 @@ def scalar(field, rng):
     from google.protobuf.descriptor import FieldDescriptor as F
     t = field.type
     if t == F.TYPE_STRING:
-        return rng.choice(STRINGS)
+        return field_string(field, rng)
     if t == F.TYPE_BYTES:
         return bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 32, 300])))
     if t == F.TYPE_BOOL:
@@ -120,10 +171,12 @@ def main():
     rng = random.Random(args.seed)
     metadata = [("authorization", f"Bearer {args.token}")]
     failed = False
+    channels = {name: grpc.insecure_channel(getattr(args, name)) for name in SERVICES}
+    seed(modules, channels, metadata)
     for name, (_, _, service_name) in SERVICES.items():
         module = modules[name]
         service = module.DESCRIPTOR.services_by_name[service_name]
-        channel = grpc.insecure_channel(getattr(args, name))
+        channel = channels[name]
         health = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b,
                                      response_deserializer=lambda b: b)
         for method in service.methods:
