@@ -89,6 +89,19 @@ public final class SQLiteDatabase: Sendable {
         }
     }
 
+    /// Runs a short read (a lookup by key) on the calling thread instead of handing it to a
+    /// reader queue and back: two thread switches cost more than a page-cache-hot point read.
+    /// For lookups only — never scans — since it occupies the caller (an event loop, when
+    /// handlers run there) for the duration of the read. A busy or failing read maps to a
+    /// status as in ``read(_:)``.
+    public func readPoint<T>(_ body: (Database) throws -> T) throws(RPCError) -> T {
+        do {
+            return try pool.read(body)
+        } catch {
+            throw mapError(error)
+        }
+    }
+
     /// Checkpoints the WAL into the main file and closes the connections (at shutdown).
     public func close() {
         do {

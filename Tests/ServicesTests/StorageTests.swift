@@ -106,6 +106,10 @@ struct StorageTests {
         await #expect(throws: RPCError.internal("internal error")) {
             try await database.write { db in try db.execute(sql: "INSERT INTO no_such_table VALUES (1)") }
         }
+        #expect(throws: RPCError.internal("internal error")) {
+            _ = try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT n FROM no_such_table") }
+        }
+        #expect(try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT 41 + 1") } == 42)
         // Another process-like connection holds the write lock.
         var unsafe = Configuration()
         unsafe.allowsUnsafeTransactions = true

@@ -155,7 +155,7 @@ public struct AccountsService: Sendable {
             return full
         }
         // An unmasked read writes its audit line in the same transaction: no read without a record.
-        let debtor = reveal ? try await store.database.write(read) : try await store.database.read(read)
+        let debtor = reveal ? try await store.database.write(read) : try store.database.readPoint(read)
         if reveal {
             context.logger.notice("personal data read unmasked", metadata: ["debtor-id": "\(id)", "reason": "\(reason)"])
         }
@@ -235,7 +235,7 @@ public struct AccountsService: Sendable {
         let caller = try context.requireCaller()
         let store = self.store
         let id = request.accountId
-        let stored = try await store.database.read { db -> (AccountsV1.Account, ContactStats)? in
+        let stored = try store.database.readPoint { db -> (AccountsV1.Account, ContactStats)? in
             guard let account = try store.account(db, id: id) else { return nil }
             return (account, try store.contactStats(db, accountID: id))
         }

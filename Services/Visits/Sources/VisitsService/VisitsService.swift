@@ -39,7 +39,7 @@ public struct VisitsService: Sendable {
         let caller = try context.requireCaller()
         let store = self.store
         let id = request.visitId
-        guard let record = try await store.database.read({ db in try store.visit(db, id: id) }), Self.may(caller, see: record) else {
+        guard let record = try store.database.readPoint({ db in try store.visit(db, id: id) }), Self.may(caller, see: record) else {
             throw RPCError.notFound("visit \(id) not found")
         }
         return record.value
@@ -50,7 +50,7 @@ public struct VisitsService: Sendable {
         let caller = try context.requireCaller()
         let store = self.store
         let id = request.complaintId
-        guard let record = try await store.database.read({ db in try store.complaint(db, id: id) }), Self.may(caller, see: record) else {
+        guard let record = try store.database.readPoint({ db in try store.complaint(db, id: id) }), Self.may(caller, see: record) else {
             throw RPCError.notFound("complaint \(id) not found")
         }
         return record.value
