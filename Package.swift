@@ -85,6 +85,8 @@ let package = Package(
         ),
         // Regulation as code (DESIGN.md §8): rule packs and the contact policy every service applies.
         .target(name: "Compliance", dependencies: ["Models", "Validation"], path: "Shared/Compliance"),
+        // Vehicle routing with time windows (day plans; Solomon VRPTW): pure, no I/O.
+        .target(name: "RoutePlanner", path: "Shared/RoutePlanner"),
         // Field validators every service shares (ids, dates, money, text), naming the field.
         .target(name: "Validation", dependencies: ["Models", "RPCWire"], path: "Shared/Validation"),
         // SQLite storage for the services (GRDB.swift, WAL, migrations), request-id
@@ -159,7 +161,8 @@ let package = Package(
         // MARK: Tools
         .executableTarget(
             name: "doorstep",
-            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "Storage", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "Storage", "RoutePlanner",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/Doorstep"
         ),
         .executableTarget(
@@ -223,6 +226,7 @@ let package = Package(
             path: "Tests/RPCTests",
             exclude: ["Interop"]
         ),
+        .testTarget(name: "RoutePlannerTests", dependencies: ["RoutePlanner"], path: "Tests/RoutePlannerTests", exclude: ["Fixtures"]),
         .testTarget(name: "ComplianceTests", dependencies: ["Compliance", "Models", "Validation"], path: "Tests/ComplianceTests"),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models", "RPCWire"], path: "Tests/ValidationTests"),
         .testTarget(

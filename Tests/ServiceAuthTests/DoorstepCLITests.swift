@@ -35,3 +35,20 @@ struct DoorstepCLITests {
         #expect(result.output.contains("Error:"), "\(result.output)")
     }
 }
+
+@Suite("doorstep solve-vrptw")
+struct SolveVRPTWCLITests {
+    @Test("solves a Solomon-format file and ends with the summary line; a malformed file names its line")
+    func solves() async throws {
+        let fixture = repositoryRoot.appendingPathComponent("Tests/RoutePlannerTests/Fixtures/tiny.txt").path
+        let result = try await runProduct("doorstep", ["solve-vrptw", fixture, "--time-limit", "0.5"])
+        #expect(result.status == 0, "\(result.output)")
+        let last = result.output.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("distance=") && last.hasSuffix("feasible=true"), "\(result.output)")
+        let bad = temporaryPath("bad.txt")
+        _ = FileManager.default.createFile(atPath: bad, contents: Data("2 10\n0 0 0 0 0 100 0\n1 x 0 1 0 10 0\n".utf8))
+        let refused = try await runProduct("doorstep", ["solve-vrptw", bad])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("line 3"), "\(refused.output)")
+    }
+}

@@ -3,6 +3,7 @@ import Foundation
 import Models
 import RPC
 import RPCWire
+import RoutePlanner
 import ServiceAuth
 import Storage
 
@@ -11,7 +12,7 @@ import Storage
 struct Doorstep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doorstep", abstract: "Doorstep operator tool.",
-        subcommands: [Keygen.self, Token.self, Call.self, Health.self])
+        subcommands: [Keygen.self, Token.self, Call.self, Health.self, SolveVRPTW.self])
 }
 
 /// `doorstep keygen --key-file PATH`: writes a new Ed25519 signing key (mode 0600);
@@ -177,5 +178,37 @@ struct Health: AsyncParsableCommand {
         case .failure(let error):
             throw CallFailed(description: "\(error)")
         }
+    }
+}
+
+/// `doorstep solve-vrptw FILE --time-limit SECONDS`: solves a VRPTW instance in the Solomon text
+/// format (first line `N CAPACITY`, then `id x y demand ready due service` per node, row 0 the
+/// depot) with the day planner's solver, prints each route, and as the last line
+/// `distance=<total> vehicles=<routes> feasible=<true|false>`.
+struct SolveVRPTW: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "solve-vrptw", abstract: "Solve a Solomon-format VRPTW instance.")
+
+    @Argument(help: "The instance file.") var file: String
+    @Option(help: "Search time in seconds.") var timeLimit: Double = 10
+    @Option(help: "Random seed (results repeat for a seed when the time limit is not what stops the search).") var seed: UInt64 = 1
+
+    func validate() throws {
+        guard timeLimit > 0, timeLimit <= 86_400 else { throw ValidationError("--time-limit must be in (0, 86400]") }
+    }
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+        let problem: VRPTWProblem
+        do { problem = try SolomonFormat.parse(String(decoding: data, as: UTF8.self)) } catch {
+            throw ValidationError("\(file): \(error)")
+        }
+        let solution = VRPTWSolver.solve(problem, timeLimit: .milliseconds(Int64(timeLimit * 1000)), seed: seed)
+        let violations = solution.verify(problem)
+        for route in solution.routes {
+            print("route vehicle=\(route.vehicle) distance=\(String(format: "%.2f", route.distance)): \(route.nodes.map(String.init).joined(separator: " "))")
+        }
+        for missing in solution.unassigned { print("unassigned \(missing.node): \(missing.reason)") }
+        let feasible = violations.isEmpty && solution.unassigned.isEmpty
+        print("distance=\(String(format: "%.2f", solution.totalDistance)) vehicles=\(solution.vehiclesUsed) feasible=\(feasible)")
     }
 }
