@@ -21,9 +21,7 @@ extension AccountsService {
     }
 
     func recordContactAttempt(_ request: AccountsV1.RecordContactAttemptRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
-        try Validate.requestID(request.requestId)
-        try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
-        if request.expectedVersion < 0 { throw RPCError.invalidArgument("expected_version", "must not be negative") }
+        try Self.validateMutation(requestID: request.requestId, accountID: request.accountId, expectedVersion: request.expectedVersion)
         switch request.channel {
         case .sms, .phone, .visit: break
         default: throw RPCError.invalidArgument("channel", "required (SMS, PHONE or VISIT)")
@@ -48,13 +46,9 @@ extension AccountsService {
             throw RPCError.invalidArgument("duration_seconds", "must be 0 unless channel is PHONE")
         }
         try Validate.text(request.note, field: "note", min: 0, max: 500)
-        let caller = try context.requireCaller()
-        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
-        let store = self.store
-        let configuration = self.configuration
-        let pack = configuration.rulePack
-        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
+        return try await mutateAccount(request, requestID: request.requestId, accountID: request.accountId,
+                                       expectedVersion: request.expectedVersion, context: context) { account, scope in
+            let (db, store, pack) = (scope.db, scope.store, scope.configuration.rulePack)
             guard let debtor = try store.debtor(db, id: account.debtorId) else { throw RPCError.internal("internal error") }
             var number = debtor.phone
             if !request.emergencyContactId.isEmpty {
@@ -66,7 +60,7 @@ extension AccountsService {
             let zone = TimeZone(identifier: debtor.timeZone) ?? .gmt
             let history = try store.contactHistory(db, debtorID: debtor.id)
             let digest = { (value: String) in store.cipher.digest(value, purpose: "contact-number") }
-            let debtorDigest = digest(debtor.phone)
+            let (debtorDigest, numberDigest) = (digest(debtor.phone), digest(number))
             let past = history.map { PastContact($0.attempt, number: $0.numberDigest) }
             if ContactPolicy.isRemote(request.channel) {
                 var violations: [TypeV1.Violation] = []
@@ -77,23 +71,24 @@ extension AccountsService {
                     violations.append(.init(ruleId: "account-hold", detail: "hold \(hold.id) blocks all contact", subjectId: hold.id))
                 }
                 violations += ContactPolicy.violations(
-                    of: ProposedContact(request, number: digest(number)), history: past, pack: pack, debtorTimeZone: zone,
+                    of: ProposedContact(request, number: numberDigest), history: past, pack: pack, debtorTimeZone: zone,
                     debtorNumber: debtorDigest)
                 guard violations.isEmpty else {
                     throw RPCError.refused(violations, rulePackID: pack.id, rulePackVersion: pack.version)
                 }
             }
+            let now = scope.nowMs
             let attempt = AccountsV1.ContactAttempt(
                 id: IDGenerator.make(prefix: "cta", nowMs: now), requestId: request.requestId, accountId: account.id,
                 channel: request.channel, outcome: request.outcome, attemptedMs: request.attemptedMs,
                 emergencyContactId: request.emergencyContactId, agencyId: request.agencyId, visitId: request.visitId,
                 durationSeconds: request.durationSeconds, note: request.note, debtorAgreedTime: request.debtorAgreedTime,
-                recordedMs: now, recordedBy: caller.actor)
+                recordedMs: now, recordedBy: scope.actor)
             let remote = ContactPolicy.isRemote(request.channel)
             try store.insert(db, attempt: attempt, debtorID: debtor.id, remote: remote,
-                             connected: ContactPolicy.isConnected(request.outcome), numberDigest: digest(number))
+                             connected: ContactPolicy.isConnected(request.outcome), numberDigest: numberDigest)
             var summary = account.contactSummary ?? AccountsV1.ContactSummary()
-            ContactPolicy.summary(history: past + [PastContact(attempt, number: digest(number))], asOfMs: now, zone: zone,
+            ContactPolicy.summary(history: past + [PastContact(attempt, number: numberDigest)], asOfMs: now, zone: zone,
                                   pack: pack, debtorNumber: debtorDigest).apply(to: &summary)
             // Toward the FIELD threshold: unsuccessful remote contacts while in REMOTE (or FIELD).
             if remote, ContactPolicy.isUnsuccessful(request.outcome), account.stage == .remote || account.stage == .field {
@@ -101,19 +96,9 @@ extension AccountsService {
             }
             summary.lastAttempt = attempt
             account.contactSummary = summary
-            var events = [Self.event(.contactAttemptRecorded, reason: "\(request.channel.protoName ?? "") \(request.outcome.protoName ?? "")",
-                                     actor: caller.actor, requestID: request.requestId, details: .contactAttempt(attempt))]
-            account.version += 1
-            account.updatedMs = now
-            let today = CivilDate.today(in: zone, nowMs: now)
-            if let tierChange = Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
-                                             contacts: try store.contactStats(db, accountID: account.id),
-                                             actor: caller.actor, requestID: request.requestId) {
-                events.append(tierChange)
-            }
-            try store.update(db, account: account)
-            try store.append(db, events: events, accountID: account.id, nowMs: now)
-            return account
+            return .changed([scope.event(.contactAttemptRecorded,
+                                         reason: "\(request.channel.protoName ?? "") \(request.outcome.protoName ?? "")",
+                                         details: .contactAttempt(attempt))])
         }
     }
 
@@ -122,75 +107,38 @@ extension AccountsService {
     func recordPromiseToPay(_ request: AccountsV1.RecordPromiseToPayRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
         try PromiseRules.validate(request)
         try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
-        let caller = try context.requireCaller()
-        let now = clock.nowMs()
-        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
-        let store = self.store
-        let configuration = self.configuration
-        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
-            let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            let contacts = try store.contactStats(db, accountID: account.id)
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
-            let promise = try PromiseRules.make(request, account: account, today: today, nowMs: now,
-                                                id: IDGenerator.make(prefix: "ptp", nowMs: now), policy: configuration.collection)
+        return try await mutateAccount(request, requestID: request.requestId, accountID: request.accountId,
+                                       expectedVersion: request.expectedVersion, context: context) { account, scope in
+            let promise = try PromiseRules.make(request, account: account, today: scope.today, nowMs: scope.nowMs,
+                                                id: IDGenerator.make(prefix: "ptp", nowMs: scope.nowMs),
+                                                policy: scope.configuration.collection)
             account.promises.append(promise)
-            account.version += 1
-            account.updatedMs = now
-            try store.update(db, account: account)
-            try store.append(db, events: [Self.event(.promiseRecorded, reason: "promise \(promise.id)", actor: caller.actor,
-                                                     requestID: request.requestId, details: .promise(promise))],
-                             accountID: account.id, nowMs: now)
-            return account
+            return .changed([scope.event(.promiseRecorded, reason: "promise \(promise.id)", details: .promise(promise))])
         }
     }
 
     func proposeRepaymentPlan(_ request: AccountsV1.ProposeRepaymentPlanRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
         try PlanRules.validate(request)
         try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
-        let caller = try context.requireCaller()
-        let now = clock.nowMs()
-        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
-        let store = self.store
-        let configuration = self.configuration
-        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
-            let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
-                         contacts: try store.contactStats(db, accountID: account.id))
-            let plan = try PlanRules.propose(request, account: account, today: today, nowMs: now,
-                                             id: IDGenerator.make(prefix: "rpl", nowMs: now), policy: configuration.collection)
-            let change = PlanRules.recordProposal(plan, in: account, nowMs: now, actor: caller.actor, requestID: request.requestId)
+        return try await mutateAccount(request, requestID: request.requestId, accountID: request.accountId,
+                                       expectedVersion: request.expectedVersion, context: context) { account, scope in
+            let plan = try PlanRules.propose(request, account: account, today: scope.today, nowMs: scope.nowMs,
+                                             id: IDGenerator.make(prefix: "rpl", nowMs: scope.nowMs), policy: scope.configuration.collection)
+            let change = PlanRules.recordProposal(plan, in: account, nowMs: scope.nowMs, actor: scope.actor, requestID: scope.requestID)
             account = change.account
-            account.version += 1
-            account.updatedMs = now
-            try store.update(db, account: account)
-            try store.append(db, events: change.events, accountID: account.id, nowMs: now)
-            return account
+            return .changed(change.events)
         }
     }
 
     func acceptRepaymentPlan(_ request: AccountsV1.AcceptRepaymentPlanRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
         try PlanRules.validate(request)
         try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
-        let caller = try context.requireCaller()
-        let now = clock.nowMs()
-        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
-        let store = self.store
-        let configuration = self.configuration
-        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
-            let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            let contacts = try store.contactStats(db, accountID: account.id)
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
-            let change = try PlanRules.accept(request.planId, account: account, nowMs: now, actor: caller.actor, requestID: request.requestId)
+        return try await mutateAccount(request, requestID: request.requestId, accountID: request.accountId,
+                                       expectedVersion: request.expectedVersion, context: context) { account, scope in
+            let change = try PlanRules.accept(request.planId, account: account, nowMs: scope.nowMs, actor: scope.actor,
+                                              requestID: scope.requestID)
             account = change.account
-            account.version += 1
-            account.updatedMs = now
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
-            try store.update(db, account: account)
-            try store.append(db, events: change.events, accountID: account.id, nowMs: now)
-            return account
+            return .changed(change.events)
         }
     }
 }

@@ -39,33 +39,91 @@ extension AccountsService {
         return event(.stageChanged, reason: decision.reason, actor: actor, requestID: requestID, details: .stageChange(change))
     }
 
+    /// The request fields every mutation of an existing account carries, checked first.
+    static func validateMutation(requestID: String, accountID: String, expectedVersion: Int64) throws(RPCError) {
+        try Validate.requestID(requestID)
+        try Validate.resourceID(accountID, field: "account_id", prefix: "acc")
+        if expectedVersion < 0 { throw RPCError.invalidArgument("expected_version", "must not be negative") }
+    }
+
+    /// What a mutation sees besides the account: the transaction, the store, the debtor-local
+    /// date and the instant, who is calling, for which request.
+    struct MutationScope {
+        let db: Database
+        let store: AccountsStore
+        let configuration: Configuration
+        let today: CivilDate
+        let nowMs: Int64
+        let actor: TypeV1.Actor
+        let requestID: String
+
+        func event(_ type: AccountsV1.TimelineEventType, reason: String,
+                   details: AccountsV1.TimelineEvent.Details? = nil) -> AccountsV1.TimelineEvent {
+            AccountsService.event(type, reason: reason, actor: actor, requestID: requestID, details: details)
+        }
+    }
+
+    /// What a mutation did: the timeline events to record, or nothing (the account is returned
+    /// as it stands and nothing is written).
+    enum MutationOutcome {
+        case changed([AccountsV1.TimelineEvent])
+        case unchanged
+    }
+
+    /// The one path of every mutation of an existing account: idempotent by request id (a
+    /// retry returns the first response), in one transaction; the account loaded for update
+    /// (NOT_FOUND, ABORTED on a stale expected version) and brought up to today; `change`
+    /// applies the request; then the version and update time move, risk is recomputed (a tier
+    /// change is recorded), and the account and its events are written. A thrown error
+    /// rolls everything back.
+    func mutateAccount<Request: ProtoMessage>(
+        _ request: Request, requestID: String, accountID: String, expectedVersion: Int64, context: ServerContext,
+        _ change: @escaping @Sendable (_ account: inout AccountsV1.Account, _ scope: MutationScope) throws -> MutationOutcome
+    ) async throws -> AccountsV1.Account {
+        let caller = try context.requireCaller()
+        let now = clock.nowMs()
+        let key = try Idempotency.Key(method: context.path, requestID: requestID, request: request, caller: context.callerKey)
+        let store = self.store
+        let configuration = self.configuration
+        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
+            var account = try Self.accountForUpdate(db, store: store, id: accountID, expectedVersion: expectedVersion)
+            let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
+                         contacts: try store.contactStats(db, accountID: account.id))
+            let scope = MutationScope(db: db, store: store, configuration: configuration, today: today, nowMs: now,
+                                      actor: caller.actor, requestID: requestID)
+            guard case .changed(var events) = try change(&account, scope) else { return account }
+            account.version += 1
+            account.updatedMs = now
+            if let tierChange = Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
+                                             contacts: try store.contactStats(db, accountID: account.id),
+                                             actor: caller.actor, requestID: requestID) {
+                events.append(tierChange)
+            }
+            try store.update(db, account: account)
+            try store.append(db, events: events, accountID: account.id, nowMs: now)
+            return account
+        }
+    }
+
     // MARK: Payments
 
     func recordPayment(_ request: AccountsV1.RecordPaymentRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
-        try Validate.requestID(request.requestId)
-        try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
-        if request.expectedVersion < 0 { throw RPCError.invalidArgument("expected_version", "must not be negative") }
+        try Self.validateMutation(requestID: request.requestId, accountID: request.accountId, expectedVersion: request.expectedVersion)
         let amount = try Validate.money(request.amount, field: "amount", currency: nil, allowZero: false)
         try Validate.instantMs(request.receivedMs, field: "received_ms", required: true)
-        let now = clock.nowMs()
-        guard request.receivedMs <= now + 5 * 60_000 else {
+        guard request.receivedMs <= clock.nowMs() + 5 * 60_000 else {
             throw RPCError.invalidArgument("received_ms", "must not be in the future")
         }
         try Validate.externalID(request.externalId, field: "external_id")
         try Validate.text(request.note, field: "note", min: 0, max: 500)
-        let caller = try context.requireCaller()
-        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
-        let store = self.store
-        let policy = configuration.delinquency
-        let configuration = self.configuration
-        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
+        return try await mutateAccount(request, requestID: request.requestId, accountID: request.accountId,
+                                       expectedVersion: request.expectedVersion, context: context) { account, scope in
             let currency = account.principal?.currencyCode ?? ""
             guard request.amount?.currencyCode == currency else {
                 throw RPCError.invalidArgument("amount.currency_code", "must be \(currency), the account's currency")
             }
-            let zone = TimeZone(identifier: account.debtorTimeZone) ?? .gmt
-            let paidDate = CivilDate.today(in: zone, nowMs: request.receivedMs)
+            let paidDate = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: request.receivedMs)
             if let opened = account.openedDate.flatMap(CivilDate.init), paidDate < opened {
                 throw RPCError.invalidArgument("received_ms", "must not be before the account's opened_date \(opened)")
             }
@@ -76,37 +134,25 @@ extension AccountsService {
             let (schedule, allocations) = try PaymentAllocation.apply(amount, currency: currency, paidDate: paidDate, to: account.instalments)
             account.instalments = schedule
             let payment = AccountsV1.Payment(
-                id: IDGenerator.make(prefix: "pay", nowMs: now), requestId: request.requestId,
+                id: IDGenerator.make(prefix: "pay", nowMs: scope.nowMs), requestId: request.requestId,
                 amount: TypeV1.Money(amountMinor: amount, currencyCode: currency), receivedMs: request.receivedMs,
-                externalId: request.externalId, allocations: allocations, note: request.note, recordedMs: now)
+                externalId: request.externalId, allocations: allocations, note: request.note, recordedMs: scope.nowMs)
             account.payments.append(payment)
-            let today = CivilDate.today(in: zone, nowMs: now)
-            let delinquency = Delinquency.compute(instalments: account.instalments, asOf: today, policy: policy)
-            var events = [Self.event(.paymentRecorded, reason: "payment \(payment.id) of \(amount) \(currency)",
-                                     actor: caller.actor, requestID: request.requestId, details: .payment(payment))]
+            let policy = scope.configuration.delinquency
+            let delinquency = Delinquency.compute(instalments: account.instalments, asOf: scope.today, policy: policy)
+            var events = [scope.event(.paymentRecorded, reason: "payment \(payment.id) of \(amount) \(currency)", details: .payment(payment))]
             if let decision = StageCure.afterPayment(stage: account.stage, delinquency: delinquency, policy: policy) {
-                events.append(Self.stageChange(&account, to: decision, daysPastDue: delinquency.daysPastDue, nowMs: now,
-                                               actor: caller.actor, requestID: request.requestId))
+                events.append(Self.stageChange(&account, to: decision, daysPastDue: delinquency.daysPastDue, nowMs: scope.nowMs,
+                                               actor: scope.actor, requestID: scope.requestID))
             }
-            account.version += 1
-            account.updatedMs = now
-            if let tierChange = Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
-                                             contacts: try store.contactStats(db, accountID: account.id),
-                                             actor: caller.actor, requestID: request.requestId) {
-                events.append(tierChange)
-            }
-            try store.update(db, account: account)
-            try store.append(db, events: events, accountID: account.id, nowMs: now)
-            return account
+            return .changed(events)
         }
     }
 
     // MARK: Holds
 
     func placeHold(_ request: AccountsV1.PlaceHoldRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
-        try Validate.requestID(request.requestId)
-        try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
-        if request.expectedVersion < 0 { throw RPCError.invalidArgument("expected_version", "must not be negative") }
+        try Self.validateMutation(requestID: request.requestId, accountID: request.accountId, expectedVersion: request.expectedVersion)
         switch request.reason {
         case .unspecified, .unrecognized: throw RPCError.invalidArgument("reason", "required")
         case .complaint: try Validate.resourceID(request.complaintId, field: "complaint_id", prefix: "cmp")
@@ -116,57 +162,36 @@ extension AccountsService {
             }
         }
         try Validate.text(request.note, field: "note", min: 0, max: 500)
-        let caller = try context.requireCaller()
-        let now = clock.nowMs()
-        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
-        let store = self.store
-        let configuration = self.configuration
-        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
+        return try await mutateAccount(request, requestID: request.requestId, accountID: request.accountId,
+                                       expectedVersion: request.expectedVersion, context: context) { account, scope in
             guard account.stage != .settled, account.stage != .writtenOff else {
                 throw RPCError.refused(rule: "account-stage", "account \(account.id) is \(account.stage.protoName ?? "closed")",
                                        subjectID: account.id)
             }
-            let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
-                         contacts: try store.contactStats(db, accountID: account.id))
             // A second COMPLAINT hold for the same complaint changes nothing.
             if request.reason == .complaint,
                account.holds.contains(where: { $0.active && $0.reason == .complaint && $0.complaintId == request.complaintId }) {
-                return account
+                return .unchanged
             }
             let hold = AccountsV1.Hold(
-                id: IDGenerator.make(prefix: "hld", nowMs: now), requestId: request.requestId, reason: request.reason,
-                note: request.note, complaintId: request.complaintId, placedMs: now, placedBy: caller.actor, active: true)
+                id: IDGenerator.make(prefix: "hld", nowMs: scope.nowMs), requestId: request.requestId, reason: request.reason,
+                note: request.note, complaintId: request.complaintId, placedMs: scope.nowMs, placedBy: scope.actor, active: true)
             account.holds.append(hold)
             account.onHold = true
-            account.version += 1
-            account.updatedMs = now
-            try store.update(db, account: account)
-            try store.append(db, events: [Self.event(
-                .holdPlaced, reason: "hold \(hold.id) placed (\(hold.reason.protoName ?? ""))", actor: caller.actor,
-                requestID: request.requestId, details: .hold(hold))], accountID: account.id, nowMs: now)
-            return account
+            return .changed([scope.event(.holdPlaced, reason: "hold \(hold.id) placed (\(hold.reason.protoName ?? ""))", details: .hold(hold))])
         }
     }
 
     func releaseHold(_ request: AccountsV1.ReleaseHoldRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
-        try Validate.requestID(request.requestId)
-        try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
-        if request.expectedVersion < 0 { throw RPCError.invalidArgument("expected_version", "must not be negative") }
+        try Self.validateMutation(requestID: request.requestId, accountID: request.accountId, expectedVersion: request.expectedVersion)
         switch request.hold {
         case .holdId(let id): try Validate.resourceID(id, field: "hold_id", prefix: "hld")
         case .complaintId(let id): try Validate.resourceID(id, field: "complaint_id", prefix: "cmp")
         case nil: throw RPCError.invalidArgument("hold", "hold_id or complaint_id is required")
         }
         try Validate.text(request.note, field: "note", min: 0, max: 500)
-        let caller = try context.requireCaller()
-        let now = clock.nowMs()
-        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
-        let store = self.store
-        let configuration = self.configuration
-        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var account = try Self.accountForUpdate(db, store: store, id: request.accountId, expectedVersion: request.expectedVersion)
+        return try await mutateAccount(request, requestID: request.requestId, accountID: request.accountId,
+                                       expectedVersion: request.expectedVersion, context: context) { account, scope in
             let index: Int?
             switch request.hold {
             case .holdId(let id): index = account.holds.firstIndex { $0.id == id }
@@ -180,20 +205,12 @@ extension AccountsService {
                                        subjectID: account.holds[index].id)
             }
             account.holds[index].active = false
-            account.holds[index].releasedMs = now
-            account.holds[index].releasedBy = caller.actor
+            account.holds[index].releasedMs = scope.nowMs
+            account.holds[index].releasedBy = scope.actor
             account.holds[index].releaseNote = request.note
             account.onHold = account.holds.contains { $0.active }
-            account.version += 1
-            account.updatedMs = now
-            let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
-                         contacts: try store.contactStats(db, accountID: account.id))
-            try store.update(db, account: account)
-            try store.append(db, events: [Self.event(
-                .holdReleased, reason: "hold \(account.holds[index].id) released", actor: caller.actor,
-                requestID: request.requestId, details: .hold(account.holds[index]))], accountID: account.id, nowMs: now)
-            return account
+            return .changed([scope.event(.holdReleased, reason: "hold \(account.holds[index].id) released",
+                                         details: .hold(account.holds[index]))])
         }
     }
 
