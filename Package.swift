@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // MARK: C libraries (Debian: libprotobuf-c-dev, libnghttp2-dev)
@@ -84,9 +85,24 @@ let package = Package(
             path: "Shared/ServiceAuth"
         ),
         // Regulation as code (DESIGN.md §8): rule packs and the contact policy every service applies.
-        .target(name: "Compliance", dependencies: ["Models", "Validation"], path: "Shared/Compliance"),
+        .target(
+            name: "Compliance", dependencies: ["Models", "Validation"], path: "Shared/Compliance",
+            resources: [.embedInCode("Packs/cn-2026.json"), .embedInCode("Packs/us-regf.json"), .embedInCode("Packs/uk-conc.json")]
+        ),
         // Vehicle routing with time windows (day plans; Solomon VRPTW): pure, no I/O.
         .target(name: "RoutePlanner", path: "Shared/RoutePlanner"),
+        .target(
+            name: "Outbox",
+            dependencies: [
+                "Storage",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Shared/Outbox"
+        ),
         // Field validators every service shares (ids, dates, money, text), naming the field.
         .target(name: "Validation", dependencies: ["Models", "RPCWire"], path: "Shared/Validation"),
         // SQLite storage for the services (GRDB.swift, WAL, migrations), request-id
@@ -135,9 +151,12 @@ let package = Package(
         ),
         .target(
             name: "SchedulingService",
-            dependencies: ["ServiceKit", "Storage", "Validation", "Models", "RPC", "RPCWire",
+            dependencies: ["ServiceKit", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
                            .product(name: "GRDB", package: "GRDB.swift"),
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "NIOPosix", package: "swift-nio")],
             path: "Services/Scheduling/Sources/SchedulingService"
         ),
         .executableTarget(
@@ -161,7 +180,7 @@ let package = Package(
         // MARK: Tools
         .executableTarget(
             name: "doorstep",
-            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "Storage", "RoutePlanner",
+            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "Storage", "RoutePlanner", "Compliance",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/Doorstep"
         ),
@@ -227,6 +246,16 @@ let package = Package(
             exclude: ["Interop"]
         ),
         .testTarget(name: "RoutePlannerTests", dependencies: ["RoutePlanner"], path: "Tests/RoutePlannerTests", exclude: ["Fixtures"]),
+        .testTarget(
+            name: "OutboxTests",
+            dependencies: ["Outbox", "Storage", "TestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Tests/OutboxTests"
+        ),
         .testTarget(name: "ComplianceTests", dependencies: ["Compliance", "Models", "Validation"], path: "Tests/ComplianceTests"),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models", "RPCWire"], path: "Tests/ValidationTests"),
         .testTarget(
@@ -238,7 +267,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SchedulingServiceTests",
-            dependencies: ["SchedulingService", "Validation", "Models", "RPCWire"],
+            dependencies: ["SchedulingService", "Compliance", "RoutePlanner", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
+                           "Validation", "Models", "RPCWire", "TestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log")],
             path: "Tests/SchedulingServiceTests"
         ),
         // Storage and runtime against real SQLite files; the three executables as real

@@ -11,7 +11,7 @@
 public struct RulePack: Sendable, Hashable {
     /// One rule of a pack as a refusal quotes it: `Violation.rule_id`, `rule_text` and
     /// `rule_source` (proto `doorstep.type.v1.Violation`).
-    public struct Rule: Sendable, Hashable {
+    public struct Rule: Sendable, Hashable, Codable {
         /// The stable rule id, one of `RuleID` (e.g. "contact-hours").
         public var id: String
         /// The rule as the pack states it, in the pack's language, with the pack's numbers.
@@ -31,7 +31,13 @@ public struct RulePack: Sendable, Hashable {
     /// 《消费金融公司管理办法》(2024) (consumer finance, 5 years); 《商业银行信用卡业务监督管理办法》
     /// Art. 68 (credit cards, 2 years); PIPL Art. 56 (personal-information impact assessments
     /// and processing records, 3 years).
-    public struct RecordRetention: Sendable, Hashable {
+    public struct RecordRetention: Sendable, Hashable, Codable {
+        enum CodingKeys: String, CodingKey {
+            case consumerFinanceYears = "consumer_finance_years"
+            case creditCardYears = "credit_card_years"
+            case impactAssessmentYears = "impact_assessment_years"
+        }
+
         /// Collection records and recordings of consumer-finance loans, in years (cn-2026: 5).
         public var consumerFinanceYears: Int
         /// Collection records and recordings of credit-card debts, in years (cn-2026: 2).
@@ -50,7 +56,14 @@ public struct RulePack: Sendable, Hashable {
     /// Deadlines for resolving a customer complaint, counted in days from its acceptance.
     /// Source for cn-2026: 《银行业保险业消费投诉处理管理办法》(2020): 15 days; complex cases
     /// 30 days; one approved extension of 30 days.
-    public struct ComplaintSLA: Sendable, Hashable {
+    public struct ComplaintSLA: Sendable, Hashable, Codable {
+        enum CodingKeys: String, CodingKey {
+            case standardDays = "standard_days"
+            case complexDays = "complex_days"
+            case extensionDays = "extension_days"
+            case maxExtensions = "max_extensions"
+        }
+
         /// Days to resolve a standard complaint (cn-2026: 15).
         public var standardDays: Int
         /// Days to resolve a complex complaint (cn-2026: 30).

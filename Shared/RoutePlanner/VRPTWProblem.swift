@@ -24,10 +24,13 @@ public struct VRPTWNode: Sendable, Hashable {
     /// Required nodes (fixed appointments) must be served; optional ones may be dropped
     /// when serving them costs more travel than their prize.
     public var isRequired: Bool
+    /// The only vehicle that may serve the node (an appointment keeps its booked crew);
+    /// nil = any vehicle.
+    public var vehicle: Int?
 
     public init(
         x: Double, y: Double, demand: Int = 0, ready: Double = 0, due: Double = .greatestFiniteMagnitude,
-        serviceTime: Double = 0, prize: Double = 0, isRequired: Bool = true
+        serviceTime: Double = 0, prize: Double = 0, isRequired: Bool = true, vehicle: Int? = nil
     ) {
         self.x = x
         self.y = y
@@ -37,6 +40,7 @@ public struct VRPTWNode: Sendable, Hashable {
         self.serviceTime = serviceTime
         self.prize = prize
         self.isRequired = isRequired
+        self.vehicle = vehicle
     }
 }
 
@@ -163,17 +167,26 @@ public struct VRPTWProblem: Sendable {
         return (dx * dx + dy * dy).squareRoot()
     }
 
-    /// Mean Earth radius (IUGG), metres.
-    static let earthRadiusMeters = 6_371_008.8
-
     /// Great-circle distance in metres between (lat = x, lon = y) in degrees.
     @inline(__always)
     static func haversineMeters(_ a: VRPTWNode, _ b: VRPTWNode) -> Double {
+        Geo.haversineMeters(latitude1: a.x, longitude1: a.y, latitude2: b.x, longitude2: b.y)
+    }
+}
+
+/// Great-circle geometry shared by the planner and the services' travel checks.
+public enum Geo {
+    /// Mean Earth radius (IUGG), metres.
+    public static let earthRadiusMeters = 6_371_008.8
+
+    /// Great-circle (haversine) distance in metres between two points given in degrees.
+    @inline(__always)
+    public static func haversineMeters(latitude1: Double, longitude1: Double, latitude2: Double, longitude2: Double) -> Double {
         let toRad = Double.pi / 180
-        let lat1 = a.x * toRad
-        let lat2 = b.x * toRad
+        let lat1 = latitude1 * toRad
+        let lat2 = latitude2 * toRad
         let dLat = lat2 - lat1
-        let dLon = (b.y - a.y) * toRad
+        let dLon = (longitude2 - longitude1) * toRad
         let s1 = sin(dLat / 2)
         let s2 = sin(dLon / 2)
         let h = s1 * s1 + cos(lat1) * cos(lat2) * s2 * s2

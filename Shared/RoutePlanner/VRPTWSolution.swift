@@ -85,6 +85,8 @@ public enum VRPTWViolation: Sendable, Hashable {
     case shiftEnd(vehicle: Int, returnTime: Double, shiftEnd: Double)
     /// Reported distance or load differs from the recomputed one.
     case reportedValueMismatch(vehicle: Int)
+    /// A node pinned to one vehicle is served by another.
+    case wrongVehicle(vehicle: Int, node: Int)
 }
 
 /// A plan: routes with ETAs, and the customers left out with reasons.
@@ -206,6 +208,8 @@ public struct VRPTWSolution: Sendable {
                     known = false
                 } else if bases.contains(n) {
                     violations.append(.baseVisited(vehicle: vi, node: n))
+                } else if let pin = problem.nodes[n].vehicle, pin != vi {
+                    violations.append(.wrongVehicle(vehicle: vi, node: n))
                 }
             }
             guard known else { continue }

@@ -54,6 +54,8 @@ final class SearchEngine {
     let demand: [Int]
     let prize: [Double]
     let required: [Bool]
+    /// The vehicle each node is pinned to, -1 = any.
+    let pinned: [Int]
     let customers: [Int]
     let neighbours: [[Int]]
     let vehicleKind: [Int]
@@ -101,6 +103,7 @@ final class SearchEngine {
         demand = problem.nodes.map(\.demand)
         prize = problem.nodes.map(\.prize)
         required = problem.nodes.map(\.isRequired)
+        pinned = problem.nodes.map { $0.vehicle ?? -1 }
         customers = problem.customers
         xs = problem.nodes.map(\.x)
         ys = problem.nodes.map(\.y)
@@ -316,6 +319,7 @@ final class SearchEngine {
     @inline(__always)
     func evaluate(_ u: Int, into r: Int, best: inout Insertion?, blinkRate: Double) {
         let v = problem.vehicles[r]
+        if pinned[u] >= 0 && pinned[u] != r { return }
         if load[r] + demand[u] > v.capacity { return }
         let seq = routes[r]
         let m = seq.count
@@ -352,6 +356,10 @@ final class SearchEngine {
     func bestInsertion(_ u: Int, blinkRate: Double) -> Insertion? {
         var best: Insertion? = nil
         let vCount = routes.count
+        if pinned[u] >= 0 {
+            if pinned[u] < vCount { evaluate(u, into: pinned[u], best: &best, blinkRate: blinkRate) }
+            return best
+        }
         if vCount <= 64 {
             for r in 0..<vCount where !routes[r].isEmpty { evaluate(u, into: r, best: &best, blinkRate: blinkRate) }
         } else {
@@ -610,7 +618,7 @@ final class SearchEngine {
         if problem.vehicles.isEmpty { return .noVehicle }
         var capacityFits = false
         var aloneFits = false
-        for v in problem.vehicles where v.capacity >= demand[u] {
+        for (index, v) in problem.vehicles.enumerated() where v.capacity >= demand[u] && (pinned[u] < 0 || pinned[u] == index) {
             capacityFits = true
             let s = max(ready[u], v.shiftStart + time(v.startNode, u))
             if s <= due[u] + timeEps && s + service[u] + time(u, v.endNode) <= v.shiftEnd + timeEps {

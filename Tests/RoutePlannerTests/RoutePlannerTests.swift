@@ -281,4 +281,28 @@ struct SolverTests {
         #expect(a.totalDistance == b.totalDistance)
         #expect(a.verify(problem) == [])
     }
+
+    @Test("a node pinned to a vehicle is served by that vehicle only, or left out")
+    func pinnedVehicle() {
+        // Two depots far apart; each appointment is pinned to the far depot's vehicle.
+        let nodes = [
+            VRPTWNode(x: 0, y: 0),
+            VRPTWNode(x: 100, y: 0),
+            VRPTWNode(x: 1, y: 0, demand: 1, ready: 0, due: 1_000, vehicle: 1),
+            VRPTWNode(x: 99, y: 0, demand: 1, ready: 0, due: 1_000, vehicle: 0),
+            VRPTWNode(x: 2, y: 0, demand: 1, ready: 0, due: 10, vehicle: 1),  // unreachable by vehicle 1 in time
+        ]
+        let vehicles = [Vehicle(startNode: 0, shiftStart: 0, shiftEnd: 1_000, capacity: 5),
+                        Vehicle(startNode: 1, shiftStart: 0, shiftEnd: 1_000, capacity: 5)]
+        let problem = VRPTWProblem(nodes: nodes, vehicles: vehicles)
+        let solution = VRPTWSolver.solve(problem, timeLimit: .seconds(5), seed: 3, maxIterations: 100)
+        #expect(solution.verify(problem) == [])
+        let byVehicle = Dictionary(uniqueKeysWithValues: solution.routes.map { ($0.vehicle, Set($0.nodes)) })
+        #expect(byVehicle[1] == [2])
+        #expect(byVehicle[0] == [3])
+        #expect(solution.unassigned == [UnassignedNode(node: 4, reason: .timeWindow)])
+        // verify() catches a pinned node on the wrong vehicle.
+        let forged = VRPTWSolution.make(problem: problem, routes: [(vehicle: 0, nodes: [2])], unassigned: [])
+        #expect(forged.verify(problem).contains(.wrongVehicle(vehicle: 0, node: 2)))
+    }
 }

@@ -21,8 +21,12 @@ final class ServiceCluster: Sendable {
         let keygen = try await runProduct("doorstep", ["keygen", "--key-file", keyFile])
         try #require(keygen.status == 0, "\(keygen.output)")
         accounts = try await Self.start("accounts", directory: directory, keyFile: keyFile)
-        scheduling = only.contains("scheduling") ? try await Self.start("scheduling", directory: directory, keyFile: keyFile) : nil
-        visits = only.contains("visits") ? try await Self.start("visits", directory: directory, keyFile: keyFile) : nil
+        let peers = ["--accounts-addr", accounts.address]
+        scheduling = only.contains("scheduling")
+            ? try await Self.start("scheduling", directory: directory, keyFile: keyFile, extra: peers) : nil
+        visits = only.contains("visits")
+            ? try await Self.start("visits", directory: directory, keyFile: keyFile,
+                                   extra: peers + (scheduling.map { ["--scheduling-addr", $0.address] } ?? [])) : nil
     }
 
     static func start(_ name: String, directory: URL, keyFile: String, extra: [String] = []) async throws -> RunningService {
@@ -141,6 +145,60 @@ struct ServiceProcessTests {
         #expect(!Self.contains(database + wal, "11010519491231002X"))
     }
 
+    @Test("scheduling asks the accounts process (as role service) for stage, hold, address and contact counters", .timeLimit(.minutes(2)))
+    func schedulingAsksAccounts() async throws {
+        let cluster = try await ServiceCluster(only: ["accounts", "scheduling"])
+        let metadata: Metadata = ["authorization": "Bearer \(try await cluster.token("platform"))"]
+        let accounts = GRPCClient(targets: [GRPCClient.Target(cluster.accounts.address)!])
+        let scheduling = GRPCClient(targets: [GRPCClient.Target(cluster.scheduling!.address)!])
+        let debtor = try await accounts.unary(AccountsV1.AccountsService.createDebtor, Self.debtorRequest(), metadata: metadata)
+        let account = try await accounts.unary(
+            AccountsV1.AccountsService.openAccount, Self.accountRequest(debtorID: debtor.id), metadata: metadata)
+        #expect(account.stage == .remote)
+        let agency = try await scheduling.unary(SchedulingV1.SchedulingService.registerAgency, SchedulingV1.RegisterAgencyRequest(
+            requestId: "agency-1", agency: SchedulingV1.Agency(
+                displayName: "安心催收服务有限公司", licenceNumber: "LIC-1", licenceExpiryDate: TypeV1.Date(year: 2099, month: 1, day: 1),
+                regionsServed: [debtor.address?.regionCode ?? ""], lastInspectionDate: Self.localDate(daysFromToday: -30))),
+            metadata: metadata)
+        var crew: [String] = []
+        for index in 1...2 {
+            let collector = try await scheduling.unary(SchedulingV1.SchedulingService.registerCollector, SchedulingV1.RegisterCollectorRequest(
+                requestId: "collector-\(index)", collector: SchedulingV1.Collector(
+                    agencyId: agency.id, fullName: "催收员\(index)", certificationNumber: "CERT-\(index)",
+                    certificationExpiryDate: TypeV1.Date(year: 2099, month: 1, day: 1), regionCode: debtor.address?.regionCode ?? "",
+                    homeLocation: TypeV1.GeoPoint(latitude: 31.2, longitude: 121.4), timeZone: "Asia/Shanghai",
+                    shiftStart: TypeV1.TimeOfDay(hours: 0), shiftEnd: TypeV1.TimeOfDay(hours: 24), dailyCapacity: 6)),
+                metadata: metadata)
+            crew.append(collector.id)
+        }
+        // Three days ahead, 10:00-12:00 Shanghai: lawful in every respect but the account's stage.
+        let day: Int64 = 86_400_000
+        let start = (Int64(Date().timeIntervalSince1970 * 1000) / day + 3) * day + 2 * 3_600_000
+        let check = try await scheduling.unary(SchedulingV1.SchedulingService.checkCompliance, SchedulingV1.CheckComplianceRequest(
+            accountId: account.id, crewCollectorIds: crew, windowStartMs: start, windowEndMs: start + 2 * 3_600_000), metadata: metadata)
+        #expect(check.violations.map(\.ruleId) == (debtor.address?.location == nil ? ["account-stage", "debtor-location"] : ["account-stage"]))
+        #expect(check.debtorTimeZone == debtor.timeZone)
+        let refused = await #expect(throws: RPCError.self) {
+            try await scheduling.unary(SchedulingV1.SchedulingService.bookAppointment, SchedulingV1.BookAppointmentRequest(
+                requestId: "book-1", accountId: account.id, crewCollectorIds: crew, windowStartMs: start,
+                windowEndMs: start + 2 * 3_600_000, purpose: .discussRepayment), metadata: metadata)
+        }
+        #expect(refused?.code == .failedPrecondition && refused?.message.contains("account-stage") == true)
+        let missing = await #expect(throws: RPCError.self) {
+            try await scheduling.unary(SchedulingV1.SchedulingService.checkCompliance, SchedulingV1.CheckComplianceRequest(
+                accountId: "acc_01J00000000000000000000000", crewCollectorIds: crew, windowStartMs: start,
+                windowEndMs: start + 2 * 3_600_000), metadata: metadata)
+        }
+        #expect(missing?.code == .notFound)
+        let budget = try await scheduling.unary(SchedulingV1.SchedulingService.getContactBudget,
+                                                SchedulingV1.GetContactBudgetRequest(debtorId: debtor.id), metadata: metadata)
+        #expect(budget.accounts.map(\.accountId) == [account.id])
+        #expect(budget.lines.contains { $0.ruleId == "daily-connected-calls" && $0.limit == 3 })
+        await accounts.close()
+        await scheduling.close()
+        for stop in await cluster.stopAll() { #expect(stop.status == 0, "\(stop.stderr.suffix(2000))") }
+    }
+
     @Test("the metrics endpoint counts calls per method and status", .timeLimit(.minutes(2)))
     func metrics() async throws {
         let cluster = try await ServiceCluster()
@@ -243,6 +301,15 @@ struct ServiceProcessTests {
     }
 
     // MARK: Requests
+
+    /// A Shanghai calendar date relative to today.
+    static func localDate(daysFromToday offset: Int) -> TypeV1.Date {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Asia/Shanghai")!
+        let date = calendar.date(byAdding: .day, value: offset, to: Date())!
+        let parts = calendar.dateComponents([.year, .month, .day], from: date)
+        return TypeV1.Date(year: Int32(parts.year!), month: Int32(parts.month!), day: Int32(parts.day!))
+    }
 
     static func debtorRequest() -> AccountsV1.CreateDebtorRequest {
         AccountsV1.CreateDebtorRequest(requestId: "restart-debtor-1", debtor: AccountsV1.Debtor(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compliance
 import Foundation
 import Models
 import RPC
@@ -12,7 +13,7 @@ import Storage
 struct Doorstep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doorstep", abstract: "Doorstep operator tool.",
-        subcommands: [Keygen.self, Token.self, Call.self, Health.self, SolveVRPTW.self])
+        subcommands: [Keygen.self, Token.self, Call.self, Health.self, SolveVRPTW.self, RulePackCommand.self])
 }
 
 /// `doorstep keygen --key-file PATH`: writes a new Ed25519 signing key (mode 0600);
@@ -210,5 +211,34 @@ struct SolveVRPTW: AsyncParsableCommand {
         for missing in solution.unassigned { print("unassigned \(missing.node): \(missing.reason)") }
         let feasible = violations.isEmpty && solution.unassigned.isEmpty
         print("distance=\(String(format: "%.2f", solution.totalDistance)) vehicles=\(solution.vehiclesUsed) feasible=\(feasible)")
+    }
+}
+
+/// `doorstep rule-pack show ID|PATH` prints a pack as the JSON file the services load (a
+/// starting point for a market's own pack); `doorstep rule-pack check PATH` validates a file
+/// the way the services do at start.
+struct RulePackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rule-pack", abstract: "Show or check a compliance rule pack file.",
+        subcommands: [Show.self, Check.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a built-in pack (cn-2026, us-regf, uk-conc) or a pack file as JSON.")
+        @Argument(help: "A built-in pack id or a path to a pack file.") var pack: String
+        func run() async throws {
+            let loaded: RulePack
+            do { loaded = try RulePacks.resolve(pack) } catch { throw ValidationError(error.description) }
+            print(String(decoding: try loaded.jsonData(), as: UTF8.self))
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a pack file; prints its id and version.")
+        @Argument(help: "Path to a pack file.") var file: String
+        func run() async throws {
+            let loaded: RulePack
+            do { loaded = try RulePack.load(path: file) } catch { throw ValidationError(error.description) }
+            print("ok \(loaded.id) \(loaded.version): \(loaded.rules.count) rules")
+        }
     }
 }

@@ -12,8 +12,8 @@ public struct AccountsOptions: ParsableArguments {
     public var dataKeyFile: String?
 
     @Option(help: ArgumentHelp(
-        "Rule pack: cn-2026, us-regf or uk-conc (contact hours and frequency, national-ID rules). Env DOORSTEP_RULE_PACK. Default cn-2026.",
-        valueName: "id"))
+        "Rule pack: cn-2026, us-regf, uk-conc, or the path of a pack file (see `doorstep rule-pack show`): contact hours and frequency, national-ID rules. Env DOORSTEP_RULE_PACK. Default cn-2026.",
+        valueName: "id|path"))
     public var rulePack: String?
 
     public init() {}
@@ -22,13 +22,12 @@ public struct AccountsOptions: ParsableArguments {
 
     /// The accounts service configuration these flags (or their environment) ask for.
     public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> (configuration: AccountsService.Configuration, dataKeyFile: String?) {
-        let pack = rulePack ?? environment["DOORSTEP_RULE_PACK"].flatMap { $0.isEmpty ? nil : $0 } ?? "cn-2026"
-        guard Self.rulePacks.contains(pack) else {
-            throw ConfigurationError("unknown rule pack '\(pack)' (\(Self.rulePacks.joined(separator: ", ")))")
-        }
+        let name = rulePack ?? environment["DOORSTEP_RULE_PACK"].flatMap { $0.isEmpty ? nil : $0 } ?? "cn-2026"
+        let pack: RulePack
+        do { pack = try RulePacks.resolve(name) } catch { throw ConfigurationError(error.description) }
         var configuration = AccountsService.Configuration()
-        configuration.debtorRules.requirePRCNationalID = pack.hasPrefix("cn-")
-        configuration.rulePack = RulePacks.named(pack) ?? RulePacks.cn2026
+        configuration.debtorRules.requirePRCNationalID = pack.id.hasPrefix("cn-")
+        configuration.rulePack = pack
         return (configuration, dataKeyFile ?? environment["DOORSTEP_DATA_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 })
     }
 }

@@ -1,37 +1,63 @@
+import Compliance
 import Foundation
+import GRDB
+import Logging
 import Models
+import Outbox
 import RPC
 import RPCWire
 import ServiceKit
 import Storage
 import Validation
 
-/// `doorstep.scheduling.v1.Scheduling`: the agency whitelist and its certified collectors
-/// (bookings, compliance and day plans build on them). Every mutation is idempotent by
-/// `request_id`.
+/// `doorstep.scheduling.v1.Scheduling`: the agency whitelist and its certified collectors,
+/// compliance as code on every booking, appointments with their state machine and customer
+/// notices (transactional outbox), day plans and the contact budget. Every mutation is
+/// idempotent by `request_id` and versioned.
 public struct SchedulingService: Sendable {
     let store: SchedulingStore
     let clock: ServiceClock
+    let configuration: SchedulingConfiguration
+    let accounts: any AccountsDirectory
+    /// Called after a transaction wrote a customer notice, so it is delivered promptly.
+    let noticeWritten: @Sendable () -> Void
 
-    public init(database: SQLiteDatabase, clock: ServiceClock) {
+    public init(database: SQLiteDatabase, clock: ServiceClock, configuration: SchedulingConfiguration = .defaults,
+                accounts: any AccountsDirectory, noticeWritten: @escaping @Sendable () -> Void = {}) {
         self.store = SchedulingStore(database: database)
         self.clock = clock
+        self.configuration = configuration
+        self.accounts = accounts
+        self.noticeWritten = noticeWritten
     }
 
     public static let serviceName = "doorstep.scheduling.v1.Scheduling"
     public static var migrations: SQLiteDatabase.Migrations { SchedulingStore.migrations }
+    /// Outbox topic of customer notices.
+    public static let noticeTopic = "customer-notice"
 
     /// The service's methods with their roles (scheduling.proto role table).
     public var definition: ServiceDefinition {
+        typealias S = SchedulingV1.SchedulingService
         var definition = ServiceDefinition()
-        definition.unary(SchedulingV1.SchedulingService.registerAgency, roles: [.platform]) { request, context in
-            try await registerAgency(request, context)
-        }
-        definition.unary(SchedulingV1.SchedulingService.registerCollector, roles: [.platform, .agencyManager]) { request, context in
-            try await registerCollector(request, context)
-        }
+        definition.unary(S.registerAgency, roles: [.platform]) { try await registerAgency($0, $1) }
+        definition.unary(S.registerCollector, roles: [.platform, .agencyManager]) { try await registerCollector($0, $1) }
+        definition.unary(S.suspendCollector, roles: [.platform, .compliance, .agencyManager, .service]) { try await suspendCollector($0, $1) }
+        definition.unary(S.reinstateCollector, roles: [.platform, .compliance, .agencyManager, .service]) { try await reinstateCollector($0, $1) }
+        definition.unary(S.checkCompliance, roles: [.platform, .compliance, .agencyManager, .service]) { try await checkCompliance($0, $1) }
+        definition.unary(S.bookAppointment, roles: [.platform, .agencyManager]) { try await bookAppointment($0, $1) }
+        definition.unary(S.confirmAppointment, roles: [.platform, .agencyManager]) { try await confirmAppointment($0, $1) }
+        definition.unary(S.rescheduleAppointment, roles: [.platform, .agencyManager]) { try await rescheduleAppointment($0, $1) }
+        definition.unary(S.cancelAppointment, roles: [.platform, .compliance, .agencyManager, .service]) { try await cancelAppointment($0, $1) }
+        definition.unary(S.completeAppointment, roles: [.platform, .service]) { try await completeAppointment($0, $1) }
+        definition.unary(S.getAppointment, roles: [.platform, .compliance, .agencyManager, .collector, .service]) { try await getAppointment($0, $1) }
+        definition.unary(S.listAppointments, roles: [.platform, .compliance, .agencyManager, .collector, .service]) { try await listAppointments($0, $1) }
+        definition.unary(S.planDay, roles: [.platform, .agencyManager, .service]) { try await planDay($0, $1) }
+        definition.unary(S.getContactBudget, roles: [.platform, .compliance, .service]) { try await getContactBudget($0, $1) }
         return definition
     }
+
+    // MARK: Registry
 
     func registerAgency(_ request: SchedulingV1.RegisterAgencyRequest, _ context: ServerContext) async throws -> SchedulingV1.Agency {
         try Validate.requestID(request.requestId)
@@ -94,5 +120,50 @@ public struct SchedulingService: Sendable {
             try store.insert(db, collector: collector)
             return collector
         }
+    }
+}
+
+// MARK: Visibility
+
+extension SchedulingService {
+    /// Whether `caller` may see `appointment` (scheduling.proto: "own" for agency managers
+    /// is their agency's crews, for collectors the appointments they are in).
+    static func canSee(_ appointment: SchedulingV1.Appointment, _ caller: Caller?) -> Bool {
+        guard let caller else { return false }
+        switch caller.role {
+        case .platform, .compliance, .service: return true
+        case .agencyManager: return caller.agencyID == appointment.agencyId
+        case .collector: return caller.collectorID.map { appointment.crewCollectorIds.contains($0) } ?? false
+        }
+    }
+
+    /// The appointment `id` as `caller` may see it, or NOT_FOUND (another agency's record is
+    /// not disclosed).
+    static func visibleAppointment(_ db: Database, _ store: SchedulingStore, id: String, caller: Caller?) throws -> SchedulingV1.Appointment {
+        guard let appointment = try store.appointment(db, id: id), canSee(appointment, caller) else {
+            throw RPCError.notFound("appointment \(id) not found")
+        }
+        return appointment
+    }
+
+    /// `appointment` with each notice's delivery state from the outbox.
+    static func withDeliveries(_ db: Database, _ appointment: SchedulingV1.Appointment) throws -> SchedulingV1.Appointment {
+        guard !appointment.notices.isEmpty else { return appointment }
+        let deliveries = try Outbox.deliveries(db, ids: appointment.notices.map(\.id))
+        var result = appointment
+        for index in result.notices.indices {
+            if let delivery = deliveries[result.notices[index].id] { result.notices[index].delivery = delivery.proto }
+        }
+        return result
+    }
+}
+
+extension OutboxDelivery {
+    /// The contract form (types.proto `Delivery`).
+    var proto: TypeV1.Delivery {
+        TypeV1.Delivery(
+            status: TypeV1.DeliveryStatus(rawValue: Int32(status.rawValue)),
+            attempts: Int32(clamping: attempts), lastError: lastError, lastAttemptMs: lastAttemptMs,
+            nextAttemptMs: nextAttemptMs, deliveredMs: deliveredMs)
     }
 }

@@ -7,11 +7,12 @@ import ServiceKit
 struct SchedulingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scheduling",
-        abstract: "Doorstep scheduling service: agencies, collectors, appointments (gRPC doorstep.scheduling.v1.Scheduling).")
+        abstract: "Doorstep scheduling service: agencies, collectors, compliant appointments, customer notices, day plans (gRPC doorstep.scheduling.v1.Scheduling).")
 
     @OptionGroup var common: ServiceOptions<SchedulingDefaults>
+    @OptionGroup var options: SchedulingOptions
 
     func run() async throws {
-        try await SchedulingServer.run(common: common)
+        try await SchedulingServer.run(common: common, options: options)
     }
 }

@@ -1,0 +1,151 @@
+import Compliance
+import Foundation
+import Models
+import RPC
+import RPCWire
+import ServiceAuth
+import Synchronization
+
+/// What scheduling needs to know about an account to judge a visit (accounts.proto
+/// `Account` and its debtor's `Address`).
+public struct AccountFacts: Sendable, Hashable {
+    public var accountID: String
+    public var debtorID: String
+    public var stage: AccountsV1.Stage
+    public var onHold: Bool
+    public var regionCode: String
+    public var timeZoneID: String
+    /// The debtor's address (with coordinates when known).
+    public var address: TypeV1.Address?
+
+    public init(accountID: String, debtorID: String, stage: AccountsV1.Stage, onHold: Bool, regionCode: String,
+                timeZoneID: String, address: TypeV1.Address?) {
+        self.accountID = accountID
+        self.debtorID = debtorID
+        self.stage = stage
+        self.onHold = onHold
+        self.regionCode = regionCode
+        self.timeZoneID = timeZoneID
+        self.address = address
+    }
+
+    /// The account as `VisitPolicy` reads it; the zone falls back to UTC only for a record
+    /// accounts would never return (its zones are validated).
+    var visited: VisitedAccount {
+        VisitedAccount(accountID: accountID, stage: stage, onHold: onHold, regionCode: regionCode,
+                       timeZone: TimeZone(identifier: timeZoneID) ?? .gmt, location: address?.location)
+    }
+}
+
+/// The accounts service as scheduling uses it: account facts for compliance, visit
+/// candidates for day plans, and a debtor's accounts with their contact counters for the
+/// contact budget. Errors are `RPCError`s ready to return to scheduling's caller: NOT_FOUND
+/// when accounts says so, UNAVAILABLE when it cannot be reached or fails.
+public protocol AccountsDirectory: Sendable {
+    func account(_ accountID: String) async throws(RPCError) -> AccountFacts
+    func debtor(_ debtorID: String) async throws(RPCError) -> AccountsV1.Debtor
+    func accounts(ofDebtor debtorID: String) async throws(RPCError) -> [AccountsV1.Account]
+    /// Up to `limit` top-ranked visit candidates of the region, best first.
+    func candidates(region: String, limit: Int) async throws(RPCError) -> [AccountsV1.VisitCandidate]
+}
+
+/// `AccountsDirectory` over gRPC: calls the accounts service as role `service`, with a token
+/// minted from the shared signing key and renewed before it expires.
+public final class GRPCAccountsDirectory: AccountsDirectory {
+    private let client: GRPCClient
+    private let tokens: ServiceTokenSource
+    private let timeout: Duration
+
+    public init(targets: [GRPCClient.Target], signingKey: SigningKey, subject: String, timeout: Duration = .seconds(5)) {
+        self.client = GRPCClient(targets: targets)
+        self.tokens = ServiceTokenSource(issuer: TokenIssuer(key: signingKey), subject: subject)
+        self.timeout = timeout
+    }
+
+    public func close() async { await client.close() }
+
+    private func call<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request) async throws(RPCError) -> Response {
+        let token = try await tokens.token()
+        var metadata = Metadata()
+        metadata.add("authorization", "Bearer \(token)")
+        do {
+            return try await client.unary(method, request, metadata: metadata, timeout: timeout)
+        } catch {
+            switch error.code {
+            case .notFound, .invalidArgument, .failedPrecondition, .permissionDenied:
+                throw error
+            default:
+                throw RPCError(code: .unavailable, message: "accounts service: \(error.code) \(error.message)")
+            }
+        }
+    }
+
+    public func account(_ accountID: String) async throws(RPCError) -> AccountFacts {
+        let account = try await call(AccountsV1.AccountsService.getAccount,
+                                     AccountsV1.GetAccountRequest(accountId: accountID, view: .basic))
+        let debtor = try await self.debtor(account.debtorId)
+        return AccountFacts(accountID: account.id, debtorID: account.debtorId, stage: account.stage, onHold: account.onHold,
+                            regionCode: account.regionCode, timeZoneID: account.debtorTimeZone, address: debtor.address)
+    }
+
+    public func debtor(_ debtorID: String) async throws(RPCError) -> AccountsV1.Debtor {
+        try await call(AccountsV1.AccountsService.getDebtor, AccountsV1.GetDebtorRequest(debtorId: debtorID))
+    }
+
+    public func accounts(ofDebtor debtorID: String) async throws(RPCError) -> [AccountsV1.Account] {
+        var result: [AccountsV1.Account] = []
+        var token = ""
+        repeat {
+            let page = try await call(AccountsV1.AccountsService.listAccounts,
+                                      AccountsV1.ListAccountsRequest(pageSize: 500, pageToken: token, debtorId: debtorID))
+            result += page.accounts
+            token = page.nextPageToken
+        } while !token.isEmpty && result.count < 10_000
+        return result
+    }
+
+    public func candidates(region: String, limit: Int) async throws(RPCError) -> [AccountsV1.VisitCandidate] {
+        var result: [AccountsV1.VisitCandidate] = []
+        var token = ""
+        repeat {
+            let size = Int32(min(500, limit - result.count))
+            let page = try await call(AccountsV1.AccountsService.listVisitCandidates,
+                                      AccountsV1.ListVisitCandidatesRequest(regionCode: region, pageSize: size, pageToken: token))
+            result += page.candidates
+            token = page.nextPageToken
+        } while !token.isEmpty && result.count < limit
+        return Array(result.prefix(limit))
+    }
+}
+
+/// Bearer tokens for this service's own calls (role `service`), minted with the shared key
+/// and reused until five minutes before they expire.
+final class ServiceTokenSource: Sendable {
+    private let issuer: TokenIssuer
+    private let subject: String
+    private let cached = NIOLockedToken()
+
+    init(issuer: TokenIssuer, subject: String) {
+        self.issuer = issuer
+        self.subject = subject
+    }
+
+    func token() async throws(RPCError) -> String {
+        let now = Date()
+        if let (token, renewAt) = cached.get(), now < renewAt { return token }
+        do {
+            let token = try await issuer.token(for: Caller(role: .service, subject: subject), lifetime: .seconds(3600), now: now)
+            cached.set(token, renewAt: now.addingTimeInterval(3300))
+            return token
+        } catch {
+            throw RPCError(code: .internal, message: "cannot sign a service token")
+        }
+    }
+}
+
+/// A lock-protected cached token (a Mutex cannot be captured, so it lives in a class).
+private final class NIOLockedToken: Sendable {
+    private let state = Mutex<(String, Date)?>(nil)
+    func get() -> (String, Date)? { state.withLock { $0 } }
+    func set(_ token: String, renewAt: Date) { state.withLock { $0 = (token, renewAt) } }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import GRDB
+import Storage
+
+/// Delivery progress of one outbox message (mirrors `doorstep.type.v1.Delivery`).
+public struct OutboxDelivery: Sendable, Hashable {
+    /// Raw values are those of `doorstep.type.v1.DeliveryStatus`.
+    public enum Status: Int, Sendable, Hashable {
+        /// Written; not yet acknowledged by the receiver; retried with backoff.
+        case pending = 1
+        /// Acknowledged by the receiver.
+        case delivered = 2
+        /// Given up: rejected permanently, or the retry limit was reached.
+        case failed = 3
+    }
+
+    public var status: Status
+    /// Attempts made so far.
+    public var attempts: Int
+    /// Error of the latest failed attempt; "" if none failed.
+    public var lastError: String
+    /// When the latest attempt was made; 0 = never.
+    public var lastAttemptMs: Int64
+    /// When the next attempt is due; 0 when delivered or failed.
+    public var nextAttemptMs: Int64
+    /// When the receiver acknowledged it; 0 unless delivered.
+    public var deliveredMs: Int64
+
+    public init(status: Status, attempts: Int, lastError: String, lastAttemptMs: Int64, nextAttemptMs: Int64, deliveredMs: Int64) {
+        self.status = status
+        self.attempts = attempts
+        self.lastError = lastError
+        self.lastAttemptMs = lastAttemptMs
+        self.nextAttemptMs = nextAttemptMs
+        self.deliveredMs = deliveredMs
+    }
+}
+
+/// One message handed to the outbox: a unique id (the receiver's de-duplication key, the
+/// same on every attempt), a topic naming what it is, and the bytes to deliver.
+public struct OutboxMessage: Sendable, Hashable {
+    public var id: String
+    public var topic: String
+    public var payload: [UInt8]
+    public var createdMs: Int64
+
+    public init(id: String, topic: String, payload: [UInt8], createdMs: Int64) {
+        self.id = id
+        self.topic = topic
+        self.payload = payload
+        self.createdMs = createdMs
+    }
+}
+
+/// The transactional outbox: a message is written in the same SQLite transaction as the
+/// change it announces (so a change is never committed without its message, nor a message
+/// without its change), and `OutboxDispatcher` delivers it afterwards, at least once.
+public enum Outbox {
+    /// Adds the `outbox-v1` migration (the `outbox` table) to a service's migrations.
+    public static func addMigrations(to migrations: inout SQLiteDatabase.Migrations) {
+        migrations.add("outbox-v1", sql: """
+            CREATE TABLE outbox (
+                id TEXT PRIMARY KEY NOT NULL,
+                topic TEXT NOT NULL,
+                payload BLOB NOT NULL,
+                created_ms INTEGER NOT NULL,
+                status INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT NOT NULL DEFAULT '',
+                last_attempt_ms INTEGER NOT NULL DEFAULT 0,
+                next_attempt_ms INTEGER NOT NULL,
+                delivered_ms INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE INDEX outbox_due ON outbox (status, next_attempt_ms);
+            """)
+    }
+
+    /// Writes `message` inside the caller's write transaction, due at once. A second
+    /// message with the same id fails (primary key), rolling back the caller's change.
+    public static func enqueue(_ db: Database, _ message: OutboxMessage, nowMs: Int64) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO outbox (id, topic, payload, created_ms, status, next_attempt_ms)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [message.id, message.topic, Data(message.payload), message.createdMs,
+                        OutboxDelivery.Status.pending.rawValue, nowMs])
+    }
+
+    /// The delivery state of message `id`, or nil when there is no such message.
+    public static func delivery(_ db: Database, id: String) throws -> OutboxDelivery? {
+        try deliveries(db, ids: [id])[id]
+    }
+
+    /// The delivery states of the messages among `ids` that exist.
+    public static func deliveries(_ db: Database, ids: [String]) throws -> [String: OutboxDelivery] {
+        var result: [String: OutboxDelivery] = [:]
+        for id in ids {
+            guard let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT status, attempts, last_error, last_attempt_ms, next_attempt_ms, delivered_ms FROM outbox WHERE id = ?"),
+                arguments: [id]) else { continue }
+            result[id] = OutboxDelivery(
+                status: OutboxDelivery.Status(rawValue: row["status"]) ?? .pending, attempts: row["attempts"],
+                lastError: row["last_error"], lastAttemptMs: row["last_attempt_ms"], nextAttemptMs: row["next_attempt_ms"],
+                deliveredMs: row["delivered_ms"])
+        }
+        return result
+    }
+
+    /// How many messages are pending, delivered and failed (for metrics and operators).
+    public static func counts(_ db: Database) throws -> (pending: Int, delivered: Int, failed: Int) {
+        var counts = (pending: 0, delivered: 0, failed: 0)
+        for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) AS n FROM outbox GROUP BY status") {
+            let n: Int = row["n"]
+            switch OutboxDelivery.Status(rawValue: row["status"]) {
+            case .pending: counts.pending = n
+            case .delivered: counts.delivered = n
+            case .failed: counts.failed = n
+            case nil: break
+            }
+        }
+        return counts
+    }
+
+    /// Due pending messages of `topics`, oldest first.
+    static func due(_ db: Database, topics: Set<String>, nowMs: Int64, limit: Int) throws -> [OutboxMessage] {
+        let marks = topics.map { _ in "?" }.joined(separator: ",")
+        var arguments: [any DatabaseValueConvertible] = [OutboxDelivery.Status.pending.rawValue, nowMs]
+        arguments += topics.sorted()
+        arguments.append(limit)
+        return try Row.fetchAll(db, sql: """
+            SELECT id, topic, payload, created_ms FROM outbox
+            WHERE status = ? AND next_attempt_ms <= ? AND topic IN (\(marks))
+            ORDER BY next_attempt_ms, created_ms, id LIMIT ?
+            """, arguments: StatementArguments(arguments)).map { row in
+            let payload: Data = row["payload"]
+            return OutboxMessage(id: row["id"], topic: row["topic"], payload: [UInt8](payload), createdMs: row["created_ms"])
+        }
+    }
+
+    static func markDelivered(_ db: Database, id: String, nowMs: Int64) throws {
+        try db.execute(sql: """
+            UPDATE outbox SET status = ?, attempts = attempts + 1, last_attempt_ms = ?, next_attempt_ms = 0, delivered_ms = ?
+            WHERE id = ? AND status = ?
+            """, arguments: [OutboxDelivery.Status.delivered.rawValue, nowMs, nowMs, id, OutboxDelivery.Status.pending.rawValue])
+    }
+
+    static func markFailedAttempt(_ db: Database, id: String, error: String, nowMs: Int64, nextAttemptMs: Int64?) throws {
+        try db.execute(sql: """
+            UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, last_attempt_ms = ?, next_attempt_ms = ?
+            WHERE id = ? AND status = ?
+            """, arguments: [(nextAttemptMs == nil ? OutboxDelivery.Status.failed : .pending).rawValue, String(error.prefix(500)),
+                             nowMs, nextAttemptMs ?? 0, id, OutboxDelivery.Status.pending.rawValue])
+    }
+
+    static func attempts(_ db: Database, id: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT attempts FROM outbox WHERE id = ?", arguments: [id]) ?? 0
+    }
+}
