@@ -253,7 +253,8 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio"),
-                           .product(name: "NIOHTTP1", package: "swift-nio")],
+                           .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Tests/OutboxTests"
         ),
         .testTarget(name: "ComplianceTests", dependencies: ["Compliance", "Models", "Validation"], path: "Tests/ComplianceTests"),

@@ -14,8 +14,9 @@ public struct OutboxDelivery: Sendable, Hashable {
         case failed = 3
     }
 
+    /// Where the message stands.
     public var status: Status
-    /// Attempts made so far.
+    /// Attempts made so far (the successful one included).
     public var attempts: Int
     /// Error of the latest failed attempt; "" if none failed.
     public var lastError: String
@@ -26,6 +27,7 @@ public struct OutboxDelivery: Sendable, Hashable {
     /// When the receiver acknowledged it; 0 unless delivered.
     public var deliveredMs: Int64
 
+    /// A delivery state as stored (tests and services rebuilding one).
     public init(status: Status, attempts: Int, lastError: String, lastAttemptMs: Int64, nextAttemptMs: Int64, deliveredMs: Int64) {
         self.status = status
         self.attempts = attempts
@@ -37,13 +39,20 @@ public struct OutboxDelivery: Sendable, Hashable {
 }
 
 /// One message handed to the outbox: a unique id (the receiver's de-duplication key, the
-/// same on every attempt), a topic naming what it is, and the bytes to deliver.
+/// same on every attempt), a topic naming what it is, and the bytes to deliver. The outbox
+/// never looks inside the payload; its meaning belongs to the topic's producer and receiver.
 public struct OutboxMessage: Sendable, Hashable {
+    /// Unique across the database (the table's primary key); chosen by the producer, e.g.
+    /// the id of the notice or event the message carries.
     public var id: String
+    /// What the message is (e.g. "customer-notice"); a dispatcher serves a set of topics.
     public var topic: String
+    /// The bytes delivered, unchanged (JSON for the webhook and log-file sinks).
     public var payload: [UInt8]
+    /// When the producer created it (milliseconds since 1970); orders delivery.
     public var createdMs: Int64
 
+    /// A message as the producer writes it.
     public init(id: String, topic: String, payload: [UInt8], createdMs: Int64) {
         self.id = id
         self.topic = topic
@@ -55,8 +64,15 @@ public struct OutboxMessage: Sendable, Hashable {
 /// The transactional outbox: a message is written in the same SQLite transaction as the
 /// change it announces (so a change is never committed without its message, nor a message
 /// without its change), and `OutboxDispatcher` delivers it afterwards, at least once.
+///
+/// The `outbox` table lives in the service's own database and belongs to this module: a
+/// service writes it only through ``enqueue(_:_:nowMs:)`` and reads it only through
+/// ``delivery(_:id:)``, ``deliveries(_:ids:)`` and ``counts(_:)``. Rows are kept after
+/// delivery (they are the record of when a receiver was told).
 public enum Outbox {
-    /// Adds the `outbox-v1` migration (the `outbox` table) to a service's migrations.
+    /// Adds the `outbox-v1` migration (the `outbox` table, and an index on
+    /// `(status, next_attempt_ms)` for finding due messages) to a service's migrations.
+    /// Call once per database, in the same place on every start (the name never changes).
     public static func addMigrations(to migrations: inout SQLiteDatabase.Migrations) {
         migrations.add("outbox-v1", sql: """
             CREATE TABLE outbox (
@@ -75,8 +91,10 @@ public enum Outbox {
             """)
     }
 
-    /// Writes `message` inside the caller's write transaction, due at once. A second
-    /// message with the same id fails (primary key), rolling back the caller's change.
+    /// Writes `message` inside the caller's write transaction, pending and due at `nowMs`:
+    /// it is committed or rolled back with the caller's change. A second message with the
+    /// same id throws (a primary-key `DatabaseError`), which rolls back the caller's change
+    /// too. Call the dispatcher's `wake()` after the transaction commits for prompt delivery.
     public static func enqueue(_ db: Database, _ message: OutboxMessage, nowMs: Int64) throws {
         try db.execute(
             sql: """
@@ -92,7 +110,8 @@ public enum Outbox {
         try deliveries(db, ids: [id])[id]
     }
 
-    /// The delivery states of the messages among `ids` that exist.
+    /// The delivery states of the messages among `ids` that exist, keyed by id (ids not in
+    /// the outbox are absent).
     public static func deliveries(_ db: Database, ids: [String]) throws -> [String: OutboxDelivery] {
         var result: [String: OutboxDelivery] = [:]
         for id in ids {
@@ -122,8 +141,11 @@ public enum Outbox {
         return counts
     }
 
-    /// Due pending messages of `topics`, oldest first.
+    /// Up to `limit` due messages of `topics` (pending, `next_attempt_ms <= nowMs`), oldest
+    /// first (by creation, then by insertion order), so a backlog drains in the order it was
+    /// written.
     static func due(_ db: Database, topics: Set<String>, nowMs: Int64, limit: Int) throws -> [OutboxMessage] {
+        guard !topics.isEmpty else { return [] }
         let marks = topics.map { _ in "?" }.joined(separator: ",")
         var arguments: [any DatabaseValueConvertible] = [OutboxDelivery.Status.pending.rawValue, nowMs]
         arguments += topics.sorted()
@@ -131,29 +153,50 @@ public enum Outbox {
         return try Row.fetchAll(db, sql: """
             SELECT id, topic, payload, created_ms FROM outbox
             WHERE status = ? AND next_attempt_ms <= ? AND topic IN (\(marks))
-            ORDER BY next_attempt_ms, created_ms, id LIMIT ?
+            ORDER BY created_ms, rowid LIMIT ?
             """, arguments: StatementArguments(arguments)).map { row in
             let payload: Data = row["payload"]
             return OutboxMessage(id: row["id"], topic: row["topic"], payload: [UInt8](payload), createdMs: row["created_ms"])
         }
     }
 
-    static func markDelivered(_ db: Database, id: String, nowMs: Int64) throws {
+    /// Marks pending message `id` delivered at `nowMs` (one more attempt, no next one).
+    /// Returns false when it was not pending (already delivered or given up), so that the
+    /// caller does not announce the delivery twice.
+    static func markDelivered(_ db: Database, id: String, nowMs: Int64) throws -> Bool {
         try db.execute(sql: """
             UPDATE outbox SET status = ?, attempts = attempts + 1, last_attempt_ms = ?, next_attempt_ms = 0, delivered_ms = ?
             WHERE id = ? AND status = ?
             """, arguments: [OutboxDelivery.Status.delivered.rawValue, nowMs, nowMs, id, OutboxDelivery.Status.pending.rawValue])
+        return db.changesCount > 0
     }
 
-    static func markFailedAttempt(_ db: Database, id: String, error: String, nowMs: Int64, nextAttemptMs: Int64?) throws {
+    /// What became of a failed attempt: the attempts made so far, and when the next one is
+    /// due (nil = given up, the message is FAILED).
+    struct FailedAttempt: Sendable {
+        var attempts: Int
+        var nextAttemptMs: Int64?
+    }
+
+    /// Records a failed attempt of pending message `id` at `nowMs`: one more attempt, the
+    /// error (first 500 characters), and either the next attempt after the policy's backoff
+    /// or, for a permanent failure or the last allowed attempt, FAILED. Returns nil (and
+    /// changes nothing) when the message is not pending.
+    static func recordFailedAttempt(_ db: Database, id: String, failure: OutboxSinkError, nowMs: Int64,
+                                    policy: OutboxRetryPolicy) throws -> FailedAttempt? {
+        guard let previous = try Int.fetchOne(db, sql: "SELECT attempts FROM outbox WHERE id = ? AND status = ?",
+                                              arguments: [id, OutboxDelivery.Status.pending.rawValue]) else { return nil }
+        let attempts = previous + 1
+        var givesUp = policy.givesUp(afterAttempts: attempts)
+        if case .permanent = failure { givesUp = true }
+        let nextAttemptMs: Int64? = givesUp ? nil : nowMs + policy.backoffMs(afterAttempts: attempts)
+        let status: OutboxDelivery.Status = givesUp ? .failed : .pending
+        let storedNextAttemptMs: Int64 = nextAttemptMs ?? 0
+        let lastError = String(failure.text.prefix(500))
         try db.execute(sql: """
-            UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, last_attempt_ms = ?, next_attempt_ms = ?
-            WHERE id = ? AND status = ?
-            """, arguments: [(nextAttemptMs == nil ? OutboxDelivery.Status.failed : .pending).rawValue, String(error.prefix(500)),
-                             nowMs, nextAttemptMs ?? 0, id, OutboxDelivery.Status.pending.rawValue])
-    }
-
-    static func attempts(_ db: Database, id: String) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT attempts FROM outbox WHERE id = ?", arguments: [id]) ?? 0
+            UPDATE outbox SET status = ?, attempts = ?, last_error = ?, last_attempt_ms = ?, next_attempt_ms = ?
+            WHERE id = ?
+            """, arguments: [status.rawValue, attempts, lastError, nowMs, storedNextAttemptMs, id])
+        return FailedAttempt(attempts: attempts, nextAttemptMs: nextAttemptMs)
     }
 }

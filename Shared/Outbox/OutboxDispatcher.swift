@@ -1,69 +1,40 @@
-import Foundation
 import GRDB
 import Logging
 import ServiceLifecycle
 import Storage
 import Synchronization
 
-/// Why a delivery attempt failed.
-public enum OutboxSinkError: Error, Sendable, Hashable {
-    /// Worth trying again later (receiver down, timeout, 5xx, 429).
-    case retryable(String)
-    /// The receiver rejected the message for good (4xx other than 408/425/429); not retried.
-    case permanent(String)
-
-    var text: String {
-        switch self {
-        case .retryable(let text), .permanent(let text): text
-        }
-    }
-}
-
-/// Where an outbox delivers: a webhook, a log file, another service. `deliver` returns once
-/// the receiver has acknowledged the message; it must be safe to call again with the same
-/// message (delivery is at least once; receivers de-duplicate by `OutboxMessage.id`).
-public protocol OutboxSink: Sendable {
-    func deliver(_ message: OutboxMessage) async throws(OutboxSinkError)
-}
-
-/// Exponential backoff with jitter between attempts, and a limit.
-public struct OutboxRetryPolicy: Sendable, Hashable {
-    /// Wait after the first failure (default 1 s); doubles with each further failure…
-    public var initialBackoffMs: Int64 = 1_000
-    /// …up to this (default 5 min).
-    public var maxBackoffMs: Int64 = 300_000
-    /// Attempts before giving up (FAILED); 0 = never give up. Default 20 (about 1.3 hours
-    /// of trying with the default backoff).
-    public var maxAttempts: Int = 20
-    /// Random spread of each wait, as a fraction (default 0.2 = ±20 %), so that messages
-    /// failing together do not retry together.
-    public var jitter: Double = 0.2
-
-    public init(initialBackoffMs: Int64 = 1_000, maxBackoffMs: Int64 = 300_000, maxAttempts: Int = 20, jitter: Double = 0.2) {
-        self.initialBackoffMs = initialBackoffMs
-        self.maxBackoffMs = maxBackoffMs
-        self.maxAttempts = maxAttempts
-        self.jitter = jitter
-    }
-
-    /// The wait after `attempts` failed attempts (1 = the first failure), jitter applied.
-    public func backoffMs(afterAttempts attempts: Int) -> Int64 {
-        let exponent = min(max(attempts - 1, 0), 40)
-        let base = min(Double(maxBackoffMs), Double(initialBackoffMs) * pow(2, Double(exponent)))
-        let spread = jitter > 0 ? Double.random(in: -jitter...jitter) : 0
-        return max(0, Int64((base * (1 + spread)).rounded()))
-    }
-}
-
-/// Delivers the outbox's pending messages of some topics to a sink, oldest first, at least
-/// once: a message is marked delivered (and `onDelivered` runs) in one write transaction
-/// after the sink acknowledged it. A crash between the acknowledgement and that transaction
-/// delivers the message again after restart, with the same id; nothing is ever lost, since
-/// the message was committed with the change that wrote it. No transaction is held open
-/// while the sink is called.
+/// Delivers the outbox's pending messages of some topics to a sink, oldest first, retrying
+/// failures with exponential backoff (``OutboxRetryPolicy``).
 ///
-/// Runs as a swift-service-lifecycle `Service` (a pass, then sleep until the poll interval
-/// or `wake()`), and exits on graceful shutdown.
+/// Delivery is **at least once**. A message is marked delivered — and `onDelivered` runs —
+/// in one write transaction after the sink acknowledged it; if the process crashes (or the
+/// database refuses the write) between the acknowledgement and that commit, the message is
+/// still pending and is delivered again later, with the same id. Receivers therefore
+/// de-duplicate by `OutboxMessage.id`. Nothing is lost: the message was committed with the
+/// change that wrote it, and stays pending until delivered or given up.
+///
+/// No transaction is held open while the sink is called (a slow receiver never blocks the
+/// service's writers): a pass reads the due messages, then for each one calls the sink and
+/// records the outcome in a short transaction of its own.
+///
+/// Outcomes:
+/// - acknowledged: DELIVERED (`delivered_ms`, one more attempt, `next_attempt_ms` 0), and
+///   `onDelivered` in the same transaction. If `onDelivered` (or that transaction) throws,
+///   nothing of it is kept: the message stays pending, the failure counts as a retryable
+///   attempt ("delivered but not recorded: …"), and the message is delivered again after
+///   the backoff, as if the receiver had failed.
+/// - retryable failure: one more attempt, `last_error`, next attempt after the backoff;
+///   FAILED (`next_attempt_ms` 0) once the policy's attempt limit is reached. Logged as a
+///   warning; giving up is logged as an error.
+/// - permanent failure: FAILED at once, logged as an error.
+///
+/// One dispatcher per topic in a process: two dispatchers serving the same topic would
+/// each deliver the same due message (still correct, but twice).
+///
+/// Runs as a swift-service-lifecycle `Service`: a pass, then a wait until the poll interval
+/// passes or ``wake()`` is called; it ends on graceful shutdown (after the message in hand)
+/// or cancellation.
 public final class OutboxDispatcher: Service, Sendable {
     private let database: SQLiteDatabase
     private let topics: Set<String>
@@ -76,6 +47,21 @@ public final class OutboxDispatcher: Service, Sendable {
     private let onDelivered: @Sendable (Database, OutboxMessage, Int64) throws -> Void
     private let signal = WakeSignal()
 
+    /// - Parameters:
+    ///   - database: the service's database, migrated with ``Outbox/addMigrations(to:)``;
+    ///     the caller owns it and closes it after the dispatcher has stopped.
+    ///   - topics: the topics this dispatcher delivers; other messages are left alone.
+    ///   - sink: where messages go; the caller owns it (e.g. shuts a ``WebhookSink`` down).
+    ///   - policy: backoff and attempt limit (default: see ``OutboxRetryPolicy``).
+    ///   - batchSize: at most this many messages per pass (default 50, at least 1).
+    ///   - pollInterval: the longest wait between passes when not woken (default 500 ms);
+    ///     it bounds how late a retry runs after its backoff ends.
+    ///   - nowMs: the clock (milliseconds since 1970), injected so tests control backoff.
+    ///   - logger: failures, give-ups and database errors.
+    ///   - onDelivered: runs inside the write transaction that marks a message delivered,
+    ///     with the message and the delivery time; what it writes commits together with
+    ///     DELIVERED, and if it throws neither is kept (see the type's comment). It must not
+    ///     call the sink or wait on anything but the database.
     public init(
         database: SQLiteDatabase, topics: Set<String>, sink: any OutboxSink, policy: OutboxRetryPolicy = .init(),
         batchSize: Int = 50, pollInterval: Duration = .milliseconds(500), nowMs: @escaping @Sendable () -> Int64,
@@ -92,11 +78,15 @@ public final class OutboxDispatcher: Service, Sendable {
         self.onDelivered = onDelivered
     }
 
-    /// Starts a pass now instead of at the next poll (call after committing a message).
+    /// Starts a pass now instead of at the next poll. Call after the transaction that
+    /// enqueued a message has committed. Never blocks; a wake-up while a pass is running
+    /// makes the next pass start right after it.
     public func wake() { signal.fire() }
 
-    /// One pass: tries every due message (up to the batch size) once; returns how many were
-    /// delivered. Database errors are logged and the pass ends (the next one retries).
+    /// One pass: tries every due message of the dispatcher's topics (pending, next attempt
+    /// not after now), oldest first, up to the batch size, each once; returns how many were
+    /// delivered. A database error ends the pass (logged; the next pass retries). Stops
+    /// early, after the message in hand, when the task is cancelled or shutting down.
     @discardableResult
     public func dispatchDue() async -> Int {
         let now = nowMs()
@@ -106,63 +96,76 @@ public final class OutboxDispatcher: Service, Sendable {
         do {
             due = try await database.read { db in try Outbox.due(db, topics: topics, nowMs: now, limit: batchSize) }
         } catch {
-            logger.warning("outbox read failed", metadata: ["error": "\(error)"])
+            logger.warning("outbox: reading due messages failed; retrying next pass", metadata: ["error": "\(error)"])
             return 0
         }
         var delivered = 0
         for message in due {
-            if Task.isCancelled { break }
+            if Task.isCancelled || Task.isShuttingDownGracefully { break }
             do {
                 try await sink.deliver(message)
-                let at = nowMs()
-                let onDelivered = self.onDelivered
-                try await database.write { db in
-                    try Outbox.markDelivered(db, id: message.id, nowMs: at)
-                    try onDelivered(db, message, at)
-                }
-                delivered += 1
-            } catch let failure as OutboxSinkError {
-                await recordFailure(message, failure)
             } catch {
-                // The sink acknowledged but recording it failed: the message stays pending and
-                // is delivered again (same id) on a later pass.
-                logger.warning("outbox: recording a delivery failed; it will be delivered again",
-                               metadata: ["id": "\(message.id)", "topic": "\(message.topic)", "error": "\(error)"])
+                await recordFailure(message, error)
+                continue
             }
+            if await recordDelivery(message) { delivered += 1 }
         }
         return delivered
     }
 
-    private func recordFailure(_ message: OutboxMessage, _ failure: OutboxSinkError) async {
-        let now = nowMs()
-        let policy = self.policy
+    /// Marks `message` delivered and runs `onDelivered`, in one transaction. Returns false
+    /// when that transaction failed (then the attempt is recorded as a retryable failure)
+    /// or the message was no longer pending.
+    private func recordDelivery(_ message: OutboxMessage) async -> Bool {
+        let at = nowMs()
+        let onDelivered = self.onDelivered
         do {
-            let attempts = try await database.read { db in try Outbox.attempts(db, id: message.id) } + 1
-            var next: Int64? = now + policy.backoffMs(afterAttempts: attempts)
-            if case .permanent = failure { next = nil }
-            if policy.maxAttempts > 0 && attempts >= policy.maxAttempts { next = nil }
-            let nextAttempt = next
-            try await database.write { db in
-                try Outbox.markFailedAttempt(db, id: message.id, error: failure.text, nowMs: now, nextAttemptMs: nextAttempt)
-            }
-            if let next {
-                logger.warning("outbox delivery failed; will retry",
-                               metadata: ["id": "\(message.id)", "topic": "\(message.topic)", "attempts": "\(attempts)",
-                                          "error": "\(failure.text)", "next-attempt-ms": "\(next)"])
-            } else {
-                logger.error("outbox delivery given up",
-                             metadata: ["id": "\(message.id)", "topic": "\(message.topic)", "attempts": "\(attempts)",
-                                        "error": "\(failure.text)"])
+            return try await database.write { db -> Bool in
+                guard try Outbox.markDelivered(db, id: message.id, nowMs: at) else { return false }
+                try onDelivered(db, message, at)
+                return true
             }
         } catch {
-            logger.warning("outbox: recording a failed attempt failed", metadata: ["id": "\(message.id)", "error": "\(error)"])
+            // The receiver has it but it is not recorded: it stays pending and is delivered
+            // again (same id) after the backoff.
+            await recordFailure(message, .retryable("delivered but not recorded: \(error)"))
+            return false
         }
     }
 
+    /// Records a failed attempt (next attempt after the backoff, or FAILED) and logs it.
+    private func recordFailure(_ message: OutboxMessage, _ failure: OutboxSinkError) async {
+        let now = nowMs()
+        let policy = self.policy
+        let outcome: Outbox.FailedAttempt?
+        do {
+            outcome = try await database.write { db in
+                try Outbox.recordFailedAttempt(db, id: message.id, failure: failure, nowMs: now, policy: policy)
+            }
+        } catch {
+            logger.warning("outbox: recording a failed attempt failed; the message stays due",
+                           metadata: ["id": "\(message.id)", "topic": "\(message.topic)", "error": "\(error)"])
+            return
+        }
+        guard let outcome else { return }  // no longer pending: nothing to record
+        if let next = outcome.nextAttemptMs {
+            logger.warning("outbox: delivery failed; will retry",
+                           metadata: ["id": "\(message.id)", "topic": "\(message.topic)", "attempts": "\(outcome.attempts)",
+                                      "error": "\(failure.text)", "next-attempt-ms": "\(next)"])
+        } else {
+            logger.error("outbox: delivery given up; the message is FAILED",
+                         metadata: ["id": "\(message.id)", "topic": "\(message.topic)", "attempts": "\(outcome.attempts)",
+                                    "error": "\(failure.text)"])
+        }
+    }
+
+    /// Passes until graceful shutdown or cancellation: a pass, then (unless the pass filled
+    /// a whole batch, when more may be due at once) a wait for the poll interval or a
+    /// ``wake()``. Returns normally when asked to stop.
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let delivered = await dispatchDue()
-            if delivered >= batchSize { continue }  // more may be due
+            if delivered >= batchSize { continue }
             // Graceful shutdown cancels the wait; the loop condition then ends the run.
             await cancelWhenGracefulShutdown { [signal, pollInterval] in
                 await signal.wait(timeout: pollInterval)
@@ -171,15 +174,18 @@ public final class OutboxDispatcher: Service, Sendable {
     }
 }
 
-/// A wake-up flag: `wait` returns when `fire` was called (since the last wait) or after the
-/// timeout, whichever comes first.
+/// A wake-up flag for one waiting task: ``wait(timeout:)`` returns when ``fire()`` was
+/// called since the previous wait returned, on the timeout, or when the waiting task is
+/// cancelled — whichever comes first.
 final class WakeSignal: Sendable {
     private struct State {
         var fired = false
         var waiter: CheckedContinuation<Void, Never>?
     }
+
     private let state = Mutex(State())
 
+    /// Wakes the waiter, or makes the next wait return at once.
     func fire() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {
@@ -192,6 +198,7 @@ final class WakeSignal: Sendable {
         waiter?.resume()
     }
 
+    /// Waits for a ``fire()``, at most `timeout`; one waiter at a time.
     func wait(timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
@@ -207,6 +214,8 @@ final class WakeSignal: Sendable {
                     if resumeNow { continuation.resume() }
                 }
             }
+            // The timer; cancellation ends its sleep early, so it also releases the waiter
+            // when the waiting task is cancelled.
             group.addTask { [self] in
                 try? await Task.sleep(for: timeout)
                 fire()
@@ -214,7 +223,9 @@ final class WakeSignal: Sendable {
             await group.next()
             group.cancelAll()
         }
-        // A timeout that fired after the wake-up leaves the flag set: clear it.
+        // The timer fires once more when it is cancelled after a wake-up: forget that, so
+        // the next wait really waits. (A real wake-up lost here came before the pass that
+        // follows, which sees its message anyway.)
         state.withLock { $0.fired = false }
     }
 }

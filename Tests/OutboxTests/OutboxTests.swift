@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Outbox
+import ServiceLifecycle
 import Storage
 import Synchronization
 import Testing
@@ -164,27 +165,46 @@ struct OutboxTests {
         var total = 0
         for _ in 0..<5 { total += await up.dispatchDue() }
         #expect(total == 20)
-        #expect(sink.delivered.sorted() == ids.sorted())
+        #expect(sink.delivered == ids, "each once, oldest first")
         #expect(try await database.read { db in try Outbox.counts(db) }.delivered == 20)
     }
 
-    @Test("onDelivered runs in the transaction that marks delivery: if it throws, the message stays pending", .timeLimit(.minutes(1)))
+    @Test("onDelivered runs in the transaction that marks delivery: if it throws, the message stays pending and is redelivered after the backoff", .timeLimit(.minutes(1)))
     func onDeliveredAtomic() async throws {
         let directory = try makeTemporaryDirectory()
         let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
         defer { database.close() }
         let clock = Clock()
-        let failing = OutboxDispatcher(database: database, topics: ["t"], sink: FlakySink(failures: 0), nowMs: { clock.now },
-                                       logger: Self.logger(), onDelivered: { _, _, _ in throw RPCErrorLike() })
+        let sink = FlakySink(failures: 0)
+        let policy = OutboxRetryPolicy(initialBackoffMs: 1_000, jitter: 0)
+        let failing = OutboxDispatcher(database: database, topics: ["t"], sink: sink, policy: policy, nowMs: { clock.now },
+                                       logger: Self.logger(), onDelivered: { db, message, _ in
+                                           try db.execute(sql: "INSERT INTO changes (id) VALUES (?)", arguments: ["half-" + message.id])
+                                           throw RPCErrorLike()
+                                       })
         try await Self.enqueue(database, ids: ["x"], nowMs: clock.now)
         #expect(await failing.dispatchDue() == 0)
-        #expect(try await database.read { db in try Outbox.delivery(db, id: "x") }?.status == .pending)
-        let marking = OutboxDispatcher(database: database, topics: ["t"], sink: FlakySink(failures: 0), nowMs: { clock.now },
-                                       logger: Self.logger(), onDelivered: { db, message, _ in
-                                           try db.execute(sql: "INSERT INTO changes (id) VALUES (?)", arguments: ["done-" + message.id])
+        let pending = try await database.read { db in try Outbox.delivery(db, id: "x") }
+        #expect(pending?.status == .pending && pending?.attempts == 1 && pending?.deliveredMs == 0)
+        #expect(pending?.lastError.hasPrefix("delivered but not recorded") == true)
+        #expect(pending?.nextAttemptMs == clock.now + 1_000, "redelivered after the backoff, not in a tight loop")
+        #expect(try await database.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM changes WHERE id = 'half-x')") } == false,
+                "what onDelivered wrote is rolled back with it")
+        #expect(await failing.dispatchDue() == 0, "not due before the backoff")
+
+        let marking = OutboxDispatcher(database: database, topics: ["t"], sink: sink, policy: policy, nowMs: { clock.now },
+                                       logger: Self.logger(), onDelivered: { db, message, deliveredMs in
+                                           try db.execute(sql: "INSERT INTO changes (id) VALUES (?)", arguments: ["done-\(message.id)-\(deliveredMs)"])
                                        })
+        clock.advance(1_000)
         #expect(await marking.dispatchDue() == 1)
-        #expect(try await database.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM changes WHERE id = 'done-x')") } == true)
+        let delivered = try await database.read { db in try Outbox.delivery(db, id: "x") }
+        #expect(delivered?.status == .delivered && delivered?.attempts == 2 && delivered?.deliveredMs == clock.now)
+        let marker = "done-x-\(clock.now)"
+        #expect(try await database.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM changes WHERE id = ?)", arguments: [marker])
+        } == true)
+        #expect(sink.delivered == ["x", "x"], "at least once: the receiver got it again, with the same id")
     }
 
     @Test("the log-file sink appends one line per message; an unwritable path is a retryable error", .timeLimit(.minutes(1)))
@@ -203,41 +223,202 @@ struct OutboxTests {
         }
     }
 
-    @Test("the webhook sink: 503 is retried, 200 delivers with the idempotency key, 400 rejects for good", .timeLimit(.minutes(1)))
-    func webhook() async throws {
-        let server = try await TestHTTPServer.start(statuses: [503, 200, 400])
-        let sink = try WebhookSink(url: "http://127.0.0.1:\(server.port)/notices", timeout: .seconds(5))
-        let message = OutboxMessage(id: "ntc_1", topic: "customer-notice", payload: Array("{}".utf8), createdMs: 0)
+    /// Runs `body` with a test server answering `statuses` in turn and a webhook sink
+    /// pointed at it; shuts both down afterwards, also when `body` throws.
+    static func withWebhook(statuses: [UInt], timeout: Duration = .seconds(5),
+                            _ body: (TestHTTPServer, WebhookSink) async throws -> Void) async throws {
+        let server = try await TestHTTPServer.start(statuses: statuses)
+        let sink: WebhookSink
         do {
-            try await sink.deliver(message)
-            Issue.record("503 must fail")
+            sink = try WebhookSink(url: "http://127.0.0.1:\(server.port)/notices", timeout: timeout)
         } catch {
-            #expect(error == .retryable("HTTP 503"))
+            try? await server.stop()
+            throw error
         }
-        try await sink.deliver(message)
+        let outcome: Result<Void, any Error>
         do {
-            try await sink.deliver(message)
-            Issue.record("400 must fail")
+            try await body(server, sink)
+            outcome = .success(())
         } catch {
-            #expect(error == .permanent("HTTP 400"))
+            outcome = .failure(error)
         }
-        let requests = server.requests
-        #expect(requests.count == 3)
-        #expect(requests.allSatisfy { $0.method == "POST" && $0.uri == "/notices" && $0.idempotencyKey == "ntc_1" && $0.body == "{}" })
         try await sink.shutdown()
         try await server.stop()
+        try outcome.get()
+    }
+
+    @Test("the webhook sink: 503 is retried, 200 delivers with the idempotency key and topic, 400 rejects for good", .timeLimit(.minutes(1)))
+    func webhook() async throws {
+        let message = OutboxMessage(id: "ntc_1", topic: "customer-notice", payload: Array("{}".utf8), createdMs: 0)
+        try await Self.withWebhook(statuses: [503, 200, 400]) { server, sink in
+            do {
+                try await sink.deliver(message)
+                Issue.record("503 must fail")
+            } catch {
+                #expect(error as? OutboxSinkError == .retryable("HTTP 503"))
+            }
+            try await sink.deliver(message)
+            do {
+                try await sink.deliver(message)
+                Issue.record("400 must fail")
+            } catch {
+                #expect(error as? OutboxSinkError == .permanent("HTTP 400"))
+            }
+            let requests = server.requests
+            #expect(requests.count == 3)
+            #expect(requests.allSatisfy {
+                $0.method == "POST" && $0.uri == "/notices" && $0.idempotencyKey == "ntc_1" && $0.topic == "customer-notice"
+                    && $0.contentType == "application/json" && $0.body == "{}"
+            })
+        }
         #expect(throws: WebhookURLError.self) { try WebhookSink(url: "ftp://example.com/x") }
         #expect(throws: WebhookURLError.self) { try WebhookSink(url: "not a url") }
+        #expect(throws: WebhookURLError.self) { try WebhookSink(url: "http:///no-host") }
+    }
+
+    @Test("the dispatcher over the webhook sink: delivered on the second attempt after a 503, same key; a 400 fails the message", .timeLimit(.minutes(1)))
+    func webhookDispatch() async throws {
+        let directory = try makeTemporaryDirectory()
+        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
+        defer { database.close() }
+        let clock = Clock()
+        try await Self.withWebhook(statuses: [503, 200, 400]) { server, sink in
+            let dispatcher = OutboxDispatcher(
+                database: database, topics: ["customer-notice"], sink: sink, policy: OutboxRetryPolicy(initialBackoffMs: 1_000, jitter: 0),
+                nowMs: { clock.now }, logger: Self.logger())
+            let now = clock.now
+            try await database.write { db in
+                try Outbox.enqueue(db, OutboxMessage(id: "ntc_1", topic: "customer-notice", payload: Array("{\"n\":1}".utf8), createdMs: now),
+                                   nowMs: now)
+            }
+            #expect(await dispatcher.dispatchDue() == 0)
+            let retrying = try await database.read { db in try Outbox.delivery(db, id: "ntc_1") }
+            #expect(retrying?.status == .pending && retrying?.attempts == 1 && retrying?.lastError == "HTTP 503")
+            #expect(retrying?.nextAttemptMs == now + 1_000)
+            clock.advance(1_000)
+            #expect(await dispatcher.dispatchDue() == 1)
+            let delivered = try await database.read { db in try Outbox.delivery(db, id: "ntc_1") }
+            #expect(delivered?.status == .delivered && delivered?.attempts == 2 && delivered?.deliveredMs == clock.now)
+
+            let later = clock.now
+            try await database.write { db in
+                try Outbox.enqueue(db, OutboxMessage(id: "ntc_2", topic: "customer-notice", payload: Array("{\"n\":2}".utf8), createdMs: later),
+                                   nowMs: later)
+            }
+            #expect(await dispatcher.dispatchDue() == 0)
+            let rejected = try await database.read { db in try Outbox.delivery(db, id: "ntc_2") }
+            #expect(rejected?.status == .failed && rejected?.attempts == 1 && rejected?.lastError == "HTTP 400" && rejected?.nextAttemptMs == 0)
+            clock.advance(3_600_000)
+            #expect(await dispatcher.dispatchDue() == 0, "a rejected message is not sent again")
+
+            let requests = server.requests
+            #expect(requests.map(\.idempotencyKey) == ["ntc_1", "ntc_1", "ntc_2"])
+            #expect(requests.map(\.body) == ["{\"n\":1}", "{\"n\":1}", "{\"n\":2}"])
+            #expect(requests.allSatisfy { $0.topic == "customer-notice" && $0.contentType == "application/json" })
+        }
+    }
+
+    @Test("the webhook sink: a refused connection and a receiver that never answers are retryable", .timeLimit(.minutes(1)))
+    func webhookUnreachable() async throws {
+        let message = OutboxMessage(id: "ntc_9", topic: "customer-notice", payload: Array("{}".utf8), createdMs: 0)
+        // A status of 0 makes the test server hold the request without answering.
+        try await Self.withWebhook(statuses: [0], timeout: .milliseconds(300)) { server, sink in
+            do {
+                try await sink.deliver(message)
+                Issue.record("a receiver that never answers must time out")
+            } catch {
+                guard case .retryable? = error as? OutboxSinkError else { Issue.record("expected retryable, got \(error)"); return }
+            }
+            #expect(server.requests.count == 1)
+        }
+        let closed = try await TestHTTPServer.start(statuses: [])
+        let port = closed.port
+        try await closed.stop()
+        let sink = try WebhookSink(url: "http://127.0.0.1:\(port)/notices", timeout: .seconds(5))
+        do {
+            try await sink.deliver(message)
+            Issue.record("a refused connection must fail")
+        } catch {
+            if case .retryable = error {} else { Issue.record("expected retryable, got \(error)") }
+        }
+        try await sink.shutdown()
+    }
+
+    /// A sink that reports each delivered id on a stream.
+    struct StreamSink: OutboxSink {
+        let continuation: AsyncStream<String>.Continuation
+        func deliver(_ message: OutboxMessage) async throws(OutboxSinkError) {
+            continuation.yield(message.id)
+        }
+    }
+
+    @Test("run(): a wake-up delivers at once although the poll interval is an hour; graceful shutdown ends the run", .timeLimit(.minutes(1)))
+    func runLoopWakeAndGracefulShutdown() async throws {
+        let directory = try makeTemporaryDirectory()
+        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
+        defer { database.close() }
+        let clock = Clock()
+        let (deliveries, continuation) = AsyncStream<String>.makeStream()
+        let dispatcher = OutboxDispatcher(database: database, topics: ["t"], sink: StreamSink(continuation: continuation),
+                                          pollInterval: .seconds(3_600), nowMs: { clock.now }, logger: Self.logger())
+        try await Self.enqueue(database, ids: ["first"], nowMs: clock.now)
+        let group = ServiceGroup(services: [dispatcher], logger: Self.logger())
+        let running = Task { try await group.run() }
+        var iterator = deliveries.makeAsyncIterator()
+        #expect(await iterator.next() == "first", "a pass runs at start")
+        // Written after the first pass read its batch: only a wake-up can deliver it within
+        // the hour.
+        try await Self.enqueue(database, ids: ["second"], nowMs: clock.now)
+        dispatcher.wake()
+        #expect(await iterator.next() == "second")
+        await group.triggerGracefulShutdown()
+        try await running.value
+        let counts = try await database.read { db in try Outbox.counts(db) }
+        #expect(counts.delivered == 2 && counts.pending == 0)
+    }
+
+    @Test("run(): cancelling its task ends the run promptly, also while it waits", .timeLimit(.minutes(1)))
+    func runLoopCancellation() async throws {
+        let directory = try makeTemporaryDirectory()
+        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
+        defer { database.close() }
+        let clock = Clock()
+        let (deliveries, continuation) = AsyncStream<String>.makeStream()
+        let dispatcher = OutboxDispatcher(database: database, topics: ["t"], sink: StreamSink(continuation: continuation),
+                                          pollInterval: .seconds(3_600), nowMs: { clock.now }, logger: Self.logger())
+        try await Self.enqueue(database, ids: ["only"], nowMs: clock.now)
+        let running = Task { try await dispatcher.run() }
+        var iterator = deliveries.makeAsyncIterator()
+        #expect(await iterator.next() == "only")
+        running.cancel()
+        try await running.value
+    }
+
+    @Test("the backoff doubles from the initial wait up to the cap; jitter stays within its fraction")
+    func backoff() {
+        let exact = OutboxRetryPolicy(initialBackoffMs: 1_000, maxBackoffMs: 300_000, jitter: 0)
+        #expect((1...11).map { exact.backoffMs(afterAttempts: $0) }
+            == [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000, 300_000])
+        #expect(exact.backoffMs(afterAttempts: 0) == 1_000)
+        #expect(exact.backoffMs(afterAttempts: 10_000) == 300_000)
+        let jittered = OutboxRetryPolicy()
+        for attempts in 1...30 {
+            let base = Double(min(300_000, 1_000 << min(attempts - 1, 30)))
+            let wait = Double(jittered.backoffMs(afterAttempts: attempts))
+            #expect(wait >= (base * 0.8).rounded(.down) && wait <= (base * 1.2).rounded(.up))
+        }
     }
 }
 
 /// A one-route HTTP/1.1 server on 127.0.0.1 (port 0) answering with the given statuses in
-/// turn and recording each request.
+/// turn (then 200; a status of 0 = never answer) and recording each request.
 final class TestHTTPServer: Sendable {
     struct Request: Sendable {
         var method: String
         var uri: String
         var idempotencyKey: String
+        var topic: String
+        var contentType: String
         var body: String
     }
 
@@ -305,8 +486,12 @@ final class TestHTTPServer: Sendable {
             case .end:
                 guard let head else { return }
                 box.server.withLock { $0 }?.record(Request(
-                    method: "\(head.method)", uri: head.uri, idempotencyKey: head.headers.first(name: "idempotency-key") ?? "", body: body))
-                let status = HTTPResponseStatus(statusCode: Int(queue.next()))
+                    method: "\(head.method)", uri: head.uri, idempotencyKey: head.headers.first(name: "idempotency-key") ?? "",
+                    topic: head.headers.first(name: "x-doorstep-topic") ?? "", contentType: head.headers.first(name: "content-type") ?? "",
+                    body: body))
+                let code = queue.next()
+                if code == 0 { return }  // hold the request: the client times out
+                let status = HTTPResponseStatus(statusCode: Int(code))
                 var headers = HTTPHeaders()
                 headers.add(name: "content-length", value: "0")
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)

@@ -71,8 +71,11 @@ public final class GRPCAccountsDirectory: AccountsDirectory {
         do {
             return try await client.unary(method, request, metadata: metadata, timeout: timeout)
         } catch {
+            // NOT_FOUND and INVALID_ARGUMENT describe the caller's request; anything else
+            // (down, overloaded, or refusing this service's token: a key mismatch between
+            // the services) is this service's dependency failing.
             switch error.code {
-            case .notFound, .invalidArgument, .failedPrecondition, .permissionDenied:
+            case .notFound, .invalidArgument:
                 throw error
             default:
                 throw RPCError(code: .unavailable, message: "accounts service: \(error.code) \(error.message)")

@@ -2,53 +2,27 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 
-/// Appends each message as one line to a file, for development and for operators who ship
-/// the file elsewhere: the line is `render(message)` (by default the payload as UTF-8, which
-/// callers make a one-line JSON document) and a newline, flushed to disk (fsync) before the
-/// delivery counts. Several dispatchers must not share one file.
-public struct LogFileSink: OutboxSink {
-    public let path: String
-    private let render: @Sendable (OutboxMessage) -> String
-
-    public init(path: String, render: @escaping @Sendable (OutboxMessage) -> String = { String(decoding: $0.payload, as: UTF8.self) }) {
-        self.path = path
-        self.render = render
-    }
-
-    public func deliver(_ message: OutboxMessage) async throws(OutboxSinkError) {
-        let line = render(message).replacingOccurrences(of: "\n", with: " ") + "\n"
-        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw .retryable("cannot open \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(descriptor) }
-        var bytes = Array(line.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw .retryable("cannot write \(path): \(String(cString: strerror(errno)))")
-            }
-            bytes = bytes.dropFirst(written)
-        }
-        guard fsync(descriptor) == 0 else {
-            throw .retryable("cannot sync \(path): \(String(cString: strerror(errno)))")
-        }
-    }
-}
-
-/// POSTs each message's payload to a URL with async-http-client. Headers:
-/// `content-type` (default application/json), `idempotency-key: <message id>` (the same on
-/// every attempt; receivers de-duplicate by it) and `x-doorstep-topic`. A 2xx response
-/// acknowledges; 408, 425, 429, 5xx, connection failures and timeouts are retried; any other
-/// status rejects the message for good.
+/// POSTs each message's payload to one URL with async-http-client.
+///
+/// Headers: `content-type` (default application/json), `idempotency-key: <message id>` —
+/// the same on every attempt, so the receiver de-duplicates redeliveries by it — and
+/// `x-doorstep-topic: <topic>`. A 2xx response acknowledges the message. HTTP 408, 425,
+/// 429 and 5xx, connection failures and timeouts are retryable; any other status (400,
+/// 401, 404, 413, a 3xx — redirects are not followed) rejects the message for good. Each
+/// request has a deadline (default 10 s); connecting is bounded by 5 s within it.
+///
+/// The sink owns its `HTTPClient` (on the shared NIO event loop group; connections are
+/// pooled and kept alive between deliveries): call ``shutdown()`` once, after the last
+/// delivery (after the dispatcher stopped), before releasing it.
 public final class WebhookSink: OutboxSink {
+    /// The receiver's URL.
     public let url: String
     private let timeout: TimeAmount
     private let contentType: String
     private let client: HTTPClient
 
-    /// Throws `WebhookURLError` unless `url` is an http or https URL with a host.
+    /// Throws `WebhookURLError` unless `url` is an http or https URL with a host (checked
+    /// at start-up, so a misconfigured service fails before serving).
     public init(url: String, timeout: Duration = .seconds(10), contentType: String = "application/json") throws {
         guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https",
               let host = parsed.host, !host.isEmpty else {
@@ -63,6 +37,7 @@ public final class WebhookSink: OutboxSink {
         self.client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
+    /// One POST; returns on 2xx (the response body is read and dropped, up to 64 KiB).
     public func deliver(_ message: OutboxMessage) async throws(OutboxSinkError) {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
@@ -91,8 +66,9 @@ public final class WebhookSink: OutboxSink {
     }
 }
 
-/// A webhook address that is not an http(s) URL with a host.
+/// A webhook address that is not an http:// or https:// URL with a host.
 public struct WebhookURLError: Error, Sendable, CustomStringConvertible {
+    /// The address as configured.
     public let url: String
     public var description: String { "'\(url)' is not an http:// or https:// URL with a host" }
 }
