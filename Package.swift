@@ -131,6 +131,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Shared/ServiceKit"
         ),
@@ -166,9 +167,11 @@ let package = Package(
         ),
         .target(
             name: "VisitsService",
-            dependencies: ["ServiceKit", "Storage", "Validation", "Models", "RPC", "RPCWire",
+            dependencies: ["ServiceKit", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
                            .product(name: "GRDB", package: "GRDB.swift"),
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/Visits/Sources/VisitsService"
         ),
         .executableTarget(

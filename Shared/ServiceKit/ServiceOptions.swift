@@ -73,6 +73,11 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
         valueName: "hours"))
     public var idempotencyRetentionHours: Int?
 
+    @Option(help: ArgumentHelp(
+        "TEST ONLY, dev mode only (refused with --auth-key-file): a file holding a clock offset in milliseconds that is added to the wall clock (re-read at most every 50 ms), so tests can move time forward. Env DOORSTEP_TEST_CLOCK_OFFSET_FILE. Default: none.",
+        valueName: "path"))
+    public var testClockOffsetFile: String?
+
     public init() {}
 
     /// Flags, then `environment`, then defaults, validated into a configuration; throws a
@@ -125,6 +130,12 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
             scheduling: try peers(schedulingAddr, "DOORSTEP_SCHEDULING_ADDR", default: "127.0.0.1:50052"),
             visits: try peers(visitsAddr, "DOORSTEP_VISITS_ADDR", default: "127.0.0.1:50053"))
         configuration.authKeyFile = value(authKeyFile, "DOORSTEP_AUTH_KEY_FILE")?.0
+        if let (path, source) = value(testClockOffsetFile, "DOORSTEP_TEST_CLOCK_OFFSET_FILE") {
+            guard configuration.authKeyFile == nil else {
+                throw ConfigurationError("\(source): the test clock is refused outside dev mode (an auth key file is set)")
+            }
+            configuration.testClockOffsetFile = path
+        }
         let level = value(logLevel, "DOORSTEP_LOG_LEVEL") ?? ("info", "default")
         guard let parsedLevel = Logger.Level(rawValue: level.0.lowercased()) else {
             throw ConfigurationError("\(level.1): unknown log level '\(level.0)' (trace, debug, info, notice, warning, error, critical)")
@@ -168,6 +179,8 @@ public struct ServiceConfiguration: Sendable {
     public var maxConcurrentStreams = 256
     public var drainTimeoutSeconds = 30
     public var idempotencyRetentionHours = 24
+    /// Test only (dev mode): the file whose millisecond offset is added to the wall clock.
+    public var testClockOffsetFile: String?
 
     public init(name: String) { self.name = name }
 }

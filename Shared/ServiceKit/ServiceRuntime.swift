@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import RPC
@@ -72,7 +73,11 @@ public enum ServiceRuntime {
         let registry = MetricsEndpoint.bootstrap()
         let environment = ServiceEnvironment(
             configuration: configuration, logger: logger, dataDirectory: dataDirectory,
-            signingKey: signingKey, devMode: devMode, clock: .system)
+            signingKey: signingKey, devMode: devMode,
+            clock: configuration.testClockOffsetFile.map { ServiceClock.offset(file: $0) } ?? .system)
+        if let file = configuration.testClockOffsetFile {
+            logger.warning("TEST CLOCK: the service clock is the wall clock plus the offset in the file", metadata: ["file": "\(file)"])
+        }
         let service = try await setup(environment)
 
         let health = HealthService(services: service.serviceNames)
@@ -168,6 +173,14 @@ public struct ServiceClock: Sendable {
     public init(nowMs: @escaping @Sendable () -> Int64) { self.nowMs = nowMs }
 
     public static let system = ServiceClock { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    /// Test only (dev mode, `--test-clock-offset-file`): the wall clock plus the integer
+    /// number of milliseconds in `file`, re-read at most every 50 ms; a missing or
+    /// unreadable file counts as offset 0, a malformed one keeps the last good offset.
+    public static func offset(file: String) -> ServiceClock {
+        let cache = OffsetFileCache(path: file)
+        return ServiceClock { system.nowMs() + cache.offset() }
+    }
 }
 
 enum DataDirectory {
@@ -191,5 +204,29 @@ enum DataDirectory {
         }
         try? manager.removeItem(atPath: probe)
         return absolute
+    }
+}
+
+/// The last offset read from a test-clock file and when it was read.
+final class OffsetFileCache: Sendable {
+    private let path: String
+    private let state = NIOLockedValueBox<(offset: Int64, readAt: ContinuousClock.Instant?)>((0, nil))
+
+    init(path: String) { self.path = path }
+
+    func offset() -> Int64 {
+        let now = ContinuousClock.now
+        return state.withLockedValue { state in
+            if let readAt = state.readAt, now - readAt < .milliseconds(50) { return state.offset }
+            state.readAt = now
+            guard let data = FileManager.default.contents(atPath: path) else {
+                state.offset = 0
+                return 0
+            }
+            if let value = Int64(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
+                state.offset = value
+            }
+            return state.offset
+        }
     }
 }

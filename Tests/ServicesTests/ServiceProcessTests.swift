@@ -199,6 +199,38 @@ struct ServiceProcessTests {
         for stop in await cluster.stopAll() { #expect(stop.status == 0, "\(stop.stderr.suffix(2000))") }
     }
 
+    @Test("the test clock (dev mode only) moves a service's today: an inspection dated ahead is accepted once time moves", .timeLimit(.minutes(2)))
+    func testClock() async throws {
+        let directory = try makeTemporaryDirectory()
+        let offsetFile = directory.appendingPathComponent("offset")
+        try "0".write(to: offsetFile, atomically: true, encoding: .utf8)
+        let service = try await RunningService("scheduling", [
+            "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent("s").path,
+            "--test-clock-offset-file", offsetFile.path,
+        ])
+        // Dev mode: the key was generated in the data directory; sign with it.
+        let token = try await runProduct("doorstep", ["token", "--role", "platform", "--key-file",
+                                                       directory.appendingPathComponent("s/auth.key").path])
+        let metadata: Metadata = ["authorization": "Bearer \(token.output.trimmingCharacters(in: .whitespacesAndNewlines))"]
+        let client = GRPCClient(targets: [GRPCClient.Target(service.address)!])
+        func register(_ id: String) async throws(RPCError) -> SchedulingV1.Agency {
+            try await client.unary(SchedulingV1.SchedulingService.registerAgency, SchedulingV1.RegisterAgencyRequest(
+                requestId: id, agency: SchedulingV1.Agency(
+                    displayName: "Agency \(id)", licenceNumber: "LIC-\(id)", licenceExpiryDate: TypeV1.Date(year: 2099, month: 1, day: 1),
+                    regionsServed: ["310115"], lastInspectionDate: Self.localDate(daysFromToday: 3))), metadata: metadata)
+        }
+        let early = await #expect(throws: RPCError.self) { try await register("a1") }
+        #expect(early?.code == .invalidArgument && early?.message.contains("last_inspection_date") == true)
+        try String(5 * 86_400_000).write(to: offsetFile, atomically: true, encoding: .utf8)
+        try await Task.sleep(for: .milliseconds(120))
+        let later = try await register("a2")
+        #expect(later.createdMs > Int64(Date().timeIntervalSince1970 * 1000) + 4 * 86_400_000, "timestamps come from the moved clock")
+        await client.close()
+        let stop = await service.stop()
+        #expect(stop.status == 0, "\(stop.stderr.suffix(2000))")
+        #expect(stop.stderr.contains("TEST CLOCK"), "the override is logged")
+    }
+
     @Test("the metrics endpoint counts calls per method and status", .timeLimit(.minutes(2)))
     func metrics() async throws {
         let cluster = try await ServiceCluster()
@@ -238,6 +270,10 @@ struct ServiceProcessTests {
             (["--listen", "nonsense", "--data-dir", dataDir], "--listen: 'nonsense' is not HOST:PORT"),
             (["--log-level", "loud", "--data-dir", dataDir], "unknown log level 'loud'"),
             (["--max-concurrent-streams", "0", "--data-dir", dataDir], "--max-concurrent-streams: 0 is outside 1...10000"),
+            (["--auth-key-file", directory.appendingPathComponent("any.key").path, "--test-clock-offset-file",
+              directory.appendingPathComponent("offset").path, "--data-dir", dataDir], "refused outside dev mode"),
+            (["--rule-pack", "xx-1999", "--data-dir", dataDir], "rule pack xx-1999"),
+            (["--notice-sink", "ftp://x", "--data-dir", dataDir], "--notice-sink: 'ftp://x' is neither"),
         ]
         for (arguments, expected) in cases {
             let result = try await runProduct("scheduling", arguments)

@@ -1,4 +1,9 @@
+import ArgumentParser
+import Compliance
+import Foundation
+import Outbox
 import ServiceKit
+import Synchronization
 
 public enum VisitsDefaults: ServiceDefaults {
     public static let name = "visits"
@@ -6,14 +11,80 @@ public enum VisitsDefaults: ServiceDefaults {
     public static let defaultMetricsPort = 9103
 }
 
-/// Runs the visits service process.
+/// Flags of the `visits` executable beyond the common ones; each has a DOORSTEP_*
+/// environment equivalent (flag > environment > default).
+public struct VisitsOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Rule pack: cn-2026, us-regf, uk-conc, or the path of a pack file. Env DOORSTEP_RULE_PACK. Default cn-2026.", valueName: "id|path"))
+    public var rulePack: String?
+
+    @Option(help: ArgumentHelp("Check-in allowed this long before and after the window. Env DOORSTEP_CHECK_IN_GRACE_MINUTES. Default 15.",
+                               valueName: "minutes"))
+    public var checkInGraceMinutes: Int?
+
+    @Option(help: ArgumentHelp("Check-in allowed within this distance of the debtor's address. Env DOORSTEP_GEOFENCE_METERS. Default 200.",
+                               valueName: "metres"))
+    public var geofenceMeters: Int?
+
+    public init() {}
+
+    public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> VisitsConfiguration {
+        func integer(_ flag: Int?, _ variable: String, _ range: ClosedRange<Int>, default fallback: Int) throws(ConfigurationError) -> Int {
+            let flagName = "--" + String(variable.dropFirst("DOORSTEP_".count)).lowercased().replacingOccurrences(of: "_", with: "-")
+            let value: Int
+            let source: String
+            if let flag {
+                (value, source) = (flag, flagName)
+            } else if let raw = environment[variable], !raw.isEmpty {
+                guard let parsed = Int(raw) else { throw ConfigurationError("\(variable): '\(raw)' is not an integer") }
+                (value, source) = (parsed, variable)
+            } else {
+                return fallback
+            }
+            guard range.contains(value) else { throw ConfigurationError("\(source): \(value) is outside \(range.lowerBound)...\(range.upperBound)") }
+            return value
+        }
+        var configuration = VisitsConfiguration()
+        let pack = rulePack ?? environment["DOORSTEP_RULE_PACK"].flatMap { $0.isEmpty ? nil : $0 } ?? "cn-2026"
+        do { configuration.rulePack = try RulePacks.resolve(pack) } catch { throw ConfigurationError(error.description) }
+        configuration.checkInGraceMinutes = try integer(checkInGraceMinutes, "DOORSTEP_CHECK_IN_GRACE_MINUTES", 0...240, default: 15)
+        configuration.geofenceMeters = try integer(geofenceMeters, "DOORSTEP_GEOFENCE_METERS", 10...5_000, default: 200)
+        return configuration
+    }
+}
+
+/// Runs the visits service process: the gRPC service and the dispatcher of visit
+/// consequences (accounts, scheduling) beside it.
 public enum VisitsServer {
-    public static func run(common: ServiceOptions<VisitsDefaults>) async throws {
+    public static func run(common: ServiceOptions<VisitsDefaults>, options: VisitsOptions) async throws {
         let configuration = try common.resolve()
+        let visits = try options.resolve()
         try await ServiceRuntime.run(configuration: configuration) { environment in
             let database = try environment.openDatabase("visits.sqlite", migrations: VisitsService.migrations)
-            let service = VisitsService(database: database, clock: environment.clock)
-            return .serving(service.definition, serviceName: VisitsService.serviceName, database: database, environment: environment)
+            let peers = GRPCVisitsPeers(accounts: configuration.peers.accounts, scheduling: configuration.peers.scheduling,
+                                        signingKey: environment.signingKey)
+            let wake = WakeTarget()
+            let service = VisitsService(database: database, clock: environment.clock, configuration: visits, peers: peers,
+                                        effectsWritten: { wake.fire() })
+            let dispatcher = OutboxDispatcher(database: database, topics: [VisitsService.effectTopic], sink: peers.effectSink,
+                                              nowMs: environment.clock.nowMs, logger: environment.logger)
+            wake.attach(dispatcher)
+            var setup = ServiceSetup.serving(service.definition, serviceName: VisitsService.serviceName, database: database,
+                                             environment: environment)
+            setup.background.append(dispatcher)
+            let closeDatabase = setup.onShutdown
+            setup.onShutdown = {
+                await peers.close()
+                await closeDatabase()
+            }
+            return setup
         }
     }
+}
+
+/// Lets the service wake the dispatcher that is created after it.
+final class WakeTarget: Sendable {
+    private let target = Mutex<OutboxDispatcher?>(nil)
+    func attach(_ dispatcher: OutboxDispatcher) { target.withLock { $0 = dispatcher } }
+    func fire() { target.withLock { $0 }?.wake() }
 }

@@ -12,18 +12,35 @@ import Validation
 public struct VisitsService: Sendable {
     let store: VisitsStore
     let clock: ServiceClock
+    let configuration: VisitsConfiguration
+    let peers: any VisitsPeers
+    /// Called after a transaction queued consequences, so they are delivered promptly.
+    let effectsWritten: @Sendable () -> Void
 
-    public init(database: SQLiteDatabase, clock: ServiceClock) {
+    public init(database: SQLiteDatabase, clock: ServiceClock, configuration: VisitsConfiguration = .defaults,
+                peers: any VisitsPeers, effectsWritten: @escaping @Sendable () -> Void = {}) {
         self.store = VisitsStore(database: database)
         self.clock = clock
+        self.configuration = configuration
+        self.peers = peers
+        self.effectsWritten = effectsWritten
     }
+
+    /// Outbox topic of visit consequences.
+    public static let effectTopic = EffectEnvelope.topic
 
     public static let serviceName = "doorstep.visits.v1.Visits"
     public static var migrations: SQLiteDatabase.Migrations { VisitsStore.migrations }
 
     /// The service's methods with their roles (visits.proto role table).
     public var definition: ServiceDefinition {
+        typealias V = VisitsV1.VisitsService
         var definition = ServiceDefinition()
+        definition.unary(V.checkIn, roles: [.collector]) { try await checkIn($0, $1) }
+        definition.unary(V.recordOutcome, roles: [.collector]) { try await recordOutcome($0, $1) }
+        definition.unary(V.checkOut, roles: [.collector]) { try await checkOut($0, $1) }
+        definition.unary(V.listVisits, roles: [.platform, .compliance, .agencyManager, .collector, .service]) { try await listVisits($0, $1) }
+        definition.unary(V.verifyEvidenceChain, roles: [.platform, .compliance]) { try await verifyEvidenceChain($0, $1) }
         definition.unary(VisitsV1.VisitsService.getVisit,
                          roles: [.platform, .compliance, .agencyManager, .collector, .service]) { request, context in
             try await getVisit(request, context)
@@ -42,7 +59,7 @@ public struct VisitsService: Sendable {
         guard let record = try store.database.readPoint({ db in try store.visit(db, id: id) }), Self.may(caller, see: record) else {
             throw RPCError.notFound("visit \(id) not found")
         }
-        return record.value
+        return try store.database.readPoint { db in try Self.withDeliveries(db, record.value) }
     }
 
     func getComplaint(_ request: VisitsV1.GetComplaintRequest, _ context: ServerContext) async throws -> VisitsV1.Complaint {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Models
+import Outbox
 import Storage
 
 /// The visits service's SQLite schema: visits (one per visited appointment) and complaints,
@@ -45,6 +46,21 @@ struct VisitsStore: Sendable {
             );
             CREATE INDEX complaints_agency ON complaints (agency_id);
             """)
+        migrations.add("visits-v2-chain", sql: """
+            CREATE INDEX visits_created ON visits (created_ms, id);
+            CREATE TABLE chain_records (
+                account_id TEXT NOT NULL,
+                sequence INTEGER NOT NULL,
+                visit_id TEXT NOT NULL,
+                kind INTEGER NOT NULL,
+                appended_ms INTEGER NOT NULL,
+                previous_sha256 BLOB NOT NULL,
+                payload BLOB NOT NULL,
+                record_sha256 BLOB NOT NULL,
+                PRIMARY KEY (account_id, sequence)
+            ) WITHOUT ROWID;
+            """)
+        Outbox.addMigrations(to: &migrations)
         return migrations
     }
 
@@ -79,6 +95,54 @@ struct VisitsStore: Sendable {
         for collector in Set(visit.crewCollectorIds) {
             try db.execute(sql: "INSERT INTO visit_crew (visit_id, collector_id) VALUES (?, ?)", arguments: [visit.id, collector])
         }
+    }
+}
+
+extension VisitsStore {
+    /// The visit of an appointment, if any crew member checked in.
+    func visit(_ db: Database, appointmentID: String) throws -> VisitsV1.Visit? {
+        guard let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM visits WHERE appointment_id = ?"),
+                                           arguments: [appointmentID]) else { return nil }
+        return try VisitsV1.Visit(decoding: [UInt8](body))
+    }
+
+    func update(_ db: Database, visit: VisitsV1.Visit) throws {
+        try db.execute(sql: "UPDATE visits SET state = ?, body = ?, version = ?, updated_ms = ? WHERE id = ?",
+                       arguments: [visit.state.rawValue, Data(try visit.encode()), visit.version, visit.updatedMs, visit.id])
+    }
+
+    /// Visits matching a list filter (already restricted to the caller), after the keyset
+    /// (created_ms, id), in that order; at most `limit`. Outcome codes are filtered on the
+    /// decoded record.
+    func list(_ db: Database, filter: VisitsV1.ListVisitsRequest, after: (createdMs: Int64, id: String)?, limit: Int) throws -> [VisitsV1.Visit] {
+        var clauses: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if !filter.accountId.isEmpty { clauses.append("v.account_id = ?"); arguments.append(filter.accountId) }
+        if !filter.appointmentId.isEmpty { clauses.append("v.appointment_id = ?"); arguments.append(filter.appointmentId) }
+        if !filter.agencyId.isEmpty { clauses.append("v.agency_id = ?"); arguments.append(filter.agencyId) }
+        if !filter.collectorId.isEmpty {
+            clauses.append("EXISTS (SELECT 1 FROM visit_crew c WHERE c.visit_id = v.id AND c.collector_id = ?)")
+            arguments.append(filter.collectorId)
+        }
+        let states = filter.states.filter { $0 != .unspecified }
+        if !states.isEmpty { clauses.append("v.state IN (\(states.map { String($0.rawValue) }.joined(separator: ",")))") }
+        if filter.checkedInFromMs > 0 { clauses.append("v.created_ms >= ?"); arguments.append(filter.checkedInFromMs) }
+        if filter.checkedInToMs > 0 { clauses.append("v.created_ms < ?"); arguments.append(filter.checkedInToMs) }
+        if let after {
+            clauses.append("(v.created_ms > ? OR (v.created_ms = ? AND v.id > ?))")
+            arguments += [after.createdMs, after.createdMs, after.id]
+        }
+        let codes = Set(filter.outcomeCodes.filter { $0 != .unspecified })
+        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        var result: [VisitsV1.Visit] = []
+        let cursor = try Data.fetchCursor(db, sql: "SELECT v.body FROM visits v \(whereClause) ORDER BY v.created_ms, v.id",
+                                          arguments: StatementArguments(arguments))
+        while result.count < limit, let body = try cursor.next() {
+            let visit = try VisitsV1.Visit(decoding: [UInt8](body))
+            if !codes.isEmpty && !codes.contains(visit.outcome?.code ?? .unspecified) { continue }
+            result.append(visit)
+        }
+        return result
     }
 }
 

@@ -7,11 +7,12 @@ import VisitsService
 struct VisitsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "visits",
-        abstract: "Doorstep visits service: visits, outcomes, evidence, complaints (gRPC doorstep.visits.v1.Visits).")
+        abstract: "Doorstep visits service: check-in, outcomes, evidence chain, consequences, complaints (gRPC doorstep.visits.v1.Visits).")
 
     @OptionGroup var common: ServiceOptions<VisitsDefaults>
+    @OptionGroup var options: VisitsOptions
 
     func run() async throws {
-        try await VisitsServer.run(common: common)
+        try await VisitsServer.run(common: common, options: options)
     }
 }

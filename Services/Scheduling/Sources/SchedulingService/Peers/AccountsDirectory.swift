@@ -4,7 +4,7 @@ import Models
 import RPC
 import RPCWire
 import ServiceAuth
-import Synchronization
+import ServiceKit
 
 /// What scheduling needs to know about an account to judge a visit (accounts.proto
 /// `Account` and its debtor's `Address`).
@@ -49,38 +49,19 @@ public protocol AccountsDirectory: Sendable {
     func candidates(region: String, limit: Int) async throws(RPCError) -> [AccountsV1.VisitCandidate]
 }
 
-/// `AccountsDirectory` over gRPC: calls the accounts service as role `service`, with a token
-/// minted from the shared signing key and renewed before it expires.
+/// `AccountsDirectory` over gRPC: calls the accounts service as role `service`
+/// (`PeerClient`: a token minted from the shared signing key, errors mapped for the caller).
 public final class GRPCAccountsDirectory: AccountsDirectory {
-    private let client: GRPCClient
-    private let tokens: ServiceTokenSource
-    private let timeout: Duration
+    private let peer: PeerClient
 
     public init(targets: [GRPCClient.Target], signingKey: SigningKey, subject: String, timeout: Duration = .seconds(5)) {
-        self.client = GRPCClient(targets: targets)
-        self.tokens = ServiceTokenSource(issuer: TokenIssuer(key: signingKey), subject: subject)
-        self.timeout = timeout
+        self.peer = PeerClient(peer: "accounts", targets: targets, signingKey: signingKey, subject: subject, timeout: timeout)
     }
 
-    public func close() async { await client.close() }
+    public func close() async { await peer.close() }
 
     private func call<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request) async throws(RPCError) -> Response {
-        let token = try await tokens.token()
-        var metadata = Metadata()
-        metadata.add("authorization", "Bearer \(token)")
-        do {
-            return try await client.unary(method, request, metadata: metadata, timeout: timeout)
-        } catch {
-            // NOT_FOUND and INVALID_ARGUMENT describe the caller's request; anything else
-            // (down, overloaded, or refusing this service's token: a key mismatch between
-            // the services) is this service's dependency failing.
-            switch error.code {
-            case .notFound, .invalidArgument:
-                throw error
-            default:
-                throw RPCError(code: .unavailable, message: "accounts service: \(error.code) \(error.message)")
-            }
-        }
+        try await peer.call(method, request)
     }
 
     public func account(_ accountID: String) async throws(RPCError) -> AccountFacts {
@@ -119,36 +100,4 @@ public final class GRPCAccountsDirectory: AccountsDirectory {
         } while !token.isEmpty && result.count < limit
         return Array(result.prefix(limit))
     }
-}
-
-/// Bearer tokens for this service's own calls (role `service`), minted with the shared key
-/// and reused until five minutes before they expire.
-final class ServiceTokenSource: Sendable {
-    private let issuer: TokenIssuer
-    private let subject: String
-    private let cached = NIOLockedToken()
-
-    init(issuer: TokenIssuer, subject: String) {
-        self.issuer = issuer
-        self.subject = subject
-    }
-
-    func token() async throws(RPCError) -> String {
-        let now = Date()
-        if let (token, renewAt) = cached.get(), now < renewAt { return token }
-        do {
-            let token = try await issuer.token(for: Caller(role: .service, subject: subject), lifetime: .seconds(3600), now: now)
-            cached.set(token, renewAt: now.addingTimeInterval(3300))
-            return token
-        } catch {
-            throw RPCError(code: .internal, message: "cannot sign a service token")
-        }
-    }
-}
-
-/// A lock-protected cached token (a Mutex cannot be captured, so it lives in a class).
-private final class NIOLockedToken: Sendable {
-    private let state = Mutex<(String, Date)?>(nil)
-    func get() -> (String, Date)? { state.withLock { $0 } }
-    func set(_ token: String, renewAt: Date) { state.withLock { $0 = (token, renewAt) } }
 }

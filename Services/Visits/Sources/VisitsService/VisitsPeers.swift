@@ -1,0 +1,109 @@
+import Foundation
+import Models
+import Outbox
+import RPC
+import RPCWire
+import ServiceAuth
+import ServiceKit
+
+/// What the visits service asks of the other services at check-in: the appointment, the
+/// compliance re-check (scheduling.proto CheckCompliance with check_point CHECK_IN, which
+/// also asks accounts for stage and holds) and the account's product (record retention).
+/// Errors are ready for the caller: NOT_FOUND, or UNAVAILABLE when a peer cannot be asked.
+public protocol VisitsPeers: Sendable {
+    func appointment(_ id: String) async throws(RPCError) -> SchedulingV1.Appointment
+    func checkInCompliance(appointmentID: String) async throws(RPCError) -> SchedulingV1.CheckComplianceResponse
+    func account(_ id: String) async throws(RPCError) -> AccountsV1.Account
+}
+
+/// `VisitsPeers` over gRPC, as role `service`.
+public final class GRPCVisitsPeers: VisitsPeers {
+    let accounts: PeerClient
+    let scheduling: PeerClient
+
+    public init(accounts: [GRPCClient.Target], scheduling: [GRPCClient.Target], signingKey: SigningKey) {
+        self.accounts = PeerClient(peer: "accounts", targets: accounts, signingKey: signingKey, subject: "visits")
+        self.scheduling = PeerClient(peer: "scheduling", targets: scheduling, signingKey: signingKey, subject: "visits",
+                                     timeout: .seconds(10))
+    }
+
+    public func close() async {
+        await accounts.close()
+        await scheduling.close()
+    }
+
+    public func appointment(_ id: String) async throws(RPCError) -> SchedulingV1.Appointment {
+        try await scheduling.call(SchedulingV1.SchedulingService.getAppointment, SchedulingV1.GetAppointmentRequest(appointmentId: id))
+    }
+
+    public func checkInCompliance(appointmentID: String) async throws(RPCError) -> SchedulingV1.CheckComplianceResponse {
+        try await scheduling.call(SchedulingV1.SchedulingService.checkCompliance,
+                                  SchedulingV1.CheckComplianceRequest(appointmentId: appointmentID, checkPoint: .checkIn))
+    }
+
+    public func account(_ id: String) async throws(RPCError) -> AccountsV1.Account {
+        try await accounts.call(AccountsV1.AccountsService.getAccount, AccountsV1.GetAccountRequest(accountId: id, view: .basic))
+    }
+
+    /// The outbox sink delivering visit and complaint consequences to these peers.
+    public var effectSink: PeerEffectSink { PeerEffectSink(peers: ["accounts": accounts, "scheduling": scheduling]) }
+}
+
+/// One queued consequence as the outbox stores it: which peer, which method, the encoded
+/// request (its request_id is the effect's, stable across retries, so the peer acts once).
+struct EffectEnvelope: Codable, Sendable, Hashable {
+    var service: String
+    var method: String
+    var request: Data
+    var kind: Int32
+
+    static let topic = "visit-effect"
+
+    func message(id: String, nowMs: Int64) throws -> OutboxMessage {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return OutboxMessage(id: id, topic: Self.topic, payload: Array(try encoder.encode(self)), createdMs: nowMs)
+    }
+}
+
+/// Delivers `EffectEnvelope`s by calling the peer. OK acknowledges; the peer's refusals
+/// (NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION, PERMISSION_DENIED, UNIMPLEMENTED) are
+/// permanent — the effect is FAILED and visible on the visit; anything else is retried. A
+/// repayment plan is proposed and then accepted, each step idempotent by its own request id.
+public struct PeerEffectSink: OutboxSink {
+    let peers: [String: PeerClient]
+
+    public func deliver(_ message: OutboxMessage) async throws(OutboxSinkError) {
+        let envelope: EffectEnvelope
+        do { envelope = try JSONDecoder().decode(EffectEnvelope.self, from: Data(message.payload)) } catch {
+            throw .permanent("malformed effect: \(error)")
+        }
+        guard let peer = peers[envelope.service] else { throw .permanent("unknown service \(envelope.service)") }
+        let messages = try await call(peer, path: envelope.method, request: [UInt8](envelope.request))
+        guard VisitsV1.EffectKind(rawValue: envelope.kind) == .repaymentPlan else { return }
+        // Second step: accept the plan the first step proposed.
+        guard let proposal = try? AccountsV1.ProposeRepaymentPlanRequest(decoding: [UInt8](envelope.request)),
+              let first = messages.first, let account = try? AccountsV1.Account(decoding: first),
+              let plan = account.repaymentPlans.last(where: { $0.requestId == proposal.requestId }) else {
+            throw .permanent("the proposed plan is missing from accounts' response")
+        }
+        let accept = AccountsV1.AcceptRepaymentPlanRequest(requestId: proposal.requestId + ".accept", accountId: proposal.accountId,
+                                                           planId: plan.id)
+        let encoded: [UInt8]
+        do { encoded = try accept.encode() } catch { throw .permanent("cannot encode the acceptance: \(error)") }
+        _ = try await call(peer, path: AccountsV1.AccountsService.acceptRepaymentPlan.path, request: encoded)
+    }
+
+    private func call(_ peer: PeerClient, path: String, request: [UInt8]) async throws(OutboxSinkError) -> [[UInt8]] {
+        let result: (status: RPCError, messages: [[UInt8]])
+        do { result = try await peer.rawCall(path: path, request: request) } catch { throw .retryable("\(error.code): \(error.message)") }
+        switch result.status.code {
+        case .ok:
+            return result.messages
+        case .notFound, .invalidArgument, .failedPrecondition, .permissionDenied, .unimplemented, .outOfRange:
+            throw .permanent("\(peer.peer) \(path): \(result.status.code) \(result.status.message)")
+        default:
+            throw .retryable("\(peer.peer) \(path): \(result.status.code) \(result.status.message)")
+        }
+    }
+}
