@@ -162,6 +162,49 @@ struct WorkflowTests {
                                            VisitsV1.VerifyEvidenceChainRequest(accountId: account.id), metadata: platform)
         #expect(chain.intact && chain.recordsChecked == 4)
 
+        // The complaint path: filing holds the account and suspends the collector (through the
+        // outbox), so a new booking is refused for both; resolving releases both, and it passes.
+        let compliance = try await token(["--role", "compliance"])
+        var complaint = try await visits.unary(VisitsV1.VisitsService.fileComplaint, VisitsV1.FileComplaintRequest(
+            requestId: "complaint-1", accountId: account.id, visitId: visitID, collectorId: crew[0], category: .abuse,
+            complaintText: "催收员言语辱骂", channel: .phoneHotline), metadata: compliance)
+        #expect(complaint.status == .open && complaint.effects.map(\.kind) == [.placeHold, .suspendCollector])
+        #expect(complaint.slaDueMs == complaint.receivedMs + 15 * Self.day, "cn-2026: 15 days")
+        let complaintID = complaint.id
+        try await Self.eventually("the hold and the suspension") {
+            complaint = try await visits.unary(VisitsV1.VisitsService.getComplaint, VisitsV1.GetComplaintRequest(complaintId: complaintID),
+                                               metadata: compliance)
+            return complaint.effects.allSatisfy { $0.delivery?.status == .delivered }
+        }
+        #expect(Set(complaint.timeline.map(\.eventType)) == [.filed, .holdPlaced, .collectorSuspended])
+        let nextWindow = windowStart + 2 * Self.day
+        let check = { () async throws -> [String] in
+            try await scheduling.unary(SchedulingV1.SchedulingService.checkCompliance, SchedulingV1.CheckComplianceRequest(
+                accountId: account.id, crewCollectorIds: crew, windowStartMs: nextWindow, windowEndMs: nextWindow + 2 * Self.hour),
+                metadata: platform).violations.map(\.ruleId)
+        }
+        #expect(try await check() == ["collector-status", "account-hold"])
+        let refused = await #expect(throws: RPCError.self) {
+            try await scheduling.unary(SchedulingV1.SchedulingService.bookAppointment, SchedulingV1.BookAppointmentRequest(
+                requestId: "book-2", accountId: account.id, crewCollectorIds: crew, windowStartMs: nextWindow,
+                windowEndMs: nextWindow + 2 * Self.hour, purpose: .followUpPromise), metadata: platform)
+        }
+        #expect(refused?.code == .failedPrecondition && refused?.message.contains("collector-status") == true)
+        complaint = try await visits.unary(VisitsV1.VisitsService.resolveComplaint, VisitsV1.ResolveComplaintRequest(
+            requestId: "resolve-1", complaintId: complaintID, resolution: .notUpheld, finding: "录音显示沟通文明，投诉不成立",
+            releaseAccountHold: true, reinstateCollector: true), metadata: compliance)
+        #expect(complaint.status == .notUpheld)
+        try await Self.eventually("the hold released and the collector reinstated") {
+            complaint = try await visits.unary(VisitsV1.VisitsService.getComplaint, VisitsV1.GetComplaintRequest(complaintId: complaintID),
+                                               metadata: compliance)
+            return complaint.effects.count == 4 && complaint.effects.allSatisfy { $0.delivery?.status == .delivered }
+        }
+        #expect(try await check() == [])
+        let card = try await visits.unary(VisitsV1.VisitsService.getAgencyScorecard, VisitsV1.GetAgencyScorecardRequest(
+            agencyId: agency.id, periodStartDate: ServiceProcessTests.localDate(daysFromToday: -1),
+            periodEndDate: ServiceProcessTests.localDate(daysFromToday: 10)), metadata: compliance)
+        #expect(card.visitsCompleted == 1 && card.complaintsReceived == 1 && card.promisesMade == 1 && card.promisesPending == 1)
+
         await accounts.close()
         await scheduling.close()
         await visits.close()

@@ -8,7 +8,8 @@ import ServiceKit
 
 /// What the visits service asks of the other services at check-in: the appointment, the
 /// compliance re-check (scheduling.proto CheckCompliance with check_point CHECK_IN, which
-/// also asks accounts for stage and holds) and the account's product (record retention).
+/// also asks accounts for stage and holds) and the account (its product sets record retention;
+/// its promises feed the agency scorecard).
 /// Errors are ready for the caller: NOT_FOUND, or UNAVAILABLE when a peer cannot be asked.
 public protocol VisitsPeers: Sendable {
     func appointment(_ id: String) async throws(RPCError) -> SchedulingV1.Appointment
@@ -42,7 +43,7 @@ public final class GRPCVisitsPeers: VisitsPeers {
     }
 
     public func account(_ id: String) async throws(RPCError) -> AccountsV1.Account {
-        try await accounts.call(AccountsV1.AccountsService.getAccount, AccountsV1.GetAccountRequest(accountId: id, view: .basic))
+        try await accounts.call(AccountsV1.AccountsService.getAccount, AccountsV1.GetAccountRequest(accountId: id, view: .full))
     }
 
     /// The outbox sink delivering visit and complaint consequences to these peers.

@@ -67,7 +67,10 @@ public enum VisitsServer {
             let service = VisitsService(database: database, clock: environment.clock, configuration: visits, peers: peers,
                                         effectsWritten: { wake.fire() })
             let dispatcher = OutboxDispatcher(database: database, topics: [VisitsService.effectTopic], sink: peers.effectSink,
-                                              nowMs: environment.clock.nowMs, logger: environment.logger)
+                                              nowMs: environment.clock.nowMs, logger: environment.logger,
+                                              onDelivered: { db, message, deliveredMs in
+                                                  try service.effectDelivered(db, message: message, deliveredMs: deliveredMs)
+                                              })
             wake.attach(dispatcher)
             var setup = ServiceSetup.serving(service.definition, serviceName: VisitsService.serviceName, database: database,
                                              environment: environment)

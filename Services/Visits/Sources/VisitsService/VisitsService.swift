@@ -41,6 +41,11 @@ public struct VisitsService: Sendable {
         definition.unary(V.checkOut, roles: [.collector]) { try await checkOut($0, $1) }
         definition.unary(V.listVisits, roles: [.platform, .compliance, .agencyManager, .collector, .service]) { try await listVisits($0, $1) }
         definition.unary(V.verifyEvidenceChain, roles: [.platform, .compliance]) { try await verifyEvidenceChain($0, $1) }
+        definition.unary(V.fileComplaint, roles: [.platform, .compliance]) { try await fileComplaint($0, $1) }
+        definition.unary(V.extendComplaint, roles: [.compliance]) { try await extendComplaint($0, $1) }
+        definition.unary(V.resolveComplaint, roles: [.compliance]) { try await resolveComplaint($0, $1) }
+        definition.unary(V.listComplaints, roles: [.platform, .compliance, .agencyManager]) { try await listComplaints($0, $1) }
+        definition.unary(V.getAgencyScorecard, roles: [.platform, .compliance, .agencyManager]) { try await getAgencyScorecard($0, $1) }
         definition.unary(VisitsV1.VisitsService.getVisit,
                          roles: [.platform, .compliance, .agencyManager, .collector, .service]) { request, context in
             try await getVisit(request, context)
@@ -70,7 +75,8 @@ public struct VisitsService: Sendable {
         guard let record = try store.database.readPoint({ db in try store.complaint(db, id: id) }), Self.may(caller, see: record) else {
             throw RPCError.notFound("complaint \(id) not found")
         }
-        return record.value
+        let now = clock.nowMs()
+        return try store.database.readPoint { db in try Self.withDeliveries(db, record.value, nowMs: now) }
     }
 
     /// "own" (visits.proto): an agency manager its agency's records, a collector its own.

@@ -61,6 +61,12 @@ struct VisitsStore: Sendable {
             ) WITHOUT ROWID;
             """)
         Outbox.addMigrations(to: &migrations)
+        migrations.add("visits-v3-complaints", sql: """
+            ALTER TABLE complaints ADD COLUMN sla_due_ms INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE complaints ADD COLUMN received_ms INTEGER NOT NULL DEFAULT 0;
+            CREATE INDEX complaints_due ON complaints (sla_due_ms, id);
+            CREATE INDEX complaints_account ON complaints (account_id);
+            """)
         return migrations
     }
 
@@ -141,6 +147,75 @@ extension VisitsStore {
             let visit = try VisitsV1.Visit(decoding: [UInt8](body))
             if !codes.isEmpty && !codes.contains(visit.outcome?.code ?? .unspecified) { continue }
             result.append(visit)
+        }
+        return result
+    }
+}
+
+extension VisitsStore {
+    /// The account's most recent visit, if any.
+    func latestVisit(_ db: Database, accountID: String) throws -> VisitsV1.Visit? {
+        guard let body = try Data.fetchOne(db, sql: "SELECT body FROM visits WHERE account_id = ? ORDER BY created_ms DESC LIMIT 1",
+                                           arguments: [accountID]) else { return nil }
+        return try VisitsV1.Visit(decoding: [UInt8](body))
+    }
+
+    func visits(_ db: Database, agencyID: String) throws -> [VisitsV1.Visit] {
+        try Data.fetchAll(db, sql: "SELECT body FROM visits WHERE agency_id = ?", arguments: [agencyID])
+            .map { try VisitsV1.Visit(decoding: [UInt8]($0)) }
+    }
+
+    func complaints(_ db: Database, agencyID: String) throws -> [VisitsV1.Complaint] {
+        try Data.fetchAll(db, sql: "SELECT body FROM complaints WHERE agency_id = ?", arguments: [agencyID])
+            .map { try VisitsV1.Complaint(decoding: [UInt8]($0)) }
+    }
+
+    func insert(_ db: Database, complaint: VisitsV1.Complaint) throws {
+        try db.execute(sql: """
+            INSERT INTO complaints (id, account_id, visit_id, collector_id, agency_id, status, body, version, created_ms, updated_ms,
+                                    sla_due_ms, received_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [complaint.id, complaint.accountId, complaint.visitId, complaint.collectorId, complaint.agencyId,
+                             complaint.status.rawValue, Data(try complaint.encode()), complaint.version, complaint.createdMs,
+                             complaint.updatedMs, complaint.slaDueMs, complaint.receivedMs])
+    }
+
+    func update(_ db: Database, complaint: VisitsV1.Complaint) throws {
+        try db.execute(sql: "UPDATE complaints SET status = ?, body = ?, version = ?, updated_ms = ?, sla_due_ms = ? WHERE id = ?",
+                       arguments: [complaint.status.rawValue, Data(try complaint.encode()), complaint.version, complaint.updatedMs,
+                                   complaint.slaDueMs, complaint.id])
+    }
+
+    /// Complaints matching a list filter (already restricted to the caller), by
+    /// (sla_due_ms, id) after the keyset; at most `limit`.
+    func listComplaints(_ db: Database, filter: VisitsV1.ListComplaintsRequest, nowMs: Int64, after: (createdMs: Int64, id: String)?,
+                        limit: Int) throws -> [VisitsV1.Complaint] {
+        var clauses: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if !filter.accountId.isEmpty { clauses.append("account_id = ?"); arguments.append(filter.accountId) }
+        if !filter.collectorId.isEmpty { clauses.append("collector_id = ?"); arguments.append(filter.collectorId) }
+        if !filter.agencyId.isEmpty { clauses.append("agency_id = ?"); arguments.append(filter.agencyId) }
+        let statuses = filter.statuses.filter { $0 != .unspecified }
+        if !statuses.isEmpty { clauses.append("status IN (\(statuses.map { String($0.rawValue) }.joined(separator: ",")))") }
+        if filter.overdueOnly {
+            clauses.append("status = \(VisitsV1.ComplaintStatus.open.rawValue) AND sla_due_ms < ?")
+            arguments.append(nowMs)
+        }
+        if filter.receivedFromMs > 0 { clauses.append("received_ms >= ?"); arguments.append(filter.receivedFromMs) }
+        if filter.receivedToMs > 0 { clauses.append("received_ms < ?"); arguments.append(filter.receivedToMs) }
+        if let after {
+            clauses.append("(sla_due_ms > ? OR (sla_due_ms = ? AND id > ?))")
+            arguments += [after.createdMs, after.createdMs, after.id]
+        }
+        let categories = Set(filter.categories.filter { $0 != .unspecified })
+        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        var result: [VisitsV1.Complaint] = []
+        let cursor = try Data.fetchCursor(db, sql: "SELECT body FROM complaints \(whereClause) ORDER BY sla_due_ms, id",
+                                          arguments: StatementArguments(arguments))
+        while result.count < limit, let body = try cursor.next() {
+            let complaint = try VisitsV1.Complaint(decoding: [UInt8](body))
+            if !categories.isEmpty && !categories.contains(complaint.category) { continue }
+            result.append(complaint)
         }
         return result
     }
