@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""The first half of the collection story driven by a stock Python grpcio client.
+
+Platform teams need nothing of ours: stubs are generated from proto/ by grpcio-tools, tokens are
+plain bearer JWTs. Against the three running services (dev mode, started with
+--test-clock-offset-file FILE), this script:
+
+  1. opens an account 45 days overdue (REMOTE stage),
+  2. records three undelivered reminder SMS and runs the stage engine -> FIELD,
+  3. finds the account among the region's visit candidates,
+  4. registers an agency and a crew of two collectors,
+  5. books a visit 23 hours ahead -> FAILED_PRECONDITION naming `advance-notice`, in the message
+     and in the Refusal carried by grpc-status-details-bin; nothing is booked,
+  6. books a visit two days ahead -> PROPOSED, and waits until its notice is delivered
+     (NOTIFIED), then confirms it.
+
+Usage:
+    story_grpcio.py --accounts HOST:PORT --scheduling HOST:PORT --token PLATFORM_JWT --base-ms MS
+
+BASE_MS is the services' "now" (10:00 Asia/Shanghai on some day), set by the caller through the
+clock file. Prints "ok STEP" per step; exits 1 on the first failure.
+"""
+
+import argparse
+import datetime
+import os
+import sys
+import time
+import uuid
+
+import grpc
+
+import signal  # noqa: E402
+signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+sys.path.insert(0, os.path.dirname(__file__))
+from services_interop import load_stubs  # noqa: E402
+
+SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", required=True)
+    parser.add_argument("--scheduling", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--base-ms", type=int, required=True)
+    args = parser.parse_args()
+    s = load_stubs()
+    metadata = [("authorization", "Bearer " + args.token)]
+    accounts = s.accounts_grpc.AccountsStub(grpc.insecure_channel(args.accounts))
+    scheduling = s.scheduling_grpc.SchedulingStub(grpc.insecure_channel(args.scheduling))
+    base = args.base_ms
+    today = datetime.datetime.fromtimestamp(base / 1000, SHANGHAI).date()
+
+    def date(d):
+        return s.types.Date(year=d.year, month=d.month, day=d.day)
+
+    def cny(minor):
+        return s.types.Money(amount_minor=minor, currency_code="CNY")
+
+    def step(name):
+        print("ok " + name, flush=True)
+
+    # 1. An account 45 days overdue.
+    debtor = accounts.CreateDebtor(s.accounts.CreateDebtorRequest(
+        request_id=str(uuid.uuid4()), debtor=s.accounts.Debtor(
+            external_id="py-" + uuid.uuid4().hex[:10], full_name="王五", national_id="11010519491231002X",
+            phone="13900001111", time_zone="Asia/Shanghai",
+            address=s.types.Address(text="上海市浦东新区", region_code="310115",
+                                    location=s.types.GeoPoint(latitude=31.2397, longitude=121.4998)))),
+        metadata=metadata, timeout=10)
+    instalments = [s.accounts.OpeningInstalment(due_date=date(today - datetime.timedelta(days=45 - 30 * i)), amount_due=cny(100_000))
+                   for i in range(3)]
+    account = accounts.OpenAccount(s.accounts.OpenAccountRequest(
+        request_id=str(uuid.uuid4()), debtor_id=debtor.id, external_id="py-loan-" + uuid.uuid4().hex[:8], lender_id="lender-py",
+        product=s.accounts.PRODUCT_TYPE_INSTALMENT_LOAN, principal=cny(300_000),
+        opened_date=date(today - datetime.timedelta(days=80)), instalments=instalments), metadata=metadata, timeout=10)
+    assert account.stage == s.accounts.STAGE_REMOTE, account.stage
+    step("open_account_remote")
+
+    # 2. Reminders fail three times; the stage engine moves it to FIELD.
+    for n in range(3):
+        accounts.RecordContactAttempt(s.accounts.RecordContactAttemptRequest(
+            request_id=str(uuid.uuid4()), account_id=account.id, channel=s.types.CONTACT_CHANNEL_SMS,
+            outcome=s.accounts.CONTACT_OUTCOME_SMS_UNDELIVERED, attempted_ms=base - (10 - n) * 60_000), metadata=metadata, timeout=10)
+    accounts.EvaluateStages(s.accounts.EvaluateStagesRequest(request_id=str(uuid.uuid4())), metadata=metadata, timeout=30)
+    account = accounts.GetAccount(s.accounts.GetAccountRequest(account_id=account.id), metadata=metadata, timeout=10)
+    assert account.stage == s.accounts.STAGE_FIELD, (account.stage, account.stage_reason)
+    step("reminders_then_field")
+
+    # 3. A visit candidate.
+    candidates = accounts.ListVisitCandidates(s.accounts.ListVisitCandidatesRequest(region_code="310115", page_size=500),
+                                              metadata=metadata, timeout=30)
+    assert any(c.account_id == account.id for c in candidates.candidates), "account not among candidates"
+    step("visit_candidate")
+
+    # 4. The agency and a crew of two.
+    inspected = today - datetime.timedelta(days=30)
+    agency = scheduling.RegisterAgency(s.scheduling.RegisterAgencyRequest(
+        request_id=str(uuid.uuid4()), agency=s.scheduling.Agency(
+            display_name="平安上门催收", licence_number="PY-" + uuid.uuid4().hex[:8], licence_expiry_date=date(datetime.date(2099, 1, 1)),
+            regions_served=["310115"], last_inspection_date=date(inspected))), metadata=metadata, timeout=10)
+    crew = []
+    for n in range(2):
+        collector = scheduling.RegisterCollector(s.scheduling.RegisterCollectorRequest(
+            request_id=str(uuid.uuid4()), collector=s.scheduling.Collector(
+                agency_id=agency.id, full_name="催收员%d" % n, certification_number="PYC-" + uuid.uuid4().hex[:8],
+                certification_expiry_date=date(datetime.date(2099, 1, 1)), region_code="310115",
+                home_location=s.types.GeoPoint(latitude=31.23, longitude=121.47), time_zone="Asia/Shanghai",
+                shift_start=s.types.TimeOfDay(hours=8), shift_end=s.types.TimeOfDay(hours=20), daily_capacity=6)),
+            metadata=metadata, timeout=10)
+        crew.append(collector.id)
+    step("agency_and_crew")
+
+    # 5. Too little notice: refused, naming the rule, nothing booked.
+    soon = base + 23 * HOUR_MS  # 09:00 the next day: lawful hours, but only 23 h of notice
+    try:
+        scheduling.BookAppointment(s.scheduling.BookAppointmentRequest(
+            request_id=str(uuid.uuid4()), account_id=account.id, crew_collector_ids=crew, window_start_ms=soon,
+            window_end_ms=soon + 2 * HOUR_MS, purpose=s.scheduling.VISIT_PURPOSE_DISCUSS_REPAYMENT), metadata=metadata, timeout=10)
+        raise AssertionError("a booking 23 h ahead must be refused")
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.code()
+        assert "advance-notice" in error.details(), error.details()
+        details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+        assert details, "no grpc-status-details-bin"
+        status = s.types.RpcStatus.FromString(details)
+        refusal = s.types.Refusal.FromString(status.details[0].value)
+        assert [v.rule_id for v in refusal.violations] == ["advance-notice"], refusal
+        assert refusal.rule_pack_id == "cn-2026"
+    listed = scheduling.ListAppointments(s.scheduling.ListAppointmentsRequest(account_id=account.id), metadata=metadata, timeout=10)
+    assert len(listed.appointments) == 0
+    step("refused_advance_notice")
+
+    # 6. Two days ahead: booked, announced, confirmed.
+    later = base + 2 * DAY_MS
+    booked = scheduling.BookAppointment(s.scheduling.BookAppointmentRequest(
+        request_id=str(uuid.uuid4()), account_id=account.id, crew_collector_ids=crew, window_start_ms=later,
+        window_end_ms=later + 2 * HOUR_MS, purpose=s.scheduling.VISIT_PURPOSE_DISCUSS_REPAYMENT), metadata=metadata, timeout=10)
+    assert booked.state == s.scheduling.APPOINTMENT_STATE_PROPOSED
+    deadline = time.time() + 20
+    while True:
+        current = scheduling.GetAppointment(s.scheduling.GetAppointmentRequest(appointment_id=booked.id), metadata=metadata, timeout=10)
+        if current.state == s.scheduling.APPOINTMENT_STATE_NOTIFIED:
+            break
+        assert time.time() < deadline, "the notice was not delivered"
+        time.sleep(0.1)
+    assert current.notices[0].delivery.status == s.types.DELIVERY_STATUS_DELIVERED
+    confirmed = scheduling.ConfirmAppointment(s.scheduling.ConfirmAppointmentRequest(
+        request_id=str(uuid.uuid4()), appointment_id=booked.id), metadata=metadata, timeout=10)
+    assert confirmed.state == s.scheduling.APPOINTMENT_STATE_CONFIRMED
+    step("booked_notified_confirmed")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (AssertionError, grpc.RpcError) as error:
+        print("FAIL story: %r" % (error,), flush=True)
+        sys.exit(1)
