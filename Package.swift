@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "scheduling", targets: ["scheduling"]),
         .executable(name: "visits", targets: ["visits"]),
         .executable(name: "accounts-loadgen", targets: ["accounts-loadgen"]),
+        .executable(name: "workflow-bench", targets: ["workflow-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -208,6 +209,13 @@ let package = Package(
         // MARK: Fuzzing
         // libFuzzer target over contract decoding when built by Scripts/fuzz.sh (-DFUZZING
         // -sanitize=fuzzer); otherwise a replayer of the regression corpus.
+        .executableTarget(
+            name: "workflow-bench",
+            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/WorkflowBench"
+        ),
+
         .systemLibrary(name: "CLibFuzzer", path: "FuzzTesting/CLibFuzzer"),
         .executableTarget(
             name: "FuzzContractDecode",
@@ -279,6 +287,15 @@ let package = Package(
         ),
         // Storage and runtime against real SQLite files; the three executables as real
         // processes called by our client and by Python grpcio.
+        .testTarget(
+            name: "VisitsServiceTests",
+            dependencies: ["VisitsService", "Compliance", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
+                           "Validation", "Models", "RPCWire", "TestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/VisitsServiceTests"
+        ),
         .testTarget(
             name: "ServicesTests",
             dependencies: ["Storage", "ServiceKit", "RPC", "RPCWire", "Models", "ServiceAuth", "TestSupport",

@@ -231,32 +231,63 @@ public final class GRPCClient: Sendable {
         return max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
-    /// The next target's connection, round-robin, skipping targets in backoff.
+    /// The next target's connection, round-robin, skipping targets in backoff. Opening a
+    /// connection is single-flight per target: calls that arrive while it is being opened
+    /// wait for that one connection instead of each opening their own.
     private func nextConnection() async throws(RPCError) -> Connection {
         let now = ContinuousClock.now
-        let pick: (index: Int, future: EventLoopFuture<Connection>?)? = state.withLockedValue { state in
+        let pick: (index: Int, future: EventLoopFuture<Connection>, opened: Bool)? = state.withLockedValue { state in
             guard !state.closed else { return nil }
             for offset in 0..<state.targets.count {
                 let index = (state.next + offset) % state.targets.count
                 if let retryAfter = state.targets[index].retryAfter, retryAfter > now { continue }
                 state.next = index + 1
-                return (index, state.targets[index].connection)
+                if let existing = state.targets[index].connection { return (index, existing, false) }
+                let future = openConnection(index)
+                state.targets[index].connection = future
+                return (index, future, true)
             }
             return nil
         }
         guard let pick else {
             throw RPCError(code: .unavailable, message: "no reachable address among \(targets.map(\.description).joined(separator: ", "))")
         }
-        if let future = pick.future, let connection = try? await future.get(), connection.channel.isActive {
-            return connection
+        do {
+            let connection = try await pick.future.get()
+            if connection.channel.isActive {
+                if pick.opened { state.withLockedValue { $0.targets[pick.index].failures = 0; $0.targets[pick.index].retryAfter = nil } }
+                return connection
+            }
+            // Closed since (GOAWAY, idle timeout, peer restart): forget it and open another;
+            // a connection closed as soon as it opened counts as a failure (backoff).
+            state.withLockedValue { state in
+                if state.targets[pick.index].connection === pick.future { state.targets[pick.index].connection = nil }
+                if pick.opened {
+                    state.targets[pick.index].failures += 1
+                    state.targets[pick.index].retryAfter = .now + backoff(state.targets[pick.index].failures)
+                }
+            }
+            if pick.opened { throw RPCError(code: .unavailable, message: "connection to \(targets[pick.index]) closed at once") }
+            return try await nextConnection()
+        } catch let error as RPCError {
+            throw error
+        } catch {
+            state.withLockedValue { state in
+                if state.targets[pick.index].connection === pick.future { state.targets[pick.index].connection = nil }
+                if pick.opened {
+                    state.targets[pick.index].failures += 1
+                    state.targets[pick.index].retryAfter = .now + backoff(state.targets[pick.index].failures)
+                }
+            }
+            throw RPCError(code: .unavailable, message: "cannot connect to \(targets[pick.index]): \(error)")
         }
-        return try await connect(pick.index)
     }
 
-    private func connect(_ index: Int) async throws(RPCError) -> Connection {
+    /// Starts opening a connection to target `index` (not waiting for it).
+    private func openConnection(_ index: Int) -> EventLoopFuture<Connection> {
         let target = targets[index]
         let configuration = self.configuration
-        let future: EventLoopFuture<Connection> = ClientBootstrap(group: group)
+        return ClientBootstrap(group: group)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -271,19 +302,6 @@ public final class GRPCClient: Sendable {
                 let handler = try channel.pipeline.syncOperations.handler(type: GRPCClientConnectionHandler.self)
                 return Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
             }
-        state.withLockedValue { $0.targets[index].connection = future }
-        do {
-            let connection = try await future.get()
-            state.withLockedValue { $0.targets[index].failures = 0; $0.targets[index].retryAfter = nil }
-            return connection
-        } catch {
-            state.withLockedValue { state in
-                state.targets[index].connection = nil
-                state.targets[index].failures += 1
-                state.targets[index].retryAfter = .now + backoff(state.targets[index].failures)
-            }
-            throw RPCError(code: .unavailable, message: "cannot connect to \(target): \(error)")
-        }
     }
 
     /// Closes every connection; later calls fail with UNAVAILABLE.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import Logging
@@ -65,7 +66,7 @@ final class VisitsHarness: Sendable {
     let clock = SettableClock(nowMs: testEpochMs)
     let peers = FakePeers()
     /// How often the service called `effectsWritten` (it wakes the dispatcher).
-    let wakes = Counter()
+    let wakes = CallCounter()
     /// A platform token's metadata.
     let platform: Metadata
 
@@ -145,11 +146,11 @@ final class VisitsHarness: Sendable {
     // MARK: Calls
 
     func checkIn(_ appointmentID: String, as member: Member, collectorID: String? = nil, requestID: String,
-                 at location: TypeV1.GeoPoint = Places.fiftyMetresNorth, idShown: Bool = true,
+                 at location: TypeV1.GeoPoint = Places.fiftyMetresNorth, idShown: Bool = true, deviceTimeMs: Int64 = 0,
                  metadata: Metadata? = nil) async throws(RPCError) -> VisitsV1.Visit {
         try await client.unary(V.checkIn, VisitsV1.CheckInRequest(
             requestId: requestID, appointmentId: appointmentID, collectorId: collectorID ?? member.id, location: location,
-            locationAccuracyMeters: 8, idShown: idShown, consentToEnter: false, deviceTimeMs: clock.now - 1_500),
+            locationAccuracyMeters: 8, idShown: idShown, consentToEnter: false, deviceTimeMs: deviceTimeMs),
             metadata: metadata ?? member.metadata)
     }
 
@@ -228,7 +229,7 @@ final class SettableClock: Sendable {
 }
 
 /// A thread-safe counter.
-final class Counter: Sendable {
+final class CallCounter: Sendable {
     private let count = Mutex(0)
     func increment() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
@@ -338,10 +339,16 @@ struct DeliveredEffect: Decodable, Sendable {
 
     /// Decodes `message`'s payload, after checking it has exactly the envelope's four keys.
     init(_ message: OutboxMessage) throws {
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any])
-        #expect(Set(object.keys) == ["service", "method", "request", "kind"], "\(object.keys)")
+        let object = try JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any]
+        let keys = Set(object.map { Array($0.keys) } ?? [])
+        #expect(keys == ["service", "method", "request", "kind"], "\(keys.sorted())")
         self = try JSONDecoder().decode(DeliveredEffect.self, from: Data(message.payload))
     }
+}
+
+/// SHA-256 of `bytes` (swift-crypto), to check the chain's hashes independently.
+func sha256(_ bytes: [UInt8]) -> [UInt8] {
+    Array(SHA256.hash(data: bytes))
 }
 
 /// The Refusal carried by a FAILED_PRECONDITION (its `grpc-status-details-bin`), after
