@@ -300,6 +300,8 @@ let package = Package(
             name: "ServicesTests",
             dependencies: ["Storage", "ServiceKit", "RPC", "RPCWire", "Models", "ServiceAuth", "TestSupport",
                            .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/ServicesTests",
             exclude: ["Interop"]

@@ -81,9 +81,18 @@ public final class SQLiteDatabase: Sendable {
     }
 
     /// Runs `body` on a read-only snapshot.
+    ///
+    /// The read runs with the global concurrent executor as its task executor, not the
+    /// caller's. GRDB returns a reader to its pool when the awaiting task resumes; if that
+    /// task preferred an event loop (RPC handlers do), the reader would come back only once
+    /// that loop is free, and a ``readPoint(_:)`` blocking the same loop for a reader could
+    /// then wait forever (seen at 16+ concurrent check-ins: calls hung until their deadline).
     public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(RPCError) -> T {
+        let pool = self.pool
         do {
-            return try await pool.read(body)
+            return try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                try await pool.read(body)
+            }
         } catch {
             throw mapError(error)
         }

@@ -1,0 +1,45 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Storage
+import Synchronization
+import TestSupport
+import Testing
+
+/// Runs tasks on one event loop, as the RPC server runs its handlers.
+private final class LoopExecutor: TaskExecutor {
+    let loop: any EventLoop
+    init(_ loop: any EventLoop) { self.loop = loop }
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
+
+@Suite("SQLite reads from event-loop tasks")
+struct StorageExecutorTests {
+    @Test("an async read by a task on an event loop returns its reader even while that loop blocks in readPoint", .timeLimit(.minutes(1)))
+    func noReaderDeadlock() async throws {
+        let directory = try makeTemporaryDirectory()
+        var configuration = SQLiteDatabase.Configuration()
+        configuration.maximumReaderCount = 1
+        let database = try StorageTests.open(directory.appendingPathComponent("d.sqlite").path, configuration: configuration)
+        defer { database.close() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let executor = LoopExecutor(loop)
+        // The only reader is held by an async read started on the loop…
+        let reading = Task(executorPreference: executor) {
+            try await database.read { db in
+                Thread.sleep(forTimeInterval: 0.2)
+                return try Int.fetchOne(db, sql: "SELECT 1") ?? 0
+            }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        // …while the loop itself waits for that reader in a point read.
+        let point = loop.submit { try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT 2") ?? 0 } }
+        #expect(try await reading.value == 1)
+        #expect(try await point.get() == 2)
+        try await group.shutdownGracefully()
+    }
+}
