@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "visits", targets: ["visits"]),
         .executable(name: "accounts-loadgen", targets: ["accounts-loadgen"]),
         .executable(name: "workflow-bench", targets: ["workflow-bench"]),
+        .executable(name: "demo-seed", targets: ["demo-seed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -214,6 +215,12 @@ let package = Package(
             dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/WorkflowBench"
+        ),
+        .executableTarget(
+            name: "demo-seed",
+            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/DemoSeed"
         ),
 
         .systemLibrary(name: "CLibFuzzer", path: "FuzzTesting/CLibFuzzer"),

@@ -5,7 +5,9 @@
 # Ctrl-C (or SIGTERM) stops all three gracefully (they drain in-flight calls).
 #
 # Environment: DOORSTEP_DATA_ROOT (default ./data), DOORSTEP_HOST (default 127.0.0.1),
-# DOORSTEP_LOG_LEVEL (default info), SKIP_INSTALL=1 / SKIP_BUILD=1 to skip those steps.
+# DOORSTEP_LOG_LEVEL (default info), SKIP_INSTALL=1 / SKIP_BUILD=1 to skip those steps,
+# DOORSTEP_DEMO=1 to seed a demo city once (3 agencies, 36 collectors, DOORSTEP_DEMO_DEBTORS
+# debtors with accounts at every stage, default 2000) through the gRPC API.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -50,6 +52,11 @@ for name_port in accounts:50051 scheduling:50052 visits:50053; do
     sleep 0.2
   done
 done
+if [ "${DOORSTEP_DEMO:-0}" = 1 ] && [ ! -f "$data/.demo-seeded" ]; then
+  echo "run: seeding the demo city…"
+  "$bin/demo-seed" --accounts "$host:50051" --scheduling "$host:50052" --key-file "$key" \
+    --debtors "${DOORSTEP_DEMO_DEBTORS:-2000}" && touch "$data/.demo-seeded"
+fi
 cat <<INFO
 
 Doorstep is running (data in $data):

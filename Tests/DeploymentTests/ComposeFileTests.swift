@@ -2,34 +2,6 @@ import Foundation
 import TestSupport
 import Testing
 
-/// docker-compose.yml, read through PyYAML as JSON (no Docker engine runs here: what can be
-/// checked is that the file is well-formed and says what DESIGN.md §6 says).
-struct ComposeFile: Decodable {
-    struct Service: Decodable {
-        struct Healthcheck: Decodable { var test: [String] }
-        struct Dependency: Decodable { var condition: String }
-        var command: [String]
-        var environment: [String: String]
-        var ports: [String]
-        var volumes: [String]
-        var healthcheck: Healthcheck
-        var depends_on: [String: Dependency]?
-        var read_only: Bool?
-        var stop_grace_period: String?
-    }
-    var services: [String: Service]
-    var volumes: [String: String?]
-}
-
-func loadCompose() throws -> ComposeFile {
-    let result = try runProcess("python3", [
-        "-c", "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
-        repositoryRoot.appendingPathComponent("docker-compose.yml").path,
-    ])
-    try #require(result.status == 0, "docker-compose.yml does not parse as YAML: \(result.output)")
-    return try JSONDecoder().decode(ComposeFile.self, from: Data(result.output.utf8))
-}
-
 @Suite("docker-compose.yml")
 struct ComposeFileTests {
     static let expected = [("accounts", 50051), ("scheduling", 50052), ("visits", 50053)]

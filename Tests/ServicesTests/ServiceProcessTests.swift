@@ -231,6 +231,34 @@ struct ServiceProcessTests {
         #expect(stop.stderr.contains("TEST CLOCK"), "the override is logged")
     }
 
+    @Test("demo-seed builds a small city through the API: agencies, collectors, accounts at every stage, some in FIELD", .timeLimit(.minutes(2)))
+    func demoSeed() async throws {
+        let cluster = try await ServiceCluster(only: ["accounts", "scheduling"])
+        let seed = try await runProduct("demo-seed", [
+            "--accounts", cluster.accounts.address, "--scheduling", cluster.scheduling!.address, "--key-file", cluster.keyFile,
+            "--debtors", "30",
+        ])
+        #expect(seed.status == 0, "\(seed.output)")
+        let metadata: Metadata = ["authorization": "Bearer \(try await cluster.token("platform"))"]
+        let client = GRPCClient(targets: [GRPCClient.Target(cluster.accounts.address)!])
+        let listed = try await client.unary(AccountsV1.AccountsService.listAccounts, AccountsV1.ListAccountsRequest(pageSize: 500),
+                                            metadata: metadata)
+        #expect(listed.accounts.count == 30)
+        #expect(Set(listed.accounts.map(\.stage)).count >= 3, "several stages")
+        #expect(listed.accounts.contains { $0.stage == .field }, "some accounts are ready for a visit")
+        // Seeding again with the same seed changes nothing (every request is idempotent).
+        let again = try await runProduct("demo-seed", [
+            "--accounts", cluster.accounts.address, "--scheduling", cluster.scheduling!.address, "--key-file", cluster.keyFile,
+            "--debtors", "30",
+        ])
+        #expect(again.status == 0, "\(again.output)")
+        let relisted = try await client.unary(AccountsV1.AccountsService.listAccounts, AccountsV1.ListAccountsRequest(pageSize: 500),
+                                              metadata: metadata)
+        #expect(relisted.accounts.count == 30)
+        await client.close()
+        for stop in await cluster.stopAll() { #expect(stop.status == 0) }
+    }
+
     @Test("the metrics endpoint counts calls per method and status", .timeLimit(.minutes(2)))
     func metrics() async throws {
         let cluster = try await ServiceCluster()

@@ -1,0 +1,49 @@
+import Foundation
+import Models
+import RPC
+import RPCWire
+import TestSupport
+import Testing
+
+/// The integration suite driven by docker-compose.yml: the compose file's commands,
+/// environment, dependencies and health checks start the three executables (see
+/// `ComposeCluster`), so what compose deploys is what these tests run.
+@Suite("docker-compose.yml as real processes", .serialized)
+struct ComposeClusterTests {
+    @Test("compose starts the three services in dependency order, healthy, wired to each other; they stop cleanly", .timeLimit(.minutes(2)))
+    func wholeSystem() async throws {
+        let cluster = try await ComposeCluster()
+        #expect(cluster.order == ["accounts", "scheduling", "visits"])
+        let metadata: Metadata = ["authorization": "Bearer \(try cluster.token(["--role", "platform"]))"]
+        let accounts = GRPCClient(targets: [GRPCClient.Target(cluster.address("accounts"))!])
+        let scheduling = GRPCClient(targets: [GRPCClient.Target(cluster.address("scheduling"))!])
+        let visits = GRPCClient(targets: [GRPCClient.Target(cluster.address("visits"))!])
+        let debtor = try await accounts.unary(AccountsV1.AccountsService.createDebtor, ServiceProcessTests.debtorRequest(), metadata: metadata)
+        let account = try await accounts.unary(AccountsV1.AccountsService.openAccount,
+                                               ServiceProcessTests.accountRequest(debtorID: debtor.id), metadata: metadata)
+        // scheduling reaches accounts at the address compose gives it (DOORSTEP_ACCOUNTS_ADDR).
+        let budget = try await scheduling.unary(SchedulingV1.SchedulingService.getContactBudget,
+                                                SchedulingV1.GetContactBudgetRequest(debtorId: debtor.id), metadata: metadata)
+        #expect(budget.accounts.map(\.accountId) == [account.id])
+        #expect(budget.rulePackId == "cn-2026", "DOORSTEP_RULE_PACK from compose")
+        // visits is up and serving its contract.
+        let listed = try await visits.unary(VisitsV1.VisitsService.listVisits, VisitsV1.ListVisitsRequest(accountId: account.id),
+                                            metadata: metadata)
+        #expect(listed.visits.isEmpty)
+        await accounts.close()
+        await scheduling.close()
+        await visits.close()
+        for stop in await cluster.stopAll() {
+            #expect(stop.status == 0, "\(stop.name): \(stop.stderr.suffix(1500))")
+        }
+    }
+
+    @Test("an operator can run one service alone from its compose definition", .timeLimit(.minutes(1)))
+    func oneServiceAlone() async throws {
+        let cluster = try await ComposeCluster(only: ["accounts"])
+        #expect(cluster.order == ["accounts"])
+        let health = try await runProduct("doorstep", ["health", cluster.address("accounts")])
+        #expect(health.status == 0, "\(health.output)")
+        for stop in await cluster.stopAll() { #expect(stop.status == 0) }
+    }
+}
