@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "Outbox",
             dependencies: [
-                "Storage",
+                "Storage", "Models",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

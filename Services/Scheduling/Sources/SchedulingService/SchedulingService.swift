@@ -157,13 +157,3 @@ extension SchedulingService {
         return result
     }
 }
-
-extension OutboxDelivery {
-    /// The contract form (types.proto `Delivery`).
-    var proto: TypeV1.Delivery {
-        TypeV1.Delivery(
-            status: TypeV1.DeliveryStatus(rawValue: Int32(status.rawValue)),
-            attempts: Int32(clamping: attempts), lastError: lastError, lastAttemptMs: lastAttemptMs,
-            nextAttemptMs: nextAttemptMs, deliveredMs: deliveredMs)
-    }
-}

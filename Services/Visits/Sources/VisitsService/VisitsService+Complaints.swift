@@ -268,15 +268,7 @@ extension VisitsService {
     static func withDeliveries(_ db: Database, _ complaint: VisitsV1.Complaint, nowMs: Int64) throws -> VisitsV1.Complaint {
         var result = complaint
         if result.status == .open && nowMs > result.slaDueMs { result.slaBreached = true }
-        let deliveries = try Outbox.deliveries(db, ids: result.effects.map(\.requestId))
-        for index in result.effects.indices {
-            if let delivery = deliveries[result.effects[index].requestId] {
-                result.effects[index].delivery = TypeV1.Delivery(
-                    status: TypeV1.DeliveryStatus(rawValue: Int32(delivery.status.rawValue)), attempts: Int32(clamping: delivery.attempts),
-                    lastError: delivery.lastError, lastAttemptMs: delivery.lastAttemptMs, nextAttemptMs: delivery.nextAttemptMs,
-                    deliveredMs: delivery.deliveredMs)
-            }
-        }
+        try fillDeliveries(db, &result.effects)
         return result
     }
 

@@ -321,18 +321,19 @@ extension VisitsService {
 
     /// `visit` with each effect's delivery state from the outbox.
     static func withDeliveries(_ db: Database, _ visit: VisitsV1.Visit) throws -> VisitsV1.Visit {
-        guard !visit.effects.isEmpty else { return visit }
-        let deliveries = try Outbox.deliveries(db, ids: visit.effects.map(\.requestId))
         var result = visit
-        for index in result.effects.indices {
-            if let delivery = deliveries[result.effects[index].requestId] {
-                result.effects[index].delivery = TypeV1.Delivery(
-                    status: TypeV1.DeliveryStatus(rawValue: Int32(delivery.status.rawValue)), attempts: Int32(clamping: delivery.attempts),
-                    lastError: delivery.lastError, lastAttemptMs: delivery.lastAttemptMs, nextAttemptMs: delivery.nextAttemptMs,
-                    deliveredMs: delivery.deliveredMs)
-            }
-        }
+        try fillDeliveries(db, &result.effects)
         return result
+    }
+
+    /// Sets each effect's delivery state from the outbox (an effect's request id is its
+    /// outbox message id).
+    static func fillDeliveries(_ db: Database, _ effects: inout [VisitsV1.Effect]) throws {
+        guard !effects.isEmpty else { return }
+        let deliveries = try Outbox.deliveries(db, ids: effects.map(\.requestId))
+        for index in effects.indices {
+            if let delivery = deliveries[effects[index].requestId] { effects[index].delivery = delivery.proto }
+        }
     }
 }
 
