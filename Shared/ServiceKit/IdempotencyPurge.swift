@@ -18,18 +18,9 @@ public struct IdempotencyPurge: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let purged = try await Idempotency.purge(in: database, nowMs: clock.nowMs(), retentionMs: retentionMs)
-                if purged > 0 { logger.info("purged remembered responses", metadata: ["count": "\(purged)"]) }
-            } catch {
-                logger.warning("idempotency purge failed", metadata: ["error": "\(error)"])
-            }
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1800)) }
-            } catch {
-                return
-            }
+        await runPeriodically(every: .seconds(1800), logger: logger, done: "purged remembered responses",
+                              failed: "idempotency purge failed") {
+            try await Idempotency.purge(in: database, nowMs: clock.nowMs(), retentionMs: retentionMs)
         }
     }
 }

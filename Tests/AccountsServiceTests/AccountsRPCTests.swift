@@ -152,6 +152,36 @@ struct AccountsRPCTests {
         await harness.close()
     }
 
+    @Test("a payment that reaches a promise keeps it at once (PROMISE_KEPT under the payment's request); a smaller one counts toward it",
+          .timeLimit(.minutes(1)))
+    func paymentKeepsPromise() async throws {
+        let harness = try await AccountsHarness()
+        let opened = try await harness.openAccount()
+        let platform = try await harness.metadata(.platform)
+        let today = CivilDate.today(in: TimeZone(identifier: "Asia/Shanghai")!, nowMs: harness.clock.now)
+        let promised = try await harness.client.unary(AccountsV1.AccountsService.recordPromiseToPay, AccountsV1.RecordPromiseToPayRequest(
+            requestId: "ptp-1", accountId: opened.id, amount: TypeV1.Money(amountMinor: 80_000, currencyCode: "CNY"),
+            promisedDate: today.adding(days: 3).proto), metadata: platform)
+        #expect(promised.promises.map(\.status) == [.pending])
+
+        // Payments count from the promise on (`pay` dates them an hour before the clock).
+        harness.clock.set(harness.clock.now + 2 * 3_600_000)
+        let partial = try await harness.pay(opened, 30_000, requestID: "pay-1")
+        #expect(partial.promises.first?.status == .pending)
+        #expect(partial.promises.first?.amountPaid?.amountMinor == 30_000)
+        let kept = try await harness.pay(opened, 50_000, requestID: "pay-2")
+        let promise = try #require(kept.promises.first)
+        #expect(promise.status == .kept && promise.amountPaid?.amountMinor == 80_000 && promise.resolvedMs == harness.clock.now)
+        let timeline = try await harness.client.unary(AccountsV1.AccountsService.getAccountTimeline, AccountsV1.GetAccountTimelineRequest(
+            accountId: opened.id, eventTypes: [.promiseKept]), metadata: platform)
+        #expect(timeline.events.map(\.requestId) == ["pay-2"])
+        // The stage engine later finds nothing left to do for it.
+        let evaluated = try await harness.client.unary(AccountsV1.AccountsService.evaluateStages,
+                                                       AccountsV1.EvaluateStagesRequest(requestId: "eval-1"), metadata: platform)
+        #expect(evaluated.promisesKept == 0 && evaluated.promisesBroken == 0)
+        await harness.close()
+    }
+
     @Test("holds: placed, repeated for one complaint without effect, released once; refused on settled accounts", .timeLimit(.minutes(1)))
     func holds() async throws {
         let harness = try await AccountsHarness()

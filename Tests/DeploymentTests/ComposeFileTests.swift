@@ -58,4 +58,17 @@ struct ComposeFileTests {
         let probe = try await runProduct("doorstep", ["health", "--help"])
         #expect(probe.status == 0)
     }
+
+    @Test("the image is built with the Swift release and Debian release the tests run on")
+    func buildImageMatchesToolchain() async throws {
+        let dockerfile = String(decoding: try readFile(repositoryRoot.appendingPathComponent("Dockerfile")), as: UTF8.self)
+        let from = try #require(dockerfile.split(separator: "\n").first { $0.hasPrefix("FROM swift:") }, "no swift build stage")
+        let tag = String(from.dropFirst("FROM swift:".count).prefix { $0 != " " })
+        let swift = try await runProcessDetached("swift", ["--version"])
+        let version = try #require(swift.output.firstMatch(of: /Swift version ([0-9.]+)/)?.1, "\(swift.output)")
+        let release = String(decoding: try readFile(URL(fileURLWithPath: "/etc/os-release")), as: UTF8.self)
+        let codename = try #require(release.firstMatch(of: /VERSION_CODENAME=([a-z]+)/)?.1)
+        #expect(tag == "\(version)-\(codename)", "Dockerfile builds with swift:\(tag); the tests run Swift \(version) on \(codename)")
+        #expect(dockerfile.contains("FROM debian:\(codename)-slim"), "the runtime stage runs the same Debian release")
+    }
 }

@@ -7,9 +7,11 @@ import Testing
 
 /// The collection workflow across the three executables as real processes, in dev mode with
 /// one shared key and the test clock (`--test-clock-offset-file`) so that time can pass:
-/// an overdue account reaches FIELD, a compliant visit is booked and announced, the crew
-/// checks in inside the window, a promise is recorded and reaches accounts exactly once, and
-/// the check-out completes the appointment.
+/// overdue accounts get reminders and reach FIELD as weeks pass, a compliant visit is booked
+/// (a non-compliant one refused) and announced, the day is planned, the crew checks in at the
+/// right place and time (wrong ones refused), a promise reaches accounts exactly once, the
+/// check-out completes the appointment and a payment settles the account; a complaint holds
+/// an account and suspends a collector until it is resolved.
 @Suite("The workflow across three processes", .serialized)
 struct WorkflowTests {
     static let day: Int64 = 86_400_000
@@ -27,7 +29,36 @@ struct WorkflowTests {
         Issue.record("timed out waiting for \(what)")
     }
 
-    @Test("overdue → FIELD → book → notice → confirm → check in → promise reaches accounts once → check out completes", .timeLimit(.minutes(3)))
+    /// The date of `ms` in Asia/Shanghai.
+    static func shanghaiDate(_ ms: Int64) -> TypeV1.Date {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Asia/Shanghai")!
+        let parts = calendar.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: Double(ms) / 1000))
+        return TypeV1.Date(year: Int32(parts.year!), month: Int32(parts.month!), day: Int32(parts.day!))
+    }
+
+    /// A debtor in Pudong, `northMetres` north of the first one's address.
+    static func debtor(_ number: Int, northMetres: Double) -> AccountsV1.CreateDebtorRequest {
+        AccountsV1.CreateDebtorRequest(requestId: "debtor-\(number)", debtor: AccountsV1.Debtor(
+            externalId: "cust-wf-\(number)", fullName: "债务人\(number)", nationalId: "11010519491231002X", phone: "1381234567\(number)",
+            address: TypeV1.Address(text: "上海市浦东新区世纪大道\(100 + number)号", regionCode: "310115",
+                                    location: TypeV1.GeoPoint(latitude: 31.2304 + northMetres / 111_195, longitude: 121.4737)),
+            timeZone: "Asia/Shanghai"))
+    }
+
+    /// Three monthly instalments of 1,000.00 CNY, the first due 12 days ago (so REMOTE at
+    /// opening: 12-13 days past due on the service clock).
+    static func account(_ number: Int, debtorID: String) -> AccountsV1.OpenAccountRequest {
+        let cny = { (amount: Int64) in TypeV1.Money(amountMinor: amount, currencyCode: "CNY") }
+        return AccountsV1.OpenAccountRequest(
+            requestId: "account-\(number)", debtorId: debtorID, externalId: "loan-wf-\(number)", lenderId: "lender-1",
+            product: .instalmentLoan, principal: cny(300_000), openedDate: ServiceProcessTests.localDate(daysFromToday: -42),
+            instalments: [-12, 18, 48].map { AccountsV1.OpeningInstalment(dueDate: ServiceProcessTests.localDate(daysFromToday: $0),
+                                                                          amountDue: cny(100_000)) })
+    }
+
+    @Test("open → time passes → reminders → FIELD → candidates → book (one refused) → notice → plan → check in (refused: time, place) → promise reaches accounts once → check out → payment settles; complaint → hold + suspension → refused → resolved → released",
+          .timeLimit(.minutes(3)))
     func visitJourney() async throws {
         let directory = try makeTemporaryDirectory()
         let key = directory.appendingPathComponent("auth.key").path
@@ -45,6 +76,12 @@ struct WorkflowTests {
         let base = (wall / Self.day + 1) * Self.day + 2 * Self.hour
         var offset = base - wall
         try String(offset).write(to: offsetFile, atomically: true, encoding: .utf8)
+        /// Moves every service's clock to `instant`.
+        func travel(to instant: Int64) async throws {
+            offset += instant - (Self.nowMs() + offset)
+            try String(offset).write(to: offsetFile, atomically: true, encoding: .utf8)
+            try await Task.sleep(for: .milliseconds(150))
+        }
         func start(_ name: String, _ extra: [String]) async throws -> RunningService {
             try await RunningService(name, [
                 "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent(name).path,
@@ -64,30 +101,52 @@ struct WorkflowTests {
         let accounts = GRPCClient(targets: [GRPCClient.Target(accountsProcess.address)!])
         let scheduling = GRPCClient(targets: [GRPCClient.Target(schedulingProcess.address)!])
         let visits = GRPCClient(targets: [GRPCClient.Target(visitsProcess.address)!])
+        func getAccount(_ id: String) async throws -> AccountsV1.Account {
+            try await accounts.unary(AccountsV1.AccountsService.getAccount, AccountsV1.GetAccountRequest(accountId: id), metadata: platform)
+        }
 
-        // An account 45+ days overdue (REMOTE), three undelivered SMS, stage evaluation → FIELD.
-        let debtor = try await accounts.unary(AccountsV1.AccountsService.createDebtor, ServiceProcessTests.debtorRequest(), metadata: platform)
-        var account = try await accounts.unary(AccountsV1.AccountsService.openAccount,
-                                               ServiceProcessTests.accountRequest(debtorID: debtor.id), metadata: platform)
-        #expect(account.stage == .remote)
-        for attempt in 1...3 {
-            account = try await accounts.unary(AccountsV1.AccountsService.recordContactAttempt, AccountsV1.RecordContactAttemptRequest(
-                requestId: "sms-\(attempt)", accountId: account.id, channel: .sms, outcome: .smsUndelivered,
-                attemptedMs: base - Int64(10 - attempt) * 60_000), metadata: platform)
+        // Two accounts 12 days overdue (REMOTE); three undelivered SMS reminders each. Not
+        // FIELD yet: too few days past due.
+        var opened: [AccountsV1.Account] = []
+        for (number, north) in [(1, 0.0), (2, 800.0)] {
+            let debtor = try await accounts.unary(AccountsV1.AccountsService.createDebtor, Self.debtor(number, northMetres: north),
+                                                  metadata: platform)
+            var account = try await accounts.unary(AccountsV1.AccountsService.openAccount, Self.account(number, debtorID: debtor.id),
+                                                   metadata: platform)
+            #expect(account.stage == .remote, "stage \(account.stage): \(account.stageReason)")
+            for attempt in 1...3 {
+                account = try await accounts.unary(AccountsV1.AccountsService.recordContactAttempt, AccountsV1.RecordContactAttemptRequest(
+                    requestId: "sms-\(number)-\(attempt)", accountId: account.id, channel: .sms, outcome: .smsUndelivered,
+                    attemptedMs: base - Int64(10 - attempt) * 60_000), metadata: platform)
+            }
+            opened.append(account)
         }
         _ = try await accounts.unary(AccountsV1.AccountsService.evaluateStages, AccountsV1.EvaluateStagesRequest(requestId: "eval-1"),
                                      metadata: platform)
-        account = try await accounts.unary(AccountsV1.AccountsService.getAccount, AccountsV1.GetAccountRequest(accountId: account.id),
-                                           metadata: platform)
-        try #require(account.stage == .field, "stage \(account.stage): \(account.stageReason)")
+        #expect(try await getAccount(opened[0].id).stage == .remote)
 
-        // The whitelist: an agency and two collectors working 08:00-20:00 Shanghai.
+        // Three weeks pass: 33-34 days past due with three unsuccessful reminders → FIELD.
+        let today = base + 21 * Self.day
+        try await travel(to: today)
+        _ = try await accounts.unary(AccountsV1.AccountsService.evaluateStages, AccountsV1.EvaluateStagesRequest(requestId: "eval-2"),
+                                     metadata: platform)
+        var account = try await getAccount(opened[0].id)
+        let other = try await getAccount(opened[1].id)
+        try #require(account.stage == .field && other.stage == .field, "stages \(account.stage) \(other.stage): \(account.stageReason)")
+        #expect(account.daysPastDue >= 31)
+
+        // Both are visit candidates of the district.
+        let candidates = try await accounts.unary(AccountsV1.AccountsService.listVisitCandidates,
+                                                  AccountsV1.ListVisitCandidatesRequest(regionCode: "310115"), metadata: platform)
+        #expect(Set(candidates.candidates.map(\.accountId)) == [account.id, other.id])
+
+        // The whitelist: an agency and four collectors working 08:00-20:00 Shanghai.
         let agency = try await scheduling.unary(SchedulingV1.SchedulingService.registerAgency, SchedulingV1.RegisterAgencyRequest(
             requestId: "agency", agency: SchedulingV1.Agency(
                 displayName: "安心催收服务有限公司", licenceNumber: "LIC-WF", licenceExpiryDate: TypeV1.Date(year: 2099, month: 1, day: 1),
                 regionsServed: ["310115"], lastInspectionDate: ServiceProcessTests.localDate(daysFromToday: -30))), metadata: platform)
-        var crew: [String] = []
-        for index in 1...2 {
+        var collectors: [String] = []
+        for index in 1...4 {
             let collector = try await scheduling.unary(SchedulingV1.SchedulingService.registerCollector, SchedulingV1.RegisterCollectorRequest(
                 requestId: "collector-\(index)", collector: SchedulingV1.Collector(
                     agencyId: agency.id, fullName: "催收员\(index)", certificationNumber: "CERT-WF-\(index)",
@@ -95,11 +154,22 @@ struct WorkflowTests {
                     homeLocation: TypeV1.GeoPoint(latitude: 31.22, longitude: 121.46), timeZone: "Asia/Shanghai",
                     shiftStart: TypeV1.TimeOfDay(hours: 8), shiftEnd: TypeV1.TimeOfDay(hours: 20), dailyCapacity: 6)),
                 metadata: platform)
-            crew.append(collector.id)
+            collectors.append(collector.id)
         }
+        let crew = Array(collectors.prefix(2))
 
-        // Book two days ahead, 10:00-12:00: the notice is delivered (dev log sink) → NOTIFIED.
-        let windowStart = base + 2 * Self.day
+        // Booking two days ahead: 21:00-23:00 is refused for contact hours and books nothing;
+        // 10:00-12:00 is accepted, its notice delivered (dev log sink) → NOTIFIED → CONFIRMED.
+        let windowStart = today + 2 * Self.day
+        let lateNight = await #expect(throws: RPCError.self) {
+            try await scheduling.unary(SchedulingV1.SchedulingService.bookAppointment, SchedulingV1.BookAppointmentRequest(
+                requestId: "book-0", accountId: account.id, crewCollectorIds: crew, windowStartMs: windowStart + 11 * Self.hour,
+                windowEndMs: windowStart + 13 * Self.hour, purpose: .discussRepayment), metadata: platform)
+        }
+        #expect(lateNight?.code == .failedPrecondition && lateNight?.message.contains("contact-hours") == true, "\(String(describing: lateNight))")
+        let noneBooked = try await scheduling.unary(SchedulingV1.SchedulingService.listAppointments,
+                                                    SchedulingV1.ListAppointmentsRequest(accountId: account.id), metadata: platform)
+        #expect(noneBooked.appointments.isEmpty)
         var appointment = try await scheduling.unary(SchedulingV1.SchedulingService.bookAppointment, SchedulingV1.BookAppointmentRequest(
             requestId: "book-1", accountId: account.id, crewCollectorIds: crew, windowStartMs: windowStart,
             windowEndMs: windowStart + 2 * Self.hour, purpose: .discussRepayment), metadata: platform)
@@ -115,22 +185,54 @@ struct WorkflowTests {
             requestId: "confirm-1", appointmentId: appointmentID, confirmationChannel: .phone), metadata: platform)
         #expect(appointment.state == .confirmed)
 
-        // Two days pass: the crew arrives 30 min into the window.
-        offset += windowStart + 30 * 60_000 - (Self.nowMs() + offset)
-        try String(offset).write(to: offsetFile, atomically: true, encoding: .utf8)
-        try await Task.sleep(for: .milliseconds(150))
+        // The day's plan: the booked crew's route reaches the appointment inside its window;
+        // the free collectors form a crew for the other candidate (or it is left out with a
+        // reason); the booked account is not a candidate again.
+        let plan = try await scheduling.unary(SchedulingV1.SchedulingService.planDay, SchedulingV1.PlanDayRequest(
+            regionCode: "310115", date: Self.shanghaiDate(windowStart), options: SchedulingV1.PlanDayOptions(fillWithCandidates: true)),
+            metadata: platform)
+        #expect(plan.feasible)
+        let booked = try #require(plan.routes.first { $0.crewCollectorIds == crew }, "\(plan.routes)")
+        let stop = try #require(booked.stops.first { $0.target == .appointmentId(appointmentID) }, "\(booked.stops)")
+        #expect(stop.serviceStartMs >= windowStart && stop.departureMs <= windowStart + 2 * Self.hour)
+        let allStops = plan.routes.flatMap(\.stops)
+        let otherStops = allStops.filter { $0.target == .accountId(other.id) }
+        let otherLeftOut = plan.unassigned.filter { $0.target == .accountId(other.id) }
+        #expect(otherStops.count + otherLeftOut.count == 1, "\(plan.routes) \(plan.unassigned)")
+        #expect(!allStops.contains { $0.target == .accountId(account.id) } && !plan.unassigned.contains { $0.target == .accountId(account.id) })
+        #expect(plan.totals?.appointmentsRouted == 1)
+
+        // Check-in refused: two days early (the window), then at the window but 2 km away
+        // (the geofence). Nothing is recorded.
         let place = TypeV1.GeoPoint(latitude: 31.2306, longitude: 121.4739)
+        let lead = try await token(["--role", "collector", "--agency", agency.id, "--collector", crew[0]])
+        let checkIn = { (requestID: String, location: TypeV1.GeoPoint, member: String, metadata: Metadata) async throws(RPCError) in
+            try await visits.unary(VisitsV1.VisitsService.checkIn, VisitsV1.CheckInRequest(
+                requestId: requestID, appointmentId: appointmentID, collectorId: member, location: location,
+                idShown: true, consentToEnter: true), metadata: metadata)
+        }
+        let early = await #expect(throws: RPCError.self) { try await checkIn("early", place, crew[0], lead) }
+        #expect(early?.code == .failedPrecondition && early?.message.contains("check-in-window") == true, "\(String(describing: early))")
+        try await travel(to: windowStart + 30 * 60_000)
+        let elsewhere = await #expect(throws: RPCError.self) {
+            try await checkIn("elsewhere", TypeV1.GeoPoint(latitude: 31.2484, longitude: 121.4737), crew[0], lead)
+        }
+        #expect(elsewhere?.code == .failedPrecondition && elsewhere?.message.contains("check-in-geofence") == true,
+                "\(String(describing: elsewhere))")
+        #expect(elsewhere?.message.contains("check-in-window") == false)
+        let noVisits = try await visits.unary(VisitsV1.VisitsService.listVisits, VisitsV1.ListVisitsRequest(accountId: account.id),
+                                              metadata: platform)
+        #expect(noVisits.visits.isEmpty)
+
+        // The crew checks in at the door, 30 min into the window.
         var visit = VisitsV1.Visit()
         for member in crew {
             let collector = try await token(["--role", "collector", "--agency", agency.id, "--collector", member])
-            visit = try await visits.unary(VisitsV1.VisitsService.checkIn, VisitsV1.CheckInRequest(
-                requestId: "checkin-\(member)", appointmentId: appointmentID, collectorId: member, location: place,
-                idShown: true, consentToEnter: true), metadata: collector)
+            visit = try await checkIn("checkin-\(member)", place, member, collector)
         }
         #expect(visit.checkIns.count == 2 && visit.state == .checkedIn)
-        let lead = try await token(["--role", "collector", "--agency", agency.id, "--collector", crew[0]])
         // A promise of 500.00 CNY in 5 days.
-        let promised = ServiceProcessTests.localDate(daysFromToday: Int((windowStart - Self.nowMs()) / Self.day) + 5)
+        let promised = Self.shanghaiDate(windowStart + 5 * Self.day)
         visit = try await visits.unary(VisitsV1.VisitsService.recordOutcome, VisitsV1.RecordOutcomeRequest(
             requestId: "outcome-1", visitId: visit.id, collectorId: crew[0], code: .promiseToPay, willingness: .willing,
             ability: .partial, notes: "债务人承诺五日内还款",
@@ -142,9 +244,9 @@ struct WorkflowTests {
             visit = try await visits.unary(VisitsV1.VisitsService.getVisit, VisitsV1.GetVisitRequest(visitId: visitID), metadata: platform)
             return visit.effects.allSatisfy { $0.delivery?.status == .delivered }
         }
-        account = try await accounts.unary(AccountsV1.AccountsService.getAccount, AccountsV1.GetAccountRequest(accountId: account.id),
-                                           metadata: platform)
+        account = try await getAccount(account.id)
         #expect(account.promises.filter { $0.sourceVisitId == visitID }.count == 1, "the promise arrives exactly once")
+        #expect(account.promises.first?.status == .pending)
         #expect(account.contactSummary?.lastAttempt?.visitId == visitID)
 
         // Check-out with the recording's reference completes the appointment.
@@ -162,36 +264,56 @@ struct WorkflowTests {
                                            VisitsV1.VerifyEvidenceChainRequest(accountId: account.id), metadata: platform)
         #expect(chain.intact && chain.recordsChecked == 4)
 
-        // The complaint path: filing holds the account and suspends the collector (through the
-        // outbox), so a new booking is refused for both; resolving releases both, and it passes.
+        // Two days later the debtor pays the whole outstanding amount: the promise is kept and
+        // the account is SETTLED, no longer a candidate.
+        try await travel(to: windowStart + 2 * Self.day)
+        let outstanding = try #require(account.outstandingAmount)
+        account = try await accounts.unary(AccountsV1.AccountsService.recordPayment, AccountsV1.RecordPaymentRequest(
+            requestId: "payment-1", accountId: account.id, amount: outstanding, receivedMs: windowStart + 2 * Self.day - 60_000,
+            externalId: "txn-wf-1"), metadata: platform)
+        #expect(account.stage == .settled, "\(account.stage): \(account.stageReason)")
+        #expect(account.outstandingAmount?.amountMinor == 0)
+        #expect(account.promises.first { $0.sourceVisitId == visitID }?.status == .kept)
+        let remaining = try await accounts.unary(AccountsV1.AccountsService.listVisitCandidates,
+                                                 AccountsV1.ListVisitCandidatesRequest(regionCode: "310115"), metadata: platform)
+        #expect(remaining.candidates.map(\.accountId) == [other.id])
+
+        // The complaint path: the other debtor complains of a call by the lead collector.
+        // Filing holds that account and suspends the collector (through the outbox), so a
+        // booking is refused for both; resolving releases both, and the booking passes.
         let compliance = try await token(["--role", "compliance"])
         var complaint = try await visits.unary(VisitsV1.VisitsService.fileComplaint, VisitsV1.FileComplaintRequest(
-            requestId: "complaint-1", accountId: account.id, visitId: visitID, collectorId: crew[0], category: .abuse,
-            complaintText: "催收员言语辱骂", channel: .phoneHotline), metadata: compliance)
+            requestId: "complaint-1", accountId: other.id, collectorId: crew[0], category: .harassmentUnlawfulHours,
+            complaintText: "催收员晚上十一点打电话", channel: .phoneHotline), metadata: compliance)
         #expect(complaint.status == .open && complaint.effects.map(\.kind) == [.placeHold, .suspendCollector])
         #expect(complaint.slaDueMs == complaint.receivedMs + 15 * Self.day, "cn-2026: 15 days")
+        #expect(complaint.agencyId == agency.id && complaint.debtorId == other.debtorId)
         let complaintID = complaint.id
         try await Self.eventually("the hold and the suspension") {
             complaint = try await visits.unary(VisitsV1.VisitsService.getComplaint, VisitsV1.GetComplaintRequest(complaintId: complaintID),
                                                metadata: compliance)
             return complaint.effects.allSatisfy { $0.delivery?.status == .delivered }
         }
-        #expect(Set(complaint.timeline.map(\.eventType)) == [.filed, .holdPlaced, .collectorSuspended])
-        let nextWindow = windowStart + 2 * Self.day
+        #expect(complaint.timeline.map(\.eventType) == [.filed, .holdPlaced, .collectorSuspended]
+                || complaint.timeline.map(\.eventType) == [.filed, .collectorSuspended, .holdPlaced])
+        #expect(try await getAccount(other.id).onHold)
+        let nextWindow = windowStart + 4 * Self.day
         let check = { () async throws -> [String] in
             try await scheduling.unary(SchedulingV1.SchedulingService.checkCompliance, SchedulingV1.CheckComplianceRequest(
-                accountId: account.id, crewCollectorIds: crew, windowStartMs: nextWindow, windowEndMs: nextWindow + 2 * Self.hour),
+                accountId: other.id, crewCollectorIds: crew, windowStartMs: nextWindow, windowEndMs: nextWindow + 2 * Self.hour),
                 metadata: platform).violations.map(\.ruleId)
         }
         #expect(try await check() == ["collector-status", "account-hold"])
-        let refused = await #expect(throws: RPCError.self) {
+        let book = { (requestID: String) async throws(RPCError) -> SchedulingV1.Appointment in
             try await scheduling.unary(SchedulingV1.SchedulingService.bookAppointment, SchedulingV1.BookAppointmentRequest(
-                requestId: "book-2", accountId: account.id, crewCollectorIds: crew, windowStartMs: nextWindow,
-                windowEndMs: nextWindow + 2 * Self.hour, purpose: .followUpPromise), metadata: platform)
+                requestId: requestID, accountId: other.id, crewCollectorIds: crew, windowStartMs: nextWindow,
+                windowEndMs: nextWindow + 2 * Self.hour, purpose: .discussRepayment), metadata: platform)
         }
-        #expect(refused?.code == .failedPrecondition && refused?.message.contains("collector-status") == true)
+        let refused = await #expect(throws: RPCError.self) { try await book("book-2") }
+        #expect(refused?.code == .failedPrecondition && refused?.message.contains("collector-status") == true
+                && refused?.message.contains("account-hold") == true)
         complaint = try await visits.unary(VisitsV1.VisitsService.resolveComplaint, VisitsV1.ResolveComplaintRequest(
-            requestId: "resolve-1", complaintId: complaintID, resolution: .notUpheld, finding: "录音显示沟通文明，投诉不成立",
+            requestId: "resolve-1", complaintId: complaintID, resolution: .notUpheld, finding: "通话记录显示无夜间来电，投诉不成立",
             releaseAccountHold: true, reinstateCollector: true), metadata: compliance)
         #expect(complaint.status == .notUpheld)
         try await Self.eventually("the hold released and the collector reinstated") {
@@ -200,10 +322,13 @@ struct WorkflowTests {
             return complaint.effects.count == 4 && complaint.effects.allSatisfy { $0.delivery?.status == .delivered }
         }
         #expect(try await check() == [])
+        #expect(try await getAccount(other.id).onHold == false)
+        #expect(try await book("book-3").state == .proposed)
         let card = try await visits.unary(VisitsV1.VisitsService.getAgencyScorecard, VisitsV1.GetAgencyScorecardRequest(
-            agencyId: agency.id, periodStartDate: ServiceProcessTests.localDate(daysFromToday: -1),
-            periodEndDate: ServiceProcessTests.localDate(daysFromToday: 10)), metadata: compliance)
-        #expect(card.visitsCompleted == 1 && card.complaintsReceived == 1 && card.promisesMade == 1 && card.promisesPending == 1)
+            agencyId: agency.id, periodStartDate: Self.shanghaiDate(today), periodEndDate: Self.shanghaiDate(nextWindow)),
+            metadata: compliance)
+        #expect(card.visitsCompleted == 1 && card.complaintsReceived == 1 && card.promisesMade == 1 && card.promisesKept == 1)
+        #expect(card.brokenPromiseRateBp == 0 && card.complaintsUpheld == 0)
 
         await accounts.close()
         await scheduling.close()

@@ -138,9 +138,22 @@ extension AccountsService {
                 amount: TypeV1.Money(amountMinor: amount, currencyCode: currency), receivedMs: request.receivedMs,
                 externalId: request.externalId, allocations: allocations, note: request.note, recordedMs: scope.nowMs)
             account.payments.append(payment)
+            var events = [scope.event(.paymentRecorded, reason: "payment \(payment.id) of \(amount) \(currency)", details: .payment(payment))]
+            // Promises and the active plan are brought up to date at once (steps 1 and 2 of
+            // the stage engine): a promise the payment completes is KEPT now, not at the next
+            // EvaluateStages run.
+            var evaluation = StageEvaluation(account: account)
+            let zone = TimeZone(identifier: account.debtorTimeZone) ?? .gmt
+            StageEngine.resolvePromises(&evaluation, asOf: scope.today, zone: zone, nowMs: scope.nowMs, actor: StageEngine.actor)
+            _ = StageEngine.progressPlans(&evaluation, asOf: scope.today, zone: zone, nowMs: scope.nowMs, actor: StageEngine.actor)
+            account = evaluation.account
+            events += evaluation.events.map { event in
+                var event = event
+                event.requestId = scope.requestID
+                return event
+            }
             let policy = scope.configuration.delinquency
             let delinquency = Delinquency.compute(instalments: account.instalments, asOf: scope.today, policy: policy)
-            var events = [scope.event(.paymentRecorded, reason: "payment \(payment.id) of \(amount) \(currency)", details: .payment(payment))]
             if let decision = StageCure.afterPayment(stage: account.stage, delinquency: delinquency, policy: policy) {
                 events.append(Self.stageChange(&account, to: decision, daysPastDue: delinquency.daysPastDue, nowMs: scope.nowMs,
                                                actor: scope.actor, requestID: scope.requestID))

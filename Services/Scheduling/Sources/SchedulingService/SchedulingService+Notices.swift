@@ -117,18 +117,8 @@ public struct MissedAppointmentSweep: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let missed = try await sweep()
-                if missed > 0 { logger.info("appointments missed", metadata: ["count": "\(missed)"]) }
-            } catch {
-                logger.warning("missed-appointment sweep failed", metadata: ["error": "\(error)"])
-            }
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                return
-            }
+        await runPeriodically(every: interval, logger: logger, done: "appointments missed", failed: "missed-appointment sweep failed") {
+            try await sweep()
         }
     }
 }

@@ -26,6 +26,10 @@ public struct VisitsOptions: ParsableArguments {
                                valueName: "metres"))
     public var geofenceMeters: Int?
 
+    @Option(help: ArgumentHelp("Zone of the scorecard's days, and of a complaint's retention when the debtor's zone is unknown. Env DOORSTEP_DEFAULT_TIME_ZONE. Default Asia/Shanghai.",
+                               valueName: "zone"))
+    public var defaultTimeZone: String?
+
     public init() {}
 
     public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> VisitsConfiguration {
@@ -49,6 +53,11 @@ public struct VisitsOptions: ParsableArguments {
         do { configuration.rulePack = try RulePacks.resolve(pack) } catch { throw ConfigurationError(error.description) }
         configuration.checkInGraceMinutes = try integer(checkInGraceMinutes, "DOORSTEP_CHECK_IN_GRACE_MINUTES", 0...240, default: 15)
         configuration.geofenceMeters = try integer(geofenceMeters, "DOORSTEP_GEOFENCE_METERS", 10...5_000, default: 200)
+        let zoneSource = defaultTimeZone != nil ? "--default-time-zone" : "DOORSTEP_DEFAULT_TIME_ZONE"
+        if let zone = defaultTimeZone ?? environment["DOORSTEP_DEFAULT_TIME_ZONE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            guard TimeZone(identifier: zone) != nil else { throw ConfigurationError("\(zoneSource): unknown IANA zone '\(zone)'") }
+            configuration.defaultTimeZone = zone
+        }
         return configuration
     }
 }
@@ -65,7 +74,7 @@ public enum VisitsServer {
                                         signingKey: environment.signingKey)
             let wake = WakeTarget()
             let service = VisitsService(database: database, clock: environment.clock, configuration: visits, peers: peers,
-                                        effectsWritten: { wake.fire() })
+                                        logger: environment.logger, effectsWritten: { wake.fire() })
             let dispatcher = OutboxDispatcher(database: database, topics: [VisitsService.effectTopic], sink: peers.effectSink,
                                               nowMs: environment.clock.nowMs, logger: environment.logger,
                                               onDelivered: { db, message, deliveredMs in
@@ -74,7 +83,7 @@ public enum VisitsServer {
             wake.attach(dispatcher)
             var setup = ServiceSetup.serving(service.definition, serviceName: VisitsService.serviceName, database: database,
                                              environment: environment)
-            setup.background.append(dispatcher)
+            setup.background += [dispatcher, ComplaintSLASweep(database: database, clock: environment.clock, logger: environment.logger)]
             let closeDatabase = setup.onShutdown
             setup.onShutdown = {
                 await peers.close()

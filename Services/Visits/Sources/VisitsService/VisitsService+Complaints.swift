@@ -39,11 +39,29 @@ extension VisitsService {
         guard received >= now - 30 * 86_400_000 else { throw RPCError.invalidArgument("received_ms", "must be within the last 30 days") }
         let caller = try context.requireCaller()
         let pack = configuration.rulePack
+        let defaultZone = configuration.defaultTimeZone
         let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let store = self.store
+        if let remembered = try await store.database.read({ db in try Idempotency.lookup(db, key, as: VisitsV1.Complaint.self) }) {
+            return remembered
+        }
+        // The account as accounts knows it: an unknown account is NOT_FOUND; its debtor and
+        // product set the complaint's debtor and retention. A complaint line must work while
+        // accounts is down, so then the complaint is filed with what visits knows (the hold
+        // is queued either way).
+        let account: AccountsV1.Account?
+        do {
+            account = try await peers.account(request.accountId)
+        } catch where error.code == .notFound {
+            throw RPCError.notFound("account \(request.accountId) not found")
+        } catch {
+            logger.warning("complaint filed without account facts: accounts unreachable",
+                           metadata: ["account_id": "\(request.accountId)", "error": "\(error.message)"])
+            account = nil
+        }
         let complaint = try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             var agencyID = ""
-            var debtorID = ""
+            var debtorID = account?.debtorId ?? ""
             if !request.visitId.isEmpty {
                 guard let visit = try store.visit(db, id: request.visitId)?.value else {
                     throw RPCError.notFound("visit \(request.visitId) not found")
@@ -56,9 +74,13 @@ extension VisitsService {
                 }
                 agencyID = visit.agencyId
                 debtorID = visit.debtorId
-            } else if let visit = try store.latestVisit(db, accountID: request.accountId) {
+            } else if debtorID.isEmpty, let visit = try store.latestVisit(db, accountID: request.accountId) {
                 debtorID = visit.debtorId
-                if !request.collectorId.isEmpty, visit.crewCollectorIds.contains(request.collectorId) { agencyID = visit.agencyId }
+            }
+            // A named collector's agency is the one of their visits, so that the complaint
+            // counts on that agency's scorecard even when it names no visit.
+            if agencyID.isEmpty, !request.collectorId.isEmpty {
+                agencyID = try store.agencyID(db, collectorID: request.collectorId) ?? ""
             }
             let complexity: VisitsV1.ComplaintComplexity = request.complexity == .unspecified ? .standard : request.complexity
             let slaDays = pack.complaintSLA.map { complexity == .complex ? $0.complexDays : $0.standardDays } ?? 15
@@ -67,7 +89,9 @@ extension VisitsService {
                 id: id, accountId: request.accountId, debtorId: debtorID, visitId: request.visitId, collectorId: request.collectorId,
                 agencyId: agencyID, category: request.category, complaintText: request.complaintText, channel: request.channel,
                 complexity: complexity, receivedMs: received, slaDueMs: received + Int64(slaDays) * 86_400_000, status: .open,
-                filedBy: caller.actor, retainUntilDate: Self.retainUntil(visitMs: received, zone: "Asia/Shanghai", product: .instalmentLoan, pack: pack)?.proto,
+                filedBy: caller.actor,
+                retainUntilDate: Self.retainUntil(visitMs: received, zone: defaultZone,
+                                                  product: account?.product ?? .instalmentLoan, pack: pack)?.proto,
                 rulePackId: pack.id, rulePackVersion: pack.version, version: 1, createdMs: now, updatedMs: now)
             Self.event(&complaint, .filed, "filed via \(request.channel.protoName ?? "")", actor: caller.actor, at: now)
             try Self.queue(db, &complaint, .placeHold, "hold", service: "accounts", method: AccountsV1.AccountsService.placeHold.path,
@@ -195,7 +219,7 @@ extension VisitsService {
         let caller = try context.requireCaller()
         let agencyID = caller.role == .agencyManager ? (caller.agencyID ?? "-") : request.agencyId
         try Validate.resourceID(agencyID, field: "agency_id", prefix: "agy")
-        let zone = TimeZone(identifier: "Asia/Shanghai")!
+        let zone = TimeZone(identifier: configuration.defaultTimeZone) ?? .gmt
         let now = clock.nowMs()
         let end = try Validate.optionalDate(request.periodEndDate, field: "period_end_date")
             ?? CivilDate.today(in: zone, nowMs: now).adding(days: -1)

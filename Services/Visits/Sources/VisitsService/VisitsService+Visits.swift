@@ -19,6 +19,9 @@ public struct VisitsConfiguration: Sendable {
     /// Check-in is allowed within this great-circle distance of the debtor's coordinates,
     /// metres (default 200).
     public var geofenceMeters: Int = 200
+    /// IANA zone of the agency scorecard's days, and of a complaint's retention date when the
+    /// debtor's zone is unknown (default Asia/Shanghai).
+    public var defaultTimeZone: String = "Asia/Shanghai"
 
     public init() {}
     public static let defaults = VisitsConfiguration()

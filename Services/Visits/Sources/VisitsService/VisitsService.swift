@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Models
 import RPC
 import RPCWire
@@ -16,9 +17,12 @@ public struct VisitsService: Sendable {
     let peers: any VisitsPeers
     /// Called after a transaction queued consequences, so they are delivered promptly.
     let effectsWritten: @Sendable () -> Void
+    let logger: Logger
 
     public init(database: SQLiteDatabase, clock: ServiceClock, configuration: VisitsConfiguration = .defaults,
-                peers: any VisitsPeers, effectsWritten: @escaping @Sendable () -> Void = {}) {
+                peers: any VisitsPeers, logger: Logger = Logger(label: "doorstep.visits"),
+                effectsWritten: @escaping @Sendable () -> Void = {}) {
+        self.logger = logger
         self.store = VisitsStore(database: database)
         self.clock = clock
         self.configuration = configuration

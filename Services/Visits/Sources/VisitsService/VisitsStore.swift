@@ -67,6 +67,9 @@ struct VisitsStore: Sendable {
             CREATE INDEX complaints_due ON complaints (sla_due_ms, id);
             CREATE INDEX complaints_account ON complaints (account_id);
             """)
+        migrations.add("visits-v4-sla-breach", sql: """
+            ALTER TABLE complaints ADD COLUMN sla_breach_noted INTEGER NOT NULL DEFAULT 0;
+            """)
         return migrations
     }
 
@@ -160,6 +163,15 @@ extension VisitsStore {
         return try VisitsV1.Visit(decoding: [UInt8](body))
     }
 
+    /// The agency of the collector's most recent visit (a collector belongs to one agency), or
+    /// nil when visits has never seen the collector.
+    func agencyID(_ db: Database, collectorID: String) throws -> String? {
+        try String.fetchOne(db, sql: """
+            SELECT v.agency_id FROM visit_crew c JOIN visits v ON v.id = c.visit_id
+            WHERE c.collector_id = ? ORDER BY v.created_ms DESC LIMIT 1
+            """, arguments: [collectorID])
+    }
+
     func visits(_ db: Database, agencyID: String) throws -> [VisitsV1.Visit] {
         try Data.fetchAll(db, sql: "SELECT body FROM visits WHERE agency_id = ?", arguments: [agencyID])
             .map { try VisitsV1.Visit(decoding: [UInt8]($0)) }
@@ -184,6 +196,18 @@ extension VisitsStore {
         try db.execute(sql: "UPDATE complaints SET status = ?, body = ?, version = ?, updated_ms = ?, sla_due_ms = ? WHERE id = ?",
                        arguments: [complaint.status.rawValue, Data(try complaint.encode()), complaint.version, complaint.updatedMs,
                                    complaint.slaDueMs, complaint.id])
+    }
+
+    /// Open complaints past their SLA due time whose breach is not on their timeline yet,
+    /// most overdue first; at most `limit`.
+    func unnotedBreaches(_ db: Database, nowMs: Int64, limit: Int) throws -> [String] {
+        try String.fetchAll(db, sql: """
+            SELECT id FROM complaints WHERE status = ? AND sla_due_ms < ? AND sla_breach_noted = 0 ORDER BY sla_due_ms, id LIMIT ?
+            """, arguments: [VisitsV1.ComplaintStatus.open.rawValue, nowMs, limit])
+    }
+
+    func noteBreach(_ db: Database, complaintID: String) throws {
+        try db.execute(sql: "UPDATE complaints SET sla_breach_noted = 1 WHERE id = ?", arguments: [complaintID])
     }
 
     /// Complaints matching a list filter (already restricted to the caller), by
