@@ -29,6 +29,10 @@ import Synchronization
 ///   warning; giving up is logged as an error.
 /// - permanent failure: FAILED at once, logged as an error.
 ///
+/// Whenever a message becomes FAILED, `onFailed` runs in the transaction that records it,
+/// with the last error (so the owner can write the failure on its record once). If it
+/// throws, the failed attempt is not recorded and the message stays due.
+///
 /// One dispatcher per topic in a process: two dispatchers serving the same topic would
 /// each deliver the same due message (still correct, but twice).
 ///
@@ -45,6 +49,7 @@ public final class OutboxDispatcher: Service, Sendable {
     private let nowMs: @Sendable () -> Int64
     private let logger: Logger
     private let onDelivered: @Sendable (Database, OutboxMessage, Int64) throws -> Void
+    private let onFailed: @Sendable (Database, OutboxMessage, String, Int64) throws -> Void
     private let signal = WakeSignal()
 
     /// - Parameters:
@@ -62,10 +67,14 @@ public final class OutboxDispatcher: Service, Sendable {
     ///     with the message and the delivery time; what it writes commits together with
     ///     DELIVERED, and if it throws neither is kept (see the type's comment). It must not
     ///     call the sink or wait on anything but the database.
+    ///   - onFailed: runs inside the write transaction that marks a message FAILED (given up
+    ///     or rejected for good), with the message, the last error and the time; the same
+    ///     rules as `onDelivered`.
     public init(
         database: SQLiteDatabase, topics: Set<String>, sink: any OutboxSink, policy: OutboxRetryPolicy = .init(),
         batchSize: Int = 50, pollInterval: Duration = .milliseconds(500), nowMs: @escaping @Sendable () -> Int64,
-        logger: Logger, onDelivered: @escaping @Sendable (Database, OutboxMessage, Int64) throws -> Void = { _, _, _ in }
+        logger: Logger, onDelivered: @escaping @Sendable (Database, OutboxMessage, Int64) throws -> Void = { _, _, _ in },
+        onFailed: @escaping @Sendable (Database, OutboxMessage, String, Int64) throws -> Void = { _, _, _, _ in }
     ) {
         self.database = database
         self.topics = topics
@@ -76,6 +85,7 @@ public final class OutboxDispatcher: Service, Sendable {
         self.nowMs = nowMs
         self.logger = logger
         self.onDelivered = onDelivered
+        self.onFailed = onFailed
     }
 
     /// Starts a pass now instead of at the next poll. Call after the transaction that
@@ -137,10 +147,13 @@ public final class OutboxDispatcher: Service, Sendable {
     private func recordFailure(_ message: OutboxMessage, _ failure: OutboxSinkError) async {
         let now = nowMs()
         let policy = self.policy
+        let onFailed = self.onFailed
         let outcome: Outbox.FailedAttempt?
         do {
             outcome = try await database.write { db in
-                try Outbox.recordFailedAttempt(db, id: message.id, failure: failure, nowMs: now, policy: policy)
+                let outcome = try Outbox.recordFailedAttempt(db, id: message.id, failure: failure, nowMs: now, policy: policy)
+                if let outcome, outcome.nextAttemptMs == nil { try onFailed(db, message, failure.text, now) }
+                return outcome
             }
         } catch {
             logger.warning("outbox: recording a failed attempt failed; the message stays due",

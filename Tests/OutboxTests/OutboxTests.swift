@@ -118,29 +118,50 @@ struct OutboxTests {
         #expect(counts.delivered == 2 && counts.pending == 0 && counts.failed == 0)
     }
 
-    @Test("a permanent rejection or the attempt limit marks the message FAILED and stops retrying", .timeLimit(.minutes(1)))
+    @Test("a permanent rejection or the attempt limit marks the message FAILED, stops retrying, and runs onFailed once in that transaction",
+          .timeLimit(.minutes(1)))
     func giveUp() async throws {
         let directory = try makeTemporaryDirectory()
         let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
         defer { database.close() }
         let clock = Clock()
+        let onFailed: @Sendable (Database, OutboxMessage, String, Int64) throws -> Void = { db, message, error, failedMs in
+            try db.execute(sql: "INSERT INTO changes (id) VALUES (?)", arguments: ["failed-\(message.id)-\(failedMs)-\(error)"])
+        }
+        let failures = { () async throws -> [String] in
+            try await database.read { db in try String.fetchAll(db, sql: "SELECT id FROM changes WHERE id LIKE 'failed-%' ORDER BY id") }
+        }
         let rejecting = OutboxDispatcher(database: database, topics: ["t"], sink: FlakySink(failures: 99, permanent: true),
-                                         nowMs: { clock.now }, logger: Self.logger())
+                                         nowMs: { clock.now }, logger: Self.logger(), onFailed: onFailed)
         try await Self.enqueue(database, ids: ["p"], nowMs: clock.now)
         _ = await rejecting.dispatchDue()
         let rejected = try #require(try await database.read { db in try Outbox.delivery(db, id: "p") })
         #expect(rejected.status == .failed && rejected.attempts == 1 && rejected.nextAttemptMs == 0)
+        #expect(try await failures() == ["failed-p-\(clock.now)-\(rejected.lastError)"])
 
         let limited = OutboxDispatcher(database: database, topics: ["t"], sink: FlakySink(failures: 99),
                                        policy: OutboxRetryPolicy(initialBackoffMs: 10, maxAttempts: 3, jitter: 0),
-                                       nowMs: { clock.now }, logger: Self.logger())
+                                       nowMs: { clock.now }, logger: Self.logger(), onFailed: onFailed)
         try await Self.enqueue(database, ids: ["q"], nowMs: clock.now)
+        _ = await limited.dispatchDue()
+        #expect(try await failures().count == 1, "a retryable failure with attempts left is not a give-up")
+        var givenUpAt: Int64 = 0
         for _ in 0..<5 {
-            _ = await limited.dispatchDue()
             clock.advance(1_000)
+            if (try await database.read { db in try Outbox.delivery(db, id: "q") })?.status == .pending { givenUpAt = clock.now }
+            _ = await limited.dispatchDue()
         }
         let exhausted = try #require(try await database.read { db in try Outbox.delivery(db, id: "q") })
         #expect(exhausted.status == .failed && exhausted.attempts == 3)
+        #expect(try await failures().filter { $0.hasPrefix("failed-q-") } == ["failed-q-\(givenUpAt)-\(exhausted.lastError)"], "once")
+
+        // If onFailed throws, the give-up is not recorded: the message stays due.
+        let throwing = OutboxDispatcher(database: database, topics: ["t"], sink: FlakySink(failures: 99, permanent: true),
+                                        nowMs: { clock.now }, logger: Self.logger(), onFailed: { _, _, _, _ in throw RPCErrorLike() })
+        try await Self.enqueue(database, ids: ["r"], nowMs: clock.now)
+        _ = await throwing.dispatchDue()
+        let kept = try #require(try await database.read { db in try Outbox.delivery(db, id: "r") })
+        #expect(kept.status == .pending && kept.attempts == 0)
     }
 
     @Test("nothing is lost across a restart: pending messages are delivered by the next process, each once", .timeLimit(.minutes(1)))

@@ -118,12 +118,12 @@ final class SchedulingHarness: Sendable {
     /// A FIELD account in 310115 (debtor in Asia/Shanghai) known to the fake accounts service,
     /// with its debtor and its record for the contact budget.
     @discardableResult
-    func addAccount(location: TypeV1.GeoPoint? = Places.home, onHold: Bool = false) -> AccountFacts {
+    func addAccount(location: TypeV1.GeoPoint? = Places.home, onHold: Bool = false, assignedAgency: String = "") -> AccountFacts {
         let debtorID = IDGenerator.make(prefix: "dbt", nowMs: clock.now)
         let accountID = IDGenerator.make(prefix: "acc", nowMs: clock.now)
         let address = TypeV1.Address(text: "上海市浦东新区世纪大道 100 号", regionCode: "310115", location: location)
         let facts = AccountFacts(accountID: accountID, debtorID: debtorID, stage: .field, onHold: onHold, regionCode: "310115",
-                                 timeZoneID: "Asia/Shanghai", address: address)
+                                 timeZoneID: "Asia/Shanghai", address: address, assignedAgencyID: assignedAgency)
         accounts.put(facts)
         accounts.put(debtor: AccountsV1.Debtor(id: debtorID, fullName: "李四", address: address, timeZone: "Asia/Shanghai"))
         accounts.put(account: AccountsV1.Account(id: accountID, debtorId: debtorID, stage: .field, onHold: onHold,

@@ -428,6 +428,25 @@ struct SchedulingRPCTests {
                                        requestID: "book-y2", metadata: managerY)
         }
         #expect(foreignCrew?.code == .permissionDenied)
+        // An account assigned to another agency is not theirs to book or check, even with
+        // their own crew; the agency it is assigned to may.
+        let assigned = harness.addAccount(assignedAgency: world.agency.id)
+        let foreignAccount = await #expect(throws: RPCError.self) {
+            _ = try await harness.book(assigned.accountID, crew: others, march(13, 10), march(13, 12), requestID: "book-y4",
+                                       metadata: managerY)
+        }
+        #expect(foreignAccount?.code == .permissionDenied && foreignAccount?.message.contains("another agency") == true)
+        let foreignCheck = await #expect(throws: RPCError.self) {
+            _ = try await harness.client.unary(S.checkCompliance, SchedulingV1.CheckComplianceRequest(
+                accountId: assigned.accountID, crewCollectorIds: others, windowStartMs: march(13, 10), windowEndMs: march(13, 12)),
+                metadata: managerY)
+        }
+        #expect(foreignCheck?.code == .permissionDenied)
+        #expect(try await harness.list(SchedulingV1.ListAppointmentsRequest(accountId: assigned.accountID)).isEmpty)
+        let ownCheck = try await harness.client.unary(S.checkCompliance, SchedulingV1.CheckComplianceRequest(
+            accountId: assigned.accountID, crewCollectorIds: [world.c[2], world.c[3]], windowStartMs: march(13, 10),
+            windowEndMs: march(13, 12)), metadata: managerX)
+        #expect(ownCheck.compliant, "the agency it is assigned to may: \(ownCheck.violations)")
         let foreignCollector = await #expect(throws: RPCError.self) {
             _ = try await harness.client.unary(S.registerCollector, SchedulingV1.RegisterCollectorRequest(
                 requestId: "collector-y3", collector: SchedulingV1.Collector(

@@ -174,6 +174,32 @@ struct ComplaintRPCTests {
         #expect(offline.effects.map(\.kind) == [.placeHold, .suspendCollector])
     }
 
+    /// A peer that refuses every effect for good, as accounts refuses a hold on a SETTLED
+    /// account.
+    struct RefusingSink: OutboxSink {
+        func deliver(_ message: OutboxMessage) async throws(OutboxSinkError) {
+            throw .permanent("accounts: FAILED_PRECONDITION account-stage: account is STAGE_SETTLED")
+        }
+    }
+
+    @Test("an effect a peer refuses for good is EFFECT_FAILED on the timeline, with the peer's reason, once", .timeLimit(.minutes(1)))
+    func effectFailed() async throws {
+        let harness = try await VisitsHarness()
+        defer { Task { await harness.close() } }
+        let officer = try await Self.compliance(harness)
+        let account = harness.addAccount()
+        let complaint = try await Self.file(harness, account: account.id, requestID: "complaint-1", metadata: officer)
+        let dispatcher = harness.dispatcher(sink: RefusingSink())
+        #expect(await dispatcher.dispatchDue() == 0)
+        #expect(await dispatcher.dispatchDue() == 0)
+        let failed = try await Self.get(harness, complaint.id, metadata: officer)
+        #expect(failed.effects.map { $0.delivery?.status } == [.failed])
+        #expect(failed.timeline.map(\.eventType) == [.filed, .effectFailed])
+        let note = try #require(failed.timeline.last?.note)
+        #expect(note.contains("PLACE_HOLD") && note.contains("account-stage"), "\(note)")
+        #expect(failed.timeline.last?.actor?.role == .system)
+    }
+
     // MARK: 2. Extension and resolution
 
     @Test("extended once by 30 days; resolved once: upheld keeps hold and suspension, not upheld releases both", .timeLimit(.minutes(1)))

@@ -215,6 +215,9 @@ final class VisitsHarness: Sendable {
             database: database, topics: [VisitsService.effectTopic], sink: sink, nowMs: { clock.now }, logger: logger,
             onDelivered: { db, message, deliveredMs in
                 try service.effectDelivered(db, message: message, deliveredMs: deliveredMs)
+            },
+            onFailed: { db, message, error, failedMs in
+                try service.effectFailed(db, message: message, error: error, failedMs: failedMs)
             })
     }
 }

@@ -20,7 +20,7 @@ extension SchedulingService {
     /// Loads what the rules need from the store (inside the caller's transaction, so
     /// double-booking and caps are judged against committed bookings only) and applies
     /// `VisitPolicy`. Unknown crew members are NOT_FOUND; an agency manager naming another
-    /// agency's collectors is PERMISSION_DENIED.
+    /// agency's collectors, or an account assigned to another agency, is PERMISSION_DENIED.
     static func judge(
         _ db: Database, _ store: SchedulingStore, visit: ProposedVisit, account: AccountFacts, excluding appointmentID: String?,
         caller: Caller?, nowMs: Int64, configuration: SchedulingConfiguration
@@ -34,6 +34,9 @@ extension SchedulingService {
                 throw RPCError.permissionDenied("collector \(member) belongs to another agency")
             }
             collectors[member] = collector
+        }
+        if let caller, caller.role == .agencyManager, !account.assignedAgencyID.isEmpty, account.assignedAgencyID != caller.agencyID {
+            throw RPCError.permissionDenied("account \(account.accountID) is assigned to another agency")
         }
         let agencies = try store.agencies(db, ids: collectors.values.map(\.agencyId))
         let day: Int64 = 86_400_000

@@ -79,6 +79,9 @@ public enum VisitsServer {
                                               nowMs: environment.clock.nowMs, logger: environment.logger,
                                               onDelivered: { db, message, deliveredMs in
                                                   try service.effectDelivered(db, message: message, deliveredMs: deliveredMs)
+                                              },
+                                              onFailed: { db, message, error, failedMs in
+                                                  try service.effectFailed(db, message: message, error: error, failedMs: failedMs)
                                               })
             wake.attach(dispatcher)
             var setup = ServiceSetup.serving(service.definition, serviceName: VisitsService.serviceName, database: database,

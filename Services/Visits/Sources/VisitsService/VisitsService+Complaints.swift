@@ -300,20 +300,41 @@ extension VisitsService {
     /// complaint effect is written to the complaint's timeline (hold placed, collector
     /// suspended, hold released, collector reinstated).
     public func effectDelivered(_ db: Database, message: OutboxMessage, deliveredMs: Int64) throws {
-        guard message.id.hasPrefix("cmp_"), let dot = message.id.firstIndex(of: ".") else { return }
-        let id = String(message.id[..<dot])
-        guard var complaint = try store.complaint(db, id: id)?.value,
-              let envelope = try? JSONDecoder().decode(EffectEnvelope.self, from: Data(message.payload)) else { return }
-        let system = TypeV1.Actor(role: .system, subject: "visits")
-        switch VisitsV1.EffectKind(rawValue: envelope.kind) {
-        case .placeHold: Self.event(&complaint, .holdPlaced, "accounts placed the COMPLAINT hold", actor: system, at: deliveredMs)
-        case .suspendCollector: Self.event(&complaint, .collectorSuspended, "scheduling suspended \(complaint.collectorId)", actor: system, at: deliveredMs)
-        case .releaseHold: Self.event(&complaint, .holdReleased, "accounts released the COMPLAINT hold", actor: system, at: deliveredMs)
-        case .reinstateCollector: Self.event(&complaint, .collectorReinstated, "scheduling reinstated \(complaint.collectorId)", actor: system, at: deliveredMs)
+        guard let (kind, complaint) = try complaintEffect(db, message) else { return }
+        let event: (VisitsV1.ComplaintEventType, String)
+        switch kind {
+        case .placeHold: event = (.holdPlaced, "accounts placed the COMPLAINT hold")
+        case .suspendCollector: event = (.collectorSuspended, "scheduling suspended \(complaint.collectorId)")
+        case .releaseHold: event = (.holdReleased, "accounts released the COMPLAINT hold")
+        case .reinstateCollector: event = (.collectorReinstated, "scheduling reinstated \(complaint.collectorId)")
         default: return
         }
+        try record(db, complaint, event.0, event.1, at: deliveredMs)
+    }
+
+    /// The outbox's `onFailed`: a complaint effect given up (retries exhausted) or refused
+    /// for good by its peer is written to the complaint's timeline as EFFECT_FAILED with the
+    /// last error, so the officer sees that the hold or suspension did not happen.
+    public func effectFailed(_ db: Database, message: OutboxMessage, error: String, failedMs: Int64) throws {
+        guard let (kind, complaint) = try complaintEffect(db, message) else { return }
+        try record(db, complaint, .effectFailed, "\(kind.protoName ?? "effect") failed: \(error)", at: failedMs)
+    }
+
+    /// The complaint and effect kind a visits outbox message belongs to (ids `cmp_….suffix`),
+    /// or nil for a visit's effect.
+    private func complaintEffect(_ db: Database, _ message: OutboxMessage) throws -> (VisitsV1.EffectKind, VisitsV1.Complaint)? {
+        guard message.id.hasPrefix("cmp_"), let dot = message.id.firstIndex(of: ".") else { return nil }
+        guard let complaint = try store.complaint(db, id: String(message.id[..<dot]))?.value,
+              let envelope = try? JSONDecoder().decode(EffectEnvelope.self, from: Data(message.payload)) else { return nil }
+        return (VisitsV1.EffectKind(rawValue: envelope.kind), complaint)
+    }
+
+    private func record(_ db: Database, _ complaint: VisitsV1.Complaint, _ type: VisitsV1.ComplaintEventType, _ note: String,
+                        at ms: Int64) throws {
+        var complaint = complaint
+        Self.event(&complaint, type, note, actor: TypeV1.Actor(role: .system, subject: "visits"), at: ms)
         complaint.version += 1
-        complaint.updatedMs = deliveredMs
+        complaint.updatedMs = ms
         try store.update(db, complaint: complaint)
     }
 

@@ -17,9 +17,13 @@ public struct AccountFacts: Sendable, Hashable {
     public var timeZoneID: String
     /// The debtor's address (with coordinates when known).
     public var address: TypeV1.Address?
+    /// The agency the account is assigned to (accounts.proto `assigned_agency_id`); empty
+    /// if none.
+    public var assignedAgencyID: String
 
     public init(accountID: String, debtorID: String, stage: AccountsV1.Stage, onHold: Bool, regionCode: String,
-                timeZoneID: String, address: TypeV1.Address?) {
+                timeZoneID: String, address: TypeV1.Address?, assignedAgencyID: String = "") {
+        self.assignedAgencyID = assignedAgencyID
         self.accountID = accountID
         self.debtorID = debtorID
         self.stage = stage
@@ -69,7 +73,8 @@ public final class GRPCAccountsDirectory: AccountsDirectory {
                                      AccountsV1.GetAccountRequest(accountId: accountID, view: .basic))
         let debtor = try await self.debtor(account.debtorId)
         return AccountFacts(accountID: account.id, debtorID: account.debtorId, stage: account.stage, onHold: account.onHold,
-                            regionCode: account.regionCode, timeZoneID: account.debtorTimeZone, address: debtor.address)
+                            regionCode: account.regionCode, timeZoneID: account.debtorTimeZone, address: debtor.address,
+                            assignedAgencyID: account.assignedAgencyId)
     }
 
     public func debtor(_ debtorID: String) async throws(RPCError) -> AccountsV1.Debtor {
