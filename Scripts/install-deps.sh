@@ -4,7 +4,9 @@
 # implementation used by the contract tests (pip). Skips what is already there.
 set -euo pipefail
 
-apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libnghttp2-dev libsqlite3-dev pkg-config)
+# docker-compose (the v1 client; no engine needed) checks docker-compose.yml against the
+# Compose schema with `docker-compose config` (Tests/DeploymentTests).
+apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libnghttp2-dev libsqlite3-dev pkg-config docker-compose)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -25,6 +25,52 @@ struct ComposeFileTests {
         }
     }
 
+    @Test("docker-compose.yml, and the file the compose suite gives an engine, pass the Compose schema (docker-compose config)")
+    func schema() async throws {
+        let valid = try await runProcessDetached("docker-compose", ["--file", "docker-compose.yml", "config", "--quiet"])
+        #expect(valid.status == 0, "\(valid.output)")
+
+        // The engine file changes only what would collide with the machine.
+        let raw = try loadComposeDictionary()
+        let directory = try makeTemporaryDirectory()
+        let keys = directory.appendingPathComponent("keys").path
+        let engine = engineComposeFile(raw, keysDirectory: keys, repository: repositoryRoot.path)
+        let original = try #require(raw["services"] as? [String: [String: Any]])
+        let rewritten = try #require(engine["services"] as? [String: [String: Any]])
+        #expect(Set(rewritten.keys) == Set(original.keys))
+        for (name, port) in Self.expected {
+            let before = try #require(original[name])
+            let after = try #require(rewritten[name])
+            let metrics = 9101 + port - 50051
+            #expect(after["ports"] as? [String] == ["127.0.0.1::\(port)", "127.0.0.1::\(metrics)"], "ephemeral host ports on loopback")
+            #expect((after["volumes"] as? [String])?.contains("\(keys):/keys:ro") == true)
+            #expect((after["volumes"] as? [String])?.contains("\(name)-data:/data") == true)
+            #expect((after["build"] as? [String: Any])?["context"] as? String == repositoryRoot.path)
+            for key in ["command", "environment", "healthcheck", "depends_on", "image", "read_only", "stop_grace_period"] {
+                #expect(String(describing: after[key]) == String(describing: before[key]), "\(name).\(key) is kept")
+            }
+        }
+        let file = directory.appendingPathComponent("compose.json")
+        try JSONSerialization.data(withJSONObject: engine, options: [.sortedKeys]).write(to: file)
+        let engineValid = try await runProcessDetached("docker-compose", ["--file", file.path, "config", "--quiet"])
+        #expect(engineValid.status == 0, "\(engineValid.output)")
+
+        // And the check can fail: a misspelt option is refused, naming it.
+        let broken = directory.appendingPathComponent("broken.yml")
+        let text = String(decoding: try readFile(repositoryRoot.appendingPathComponent("docker-compose.yml")), as: UTF8.self)
+        try text.replacingOccurrences(of: "    command: [\"visits\"]", with: "    comand: [\"visits\"]").write(to: broken, atomically: true, encoding: .utf8)
+        let refused = try await runProcessDetached("docker-compose", ["--file", broken.path, "config", "--quiet"])
+        #expect(refused.status != 0 && refused.output.contains("comand"), "\(refused.output)")
+    }
+
+    @Test("without a Docker engine the compose suite runs processes; DOORSTEP_COMPOSE_RUNNER chooses explicitly")
+    func runner() {
+        #expect(ComposeRunner.detect(environment: ["DOORSTEP_COMPOSE_RUNNER": "processes"]) == .processes)
+        #expect(ComposeRunner.detect(environment: ["DOORSTEP_COMPOSE_RUNNER": "engine"]) == .engine)
+        let engine = (try? runProcess("docker", ["info", "--format", "{{.ServerVersion}}"]))?.status == 0
+        if !engine { #expect(ComposeRunner.detect(environment: [:]) == .processes) }
+    }
+
     @Test("peers are addressed by service name and waited for until healthy")
     func dependencies() throws {
         let compose = try loadCompose()

@@ -7,7 +7,10 @@ import Testing
 
 /// The integration suite driven by docker-compose.yml: the compose file's commands,
 /// environment, dependencies and health checks start the three executables (see
-/// `ComposeCluster`), so what compose deploys is what these tests run.
+/// `ComposeCluster`), so what compose deploys is what these tests run. Where a Docker engine
+/// answers (and `docker compose` is installed), the same tests run against
+/// `docker compose up --build --wait` instead (`ComposeRunner`; `DOORSTEP_COMPOSE_RUNNER`
+/// forces either).
 @Suite("docker-compose.yml as real processes", .serialized)
 struct ComposeClusterTests {
     @Test("compose starts the three services in dependency order, healthy, wired to each other; they stop cleanly", .timeLimit(.minutes(2)))

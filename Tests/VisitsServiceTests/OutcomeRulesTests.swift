@@ -158,6 +158,17 @@ struct OutcomeRulesTests {
         #expect(invalid(met("13812345678")).hasPrefix("notes:"))
         #expect(invalid(met("身份证 11010519491231002X 已核对")).hasPrefix("notes:"))
         #expect(invalid(met("身份证 110105194912310021")).hasPrefix("notes:"))
+        // Written with separators or full-width digits, still found.
+        #expect(invalid(met("手机 138 1234 5678")).hasPrefix("notes:"))
+        #expect(invalid(met("手机138-1234-5678")).hasPrefix("notes:"))
+        #expect(invalid(met("手机 +86 138 1234 5678")).hasPrefix("notes:"))
+        #expect(invalid(met("手机１３８１２３４５６７８")).hasPrefix("notes:"))
+        #expect(invalid(met("电话 138\u{3000}1234\u{3000}5678")).hasPrefix("notes:"))
+        #expect(invalid(met("身份证 110105 19491231 002X")).hasPrefix("notes:"))
+        // Dates, times, amounts and short numbers side by side are not numbers of 11 digits.
+        accepted(met("约定 2026-03-20 10:00 再访，还款 1,500 元"))
+        accepted(met("分 12 期 每期 500 元 共 6000 元"))
+        accepted(met("门牌 12-3 号 3 楼"))
         // Notes are checked for every code, the debtor met or not.
         #expect(invalid(outcome(.notHome, notes: "邻居电话 13912345678")).hasPrefix("notes:"))
     }

@@ -35,44 +35,126 @@ public struct ComposeParseError: Error, CustomStringConvertible {
     public var description: String { "docker-compose.yml does not parse as YAML: \(output)" }
 }
 
-/// The repository's docker-compose.yml.
-public func loadCompose() throws -> ComposeFile {
+/// The repository's docker-compose.yml as JSON (PyYAML resolves anchors and merge keys).
+private func composeJSON() throws -> Data {
     let result = try runProcess("python3", [
         "-c", "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
         repositoryRoot.appendingPathComponent("docker-compose.yml").path,
     ])
     guard result.status == 0 else { throw ComposeParseError(output: result.output) }
-    return try JSONDecoder().decode(ComposeFile.self, from: Data(result.output.utf8))
+    return Data(result.output.utf8)
 }
 
-/// The system docker-compose.yml describes, as real processes on loopback: each service's
-/// `command` is run with its compose `environment`, started in `depends_on` order and waited
-/// for with its compose health check. Only what cannot hold outside a container is rewritten:
-/// listen addresses become 127.0.0.1:0 (the bound port is read back), `/data` becomes a
-/// temporary directory per service, `/keys/*` files are generated with `doorstep keygen`, and
-/// peer addresses (`accounts:50051`) become the bound addresses of the peers started before.
-/// Where a Docker engine exists, the same tests can run against `docker compose up`.
+/// The repository's docker-compose.yml.
+public func loadCompose() throws -> ComposeFile {
+    try JSONDecoder().decode(ComposeFile.self, from: composeJSON())
+}
+
+/// docker-compose.yml as a dictionary, every key kept.
+public func loadComposeDictionary() throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: composeJSON()) as? [String: Any] ?? [:]
+}
+
+/// How the compose suite runs the system docker-compose.yml describes.
+public enum ComposeRunner: Sendable, Equatable {
+    /// The built executables as processes on loopback (always possible; see `ComposeCluster`).
+    case processes
+    /// `docker compose` against a Docker engine: the image is built from the Dockerfile and
+    /// the containers started with `up --wait` (the compose health checks).
+    case engine
+
+    /// `DOORSTEP_COMPOSE_RUNNER=processes|engine` chooses; unset, the engine is used when one
+    /// answers `docker info` and the compose v2 plugin is installed (`up --wait` is v2's),
+    /// processes otherwise.
+    public static func detect(environment: [String: String] = ProcessInfo.processInfo.environment) -> ComposeRunner {
+        switch environment["DOORSTEP_COMPOSE_RUNNER"] {
+        case "processes": return .processes
+        case "engine": return .engine
+        default:
+            let engine = (try? runProcess("docker", ["info", "--format", "{{.ServerVersion}}"]))?.status == 0
+            let plugin = (try? runProcess("docker", ["compose", "version"]))?.status == 0
+            return engine && plugin ? .engine : .processes
+        }
+    }
+}
+
+/// docker-compose.yml as a test project runs it on an engine: the same services, commands,
+/// environment, health checks and dependencies, with only what would collide with the
+/// machine changed — published ports become ephemeral ports on 127.0.0.1 (read back with
+/// `docker compose port`), the `./keys` mount becomes the test's keys directory, and the
+/// build context is the repository. `raw` is the parsed file (anchors resolved).
+public func engineComposeFile(_ raw: [String: Any], keysDirectory: String, repository: String) -> [String: Any] {
+    var file = raw
+    var services = raw["services"] as? [String: Any] ?? [:]
+    for (name, value) in services {
+        guard var service = value as? [String: Any] else { continue }
+        if let ports = service["ports"] as? [String] {
+            service["ports"] = ports.map { mapping -> String in
+                let container = mapping.split(separator: ":").last.map(String.init) ?? mapping
+                return "127.0.0.1::\(container)"
+            }
+        }
+        if let volumes = service["volumes"] as? [String] {
+            service["volumes"] = volumes.map { volume in
+                volume.hasPrefix("./keys:") ? keysDirectory + volume.dropFirst("./keys".count) : volume
+            }
+        }
+        if var build = service["build"] as? [String: Any] {
+            let context = build["context"] as? String ?? "."
+            build["context"] = context == "." ? repository : context
+            service["build"] = build
+        }
+        services[name] = service
+    }
+    file["services"] = services
+    return file
+}
+
+/// The system docker-compose.yml describes, running for a test.
+///
+/// With `ComposeRunner.processes` (the default where no Docker engine runs): each
+/// service's `command` is run with its compose `environment`, started in `depends_on` order
+/// and waited for with its compose health check. Only what cannot hold outside a container
+/// is rewritten: listen addresses become 127.0.0.1:0 (the bound port is read back), `/data`
+/// becomes a temporary directory per service, `/keys/*` files are generated with
+/// `doorstep keygen`, and peer addresses (`accounts:50051`) become the bound addresses of the
+/// peers started before.
+///
+/// With `ComposeRunner.engine`: `docker compose up --build --wait` on `engineComposeFile`,
+/// as a project of its own, and `down --volumes` at the end. The same tests run either way.
 public final class ComposeCluster: @unchecked Sendable {
     public let compose: ComposeFile
+    public let runner: ComposeRunner
     public let directory: URL
     public let keysDirectory: URL
     public private(set) var services: [String: RunningService] = [:]
     public private(set) var order: [String] = []
+    /// Engine mode: the project name, the generated file and the published addresses.
+    private var project = ""
+    private var engineFile = ""
+    private var published: [String: String] = [:]
 
-    public init(only: Set<String>? = nil) async throws {
+    public init(only: Set<String>? = nil, runner: ComposeRunner = .detect()) async throws {
         compose = try loadCompose()
+        self.runner = runner
         directory = try makeTemporaryDirectory()
         keysDirectory = directory.appendingPathComponent("keys")
         try FileManager.default.createDirectory(at: keysDirectory, withIntermediateDirectories: true)
-        for name in compose.startOrder() where only?.contains(name) ?? true {
-            try await start(name)
+        let names = compose.startOrder().filter { only?.contains($0) ?? true }
+        switch runner {
+        case .processes:
+            for name in names { try await start(name) }
+        case .engine:
+            try await up(names)
         }
     }
 
     /// The address a service was reached at, e.g. for a client.
-    public func address(_ name: String) -> String { services[name]!.address }
+    public func address(_ name: String) -> String {
+        runner == .engine ? published[name]! : services[name]!.address
+    }
 
-    /// Starts one compose service (its dependencies must already run).
+    /// Starts one compose service as a process (its dependencies must already run).
     public func start(_ name: String) async throws {
         let service = compose.services[name]!
         let dataDirectory = directory.appendingPathComponent(name)
@@ -106,14 +188,49 @@ public final class ComposeCluster: @unchecked Sendable {
             }.joined(separator: ",")
         }
         if value.hasPrefix("/keys/") {
-            let path = keysDirectory.appendingPathComponent(String(value.dropFirst("/keys/".count))).path
-            if !FileManager.default.fileExists(atPath: path) {
-                let arguments = variable == "DOORSTEP_DATA_KEY_FILE" ? ["keygen", "--data-key", "--key-file", path] : ["keygen", "--key-file", path]
-                _ = try runProcess(productsDirectory.appendingPathComponent("doorstep").path, arguments)
-            }
-            return path
+            return try key(String(value.dropFirst("/keys/".count)), data: variable == "DOORSTEP_DATA_KEY_FILE")
         }
         return value.replacingOccurrences(of: "/data", with: dataDirectory.path)
+    }
+
+    /// The key file `name` in the keys directory, generated on first use; readable by the
+    /// image's non-root user when mounted into a container.
+    @discardableResult
+    private func key(_ name: String, data: Bool) throws -> String {
+        let path = keysDirectory.appendingPathComponent(name).path
+        if !FileManager.default.fileExists(atPath: path) {
+            let arguments = data ? ["keygen", "--data-key", "--key-file", path] : ["keygen", "--key-file", path]
+            _ = try runProcess(productsDirectory.appendingPathComponent("doorstep").path, arguments)
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        }
+        return path
+    }
+
+    // MARK: Engine
+
+    private func dockerCompose(_ arguments: [String]) throws -> ProcessResult {
+        try runProcess("docker", ["compose", "--project-name", project, "--file", engineFile] + arguments)
+    }
+
+    private func up(_ names: [String]) async throws {
+        project = "doorstep-test-\(UUID().uuidString.prefix(8).lowercased())"
+        for (variable, value) in compose.services.values.flatMap(\.environment) where value.hasPrefix("/keys/") {
+            try key(String(value.dropFirst("/keys/".count)), data: variable == "DOORSTEP_DATA_KEY_FILE")
+        }
+        let file = engineComposeFile(try loadComposeDictionary(), keysDirectory: keysDirectory.path, repository: repositoryRoot.path)
+        engineFile = directory.appendingPathComponent("compose.json").path
+        try JSONSerialization.data(withJSONObject: file, options: [.sortedKeys]).write(to: URL(fileURLWithPath: engineFile))
+        let result = try await Task.detached { try self.dockerCompose(["up", "--detach", "--build", "--wait"] + names) }.value
+        guard result.status == 0 else {
+            _ = try? dockerCompose(["down", "--volumes"])
+            throw ServiceStartFailed(name: names.joined(separator: ","), status: result.status, output: result.output)
+        }
+        for name in names {
+            let port = compose.services[name]!.environment["DOORSTEP_LISTEN"].flatMap { $0.split(separator: ":").last }.map(String.init) ?? ""
+            let mapped = try dockerCompose(["port", name, port]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+            published[name] = mapped
+            order.append(name)
+        }
     }
 
     /// A bearer token signed with the cluster's auth key.
@@ -123,9 +240,21 @@ public final class ComposeCluster: @unchecked Sendable {
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Stops every service, dependents first (SIGTERM); returns each exit.
+    /// Stops every service, dependents first (SIGTERM); returns each exit. On an engine the
+    /// project is then removed with its volumes.
     public func stopAll() async -> [(name: String, status: Int32, stderr: String)] {
         var results: [(name: String, status: Int32, stderr: String)] = []
+        if runner == .engine {
+            for name in order.reversed() {
+                let stop = try? dockerCompose(["stop", "--timeout", "40", name])
+                let code = (try? dockerCompose(["ps", "--all", "--format", "{{.ExitCode}}", name]))?.output
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                let logs = (try? dockerCompose(["logs", "--no-color", name]))?.output ?? ""
+                results.append((name, stop?.status == 0 ? Int32(code ?? "") ?? -1 : -1, String(logs.suffix(4000))))
+            }
+            _ = try? dockerCompose(["down", "--volumes"])
+            return results
+        }
         for name in order.reversed() {
             if let service = services[name] {
                 let stop = await service.stop()

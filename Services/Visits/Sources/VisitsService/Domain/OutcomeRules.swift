@@ -69,18 +69,24 @@ public enum OutcomeRules {
         }
     }
 
-    /// True when `text` holds a run of 11 or more digits (a mobile number) or an 18-character
-    /// resident-ID shape (17 digits and a digit or X).
+    /// True when `text` holds a number of 11 or more digits: a mobile number (11) or a
+    /// resident ID (18, whose first 17 are digits). Full-width digits (０-９) count as digits,
+    /// and one space, ideographic space or hyphen between digits does not end the number, so
+    /// "138 1234 5678", "138-1234-5678" and "１３８１２３４５６７８" are found; any other
+    /// character ends it ("尾号 5678，分机 1234567890" holds no such number).
     static func containsIdentifyingNumber(_ text: String) -> Bool {
-        var run = 0
-        for character in text {
-            if character.isASCII && character.isNumber {
-                run += 1
-                if run >= 11 { return true }
-            } else if run == 17 && (character == "X" || character == "x") {
-                return true
+        var digits = 0
+        var afterSeparator = false
+        for scalar in text.unicodeScalars {
+            if ("0"..."9").contains(scalar) || ("\u{FF10}"..."\u{FF19}").contains(scalar) {
+                digits += 1
+                afterSeparator = false
+                if digits >= 11 { return true }
+            } else if digits > 0, !afterSeparator, [" ", "\u{3000}", "-", "\u{FF0D}", "\u{2010}", "\u{2011}"].contains(scalar) {
+                afterSeparator = true
             } else {
-                run = 0
+                digits = 0
+                afterSeparator = false
             }
         }
         return false
