@@ -26,9 +26,14 @@ public struct OutboxDelivery: Sendable, Hashable {
     public var nextAttemptMs: Int64
     /// When the receiver acknowledged it; 0 unless delivered.
     public var deliveredMs: Int64
+    /// What the receiver answered that its sink keeps (`OutboxSink.deliverForResult`, e.g.
+    /// the id of what it created); "" if nothing or not delivered.
+    public var result: String
 
     /// A delivery state as stored (tests and services rebuilding one).
-    public init(status: Status, attempts: Int, lastError: String, lastAttemptMs: Int64, nextAttemptMs: Int64, deliveredMs: Int64) {
+    public init(status: Status, attempts: Int, lastError: String, lastAttemptMs: Int64, nextAttemptMs: Int64, deliveredMs: Int64,
+                result: String = "") {
+        self.result = result
         self.status = status
         self.attempts = attempts
         self.lastError = lastError
@@ -89,6 +94,7 @@ public enum Outbox {
             );
             CREATE INDEX outbox_due ON outbox (status, next_attempt_ms);
             """)
+        migrations.add("outbox-v2-result", sql: "ALTER TABLE outbox ADD COLUMN result TEXT NOT NULL DEFAULT ''")
     }
 
     /// Writes `message` inside the caller's write transaction, pending and due at `nowMs`:
@@ -116,12 +122,12 @@ public enum Outbox {
         var result: [String: OutboxDelivery] = [:]
         for id in ids {
             guard let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT status, attempts, last_error, last_attempt_ms, next_attempt_ms, delivered_ms FROM outbox WHERE id = ?"),
+                db.cachedStatement(sql: "SELECT status, attempts, last_error, last_attempt_ms, next_attempt_ms, delivered_ms, result FROM outbox WHERE id = ?"),
                 arguments: [id]) else { continue }
             result[id] = OutboxDelivery(
                 status: OutboxDelivery.Status(rawValue: row["status"]) ?? .pending, attempts: row["attempts"],
                 lastError: row["last_error"], lastAttemptMs: row["last_attempt_ms"], nextAttemptMs: row["next_attempt_ms"],
-                deliveredMs: row["delivered_ms"])
+                deliveredMs: row["delivered_ms"], result: row["result"])
         }
         return result
     }
@@ -163,11 +169,12 @@ public enum Outbox {
     /// Marks pending message `id` delivered at `nowMs` (one more attempt, no next one).
     /// Returns false when it was not pending (already delivered or given up), so that the
     /// caller does not announce the delivery twice.
-    static func markDelivered(_ db: Database, id: String, nowMs: Int64) throws -> Bool {
+    static func markDelivered(_ db: Database, id: String, nowMs: Int64, result: String = "") throws -> Bool {
         try db.execute(sql: """
-            UPDATE outbox SET status = ?, attempts = attempts + 1, last_attempt_ms = ?, next_attempt_ms = 0, delivered_ms = ?
+            UPDATE outbox SET status = ?, attempts = attempts + 1, last_attempt_ms = ?, next_attempt_ms = 0, delivered_ms = ?, result = ?
             WHERE id = ? AND status = ?
-            """, arguments: [OutboxDelivery.Status.delivered.rawValue, nowMs, nowMs, id, OutboxDelivery.Status.pending.rawValue])
+            """, arguments: [OutboxDelivery.Status.delivered.rawValue, nowMs, nowMs, String(result.prefix(200)), id,
+                             OutboxDelivery.Status.pending.rawValue])
         return db.changesCount > 0
     }
 

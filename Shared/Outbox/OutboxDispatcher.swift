@@ -112,13 +112,14 @@ public final class OutboxDispatcher: Service, Sendable {
         var delivered = 0
         for message in due {
             if Task.isCancelled || Task.isShuttingDownGracefully { break }
+            let result: String
             do {
-                try await sink.deliver(message)
+                result = try await sink.deliverForResult(message)
             } catch {
                 await recordFailure(message, error)
                 continue
             }
-            if await recordDelivery(message) { delivered += 1 }
+            if await recordDelivery(message, result: result) { delivered += 1 }
         }
         return delivered
     }
@@ -126,12 +127,12 @@ public final class OutboxDispatcher: Service, Sendable {
     /// Marks `message` delivered and runs `onDelivered`, in one transaction. Returns false
     /// when that transaction failed (then the attempt is recorded as a retryable failure)
     /// or the message was no longer pending.
-    private func recordDelivery(_ message: OutboxMessage) async -> Bool {
+    private func recordDelivery(_ message: OutboxMessage, result: String) async -> Bool {
         let at = nowMs()
         let onDelivered = self.onDelivered
         do {
             return try await database.write { db -> Bool in
-                guard try Outbox.markDelivered(db, id: message.id, nowMs: at) else { return false }
+                guard try Outbox.markDelivered(db, id: message.id, nowMs: at, result: result) else { return false }
                 try onDelivered(db, message, at)
                 return true
             }

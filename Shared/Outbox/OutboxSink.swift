@@ -26,4 +26,16 @@ public enum OutboxSinkError: Error, Sendable, Hashable {
 public protocol OutboxSink: Sendable {
     /// Delivers `message`; throws `.retryable` or `.permanent` when it was not acknowledged.
     func deliver(_ message: OutboxMessage) async throws(OutboxSinkError)
+
+    /// Delivers `message` like `deliver` and returns what the receiver answered that is kept
+    /// with the delivery (`OutboxDelivery.result`, e.g. the id of what the receiver created),
+    /// or "". The dispatcher calls this; the default calls `deliver` and keeps nothing.
+    func deliverForResult(_ message: OutboxMessage) async throws(OutboxSinkError) -> String
+}
+
+extension OutboxSink {
+    public func deliverForResult(_ message: OutboxMessage) async throws(OutboxSinkError) -> String {
+        try await deliver(message)
+        return ""
+    }
 }

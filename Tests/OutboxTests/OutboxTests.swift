@@ -365,6 +365,31 @@ struct OutboxTests {
         try await sink.shutdown()
     }
 
+    /// A sink whose receiver answers with the id of what it created.
+    struct ResultSink: OutboxSink {
+        func deliver(_ message: OutboxMessage) async throws(OutboxSinkError) {}
+        func deliverForResult(_ message: OutboxMessage) async throws(OutboxSinkError) -> String { "created-for-\(message.id)" }
+    }
+
+    @Test("what a sink returns from deliverForResult is kept with the delivery; a sink with only deliver keeps nothing",
+          .timeLimit(.minutes(1)))
+    func resultKept() async throws {
+        let directory = try makeTemporaryDirectory()
+        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
+        defer { database.close() }
+        let clock = Clock()
+        try await Self.enqueue(database, ids: ["a"], nowMs: clock.now)
+        #expect(try await database.read { db in try Outbox.delivery(db, id: "a") }?.result == "", "nothing before delivery")
+        #expect(await OutboxDispatcher(database: database, topics: ["t"], sink: ResultSink(), nowMs: { clock.now },
+                                       logger: Self.logger()).dispatchDue() == 1)
+        #expect(try await database.read { db in try Outbox.delivery(db, id: "a") }?.result == "created-for-a")
+        try await Self.enqueue(database, ids: ["b"], nowMs: clock.now)
+        #expect(await OutboxDispatcher(database: database, topics: ["t"], sink: FlakySink(failures: 0), nowMs: { clock.now },
+                                       logger: Self.logger()).dispatchDue() == 1)
+        let plain = try await database.read { db in try Outbox.delivery(db, id: "b") }
+        #expect(plain?.status == .delivered && plain?.result == "")
+    }
+
     /// A sink that reports each delivered id on a stream.
     struct StreamSink: OutboxSink {
         let continuation: AsyncStream<String>.Continuation

@@ -246,6 +246,7 @@ struct WorkflowTests {
         }
         account = try await getAccount(account.id)
         #expect(account.promises.filter { $0.sourceVisitId == visitID }.count == 1, "the promise arrives exactly once")
+        #expect(visit.effects.first { $0.kind == .promiseToPay }?.resultId == account.promises.first?.id, "the effect names the promise")
         #expect(account.promises.first?.status == .pending)
         #expect(account.contactSummary?.lastAttempt?.visitId == visitID)
 
@@ -296,7 +297,9 @@ struct WorkflowTests {
         }
         #expect(complaint.timeline.map(\.eventType) == [.filed, .holdPlaced, .collectorSuspended]
                 || complaint.timeline.map(\.eventType) == [.filed, .collectorSuspended, .holdPlaced])
-        #expect(try await getAccount(other.id).onHold)
+        let held = try await getAccount(other.id)
+        #expect(held.onHold && complaint.holdId == held.holds.first { $0.complaintId == complaintID }?.id && !complaint.holdId.isEmpty,
+                "the complaint names the hold accounts placed")
         let nextWindow = windowStart + 4 * Self.day
         let check = { () async throws -> [String] in
             try await scheduling.unary(SchedulingV1.SchedulingService.checkCompliance, SchedulingV1.CheckComplianceRequest(

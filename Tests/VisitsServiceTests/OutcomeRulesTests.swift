@@ -315,3 +315,45 @@ struct EvidenceChainTests {
         #expect(EvidenceChain.verify([garbage], accountID: Self.account).firstBrokenSequence == 1)
     }
 }
+
+@Suite("PeerEffectSink.resultID: the id of what the peer created, from its answer")
+struct EffectResultTests {
+    static func bytes<M: ProtoMessage>(_ message: M) throws -> [UInt8] { try message.encode() }
+
+    @Test("each effect kind finds its record by request id (or complaint); an answer without it gives \"\"")
+    func resultIDs() throws {
+        let attempt = AccountsV1.ContactAttempt(id: "cta_1", requestId: "vis_1.contact")
+        let promise = AccountsV1.PromiseToPay(id: "ptp_2", requestId: "vis_1.promise")
+        let older = AccountsV1.PromiseToPay(id: "ptp_1", requestId: "other")
+        let hold = AccountsV1.Hold(id: "hld_3", requestId: "cmp_1.hold", reason: .complaint, complaintId: "cmp_1", active: true)
+        var account = AccountsV1.Account(id: "acc_1", holds: [hold], promises: [older, promise])
+        account.contactSummary = AccountsV1.ContactSummary(lastAttempt: attempt)
+        let answer = try Self.bytes(account)
+
+        #expect(PeerEffectSink.resultID(.contactAttempt, request: try Self.bytes(AccountsV1.RecordContactAttemptRequest(
+            requestId: "vis_1.contact")), response: answer) == "cta_1")
+        #expect(PeerEffectSink.resultID(.contactAttempt, request: try Self.bytes(AccountsV1.RecordContactAttemptRequest(
+            requestId: "vis_9.contact")), response: answer) == "", "another attempt is the latest: not ours")
+        #expect(PeerEffectSink.resultID(.promiseToPay, request: try Self.bytes(AccountsV1.RecordPromiseToPayRequest(
+            requestId: "vis_1.promise")), response: answer) == "ptp_2")
+        #expect(PeerEffectSink.resultID(.placeHold, request: try Self.bytes(AccountsV1.PlaceHoldRequest(
+            requestId: "cmp_1.hold", complaintId: "cmp_1")), response: answer) == "hld_3")
+        #expect(PeerEffectSink.resultID(.placeHold, request: try Self.bytes(AccountsV1.PlaceHoldRequest(
+            requestId: "cmp_1.hold-again", complaintId: "cmp_1")), response: answer) == "hld_3",
+                "a repeated hold for the complaint is the one already placed")
+        var release = AccountsV1.ReleaseHoldRequest(requestId: "cmp_1.release")
+        release.hold = .complaintId("cmp_1")
+        #expect(PeerEffectSink.resultID(.releaseHold, request: try Self.bytes(release), response: answer) == "hld_3")
+
+        let suspension = SchedulingV1.Suspension(id: "sus_4", reason: .complaint, complaintId: "cmp_1", active: true)
+        let collector = try Self.bytes(SchedulingV1.Collector(id: "col_1", suspensions: [suspension]))
+        #expect(PeerEffectSink.resultID(.suspendCollector, request: try Self.bytes(SchedulingV1.SuspendCollectorRequest(
+            requestId: "cmp_1.suspend", collectorId: "col_1", complaintId: "cmp_1")), response: collector) == "sus_4")
+        var reinstate = SchedulingV1.ReinstateCollectorRequest(requestId: "cmp_1.reinstate", collectorId: "col_1")
+        reinstate.suspension = .complaintId("cmp_1")
+        #expect(PeerEffectSink.resultID(.reinstateCollector, request: try Self.bytes(reinstate), response: collector) == "sus_4")
+        #expect(PeerEffectSink.resultID(.completeAppointment, request: [],
+                                        response: try Self.bytes(SchedulingV1.Appointment(id: "apt_5"))) == "apt_5")
+        #expect(PeerEffectSink.resultID(.promiseToPay, request: [0xFF], response: answer) == "", "an undecodable request")
+    }
+}

@@ -71,17 +71,25 @@ struct EffectEnvelope: Codable, Sendable, Hashable {
 /// (NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION, PERMISSION_DENIED, UNIMPLEMENTED) are
 /// permanent — the effect is FAILED and visible on the visit; anything else is retried. A
 /// repayment plan is proposed and then accepted, each step idempotent by its own request id.
+/// The id of what the peer created or changed (`Effect.result_id`) is read from its answer.
 public struct PeerEffectSink: OutboxSink {
     let peers: [String: PeerClient]
 
     public func deliver(_ message: OutboxMessage) async throws(OutboxSinkError) {
+        _ = try await deliverForResult(message)
+    }
+
+    public func deliverForResult(_ message: OutboxMessage) async throws(OutboxSinkError) -> String {
         let envelope: EffectEnvelope
         do { envelope = try JSONDecoder().decode(EffectEnvelope.self, from: Data(message.payload)) } catch {
             throw .permanent("malformed effect: \(error)")
         }
         guard let peer = peers[envelope.service] else { throw .permanent("unknown service \(envelope.service)") }
         let messages = try await call(peer, path: envelope.method, request: [UInt8](envelope.request))
-        guard VisitsV1.EffectKind(rawValue: envelope.kind) == .repaymentPlan else { return }
+        let kind = VisitsV1.EffectKind(rawValue: envelope.kind)
+        guard kind == .repaymentPlan else {
+            return messages.first.map { Self.resultID(kind, request: [UInt8](envelope.request), response: $0) } ?? ""
+        }
         // Second step: accept the plan the first step proposed.
         guard let proposal = try? AccountsV1.ProposeRepaymentPlanRequest(decoding: [UInt8](envelope.request)),
               let first = messages.first, let account = try? AccountsV1.Account(decoding: first),
@@ -93,6 +101,54 @@ public struct PeerEffectSink: OutboxSink {
         let encoded: [UInt8]
         do { encoded = try accept.encode() } catch { throw .permanent("cannot encode the acceptance: \(error)") }
         _ = try await call(peer, path: AccountsV1.AccountsService.acceptRepaymentPlan.path, request: encoded)
+        return plan.id
+    }
+
+    /// The id of what an effect's call created or changed, found in the peer's answer by the
+    /// effect's request id (or its complaint): the contact attempt, the promise, the hold
+    /// placed or released, the appointment completed, the suspension placed or lifted; "" if
+    /// the answer does not show it.
+    public static func resultID(_ kind: VisitsV1.EffectKind, request: [UInt8], response: [UInt8]) -> String {
+        switch kind {
+        case .contactAttempt:
+            guard let sent = try? AccountsV1.RecordContactAttemptRequest(decoding: request),
+                  let attempt = (try? AccountsV1.Account(decoding: response))?.contactSummary?.lastAttempt,
+                  attempt.requestId == sent.requestId else { return "" }
+            return attempt.id
+        case .promiseToPay:
+            guard let sent = try? AccountsV1.RecordPromiseToPayRequest(decoding: request),
+                  let account = try? AccountsV1.Account(decoding: response) else { return "" }
+            return account.promises.first { $0.requestId == sent.requestId }?.id ?? ""
+        case .placeHold:
+            guard let sent = try? AccountsV1.PlaceHoldRequest(decoding: request),
+                  let account = try? AccountsV1.Account(decoding: response) else { return "" }
+            let hold = account.holds.first { $0.requestId == sent.requestId }
+                ?? account.holds.first { !sent.complaintId.isEmpty && $0.complaintId == sent.complaintId && $0.active }
+            return hold?.id ?? ""
+        case .releaseHold:
+            guard let sent = try? AccountsV1.ReleaseHoldRequest(decoding: request),
+                  let account = try? AccountsV1.Account(decoding: response) else { return "" }
+            switch sent.hold {
+            case .holdId(let id)?: return id
+            case .complaintId(let complaint)?: return account.holds.last { $0.complaintId == complaint }?.id ?? ""
+            case nil: return ""
+            }
+        case .completeAppointment:
+            return (try? SchedulingV1.Appointment(decoding: response))?.id ?? ""
+        case .suspendCollector:
+            guard let sent = try? SchedulingV1.SuspendCollectorRequest(decoding: request),
+                  let collector = try? SchedulingV1.Collector(decoding: response) else { return "" }
+            return collector.suspensions.last { $0.complaintId == sent.complaintId }?.id ?? ""
+        case .reinstateCollector:
+            guard let sent = try? SchedulingV1.ReinstateCollectorRequest(decoding: request),
+                  let collector = try? SchedulingV1.Collector(decoding: response) else { return "" }
+            switch sent.suspension {
+            case .suspensionId(let id)?: return id
+            case .complaintId(let complaint)?: return collector.suspensions.last { $0.complaintId == complaint }?.id ?? ""
+            case nil: return ""
+            }
+        case .repaymentPlan, .unspecified, .unrecognized: return ""
+        }
     }
 
     private func call(_ peer: PeerClient, path: String, request: [UInt8]) async throws(OutboxSinkError) -> [[UInt8]] {

@@ -293,6 +293,7 @@ extension VisitsService {
         var result = complaint
         if result.status == .open && nowMs > result.slaDueMs { result.slaBreached = true }
         try fillDeliveries(db, &result.effects)
+        result.holdId = result.effects.first { $0.kind == .placeHold }?.resultId ?? ""
         return result
     }
 

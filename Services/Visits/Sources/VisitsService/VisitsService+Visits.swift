@@ -335,7 +335,10 @@ extension VisitsService {
         guard !effects.isEmpty else { return }
         let deliveries = try Outbox.deliveries(db, ids: effects.map(\.requestId))
         for index in effects.indices {
-            if let delivery = deliveries[effects[index].requestId] { effects[index].delivery = delivery.proto }
+            if let delivery = deliveries[effects[index].requestId] {
+                effects[index].delivery = delivery.proto
+                effects[index].resultId = delivery.result
+            }
         }
     }
 }
