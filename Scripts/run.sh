@@ -7,7 +7,9 @@
 # Environment: DOORSTEP_DATA_ROOT (default ./data), DOORSTEP_HOST (default 127.0.0.1),
 # DOORSTEP_LOG_LEVEL (default info), SKIP_INSTALL=1 / SKIP_BUILD=1 to skip those steps,
 # DOORSTEP_DEMO=1 to seed a demo city once (3 agencies, 36 collectors, DOORSTEP_DEMO_DEBTORS
-# debtors with accounts at every stage, default 2000) through the gRPC API.
+# debtors with accounts at every stage, default 2000) through the gRPC API. The demo runs in
+# dev mode (the shared key copied into each data directory) with the test clock on
+# ./data/clock-offset, so that Scripts/demo-walk.sh can move time into a visit's window.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -32,10 +34,20 @@ stop() {
 }
 trap stop INT TERM
 
+demo=${DOORSTEP_DEMO:-0}
+if [ "$demo" = 1 ]; then
+  # Dev mode: each service reads <data-dir>/auth.key; the test clock is allowed only there.
+  for name in accounts scheduling visits; do mkdir -p "$data/$name"; cp "$key" "$data/$name/auth.key"; done
+  [ -f "$data/clock-offset" ] || echo 0 > "$data/clock-offset"
+  identity=(--test-clock-offset-file "$data/clock-offset")
+else
+  identity=(--auth-key-file "$key")
+fi
+
 start() { # name grpc-port metrics-port
   local name=$1 port=$2 metrics=$3
   "$bin/$name" --listen "$host:$port" --metrics-listen "$host:$metrics" --data-dir "$data/$name" \
-    --auth-key-file "$key" --accounts-addr "$host:50051" --scheduling-addr "$host:50052" --visits-addr "$host:50053" \
+    "${identity[@]}" --accounts-addr "$host:50051" --scheduling-addr "$host:50052" --visits-addr "$host:50053" \
     --log-level "${DOORSTEP_LOG_LEVEL:-info}" > >(sed -u "s/^/[$name] /") 2> >(sed -u "s/^/[$name] /" >&2) &
   pids+=($!)
 }
@@ -52,7 +64,7 @@ for name_port in accounts:50051 scheduling:50052 visits:50053; do
     sleep 0.2
   done
 done
-if [ "${DOORSTEP_DEMO:-0}" = 1 ] && [ ! -f "$data/.demo-seeded" ]; then
+if [ "$demo" = 1 ] && [ ! -f "$data/.demo-seeded" ]; then
   echo "run: seeding the demo city…"
   "$bin/demo-seed" --accounts "$host:50051" --scheduling "$host:50052" --key-file "$key" \
     --debtors "${DOORSTEP_DEMO_DEBTORS:-2000}" && touch "$data/.demo-seeded"
@@ -68,6 +80,7 @@ Try:
   $bin/doorstep call $host:50052 doorstep.scheduling.v1.Scheduling/RegisterAgency '{"requestId":"demo-1","agency":{…}}' --token "\$TOKEN"
 Ctrl-C stops all three.
 INFO
+[ "$demo" = 1 ] && echo "Walk a visit with the CLI (plan, book, notice, check in, promise, check out): Scripts/demo-walk.sh"
 # If any service exits on its own, stop the others too.
 wait -n "${pids[@]}" || true
 echo "run: a service exited" >&2

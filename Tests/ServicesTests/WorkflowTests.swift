@@ -342,6 +342,57 @@ struct WorkflowTests {
         }
     }
 
+    @Test("the demo city: a plan, and a visit walked with the doorstep CLI (Scripts/demo-walk.sh)", .timeLimit(.minutes(3)))
+    func demoWalk() async throws {
+        let directory = try makeTemporaryDirectory()
+        let key = directory.appendingPathComponent("auth.key").path
+        _ = try await runProduct("doorstep", ["keygen", "--key-file", key])
+        for name in ["accounts", "scheduling", "visits"] {
+            let dataDir = directory.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: key, toPath: dataDir.appendingPathComponent("auth.key").path)
+        }
+        // As `DOORSTEP_DEMO=1 Scripts/run.sh` starts them: dev mode, the clock file at 0.
+        let clockFile = directory.appendingPathComponent("clock-offset")
+        try "0".write(to: clockFile, atomically: true, encoding: .utf8)
+        func start(_ name: String, _ extra: [String]) async throws -> RunningService {
+            try await RunningService(name, [
+                "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent(name).path,
+                "--test-clock-offset-file", clockFile.path,
+            ] + extra)
+        }
+        let accountsProcess = try await start("accounts", [])
+        let schedulingProcess = try await start("scheduling", ["--accounts-addr", accountsProcess.address])
+        let visitsProcess = try await start("visits", ["--accounts-addr", accountsProcess.address,
+                                                       "--scheduling-addr", schedulingProcess.address])
+        let seed = try await runProduct("demo-seed", ["--accounts", accountsProcess.address, "--scheduling", schedulingProcess.address,
+                                                      "--key-file", key, "--debtors", "60"])
+        try #require(seed.status == 0, "\(seed.output)")
+        let walk = try await runProcessDetached("env", [
+            "DOORSTEP_BIN=\(productsDirectory.path)", "DOORSTEP_ACCOUNTS=\(accountsProcess.address)",
+            "DOORSTEP_SCHEDULING=\(schedulingProcess.address)", "DOORSTEP_VISITS=\(visitsProcess.address)",
+            "DOORSTEP_KEY_FILE=\(key)", "DOORSTEP_CLOCK_FILE=\(clockFile.path)",
+            "bash", repositoryRoot.appendingPathComponent("Scripts/demo-walk.sh").path,
+        ])
+        #expect(walk.status == 0, "\(walk.output)")
+        for step in ["walk: planned acc_", "walk: booked apt_", "walk: checked in, visit vis_", "walk: accounts holds promise ptp_",
+                     "walk: done"] {
+            #expect(walk.output.contains(step), "missing '\(step)' in:\n\(walk.output)")
+        }
+        // What the walk did is in the services: the appointment completed, the promise on the account.
+        let line = try #require(walk.output.split(separator: "\n").first { $0.hasPrefix("walk: accounts holds promise") })
+        let visitID = try #require(line.split(separator: " ").last.map(String.init))
+        let platform: Metadata = ["authorization": "Bearer \(try await runProduct("doorstep", ["token", "--role", "platform", "--key-file", key]).output.trimmingCharacters(in: .whitespacesAndNewlines))"]
+        let visits = GRPCClient(targets: [GRPCClient.Target(visitsProcess.address)!])
+        let visit = try await visits.unary(VisitsV1.VisitsService.getVisit, VisitsV1.GetVisitRequest(visitId: visitID), metadata: platform)
+        #expect(visit.state == .checkedOut && visit.checkIns.count == 2 && visit.outcome?.code == .promiseToPay)
+        await visits.close()
+        for process in [visitsProcess, schedulingProcess, accountsProcess] {
+            let stop = await process.stop()
+            #expect(stop.status == 0, "\(stop.stderr.suffix(2000))")
+        }
+    }
+
     @Test("a stock Python grpcio client drives the story's first half", .timeLimit(.minutes(3)))
     func grpcioStory() async throws {
         let directory = try makeTemporaryDirectory()
