@@ -14,33 +14,16 @@ struct OutboxFaultTests {
 
     @Test("kill -9 accounts while visits records 100 outcomes, then kill -9 visits mid-outbox: every promise arrives exactly once", .timeLimit(.minutes(5)))
     func killAccountsMidDelivery() async throws {
-        let directory = try makeTemporaryDirectory()
-        let key = directory.appendingPathComponent("auth.key").path
-        _ = try await runProduct("doorstep", ["keygen", "--key-file", key])
-        for name in ["accounts", "scheduling", "visits"] {
-            let dataDir = directory.appendingPathComponent(name)
-            try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: key, toPath: dataDir.appendingPathComponent("auth.key").path)
-        }
-        let offsetFile = directory.appendingPathComponent("clock-offset")
-        let wall = WorkflowTests.nowMs()
-        let base = (wall / Self.day + 1) * Self.day + 2 * Self.hour  // next 10:00 Shanghai
-        var offset = base - wall
-        try String(offset).write(to: offsetFile, atomically: true, encoding: .utf8)
+        let base = DevCluster.nextShanghaiTenOClock()
+        let cluster = try await DevCluster(startingAt: base)
         func start(_ name: String, listen: String = "127.0.0.1:0", _ extra: [String] = []) async throws -> RunningService {
-            try await RunningService(name, [
-                "--listen", listen, "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent(name).path,
-                "--test-clock-offset-file", offsetFile.path, "--log-level", "error",
-            ] + extra)
+            try await cluster.start(name, listen: listen, ["--log-level", "error"] + extra)
         }
         var accountsProcess = try await start("accounts")
         let accountsAddress = accountsProcess.address
         let schedulingProcess = try await start("scheduling", ["--accounts-addr", accountsAddress])
         var visitsProcess = try await start("visits", ["--accounts-addr", accountsAddress, "--scheduling-addr", schedulingProcess.address])
-        func token(_ arguments: [String]) async throws -> Metadata {
-            let result = try await runProduct("doorstep", ["token", "--key-file", key] + arguments)
-            return ["authorization": "Bearer \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))"]
-        }
+        let token = cluster.token
         let platform = try await token(["--role", "platform"])
         let accounts = GRPCClient(targets: [GRPCClient.Target(accountsAddress)!])
         let scheduling = GRPCClient(targets: [GRPCClient.Target(schedulingProcess.address)!])
@@ -104,9 +87,7 @@ struct OutboxFaultTests {
         var visitOfAccount: [Int: String] = [:]
         let place = TypeV1.GeoPoint(latitude: 31.2305, longitude: 121.4738)
         for slot in 0..<4 {
-            offset += dayStart + Int64(slot) * Self.hour + 10 * 60_000 - (WorkflowTests.nowMs() + offset)
-            try String(offset).write(to: offsetFile, atomically: true, encoding: .utf8)
-            try await Task.sleep(for: .milliseconds(120))
+            try await cluster.travel(to: dayStart + Int64(slot) * Self.hour + 10 * 60_000)
             for (index, appointment) in appointments.enumerated() where index % 4 == slot {
                 for member in appointment.crew {
                     let collector = try await token(["--role", "collector", "--agency", agency.id, "--collector", member])

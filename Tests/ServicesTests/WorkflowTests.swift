@@ -17,8 +17,6 @@ struct WorkflowTests {
     static let day: Int64 = 86_400_000
     static let hour: Int64 = 3_600_000
 
-    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
-
     /// Polls `probe` until it returns true (bounded).
     static func eventually(_ what: String, timeout: Duration = .seconds(20), _ probe: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
@@ -60,43 +58,14 @@ struct WorkflowTests {
     @Test("open → time passes → reminders → FIELD → candidates → book (one refused) → notice → plan → check in (refused: time, place) → promise reaches accounts once → check out → payment settles; complaint → hold + suspension → refused → resolved → released",
           .timeLimit(.minutes(3)))
     func visitJourney() async throws {
-        let directory = try makeTemporaryDirectory()
-        let key = directory.appendingPathComponent("auth.key").path
-        let keygen = try await runProduct("doorstep", ["keygen", "--key-file", key])
-        try #require(keygen.status == 0, "\(keygen.output)")
-        // Dev mode (no --auth-key-file) with the same key in each data directory.
-        for name in ["accounts", "scheduling", "visits"] {
-            let dataDir = directory.appendingPathComponent(name)
-            try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: key, toPath: dataDir.appendingPathComponent("auth.key").path)
-        }
-        // The service clock starts at the next 10:00 Shanghai (02:00 UTC) after now.
-        let offsetFile = directory.appendingPathComponent("clock-offset")
-        let wall = Self.nowMs()
-        let base = (wall / Self.day + 1) * Self.day + 2 * Self.hour
-        var offset = base - wall
-        try String(offset).write(to: offsetFile, atomically: true, encoding: .utf8)
-        /// Moves every service's clock to `instant`.
-        func travel(to instant: Int64) async throws {
-            offset += instant - (Self.nowMs() + offset)
-            try String(offset).write(to: offsetFile, atomically: true, encoding: .utf8)
-            try await Task.sleep(for: .milliseconds(150))
-        }
-        func start(_ name: String, _ extra: [String]) async throws -> RunningService {
-            try await RunningService(name, [
-                "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent(name).path,
-                "--test-clock-offset-file", offsetFile.path,
-            ] + extra)
-        }
-        let accountsProcess = try await start("accounts", [])
-        let schedulingProcess = try await start("scheduling", ["--accounts-addr", accountsProcess.address])
-        let visitsProcess = try await start("visits", ["--accounts-addr", accountsProcess.address,
-                                                       "--scheduling-addr", schedulingProcess.address])
-        func token(_ arguments: [String]) async throws -> Metadata {
-            let result = try await runProduct("doorstep", ["token", "--key-file", key] + arguments)
-            try #require(result.status == 0, "\(result.output)")
-            return ["authorization": "Bearer \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))"]
-        }
+        // Dev mode, one key, one clock; the clock starts at the next 10:00 Shanghai.
+        let base = DevCluster.nextShanghaiTenOClock()
+        let cluster = try await DevCluster(startingAt: base)
+        let token = cluster.token
+        let accountsProcess = try await cluster.start("accounts")
+        let schedulingProcess = try await cluster.start("scheduling", ["--accounts-addr", accountsProcess.address])
+        let visitsProcess = try await cluster.start("visits", ["--accounts-addr", accountsProcess.address,
+                                                               "--scheduling-addr", schedulingProcess.address])
         let platform = try await token(["--role", "platform"])
         let accounts = GRPCClient(targets: [GRPCClient.Target(accountsProcess.address)!])
         let scheduling = GRPCClient(targets: [GRPCClient.Target(schedulingProcess.address)!])
@@ -127,7 +96,7 @@ struct WorkflowTests {
 
         // Three weeks pass: 33-34 days past due with three unsuccessful reminders → FIELD.
         let today = base + 21 * Self.day
-        try await travel(to: today)
+        try await cluster.travel(to: today)
         _ = try await accounts.unary(AccountsV1.AccountsService.evaluateStages, AccountsV1.EvaluateStagesRequest(requestId: "eval-2"),
                                      metadata: platform)
         var account = try await getAccount(opened[0].id)
@@ -179,7 +148,7 @@ struct WorkflowTests {
                                                      SchedulingV1.GetAppointmentRequest(appointmentId: appointmentID), metadata: platform)
             return appointment.state == .notified
         }
-        let notices = try String(contentsOf: directory.appendingPathComponent("scheduling/notices.jsonl"), encoding: .utf8)
+        let notices = try String(contentsOf: cluster.directory.appendingPathComponent("scheduling/notices.jsonl"), encoding: .utf8)
         #expect(notices.contains(appointment.notices.first?.id ?? "-"), "the notice is in the dev sink's log")
         appointment = try await scheduling.unary(SchedulingV1.SchedulingService.confirmAppointment, SchedulingV1.ConfirmAppointmentRequest(
             requestId: "confirm-1", appointmentId: appointmentID, confirmationChannel: .phone), metadata: platform)
@@ -213,7 +182,7 @@ struct WorkflowTests {
         }
         let early = await #expect(throws: RPCError.self) { try await checkIn("early", place, crew[0], lead) }
         #expect(early?.code == .failedPrecondition && early?.message.contains("check-in-window") == true, "\(String(describing: early))")
-        try await travel(to: windowStart + 30 * 60_000)
+        try await cluster.travel(to: windowStart + 30 * 60_000)
         let elsewhere = await #expect(throws: RPCError.self) {
             try await checkIn("elsewhere", TypeV1.GeoPoint(latitude: 31.2484, longitude: 121.4737), crew[0], lead)
         }
@@ -267,7 +236,7 @@ struct WorkflowTests {
 
         // Two days later the debtor pays the whole outstanding amount: the promise is kept and
         // the account is SETTLED, no longer a candidate.
-        try await travel(to: windowStart + 2 * Self.day)
+        try await cluster.travel(to: windowStart + 2 * Self.day)
         let outstanding = try #require(account.outstandingAmount)
         account = try await accounts.unary(AccountsV1.AccountsService.recordPayment, AccountsV1.RecordPaymentRequest(
             requestId: "payment-1", accountId: account.id, amount: outstanding, receivedMs: windowStart + 2 * Self.day - 60_000,
@@ -344,27 +313,14 @@ struct WorkflowTests {
 
     @Test("the demo city: a plan, and a visit walked with the doorstep CLI (Scripts/demo-walk.sh)", .timeLimit(.minutes(3)))
     func demoWalk() async throws {
-        let directory = try makeTemporaryDirectory()
-        let key = directory.appendingPathComponent("auth.key").path
-        _ = try await runProduct("doorstep", ["keygen", "--key-file", key])
-        for name in ["accounts", "scheduling", "visits"] {
-            let dataDir = directory.appendingPathComponent(name)
-            try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: key, toPath: dataDir.appendingPathComponent("auth.key").path)
-        }
         // As `DOORSTEP_DEMO=1 Scripts/run.sh` starts them: dev mode, the clock file at 0.
-        let clockFile = directory.appendingPathComponent("clock-offset")
-        try "0".write(to: clockFile, atomically: true, encoding: .utf8)
-        func start(_ name: String, _ extra: [String]) async throws -> RunningService {
-            try await RunningService(name, [
-                "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent(name).path,
-                "--test-clock-offset-file", clockFile.path,
-            ] + extra)
-        }
-        let accountsProcess = try await start("accounts", [])
-        let schedulingProcess = try await start("scheduling", ["--accounts-addr", accountsProcess.address])
-        let visitsProcess = try await start("visits", ["--accounts-addr", accountsProcess.address,
-                                                       "--scheduling-addr", schedulingProcess.address])
+        let cluster = try await DevCluster()
+        let key = cluster.keyFile
+        let clockFile = cluster.clockFile
+        let accountsProcess = try await cluster.start("accounts")
+        let schedulingProcess = try await cluster.start("scheduling", ["--accounts-addr", accountsProcess.address])
+        let visitsProcess = try await cluster.start("visits", ["--accounts-addr", accountsProcess.address,
+                                                               "--scheduling-addr", schedulingProcess.address])
         let seed = try await runProduct("demo-seed", ["--accounts", accountsProcess.address, "--scheduling", schedulingProcess.address,
                                                       "--key-file", key, "--debtors", "60"])
         try #require(seed.status == 0, "\(seed.output)")
@@ -382,7 +338,7 @@ struct WorkflowTests {
         // What the walk did is in the services: the appointment completed, the promise on the account.
         let line = try #require(walk.output.split(separator: "\n").first { $0.hasPrefix("walk: accounts holds promise") })
         let visitID = try #require(line.split(separator: " ").last.map(String.init))
-        let platform: Metadata = ["authorization": "Bearer \(try await runProduct("doorstep", ["token", "--role", "platform", "--key-file", key]).output.trimmingCharacters(in: .whitespacesAndNewlines))"]
+        let platform = try await cluster.token(["--role", "platform"])
         let visits = GRPCClient(targets: [GRPCClient.Target(visitsProcess.address)!])
         let visit = try await visits.unary(VisitsV1.VisitsService.getVisit, VisitsV1.GetVisitRequest(visitId: visitID), metadata: platform)
         #expect(visit.state == .checkedOut && visit.checkIns.count == 2 && visit.outcome?.code == .promiseToPay)
@@ -395,31 +351,15 @@ struct WorkflowTests {
 
     @Test("a stock Python grpcio client drives the story's first half", .timeLimit(.minutes(3)))
     func grpcioStory() async throws {
-        let directory = try makeTemporaryDirectory()
-        let key = directory.appendingPathComponent("auth.key").path
-        _ = try await runProduct("doorstep", ["keygen", "--key-file", key])
-        for name in ["accounts", "scheduling"] {
-            let dataDir = directory.appendingPathComponent(name)
-            try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: key, toPath: dataDir.appendingPathComponent("auth.key").path)
-        }
-        let offsetFile = directory.appendingPathComponent("clock-offset")
-        let wall = Self.nowMs()
-        let base = (wall / Self.day + 1) * Self.day + 2 * Self.hour
-        try String(base - wall).write(to: offsetFile, atomically: true, encoding: .utf8)
-        func start(_ name: String, _ extra: [String]) async throws -> RunningService {
-            try await RunningService(name, [
-                "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent(name).path,
-                "--test-clock-offset-file", offsetFile.path,
-            ] + extra)
-        }
-        let accountsProcess = try await start("accounts", [])
-        let schedulingProcess = try await start("scheduling", ["--accounts-addr", accountsProcess.address])
-        let token = try await runProduct("doorstep", ["token", "--role", "platform", "--key-file", key])
+        let base = DevCluster.nextShanghaiTenOClock()
+        let cluster = try await DevCluster(startingAt: base)
+        let accountsProcess = try await cluster.start("accounts")
+        let schedulingProcess = try await cluster.start("scheduling", ["--accounts-addr", accountsProcess.address])
+        let token = try await cluster.tokenText(["--role", "platform"])
         let script = repositoryRoot.appendingPathComponent("Tests/ServicesTests/Interop/story_grpcio.py").path
         let result = try await runProcessDetached("python3", [
             script, "--accounts", accountsProcess.address, "--scheduling", schedulingProcess.address,
-            "--token", token.output.trimmingCharacters(in: .whitespacesAndNewlines), "--base-ms", String(base),
+            "--token", token, "--base-ms", String(base),
         ])
         print(result.output)
         #expect(result.status == 0, "\(result.output)")
