@@ -299,6 +299,7 @@ let package = Package(
             name: "VisitsServiceTests",
             dependencies: ["VisitsService", "Compliance", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
                            "Validation", "Models", "RPCWire", "TestSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Crypto", package: "swift-crypto")],

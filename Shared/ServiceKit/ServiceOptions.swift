@@ -83,11 +83,8 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
     /// Flags, then `environment`, then defaults, validated into a configuration; throws a
     /// one-line reason for the first bad value.
     public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> ServiceConfiguration {
-        func value(_ flag: String?, _ variable: String) -> (String, String)? {
-            if let flag { return (flag, "--" + Self.flagName(of: variable)) }
-            if let env = environment[variable], !env.isEmpty { return (env, variable) }
-            return nil
-        }
+        let options = OptionSource(environment: environment)
+        func value(_ flag: String?, _ variable: String) -> (String, String)? { options.text(flag, variable) }
         func address(_ flag: String?, _ variable: String, default fallback: String) throws(ConfigurationError) -> GRPCClient.Target {
             let (text, source) = value(flag, variable) ?? (fallback, "default")
             guard let target = GRPCClient.Target(text), (0...65_535).contains(target.port) else {
@@ -103,20 +100,7 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
             return targets
         }
         func integer(_ flag: Int?, _ variable: String, default fallback: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
-            let number: Int
-            let source: String
-            if let flag {
-                (number, source) = (flag, "--" + Self.flagName(of: variable))
-            } else if let text = environment[variable], !text.isEmpty {
-                guard let parsed = Int(text) else { throw ConfigurationError("\(variable): '\(text)' is not an integer") }
-                (number, source) = (parsed, variable)
-            } else {
-                return fallback
-            }
-            guard range.contains(number) else {
-                throw ConfigurationError("\(source): \(number) is outside \(range.lowerBound)...\(range.upperBound)")
-            }
-            return number
+            try options.number(flag, variable, in: range) ?? fallback
         }
 
         var configuration = ServiceConfiguration(name: Defaults.name)
@@ -152,10 +136,6 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
         return configuration
     }
 
-    /// DOORSTEP_MAX_CONCURRENT_STREAMS → max-concurrent-streams.
-    static func flagName(of variable: String) -> String {
-        String(variable.dropFirst("DOORSTEP_".count)).lowercased().replacingOccurrences(of: "_", with: "-")
-    }
 }
 
 /// A service's validated configuration.

@@ -22,13 +22,14 @@ public struct AccountsOptions: ParsableArguments {
 
     /// The accounts service configuration these flags (or their environment) ask for.
     public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> (configuration: AccountsService.Configuration, dataKeyFile: String?) {
-        let name = rulePack ?? environment["DOORSTEP_RULE_PACK"].flatMap { $0.isEmpty ? nil : $0 } ?? "cn-2026"
+        let options = OptionSource(environment: environment)
+        let name = options.text(rulePack, "DOORSTEP_RULE_PACK")?.value ?? "cn-2026"
         let pack: RulePack
         do { pack = try RulePacks.resolve(name) } catch { throw ConfigurationError(error.description) }
         var configuration = AccountsService.Configuration()
         configuration.debtorRules.requirePRCNationalID = pack.id.hasPrefix("cn-")
         configuration.rulePack = pack
-        return (configuration, dataKeyFile ?? environment["DOORSTEP_DATA_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 })
+        return (configuration, options.text(dataKeyFile, "DOORSTEP_DATA_KEY_FILE")?.value)
     }
 }
 

@@ -69,24 +69,10 @@ public struct SchedulingOptions: ParsableArguments {
     /// the default notice log.
     public func resolve(dataDirectory: String, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(ConfigurationError) -> (configuration: SchedulingConfiguration, sink: NoticeSink) {
-        func text(_ flag: String?, _ variable: String) -> (String, String)? {
-            if let flag { return (flag, "--" + Self.flagName(variable)) }
-            if let value = environment[variable], !value.isEmpty { return (value, variable) }
-            return nil
-        }
+        let options = OptionSource(environment: environment)
+        func text(_ flag: String?, _ variable: String) -> (String, String)? { options.text(flag, variable) }
         func number<T: LosslessStringConvertible & Comparable>(_ flag: T?, _ variable: String, _ range: ClosedRange<T>) throws(ConfigurationError) -> T? {
-            let value: T
-            let source: String
-            if let flag {
-                (value, source) = (flag, "--" + Self.flagName(variable))
-            } else if let raw = environment[variable], !raw.isEmpty {
-                guard let parsed = T(raw) else { throw ConfigurationError("\(variable): '\(raw)' is not a number") }
-                (value, source) = (parsed, variable)
-            } else {
-                return nil
-            }
-            guard range.contains(value) else { throw ConfigurationError("\(source): \(value) is outside \(range.lowerBound)...\(range.upperBound)") }
-            return value
+            try options.number(flag, variable, in: range)
         }
 
         var configuration = SchedulingConfiguration()
@@ -107,10 +93,7 @@ public struct SchedulingOptions: ParsableArguments {
         configuration.speedKmh = try number(speedKmh, "DOORSTEP_SPEED_KMH", 1.0...200.0) ?? 25
         configuration.travelCostPerKmMinor = Int64(try number(travelCostPerKm, "DOORSTEP_TRAVEL_COST_PER_KM", 0...1_000_000) ?? 200)
         configuration.missedGraceMinutes = try number(missedGraceMinutes, "DOORSTEP_MISSED_GRACE_MINUTES", 0...10_080) ?? 120
-        if let (zone, source) = text(defaultTimeZone, "DOORSTEP_DEFAULT_TIME_ZONE") {
-            guard TimeZone(identifier: zone) != nil else { throw ConfigurationError("\(source): unknown IANA zone '\(zone)'") }
-            configuration.defaultTimeZone = zone
-        }
+        if let zone = try options.timeZone(defaultTimeZone, "DOORSTEP_DEFAULT_TIME_ZONE") { configuration.defaultTimeZone = zone }
 
         let sinkText = text(noticeSink, "DOORSTEP_NOTICE_SINK")
         let sink: NoticeSink
@@ -129,10 +112,6 @@ public struct SchedulingOptions: ParsableArguments {
             }
         }
         return (configuration, sink)
-    }
-
-    static func flagName(_ variable: String) -> String {
-        String(variable.dropFirst("DOORSTEP_".count)).lowercased().replacingOccurrences(of: "_", with: "-")
     }
 }
 

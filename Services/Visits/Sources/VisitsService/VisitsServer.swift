@@ -33,31 +33,13 @@ public struct VisitsOptions: ParsableArguments {
     public init() {}
 
     public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> VisitsConfiguration {
-        func integer(_ flag: Int?, _ variable: String, _ range: ClosedRange<Int>, default fallback: Int) throws(ConfigurationError) -> Int {
-            let flagName = "--" + String(variable.dropFirst("DOORSTEP_".count)).lowercased().replacingOccurrences(of: "_", with: "-")
-            let value: Int
-            let source: String
-            if let flag {
-                (value, source) = (flag, flagName)
-            } else if let raw = environment[variable], !raw.isEmpty {
-                guard let parsed = Int(raw) else { throw ConfigurationError("\(variable): '\(raw)' is not an integer") }
-                (value, source) = (parsed, variable)
-            } else {
-                return fallback
-            }
-            guard range.contains(value) else { throw ConfigurationError("\(source): \(value) is outside \(range.lowerBound)...\(range.upperBound)") }
-            return value
-        }
+        let options = OptionSource(environment: environment)
         var configuration = VisitsConfiguration()
-        let pack = rulePack ?? environment["DOORSTEP_RULE_PACK"].flatMap { $0.isEmpty ? nil : $0 } ?? "cn-2026"
+        let pack = options.text(rulePack, "DOORSTEP_RULE_PACK")?.value ?? "cn-2026"
         do { configuration.rulePack = try RulePacks.resolve(pack) } catch { throw ConfigurationError(error.description) }
-        configuration.checkInGraceMinutes = try integer(checkInGraceMinutes, "DOORSTEP_CHECK_IN_GRACE_MINUTES", 0...240, default: 15)
-        configuration.geofenceMeters = try integer(geofenceMeters, "DOORSTEP_GEOFENCE_METERS", 10...5_000, default: 200)
-        let zoneSource = defaultTimeZone != nil ? "--default-time-zone" : "DOORSTEP_DEFAULT_TIME_ZONE"
-        if let zone = defaultTimeZone ?? environment["DOORSTEP_DEFAULT_TIME_ZONE"].flatMap({ $0.isEmpty ? nil : $0 }) {
-            guard TimeZone(identifier: zone) != nil else { throw ConfigurationError("\(zoneSource): unknown IANA zone '\(zone)'") }
-            configuration.defaultTimeZone = zone
-        }
+        configuration.checkInGraceMinutes = try options.number(checkInGraceMinutes, "DOORSTEP_CHECK_IN_GRACE_MINUTES", in: 0...240) ?? 15
+        configuration.geofenceMeters = try options.number(geofenceMeters, "DOORSTEP_GEOFENCE_METERS", in: 10...5_000) ?? 200
+        if let zone = try options.timeZone(defaultTimeZone, "DOORSTEP_DEFAULT_TIME_ZONE") { configuration.defaultTimeZone = zone }
         return configuration
     }
 }
