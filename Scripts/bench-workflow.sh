@@ -22,6 +22,7 @@ for crews in $CREWS; do
     local name=$1; shift
     "$bin/$name" --listen 127.0.0.1:0 --metrics-listen off --data-dir "$work/$name" --test-clock-offset-file "$work/clock" \
       --log-level error "$@" > "$work/$name.out" 2> "$work/$name.err" &
+    echo $! >> "$work/pids"  # start runs in $(…), a subshell: its children are not this shell's jobs
     for _ in $(seq 100); do grep -q " ready " "$work/$name.out" 2>/dev/null && break; sleep 0.1; done
     grep -o 'grpc=[^ ]*' "$work/$name.out" | cut -d= -f2
   }
@@ -30,7 +31,8 @@ for crews in $CREWS; do
   v=$(start visits --accounts-addr "$a" --scheduling-addr "$s")
   "$bin/workflow-bench" --accounts "$a" --scheduling "$s" --visits "$v" --key-file "$work/auth.key" --clock-file "$work/clock" \
     --crews "$crews" --visits-per-crew "$VISITS_PER_CREW"
-  kill $(jobs -p) 2>/dev/null || true
-  wait 2>/dev/null || true
+  pids=$(cat "$work/pids")
+  kill $pids 2>/dev/null || true
+  for pid in $pids; do while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; done
   rm -rf "$work"
 done
