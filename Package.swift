@@ -243,6 +243,9 @@ let package = Package(
         ),
         // Paths and child processes for every test target.
         .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
+        // What the service suites share: the test epoch, a settable clock, a recording
+        // outbox sink, the check of a refusal.
+        .target(name: "ServiceTestSupport", dependencies: ["Models", "Outbox", "RPCWire"], path: "Tests/Support/ServiceTestSupport"),
         // The transport test service, and a process serving it for tests with external peers.
         .target(
             name: "RPCTestSupport",
@@ -280,14 +283,14 @@ let package = Package(
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models", "RPCWire"], path: "Tests/ValidationTests"),
         .testTarget(
             name: "AccountsServiceTests",
-            dependencies: ["AccountsService", "Validation", "Compliance", "Models", "RPCWire", "RPC", "ServiceAuth", "ServiceKit", "Storage",
+            dependencies: ["ServiceTestSupport", "AccountsService", "Validation", "Compliance", "Models", "RPCWire", "RPC", "ServiceAuth", "ServiceKit", "Storage",
                            "TestSupport", .product(name: "Logging", package: "swift-log"),
                            .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/AccountsServiceTests"
         ),
         .testTarget(
             name: "SchedulingServiceTests",
-            dependencies: ["SchedulingService", "Compliance", "RoutePlanner", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
+            dependencies: ["ServiceTestSupport", "SchedulingService", "Compliance", "RoutePlanner", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
                            "Validation", "Models", "RPCWire", "TestSupport",
                            .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log")],
@@ -297,7 +300,7 @@ let package = Package(
         // processes called by our client and by Python grpcio.
         .testTarget(
             name: "VisitsServiceTests",
-            dependencies: ["VisitsService", "Compliance", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
+            dependencies: ["ServiceTestSupport", "VisitsService", "Compliance", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
                            "Validation", "Models", "RPCWire", "TestSupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "GRDB", package: "GRDB.swift"),

@@ -6,6 +6,7 @@ import RPC
 import RPCWire
 import ServiceAuth
 import ServiceKit
+import ServiceTestSupport
 import Storage
 import Synchronization
 import TestSupport
@@ -20,7 +21,7 @@ final class AccountsHarness: Sendable {
     let client: GRPCClient
     let issuer: TokenIssuer
     let database: SQLiteDatabase
-    let clock = SettableClock(nowMs: 1_773_100_800_000)  // 2026-03-10T00:00:00Z
+    let clock = SettableClock(nowMs: testEpochMs)  // 2026-03-10T00:00:00Z
 
     init() async throws {
         let directory = try makeTemporaryDirectory()
@@ -77,14 +78,6 @@ final class AccountsHarness: Sendable {
             amount: TypeV1.Money(amountMinor: amount, currencyCode: "CNY"), receivedMs: clock.now - 3_600_000,
             externalId: externalID ?? "txn-\(requestID)"), metadata: platform ?? [:])
     }
-}
-
-/// A service clock the test sets.
-final class SettableClock: Sendable {
-    private let value: Mutex<Int64>
-    init(nowMs: Int64) { value = Mutex(nowMs) }
-    var now: Int64 { value.withLock { $0 } }
-    func set(_ ms: Int64) { value.withLock { $0 = ms } }
 }
 
 @Suite("Accounts over gRPC: payments, holds, timeline", .serialized)

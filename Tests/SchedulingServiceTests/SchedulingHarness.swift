@@ -9,19 +9,11 @@ import SchedulingService
 import ServiceAuth
 import ServiceKit
 import Storage
+import ServiceTestSupport
 import Synchronization
 import TestSupport
 import Testing
 import Validation
-
-/// 2026-03-10T00:00:00Z: 08:00 on 2026-03-10 in Asia/Shanghai (UTC+8), where every test
-/// starts.
-let testEpochMs: Int64 = 1_773_100_800_000
-
-/// The instant of 2026-03-`day` `hour`:`minute` in Asia/Shanghai (no DST there).
-func march(_ day: Int, _ hour: Int, _ minute: Int = 0) -> Int64 {
-    testEpochMs + Int64(day - 10) * 86_400_000 + Int64(hour - 8) * 3_600_000 + Int64(minute) * 60_000
-}
 
 /// Where the first debtor lives, and points about 10 km north of it (0.09° of latitude is
 /// 10.0 km; 13 km by road at the default road factor, 31 min at 25 km/h).
@@ -209,15 +201,6 @@ struct World {
     var c: [String] { collectors.map(\.id) }
 }
 
-/// A service clock the test sets.
-final class SettableClock: Sendable {
-    private let value: Mutex<Int64>
-    init(nowMs: Int64) { value = Mutex(nowMs) }
-    var now: Int64 { value.withLock { $0 } }
-    func set(_ ms: Int64) { value.withLock { $0 = ms } }
-    func advance(_ ms: Int64) { value.withLock { $0 += ms } }
-}
-
 /// The accounts service as scheduling sees it: account facts, debtors, a debtor's accounts
 /// and visit candidates held in memory. Unknown ids are NOT_FOUND; `setUnavailable(true)`
 /// makes every call fail with UNAVAILABLE, as `GRPCAccountsDirectory` does when accounts
@@ -289,57 +272,4 @@ final class FakeAccounts: AccountsDirectory {
         let current = try snapshot()
         return Array((current.candidates[region] ?? []).prefix(limit))
     }
-}
-
-/// An outbox sink that records what it is handed; the first `failures` deliveries fail
-/// as retryable (a receiver answering 503).
-final class RecordingSink: OutboxSink {
-    private struct State: Sendable {
-        var calls = 0
-        var failuresLeft: Int
-        var delivered: [OutboxMessage] = []
-    }
-
-    private let state: Mutex<State>
-
-    init(failures: Int = 0) { state = Mutex(State(failuresLeft: failures)) }
-
-    /// Deliveries attempted, failed ones included.
-    var calls: Int { state.withLock { $0.calls } }
-    /// Messages accepted, in order.
-    var delivered: [OutboxMessage] { state.withLock { $0.delivered } }
-
-    func deliver(_ message: OutboxMessage) async throws(OutboxSinkError) {
-        let fail: Bool = state.withLock {
-            $0.calls += 1
-            if $0.failuresLeft > 0 {
-                $0.failuresLeft -= 1
-                return true
-            }
-            $0.delivered.append(message)
-            return false
-        }
-        if fail { throw OutboxSinkError.retryable("receiver answered HTTP 503") }
-    }
-}
-
-/// The Refusal carried by a FAILED_PRECONDITION (its `grpc-status-details-bin`), after
-/// checking that the message names every violated rule id.
-func refusal(of error: RPCError?) throws -> TypeV1.Refusal {
-    let error = try #require(error)
-    #expect(error.code == .failedPrecondition, "\(error)")
-    let status = try TypeV1.RpcStatus(decoding: try #require(error.details, "no status details on \(error)"))
-    let detail = try #require(status.details.first)
-    #expect(detail.typeUrl == "type.googleapis.com/doorstep.type.v1.Refusal")
-    let refusal = try TypeV1.Refusal(decoding: detail.value)
-    #expect(!refusal.violations.isEmpty)
-    for violation in refusal.violations {
-        #expect(error.message.contains(violation.ruleId + ":"), "\(violation.ruleId) not named in '\(error.message)'")
-    }
-    return refusal
-}
-
-/// The rule ids of a refusal, in order.
-func refusedRules(_ error: RPCError?) throws -> [String] {
-    try refusal(of: error).violations.map(\.ruleId)
 }

@@ -5,6 +5,7 @@ import Outbox
 import RPC
 import RPCWire
 import SchedulingService
+import ServiceTestSupport
 import Testing
 import Validation
 

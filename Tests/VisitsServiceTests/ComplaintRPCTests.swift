@@ -5,8 +5,9 @@ import Outbox
 import RPC
 import RPCWire
 import ServiceKit
-import Validation
+import ServiceTestSupport
 import Testing
+import Validation
 import VisitsService
 
 private typealias V = VisitsV1.VisitsService

@@ -9,6 +9,7 @@ import RPCWire
 import ServiceAuth
 import ServiceKit
 import Storage
+import ServiceTestSupport
 import Synchronization
 import TestSupport
 import Testing
@@ -16,15 +17,6 @@ import Validation
 import VisitsService
 
 private typealias V = VisitsV1.VisitsService
-
-/// 2026-03-10T00:00:00Z: 08:00 on 2026-03-10 in Asia/Shanghai (UTC+8), where every test
-/// starts.
-let testEpochMs: Int64 = 1_773_100_800_000
-
-/// The instant of 2026-03-`day` `hour`:`minute` in Asia/Shanghai (no DST there).
-func march(_ day: Int, _ hour: Int, _ minute: Int = 0) -> Int64 {
-    testEpochMs + Int64(day - 10) * 86_400_000 + Int64(hour - 8) * 3_600_000 + Int64(minute) * 60_000
-}
 
 /// The debtor's address, and points due north of it (0.00045° of latitude is 50.04 m,
 /// 0.0045° is 500.4 m, by the haversine formula with the mean Earth radius).
@@ -222,15 +214,6 @@ final class VisitsHarness: Sendable {
     }
 }
 
-/// A service clock the test sets.
-final class SettableClock: Sendable {
-    private let value: Mutex<Int64>
-    init(nowMs: Int64) { value = Mutex(nowMs) }
-    var now: Int64 { value.withLock { $0 } }
-    func set(_ ms: Int64) { value.withLock { $0 = ms } }
-    func advance(_ ms: Int64) { value.withLock { $0 += ms } }
-}
-
 /// A thread-safe counter.
 final class CallCounter: Sendable {
     private let count = Mutex(0)
@@ -299,38 +282,6 @@ final class FakePeers: VisitsPeers {
     }
 }
 
-/// An outbox sink that records what it is handed; the first `failures` deliveries fail
-/// as retryable (a receiver answering 503).
-final class RecordingSink: OutboxSink {
-    private struct State: Sendable {
-        var calls = 0
-        var failuresLeft: Int
-        var delivered: [OutboxMessage] = []
-    }
-
-    private let state: Mutex<State>
-
-    init(failures: Int = 0) { state = Mutex(State(failuresLeft: failures)) }
-
-    /// Deliveries attempted, failed ones included.
-    var calls: Int { state.withLock { $0.calls } }
-    /// Messages accepted, in order.
-    var delivered: [OutboxMessage] { state.withLock { $0.delivered } }
-
-    func deliver(_ message: OutboxMessage) async throws(OutboxSinkError) {
-        let fail: Bool = state.withLock {
-            $0.calls += 1
-            if $0.failuresLeft > 0 {
-                $0.failuresLeft -= 1
-                return true
-            }
-            $0.delivered.append(message)
-            return false
-        }
-        if fail { throw OutboxSinkError.retryable("receiver answered HTTP 503") }
-    }
-}
-
 /// A delivered effect as the outbox carries it (the service's `EffectEnvelope`, JSON with
 /// sorted keys: the peer, the method's path, the encoded request in base64 and the effect
 /// kind's number).
@@ -352,25 +303,4 @@ struct DeliveredEffect: Decodable, Sendable {
 /// SHA-256 of `bytes` (swift-crypto), to check the chain's hashes independently.
 func sha256(_ bytes: [UInt8]) -> [UInt8] {
     Array(SHA256.hash(data: bytes))
-}
-
-/// The Refusal carried by a FAILED_PRECONDITION (its `grpc-status-details-bin`), after
-/// checking that the message names every violated rule id.
-func refusal(of error: RPCError?) throws -> TypeV1.Refusal {
-    let error = try #require(error)
-    #expect(error.code == .failedPrecondition, "\(error)")
-    let status = try TypeV1.RpcStatus(decoding: try #require(error.details, "no status details on \(error)"))
-    let detail = try #require(status.details.first)
-    #expect(detail.typeUrl == "type.googleapis.com/doorstep.type.v1.Refusal")
-    let refusal = try TypeV1.Refusal(decoding: detail.value)
-    #expect(!refusal.violations.isEmpty)
-    for violation in refusal.violations {
-        #expect(error.message.contains(violation.ruleId + ":"), "\(violation.ruleId) not named in '\(error.message)'")
-    }
-    return refusal
-}
-
-/// The rule ids of a refusal, in order.
-func refusedRules(_ error: RPCError?) throws -> [String] {
-    try refusal(of: error).violations.map(\.ruleId)
 }

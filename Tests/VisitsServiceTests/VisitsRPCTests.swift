@@ -5,6 +5,7 @@ import Models
 import Outbox
 import RPC
 import RPCWire
+import ServiceTestSupport
 import Testing
 import Validation
 import VisitsService
