@@ -11,12 +11,14 @@ struct GracefulShutdownTests {
     @Test("GOAWAY lets an in-flight call finish, then the server stops and refuses new calls",
           .timeLimit(.minutes(1)))
     func drainsInFlightCalls() async throws {
-        let (server, address, _, _) = try await startTestServer()
+        let (server, address, service, _) = try await startTestServer()
         let client = GRPCClient(targets: [GRPCClient.Target(address)!])
         _ = try await client.unary(TestingV1.TestService.echo, .init(), timeout: .seconds(5))  // connection up
 
         let inFlight = Task { try await client.unary(TestingV1.TestService.sleep, .init(millis: 800), timeout: .seconds(10)) }
-        try await Task.sleep(for: .milliseconds(200))
+        for _ in 0..<100 where service.startedSleeps.withLockedValue({ $0 }) == 0 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let started = ContinuousClock.now
         await server.shutdownGracefully()
         let drained = ContinuousClock.now - started
@@ -43,13 +45,19 @@ struct GracefulShutdownTests {
         let (server, address, service, _) = try await startTestServer(configuration: configuration)
         let client = GRPCClient(targets: [GRPCClient.Target(address)!])
         let slow = Task { try await client.unary(TestingV1.TestService.sleep, .init(millis: 20_000), timeout: .seconds(30)) }
-        try await Task.sleep(for: .milliseconds(200))
+        // The call is in its handler before the shutdown starts (bounded wait: slow under ASan).
+        for _ in 0..<100 where service.startedSleeps.withLockedValue({ $0 }) == 0 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(service.startedSleeps.withLockedValue { $0 } == 1)
         let started = ContinuousClock.now
         await server.shutdownGracefully()
         #expect(ContinuousClock.now - started < .seconds(3))
         await #expect(throws: RPCError.self) { try await slow.value }
-        // The cut-off handler saw its task cancelled.
-        try await Task.sleep(for: .milliseconds(100))
+        // The cut-off handler saw its task cancelled (bounded wait for it to run).
+        for _ in 0..<100 where service.cancelledSleeps.withLockedValue({ $0 }) == 0 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         #expect(service.cancelledSleeps.withLockedValue { $0 } == 1)
         await client.close()
     }

@@ -8,6 +8,8 @@ import RPCWire
 public final class TestServiceImplementation: Sendable {
     /// Sleeps that ended because their task was cancelled (client cancel or deadline).
     public let cancelledSleeps = NIOLockedValueBox(0)
+    /// Sleeps whose handler has started.
+    public let startedSleeps = NIOLockedValueBox(0)
 
     public init() {}
 
@@ -25,7 +27,8 @@ public final class TestServiceImplementation: Sendable {
         definition.unary(TestingV1.TestService.fail) { request, _ in
             throw RPCError(code: StatusCode(rawValue: Int(request.code)), message: request.message)
         }
-        definition.unary(TestingV1.TestService.sleep) { [cancelledSleeps] request, _ in
+        definition.unary(TestingV1.TestService.sleep) { [cancelledSleeps, startedSleeps] request, _ in
+            startedSleeps.withLockedValue { $0 += 1 }
             do {
                 try await Task.sleep(for: .milliseconds(Int(request.millis)))
             } catch {
