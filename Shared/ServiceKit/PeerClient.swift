@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Models
 import RPC
 import RPCWire
@@ -6,11 +7,9 @@ import ServiceAuth
 import Synchronization
 
 /// A client for another Doorstep service, calling as role `service` with a bearer token
-/// minted from the shared signing key (DESIGN.md §5) and renewed five minutes before it
-/// expires. Errors come back ready for this service's own caller: NOT_FOUND and
-/// INVALID_ARGUMENT describe the request and pass through; anything else — the peer down,
-/// overloaded, or refusing this service's token (a key mismatch) — is UNAVAILABLE, naming
-/// the peer.
+/// minted from the shared signing key (docs/ARCHITECTURE.md, "The contract") and renewed five
+/// minutes before it expires. Errors come back ready for this service's own caller, mapped
+/// by ``PeerFailure`` so that each keeps its meaning across the hop.
 public final class PeerClient: Sendable {
     public let peer: String
     private let client: GRPCClient
@@ -18,12 +17,16 @@ public final class PeerClient: Sendable {
     private let subject: String
     private let timeout: Duration
     private let cached = Mutex<(token: String, renewAt: Date)?>(nil)
+    private let logger: Logger
 
     /// - Parameters:
     ///   - peer: the peer's name in error messages ("accounts", "scheduling").
     ///   - subject: this service's name, the token's subject.
-    public init(peer: String, targets: [GRPCClient.Target], signingKey: SigningKey, subject: String, timeout: Duration = .seconds(5)) {
+    ///   - logger: where a peer's failure that the caller only sees as INTERNAL is logged.
+    public init(peer: String, targets: [GRPCClient.Target], signingKey: SigningKey, subject: String, timeout: Duration = .seconds(5),
+                logger: Logger = Logger(label: "doorstep.peer")) {
         self.peer = peer
+        self.logger = logger
         self.client = GRPCClient(targets: targets)
         self.issuer = TokenIssuer(key: signingKey)
         self.subject = subject
@@ -47,18 +50,19 @@ public final class PeerClient: Sendable {
         }
     }
 
-    /// Calls a unary method of the peer (see the type's comment for errors).
+    /// Calls a unary method of the peer; a failure is mapped by ``PeerFailure``.
     public func call<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request) async throws(RPCError) -> Response {
         let metadata = try await metadata()
         do {
             return try await client.unary(method, request, metadata: metadata, timeout: timeout)
         } catch {
-            switch error.code {
-            case .notFound, .invalidArgument:
-                throw error
-            default:
-                throw RPCError(code: .unavailable, message: "\(peer) service: \(error.code) \(error.message)")
+            let failure = PeerFailure(peer: peer, status: error)
+            if failure.isFault {
+                logger.error("peer call failed", metadata: [
+                    "peer": "\(peer)", "method": "\(method.path)", "code": "\(error.code)", "message": "\(error.message)",
+                ])
             }
+            throw failure.forCaller
         }
     }
 
@@ -68,5 +72,52 @@ public final class PeerClient: Sendable {
         let metadata = try await metadata()
         let result = await client.rawCall(path: path, request: request, metadata: metadata, timeout: timeout)
         return (result.status, result.messages)
+    }
+}
+
+/// How a peer's failed call reaches this service's caller. Each status keeps its meaning:
+/// - the peer's word about the request (NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION,
+///   ALREADY_EXISTS, OUT_OF_RANGE, ABORTED) passes through with its message;
+/// - transient failures (UNAVAILABLE, RESOURCE_EXHAUSTED: the peer down, unreachable or
+///   overloaded) are UNAVAILABLE naming the peer, DEADLINE_EXCEEDED stays
+///   DEADLINE_EXCEEDED and CANCELLED stays CANCELLED: the caller may retry;
+/// - a fault (the peer's INTERNAL, UNKNOWN or DATA_LOSS, UNIMPLEMENTED from a peer of
+///   another version, or UNAUTHENTICATED / PERMISSION_DENIED: this service's token refused,
+///   a key or role misconfiguration) is INTERNAL with no detail: a retry cannot succeed,
+///   and the detail is for operators (``isFault``: the caller of the peer logs it).
+public struct PeerFailure: Sendable, Equatable {
+    public let peer: String
+    public let status: RPCError
+
+    public init(peer: String, status: RPCError) {
+        self.peer = peer
+        self.status = status
+    }
+
+    /// True when the failure is a fault to log for operators (the caller sees INTERNAL).
+    public var isFault: Bool {
+        switch status.code {
+        case .notFound, .invalidArgument, .failedPrecondition, .alreadyExists, .outOfRange, .aborted,
+             .unavailable, .resourceExhausted, .deadlineExceeded, .cancelled:
+            false
+        default:
+            true
+        }
+    }
+
+    /// The error this service returns to its own caller.
+    public var forCaller: RPCError {
+        switch status.code {
+        case .notFound, .invalidArgument, .failedPrecondition, .alreadyExists, .outOfRange, .aborted:
+            status
+        case .unavailable, .resourceExhausted:
+            RPCError(code: .unavailable, message: "\(peer) service: \(status.code) \(status.message)")
+        case .deadlineExceeded:
+            RPCError(code: .deadlineExceeded, message: "\(peer) service did not answer in time")
+        case .cancelled:
+            RPCError(code: .cancelled, message: "the call to the \(peer) service was cancelled")
+        default:
+            RPCError.internal("internal error")
+        }
     }
 }

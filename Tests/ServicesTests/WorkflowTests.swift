@@ -302,6 +302,70 @@ struct WorkflowTests {
         #expect(card.visitsCompleted == 1 && card.complaintsReceived == 1 && card.promisesMade == 1 && card.promisesKept == 1)
         #expect(card.brokenPromiseRateBp == 0 && card.complaintsUpheld == 0)
 
+        // A manager of another agency sees nothing of this story through any read or list;
+        // the agency's own manager sees its appointment, visit and complaint.
+        let own = try await token(["--role", "agency_manager", "--agency", agency.id])
+        let stranger = try await token(["--role", "agency_manager", "--agency", "agy_01J" + String(repeating: "9", count: 23)])
+        func expectNotFound(_ what: String, _ call: () async throws -> Void) async {
+            let error = await #expect(throws: RPCError.self, "\(what)") { try await call() }
+            #expect(error?.code == .notFound, "\(what): \(String(describing: error))")
+        }
+        await expectNotFound("GetDebtor") {
+            _ = try await accounts.unary(AccountsV1.AccountsService.getDebtor, AccountsV1.GetDebtorRequest(debtorId: other.debtorId), metadata: stranger)
+        }
+        await expectNotFound("GetAccount") {
+            _ = try await accounts.unary(AccountsV1.AccountsService.getAccount, AccountsV1.GetAccountRequest(accountId: other.id), metadata: stranger)
+        }
+        await expectNotFound("GetAccountTimeline") {
+            _ = try await accounts.unary(AccountsV1.AccountsService.getAccountTimeline,
+                                         AccountsV1.GetAccountTimelineRequest(accountId: other.id), metadata: stranger)
+        }
+        for request in [AccountsV1.ListAccountsRequest(), AccountsV1.ListAccountsRequest(assignedAgencyId: agency.id)] {
+            let listed = try await accounts.unary(AccountsV1.AccountsService.listAccounts, request, metadata: stranger)
+            #expect(listed.accounts.isEmpty, "ListAccounts \(request)")
+        }
+        let strangerCandidates = try await accounts.unary(AccountsV1.AccountsService.listVisitCandidates,
+                                                          AccountsV1.ListVisitCandidatesRequest(regionCode: "310115"), metadata: stranger)
+        #expect(strangerCandidates.candidates.isEmpty)
+        await expectNotFound("GetAppointment") {
+            _ = try await scheduling.unary(SchedulingV1.SchedulingService.getAppointment,
+                                           SchedulingV1.GetAppointmentRequest(appointmentId: appointmentID), metadata: stranger)
+        }
+        #expect(try await scheduling.unary(SchedulingV1.SchedulingService.getAppointment,
+                                           SchedulingV1.GetAppointmentRequest(appointmentId: appointmentID), metadata: own).id == appointmentID)
+        for request in [SchedulingV1.ListAppointmentsRequest(), SchedulingV1.ListAppointmentsRequest(agencyId: agency.id)] {
+            #expect(try await scheduling.unary(SchedulingV1.SchedulingService.listAppointments, request, metadata: stranger).appointments.isEmpty)
+            #expect(try await scheduling.unary(SchedulingV1.SchedulingService.listAppointments, request, metadata: own).appointments.count == 2)
+        }
+        let strangerPlan = try await scheduling.unary(SchedulingV1.SchedulingService.planDay, SchedulingV1.PlanDayRequest(
+            regionCode: "310115", date: Self.shanghaiDate(nextWindow),
+            options: SchedulingV1.PlanDayOptions(fillWithCandidates: true, includeUnconfirmed: true)), metadata: stranger)
+        #expect(strangerPlan.routes.isEmpty && strangerPlan.unassigned.isEmpty, "\(strangerPlan)")
+        await expectNotFound("GetVisit") {
+            _ = try await visits.unary(VisitsV1.VisitsService.getVisit, VisitsV1.GetVisitRequest(visitId: visitID), metadata: stranger)
+        }
+        #expect(try await visits.unary(VisitsV1.VisitsService.getVisit, VisitsV1.GetVisitRequest(visitId: visitID), metadata: own).id == visitID)
+        for request in [VisitsV1.ListVisitsRequest(), VisitsV1.ListVisitsRequest(agencyId: agency.id)] {
+            #expect(try await visits.unary(VisitsV1.VisitsService.listVisits, request, metadata: stranger).visits.isEmpty)
+            #expect(try await visits.unary(VisitsV1.VisitsService.listVisits, request, metadata: own).visits.count == 1)
+        }
+        for request in [VisitsV1.ListComplaintsRequest(), VisitsV1.ListComplaintsRequest(agencyId: agency.id)] {
+            #expect(try await visits.unary(VisitsV1.VisitsService.listComplaints, request, metadata: stranger).complaints.isEmpty)
+            #expect(try await visits.unary(VisitsV1.VisitsService.listComplaints, request, metadata: own).complaints.count == 1)
+        }
+        await expectNotFound("GetComplaint") {
+            _ = try await visits.unary(VisitsV1.VisitsService.getComplaint, VisitsV1.GetComplaintRequest(complaintId: complaintID),
+                                       metadata: stranger)
+        }
+        // A manager's scorecard is its own agency's, whatever it asks for (here one visits
+        // has never heard of).
+        let strangerCard = await #expect(throws: RPCError.self) {
+            try await visits.unary(VisitsV1.VisitsService.getAgencyScorecard, VisitsV1.GetAgencyScorecardRequest(
+                agencyId: agency.id, periodStartDate: Self.shanghaiDate(today), periodEndDate: Self.shanghaiDate(nextWindow)),
+                metadata: stranger)
+        }
+        #expect(strangerCard?.code == .notFound && strangerCard?.message.contains(agency.id) == false, "\(String(describing: strangerCard))")
+
         await accounts.close()
         await scheduling.close()
         await visits.close()
@@ -344,6 +408,41 @@ struct WorkflowTests {
         #expect(visit.state == .checkedOut && visit.checkIns.count == 2 && visit.outcome?.code == .promiseToPay)
         await visits.close()
         for process in [visitsProcess, schedulingProcess, accountsProcess] {
+            let stop = await process.stop()
+            #expect(stop.status == 0, "\(stop.stderr.suffix(2000))")
+        }
+    }
+
+    @Test("the same PlanDay request gives the same plan, byte for byte, in two scheduling processes", .timeLimit(.minutes(3)))
+    func planDayIsDeterministicAcrossProcesses() async throws {
+        let cluster = try await DevCluster()
+        let accountsProcess = try await cluster.start("accounts")
+        var schedulingProcess = try await cluster.start("scheduling", ["--accounts-addr", accountsProcess.address])
+        let seed = try await runProduct("demo-seed", ["--accounts", accountsProcess.address, "--scheduling", schedulingProcess.address,
+                                                      "--key-file", cluster.keyFile, "--debtors", "60"])
+        try #require(seed.status == 0, "\(seed.output)")
+        let platform = try await cluster.token(["--role", "platform"])
+        // Three days ahead, so the advance-notice floor (now + 24 h) is before every contact
+        // window and the plan does not depend on the second it is asked at.
+        let request = SchedulingV1.PlanDayRequest(
+            regionCode: "310115", date: Self.shanghaiDate(DevCluster.nowMs() + 3 * Self.day),
+            options: SchedulingV1.PlanDayOptions(fillWithCandidates: true, timeLimitSeconds: 30))
+        func plan() async throws -> [UInt8] {
+            let client = GRPCClient(targets: [GRPCClient.Target(schedulingProcess.address)!])
+            var response = try await client.unary(SchedulingV1.SchedulingService.planDay, request, metadata: platform)
+            await client.close()
+            #expect(response.routes.contains { !$0.stops.isEmpty }, "a plan with stops: \(response)")
+            response.solveMillis = 0
+            response.computedMs = 0
+            return try response.encode()
+        }
+        let first = try await plan()
+        let firstStop = await schedulingProcess.stop()
+        #expect(firstStop.status == 0, "\(firstStop.stderr.suffix(2000))")
+        schedulingProcess = try await cluster.start("scheduling", ["--accounts-addr", accountsProcess.address])
+        let second = try await plan()
+        #expect(first == second, "the plans differ after a restart")
+        for process in [schedulingProcess, accountsProcess] {
             let stop = await process.stop()
             #expect(stop.status == 0, "\(stop.stderr.suffix(2000))")
         }

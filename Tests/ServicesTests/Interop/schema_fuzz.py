@@ -6,7 +6,8 @@ doorstep.visits.v1.Visits, builds random requests from the message descriptors (
 oversized and non-ASCII strings, U+0000, extreme and negative integers, unknown enum numbers,
 nested messages, long repeated fields, NaN/inf doubles) and calls the service with a
 platform token. A call must end with a status a client can act on — never INTERNAL, UNKNOWN
-or DATA_LOSS — and the service must keep answering Health/Check.
+or DATA_LOSS, and never UNAVAILABLE, since every service (and so every peer) is up while
+this runs — and the service must keep answering Health/Check.
 
 Usage: schema_fuzz.py --accounts HOST:PORT --scheduling HOST:PORT --visits HOST:PORT
                       --token JWT [--calls-per-method N] [--seed S]
@@ -34,8 +35,11 @@ SERVICES = {
     "scheduling": ("doorstep/scheduling/v1/scheduling.proto", "doorstep.scheduling.v1.scheduling_pb2", "Scheduling"),
     "visits": ("doorstep/visits/v1/visits.proto", "doorstep.visits.v1.visits_pb2", "Visits"),
 }
-# Statuses that mean "the server broke", not "the request was bad".
-BROKEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+# Statuses that mean "the server broke", not "the request was bad". UNAVAILABLE is one of
+# them here: every peer is up, so a peer's failure turned into "retry later" would hide a
+# request that can never succeed.
+BROKEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS,
+          grpc.StatusCode.UNAVAILABLE}
 
 
 def load_modules():

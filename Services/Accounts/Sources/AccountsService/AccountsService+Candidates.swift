@@ -22,10 +22,11 @@ extension AccountsService {
         for (index, id) in request.excludeAccountIds.enumerated() {
             try Validate.resourceID(id, field: "exclude_account_ids[\(index)]", prefix: "acc")
         }
-        let caller = try context.requireCaller()
+        let scope = try context.requireScope()
+        guard let narrowed = scope.narrow(agencyID: "", collectorID: nil) else { return AccountsV1.ListVisitCandidatesResponse() }
         let excluded = Set(request.excludeAccountIds)
         let filterKey = [request.regionCode, String(minimum), request.minExpectedRecovery?.currencyCode ?? "",
-                         excluded.sorted().joined(separator: ","), caller.role == .agencyManager ? caller.agencyID ?? "-" : ""]
+                         excluded.sorted().joined(separator: ","), narrowed.agencyID]
             .joined(separator: "\u{1F}")
         var offset = 0
         if !request.pageToken.isEmpty {
@@ -45,7 +46,7 @@ extension AccountsService {
         for (stored, contacts) in fieldAccounts {
             var account = stored
             guard !account.onHold, !excluded.contains(account.id), !Self.hasKeptPlan(account),
-                  caller.role != .agencyManager || account.assignedAgencyId == caller.agencyID else { continue }
+                  scope.sees(agencyID: account.assignedAgencyId) else { continue }
             let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
             Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
             guard (account.risk?.expectedRecovery?.amountMinor ?? 0) >= minimum else { continue }

@@ -25,11 +25,14 @@ extension AccountsService {
             throw RPCError.invalidArgument("buckets[\(index)]", "unknown bucket \(bucket.rawValue)")
         }
         if request.holdFilter.protoName == nil { throw RPCError.invalidArgument("hold_filter", "unknown value \(request.holdFilter.rawValue)") }
-        let caller = try context.requireCaller()
+        // Results are silently restricted to what the caller may see.
+        guard let narrowed = try context.requireScope().narrow(agencyID: request.assignedAgencyId, collectorID: nil) else {
+            return AccountsV1.ListAccountsResponse()
+        }
         query.debtorID = request.debtorId
         query.lenderID = request.lenderId
         query.externalID = request.externalId
-        query.assignedAgencyID = caller.role == .agencyManager ? (caller.agencyID ?? "-") : request.assignedAgencyId
+        query.assignedAgencyID = narrowed.agencyID
         query.stages = Array(Set(request.stages.map(\.rawValue))).sorted()
         let buckets = Set(request.buckets)
         // The token is only valid with the filters it was issued for.

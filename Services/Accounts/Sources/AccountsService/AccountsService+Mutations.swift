@@ -241,14 +241,14 @@ extension AccountsService {
             }
             after = token.afterSequence
         }
-        let caller = try context.requireCaller()
+        let scope = try context.requireScope()
         let store = self.store
         let id = request.accountId
         let startAfter = after
         let (account, events) = try await store.database.read { db in
             (try store.account(db, id: id), try store.timeline(db, accountID: id, after: startAfter, types: types, limit: pageSize + 1))
         }
-        guard let account, caller.role != .agencyManager || account.assignedAgencyId == caller.agencyID else {
+        guard let account, scope.sees(agencyID: account.assignedAgencyId) else {
             throw RPCError.notFound("account \(id) not found")
         }
         var response = AccountsV1.GetAccountTimelineResponse(events: Array(events.prefix(pageSize)))

@@ -131,6 +131,7 @@ public struct AccountsService: Sendable {
     func getDebtor(_ request: AccountsV1.GetDebtorRequest, _ context: ServerContext) async throws -> AccountsV1.Debtor {
         try Validate.resourceID(request.debtorId, field: "debtor_id", prefix: "dbt")
         let caller = try context.requireCaller()
+        let scope = try CallerScope(caller)
         if request.revealPersonalData {
             guard caller.role == .platform || caller.role == .compliance else {
                 throw RPCError.permissionDenied("role \(caller.role.rawValue) may not see personal data unmasked")
@@ -144,7 +145,7 @@ public struct AccountsService: Sendable {
         let reveal = request.revealPersonalData
         let actor = caller.actor
         let read: @Sendable (Database) throws -> AccountsV1.Debtor = { db in
-            guard let debtor = try store.debtor(db, id: id), try Self.mayRead(debtorID: id, caller: caller, store: store, db) else {
+            guard let debtor = try store.debtor(db, id: id), try Self.mayRead(debtorID: id, scope: scope, store: store, db) else {
                 throw RPCError.notFound("debtor \(id) not found")
             }
             guard reveal else { return PersonalDataMask.masked(debtor) }
@@ -162,11 +163,13 @@ public struct AccountsService: Sendable {
         return debtor
     }
 
-    /// agency_manager: only debtors of accounts assigned to its agency.
-    static func mayRead(debtorID: String, caller: Caller, store: AccountsStore, _ db: Database) throws -> Bool {
-        guard caller.role == .agencyManager else { return true }
+    /// Whether `scope` sees the debtor: an agency manager only debtors of accounts assigned to
+    /// its agency.
+    static func mayRead(debtorID: String, scope: CallerScope, store: AccountsStore, _ db: Database) throws -> Bool {
+        guard let narrowed = scope.narrow(agencyID: "", collectorID: nil) else { return false }
+        if narrowed.agencyID.isEmpty { return true }
         return try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE debtor_id = ? AND assigned_agency_id = ?)"),
-            arguments: [debtorID, caller.agencyID ?? ""]) ?? false
+            arguments: [debtorID, narrowed.agencyID]) ?? false
     }
 
     // MARK: Accounts
@@ -232,14 +235,14 @@ public struct AccountsService: Sendable {
 
     func getAccount(_ request: AccountsV1.GetAccountRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
         try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
-        let caller = try context.requireCaller()
+        let scope = try context.requireScope()
         let store = self.store
         let id = request.accountId
         let stored = try store.database.readPoint { db -> (AccountsV1.Account, ContactStats)? in
             guard let account = try store.account(db, id: id) else { return nil }
             return (account, try store.contactStats(db, accountID: id))
         }
-        guard let (found, contacts) = stored, caller.role != .agencyManager || found.assignedAgencyId == caller.agencyID
+        guard let (found, contacts) = stored, scope.sees(agencyID: found.assignedAgencyId)
         else {
             throw RPCError.notFound("account \(id) not found")
         }

@@ -47,6 +47,7 @@ extension SchedulingService {
         _ = try Validate.text(request.purposeText, field: "purpose_text", min: 0, max: 500)
         _ = try Validate.text(request.note, field: "note", min: 0, max: 500)
         let caller = try context.requireCaller()
+        let scope = try CallerScope(caller)
         let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let store = self.store
         if let remembered = try await store.database.read({ db in
@@ -60,7 +61,7 @@ extension SchedulingService {
         let appointment = try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             let visit = ProposedVisit(crew: request.crewCollectorIds, windowStartMs: request.windowStartMs,
                                       windowEndMs: request.windowEndMs, debtorRequestedWindow: request.debtorRequestedWindow)
-            let judgement = try Self.judge(db, store, visit: visit, account: account, excluding: nil, caller: caller,
+            let judgement = try Self.judge(db, store, visit: visit, account: account, excluding: nil, scope: scope,
                                            nowMs: now, configuration: configuration)
             guard judgement.violations.isEmpty else {
                 throw RPCError.refused(judgement.violations, rulePackID: configuration.rulePack.id,
@@ -109,9 +110,10 @@ extension SchedulingService {
         try Self.validateCrew(request.crewCollectorIds, required: false)
         _ = try Validate.text(request.reason, field: "reason", min: 1, max: 500)
         let caller = try context.requireCaller()
+        let scope = try CallerScope(caller)
         let store = self.store
         let appointmentID = request.appointmentId
-        let current = try await store.database.read { db in try Self.visibleAppointment(db, store, id: appointmentID, caller: caller) }
+        let current = try await store.database.read { db in try Self.visibleAppointment(db, store, id: appointmentID, scope: scope) }
         let account = try await accounts.account(current.accountId)
         let configuration = self.configuration
         let result = try await mutateAppointment(request, context, id: request.appointmentId, expectedVersion: request.expectedVersion) { appointment, db, now in
@@ -120,7 +122,7 @@ extension SchedulingService {
             let crew = request.crewCollectorIds.isEmpty ? appointment.crewCollectorIds : request.crewCollectorIds
             let visit = ProposedVisit(crew: crew, windowStartMs: request.windowStartMs, windowEndMs: request.windowEndMs,
                                       debtorRequestedWindow: request.debtorRequestedWindow)
-            let judgement = try Self.judge(db, store, visit: visit, account: account, excluding: appointment.id, caller: caller,
+            let judgement = try Self.judge(db, store, visit: visit, account: account, excluding: appointment.id, scope: scope,
                                            nowMs: now, configuration: configuration)
             guard judgement.violations.isEmpty else {
                 throw RPCError.refused(judgement.violations, rulePackID: configuration.rulePack.id,
@@ -201,10 +203,10 @@ extension SchedulingService {
 
     func getAppointment(_ request: SchedulingV1.GetAppointmentRequest, _ context: ServerContext) async throws -> SchedulingV1.Appointment {
         try Validate.resourceID(request.appointmentId, field: "appointment_id", prefix: "apt")
-        let caller = context.caller
+        let scope = try context.requireScope()
         let store = self.store
         return try store.database.readPoint { db in
-            try Self.withDeliveries(db, Self.visibleAppointment(db, store, id: request.appointmentId, caller: caller))
+            try Self.withDeliveries(db, Self.visibleAppointment(db, store, id: request.appointmentId, scope: scope))
         }
     }
 
@@ -227,18 +229,11 @@ extension SchedulingService {
         filter.states = request.states.filter { $0 != .unspecified }
         filter.windowFromMs = request.windowFromMs
         filter.windowToMs = request.windowToMs
-        let caller = try context.requireCaller()
         // Results are silently restricted to what the caller may see.
-        switch caller.role {
-        case .agencyManager:
-            if !filter.agencyID.isEmpty && filter.agencyID != caller.agencyID { return SchedulingV1.ListAppointmentsResponse() }
-            filter.agencyID = caller.agencyID ?? "-"
-        case .collector:
-            if !filter.collectorID.isEmpty && filter.collectorID != caller.collectorID { return SchedulingV1.ListAppointmentsResponse() }
-            filter.collectorID = caller.collectorID ?? "-"
-        default:
-            break
+        guard let narrowed = try context.requireScope().narrow(agencyID: filter.agencyID, collectorID: filter.collectorID) else {
+            return SchedulingV1.ListAppointmentsResponse()
         }
+        (filter.agencyID, filter.collectorID) = narrowed
         let after = try Self.decodePageToken(request.pageToken)
         let store = self.store
         let selected = filter
@@ -281,13 +276,14 @@ extension SchedulingService {
         _ change: @escaping @Sendable (inout SchedulingV1.Appointment, Database, Int64) throws -> Bool
     ) async throws -> SchedulingV1.Appointment {
         let caller = try context.requireCaller()
+        let scope = try CallerScope(caller)
         let requestID = try Self.requestID(of: request)
         let key = try Idempotency.Key(method: context.path, requestID: requestID, request: request, caller: context.callerKey)
         let now = clock.nowMs()
         let store = self.store
         let wrote = NoticeFlag()
         let result = try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var appointment = try Self.visibleAppointment(db, store, id: id, caller: caller)
+            var appointment = try Self.visibleAppointment(db, store, id: id, scope: scope)
             if unchangedIf(appointment) { return try Self.withDeliveries(db, appointment) }
             try Self.checkVersion(expectedVersion, appointment.version, "appointment")
             if try change(&appointment, db, now) { wrote.set() }

@@ -26,14 +26,15 @@ extension SchedulingService {
         }
         _ = try Validate.text(request.note, field: "note", min: 0, max: 500)
         let caller = try context.requireCaller()
-        if caller.role == .agencyManager && request.reason != .agencyDecision {
+        let scope = try CallerScope(caller)
+        if case .agency = scope, request.reason != .agencyDecision {
             throw RPCError.permissionDenied("an agency manager may only suspend for SUSPENSION_REASON_AGENCY_DECISION")
         }
         let now = clock.nowMs()
         let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let store = self.store
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var collector = try Self.visibleCollector(db, store, id: request.collectorId, caller: caller)
+            var collector = try Self.visibleCollector(db, store, id: request.collectorId, scope: scope)
             try Self.checkVersion(request.expectedVersion, collector.version, "collector")
             if request.reason == .complaint,
                collector.suspensions.contains(where: { $0.active && $0.complaintId == request.complaintId }) {
@@ -68,11 +69,12 @@ extension SchedulingService {
         }
         _ = try Validate.text(request.note, field: "note", min: 0, max: 500)
         let caller = try context.requireCaller()
+        let scope = try CallerScope(caller)
         let now = clock.nowMs()
         let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let store = self.store
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var collector = try Self.visibleCollector(db, store, id: request.collectorId, caller: caller)
+            var collector = try Self.visibleCollector(db, store, id: request.collectorId, scope: scope)
             try Self.checkVersion(request.expectedVersion, collector.version, "collector")
             let matches = collector.suspensions.indices.filter {
                 selector.byComplaint ? collector.suspensions[$0].complaintId == selector.id : collector.suspensions[$0].id == selector.id
@@ -86,7 +88,7 @@ extension SchedulingService {
                 throw RPCError.refused(rule: "suspension-lifted", "suspension \(collector.suspensions[matches[0]].id) was already lifted",
                                        subjectID: collector.suspensions[matches[0]].id)
             }
-            if caller.role == .agencyManager && collector.suspensions[index].reason != .agencyDecision {
+            if case .agency = scope, collector.suspensions[index].reason != .agencyDecision {
                 throw RPCError.permissionDenied("an agency manager may only lift SUSPENSION_REASON_AGENCY_DECISION suspensions")
             }
             collector.suspensions[index].active = false
@@ -101,10 +103,9 @@ extension SchedulingService {
         }
     }
 
-    /// The collector as `caller` may see it (agency managers: their agency's), or NOT_FOUND.
-    static func visibleCollector(_ db: Database, _ store: SchedulingStore, id: String, caller: Caller) throws -> SchedulingV1.Collector {
-        guard let collector = try store.collector(db, id: id),
-              caller.role != .agencyManager || caller.agencyID == collector.agencyId else {
+    /// The collector as `scope` may see it (agency managers: their agency's), or NOT_FOUND.
+    static func visibleCollector(_ db: Database, _ store: SchedulingStore, id: String, scope: CallerScope) throws -> SchedulingV1.Collector {
+        guard let collector = try store.collector(db, id: id), scope.sees(agencyID: collector.agencyId, collectorIDs: [collector.id]) else {
             throw RPCError.notFound("collector \(id) not found")
         }
         return collector

@@ -19,23 +19,24 @@ struct VisitJudgement {
 extension SchedulingService {
     /// Loads what the rules need from the store (inside the caller's transaction, so
     /// double-booking and caps are judged against committed bookings only) and applies
-    /// `VisitPolicy`. Unknown crew members are NOT_FOUND; an agency manager naming another
-    /// agency's collectors, or an account assigned to another agency, is PERMISSION_DENIED.
+    /// `VisitPolicy`. Unknown crew members are NOT_FOUND; a scope that does not see a crew
+    /// member's agency (an agency manager naming another agency's collectors), or an account
+    /// assigned to another agency, is PERMISSION_DENIED.
     static func judge(
         _ db: Database, _ store: SchedulingStore, visit: ProposedVisit, account: AccountFacts, excluding appointmentID: String?,
-        caller: Caller?, nowMs: Int64, configuration: SchedulingConfiguration
+        scope: CallerScope, nowMs: Int64, configuration: SchedulingConfiguration
     ) throws -> VisitJudgement {
         var collectors: [String: SchedulingV1.Collector] = [:]
         for member in visit.crew {
             guard let collector = try store.collector(db, id: member) else {
                 throw RPCError.notFound("collector \(member) not found")
             }
-            if let caller, caller.role == .agencyManager, caller.agencyID != collector.agencyId {
+            if case .agency = scope, !scope.sees(agencyID: collector.agencyId) {
                 throw RPCError.permissionDenied("collector \(member) belongs to another agency")
             }
             collectors[member] = collector
         }
-        if let caller, caller.role == .agencyManager, !account.assignedAgencyID.isEmpty, account.assignedAgencyID != caller.agencyID {
+        if case .agency = scope, !account.assignedAgencyID.isEmpty, !scope.sees(agencyID: account.assignedAgencyID) {
             throw RPCError.permissionDenied("account \(account.accountID) is assigned to another agency")
         }
         let agencies = try store.agencies(db, ids: collectors.values.map(\.agencyId))
@@ -79,7 +80,7 @@ extension SchedulingService {
 
     /// CheckCompliance: the dry run of a booking, or the check-in re-check of a booked visit.
     func checkCompliance(_ request: SchedulingV1.CheckComplianceRequest, _ context: ServerContext) async throws -> SchedulingV1.CheckComplianceResponse {
-        let caller = try context.requireCaller()
+        let scope = try context.requireScope()
         let now = clock.nowMs()
         let store = self.store
         let configuration = self.configuration
@@ -96,7 +97,7 @@ extension SchedulingService {
             }
             let appointmentID = request.appointmentId
             let booked = try await store.database.read { db in
-                let appointment = try Self.visibleAppointment(db, store, id: appointmentID, caller: caller)
+                let appointment = try Self.visibleAppointment(db, store, id: appointmentID, scope: scope)
                 return try Self.withDeliveries(db, appointment)
             }
             guard request.accountId.isEmpty || request.accountId == booked.accountId else {
@@ -115,7 +116,7 @@ extension SchedulingService {
                 debtorRequestedWindow: booked.debtorRequestedWindow,
                 checkPoint: .checkIn(noticeDeliveredMs: Self.announcedMs(booked)))
             let judgement = try await store.database.read { db in
-                try Self.judge(db, store, visit: visit, account: account, excluding: appointmentID, caller: caller,
+                try Self.judge(db, store, visit: visit, account: account, excluding: appointmentID, scope: scope,
                                nowMs: now, configuration: configuration)
             }
             response.violations = judgement.violations
@@ -131,13 +132,13 @@ extension SchedulingService {
             let excluding = request.appointmentId.isEmpty ? nil : request.appointmentId
             if let excluding {
                 try Validate.resourceID(excluding, field: "appointment_id", prefix: "apt")
-                _ = try await store.database.read { db in try Self.visibleAppointment(db, store, id: excluding, caller: caller) }
+                _ = try await store.database.read { db in try Self.visibleAppointment(db, store, id: excluding, scope: scope) }
             }
             let account = try await accounts.account(request.accountId)
             let visit = ProposedVisit(crew: request.crewCollectorIds, windowStartMs: request.windowStartMs,
                                       windowEndMs: request.windowEndMs, debtorRequestedWindow: request.debtorRequestedWindow)
             let judgement = try await store.database.read { db in
-                try Self.judge(db, store, visit: visit, account: account, excluding: excluding, caller: caller,
+                try Self.judge(db, store, visit: visit, account: account, excluding: excluding, scope: scope,
                                nowMs: now, configuration: configuration)
             }
             response.violations = judgement.violations

@@ -1,4 +1,5 @@
 import Compliance
+import Crypto
 import Foundation
 import GRDB
 import Models
@@ -37,14 +38,13 @@ extension SchedulingService {
         let now = clock.nowMs()
         let today = CivilDate.today(in: zone, nowMs: now)
         guard date >= today else { throw RPCError.invalidArgument("date", "must be today (\(today)) or later") }
-        let caller = try context.requireCaller()
-        var agencyID: String? = nil
-        if caller.role == .agencyManager {
-            agencyID = caller.agencyID ?? "-"
-        } else if !request.agencyId.isEmpty {
-            try Validate.resourceID(request.agencyId, field: "agency_id", prefix: "agy")
-            agencyID = request.agencyId
+        // An agency manager plans its own agency's crews and accounts, whatever it asked for.
+        let scope = try context.requireScope()
+        let agency = try scope.agency(requested: request.agencyId)
+        if !agency.isEmpty && agency == request.agencyId {
+            try Validate.resourceID(agency, field: "agency_id", prefix: "agy")
         }
+        let agencyID: String? = agency.isEmpty ? nil : agency
         let options = request.options ?? SchedulingV1.PlanDayOptions()
         let maxCandidates = options.maxCandidates <= 0 ? 200 : min(Int(options.maxCandidates), 5000)
         let timeLimit = options.timeLimitSeconds <= 0 ? 2 : min(Int(options.timeLimitSeconds), 60)
@@ -65,7 +65,11 @@ extension SchedulingService {
         var candidates: [AccountsV1.VisitCandidate] = []
         if options.fillWithCandidates {
             let booked = Set(day.allLive.map(\.accountId))
-            candidates = try await accounts.candidates(region: region, limit: maxCandidates).filter { !booked.contains($0.accountId) }
+            // Accounts answers scheduling (role service) with every candidate of the region;
+            // the caller's scope decides which of them it may plan.
+            candidates = try await accounts.candidates(region: region, limit: maxCandidates).filter {
+                !booked.contains($0.accountId) && scope.sees(agencyID: $0.assignedAgencyId)
+            }
         }
         let candidateAccounts = candidates.map(\.accountId)
         let candidateBookings = try await store.database.read { db in
@@ -81,7 +85,7 @@ extension SchedulingService {
             configuration: configuration, date: date, zone: zone, dayStartMs: dayStart, nowMs: now, costPerKmMinor: costPerKm,
             fill: options.fillWithCandidates)
         let problem = planner.build(day: day, candidates: candidates, candidateBookings: candidateBookings)
-        let seed = UInt64(truncatingIfNeeded: (region + date.description).hashValue & 0x7fff_ffff)
+        let seed = try Self.planSeed(request)
         let started = ContinuousClock.now
         let customers = problem.customers.count
         let solution = try await NIOThreadPool.singleton.runIfActive {
@@ -98,6 +102,15 @@ extension SchedulingService {
         response.rulePackId = configuration.rulePack.id
         response.rulePackVersion = configuration.rulePack.version
         return response
+    }
+
+    /// The solver's seed: the first eight bytes of SHA-256 over the request as sent. The same
+    /// request gives the same plan in every process and after a restart (with the same data,
+    /// while the solver reaches its iteration budget before its time limit); Swift's
+    /// `hashValue`, used before, is randomised per process.
+    static func planSeed(_ request: SchedulingV1.PlanDayRequest) throws -> UInt64 {
+        let digest = SHA256.hash(data: try request.encode())
+        return digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     }
 
     /// The instant of local midnight starting `date` in `zone`.

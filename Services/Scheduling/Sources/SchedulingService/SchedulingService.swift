@@ -84,7 +84,8 @@ public struct SchedulingService: Sendable {
     func registerCollector(_ request: SchedulingV1.RegisterCollectorRequest, _ context: ServerContext) async throws -> SchedulingV1.Collector {
         try Validate.requestID(request.requestId)
         let validated = try RegistryValidation.collector(request.collector)
-        if let caller = context.caller, caller.role == .agencyManager, caller.agencyID != validated.agencyId {
+        let scope = try context.requireScope()
+        if case .agency = scope, !scope.sees(agencyID: validated.agencyId) {
             throw RPCError.permissionDenied("an agency manager registers collectors of its own agency only")
         }
         let now = clock.nowMs()
@@ -126,21 +127,12 @@ public struct SchedulingService: Sendable {
 // MARK: Visibility
 
 extension SchedulingService {
-    /// Whether `caller` may see `appointment` (scheduling.proto: "own" for agency managers
-    /// is their agency's crews, for collectors the appointments they are in).
-    static func canSee(_ appointment: SchedulingV1.Appointment, _ caller: Caller?) -> Bool {
-        guard let caller else { return false }
-        switch caller.role {
-        case .platform, .compliance, .service: return true
-        case .agencyManager: return caller.agencyID == appointment.agencyId
-        case .collector: return caller.collectorID.map { appointment.crewCollectorIds.contains($0) } ?? false
-        }
-    }
-
-    /// The appointment `id` as `caller` may see it, or NOT_FOUND (another agency's record is
-    /// not disclosed).
-    static func visibleAppointment(_ db: Database, _ store: SchedulingStore, id: String, caller: Caller?) throws -> SchedulingV1.Appointment {
-        guard let appointment = try store.appointment(db, id: id), canSee(appointment, caller) else {
+    /// The appointment `id` as `scope` may see it (scheduling.proto: "own" for agency
+    /// managers is their agency's crews, for collectors the appointments they are in), or
+    /// NOT_FOUND (another agency's record is not disclosed).
+    static func visibleAppointment(_ db: Database, _ store: SchedulingStore, id: String, scope: CallerScope) throws -> SchedulingV1.Appointment {
+        guard let appointment = try store.appointment(db, id: id),
+              scope.sees(agencyID: appointment.agencyId, collectorIDs: appointment.crewCollectorIds) else {
             throw RPCError.notFound("appointment \(id) not found")
         }
         return appointment

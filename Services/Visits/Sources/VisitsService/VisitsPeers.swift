@@ -10,7 +10,8 @@ import ServiceKit
 /// compliance re-check (scheduling.proto CheckCompliance with check_point CHECK_IN, which
 /// also asks accounts for stage and holds) and the account (its product sets record retention;
 /// its promises feed the agency scorecard).
-/// Errors are ready for the caller: NOT_FOUND, or UNAVAILABLE when a peer cannot be asked.
+/// Errors are ready for the caller, mapped by `PeerFailure`: NOT_FOUND, UNAVAILABLE when a
+/// peer cannot be reached, INTERNAL when it fails or refuses the visits service's token.
 public protocol VisitsPeers: Sendable {
     func appointment(_ id: String) async throws(RPCError) -> SchedulingV1.Appointment
     func checkInCompliance(appointmentID: String) async throws(RPCError) -> SchedulingV1.CheckComplianceResponse

@@ -195,11 +195,11 @@ extension VisitsService {
             throw RPCError.invalidArgument(request.receivedFromMs < 0 ? "received_from_ms" : "received_to_ms", "must not be negative")
         }
         var filter = request
-        let caller = try context.requireCaller()
-        if caller.role == .agencyManager {
-            if !filter.agencyId.isEmpty && filter.agencyId != caller.agencyID { return VisitsV1.ListComplaintsResponse() }
-            filter.agencyId = caller.agencyID ?? "-"
+        // Complaints are not listed by collector: a collector scope sees none.
+        guard let narrowed = try context.requireScope().narrow(agencyID: filter.agencyId, collectorID: nil) else {
+            return VisitsV1.ListComplaintsResponse()
         }
+        filter.agencyId = narrowed.agencyID
         let after = try PageToken.decode(request.pageToken)
         let now = clock.nowMs()
         let store = self.store
@@ -216,8 +216,7 @@ extension VisitsService {
     }
 
     func getAgencyScorecard(_ request: VisitsV1.GetAgencyScorecardRequest, _ context: ServerContext) async throws -> VisitsV1.AgencyScorecard {
-        let caller = try context.requireCaller()
-        let agencyID = caller.role == .agencyManager ? (caller.agencyID ?? "-") : request.agencyId
+        let agencyID = try context.requireScope().agency(requested: request.agencyId)
         try Validate.resourceID(agencyID, field: "agency_id", prefix: "agy")
         let zone = TimeZone(identifier: configuration.defaultTimeZone) ?? .gmt
         let now = clock.nowMs()
@@ -344,12 +343,13 @@ extension VisitsService {
         _ change: @escaping @Sendable (inout VisitsV1.Complaint, Database, Int64, TypeV1.Actor) throws -> Bool
     ) async throws -> VisitsV1.Complaint {
         let caller = try context.requireCaller()
+        let scope = try CallerScope(caller)
         let key = try Idempotency.Key(method: context.path, requestID: requestID, request: request, caller: context.callerKey)
         let now = clock.nowMs()
         let store = self.store
         let queued = NIOLockedFlag()
         let result = try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            guard let record = try store.complaint(db, id: id), Self.may(caller, see: record) else {
+            guard let record = try store.complaint(db, id: id), Self.may(scope, see: record) else {
                 throw RPCError.notFound("complaint \(id) not found")
             }
             var complaint = record.value

@@ -250,17 +250,10 @@ extension VisitsService {
         guard request.checkedInFromMs >= 0 else { throw RPCError.invalidArgument("checked_in_from_ms", "must not be negative") }
         guard request.checkedInToMs >= 0 else { throw RPCError.invalidArgument("checked_in_to_ms", "must not be negative") }
         var filter = request
-        let caller = try context.requireCaller()
-        switch caller.role {
-        case .agencyManager:
-            if !filter.agencyId.isEmpty && filter.agencyId != caller.agencyID { return VisitsV1.ListVisitsResponse() }
-            filter.agencyId = caller.agencyID ?? "-"
-        case .collector:
-            if !filter.collectorId.isEmpty && filter.collectorId != caller.collectorID { return VisitsV1.ListVisitsResponse() }
-            filter.collectorId = caller.collectorID ?? "-"
-        default:
-            break
+        guard let narrowed = try context.requireScope().narrow(agencyID: filter.agencyId, collectorID: filter.collectorId) else {
+            return VisitsV1.ListVisitsResponse()
         }
+        (filter.agencyId, filter.collectorId) = narrowed
         let after = try PageToken.decode(request.pageToken)
         let store = self.store
         let selected = filter
@@ -297,12 +290,12 @@ extension VisitsService {
         _ request: Request, requestID: String, _ context: ServerContext, id: String, expectedVersion: Int64, collectorID: String,
         _ change: @escaping @Sendable (inout VisitsV1.Visit, Database, Int64) throws -> Void
     ) async throws -> VisitsV1.Visit {
-        let caller = try context.requireCaller()
+        let scope = try context.requireScope()
         let key = try Idempotency.Key(method: context.path, requestID: requestID, request: request, caller: context.callerKey)
         let now = clock.nowMs()
         let store = self.store
         let result = try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            guard let record = try store.visit(db, id: id), Self.may(caller, see: record) else {
+            guard let record = try store.visit(db, id: id), Self.may(scope, see: record) else {
                 throw RPCError.notFound("visit \(id) not found")
             }
             var visit = record.value

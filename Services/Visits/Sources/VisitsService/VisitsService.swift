@@ -62,10 +62,10 @@ public struct VisitsService: Sendable {
 
     func getVisit(_ request: VisitsV1.GetVisitRequest, _ context: ServerContext) async throws -> VisitsV1.Visit {
         try Validate.resourceID(request.visitId, field: "visit_id", prefix: "vis")
-        let caller = try context.requireCaller()
+        let scope = try context.requireScope()
         let store = self.store
         let id = request.visitId
-        guard let record = try store.database.readPoint({ db in try store.visit(db, id: id) }), Self.may(caller, see: record) else {
+        guard let record = try store.database.readPoint({ db in try store.visit(db, id: id) }), Self.may(scope, see: record) else {
             throw RPCError.notFound("visit \(id) not found")
         }
         return try store.database.readPoint { db in try Self.withDeliveries(db, record.value) }
@@ -73,10 +73,10 @@ public struct VisitsService: Sendable {
 
     func getComplaint(_ request: VisitsV1.GetComplaintRequest, _ context: ServerContext) async throws -> VisitsV1.Complaint {
         try Validate.resourceID(request.complaintId, field: "complaint_id", prefix: "cmp")
-        let caller = try context.requireCaller()
+        let scope = try context.requireScope()
         let store = self.store
         let id = request.complaintId
-        guard let record = try store.database.readPoint({ db in try store.complaint(db, id: id) }), Self.may(caller, see: record) else {
+        guard let record = try store.database.readPoint({ db in try store.complaint(db, id: id) }), Self.may(scope, see: record) else {
             throw RPCError.notFound("complaint \(id) not found")
         }
         let now = clock.nowMs()
@@ -84,11 +84,7 @@ public struct VisitsService: Sendable {
     }
 
     /// "own" (visits.proto): an agency manager its agency's records, a collector its own.
-    static func may<Value>(_ caller: Caller, see record: VisibleRecord<Value>) -> Bool {
-        switch caller.role {
-        case .agencyManager: return caller.agencyID == record.agencyID
-        case .collector: return caller.collectorID.map { record.collectorIDs.contains($0) } ?? false
-        case .platform, .compliance, .service: return true
-        }
+    static func may<Value>(_ scope: CallerScope, see record: VisibleRecord<Value>) -> Bool {
+        scope.sees(agencyID: record.agencyID, collectorIDs: record.collectorIDs)
     }
 }

@@ -43,8 +43,9 @@ public struct AccountFacts: Sendable, Hashable {
 
 /// The accounts service as scheduling uses it: account facts for compliance, visit
 /// candidates for day plans, and a debtor's accounts with their contact counters for the
-/// contact budget. Errors are `RPCError`s ready to return to scheduling's caller: NOT_FOUND
-/// when accounts says so, UNAVAILABLE when it cannot be reached or fails.
+/// contact budget. Errors are `RPCError`s ready to return to scheduling's caller, mapped by
+/// `PeerFailure`: NOT_FOUND when accounts says so, UNAVAILABLE when it cannot be reached,
+/// INTERNAL when it fails or refuses scheduling's token.
 public protocol AccountsDirectory: Sendable {
     func account(_ accountID: String) async throws(RPCError) -> AccountFacts
     func debtor(_ debtorID: String) async throws(RPCError) -> AccountsV1.Debtor
