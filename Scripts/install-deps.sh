@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Doorstep needs on a fresh Debian 12 machine with the
-# Swift toolchain: the C libraries and code generators (apt) and the Python reference
-# implementation used by the contract tests (pip). Skips what is already there.
+# Swift toolchain: the C libraries and code generators (apt), the Python reference
+# implementation used by the contract tests and the Buf CLI used by the contract checks
+# (pip). Skips what is already there.
 set -euo pipefail
 
 # docker-compose (the v1 client; no engine needed) checks docker-compose.yml against the
@@ -27,4 +28,13 @@ done
 if [ $need_pip -eq 1 ]; then
   echo "install-deps: pip install protobuf grpcio grpcio-tools h2 pyyaml"
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore protobuf grpcio grpcio-tools h2 pyyaml
+fi
+
+# The Buf CLI for the contract checks (Scripts/check-contracts.sh), from PyPI, pinned: the
+# committed descriptor set is its output byte for byte. Keep in step with Scripts/buf.sh.
+buf_version=1.75.0
+installed_buf=$(python3 -m pip show buf-bin 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "$installed_buf" != "$buf_version" ]; then
+  echo "install-deps: pip install buf-bin==$buf_version"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "buf-bin==$buf_version"
 fi

@@ -12,6 +12,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "install dependencies"
 Scripts/install-deps.sh
 
+step "contract checks: buf lint, buf breaking against proto/BASELINE, descriptor set, changelog"
+Scripts/check-contracts.sh
+Scripts/check-contracts.sh --self-test
+
 step "unit, contract and integration tests"
 swift build --build-tests
 swift test --skip-build

@@ -3105,11 +3105,11 @@ extension AccountsV1 {
 extension AccountsV1 {
     /// Accounts.
     ///
-    /// Roles (bearer token, DESIGN.md section 5). "own" for agency_manager means:
-    /// accounts whose `assigned_agency_id` is the token's agency, and the debtors
-    /// of those accounts. Collectors never call this service (scheduling and
-    /// visits call it as `service`); a collector token gets PERMISSION_DENIED on
-    /// every RPC.
+    /// Roles (bearer token, docs/ARCHITECTURE.md ("The contract")). "own" for
+    /// agency_manager means: accounts whose `assigned_agency_id` is the token's
+    /// agency, and the debtors of those accounts. Collectors never call this
+    /// service (scheduling and visits call it as `service`); a collector token
+    /// gets PERMISSION_DENIED on every RPC.
     ///
     ///   RPC                   platform  compliance  agency_manager  service
     ///   CreateDebtor          yes       -           -               -

@@ -2098,10 +2098,10 @@ extension SchedulingV1 {
 extension SchedulingV1 {
     /// Scheduling.
     ///
-    /// Roles (bearer token, DESIGN.md section 5). "own" for agency_manager means
-    /// the token's agency: its own agency record, its collectors, and
-    /// appointments whose crew belongs to it; "own" for collector means
-    /// appointments whose crew includes the token's collector.
+    /// Roles (bearer token, docs/ARCHITECTURE.md ("The contract")). "own" for
+    /// agency_manager means the token's agency: its own agency record, its
+    /// collectors, and appointments whose crew belongs to it; "own" for collector
+    /// means appointments whose crew includes the token's collector.
     ///
     ///   RPC                   platform  compliance  agency_manager  collector  service
     ///   RegisterAgency        yes       -           -               -          -
@@ -2127,12 +2127,13 @@ extension SchedulingV1 {
     ///   RPC the role may not call, or booking with another agency's collectors,
     ///   is PERMISSION_DENIED.
     ///
-    /// Compliance (DESIGN.md sections 3 and 8). CheckCompliance, BookAppointment
-    /// and RescheduleAppointment evaluate every rule below and report ALL
-    /// violations at once (a dry run for CheckCompliance; for the others a
-    /// FAILED_PRECONDITION that names every violated rule id in the message and
-    /// carries them in the Refusal status detail, see types.proto; nothing is
-    /// booked or changed). Rules evaluated (ids as in types.proto):
+    /// Compliance (docs/DOMAIN.md ("Domain rules" and "Regulation as code")).
+    /// CheckCompliance, BookAppointment and RescheduleAppointment evaluate every
+    /// rule below and report ALL violations at once (a dry run for
+    /// CheckCompliance; for the others a FAILED_PRECONDITION that names every
+    /// violated rule id in the message and carries them in the Refusal status
+    /// detail, see types.proto; nothing is booked or changed). Rules evaluated
+    /// (ids as in types.proto):
     ///   contact-hours            whole window inside the pack's contact hours,
     ///                            debtor-local (cn-2026 08:00-22:00), unless
     ///                            debtor_requested_window and the pack allows it

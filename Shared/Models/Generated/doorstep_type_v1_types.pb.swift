@@ -5,7 +5,8 @@ internal import CContracts
 internal import CProtobufC
 
 extension TypeV1 {
-    /// The role a caller's bearer token names (DESIGN.md section 5).
+    /// The role a caller's bearer token names
+    /// (docs/ARCHITECTURE.md ("The contract")).
     public enum Role: ProtoEnum, CaseIterable {
         /// Not set; never valid in a token.
         case unspecified

@@ -1978,8 +1978,8 @@ extension VisitsV1 {
         }
     }
 
-    /// An agency's conduct and results over a period (DESIGN.md section 8:
-    /// complaint rate in agency evaluation).
+    /// An agency's conduct and results over a period (docs/DOMAIN.md
+    /// ("Regulation as code"): complaint rate in agency evaluation).
     public struct AgencyScorecard: ProtoMessage {
         /// The agency.
         public var agencyId: String = ""
@@ -2060,9 +2060,9 @@ extension VisitsV1 {
 extension VisitsV1 {
     /// Visits.
     ///
-    /// Roles (bearer token, DESIGN.md section 5). "own" for collector: visits
-    /// whose crew includes the token's collector; for agency_manager: visits,
-    /// complaints and the scorecard of the token's agency.
+    /// Roles (bearer token, docs/ARCHITECTURE.md ("The contract")). "own" for
+    /// collector: visits whose crew includes the token's collector; for
+    /// agency_manager: visits, complaints and the scorecard of the token's agency.
     ///
     ///   RPC                  platform  compliance  agency_manager  collector  service
     ///   CheckIn              -         -           -               own (1)    -
@@ -2193,8 +2193,9 @@ extension VisitsV1 {
             service: name, method: "ListComplaints", isServerStreaming: false)
 
         /// Reads an agency's scorecard for a period: visits, complaint rate and
-        /// broken-promise rate (DESIGN.md section 8: the complaint rate is part of
-        /// agency evaluation). Promise statuses are read from accounts.
+        /// broken-promise rate (docs/DOMAIN.md ("Regulation as code"): the
+        /// complaint rate is part of agency evaluation). Promise statuses are read
+        /// from accounts.
         ///
         /// Errors: NOT_FOUND (no such agency known to visits);
         /// INVALID_ARGUMENT (period); UNAVAILABLE (accounts unreachable).

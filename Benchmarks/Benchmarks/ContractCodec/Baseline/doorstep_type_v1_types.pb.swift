@@ -99,7 +99,8 @@
 // no internals are disclosed). A refused request changes nothing.
 //
 // Rule ids. FAILED_PRECONDITION always names a rule id. Rule-pack rules
-// (DESIGN.md section 8) carry the pack's id; the default packs use:
+// (docs/DOMAIN.md ("Regulation as code")) carry the pack's id; the default
+// packs use:
 //   contact-hours             contact only inside the local contact window
 //                             (cn-2026: 08:00-22:00 debtor-local)
 //   daily-connected-calls     connected reminder calls per debtor per day
@@ -146,7 +147,8 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-/// The role a caller's bearer token names (DESIGN.md section 5).
+/// The role a caller's bearer token names
+/// (docs/ARCHITECTURE.md ("The contract")).
 nonisolated enum Doorstep_Type_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterable {
   typealias RawValue = Int
 

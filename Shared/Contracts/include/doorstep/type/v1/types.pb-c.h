@@ -31,7 +31,8 @@ typedef struct Doorstep__Type__V1__Delivery Doorstep__Type__V1__Delivery;
 /* --- enums --- */
 
 /*
- * The role a caller's bearer token names (DESIGN.md section 5).
+ * The role a caller's bearer token names
+ * (docs/ARCHITECTURE.md ("The contract")).
  */
 typedef enum _Doorstep__Type__V1__Role {
   /*

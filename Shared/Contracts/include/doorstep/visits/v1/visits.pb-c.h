@@ -1604,8 +1604,8 @@ struct  Doorstep__Visits__V1__GetAgencyScorecardRequest
 
 
 /*
- * An agency's conduct and results over a period (DESIGN.md section 8:
- * complaint rate in agency evaluation).
+ * An agency's conduct and results over a period (docs/DOMAIN.md
+ * ("Regulation as code"): complaint rate in agency evaluation).
  */
 struct  Doorstep__Visits__V1__AgencyScorecard
 {
