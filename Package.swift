@@ -86,13 +86,15 @@ let package = Package(
             ],
             path: "Shared/ServiceAuth"
         ),
-        // Regulation as code (DESIGN.md §8): rule packs and the contact policy every service applies.
+        // Regulation as code (docs/DOMAIN.md ("Regulation as code")): rule packs and the contact
+        // policy every service applies.
         .target(
             name: "Compliance", dependencies: ["Models", "Validation"], path: "Shared/Compliance",
             resources: [.embedInCode("Packs/cn-2026.json"), .embedInCode("Packs/us-regf.json"), .embedInCode("Packs/uk-conc.json")]
         ),
         // Vehicle routing with time windows (day plans; Solomon VRPTW): pure, no I/O.
         .target(name: "RoutePlanner", path: "Shared/RoutePlanner"),
+        // Transactional outbox: messages committed with the change, delivered at least once.
         .target(
             name: "Outbox",
             dependencies: [
@@ -209,9 +211,8 @@ let package = Package(
             path: "Tools/AccountsLoadgen"
         ),
 
-        // MARK: Fuzzing
-        // libFuzzer target over contract decoding when built by Scripts/fuzz.sh (-DFUZZING
-        // -sanitize=fuzzer); otherwise a replayer of the regression corpus.
+        // The three-service workflow benchmark (Scripts/bench-workflow.sh) and the demo city
+        // (DOORSTEP_DEMO=1 Scripts/run.sh).
         .executableTarget(
             name: "workflow-bench",
             dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth",
@@ -220,11 +221,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "demo-seed",
-            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth",
+            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "RoutePlanner",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/DemoSeed"
         ),
 
+        // MARK: Fuzzing
+        // libFuzzer target over contract decoding when built by Scripts/fuzz.sh (-DFUZZING
+        // -sanitize=fuzzer); otherwise a replayer of the regression corpus.
         .systemLibrary(name: "CLibFuzzer", path: "FuzzTesting/CLibFuzzer"),
         .executableTarget(
             name: "FuzzContractDecode",
@@ -246,7 +250,8 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
         // What the service suites share: the test epoch, a settable clock, a recording
         // outbox sink, the check of a refusal.
-        .target(name: "ServiceTestSupport", dependencies: ["Models", "Outbox", "RPCWire"], path: "Tests/Support/ServiceTestSupport"),
+        .target(name: "ServiceTestSupport", dependencies: ["Models", "Outbox", "RPC", "RPCWire", .product(name: "Logging", package: "swift-log")],
+                path: "Tests/Support/ServiceTestSupport"),
         // The transport test service, and a process serving it for tests with external peers.
         .target(
             name: "RPCTestSupport",
@@ -280,7 +285,7 @@ let package = Package(
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Tests/OutboxTests"
         ),
-        .testTarget(name: "ComplianceTests", dependencies: ["Compliance", "Models", "Validation"], path: "Tests/ComplianceTests"),
+        .testTarget(name: "ComplianceTests", dependencies: ["Compliance", "Models", "Validation", "TestSupport"], path: "Tests/ComplianceTests"),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models", "RPCWire"], path: "Tests/ValidationTests"),
         .testTarget(
             name: "AccountsServiceTests",
@@ -321,7 +326,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ContractTests",
-            dependencies: ["Models", "TestSupport"],
+            dependencies: ["Models", "RoutePlanner", "TestSupport"],
             path: "Tests/ContractTests",
             exclude: ["Golden"]
         ),

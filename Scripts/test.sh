@@ -20,6 +20,9 @@ step "unit, contract and integration tests"
 swift build --build-tests
 swift test --skip-build
 
+step "the service suites again over the in-process transport (the same interceptors and handlers, no sockets)"
+DOORSTEP_TEST_TRANSPORT=inprocess swift test --skip-build --filter "AccountsServiceTests|SchedulingServiceTests|VisitsServiceTests"
+
 step "replay the fuzz regression corpus"
 .build/debug/FuzzContractDecode FuzzTesting/Corpus/ContractDecode
 

@@ -95,9 +95,9 @@ public struct ProposedContact: Sendable, Hashable {
     }
 }
 
-/// The rule pack's remote-contact rules (DESIGN.md section 8), applied to one SMS or phone
-/// attempt against the debtor's contact history, and the outcome classes the rules count
-/// (accounts.proto `ContactOutcome`).
+/// The rule pack's remote-contact rules (docs/DOMAIN.md ("Regulation as code")), applied to
+/// one SMS or phone attempt against the debtor's contact history, and the outcome classes
+/// the rules count (accounts.proto `ContactOutcome`).
 ///
 /// Rules, in the order they are reported (ids as in types.proto):
 /// - `contact-hours`: the attempt's debtor-local time of day lies in
@@ -161,27 +161,17 @@ public enum ContactPolicy {
         let day = "\(local.date) (\(zone.identifier))"
         var found: [TypeV1.Violation] = []
 
-        func report(_ ruleID: String, field: String = "", _ detail: String) {
-            let rule = pack.rule(ruleID)
-            found.append(TypeV1.Violation(
-                ruleId: ruleID,
-                ruleText: rule?.text ?? "",
-                ruleSource: rule?.source ?? "",
-                field: field,
-                detail: detail,
-                subjectId: ""
-            ))
+        func report(_ rule: RuleID, field: String = "", _ detail: String) {
+            found.append(rule.violation(quoting: pack, field: field, detail))
         }
 
         // contact-hours
-        let start = Int64(pack.contactHoursStartMinutes) * 60_000
-        let end = Int64(pack.contactHoursEndMinutes) * 60_000
         let agreed = attempt.debtorAgreedTime && pack.debtorAgreedTimeOverridesContactHours
-        if !agreed && (local.millisecondOfDay < start || local.millisecondOfDay >= end) {
+        if !agreed && !pack.contactWindow(on: local.date, in: zone).contains(attempt.attemptedMs) {
             let exception = pack.debtorAgreedTimeOverridesContactHours
                 ? " unless the debtor agreed to the time"
                 : (attempt.debtorAgreedTime ? "; the debtor's agreement does not extend it in \(pack.id)" : "")
-            report(RuleID.contactHours, field: "attempted_ms",
+            report(.contactHours, field: "attempted_ms",
                    "attempt at \(local.clockText) \(zone.identifier) on \(local.date); \(pack.id) allows \(pack.contactWindowText)\(exception)")
         }
 
@@ -194,7 +184,7 @@ public enum ContactPolicy {
         if isCall, let limit = pack.dailyConnectedCallsPerDebtor, isConnected(attempt.outcome) {
             let count = sameDayCalls.count(where: { isConnected($0.outcome) }) + 1
             if count > limit {
-                report(RuleID.dailyConnectedCalls,
+                report(.dailyConnectedCalls,
                        "\(ordinal(count)) connected call on \(day); \(pack.id) allows \(limit) per day")
             }
         }
@@ -206,7 +196,7 @@ public enum ContactPolicy {
                 isUnanswered($0.outcome) && lineKey(number: $0.number, emergencyContactID: $0.emergencyContactID) == line
             }) + 1
             if count > limit {
-                report(RuleID.dailyCallAttempts,
+                report(.dailyCallAttempts,
                        "\(ordinal(count)) unanswered call to \(numberOwner(attempt.emergencyContactID)) on \(day); \(pack.id) allows \(limit) per number per day")
             }
         }
@@ -218,7 +208,7 @@ public enum ContactPolicy {
                 .map(\.attemptedMs) + [attempt.attemptedMs]
             let busiest = mostInWindow(containing: attempt.attemptedMs, times: times, length: sevenDaysMs)
             if busiest > limit {
-                report(RuleID.weeklyCallAttempts,
+                report(.weeklyCallAttempts,
                        "\(busiest) calls to \(person(attempt.emergencyContactID)) within 7 days (7 x 24 h) including this one; \(pack.id) allows \(limit)")
             }
         }
@@ -229,7 +219,7 @@ public enum ContactPolicy {
             let conversationDate = DebtorLocalTime(ms: conversationMs, zone: zone).date
             let dayOfPeriod = local.date.days(since: conversationDate) + 1
             if dayOfPeriod <= days {
-                report(RuleID.callAfterConversation,
+                report(.callAfterConversation,
                        "call on day \(dayOfPeriod) of the \(days) days that begin with the conversation on \(conversationDate) (\(zone.identifier)); \(pack.id) allows calls again from \(conversationDate.adding(days: days))")
             }
         }
@@ -239,7 +229,7 @@ public enum ContactPolicy {
             let state = reachability(history: history, asOfMs: attempt.attemptedMs, debtorNumber: debtorNumber)
             if !state.isUnreachable(pack: pack) {
                 let failures = state.consecutiveFailedAttempts
-                report(RuleID.thirdPartyContact, field: "emergency_contact_id",
+                report(.thirdPartyContact, field: "emergency_contact_id",
                        "the debtor is reachable: own number not reported invalid, \(failures) consecutive failed attempt\(failures == 1 ? "" : "s") on it (\(pack.thirdPartyAfterConsecutiveFailures) needed); \(pack.id) allows contacting emergency contact \(attempt.emergencyContactID) only once the debtor is unreachable")
             }
         }

@@ -1,6 +1,10 @@
+import Foundation
+import Models
+import Validation
+
 /// A named, versioned set of collection rules for one market: the numbers every compliance
 /// check reads, and the text and source of every rule so that a refusal can quote them
-/// (DESIGN.md section 8, "Regulation as code").
+/// (docs/DOMAIN.md ("Regulation as code")).
 ///
 /// Every number is configuration: the built-in packs are in `RulePacks`, and a service may
 /// load another pack with the same shape. A limit that is `nil` means the pack sets no such
@@ -12,7 +16,8 @@ public struct RulePack: Sendable, Hashable {
     /// One rule of a pack as a refusal quotes it: `Violation.rule_id`, `rule_text` and
     /// `rule_source` (proto `doorstep.type.v1.Violation`).
     public struct Rule: Sendable, Hashable, Codable {
-        /// The stable rule id, one of `RuleID` (e.g. "contact-hours").
+        /// The stable rule id, one of `RuleID.packRules` (e.g. "contact-hours"); a file's
+        /// other ids are refused when it loads (`problems`).
         public var id: String
         /// The rule as the pack states it, in the pack's language, with the pack's numbers.
         public var text: String
@@ -101,8 +106,15 @@ public struct RulePack: Sendable, Hashable {
     public var contactHoursEndMinutes: Int
     /// Whether a contact outside the window is allowed when the debtor explicitly asked to
     /// be contacted at that time (`ContactAttempt.debtor_agreed_time`). cn-2026: true
-    /// ("unless the debtor agreed", DESIGN.md section 8).
+    /// ("unless the debtor agreed", docs/DOMAIN.md ("Regulation as code")).
     public var debtorAgreedTimeOverridesContactHours: Bool
+    /// The caller roles whose record of a debtor's request for a visit window the pack
+    /// accepts (`DebtorRequestedWindow`, which lets `contact-hours` pass where
+    /// `debtorAgreedTimeOverridesContactHours` allows it). The exception must carry the
+    /// debtor's own request on record, so by default only the lender's platform, which holds
+    /// the recordings and messages, may state it: `[.platform]` (pack file
+    /// `debtor_request_trusted_roles`, token role names, e.g. `["platform"]`).
+    public var debtorRequestTrustedRoles: [TypeV1.Role]
     /// Connected calls per debtor per debtor-local day, all accounts, lenders and agencies
     /// combined (`daily-connected-calls`); nil = no limit. cn-2026: 3 (NIFA 2024).
     public var dailyConnectedCallsPerDebtor: Int?
@@ -128,7 +140,8 @@ public struct RulePack: Sendable, Hashable {
     public var crewSize: Int
     /// Minimum hours between the customer notice and the start of the visit window
     /// (`advance-notice`). 24 in every built-in pack: the source documents' "contact the
-    /// customer in advance and tell them the time and purpose" (DESIGN.md section 8).
+    /// customer in advance and tell them the time and purpose" (docs/DOMAIN.md
+    /// ("Regulation as code")).
     public var advanceNoticeHours: Int
     /// Visits per account per debtor-local day (`visit-daily-cap`). Doorstep default 1.
     public var visitDailyCap: Int
@@ -156,6 +169,7 @@ public struct RulePack: Sendable, Hashable {
         contactHoursStartMinutes: Int,
         contactHoursEndMinutes: Int,
         debtorAgreedTimeOverridesContactHours: Bool,
+        debtorRequestTrustedRoles: [TypeV1.Role] = [.platform],
         dailyConnectedCallsPerDebtor: Int?,
         dailyCallAttemptsPerNumber: Int?,
         weeklyCallAttempts: Int?,
@@ -177,6 +191,7 @@ public struct RulePack: Sendable, Hashable {
         self.contactHoursStartMinutes = contactHoursStartMinutes
         self.contactHoursEndMinutes = contactHoursEndMinutes
         self.debtorAgreedTimeOverridesContactHours = debtorAgreedTimeOverridesContactHours
+        self.debtorRequestTrustedRoles = debtorRequestTrustedRoles
         self.dailyConnectedCallsPerDebtor = dailyConnectedCallsPerDebtor
         self.dailyCallAttemptsPerNumber = dailyCallAttemptsPerNumber
         self.weeklyCallAttempts = weeklyCallAttempts
@@ -192,9 +207,15 @@ public struct RulePack: Sendable, Hashable {
         self.rules = rules
     }
 
-    /// The pack's rule with this id (see `RuleID`), or nil when the pack has no such rule.
-    public func rule(_ id: String) -> Rule? {
-        rules.first { $0.id == id }
+    /// The pack's rule with this id, or nil when the pack has no such rule.
+    public func rule(_ id: RuleID) -> Rule? {
+        rules.first { $0.id == id.rawValue }
+    }
+
+    /// Whether the pack accepts a debtor's request for a visit window recorded by a caller
+    /// of `role` (`debtorRequestTrustedRoles`).
+    public func trustsDebtorRequest(from role: TypeV1.Role) -> Bool {
+        debtorRequestTrustedRoles.contains(role)
     }
 
     /// "HH:MM" for a number of minutes after midnight (0...1440; 1440 is "24:00").

@@ -1,6 +1,7 @@
 import Foundation
+import Models
 
-/// Rule packs as versioned data files (DESIGN.md section 8, "Regulation as code"): a JSON
+/// Rule packs as versioned data files (docs/DOMAIN.md ("Regulation as code")): a JSON
 /// document with every number and every rule text of a pack, loaded and checked at start.
 /// The built-in packs ship as such files (`Shared/Compliance/Packs/*.json`, embedded in the
 /// binary); an operator may pass another file with `--rule-pack PATH`.
@@ -18,6 +19,7 @@ extension RulePack: Codable {
         case contactHoursStartMinutes = "contact_hours_start_minutes"
         case contactHoursEndMinutes = "contact_hours_end_minutes"
         case debtorAgreedTimeOverridesContactHours = "debtor_agreed_time_overrides_contact_hours"
+        case debtorRequestTrustedRoles = "debtor_request_trusted_roles"
         case dailyConnectedCallsPerDebtor = "daily_connected_calls_per_debtor"
         case dailyCallAttemptsPerNumber = "daily_call_attempts_per_number"
         case weeklyCallAttempts = "weekly_call_attempts"
@@ -46,6 +48,7 @@ extension RulePack: Codable {
             contactHoursStartMinutes: try c.decode(Int.self, forKey: .contactHoursStartMinutes),
             contactHoursEndMinutes: try c.decode(Int.self, forKey: .contactHoursEndMinutes),
             debtorAgreedTimeOverridesContactHours: try c.decode(Bool.self, forKey: .debtorAgreedTimeOverridesContactHours),
+            debtorRequestTrustedRoles: try Self.decodeRoles(c),
             dailyConnectedCallsPerDebtor: try c.decodeIfPresent(Int.self, forKey: .dailyConnectedCallsPerDebtor),
             dailyCallAttemptsPerNumber: try c.decodeIfPresent(Int.self, forKey: .dailyCallAttemptsPerNumber),
             weeklyCallAttempts: try c.decodeIfPresent(Int.self, forKey: .weeklyCallAttempts),
@@ -71,6 +74,7 @@ extension RulePack: Codable {
         try c.encode(contactHoursStartMinutes, forKey: .contactHoursStartMinutes)
         try c.encode(contactHoursEndMinutes, forKey: .contactHoursEndMinutes)
         try c.encode(debtorAgreedTimeOverridesContactHours, forKey: .debtorAgreedTimeOverridesContactHours)
+        try c.encode(debtorRequestTrustedRoles.map { Self.roleName($0) }, forKey: .debtorRequestTrustedRoles)
         try c.encode(dailyConnectedCallsPerDebtor, forKey: .dailyConnectedCallsPerDebtor)
         try c.encode(dailyCallAttemptsPerNumber, forKey: .dailyCallAttemptsPerNumber)
         try c.encode(weeklyCallAttempts, forKey: .weeklyCallAttempts)
@@ -139,21 +143,49 @@ extension RulePack: Codable {
         if visitWeeklyCap < visitDailyCap { found.append("visit_weekly_cap: must be at least visit_daily_cap") }
         var seen: Set<String> = []
         for (index, rule) in rules.enumerated() {
-            if !RuleID.all.contains(rule.id) { found.append("rules[\(index)].id: unknown rule id '\(rule.id)'") }
+            if !RuleID.packRules.contains(where: { $0.rawValue == rule.id }) {
+                found.append("rules[\(index)].id: unknown rule id '\(rule.id)'")
+            }
             if !seen.insert(rule.id).inserted { found.append("rules[\(index)].id: '\(rule.id)' listed twice") }
             if rule.text.isEmpty { found.append("rules[\(index)].text: required") }
         }
         // Every limit the pack sets needs its rule text, so refusals can quote it.
-        let limited: [(String, Bool)] = [
-            (RuleID.contactHours, true), (RuleID.dailyConnectedCalls, dailyConnectedCallsPerDebtor != nil),
-            (RuleID.dailyCallAttempts, dailyCallAttemptsPerNumber != nil), (RuleID.weeklyCallAttempts, weeklyCallAttempts != nil),
-            (RuleID.callAfterConversation, quietDaysAfterConversation != nil), (RuleID.crewSize, true), (RuleID.advanceNotice, true),
-            (RuleID.visitDailyCap, true), (RuleID.visitWeeklyCap, true), (RuleID.agencyInspection, inspectionValidityMonths != nil),
+        let limited: [(RuleID, Bool)] = [
+            (.contactHours, true), (.dailyConnectedCalls, dailyConnectedCallsPerDebtor != nil),
+            (.dailyCallAttempts, dailyCallAttemptsPerNumber != nil), (.weeklyCallAttempts, weeklyCallAttempts != nil),
+            (.callAfterConversation, quietDaysAfterConversation != nil), (.crewSize, true), (.advanceNotice, true),
+            (.visitDailyCap, true), (.visitWeeklyCap, true), (.agencyInspection, inspectionValidityMonths != nil),
         ]
-        for (rule, needed) in limited where needed && !seen.contains(rule) {
-            found.append("rules: no text for '\(rule)', which the pack's numbers turn on")
+        for (rule, needed) in limited where needed && !seen.contains(rule.rawValue) {
+            found.append("rules: no text for '\(rule.rawValue)', which the pack's numbers turn on")
         }
         return found
+    }
+
+    /// The roles a pack file may name in `debtor_request_trusted_roles`: the role names of
+    /// bearer tokens.
+    static let roleNames: [(name: String, role: TypeV1.Role)] = [
+        ("platform", .platform), ("compliance", .compliance), ("agency_manager", .agencyManager),
+        ("collector", .collector), ("service", .service),
+    ]
+
+    /// The bearer-token name of `role` ("platform", "agency_manager", ...), as pack files
+    /// name roles.
+    public static func roleName(_ role: TypeV1.Role) -> String {
+        roleNames.first { $0.role == role }?.name ?? "\(role)"
+    }
+
+    /// `debtor_request_trusted_roles`: role names; absent = `["platform"]`.
+    static func decodeRoles(_ c: KeyedDecodingContainer<CodingKeys>) throws -> [TypeV1.Role] {
+        guard let names = try c.decodeIfPresent([String].self, forKey: .debtorRequestTrustedRoles) else { return [.platform] }
+        return try names.map { name in
+            guard let role = roleNames.first(where: { $0.name == name })?.role else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .debtorRequestTrustedRoles, in: c,
+                    debugDescription: "unknown role '\(name)' (one of \(roleNames.map(\.name).joined(separator: ", ")))")
+            }
+            return role
+        }
     }
 
     static func describe(_ error: DecodingError) -> String {

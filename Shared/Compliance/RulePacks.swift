@@ -1,16 +1,17 @@
 import Foundation
 
-/// The built-in rule packs (DESIGN.md section 8): `cn-2026`, the default for China, and
-/// `us-regf` and `uk-conc`, which show that the same engine serves other markets.
+/// The built-in rule packs (docs/DOMAIN.md ("Regulation as code")): `cn-2026`, the default for
+/// China, and `us-regf` and `uk-conc`, which show that the same engine serves other markets.
 ///
 /// Each pack is a versioned data file, `Shared/Compliance/Packs/<id>.json` (format in
 /// `RulePackFile.swift`), embedded in the binary and decoded and checked on first use;
 /// `ComplianceTests` check that every file loads and that each rule text states the pack's
-/// own numbers, so a text never disagrees with the limit the engine applies. Where section 8
-/// gives no number for a market, the limit is nil (no such rule) and the field's comment says so; numbers that are Doorstep defaults
-/// rather than regulation (visit caps, the third-party unreachable test outside China, the
-/// 24 h notice) say so in their rule's source. The sources are cited as DESIGN.md found them;
-/// confirm them against the original texts before relying on a pack in production.
+/// own numbers, so a text never disagrees with the limit the engine applies. Where the rule
+/// table of docs/DOMAIN.md gives no number for a market, the limit is nil (no such rule) and
+/// the field's comment says so; numbers that are Doorstep defaults rather than regulation
+/// (visit caps, the third-party unreachable test outside China, the 24 h notice) say so in
+/// their rule's source. The sources are cited as found when the packs were written; confirm
+/// them against the original texts before relying on a pack in production.
 public enum RulePacks {
     /// China, 2026 (default pack), in Simplified Chinese.
     ///
@@ -23,7 +24,7 @@ public enum RulePacks {
     ///   45251-2025, CBA 2026);
     /// - at most 3 connected calls per debtor per day (NIFA 2024);
     /// - at most 6 unanswered call attempts per number per day (CBA 2026);
-    /// - no weekly call limit and no quiet period after a conversation (section 8 gives none);
+    /// - no weekly call limit and no quiet period after a conversation (the rule table gives none);
     /// - third parties only after 3 consecutive failed attempts or an invalid own number (CBA
     ///   2026; credit-card measures Art. 68);
     /// - crew of at least 2 (CBA 2026); 24 h notice (source documents); agency inspected within
@@ -39,14 +40,14 @@ public enum RulePacks {
     /// - at most 7 call attempts to a person in 7 days, and no call within the 7 days that
     ///   begin on the day of a conversation (12 CFR §1006.14(b)(2), presumptions of
     ///   harassment);
-    /// - no daily call limits (section 8 gives none: nil);
-    /// - third-party contact: FDCPA §805(b) and 12 CFR §1006.6(d) restrict it; section 8
-    ///   gives no unreachable test for the US, so the cn-2026 test (3 consecutive failures or
+    /// - no daily call limits (the rule table gives none: nil);
+    /// - third-party contact: FDCPA §805(b) and 12 CFR §1006.6(d) restrict it; the rule
+    ///   table gives no unreachable test for the US, so the cn-2026 test (3 consecutive failures or
     ///   an invalid own number) applies as a Doorstep default, stated in the rule's source;
-    /// - crew size 1, 24 h notice, visit caps 1 / 2: Doorstep defaults (section 8 gives no US
-    ///   number);
-    /// - no agency inspection interval, record retention or complaint deadline: section 8
-    ///   gives none for the US (nil). Regulation F §1006.100 sets a record-retention period
+    /// - crew size 1, 24 h notice, visit caps 1 / 2: Doorstep defaults (the rule table gives no
+    ///   US number);
+    /// - no agency inspection interval, record retention or complaint deadline: the rule
+    ///   table gives none for the US (nil). Regulation F §1006.100 sets a record-retention period
     ///   that this pack does not encode yet.
     public static let usRegF = builtIn(PackageResources.us_regf_json, file: "us-regf.json")
 
@@ -55,19 +56,19 @@ public enum RulePacks {
     /// - contact hours 08:00-21:00 local: CONC 7.9.4R forbids contact "at unreasonable times"
     ///   and asks firms to respect the customer's reasonable requests about when they are
     ///   contacted, but sets no hours. 08:00-21:00 is Doorstep's reading of "reasonable":
-    ///   the narrower of the two windows section 8 gives (the one US law presumes
+    ///   the narrower of the two windows the rule table gives (the one US law presumes
     ///   convenient), so a contact allowed here is allowed in both other packs too. Confirm
     ///   it with UK compliance before use; the customer's agreed time overrides it
     ///   (CONC 7.9.4R's "reasonable requests");
-    /// - no daily or weekly call limits and no quiet period: section 8 gives none for the UK
+    /// - no daily or weekly call limits and no quiet period: the rule table gives none for the UK
     ///   (nil);
     /// - third-party contact: CONC 7.9.7R (third parties must not learn of the debt);
-    ///   section 8 gives no unreachable test for the UK, so the cn-2026 test applies as a
+    ///   the rule table gives no unreachable test for the UK, so the cn-2026 test applies as a
     ///   Doorstep default, stated in the rule's source;
     /// - notice of a first visit: CONC 7.9 requires it but sets no period; 24 h is the
     ///   Doorstep default; crew size 1 and visit caps 1 / 2 are Doorstep defaults;
-    /// - no agency inspection interval, record retention or complaint deadline: section 8
-    ///   gives none for the UK (nil).
+    /// - no agency inspection interval, record retention or complaint deadline: the rule
+    ///   table gives none for the UK (nil).
     public static let ukConc = builtIn(PackageResources.uk_conc_json, file: "uk-conc.json")
 
     /// Every built-in pack, the default (`cn2026`) first.

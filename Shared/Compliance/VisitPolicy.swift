@@ -18,16 +18,18 @@ public struct ProposedVisit: Sendable, Hashable {
     public var crew: [String]
     public var windowStartMs: Int64
     public var windowEndMs: Int64
-    /// The debtor asked for this window; lifts `contact-hours` where the pack allows it.
-    public var debtorRequestedWindow: Bool
+    /// The debtor's request for this window on record (channel, time, reference), accepted
+    /// by the service from a role the pack trusts; lifts `contact-hours` where the pack
+    /// allows it. nil = none.
+    public var debtorRequest: SchedulingV1.DebtorRequestedWindow?
     public var checkPoint: CheckPoint
 
-    public init(crew: [String], windowStartMs: Int64, windowEndMs: Int64, debtorRequestedWindow: Bool = false,
-                checkPoint: CheckPoint = .booking) {
+    public init(crew: [String], windowStartMs: Int64, windowEndMs: Int64,
+                debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil, checkPoint: CheckPoint = .booking) {
         self.crew = crew
         self.windowStartMs = windowStartMs
         self.windowEndMs = windowEndMs
-        self.debtorRequestedWindow = debtorRequestedWindow
+        self.debtorRequest = debtorRequest
         self.checkPoint = checkPoint
     }
 }
@@ -91,46 +93,66 @@ public struct VisitPolicySettings: Sendable, Hashable {
     public static let defaults = VisitPolicySettings()
 }
 
+/// The rules a visit is judged under: the rule pack in force and Doorstep's own settings.
+public struct VisitRules: Sendable {
+    public var pack: RulePack
+    public var settings: VisitPolicySettings
+
+    public init(pack: RulePack, settings: VisitPolicySettings = .defaults) {
+        self.pack = pack
+        self.settings = settings
+    }
+}
+
 /// The rule pack's visit rules and Doorstep's booking rules (scheduling.proto service
-/// comment), applied to one proposed or booked visit. Pure: every fact is passed in, so the
-/// same function serves CheckCompliance, BookAppointment, RescheduleAppointment, check-in and
-/// day planning, and is unit-tested at every boundary.
+/// comment) as a table of small checks (`VisitChecks`), each with its rule id and the facts
+/// it reads. Pure: every fact is passed in. CheckCompliance, BookAppointment,
+/// RescheduleAppointment and check-in judge a whole visit (`violations(of:…)`, every check
+/// in `table`); the day planner calls exactly the checks it needs (`VisitChecks.credentials`,
+/// `VisitChecks.caps`) with the facts it has.
 ///
 /// Every rule is evaluated and every violation reported, in the order of the rule list in
 /// scheduling.proto. Dates compared with licences, certifications and inspections are the
 /// debtor-local date of the window start; shifts are judged in each collector's own zone.
 public enum VisitPolicy {
-    /// Rule ids of Doorstep's own booking rules (not in any pack; `rule_source` is empty).
-    public enum EngineRule {
-        public static let visitWindowLength = "visit-window-length"
-        public static let crewSameAgency = "crew-same-agency"
-        public static let agencyRegion = "agency-region"
-        public static let collectorShift = "collector-shift"
-        public static let collectorCapacity = "collector-capacity"
-        public static let collectorDoubleBooked = "collector-double-booked"
-        public static let accountStage = "account-stage"
-        public static let accountHold = "account-hold"
-        public static let debtorLocation = "debtor-location"
+    /// One row of `table`: a check, and how its facts are read out of a whole visit.
+    public struct Entry: Sendable {
+        public let rule: RuleID
+        let judge: @Sendable (VisitFacts, VisitRules) -> [TypeV1.Violation]
+
+        init<Facts>(_ check: VisitCheck<Facts>, _ facts: @escaping @Sendable (VisitFacts) -> Facts) {
+            rule = check.rule
+            judge = { whole, rules in check.violations(facts(whole), under: rules) }
+        }
     }
 
-    /// Statement of each engine rule, quoted in `Violation.rule_text`.
-    public static let engineRuleTexts: [String: String] = [
-        EngineRule.visitWindowLength: "A visit window lasts between the configured minimum and maximum length",
-        EngineRule.crewSameAgency: "Every member of a visiting crew belongs to the same agency",
-        EngineRule.agencyRegion: "The crew's agency serves the debtor's region",
-        EngineRule.collectorShift: "The visit window lies inside every crew member's shift",
-        EngineRule.collectorCapacity: "No crew member has more visits that day than their daily capacity",
-        EngineRule.collectorDoubleBooked:
-            "No crew member's other visits overlap the window or leave too little time to travel between them",
-        EngineRule.accountStage: "Only accounts in the FIELD stage are visited",
-        EngineRule.accountHold: "An account on hold is not contacted",
-        EngineRule.debtorLocation: "The debtor's address has coordinates",
+    /// Every visit check, in the order of the scheduling.proto rule list.
+    public static let table: [Entry] = [
+        Entry(VisitChecks.contactHours) { $0.window },
+        Entry(VisitChecks.advanceNotice) { $0.window },
+        Entry(VisitChecks.visitWindowLength) { $0.window },
+        Entry(VisitChecks.crewSize) { $0.crew },
+        Entry(VisitChecks.crewSameAgency) { $0.crew },
+        Entry(VisitChecks.agencyStatus) { $0.crew },
+        Entry(VisitChecks.agencyLicence) { $0.crew },
+        Entry(VisitChecks.agencyInspection) { $0.crew },
+        Entry(VisitChecks.agencyRegion) { $0.crew },
+        Entry(VisitChecks.collectorStatus) { $0.crew },
+        Entry(VisitChecks.collectorCertification) { $0.crew },
+        Entry(VisitChecks.collectorShift) { $0.schedule },
+        Entry(VisitChecks.collectorCapacity) { $0.schedule },
+        Entry(VisitChecks.collectorDoubleBooked) { $0.schedule },
+        Entry(VisitChecks.visitDailyCap) { $0.accountVisits },
+        Entry(VisitChecks.visitWeeklyCap) { $0.accountVisits },
+        Entry(VisitChecks.accountStage) { $0.account },
+        Entry(VisitChecks.accountHold) { $0.account },
+        Entry(VisitChecks.debtorLocation) { $0.account },
     ]
 
     /// Every violation of the visit, in rule-list order; empty = compliant.
     ///
     /// - Parameters:
-    ///   - visit: the window, crew and check point.
+    ///   - visit: the window, crew, debtor's request and check point.
     ///   - account: the account's stage, hold, region, zone and location (from accounts).
     ///   - collectors: the crew members by id (every id of `visit.crew` must be present;
     ///     unknown collectors are NOT_FOUND before judging).
@@ -151,270 +173,148 @@ public enum VisitPolicy {
         nowMs: Int64,
         pack: RulePack,
         settings: VisitPolicySettings = .defaults,
-        travelSeconds: (TypeV1.GeoPoint, TypeV1.GeoPoint) -> Int
+        travelSeconds: @escaping @Sendable (TypeV1.GeoPoint, TypeV1.GeoPoint) -> Int
     ) -> [TypeV1.Violation] {
-        var found: [TypeV1.Violation] = []
-        func report(_ ruleID: String, field: String = "", subject: String = "", _ detail: String) {
-            let rule = pack.rule(ruleID)
-            found.append(TypeV1.Violation(
-                ruleId: ruleID,
-                ruleText: rule?.text ?? engineRuleTexts[ruleID] ?? "",
-                ruleSource: rule?.source ?? "",
-                field: field,
-                detail: detail,
-                subjectId: subject))
-        }
+        let facts = VisitFacts(visit: visit, account: account, collectors: collectors, agencies: agencies,
+                               crewBookings: crewBookings, accountBookings: accountBookings, nowMs: nowMs,
+                               travelSeconds: travelSeconds)
+        let rules = VisitRules(pack: pack, settings: settings)
+        return table.flatMap { $0.judge(facts, rules) }
+    }
+}
 
+/// Everything known about one whole visit, split into the facts each check reads.
+public struct VisitFacts: Sendable {
+    public var window: WindowFacts
+    public var crew: CrewFacts
+    public var schedule: CrewScheduleFacts
+    public var accountVisits: AccountVisitsFacts
+    public var account: VisitedAccount
+
+    public init(visit: ProposedVisit, account: VisitedAccount, collectors: [String: SchedulingV1.Collector],
+                agencies: [String: SchedulingV1.Agency], crewBookings: [BookedVisit], accountBookings: [BookedVisit],
+                nowMs: Int64, travelSeconds: @escaping @Sendable (TypeV1.GeoPoint, TypeV1.GeoPoint) -> Int) {
         let zone = account.timeZone
-        let start = DebtorLocalTime(ms: visit.windowStartMs, zone: zone)
-        let end = DebtorLocalTime(ms: visit.windowEndMs, zone: zone)
-        let visitDate = start.date
-        let windowText = "\(start.date) \(start.clockText)-\(end.clockText) \(zone.identifier)"
-        let members = visit.crew.compactMap { collectors[$0] }
-
-        // contact-hours: the whole window inside [start, end] of the pack's hours, one local day.
-        let hoursStart = Int64(pack.contactHoursStartMinutes) * 60_000
-        let hoursEnd = Int64(pack.contactHoursEndMinutes) * 60_000
-        let requested = visit.debtorRequestedWindow && pack.debtorAgreedTimeOverridesContactHours
-        let endOfDayMs = end.date == start.date ? end.millisecondOfDay
-            : (end.date == start.date.adding(days: 1) && end.millisecondOfDay == 0 ? DebtorLocalTime.millisecondsPerDay : Int64.max)
-        if !requested && (start.millisecondOfDay < hoursStart || endOfDayMs > hoursEnd) {
-            report(RuleID.contactHours, field: start.millisecondOfDay < hoursStart ? "window_start_ms" : "window_end_ms",
-                   "window \(windowText); \(pack.id) allows visits \(pack.contactWindowText) debtor-local")
-        }
-
-        // advance-notice
-        let noticeMs = Int64(pack.advanceNoticeHours) * 3_600_000
-        switch visit.checkPoint {
-        case .booking:
-            if visit.windowStartMs - nowMs < noticeMs {
-                let hours = Double(visit.windowStartMs - nowMs) / 3_600_000
-                report(RuleID.advanceNotice, field: "window_start_ms",
-                       "window starts \(String(format: "%.1f", hours)) h from now; \(pack.id) requires \(pack.advanceNoticeHours) h notice")
-            }
-        case .checkIn(let delivered):
-            if let delivered {
-                if visit.windowStartMs - delivered < noticeMs {
-                    report(RuleID.advanceNotice,
-                           "notice delivered \(String(format: "%.1f", Double(visit.windowStartMs - delivered) / 3_600_000)) h before the window; \(pack.id) requires \(pack.advanceNoticeHours) h")
-                }
-            } else {
-                report(RuleID.advanceNotice, "the customer notice of this window was never delivered")
-            }
-        }
-
-        // visit-window-length
-        let lengthMs = visit.windowEndMs - visit.windowStartMs
-        let lengthMinutes = lengthMs / 60_000
-        if lengthMs < Int64(settings.minWindowMinutes) * 60_000 || lengthMs > Int64(settings.maxWindowMinutes) * 60_000 {
-            report(EngineRule.visitWindowLength, field: "window_end_ms",
-                   "window lasts \(lengthMinutes) min; allowed \(settings.minWindowMinutes)-\(settings.maxWindowMinutes) min")
-        }
-
-        // crew-size
-        if Set(visit.crew).count < pack.crewSize {
-            report(RuleID.crewSize, field: "crew_collector_ids",
-                   "crew of \(Set(visit.crew).count); \(pack.id) requires at least \(pack.crewSize)")
-        }
-
-        // crew-same-agency
-        let crewAgencies = Array(Set(members.map(\.agencyId))).sorted()
-        if crewAgencies.count > 1 {
-            report(EngineRule.crewSameAgency, field: "crew_collector_ids",
-                   "crew belongs to \(crewAgencies.count) agencies: \(crewAgencies.joined(separator: ", "))")
-        }
-
-        let crewAgencyRecords = crewAgencies.compactMap { agencies[$0] }
-        // agency-status
-        for agency in crewAgencyRecords where agency.status != .active {
-            report(RuleID.agencyStatus, subject: agency.id,
-                   "agency \(agency.id) is \(statusName(agency.status))\(agency.statusReason.isEmpty ? "" : ": \(agency.statusReason)")")
-        }
-        // agency-licence
-        for agency in crewAgencyRecords {
-            if let expiry = CivilDate(agency.licenceExpiryDate ?? TypeV1.Date()), visitDate > expiry {
-                report(RuleID.agencyLicence, subject: agency.id,
-                       "licence of agency \(agency.id) expired on \(expiry); visit on \(visitDate)")
-            }
-        }
-        // agency-inspection
-        if let months = pack.inspectionValidityMonths {
-            for agency in crewAgencyRecords {
-                guard let inspected = CivilDate(agency.lastInspectionDate ?? TypeV1.Date()) else { continue }
-                let validUntil = inspected.adding(months: months)
-                if visitDate > validUntil {
-                    report(RuleID.agencyInspection, subject: agency.id,
-                           "agency \(agency.id) last inspected on \(inspected), valid until \(validUntil); visit on \(visitDate)")
-                }
-            }
-        }
-        // agency-region
-        for agency in crewAgencyRecords where !agency.regionsServed.contains(account.regionCode) {
-            report(EngineRule.agencyRegion, subject: agency.id,
-                   "agency \(agency.id) does not serve region \(account.regionCode)")
-        }
-
-        // collector-status
-        for (index, member) in visit.crew.enumerated() {
-            if let collector = collectors[member], collector.status == .suspended {
-                report(RuleID.collectorStatus, field: "crew_collector_ids[\(index)]", subject: member,
-                       "collector \(member) is suspended")
-            }
-        }
-        // collector-certification
-        for (index, member) in visit.crew.enumerated() {
-            if let collector = collectors[member], let expiry = CivilDate(collector.certificationExpiryDate ?? TypeV1.Date()),
-               visitDate > expiry {
-                report(RuleID.collectorCertification, field: "crew_collector_ids[\(index)]", subject: member,
-                       "certification of collector \(member) expired on \(expiry); visit on \(visitDate)")
-            }
-        }
-        // collector-shift
-        for (index, member) in visit.crew.enumerated() {
-            guard let collector = collectors[member], let shift = Shift(collector) else { continue }
-            if !shift.contains(startMs: visit.windowStartMs, endMs: visit.windowEndMs) {
-                report(EngineRule.collectorShift, field: "crew_collector_ids[\(index)]", subject: member,
-                       "collector \(member) works \(shift.text); window \(windowText)")
-            }
-        }
-        // collector-capacity: the member's live bookings on the window's day (their zone).
-        for (index, member) in visit.crew.enumerated() {
-            guard let collector = collectors[member] else { continue }
-            let memberZone = TimeZone(identifier: collector.timeZone) ?? zone
-            let day = DebtorLocalTime(ms: visit.windowStartMs, zone: memberZone).date
-            let sameDay = crewBookings.filter {
-                $0.crew.contains(member) && DebtorLocalTime(ms: $0.windowStartMs, zone: memberZone).date == day
-            }.count
-            if sameDay + 1 > Int(collector.dailyCapacity) {
-                report(EngineRule.collectorCapacity, field: "crew_collector_ids[\(index)]", subject: member,
-                       "collector \(member) already has \(sameDay) visits on \(day); capacity \(collector.dailyCapacity)")
-            }
-        }
-        // collector-double-booked: no overlap, and time to travel between consecutive windows.
-        for (index, member) in visit.crew.enumerated() {
-            for other in crewBookings where other.crew.contains(member) {
-                if let conflict = conflict(visit: visit, location: account.location, with: other, travelSeconds: travelSeconds) {
-                    report(EngineRule.collectorDoubleBooked, field: "crew_collector_ids[\(index)]", subject: member,
-                           "collector \(member): \(conflict)")
-                    break
-                }
-            }
-        }
-
-        // visit-daily-cap
-        let dailyCap = settings.visitDailyCap ?? pack.visitDailyCap
-        let sameDayVisits = accountBookings.count { DebtorLocalTime(ms: $0.windowStartMs, zone: zone).date == visitDate }
-        if sameDayVisits + 1 > dailyCap {
-            report(RuleID.visitDailyCap, field: "window_start_ms", subject: account.accountID,
-                   "account already has \(sameDayVisits) visit\(sameDayVisits == 1 ? "" : "s") on \(visitDate); cap \(dailyCap) per day")
-        }
-        // visit-weekly-cap: the busiest 7 × 24 h containing the visit.
-        let weeklyCap = settings.visitWeeklyCap ?? pack.visitWeeklyCap
-        let busiest = busiestWeek(containing: visit.windowStartMs, others: accountBookings.map(\.windowStartMs))
-        if busiest > weeklyCap {
-            report(RuleID.visitWeeklyCap, field: "window_start_ms", subject: account.accountID,
-                   "\(busiest) visits to the account within 7 days; cap \(weeklyCap)")
-        }
-
-        // account-stage, account-hold, debtor-location
-        if account.stage != .field {
-            report(EngineRule.accountStage, subject: account.accountID,
-                   "account \(account.accountID) is in stage \(account.stage.protoName ?? "\(account.stage.rawValue)"), not FIELD")
-        }
-        if account.onHold {
-            report(EngineRule.accountHold, subject: account.accountID, "account \(account.accountID) is on hold")
-        }
-        if account.location == nil {
-            report(EngineRule.debtorLocation, subject: account.accountID, "the debtor's address has no coordinates")
-        }
-        return found
-    }
-
-    /// The most visits (this one included) in any 7 × 24 h window containing `visitMs`.
-    static func busiestWeek(containing visitMs: Int64, others: [Int64]) -> Int {
-        let week: Int64 = 7 * 86_400_000
-        let times = (others + [visitMs]).sorted()
-        var best = 0
-        // Windows [t, t + week) with t a visit time at or before visitMs and within a week of it.
-        for t in times where t <= visitMs && visitMs - t < week {
-            best = max(best, times.count { $0 >= t && $0 < t + week })
-        }
-        return best
-    }
-
-    /// Why `visit` cannot be combined with `other` for one collector, or nil.
-    static func conflict(visit: ProposedVisit, location: TypeV1.GeoPoint?, with other: BookedVisit,
-                         travelSeconds: (TypeV1.GeoPoint, TypeV1.GeoPoint) -> Int) -> String? {
-        if visit.windowStartMs < other.windowEndMs && other.windowStartMs < visit.windowEndMs {
-            return "overlaps appointment \(other.appointmentID)"
-        }
-        guard let here = location, let there = other.location else { return nil }
-        let travelMs = Int64(travelSeconds(here, there)) * 1000
-        let gapMs = other.windowEndMs <= visit.windowStartMs
-            ? visit.windowStartMs - other.windowEndMs
-            : other.windowStartMs - visit.windowEndMs
-        if gapMs < travelMs {
-            return "\(gapMs / 60_000) min between this window and appointment \(other.appointmentID), \(travelMs / 60_000) min of travel needed"
-        }
-        return nil
-    }
-
-    static func statusName(_ status: SchedulingV1.AgencyStatus) -> String {
-        switch status {
-        case .active: "ACTIVE"
-        case .suspended: "SUSPENDED"
-        case .exited: "EXITED"
-        default: "not active"
-        }
+        window = WindowFacts(startMs: visit.windowStartMs, endMs: visit.windowEndMs, zone: zone, checkPoint: visit.checkPoint,
+                             debtorRequest: visit.debtorRequest, nowMs: nowMs)
+        crew = CrewFacts(crew: visit.crew, collectors: collectors, agencies: agencies,
+                         visitDate: DebtorLocalTime(ms: visit.windowStartMs, zone: zone).date, regionCode: account.regionCode)
+        schedule = CrewScheduleFacts(crew: visit.crew, collectors: collectors, startMs: visit.windowStartMs,
+                                     endMs: visit.windowEndMs, zone: zone, bookings: crewBookings, location: account.location,
+                                     travelSeconds: travelSeconds)
+        accountVisits = AccountVisitsFacts(accountID: account.accountID, startMs: visit.windowStartMs, zone: zone,
+                                           bookings: accountBookings)
+        self.account = account
     }
 }
 
-/// A collector's daily shift in their own zone: [start, end) minutes after local midnight.
-public struct Shift: Sendable, Hashable {
-    public var startMinutes: Int
-    public var endMinutes: Int
+/// The window as proposed or booked: read by `contact-hours`, `advance-notice` and
+/// `visit-window-length`.
+public struct WindowFacts: Sendable {
+    public var startMs: Int64
+    public var endMs: Int64
+    /// The debtor's zone, in which the window is judged.
     public var zone: TimeZone
+    public var checkPoint: ProposedVisit.CheckPoint
+    /// The debtor's request for the window on record; nil = none.
+    public var debtorRequest: SchedulingV1.DebtorRequestedWindow?
+    public var nowMs: Int64
 
-    /// The collector's shift, or nil when the stored record lacks one (never after validation).
-    public init?(_ collector: SchedulingV1.Collector) {
-        guard let zone = TimeZone(identifier: collector.timeZone), let start = collector.shiftStart,
-              let end = collector.shiftEnd else { return nil }
-        self.startMinutes = Int(start.hours) * 60 + Int(start.minutes)
-        self.endMinutes = Int(end.hours) * 60 + Int(end.minutes)
+    public init(startMs: Int64, endMs: Int64, zone: TimeZone, checkPoint: ProposedVisit.CheckPoint = .booking,
+                debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil, nowMs: Int64) {
+        self.startMs = startMs
+        self.endMs = endMs
         self.zone = zone
-    }
-
-    /// Whether [startMs, endMs] lies inside the shift of the start's local day.
-    public func contains(startMs: Int64, endMs: Int64) -> Bool {
-        let dayStartMs = dayStart(containing: startMs)
-        return startMs >= dayStartMs + Int64(startMinutes) * 60_000 && endMs <= dayStartMs + Int64(endMinutes) * 60_000
-    }
-
-    /// The instant of local midnight of the local day containing `ms`.
-    public func dayStart(containing ms: Int64) -> Int64 {
-        let local = DebtorLocalTime(ms: ms, zone: zone)
-        return ms - local.millisecondOfDay
-    }
-
-    /// The shift's start and end instants on the local day containing `ms`.
-    public func bounds(onDayOf ms: Int64) -> (startMs: Int64, endMs: Int64) {
-        let midnight = dayStart(containing: ms)
-        return (midnight + Int64(startMinutes) * 60_000, midnight + Int64(endMinutes) * 60_000)
-    }
-
-    var text: String {
-        "\(RulePack.clockText(minutes: startMinutes))-\(RulePack.clockText(minutes: endMinutes)) \(zone.identifier)"
+        self.checkPoint = checkPoint
+        self.debtorRequest = debtorRequest
+        self.nowMs = nowMs
     }
 }
 
-extension CivilDate {
-    /// The same day `months` months later, clamped to the month's last day (2025-02-28 + 12
-    /// months = 2026-02-28; 2024-02-29 + 12 = 2025-02-28).
-    public func adding(months: Int) -> CivilDate {
-        let total = year * 12 + (month - 1) + months
-        let newYear = total / 12
-        let newMonth = total % 12 + 1
-        let newDay = min(day, CivilDate.daysInMonth(year: newYear, month: newMonth))
-        return CivilDate(year: newYear, month: newMonth, day: newDay) ?? self
+/// Who goes, their records, and the day and region they visit: read by the crew,
+/// agency and collector-credential checks.
+public struct CrewFacts: Sendable {
+    /// The crew, in request order.
+    public var crew: [String]
+    /// At least the crew's records (a member without one is not judged).
+    public var collectors: [String: SchedulingV1.Collector]
+    /// At least the crew's agencies.
+    public var agencies: [String: SchedulingV1.Agency]
+    /// The debtor-local date of the visit: licences, certifications and inspections are
+    /// judged on it.
+    public var visitDate: CivilDate
+    /// The debtor's region (`agency-region`).
+    public var regionCode: String
+
+    public init(crew: [String], collectors: [String: SchedulingV1.Collector], agencies: [String: SchedulingV1.Agency],
+                visitDate: CivilDate, regionCode: String) {
+        (self.crew, self.collectors, self.agencies) = (crew, collectors, agencies)
+        (self.visitDate, self.regionCode) = (visitDate, regionCode)
+    }
+
+    /// The crew's agency ids, distinct and sorted.
+    var agencyIDs: [String] {
+        Array(Set(crew.compactMap { collectors[$0]?.agencyId })).sorted()
+    }
+
+    /// The crew's agency records, in `agencyIDs` order.
+    var agencyRecords: [SchedulingV1.Agency] {
+        agencyIDs.compactMap { agencies[$0] }
+    }
+
+    /// Each member with its position in the crew and its record.
+    var members: [(index: Int, id: String, record: SchedulingV1.Collector)] {
+        crew.enumerated().compactMap { index, id in collectors[id].map { (index, id, $0) } }
+    }
+}
+
+/// The crew's day around the window: read by `collector-shift`, `collector-capacity` and
+/// `collector-double-booked`.
+public struct CrewScheduleFacts: Sendable {
+    public var crew: [String]
+    public var collectors: [String: SchedulingV1.Collector]
+    public var startMs: Int64
+    public var endMs: Int64
+    /// The debtor's zone (the window as shown; the day of a collector without a zone).
+    public var zone: TimeZone
+    /// The crew members' other live bookings, at least those within a day of the window.
+    public var bookings: [BookedVisit]
+    /// Where the visit takes place; nil = unknown (then only overlap counts, not travel).
+    public var location: TypeV1.GeoPoint?
+    /// Travel time between two points, seconds.
+    public var travelSeconds: @Sendable (TypeV1.GeoPoint, TypeV1.GeoPoint) -> Int
+
+    public init(crew: [String], collectors: [String: SchedulingV1.Collector], startMs: Int64, endMs: Int64, zone: TimeZone,
+                bookings: [BookedVisit], location: TypeV1.GeoPoint?,
+                travelSeconds: @escaping @Sendable (TypeV1.GeoPoint, TypeV1.GeoPoint) -> Int) {
+        self.crew = crew
+        self.collectors = collectors
+        self.startMs = startMs
+        self.endMs = endMs
+        self.zone = zone
+        self.bookings = bookings
+        self.location = location
+        self.travelSeconds = travelSeconds
+    }
+
+    var members: [(index: Int, id: String, record: SchedulingV1.Collector)] {
+        crew.enumerated().compactMap { index, id in collectors[id].map { (index, id, $0) } }
+    }
+}
+
+/// The account's other visits around the window: read by the visit caps.
+public struct AccountVisitsFacts: Sendable {
+    public var accountID: String
+    public var startMs: Int64
+    /// The debtor's zone: the daily cap counts debtor-local days.
+    public var zone: TimeZone
+    /// The account's other live bookings, at least those within 7 days of the window.
+    public var bookings: [BookedVisit]
+
+    public init(accountID: String, startMs: Int64, zone: TimeZone, bookings: [BookedVisit]) {
+        self.accountID = accountID
+        self.startMs = startMs
+        self.zone = zone
+        self.bookings = bookings
     }
 }

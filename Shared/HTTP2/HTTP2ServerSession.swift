@@ -443,26 +443,3 @@ private let onDataRead: nghttp2_data_source_read_callback = { session, streamID,
     guard let session, let buffer, let flags else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
     return owner(userData).readBody(session, streamID, buffer, length, flags)
 }
-
-/// Calls `body` with nghttp2 name/value structs pointing into `headers`' UTF-8 storage, valid
-/// for the duration of the call (nghttp2 copies them at submit time).
-func withNameValues<R>(_ headers: [(name: String, value: String)], _ body: (UnsafeBufferPointer<nghttp2_nv>) -> R) -> R {
-    var storage: [UInt8] = []
-    var ranges: [(Int, Int, Int, Int)] = []
-    for (name, value) in headers {
-        let nameStart = storage.count
-        storage += name.utf8
-        let valueStart = storage.count
-        storage += value.utf8
-        ranges.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
-    }
-    storage.append(0)
-    return storage.withUnsafeMutableBufferPointer { raw in
-        let base = raw.baseAddress!
-        let nva = ranges.map { nameStart, nameLength, valueStart, valueLength in
-            nghttp2_nv(name: base + nameStart, value: base + valueStart,
-                       namelen: nameLength, valuelen: valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
-        }
-        return nva.withUnsafeBufferPointer(body)
-    }
-}

@@ -34,7 +34,7 @@ public final class GRPCClient: Sendable {
             self.init(host: host, port: port)
         }
 
-        /// Parses a comma-separated list of targets (DESIGN.md §6: several replicas).
+        /// Parses a comma-separated list of targets (several replicas: docs/OPERATIONS.md).
         public static func list(_ text: String) -> [Target]? {
             let targets = text.split(separator: ",").map { part in
                 Target(String(part.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed()))
@@ -87,6 +87,8 @@ public final class GRPCClient: Sendable {
     private let configuration: Configuration
     private let group: any EventLoopGroup
     private let state: NIOLockedValueBox<State>
+    /// The server every call goes to, without sockets, when made with ``init(inProcess:configuration:)``.
+    private let inProcess: InProcessServer?
 
     public init(targets: [Target], configuration: Configuration = .defaults,
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
@@ -95,6 +97,17 @@ public final class GRPCClient: Sendable {
         self.configuration = configuration
         self.group = group
         self.state = NIOLockedValueBox(State(targets: Array(repeating: TargetState(), count: targets.count)))
+        self.inProcess = nil
+    }
+
+    /// A client of a server in the same process, reached without sockets or HTTP/2 (for
+    /// tests: the same interceptors, handlers, encoding and statuses; see ``InProcessServer``).
+    public init(inProcess server: InProcessServer, configuration: Configuration = .defaults) {
+        self.targets = [Target(host: "in-process", port: 0)]
+        self.configuration = configuration
+        self.group = MultiThreadedEventLoopGroup.singleton
+        self.state = NIOLockedValueBox(State(targets: [TargetState()]))
+        self.inProcess = server
     }
 
     /// Calls a unary method. Throws `RPCError` (the server's status, or UNAVAILABLE /
@@ -137,7 +150,7 @@ public final class GRPCClient: Sendable {
     /// Calls a method by path with an already-encoded request (for tools such as
     /// `doorstep call`); returns the status, metadata and raw response messages.
     public func rawCall(path: String, request: [UInt8], metadata: Metadata = Metadata(), timeout: Duration? = nil)
-        async -> (status: RPCError, initialMetadata: Metadata, trailingMetadata: Metadata, messages: [[UInt8]]) {
+        async -> (status: Status, initialMetadata: Metadata, trailingMetadata: Metadata, messages: [[UInt8]]) {
         let result = await attempts(path: path, bytes: request, metadata: metadata, timeout: timeout, idempotent: false)
         return (result.status, result.initialMetadata, result.trailingMetadata, result.messages)
     }
@@ -152,11 +165,7 @@ public final class GRPCClient: Sendable {
             throw RPCError(code: .invalidArgument, message: "\(error.field.map { "\($0): " } ?? "")\(error)")
         }
         let result = await attempts(path: path, bytes: bytes, metadata: metadata, timeout: timeout, idempotent: idempotent)
-        guard result.status.code == .ok else {
-            var error = result.status
-            error.metadata = result.trailingMetadata
-            throw error
-        }
+        if let error = result.status.error { throw error }
         return result
     }
 
@@ -169,11 +178,11 @@ public final class GRPCClient: Sendable {
             attemptNumber += 1
             let remaining = deadline.map { $0 - .now }
             if let remaining, remaining <= .zero {
-                return ClientCallResult(status: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
+                return ClientCallResult(status: Status(code: .deadlineExceeded, message: "deadline exceeded"))
             }
             let result = await self.attempt(path: path, bytes: bytes, metadata: metadata, timeout: remaining)
             let retryable = result.unprocessed || (idempotent && result.status.code == .unavailable)
-            guard result.status.code != .ok, retryable, attemptNumber < configuration.maxAttempts, !Task.isCancelled else {
+            guard !result.status.isOK, retryable, attemptNumber < configuration.maxAttempts, !Task.isCancelled else {
                 return result
             }
             var pause = backoff(attemptNumber)
@@ -189,11 +198,15 @@ public final class GRPCClient: Sendable {
     }
 
     private func attempt(path: String, bytes: [UInt8], metadata: Metadata, timeout: Duration?) async -> ClientCallResult {
+        if let inProcess {
+            guard !state.withLockedValue({ $0.closed }) else { return ClientCallResult(status: Status(code: .unavailable, message: "the client is closed")) }
+            return await inProcess.call(path: path, request: bytes, metadata: metadata, timeout: timeout)
+        }
         let connection: Connection
         do {
             connection = try await nextConnection()
         } catch {
-            var result = ClientCallResult(status: error)
+            var result = ClientCallResult(status: Status(error))
             result.unprocessed = true
             return result
         }
@@ -217,7 +230,7 @@ public final class GRPCClient: Sendable {
             do {
                 return try await promise.futureResult.get()
             } catch {
-                return ClientCallResult(status: RPCError(code: .unavailable, message: "\(error)"))
+                return ClientCallResult(status: Status(code: .unavailable, message: "\(error)"))
             }
         } onCancel: {
             eventLoop.execute {

@@ -4,7 +4,7 @@ import RPCWire
 
 /// What a finished call returned: status, metadata and response messages.
 struct ClientCallResult: Sendable {
-    var status: RPCError
+    var status: Status
     var initialMetadata = Metadata()
     var trailingMetadata = Metadata()
     var messages: [[UInt8]] = []
@@ -30,7 +30,7 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
     private final class Call {
         let token: UInt64
         let promise: EventLoopPromise<ClientCallResult>
-        var result = ClientCallResult(status: RPCError(code: .unknown, message: ""))
+        var result = ClientCallResult(status: Status(code: .unknown))
         var deframer: MessageDeframer
         var httpStatus: Int?
         var sawTrailers = false
@@ -98,7 +98,7 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         promise: EventLoopPromise<ClientCallResult>
     ) {
         guard isUsable else {
-            var result = ClientCallResult(status: RPCError(code: .unavailable, message: "connection to \(authority) is closing"))
+            var result = ClientCallResult(status: Status(code: .unavailable, message: "connection to \(authority) is closing"))
             result.unprocessed = true
             promise.succeed(result)
             return
@@ -116,7 +116,7 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
             calls[streamID] = Call(token: token, promise: promise, maxMessageSize: maxReceiveMessageSize)
             streamsByToken[token] = streamID
         } catch {
-            var result = ClientCallResult(status: RPCError(code: .unavailable, message: "cannot open a stream: \(error)"))
+            var result = ClientCallResult(status: Status(code: .unavailable, message: "cannot open a stream: \(error)"))
             result.unprocessed = true
             promise.succeed(result)
         }
@@ -135,30 +135,15 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         switch event {
         case .headers(let streamID, let headers, let isTrailers, _):
             guard let call = calls[streamID] else { return }
-            var metadata = Metadata()
-            var status: String?, message: String?, details: String?
-            for (name, value) in headers {
-                switch name {
-                case ":status": call.httpStatus = Int(value)
-                case "grpc-status": status = value
-                case "grpc-message": message = value
-                case "grpc-status-details-bin": details = value
-                default:
-                    if !Metadata.isReserved(name), let entry = Metadata.entry(name: name, rawValue: value) {
-                        metadata.add(entry)
-                    }
-                }
-            }
-            if let status {
+            let decoded = StatusTrailers.decode(headers)
+            if let http = decoded.httpStatus { call.httpStatus = http }
+            if let status = decoded.status {
                 // Trailers, or a Trailers-Only response.
                 call.sawTrailers = true
-                call.result.status = RPCError(
-                    code: Int(status).map { StatusCode(rawValue: $0) } ?? .unknown,
-                    message: message.map(PercentEncoding.decode) ?? "",
-                    details: details.flatMap(Base64.decode))
-                call.result.trailingMetadata = metadata
+                call.result.status = status
+                call.result.trailingMetadata = decoded.metadata
             } else if !isTrailers {
-                call.result.initialMetadata = metadata
+                call.result.initialMetadata = decoded.metadata
             }
         case .data(let streamID, let bytes):
             guard let call = calls[streamID], call.failed == nil else { return }
@@ -189,24 +174,24 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
     private func complete(_ call: Call, errorCode: UInt32) {
         var result = call.result
         if let failed = call.failed {
-            result.status = failed
+            result.status = Status(failed)
         } else if !call.sawTrailers {
             if errorCode == 7 {  // REFUSED_STREAM: the server did not process the request.
                 result.unprocessed = true
-                result.status = RPCError(code: .unavailable, message: "stream refused by \(authority)")
+                result.status = Status(code: .unavailable, message: "stream refused by \(authority)")
             } else if let http = call.httpStatus, http != 200 {
-                result.status = RPCError(code: StatusCode(httpStatus: http), message: "HTTP status \(http) from \(authority)")
+                result.status = Status(code: StatusCode(httpStatus: http), message: "HTTP status \(http) from \(authority)")
             } else {
-                result.status = RPCError(code: errorCode == 8 ? .cancelled : .unavailable,
+                result.status = Status(code: errorCode == 8 ? .cancelled : .unavailable,
                                          message: "stream reset by \(authority) (HTTP/2 error \(errorCode))")
             }
         } else if let http = call.httpStatus, http != 200, result.status.code == .ok {
-            result.status = RPCError(code: StatusCode(httpStatus: http), message: "HTTP status \(http)")
+            result.status = Status(code: StatusCode(httpStatus: http), message: "HTTP status \(http)")
         } else if result.status.code == .ok {
             do {
                 try call.deframer.finish()
             } catch {
-                result.status = error.rpcError
+                result.status = Status(error.rpcError)
             }
         }
         call.promise.succeed(result)
@@ -218,7 +203,7 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         streamsByToken.removeAll()
         for call in pending.values {
             var result = call.result
-            result.status = status
+            result.status = Status(status)
             call.promise.succeed(result)
         }
     }

@@ -28,15 +28,6 @@ public final class GRPCServer: Sendable {
         public var keepaliveTimeout: TimeAmount = .seconds(20)
         /// On graceful shutdown, calls still running after this are cut off. Default 30 s.
         public var drainTimeout: TimeAmount = .seconds(30)
-        /// Where handler tasks run: on the connection's event loop (no thread hand-off per
-        /// call; handlers must not block) or on the global concurrency pool. Default
-        /// `.eventLoop`.
-        public var handlerExecution: HandlerExecution = .eventLoop
-
-        public enum HandlerExecution: Sendable {
-            case eventLoop
-            case globalPool
-        }
 
         public init() {}
 
@@ -47,7 +38,8 @@ public final class GRPCServer: Sendable {
     struct Shared: Sendable {
         let configuration: Configuration
         let services: ServiceDefinition
-        let authenticator: (any Authenticator)?
+        /// The interceptors every call passes before its handler.
+        let pipeline: ServerPipeline
         let logger: Logger
         let metrics: RPCMetrics
     }
@@ -63,10 +55,11 @@ public final class GRPCServer: Sendable {
 
     public init(
         configuration: Configuration = .defaults, services: ServiceDefinition,
-        authenticator: (any Authenticator)? = nil, logger: Logger,
+        authenticator: (any Authenticator)? = nil, interceptors: [any ServerInterceptor] = [], logger: Logger,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
-        self.shared = Shared(configuration: configuration, services: services, authenticator: authenticator, logger: logger,
+        self.shared = Shared(configuration: configuration, services: services,
+                             pipeline: .standard(authenticator: authenticator, extra: interceptors), logger: logger,
                              metrics: RPCMetrics(paths: services.methods.keys))
         self.group = group
     }

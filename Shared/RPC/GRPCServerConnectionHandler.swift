@@ -21,19 +21,21 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private let shared: GRPCServer.Shared
     private var streams: [Int32: ServerStream] = [:]
     private var flushScheduled = false
-    private var draining = false
+    /// Idle, keepalive and drain decisions (a value; this handler performs its actions).
+    private var manager: ServerConnectionManager
     private var idleTimer: Scheduled<Void>?
     private var keepaliveTimer: RepeatedTask?
-    private var pingOutstandingSince: NIODeadline?
     private var writabilityWaiters: [CheckedContinuation<Void, any Error>] = []
     private var peer = "unknown"
-    /// The connection's event loop as a task executor (when handlers run there).
+    /// The connection's event loop as a task executor: handlers run there (no thread hand-off
+    /// per call; they must not block).
     private var taskExecutor: EventLoopTaskExecutor?
     /// Number of this connection in the process (call ids are `<connection>-<stream>`).
     private let connectionNumber = GRPCServerConnectionHandler.connectionCounter.add(1, ordering: .relaxed).newValue
     private static let connectionCounter = Atomic<UInt64>(0)
     /// The last verified `authorization` value of this connection and its caller: clients send
-    /// the same token on every call, so it is verified once per connection (until it expires).
+    /// the same token on every call, so it is verified once per connection (until it expires;
+    /// ``AuthenticationInterceptor``).
     private var lastAuthentication: Authentication?
 
     /// The state of one call.
@@ -60,26 +62,31 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     init(shared: GRPCServer.Shared) throws {
         self.shared = shared
         self.session = try HTTP2ServerSession(configuration: shared.configuration.http2)
+        self.manager = ServerConnectionManager(keepaliveTimeout: shared.configuration.keepaliveTimeout)
     }
 
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
         peer = context.channel.remoteAddress.map { "\($0)" } ?? "unknown"
-        if case .eventLoop = shared.configuration.handlerExecution {
-            taskExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
-        }
-        armIdleTimer(context: context)
+        taskExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
+        perform(manager.connectionStarted(), context: context)
         let interval = shared.configuration.keepaliveInterval
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         keepaliveTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            loopBound.value.keepalive(context: contextBound.value)
+            let handler = loopBound.value
+            let actions = handler.manager.keepaliveTimerFired(now: .now())
+            if actions.contains(.close) {
+                handler.shared.logger.debug("closing connection: keepalive ping not answered", metadata: ["peer": "\(handler.peer)"])
+            }
+            handler.perform(actions, context: contextBound.value)
         }
         flushOutput(context: context)  // our SETTINGS
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        manager.connectionClosed()
         idleTimer?.cancel()
         keepaliveTimer?.cancel()
         for stream in streams.values {
@@ -120,7 +127,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is GracefulShutdown {
-            beginDraining(context: context)
+            perform(manager.drainRequested(), context: context)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -149,7 +156,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
                     }
                 }
             } catch {
-                finish(streamID, stream, with: (error as? DeframingError)?.rpcError ?? RPCError(from: error), context: context)
+                finish(streamID, stream, with: Status((error as? DeframingError)?.rpcError ?? RPCError(from: error)), context: context)
             }
         case .endStream(let streamID):
             guard let stream = streams[streamID], !stream.finished else { return }
@@ -158,14 +165,14 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
             if let stream = streams.removeValue(forKey: streamID) {
                 stream.deadlineTimer?.cancel()
                 stream.task?.cancel()
+                perform(manager.streamClosed(), context: context)
             }
-            streamsChanged(context: context)
         case .headerListTooLarge(let streamID):
             shared.logger.debug("header list too large; stream reset", metadata: ["peer": "\(peer)", "stream": "\(streamID)"])
         case .goAway:
             break
         case .pingAck:
-            pingOutstandingSince = nil
+            manager.pingAcknowledged()
         }
     }
 
@@ -173,19 +180,16 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         _ streamID: Int32, headers: [(name: String, value: String)], endStream: Bool, context: ChannelHandlerContext
     ) {
         var method = "", path = "", contentType = "", encoding: String?, timeout: String?
-        var metadata = Metadata()
-        for (name, value) in headers {
+        let metadata = Metadata(headers: headers) { name, value in
             switch name {
             case ":method": method = value
             case ":path": path = value
             case "content-type": contentType = value
             case "grpc-encoding": encoding = value
             case "grpc-timeout": timeout = value
-            default:
-                if !Metadata.isReserved(name), let entry = Metadata.entry(name: name, rawValue: value) {
-                    metadata.add(entry)
-                }
+            default: return false
             }
+            return true
         }
         // PROTOCOL-HTTP2: requests are POSTs with content-type application/grpc[+proto|;…].
         guard method == "POST" else {
@@ -198,52 +202,35 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
             return
         }
         if let encoding, encoding != "identity" {
-            respondTrailersOnly(streamID, RPCError(code: .unimplemented, message: "grpc-encoding \(encoding) is not supported"),
+            respondTrailersOnly(streamID, Status(code: .unimplemented, message: "grpc-encoding \(encoding) is not supported"),
                                 extraHeaders: [("grpc-accept-encoding", "identity")])
             return
         }
         guard let registered = shared.services.methods[path] else {
-            respondTrailersOnly(streamID, RPCError(code: .unimplemented, message: "unknown method \(path)"))
+            respondTrailersOnly(streamID, Status(code: .unimplemented, message: "unknown method \(path)"))
             return
         }
-        var deadline: ContinuousClock.Instant?
-        if let timeout {
-            guard let duration = GRPCTimeout.parse(timeout) else {
-                respondTrailersOnly(streamID, RPCError(code: .internal, message: "malformed grpc-timeout '\(timeout)'"))
-                return
-            }
-            deadline = .now + duration
+        // The interceptors (deadline, authentication, role, scope, …) before any handler.
+        var head = CallHead(path: path, method: registered, metadata: metadata, timeout: timeout,
+                            connectionAuthentication: lastAuthentication)
+        do {
+            try shared.pipeline.admit(&head)
+        } catch {
+            respondTrailersOnly(streamID, Status(error))
+            return
         }
-        var caller: Caller?
-        if let authenticator = shared.authenticator, registered.requiresAuthentication {
-            if let last = lastAuthentication, let credential = last.credential, .now < last.validUntil,
-               metadata["authorization"] == credential {
-                caller = last.caller
-            } else {
-                do {
-                    let authentication = try authenticator.authenticate(metadata)
-                    caller = authentication.caller
-                    lastAuthentication = authentication.credential == nil ? nil : authentication
-                } catch {
-                    respondTrailersOnly(streamID, error)
-                    return
-                }
-            }
-            if let roles = registered.allowedRoles, let role = caller?.role, !roles.contains(role) {
-                respondTrailersOnly(streamID, .permissionDenied("role \(role.rawValue) may not call \(path)"))
-                return
-            }
-        }
+        lastAuthentication = head.connectionAuthentication
+        let deadline = head.deadline
         let requestedID = metadata["x-request-id"]
         let serverContext = ServerContext(
-            path: path, metadata: metadata, deadline: deadline, peer: peer, caller: caller, response: ResponseMetadata(),
-            requestedCallID: requestedID, connectionNumber: connectionNumber, streamID: streamID, logger: shared.logger)
+            head: head, peer: peer, response: ResponseMetadata(), requestedCallID: requestedID,
+            connectionNumber: connectionNumber, streamID: streamID, logger: shared.logger)
         // A client's correlation id comes back with the response headers.
         if let requestedID { serverContext.response.addInitial("x-request-id", .string(requestedID)) }
         let stream = ServerStream(method: registered, metrics: shared.metrics.method(path), context: serverContext,
                                   maxMessageSize: shared.configuration.maxReceiveMessageSize)
         streams[streamID] = stream
-        streamsChanged(context: context)
+        perform(manager.streamOpened(), context: context)
         if let deadline {
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -253,7 +240,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
                 let handler = loopBound.value
                 guard let stream = handler.streams[streamID], !stream.finished else { return }
                 stream.task?.cancel()
-                handler.finish(streamID, stream, with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"),
+                handler.finish(streamID, stream, with: Status(code: .deadlineExceeded, message: "deadline exceeded"),
                                context: contextBound.value)
             }
         }
@@ -266,11 +253,11 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         do {
             try stream.deframer.finish()
         } catch {
-            finish(streamID, stream, with: error.rpcError, context: context)
+            finish(streamID, stream, with: Status(error.rpcError), context: context)
             return
         }
         guard let request = stream.request else {
-            finish(streamID, stream, with: RPCError(code: .internal, message: "no request message for \(stream.method.path)"),
+            finish(streamID, stream, with: Status(code: .internal, message: "no request message for \(stream.method.path)"),
                    context: context)
             return
         }
@@ -294,7 +281,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
                     case .success(let response):
                         handler.finish(streamID, stream, response: response, context: contextBound.value)
                     case .failure(let error):
-                        handler.finish(streamID, stream, with: error, context: contextBound.value)
+                        handler.finish(streamID, stream, with: Status(error), context: contextBound.value)
                     }
                 }
             }
@@ -307,12 +294,12 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
                 }
             }
             stream.task = Task(executorPreference: taskExecutor) {
-                let status: RPCError
+                let status: Status
                 do {
                     try await call(request, serverContext, send)
-                    status = RPCError(code: .ok, message: "")
+                    status = .ok
                 } catch {
-                    status = RPCError(from: error)
+                    status = Status(RPCError(from: error))
                 }
                 eventLoop.execute {
                     let handler = loopBound.value
@@ -354,7 +341,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private static let responseHeaders: [(name: String, value: String)] = [
         (":status", "200"), ("content-type", "application/grpc"),
     ]
-    private static let okTrailers: [(name: String, value: String)] = [("grpc-status", "0")]
+    private static let okTrailers = StatusTrailers.encode(.ok)
 
     /// A unary call succeeded.
     private func finish(_ streamID: Int32, _ stream: ServerStream, response: [UInt8], context: ChannelHandlerContext) {
@@ -363,20 +350,21 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         stream.metrics.record(code: .ok, duration: ContinuousClock.now - stream.started)
         let (initial, trailing) = stream.context.response.snapshot()
         session.respond(streamID: streamID, headers: Self.headers(initial), body: MessageFraming.frame(response),
-                        trailers: trailing.isEmpty ? Self.okTrailers : Self.trailers(for: RPCError(code: .ok, message: ""), trailing))
+                        trailers: trailing.isEmpty ? Self.okTrailers : StatusTrailers.encode(.ok, extra: trailing))
         scheduleFlush(context: context)
     }
 
-    /// A call ended with `status` (OK for a finished stream, or an error).
-    private func finish(_ streamID: Int32, _ stream: ServerStream, with status: RPCError, context: ChannelHandlerContext) {
+    /// A call ended with `status` (OK for a finished stream, or an error). The one place a
+    /// call's status is written: in the trailers after responses, or Trailers-Only.
+    private func finish(_ streamID: Int32, _ stream: ServerStream, with status: Status, context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
         stream.metrics.record(code: status.code, duration: ContinuousClock.now - stream.started)
-        if status.code != .ok {
+        if !status.isOK {
             stream.context.logger.debug("call failed", metadata: ["status": "\(status.code)", "message": "\(status.message)"])
         }
         if stream.headersSent {
-            session.finish(streamID: streamID, trailers: Self.trailers(for: status, stream.context.response.trailing))
+            session.finish(streamID: streamID, trailers: StatusTrailers.encode(status, extra: stream.context.response.trailing))
         } else {
             respondTrailersOnly(streamID, status, metadata: stream.context.response.trailing)
         }
@@ -386,41 +374,24 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     /// Response headers with the handler's initial metadata.
     private static func headers(_ metadata: Metadata) -> [(name: String, value: String)] {
         guard !metadata.isEmpty else { return responseHeaders }
-        return responseHeaders + encoded(metadata)
-    }
-
-    /// Custom metadata as headers: valid, non-reserved names only.
-    private static func encoded(_ metadata: Metadata) -> [(name: String, value: String)] {
-        metadata.compactMap { entry in
-            guard Metadata.isValidName(entry.name), !Metadata.isReserved(entry.name) else { return nil }
-            if case .string(let text) = entry.value, !Metadata.isValidTextValue(text) { return nil }
-            return (entry.name, Metadata.headerValue(entry.value))
-        }
-    }
-
-    private static func trailers(for status: RPCError, _ extra: Metadata = Metadata()) -> [(name: String, value: String)] {
-        var trailers: [(name: String, value: String)] = [("grpc-status", String(status.code.rawValue))]
-        if !status.message.isEmpty { trailers.append(("grpc-message", PercentEncoding.encode(status.message))) }
-        if let details = status.details {
-            trailers.append(("grpc-status-details-bin", Base64.encode(details, padding: false)))
-        }
-        return trailers + encoded(status.metadata) + encoded(extra)
+        return responseHeaders + StatusTrailers.encode(metadata: metadata)
     }
 
     /// PROTOCOL-HTTP2 Trailers-Only: one HEADERS frame with the status, ending the stream.
     private func respondTrailersOnly(
-        _ streamID: Int32, _ status: RPCError, extraHeaders: [(name: String, value: String)] = [],
+        _ streamID: Int32, _ status: Status, extraHeaders: [(name: String, value: String)] = [],
         metadata: Metadata = Metadata()
     ) {
-        session.respond(streamID: streamID, headers: Self.responseHeaders + extraHeaders + Self.trailers(for: status, metadata),
+        session.respond(streamID: streamID, headers: Self.responseHeaders + extraHeaders + StatusTrailers.encode(status, extra: metadata),
                         body: nil, trailers: nil)
     }
 
+    /// A request that is not gRPC at all (PROTOCOL-HTTP2: an HTTP status, with a gRPC
+    /// status for clients that look).
     private func respondHTTPError(_ streamID: Int32, status: Int, message: String) {
-        session.respond(streamID: streamID, headers: [
-            (":status", String(status)), ("content-type", "application/grpc"),
-            ("grpc-status", String(StatusCode.internal.rawValue)), ("grpc-message", PercentEncoding.encode(message)),
-        ], body: nil, trailers: nil)
+        session.respond(streamID: streamID, headers: [(":status", String(status)), ("content-type", "application/grpc")]
+                            + StatusTrailers.encode(Status(code: .internal, message: message)),
+                        body: nil, trailers: nil)
     }
 
     // MARK: Output
@@ -454,65 +425,34 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
 
     // MARK: Idle, keepalive, shutdown
 
-    private func streamsChanged(context: ChannelHandlerContext) {
-        if streams.isEmpty {
-            if draining {
-                session.goAway(graceful: false)
+    /// Performs what the connection manager decided.
+    private func perform(_ actions: [ServerConnectionManager.Action], context: ChannelHandlerContext) {
+        for action in actions {
+            switch action {
+            case .armIdleTimer:
+                idleTimer?.cancel()
+                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                idleTimer = context.eventLoop.scheduleTask(in: shared.configuration.idleTimeout) {
+                    let handler = loopBound.value
+                    let actions = handler.manager.idleTimerFired()
+                    if !actions.isEmpty {
+                        handler.shared.logger.debug("closing idle connection", metadata: ["peer": "\(handler.peer)"])
+                    }
+                    handler.perform(actions, context: contextBound.value)
+                }
+            case .cancelIdleTimer:
+                idleTimer?.cancel()
+                idleTimer = nil
+            case .sendPing:
+                session.ping()
                 flushOutput(context: context)
+            case .sendGoAway(let graceful):
+                session.goAway(graceful: graceful)
+                flushOutput(context: context)
+            case .close:
                 context.close(promise: nil)
-            } else {
-                armIdleTimer(context: context)
             }
-        } else {
-            idleTimer?.cancel()
-            idleTimer = nil
-        }
-    }
-
-    private func armIdleTimer(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(in: shared.configuration.idleTimeout) {
-            let handler = loopBound.value
-            guard handler.streams.isEmpty else { return }
-            handler.shared.logger.debug("closing idle connection", metadata: ["peer": "\(handler.peer)"])
-            handler.session.goAway(graceful: false)
-            handler.flushOutput(context: contextBound.value)
-            contextBound.value.close(promise: nil)
-        }
-    }
-
-    private func keepalive(context: ChannelHandlerContext) {
-        if let since = pingOutstandingSince, NIODeadline.now() - since > shared.configuration.keepaliveTimeout {
-            shared.logger.debug("closing connection: keepalive ping not answered", metadata: ["peer": "\(peer)"])
-            context.close(promise: nil)
-            return
-        }
-        if pingOutstandingSince == nil { pingOutstandingSince = .now() }
-        session.ping()
-        flushOutput(context: context)
-    }
-
-    /// GOAWAY (shutdown notice), let in-flight calls finish, then close; the server bounds
-    /// the drain by force-closing connections still open after its drain timeout.
-    private func beginDraining(context: ChannelHandlerContext) {
-        guard !draining else { return }
-        draining = true
-        idleTimer?.cancel()
-        session.goAway(graceful: true)
-        flushOutput(context: context)
-        streamsChanged(context: context)
-    }
-
-}
-
-extension Metadata {
-    /// Appends an entry.
-    public mutating func add(_ entry: (name: String, value: MetadataValue)) {
-        switch entry.value {
-        case .string(let text): add(entry.name, text)
-        case .binary(let bytes): add(entry.name, binary: bytes)
         }
     }
 }

@@ -18,9 +18,11 @@ extension RPCError {
         return error
     }
 
-    /// FAILED_PRECONDITION for one engine rule (no rule pack), e.g. `agency-status`.
-    public static func refused(rule: String, _ detail: String, subjectID: String = "") -> RPCError {
-        refused([TypeV1.Violation(ruleId: rule, detail: detail, subjectId: subjectID)])
+    /// FAILED_PRECONDITION for one precondition (no rule pack), e.g. `appointment-state`.
+    /// `rule` is a `Compliance.RuleID` (this module does not depend on Compliance): never a
+    /// string, so a misspelt rule id does not compile.
+    public static func refused(rule: some RawRepresentable<String>, _ detail: String, subjectID: String = "") -> RPCError {
+        refused([TypeV1.Violation(ruleId: rule.rawValue, detail: detail, subjectId: subjectID)])
     }
 
     /// An INVALID_ARGUMENT "field: problem" without details gets a Refusal naming the field.

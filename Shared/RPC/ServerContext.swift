@@ -14,6 +14,8 @@ public struct ServerContext: Sendable {
     public let peer: String
     /// The caller, as established by the server's authenticator (nil when none is configured).
     public let caller: Caller?
+    /// What the caller may see (``ScopeInterceptor``); read it with ``requireScope()``.
+    let scope: Result<CallerScope, RPCError>?
     /// Metadata the handler sends back: initial (with the response headers) and trailing.
     public let response: ResponseMetadata
     /// The client's `x-request-id`, if it sent one.
@@ -23,18 +25,30 @@ public struct ServerContext: Sendable {
     let streamID: Int32
     let baseLogger: Logger
 
-    init(path: String, metadata: Metadata, deadline: ContinuousClock.Instant?, peer: String, caller: Caller?,
-         response: ResponseMetadata, requestedCallID: String?, connectionNumber: UInt64, streamID: Int32, logger: Logger) {
-        self.path = path
-        self.metadata = metadata
-        self.deadline = deadline
+    init(head: CallHead, peer: String, response: ResponseMetadata, requestedCallID: String?, connectionNumber: UInt64,
+         streamID: Int32, logger: Logger) {
+        self.path = head.path
+        self.metadata = head.metadata
+        self.deadline = head.deadline
         self.peer = peer
-        self.caller = caller
+        self.caller = head.caller
+        self.scope = head.scope
         self.response = response
         self.requestedCallID = requestedCallID
         self.connectionNumber = connectionNumber
         self.streamID = streamID
         self.baseLogger = logger
+    }
+
+    /// The caller's ``CallerScope``, computed once for the call: PERMISSION_DENIED for a
+    /// token that names no agency or collector where its role needs one, UNAUTHENTICATED
+    /// when the call has no caller.
+    public func requireScope() throws(RPCError) -> CallerScope {
+        switch scope {
+        case .success(let scope): return scope
+        case .failure(let error): throw error
+        case nil: throw RPCError.unauthenticated("no caller identity")
+        }
     }
 
     /// A per-call id for logs: the client's `x-request-id` metadata, or `<connection>-<stream>`.
@@ -74,7 +88,7 @@ public final class ResponseMetadata: Sendable {
 }
 
 /// Who is calling: a role and, where it applies, the agency or collector it speaks for
-/// (DESIGN.md §5).
+/// (docs/ARCHITECTURE.md ("The contract")).
 public struct Caller: Sendable, Hashable {
     public enum Role: String, Sendable, Hashable, CaseIterable {
         case platform, agencyManager = "agency_manager", collector, compliance, service

@@ -1,8 +1,9 @@
-/// The error a call ends with: a status code, a message for people, optional rich details
-/// (the serialized `google.rpc.Status`, sent as `grpc-status-details-bin`) and trailing
-/// metadata. Handlers throw it — or any error conforming to `RPCErrorConvertible` — to
-/// choose the status a client sees; any other error reaches the client as INTERNAL without
-/// its description, so internals never leak.
+/// The error a call ends with: a status code (never OK: success is a response, and the
+/// transport's ``Status``), a message for people, optional rich details (the serialized
+/// `google.rpc.Status`, sent as `grpc-status-details-bin`) and trailing metadata. Handlers
+/// throw it — or any error conforming to `RPCErrorConvertible` — to choose the status a
+/// client sees; any other error reaches the client as INTERNAL without its description, so
+/// internals never leak.
 public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
     public var code: StatusCode
     public var message: String
@@ -12,6 +13,7 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
     public var metadata: Metadata
 
     public init(code: StatusCode, message: String, details: [UInt8]? = nil, metadata: Metadata = [:]) {
+        assert(code != .ok, "an RPCError is a failure; success is Status.ok")
         self.code = code
         self.message = message
         self.details = details

@@ -24,27 +24,10 @@ public enum VRPTWSolver {
     }
 }
 
-/// SplitMix64: small, fast, deterministic on every platform.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }
-    /// Uniform in 0..<bound (bound > 0).
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}
-
 /// Mutable search state. Route index == vehicle index.
 final class SearchEngine {
     let problem: VRPTWProblem
-    var rng: SeededGenerator
+    var rng: SplitMix64
 
     // Flattened node data.
     let n: Int
@@ -95,7 +78,7 @@ final class SearchEngine {
 
     init(problem: VRPTWProblem, seed: UInt64) {
         self.problem = problem
-        rng = SeededGenerator(seed: seed ^ 0x5EED_0F_D00D)
+        rng = SplitMix64(seed: seed ^ 0x5EED_0F_D00D)
         n = problem.nodes.count
         ready = problem.nodes.map(\.ready)
         due = problem.nodes.map(\.due)

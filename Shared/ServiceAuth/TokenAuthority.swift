@@ -4,8 +4,8 @@ import NIOConcurrencyHelpers
 import RPC
 import RPCWire
 
-/// The claims of a Doorstep bearer token (DESIGN.md §5): who calls, in which role, and for
-/// which agency or collector where the role speaks for one.
+/// The claims of a Doorstep bearer token (docs/ARCHITECTURE.md ("The contract")): who calls,
+/// in which role, and for which agency or collector where the role speaks for one.
 public struct DoorstepClaims: JWTPayload, Equatable {
     public static let issuer = "doorstep"
 

@@ -1,4 +1,3 @@
-import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
@@ -70,17 +69,6 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
                 if !keepAlive { bound.value.close(promise: nil) }
             }
-        }
-    }
-}
-
-/// Structured logging to stderr at `level` (trace, debug, info, notice, warning, error, critical).
-public enum LogSetup {
-    public static func bootstrap(level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
         }
     }
 }

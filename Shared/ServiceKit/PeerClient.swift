@@ -68,7 +68,7 @@ public final class PeerClient: Sendable {
 
     /// Calls a method by path with an encoded request and returns the peer's own status
     /// unchanged (for outboxes, which decide themselves what is worth retrying).
-    public func rawCall(path: String, request: [UInt8]) async throws(RPCError) -> (status: RPCError, messages: [[UInt8]]) {
+    public func rawCall(path: String, request: [UInt8]) async throws(RPCError) -> (status: Status, messages: [[UInt8]]) {
         let metadata = try await metadata()
         let result = await client.rawCall(path: path, request: request, metadata: metadata, timeout: timeout)
         return (result.status, result.messages)

@@ -7,15 +7,15 @@ import RPC
 public protocol ServiceDefaults: Sendable {
     /// The executable's name, e.g. "accounts".
     static var name: String { get }
-    /// Default gRPC port (DESIGN.md §6: 50051 accounts, 50052 scheduling, 50053 visits).
+    /// Default gRPC port (docs/OPERATIONS.md: 50051 accounts, 50052 scheduling, 50053 visits).
     static var defaultPort: Int { get }
     /// Default metrics port (9101, 9102, 9103).
     static var defaultMetricsPort: Int { get }
 }
 
-/// The flags every service takes (DESIGN.md §6), each with an environment equivalent. A flag
-/// wins over the environment, the environment over the default. `--help` lists every one
-/// with its default.
+/// The flags every service takes (docs/OPERATIONS.md ("Flags and environment")), each with an
+/// environment equivalent. A flag wins over the environment, the environment over the
+/// default. `--help` lists every one with its default.
 public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
     @Option(help: ArgumentHelp(
         "gRPC listen address. Env DOORSTEP_LISTEN. Default 127.0.0.1:\(Defaults.defaultPort).", valueName: "host:port"))

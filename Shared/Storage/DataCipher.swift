@@ -2,8 +2,8 @@ import Crypto
 import Foundation
 import RPCWire
 
-/// Encryption at rest for personal data (DESIGN.md §3): AES-256-GCM (swift-crypto) with a
-/// key from a file. Each sealed value is bound to a context (e.g. the row's id) as
+/// Encryption at rest for personal data (docs/DOMAIN.md ("Domain rules")): AES-256-GCM
+/// (swift-crypto) with a key from a file. Each sealed value is bound to a context (e.g. the row's id) as
 /// authenticated data, so a ciphertext copied into another row does not open.
 public struct DataCipher: Sendable {
     private let key: SymmetricKey

@@ -78,7 +78,7 @@ public enum Idempotency {
     public static func perform<Response: ProtoMessage>(
         in database: SQLiteDatabase, key: Key, nowMs: Int64,
         _ body: @escaping @Sendable (Database) throws -> Response
-    ) async throws(RPCError) -> Response {
+    ) async throws -> Response {
         try await database.write { db in
             if let remembered = try lookup(db, key, as: Response.self) { return remembered }
             let response = try body(db)
@@ -89,7 +89,7 @@ public enum Idempotency {
 
     /// Forgets responses older than `retentionMs`; returns how many.
     @discardableResult
-    public static func purge(in database: SQLiteDatabase, nowMs: Int64, retentionMs: Int64) async throws(RPCError) -> Int {
+    public static func purge(in database: SQLiteDatabase, nowMs: Int64, retentionMs: Int64) async throws -> Int {
         try await database.write { db in
             try db.execute(sql: "DELETE FROM doorstep_idempotency WHERE created_ms < ?", arguments: [nowMs - retentionMs])
             return db.changesCount

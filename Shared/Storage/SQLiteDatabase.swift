@@ -9,10 +9,10 @@ import RPCWire
 /// order at open.
 ///
 /// Every read and write goes through ``read(_:)`` / ``write(_:)``, which run on GRDB's own
-/// dispatch queues (never on the caller's event loop) and turn storage failures into
-/// statuses: an `RPCError` thrown by the closure passes through (the transaction is rolled
-/// back: a refused request changes nothing), a busy or locked database is UNAVAILABLE,
-/// anything else is INTERNAL with no detail sent to the client (it is logged).
+/// dispatch queues (never on the caller's event loop). An error thrown by the closure — a
+/// rule's refusal, a validation error — passes through unchanged (the transaction is rolled
+/// back: a refused request changes nothing); a failure of the storage itself is a
+/// ``StorageError``, logged here and converted to a status only at the edge.
 public final class SQLiteDatabase: Sendable {
     /// Storage settings; every default is spelled out.
     public struct Configuration: Sendable {
@@ -72,7 +72,7 @@ public final class SQLiteDatabase: Sendable {
     }
 
     /// Runs `body` in one write transaction (committed when it returns, rolled back when it throws).
-    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(RPCError) -> T {
+    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await pool.write(body)
         } catch {
@@ -87,7 +87,7 @@ public final class SQLiteDatabase: Sendable {
     /// task preferred an event loop (RPC handlers do), the reader would come back only once
     /// that loop is free, and a ``readPoint(_:)`` blocking the same loop for a reader could
     /// then wait forever (seen at 16+ concurrent check-ins: calls hung until their deadline).
-    public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(RPCError) -> T {
+    public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let pool = self.pool
         do {
             return try await withTaskExecutorPreference(globalConcurrentExecutor) {
@@ -101,9 +101,8 @@ public final class SQLiteDatabase: Sendable {
     /// Runs a short read (a lookup by key) on the calling thread instead of handing it to a
     /// reader queue and back: two thread switches cost more than a page-cache-hot point read.
     /// For lookups only — never scans — since it occupies the caller (an event loop, when
-    /// handlers run there) for the duration of the read. A busy or failing read maps to a
-    /// status as in ``read(_:)``.
-    public func readPoint<T>(_ body: (Database) throws -> T) throws(RPCError) -> T {
+    /// handlers run there) for the duration of the read. Errors as in ``read(_:)``.
+    public func readPoint<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.read(body)
         } catch {
@@ -121,15 +120,21 @@ public final class SQLiteDatabase: Sendable {
         }
     }
 
-    private func mapError(_ error: any Error) -> RPCError {
-        if let convertible = error as? RPCErrorConvertible { return convertible.rpcError }
-        if error is CancellationError { return RPCError(code: .cancelled, message: "the call was cancelled") }
-        if let error = error as? DatabaseError, error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+    /// The closure's own errors (and cancellation) as they are; GRDB's as a ``StorageError``.
+    /// An error that will reach the client as INTERNAL is logged here, where its detail is.
+    private func mapError(_ error: any Error) -> any Error {
+        guard let error = error as? DatabaseError else {
+            if !(error is RPCErrorConvertible || error is CancellationError) {
+                logger.error("transaction failed", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+            return error
+        }
+        if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
             logger.warning("database busy", metadata: ["path": "\(path)"])
-            return .unavailable("storage is busy; retry with the same request_id")
+            return StorageError(reason: .busy, detail: "\(path): \(error.resultCode)")
         }
         logger.error("storage failure", metadata: ["path": "\(path)", "error": "\(error)"])
-        return .internal("internal error")
+        return StorageError(reason: .failed, detail: "\(path): \(error.message ?? "\(error.resultCode)")")
     }
 
     private static func describe(_ error: any Error) -> String {
@@ -143,4 +148,35 @@ public struct StorageOpenError: Error, Sendable, CustomStringConvertible {
     public let path: String
     public let problem: String
     public var description: String { "database \(path): \(problem)" }
+}
+
+/// A failure of the storage itself, not of the rules a transaction applies: the engine busy
+/// or locked (the caller may retry), or failing. It reaches a client only through
+/// `RPCErrorConvertible`, at the edge: UNAVAILABLE for a busy engine, INTERNAL with no
+/// detail for a failure (the detail is logged where it happened).
+public struct StorageError: Error, RPCErrorConvertible, CustomStringConvertible {
+    public enum Reason: Sendable, Hashable {
+        /// Another writer holds the lock past the busy timeout: retry.
+        case busy
+        /// Anything else the engine reported.
+        case failed
+    }
+
+    public let reason: Reason
+    /// What the engine said, for logs (never sent to a client).
+    public let detail: String
+
+    public init(reason: Reason, detail: String) {
+        self.reason = reason
+        self.detail = detail
+    }
+
+    public var rpcError: RPCError {
+        switch reason {
+        case .busy: .unavailable("storage is busy; retry with the same request_id")
+        case .failed: .internal("internal error")
+        }
+    }
+
+    public var description: String { "storage \(reason): \(detail)" }
 }

@@ -17,7 +17,7 @@ import Validation
 /// The accounts service behind a real gRPC server on 127.0.0.1 (port 0), on a real SQLite
 /// file, with a clock the test sets.
 final class AccountsHarness: Sendable {
-    let server: GRPCServer
+    let served: ServedService
     let client: GRPCClient
     let issuer: TokenIssuer
     let database: SQLiteDatabase
@@ -34,14 +34,12 @@ final class AccountsHarness: Sendable {
         issuer = TokenIssuer(key: signing)
         let clock = self.clock
         let service = AccountsService(database: database, cipher: key, clock: ServiceClock { clock.now })
-        server = GRPCServer(services: service.definition, authenticator: try await TokenVerifier(key: signing), logger: logger)
-        let address = try await server.start()
-        client = GRPCClient(targets: [GRPCClient.Target(host: "127.0.0.1", port: address.port!)])
+        served = try await ServedService.start(service.definition, authenticator: try await TokenVerifier(key: signing), logger: logger)
+        client = served.client
     }
 
     func close() async {
-        await client.close()
-        await server.shutdownGracefully()
+        await served.close()
         database.close()
     }
 

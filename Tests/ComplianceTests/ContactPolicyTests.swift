@@ -180,12 +180,12 @@ struct RulePackTests {
     func rulesMatchLimits(pack: RulePack) {
         let ids = pack.rules.map(\.id)
         #expect(Set(ids).count == ids.count, "duplicate rule ids in \(pack.id)")
-        #expect(ids.allSatisfy { RuleID.all.contains($0) }, "unknown rule id in \(pack.id)")
+        #expect(ids.allSatisfy { RuleID.packRules.map(\.rawValue).contains($0) }, "unknown rule id in \(pack.id)")
         for rule in pack.rules {
             #expect(!rule.text.isEmpty, "\(pack.id) \(rule.id) has no text")
             #expect(!rule.source.isEmpty, "\(pack.id) \(rule.id) has no source")
         }
-        let optional: [(String, Bool)] = [
+        let optional: [(RuleID, Bool)] = [
             (RuleID.dailyConnectedCalls, pack.dailyConnectedCallsPerDebtor != nil),
             (RuleID.dailyCallAttempts, pack.dailyCallAttemptsPerNumber != nil),
             (RuleID.weeklyCallAttempts, pack.weeklyCallAttempts != nil),
@@ -203,22 +203,22 @@ struct RulePackTests {
         for id in always {
             #expect(pack.rule(id) != nil, "\(pack.id) \(id)")
         }
-        #expect(pack.rule("no-such-rule") == nil)
+        #expect(RuleID(rawValue: "no-such-rule") == nil)
     }
 
     @Test("rule texts are written from the pack's numbers, in the pack's language")
     func textsCarryNumbers() throws {
-        let hours = try #require(cn.rule(RuleID.contactHours))
+        let hours = try #require(cn.rule(.contactHours))
         #expect(hours.text.contains("22:00") && hours.text.contains("08:00"))
         #expect(hours.text.contains("不得"))
-        let connected = try #require(cn.rule(RuleID.dailyConnectedCalls))
+        let connected = try #require(cn.rule(.dailyConnectedCalls))
         #expect(connected.text.contains("3次"))
         #expect(connected.source.contains("互联网金融贷后催收业务指引"))
-        let attempts = try #require(cn.rule(RuleID.dailyCallAttempts))
+        let attempts = try #require(cn.rule(.dailyCallAttempts))
         #expect(attempts.text.contains("6次"))
-        let usHours = try #require(us.rule(RuleID.contactHours))
+        let usHours = try #require(us.rule(.contactHours))
         #expect(usHours.text.contains("21:00"))
-        let weekly = try #require(us.rule(RuleID.weeklyCallAttempts))
+        let weekly = try #require(us.rule(.weeklyCallAttempts))
         #expect(weekly.text.contains("At most 7"))
         #expect(weekly.source.contains("1006.14"))
     }
@@ -238,7 +238,7 @@ struct ContactHoursTests {
     ])
     func shanghaiBoundaries(hour: Int, minute: Int, second: Int, millis: Int, allowed: Bool) {
         let at = shanghai(hour, minute, second: second, millis: millis)
-        let expected = allowed ? [] : [RuleID.contactHours]
+        let expected = allowed ? [] : [RuleID.contactHours.rawValue]
         #expect(ruleIDs(proposed(call(at, .noAnswer)), [], cn, shanghaiZone) == expected)
         #expect(ruleIDs(proposed(sms(at, .smsDelivered)), [], cn, shanghaiZone) == expected)
     }
@@ -255,13 +255,13 @@ struct ContactHoursTests {
     ])
     func newYorkBoundaries(month: Int, day: Int, hour: Int, minute: Int, allowed: Bool) {
         let at = newYork(month, day, hour, minute)
-        #expect(ruleIDs(proposed(call(at, .noAnswer)), [], us, newYorkZone) == (allowed ? [] : [RuleID.contactHours]))
+        #expect(ruleIDs(proposed(call(at, .noAnswer)), [], us, newYorkZone) == (allowed ? [] : [RuleID.contactHours.rawValue]))
     }
 
     @Test("uk-conc in Europe/London: 08:00 allowed, 21:00 refused")
     func london() {
         #expect(ruleIDs(proposed(call(londonJune(1, 8, 0), .noAnswer)), [], uk, londonZone) == [])
-        #expect(ruleIDs(proposed(call(londonJune(1, 21, 0), .noAnswer)), [], uk, londonZone) == [RuleID.contactHours])
+        #expect(ruleIDs(proposed(call(londonJune(1, 21, 0), .noAnswer)), [], uk, londonZone) == [RuleID.contactHours.rawValue])
     }
 
     @Test("the debtor's agreed time lifts the window where the pack allows it", arguments: [
@@ -270,11 +270,11 @@ struct ContactHoursTests {
     func agreedTime(hour: Int, minute: Int) {
         let attempt = call(shanghai(hour, minute), .connectedDebtorCommitted)
         #expect(ruleIDs(proposed(attempt, agreed: true), [], cn, shanghaiZone) == [])
-        #expect(ruleIDs(proposed(attempt, agreed: false), [], cn, shanghaiZone) == [RuleID.contactHours])
+        #expect(ruleIDs(proposed(attempt, agreed: false), [], cn, shanghaiZone) == [RuleID.contactHours.rawValue])
 
         var strict = cn
         strict.debtorAgreedTimeOverridesContactHours = false
-        #expect(ruleIDs(proposed(attempt, agreed: true), [], strict, shanghaiZone) == [RuleID.contactHours])
+        #expect(ruleIDs(proposed(attempt, agreed: true), [], strict, shanghaiZone) == [RuleID.contactHours.rawValue])
     }
 
     @Test("the refusal names the local time, the zone and the window")
@@ -305,7 +305,7 @@ struct DailyConnectedCallsTests {
         let found = ContactPolicy.violations(
             of: proposed(call(shanghai(15), .connectedDebtorNoCommitment)), history: history, pack: cn,
             debtorTimeZone: shanghaiZone)
-        #expect(found.map(\.ruleId) == (allowed ? [] : [RuleID.dailyConnectedCalls]))
+        #expect(found.map(\.ruleId) == (allowed ? [] : [RuleID.dailyConnectedCalls.rawValue]))
         if !allowed {
             #expect(found.first?.detail == "4th connected call on 2026-03-02 (Asia/Shanghai); cn-2026 allows 3 per day")
         }
@@ -329,14 +329,14 @@ struct DailyConnectedCallsTests {
         // 07:00-07:40 on 2026-03-02 in Shanghai is 23:00-23:40 on 2026-03-01 UTC (agreed times).
         let history = (0..<3).map { call(shanghai(7, 20 * $0), .connectedDebtorCommitted) }
         #expect(ruleIDs(proposed(call(shanghai(10), .connectedDebtorCommitted)), history, cn, shanghaiZone)
-            == [RuleID.dailyConnectedCalls])
+            == [RuleID.dailyConnectedCalls.rawValue])
     }
 
     @Test("calls recorded later the same day count too (attempts may be recorded late)")
     func laterSameDay() {
         let history = (0..<3).map { call(shanghai(18 + $0), .connectedDebtorCommitted) }
         #expect(ruleIDs(proposed(call(shanghai(10), .connectedDebtorCommitted)), history, cn, shanghaiZone)
-            == [RuleID.dailyConnectedCalls])
+            == [RuleID.dailyConnectedCalls.rawValue])
     }
 
     @Test("the limit is the pack's number")
@@ -365,7 +365,7 @@ struct DailyCallAttemptsTests {
         history += [sms(shanghai(11, 10), .smsUndelivered), sms(shanghai(11, 20), .smsUndelivered)]  // not calls
         let found = ContactPolicy.violations(
             of: proposed(call(shanghai(12), .noAnswer)), history: history, pack: cn, debtorTimeZone: shanghaiZone)
-        #expect(found.map(\.ruleId) == (allowed ? [] : [RuleID.dailyCallAttempts]))
+        #expect(found.map(\.ruleId) == (allowed ? [] : [RuleID.dailyCallAttempts.rawValue]))
         if let violation = found.first {
             #expect(violation.detail == "7th unanswered call to the debtor's own number on 2026-03-02 (Asia/Shanghai); cn-2026 allows 6 per number per day")
             #expect(!violation.detail.contains(ownNumber))
@@ -386,7 +386,7 @@ struct DailyCallAttemptsTests {
         let found = ContactPolicy.violations(
             of: proposed(call(shanghai(12), .busy, to: contactID)), history: history, pack: cn,
             debtorTimeZone: shanghaiZone)
-        #expect(found.map(\.ruleId) == (allowed ? [] : [RuleID.dailyCallAttempts]))
+        #expect(found.map(\.ruleId) == (allowed ? [] : [RuleID.dailyCallAttempts.rawValue]))
         if let violation = found.first {
             #expect(violation.detail.hasPrefix("7th unanswered call to the number of emergency contact \(contactID)"))
         }
@@ -403,7 +403,7 @@ struct WeeklyCallAttemptsTests {
         let found = ContactPolicy.violations(
             of: proposed(call(newYork(3, 8, 15, 0), .noAnswer)), history: history, pack: us,
             debtorTimeZone: newYorkZone)
-        #expect(found.map(\.ruleId) == (allowed ? [] : [RuleID.weeklyCallAttempts]))
+        #expect(found.map(\.ruleId) == (allowed ? [] : [RuleID.weeklyCallAttempts.rawValue]))
         if let violation = found.first {
             #expect(violation.detail == "8 calls to the debtor within 7 days (7 x 24 h) including this one; us-regf allows 7")
         }
@@ -414,14 +414,14 @@ struct WeeklyCallAttemptsTests {
         let at = newYork(3, 20, 12, 0)
         let history = [call(at - 604_800_000 + offsetMs, .noAnswer)]
             + (1...6).map { call(at - Int64($0) * 86_400_000 + 3_600_000, .noAnswer) }
-        #expect(ruleIDs(proposed(call(at, .noAnswer)), history, us, newYorkZone) == (allowed ? [] : [RuleID.weeklyCallAttempts]))
+        #expect(ruleIDs(proposed(call(at, .noAnswer)), history, us, newYorkZone) == (allowed ? [] : [RuleID.weeklyCallAttempts.rawValue]))
     }
 
     @Test("calls recorded after a late-reported call count in the window that holds both", arguments: [(6, true), (7, false)])
     func lateRecording(later: Int, allowed: Bool) {
         let at = newYork(3, 10, 12, 0)
         let history = (0..<later).map { call(at + 3_600_000 + Int64($0) * 20 * 3_600_000, .noAnswer) }
-        #expect(ruleIDs(proposed(call(at, .noAnswer)), history, us, newYorkZone) == (allowed ? [] : [RuleID.weeklyCallAttempts]))
+        #expect(ruleIDs(proposed(call(at, .noAnswer)), history, us, newYorkZone) == (allowed ? [] : [RuleID.weeklyCallAttempts.rawValue]))
     }
 
     @Test("counted per person: calls to an emergency contact do not count for the debtor, and vice versa")
@@ -434,7 +434,7 @@ struct WeeklyCallAttemptsTests {
         #expect(ruleIDs(proposed(call(at, .noAnswer)), history, us, newYorkZone) == [])
         let found = ContactPolicy.violations(
             of: proposed(call(at, .noAnswer, to: contactID)), history: history, pack: us, debtorTimeZone: newYorkZone)
-        #expect(found.map(\.ruleId) == [RuleID.weeklyCallAttempts])
+        #expect(found.map(\.ruleId) == [RuleID.weeklyCallAttempts.rawValue])
         #expect(found.first?.detail.hasPrefix("8 calls to emergency contact \(contactID)") == true)
     }
 
@@ -466,7 +466,7 @@ struct CallAfterConversationTests {
         let found = ContactPolicy.violations(
             of: proposed(call(newYork(month, day, hour, minute), .noAnswer)), history: history,
             pack: us, debtorTimeZone: newYorkZone)
-        #expect(found.map(\.ruleId) == (allowed ? [] : [RuleID.callAfterConversation]))
+        #expect(found.map(\.ruleId) == (allowed ? [] : [RuleID.callAfterConversation.rawValue]))
         if day == 8 {
             #expect(found.first?.detail == "call on day 7 of the 7 days that begin with the conversation on 2026-03-02 (America/New_York); us-regf allows calls again from 2026-03-09")
         }
@@ -482,7 +482,7 @@ struct CallAfterConversationTests {
     func whatCounts() {
         let next = proposed(call(newYork(3, 3, 12, 0), .noAnswer))
         let at = newYork(3, 2, 10, 0)
-        #expect(ruleIDs(next, [call(at, .connectedDebtorCommitted)], us, newYorkZone) == [RuleID.callAfterConversation])
+        #expect(ruleIDs(next, [call(at, .connectedDebtorCommitted)], us, newYorkZone) == [RuleID.callAfterConversation.rawValue])
         #expect(ruleIDs(next, [call(at, .connectedThirdParty)], us, newYorkZone) == [])
         #expect(ruleIDs(next, [call(at, .voicemail)], us, newYorkZone) == [])
     }
@@ -560,7 +560,7 @@ struct ThirdPartyContactTests {
     func unreachable(testCase: ThirdPartyCase) {
         let attempt = proposed(sms(shanghai(12), .smsDelivered, to: contactID))
         let found = ruleIDs(attempt, testCase.history, cn, shanghaiZone, debtorNumber: testCase.debtorNumber)
-        #expect(found == (testCase.allowed ? [] : [RuleID.thirdPartyContact]))
+        #expect(found == (testCase.allowed ? [] : [RuleID.thirdPartyContact.rawValue]))
     }
 
     @Test("a call to the debtor is never refused by this rule")
@@ -575,7 +575,7 @@ struct ThirdPartyContactTests {
             history: [call(shanghai(9), .noAnswer)], pack: cn, debtorTimeZone: shanghaiZone)
         let violation = try #require(found.first)
         #expect(found.count == 1)
-        #expect(violation.ruleId == RuleID.thirdPartyContact)
+        #expect(violation.ruleId == RuleID.thirdPartyContact.rawValue)
         #expect(violation.field == "emergency_contact_id")
         #expect(violation.detail == "the debtor is reachable: own number not reported invalid, 1 consecutive failed attempt on it (3 needed); cn-2026 allows contacting emergency contact \(contactID) only once the debtor is unreachable")
     }
@@ -591,7 +591,7 @@ struct SeveralViolationsTests {
         let found = ContactPolicy.violations(
             of: proposed(call(shanghai(22, 30), .connectedThirdParty, to: contactID)), history: history, pack: cn,
             debtorTimeZone: shanghaiZone)
-        #expect(found.map(\.ruleId) == [RuleID.contactHours, RuleID.dailyConnectedCalls, RuleID.thirdPartyContact])
+        #expect(found.map(\.ruleId) == [RuleID.contactHours.rawValue, RuleID.dailyConnectedCalls.rawValue, RuleID.thirdPartyContact.rawValue])
         try expectQuoted(found, from: cn)
     }
 
@@ -605,7 +605,7 @@ struct SeveralViolationsTests {
         let found = ContactPolicy.violations(
             of: proposed(call(newYork(3, 5, 21, 30), .noAnswer)), history: history, pack: us,
             debtorTimeZone: newYorkZone)
-        #expect(found.map(\.ruleId) == [RuleID.contactHours, RuleID.weeklyCallAttempts, RuleID.callAfterConversation])
+        #expect(found.map(\.ruleId) == [RuleID.contactHours.rawValue, RuleID.weeklyCallAttempts.rawValue, RuleID.callAfterConversation.rawValue])
         try expectQuoted(found, from: us)
     }
 
@@ -613,14 +613,15 @@ struct SeveralViolationsTests {
     /// subject, and names the field only where one field is at fault.
     private func expectQuoted(_ violations: [TypeV1.Violation], from pack: RulePack) throws {
         for violation in violations {
-            let rule = try #require(pack.rule(violation.ruleId))
+            let id = try #require(RuleID(rawValue: violation.ruleId))
+            let rule = try #require(pack.rule(id))
             #expect(violation.ruleText == rule.text)
             #expect(violation.ruleSource == rule.source)
             #expect(!violation.ruleText.isEmpty && !violation.ruleSource.isEmpty && !violation.detail.isEmpty)
             #expect(violation.subjectId == "")
             let field = switch violation.ruleId {
-            case RuleID.contactHours: "attempted_ms"
-            case RuleID.thirdPartyContact: "emergency_contact_id"
+            case RuleID.contactHours.rawValue: "attempted_ms"
+            case RuleID.thirdPartyContact.rawValue: "emergency_contact_id"
             default: ""
             }
             #expect(violation.field == field)

@@ -17,18 +17,18 @@ struct RulePackFileTests {
     @Test("each rule text states the pack's own numbers", arguments: RulePacks.all.map(\.id))
     func textsMatchNumbers(id: String) throws {
         let pack = try #require(RulePacks.named(id))
-        let hours = try #require(pack.rule("contact-hours"))
+        let hours = try #require(pack.rule(.contactHours))
         #expect(hours.text.contains(RulePack.clockText(minutes: pack.contactHoursStartMinutes)))
         #expect(hours.text.contains(RulePack.clockText(minutes: pack.contactHoursEndMinutes)))
-        #expect(try #require(pack.rule("crew-size")).text.contains(String(pack.crewSize)))
-        #expect(try #require(pack.rule("advance-notice")).text.contains(String(pack.advanceNoticeHours)))
-        #expect(try #require(pack.rule("visit-daily-cap")).text.contains(String(pack.visitDailyCap)))
-        #expect(try #require(pack.rule("visit-weekly-cap")).text.contains(String(pack.visitWeeklyCap)))
+        #expect(try #require(pack.rule(.crewSize)).text.contains(String(pack.crewSize)))
+        #expect(try #require(pack.rule(.advanceNotice)).text.contains(String(pack.advanceNoticeHours)))
+        #expect(try #require(pack.rule(.visitDailyCap)).text.contains(String(pack.visitDailyCap)))
+        #expect(try #require(pack.rule(.visitWeeklyCap)).text.contains(String(pack.visitWeeklyCap)))
         if let limit = pack.dailyConnectedCallsPerDebtor {
-            #expect(try #require(pack.rule("daily-connected-calls")).text.contains(String(limit)))
+            #expect(try #require(pack.rule(.dailyConnectedCalls)).text.contains(String(limit)))
         }
         if let months = pack.inspectionValidityMonths {
-            #expect(try #require(pack.rule("agency-inspection")).text.contains(String(months)))
+            #expect(try #require(pack.rule(.agencyInspection)).text.contains(String(months)))
         }
     }
 

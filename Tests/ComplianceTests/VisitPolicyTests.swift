@@ -42,6 +42,9 @@ struct VisitPolicyTests {
 
     static let home = TypeV1.GeoPoint(latitude: 31.2304, longitude: 121.4737)
 
+    /// The debtor's request for a window, on record.
+    static let debtorRequest = SchedulingV1.DebtorRequestedWindow(channel: .phone, requestedMs: now - day, reference: "rec-0001")
+
     static func account(zone: TimeZone = shanghai, stage: AccountsV1.Stage = .field, onHold: Bool = false,
                         location: TypeV1.GeoPoint? = home) -> VisitedAccount {
         VisitedAccount(accountID: "acc_1", stage: stage, onHold: onHold, regionCode: "310115", timeZone: zone, location: location)
@@ -56,7 +59,8 @@ struct VisitPolicyTests {
         checkPoint: ProposedVisit.CheckPoint = .booking
     ) -> [String] {
         let members = collectors ?? crew.map { collector($0) }
-        let visit = ProposedVisit(crew: crew, windowStartMs: start, windowEndMs: end, debtorRequestedWindow: requested, checkPoint: checkPoint)
+        let visit = ProposedVisit(crew: crew, windowStartMs: start, windowEndMs: end,
+                                  debtorRequest: requested ? debtorRequest : nil, checkPoint: checkPoint)
         return VisitPolicy.violations(
             of: visit, account: account ?? Self.account(zone: zone),
             collectors: Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0) }),

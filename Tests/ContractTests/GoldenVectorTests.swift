@@ -17,7 +17,7 @@ struct GoldenVector: Decodable {
 struct GoldenVectorTests {
     static let scripts = repositoryRoot.appendingPathComponent("Tests/ContractTests/Golden")
 
-    @Test("reference bytes and JSON decode to the same value; our bytes decode to the reference value")
+    @Test("reference bytes and JSON decode to the same value; our bytes and our JSON parse to the reference value in the reference implementation")
     func goldenVectors() throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -39,7 +39,8 @@ struct GoldenVectorTests {
             let name = "\(vector.message).\(vector.kind)"
             do {
                 let ours = try check(type, bin: bin, json: json, name: name)
-                try Data(ours).write(to: directory.appendingPathComponent("\(name).ours.bin"))
+                try Data(ours.bytes).write(to: directory.appendingPathComponent("\(name).ours.bin"))
+                try Data(ours.json.utf8).write(to: directory.appendingPathComponent("\(name).ours.json"))
             } catch {
                 Issue.record("\(name): \(error)")
             }
@@ -49,18 +50,22 @@ struct GoldenVectorTests {
                                                   "--dir", directory.path])
         #expect(verified.status == 0, "\(verified.output)")
         #expect(verified.output.contains("mismatched 0"), "\(verified.output)")
+        // Both files of every vector were checked: our bytes and our JSON.
+        #expect(verified.output.contains("verified \(2 * manifest.count),"), "\(verified.output)")
     }
 
     /// Decodes the reference encoding and the reference JSON, checks they agree and that our
-    /// encoding and JSON round-trip; returns our encoding.
-    func check<M: ProtoMessage>(_: M.Type, bin: [UInt8], json: String, name: String) throws -> [UInt8] {
+    /// encoding and JSON round-trip; returns our encoding and our JSON (which verify_ours.py
+    /// parses with the reference implementation).
+    func check<M: ProtoMessage>(_: M.Type, bin: [UInt8], json: String, name: String) throws -> (bytes: [UInt8], json: String) {
         let fromBytes = try M(decoding: bin)
         let fromJSON = try M(jsonText: json)
         #expect(fromBytes == fromJSON, "\(name): the reference bytes and the reference JSON decode differently")
         let ours = try fromBytes.encode()
         #expect(try M(decoding: ours) == fromBytes, "\(name): our encoding does not round-trip")
-        #expect(try M(jsonText: fromBytes.jsonText()) == fromBytes, "\(name): our JSON does not round-trip")
+        let ourJSON = fromBytes.jsonText()
+        #expect(try M(jsonText: ourJSON) == fromBytes, "\(name): our JSON does not round-trip")
         if bin.isEmpty { #expect(ours.isEmpty, "\(name): the default instance must encode to no bytes") }
-        return ours
+        return (ours, ourJSON)
     }
 }

@@ -1,4 +1,5 @@
 import Models
+import RoutePlanner
 import TestSupport
 import Testing
 
@@ -19,18 +20,6 @@ func key(_ number: UInt64, _ wireType: UInt64) -> [UInt8] { varint(number << 3 |
 /// A length-delimited field.
 func delimited(_ number: UInt64, _ payload: [UInt8]) -> [UInt8] {
     key(number, 2) + varint(UInt64(payload.count)) + payload
-}
-
-/// A small deterministic generator (SplitMix64) so random-input tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 @Suite("Malformed input gets a typed error, never a crash")
@@ -174,7 +163,7 @@ struct MalformedInputTests {
 
     @Test("random bytes never crash the decoder")
     func randomBytes() {
-        var rng = SplitMix64(state: 0xD005_7E90)
+        var rng = SplitMix64(seed: 0xD005_7E90)
         var decoded = 0
         for _ in 0..<20_000 {
             let count = Int.random(in: 0...64, using: &rng)
@@ -187,7 +176,7 @@ struct MalformedInputTests {
     @Test("mutations of a valid message never crash the decoder")
     func mutatedBytes() throws {
         let original = try richAllKinds.encode()
-        var rng = SplitMix64(state: 42)
+        var rng = SplitMix64(seed: 42)
         for _ in 0..<5_000 {
             var bytes = original
             for _ in 0..<Int.random(in: 1...4, using: &rng) {

@@ -85,6 +85,28 @@ struct ComposeFileTests {
         }
     }
 
+    @Test("the start order puts every dependency first, whatever the alphabetical order of the names")
+    func startOrder() throws {
+        func service(_ dependencies: [String]) -> String {
+            let dependsOn = dependencies.map { "\"\($0)\": {\"condition\": \"service_healthy\"}" }.joined(separator: ", ")
+            return """
+                {"command": ["x"], "environment": {}, "ports": [], "volumes": [], "healthcheck": {"test": []},
+                 "depends_on": {\(dependsOn)}}
+                """
+        }
+        let text = """
+            {"volumes": {}, "services": {"alpha": \(service(["zeta", "mu"])), "beta": \(service(["alpha"])),
+                                         "mu": \(service(["zeta"])), "zeta": \(service([]))}}
+            """
+        let synthetic = try JSONDecoder().decode(ComposeFile.self, from: Data(text.utf8))
+        #expect(synthetic.startOrder() == ["zeta", "mu", "alpha", "beta"])
+        // The repository's file, renamed so that the alphabet runs against its dependencies.
+        let renamed = try loadCompose().renamingServices(["accounts": "zeta", "scheduling": "mu", "visits": "alpha"])
+        #expect(renamed.startOrder() == ["zeta", "mu", "alpha"])
+        #expect(renamed.services["alpha"]?.environment["DOORSTEP_SCHEDULING_ADDR"] == "mu:50052")
+        #expect(renamed.services["alpha"]?.depends_on?.keys.sorted() == ["mu", "zeta"])
+    }
+
     @Test("every variable compose sets is documented by the service it configures; the image builds what compose runs")
     func crossCheckWithBinaries() async throws {
         let compose = try loadCompose()

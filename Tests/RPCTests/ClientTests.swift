@@ -82,6 +82,20 @@ struct ClientTests {
         await server.shutdownGracefully()
     }
 
+    @Test("over the in-process transport: the same results without sockets", .timeLimit(.minutes(1)))
+    func inProcess() async throws {
+        let service = TestServiceImplementation()
+        let health = HealthService(services: [TestingV1.TestService.name])
+        var definition = service.definition
+        definition.merge(health.definition)
+        health.setAll(.serving)
+        let client = GRPCClient(inProcess: InProcessServer(services: definition, logger: Logger(label: "in-process-test")))
+        try await runClientChecks(client)
+        await client.close()
+        let closed = await client.rawCall(path: TestingV1.TestService.echo.path, request: [])
+        #expect(closed.status.code == .unavailable, "a closed client calls nothing")
+    }
+
     @Test("against a stock grpcio server: the same results", .timeLimit(.minutes(1)))
     func againstGrpcio() async throws {
         let process = Process()

@@ -9,7 +9,7 @@ import Testing
 /// in [0, 100]², demand 1–20, service 10, windows of width 60–260 placed so each is
 /// reachable from the depot.
 private func randomInstance(count: Int, seed: UInt64, vehicles: Int? = nil, capacity: Int = 200) -> VRPTWProblem {
-    var rng = SeededGenerator(seed: seed)
+    var rng = SplitMix64(seed: seed)
     var nodes = [VRPTWNode(x: 50, y: 50, ready: 0, due: 1000)]
     for _ in 0..<count {
         let x = rng.unit() * 100
@@ -304,5 +304,20 @@ struct SolverTests {
         // verify() catches a pinned node on the wrong vehicle.
         let forged = VRPTWSolution.make(problem: problem, routes: [(vehicle: 0, nodes: [2])], unassigned: [])
         #expect(forged.verify(problem).contains(.wrongVehicle(vehicle: 0, node: 2)))
+    }
+}
+
+@Suite("SplitMix64")
+struct SplitMix64Tests {
+    @Test("gives the reference sequence (splitmix64.c, seed 1234567): the same seed, the same plans and demo city everywhere")
+    func referenceSequence() {
+        var rng = SplitMix64(seed: 1_234_567)
+        let first = (0..<5).map { _ in rng.next() }
+        #expect(first == [6_457_827_717_110_365_317, 3_203_168_211_198_807_973, 9_817_491_932_198_370_423,
+                          4_593_380_528_125_082_431, 16_408_922_859_458_223_821])
+        var unit = SplitMix64(seed: 1_234_567)
+        #expect(unit.unit() == Double(6_457_827_717_110_365_317 >> 11) * 0x1p-53)
+        var below = SplitMix64(seed: 1_234_567)
+        #expect(below.below(10) == Int(6_457_827_717_110_365_317 % 10))
     }
 }

@@ -27,7 +27,7 @@ enum Places {
 /// The scheduling service behind a real gRPC server on 127.0.0.1 (port 0), on a real SQLite
 /// file, with a clock the test sets and a fake accounts service the test fills.
 final class SchedulingHarness: Sendable {
-    let server: GRPCServer
+    let served: ServedService
     let client: GRPCClient
     let issuer: TokenIssuer
     let database: SQLiteDatabase
@@ -51,16 +51,14 @@ final class SchedulingHarness: Sendable {
         let clock = self.clock
         service = SchedulingService(database: database, clock: ServiceClock { clock.now }, configuration: configuration,
                                     accounts: accounts, noticeWritten: {})
-        server = GRPCServer(services: service.definition, authenticator: try await TokenVerifier(key: signing), logger: logger)
-        let address = try await server.start()
-        client = GRPCClient(targets: [GRPCClient.Target(host: "127.0.0.1", port: address.port!)])
+        served = try await ServedService.start(service.definition, authenticator: try await TokenVerifier(key: signing), logger: logger)
+        client = served.client
         let token = try await issuer.token(for: Caller(role: .platform, subject: "test-platform"))
         platform = ["authorization": "Bearer \(token)"]
     }
 
     func close() async {
-        await client.close()
-        await server.shutdownGracefully()
+        await served.close()
         database.close()
     }
 

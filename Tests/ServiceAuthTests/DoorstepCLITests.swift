@@ -24,15 +24,32 @@ struct DoorstepCLITests {
         #expect(caller == Caller(role: .agencyManager, subject: "mgr", agencyID: "agy_7"))
     }
 
+    /// Each refusal names its own reason: `KEY` stands for a valid key file (made by keygen
+    /// for the case), so only the case about the key file fails on the key file.
     @Test("bad input is refused with a one-line reason", arguments: [
-        ["token", "--role", "boss", "--key-file", "/nonexistent"],
-        ["token", "--role", "collector", "--key-file", "/nonexistent"],
-        ["token", "--role", "platform", "--key-file", "/nonexistent/key"],
+        (["token", "--role", "boss", "--key-file", "KEY"],
+         "Error: --role must be one of platform, agency_manager, collector, compliance, service"),
+        (["token", "--role", "collector", "--agency", "agy_7", "--key-file", "KEY"], "Error: --role collector needs --collector ID"),
+        (["token", "--role", "agency_manager", "--key-file", "KEY"], "Error: --role agency_manager needs --agency ID"),
+        (["token", "--role", "platform", "--lifetime-seconds", "0", "--key-file", "KEY"],
+         "Error: --lifetime-seconds must be 1...31536000"),
+        (["token", "--role", "platform", "--key-file", "/nonexistent/key"], "Error: auth key file /nonexistent/key cannot be read"),
+        (["token", "--role", "platform", "--key-file", "NOT-A-KEY"],
+         "is not an Ed25519 private key in PEM (PKCS#8) form"),
     ])
-    func refusals(arguments: [String]) async throws {
-        let result = try await runProduct("doorstep", arguments)
+    func refusals(arguments: [String], expected: String) async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = directory.appendingPathComponent("auth.key").path
+        let keygen = try await runProduct("doorstep", ["keygen", "--key-file", key])
+        try #require(keygen.status == 0, "\(keygen.output)")
+        let notAKey = directory.appendingPathComponent("not-a-key.pem").path
+        try "not a key\n".write(toFile: notAKey, atomically: true, encoding: .utf8)
+        let result = try await runProduct("doorstep", arguments.map { $0 == "KEY" ? key : $0 == "NOT-A-KEY" ? notAKey : $0 })
         #expect(result.status != 0)
-        #expect(result.output.contains("Error:"), "\(result.output)")
+        #expect(result.output.contains(expected), "\(result.output)")
+        let errorLines = result.output.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+        #expect(errorLines.count == 1, "one reason, not several: \(result.output)")
     }
 }
 

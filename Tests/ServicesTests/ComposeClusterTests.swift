@@ -13,14 +13,25 @@ import Testing
 /// forces either).
 @Suite("docker-compose.yml as real processes", .serialized)
 struct ComposeClusterTests {
-    @Test("compose starts the three services in dependency order, healthy, wired to each other; they stop cleanly", .timeLimit(.minutes(2)))
-    func wholeSystem() async throws {
-        let cluster = try await ComposeCluster()
-        #expect(cluster.order == ["accounts", "scheduling", "visits"])
+    /// The repository's names, and the same file with the services renamed so that the
+    /// alphabet runs against their dependencies (accounts ← scheduling ← visits): the start
+    /// order must come from `depends_on`, not from the names. (The renamed file runs as
+    /// processes, also where an engine answers.)
+    static let namings: [[String: String]] = [[:], ["accounts": "zeta", "scheduling": "mu", "visits": "alpha"]]
+
+    @Test("compose starts the three services in dependency order (also when their names sort the other way), healthy, wired to each other; they stop cleanly",
+          .timeLimit(.minutes(2)), arguments: namings)
+    func wholeSystem(renaming: [String: String]) async throws {
+        func named(_ service: String) -> String { renaming[service] ?? service }
+        let cluster = renaming.isEmpty
+            ? try await ComposeCluster() : try await ComposeCluster(compose: try loadCompose().renamingServices(renaming))
+        let dependencyOrder = ["accounts", "scheduling", "visits"].map(named)
+        #expect(cluster.order == dependencyOrder)
+        if !renaming.isEmpty { #expect(dependencyOrder != dependencyOrder.sorted(), "the names sort against the dependencies") }
         let metadata: Metadata = ["authorization": "Bearer \(try cluster.token(["--role", "platform"]))"]
-        let accounts = GRPCClient(targets: [GRPCClient.Target(cluster.address("accounts"))!])
-        let scheduling = GRPCClient(targets: [GRPCClient.Target(cluster.address("scheduling"))!])
-        let visits = GRPCClient(targets: [GRPCClient.Target(cluster.address("visits"))!])
+        let accounts = GRPCClient(targets: [GRPCClient.Target(cluster.address(named("accounts")))!])
+        let scheduling = GRPCClient(targets: [GRPCClient.Target(cluster.address(named("scheduling")))!])
+        let visits = GRPCClient(targets: [GRPCClient.Target(cluster.address(named("visits")))!])
         let debtor = try await accounts.unary(AccountsV1.AccountsService.createDebtor, ServiceProcessTests.debtorRequest(), metadata: metadata)
         let account = try await accounts.unary(AccountsV1.AccountsService.openAccount,
                                                ServiceProcessTests.accountRequest(debtorID: debtor.id), metadata: metadata)
@@ -36,7 +47,9 @@ struct ComposeClusterTests {
         await accounts.close()
         await scheduling.close()
         await visits.close()
-        for stop in await cluster.stopAll() {
+        let stops = await cluster.stopAll()
+        #expect(stops.map(\.name) == dependencyOrder.reversed(), "dependents stop first")
+        for stop in stops {
             #expect(stop.status == 0, "\(stop.name): \(stop.stderr.suffix(1500))")
         }
     }

@@ -8,19 +8,25 @@ import Testing
 
 @Suite("Durability", .serialized)
 struct CrashDurabilityTests {
-    /// Writes under load, SIGKILL in the middle, restart on the same files: every write the
-    /// client saw acknowledged is there, and the database opens cleanly (WAL recovery).
+    /// Acknowledged writes after which the kill is sent.
+    static let killAfter = 25
+
+    /// Writes under load, SIGKILL once `killAfter` writes were acknowledged, restart on the
+    /// same files: every write the client saw acknowledged is there, and the database opens
+    /// cleanly (WAL recovery). The only errors the writers accept are the kill's: UNAVAILABLE
+    /// (connection lost, then refused) once the signal was sent.
     @Test("kill -9 mid-load: nothing acknowledged is missing after a restart", .timeLimit(.minutes(2)))
     func killNineMidLoad() async throws {
         let cluster = try await ServiceCluster(only: ["accounts"])
         let token = try await cluster.token("platform")
         let metadata: Metadata = ["authorization": "Bearer \(token)"]
         let client = GRPCClient(targets: [GRPCClient.Target(cluster.accounts.address)!])
-        let acknowledged = Acknowledged()  // external id → debtor id
+        let acknowledged = Acknowledged(killAfter: Self.killAfter)  // external id → debtor id
 
         let killer = Task {
-            try await Task.sleep(for: .milliseconds(600))
-            _ = await cluster.accounts.stop(signal: SIGKILL)
+            await acknowledged.reachedKillPoint()
+            acknowledged.markKillSent()
+            return await cluster.accounts.stop(signal: SIGKILL)
         }
         await withTaskGroup(of: Void.self) { group in
             for worker in 0..<8 {
@@ -34,18 +40,26 @@ struct CrashDurabilityTests {
                                     externalId: external, fullName: "王五", nationalId: "11010519491231002X", phone: "13812345678",
                                     address: TypeV1.Address(text: "北京市朝阳区", regionCode: "110105"), timeZone: "Asia/Shanghai")),
                                 metadata: metadata, timeout: .seconds(2))
-                            acknowledged.value.withLock { $0[external] = debtor.id }
+                            acknowledged.record(external, debtor.id)
                         } catch {
-                            return  // the server is gone
+                            // The server is gone: the kill's error ends this writer; any other
+                            // error (or any error before the kill) is a failure of its own.
+                            acknowledged.recordFailure(external, error)
+                            return
                         }
                     }
                 }
             }
         }
-        try await killer.value
+        acknowledged.loadEnded()  // should every writer have failed before the kill point
+        let killed = await killer.value
         await client.close()
+        #expect(killed.reason == .uncaughtSignal && killed.status == SIGKILL,
+                "accounts ended by \(killed.reason == .exit ? "exit" : "signal") \(killed.status), not by SIGKILL: \(killed.stderr.suffix(1500))")
+        let unexpected = acknowledged.unexpectedFailures
+        #expect(unexpected.isEmpty, "errors that are not the kill's: \(unexpected.prefix(5))")
         let written = acknowledged.value.withLock { $0 }
-        #expect(written.count > 20, "the load did not get going before the kill (\(written.count) writes)")
+        #expect(written.count >= Self.killAfter, "the kill came before \(Self.killAfter) acknowledged writes (\(written.count))")
         print("kill -9 mid-load: \(written.count) acknowledged writes to check after the restart")
 
         let restarted = try await ServiceCluster.start("accounts", directory: cluster.directory, keyFile: cluster.keyFile)
@@ -76,7 +90,47 @@ struct CrashDurabilityTests {
     }
 }
 
-/// Writes the clients saw acknowledged, shared by the load's tasks.
+/// Writes the clients saw acknowledged, shared by the load's tasks; the kill point (the
+/// `killAfter`-th acknowledgement) and the errors that are not the kill's.
 final class Acknowledged: Sendable {
     let value = Mutex<[String: String]>([:])
+    private let killAfter: Int
+    private let killPoint: AsyncStream<Void>
+    private let killPointReached: AsyncStream<Void>.Continuation
+    private let killSent = Mutex(false)
+    private let unexpected = Mutex<[String]>([])
+
+    init(killAfter: Int) {
+        self.killAfter = killAfter
+        (killPoint, killPointReached) = AsyncStream<Void>.makeStream()
+    }
+
+    /// A write the client saw acknowledged.
+    func record(_ external: String, _ id: String) {
+        let count = value.withLock { written -> Int in
+            written[external] = id
+            return written.count
+        }
+        if count == killAfter { killPointReached.finish() }
+    }
+
+    /// Every writer has stopped: releases a kill that is still waiting.
+    func loadEnded() { killPointReached.finish() }
+
+    /// Returns once `killAfter` writes were acknowledged (or the load ended).
+    func reachedKillPoint() async {
+        for await _ in killPoint {}
+    }
+
+    /// Called just before the signal is sent: from now on UNAVAILABLE is the kill's.
+    func markKillSent() { killSent.withLock { $0 = true } }
+
+    /// A failed write: kept unless it is UNAVAILABLE after the kill was sent.
+    func recordFailure(_ external: String, _ error: any Error) {
+        let sent = killSent.withLock { $0 }
+        guard !sent || (error as? RPCError)?.code != .unavailable else { return }
+        unexpected.withLock { $0.append("\(external): \(error)\(sent ? "" : " (before the kill)")") }
+    }
+
+    var unexpectedFailures: [String] { unexpected.withLock { $0 } }
 }

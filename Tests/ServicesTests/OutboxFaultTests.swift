@@ -12,7 +12,7 @@ struct OutboxFaultTests {
     static let day: Int64 = 86_400_000
     static let hour: Int64 = 3_600_000
 
-    @Test("kill -9 accounts while visits records 100 outcomes, then kill -9 visits mid-outbox: every promise arrives exactly once", .timeLimit(.minutes(5)))
+    @Test("kill -9 accounts while visits records 100 outcomes, then kill -9 visits while its outbox holds undelivered promises: every promise arrives exactly once", .timeLimit(.minutes(5)))
     func killAccountsMidDelivery() async throws {
         let base = DevCluster.nextShanghaiTenOClock()
         let cluster = try await DevCluster(startingAt: base)
@@ -100,7 +100,9 @@ struct OutboxFaultTests {
         }
         // 100 outcomes, each a promise. Accounts is killed with SIGKILL right after the 30th
         // (while its consequences are being delivered) and restarted on the same address after
-        // the 70th: visits keeps committing outcomes locally, and the outbox retries.
+        // the 70th: visits keeps committing outcomes locally, and the outbox retries. After the
+        // 90th accounts is killed again and stays down, so the last ten outcomes' promises
+        // cannot have been delivered when visits is killed in turn.
         var visitIDs: [String] = []
         for index in 0..<count {
             let appointment = appointments[index]
@@ -112,19 +114,28 @@ struct OutboxFaultTests {
                                                             promisedDate: ServiceProcessTests.localDate(daysFromToday: 7)))),
                 metadata: lead)
             visitIDs.append(visit.id)
-            if index == 29 {
+            if index == 29 || index == 89 {
                 let killed = await accountsProcess.stop(signal: SIGKILL)
-                #expect(killed.reason == .uncaughtSignal)
+                #expect(killed.reason == .uncaughtSignal && killed.status == SIGKILL)
             }
             if index == 69 {
                 accountsProcess = try await start("accounts", listen: accountsAddress)
             }
         }
         #expect(visitIDs.count == count)
-        // kill -9 visits while its outbox delivers the last outcomes; restart it on its address.
+        // Accounts is down: what visits holds for it is still pending in its outbox.
+        var pending = 0
+        for id in visitIDs[90...] {
+            let visit = try await visits.unary(VisitsV1.VisitsService.getVisit, VisitsV1.GetVisitRequest(visitId: id), metadata: platform)
+            pending += visit.effects.contains { $0.delivery?.status != .delivered } ? 1 : 0
+        }
+        #expect(pending == 10, "the last ten outcomes wait for accounts: \(pending) visits with an undelivered effect")
+        // kill -9 visits with those effects pending; restart accounts, then visits, on their
+        // addresses: the restarted outbox delivers them.
         let visitsAddress = visitsProcess.address
         let killedVisits = await visitsProcess.stop(signal: SIGKILL)
-        #expect(killedVisits.reason == .uncaughtSignal)
+        #expect(killedVisits.reason == .uncaughtSignal && killedVisits.status == SIGKILL)
+        accountsProcess = try await start("accounts", listen: accountsAddress)
         visitsProcess = try await start("visits", listen: visitsAddress,
                                         ["--accounts-addr", accountsAddress, "--scheduling-addr", schedulingProcess.address])
         try await WorkflowTests.eventually("every consequence delivered", timeout: .seconds(90)) {

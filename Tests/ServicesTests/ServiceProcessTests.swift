@@ -289,6 +289,10 @@ struct ServiceProcessTests {
         let dataDir = directory.appendingPathComponent("data").path
         // A port that is in use: hold one with a running service.
         let holder = try await RunningService("visits", ["--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", dataDir])
+        // A usable key, so that the test-clock case is refused for the test clock alone.
+        let validKey = directory.appendingPathComponent("valid.key").path
+        let keygen = try await runProduct("doorstep", ["keygen", "--key-file", validKey])
+        try #require(keygen.status == 0, "\(keygen.output)")
         let cases: [(arguments: [String], expected: String)] = [
             (["--listen", holder.address, "--metrics-listen", "off", "--data-dir", dataDir], "address already in use"),
             (["--listen", "127.0.0.1:0", "--metrics-listen", holder.address, "--data-dir", dataDir], "address already in use"),
@@ -298,7 +302,7 @@ struct ServiceProcessTests {
             (["--listen", "nonsense", "--data-dir", dataDir], "--listen: 'nonsense' is not HOST:PORT"),
             (["--log-level", "loud", "--data-dir", dataDir], "unknown log level 'loud'"),
             (["--max-concurrent-streams", "0", "--data-dir", dataDir], "--max-concurrent-streams: 0 is outside 1...10000"),
-            (["--auth-key-file", directory.appendingPathComponent("any.key").path, "--test-clock-offset-file",
+            (["--auth-key-file", validKey, "--test-clock-offset-file",
               directory.appendingPathComponent("offset").path, "--data-dir", dataDir], "refused outside dev mode"),
             (["--rule-pack", "xx-1999", "--data-dir", dataDir], "rule pack xx-1999"),
             (["--notice-sink", "ftp://x", "--data-dir", dataDir], "--notice-sink: 'ftp://x' is neither"),

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import NIOCore
 import NIOPosix
@@ -28,16 +29,25 @@ struct StorageExecutorTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let executor = LoopExecutor(loop)
-        // The only reader is held by an async read started on the loop…
+        // The only reader is held by an async read started on the loop: the read says when it
+        // runs (it holds the reader then) and returns only once the loop is in its point read…
+        let (readRunning, readRunningSignal) = AsyncStream<Void>.makeStream()
+        let loopBusy = DispatchSemaphore(value: 0)
         let reading = Task(executorPreference: executor) {
             try await database.read { db in
-                Thread.sleep(forTimeInterval: 0.2)
+                readRunningSignal.finish()
+                _ = loopBusy.wait(timeout: .now() + .seconds(30))
                 return try Int.fetchOne(db, sql: "SELECT 1") ?? 0
             }
         }
-        try await Task.sleep(for: .milliseconds(50))
-        // …while the loop itself waits for that reader in a point read.
-        let point = loop.submit { try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT 2") ?? 0 } }
+        for await _ in readRunning {}
+        // …while the loop itself waits for that reader in a point read. From `loopBusy` on the
+        // loop is occupied until the point read returns: if the read's task resumed on the loop
+        // (where its reader goes back to the pool), neither could finish.
+        let point = loop.submit {
+            loopBusy.signal()
+            return try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT 2") ?? 0 }
+        }
         #expect(try await reading.value == 1)
         #expect(try await point.get() == 2)
         try await group.shutdownGracefully()

@@ -96,19 +96,32 @@ struct StorageTests {
         #expect(try await Idempotency.purge(in: database, nowMs: 10_000, retentionMs: 4_999) == 1)
     }
 
-    @Test("a database error reaches the client as INTERNAL without details; a held lock as UNAVAILABLE")
+    /// The status a client would see for what a storage call threw (the conversion at the edge).
+    static func status(_ body: () async throws -> Void) async -> RPCError? {
+        do {
+            try await body()
+            return nil
+        } catch {
+            return RPCError(from: error)
+        }
+    }
+
+    @Test("a database error is a StorageError that reaches the client as INTERNAL without details; a held lock as UNAVAILABLE; the body's own errors pass through")
     func errorMapping() async throws {
         let path = temporaryPath("errors.sqlite")
         var configuration = SQLiteDatabase.Configuration()
         configuration.busyTimeout = 0.2
         let database = try Self.open(path, configuration: configuration)
         defer { database.close() }
-        await #expect(throws: RPCError.internal("internal error")) {
+        let failed = await #expect(throws: StorageError.self) {
             try await database.write { db in try db.execute(sql: "INSERT INTO no_such_table VALUES (1)") }
         }
-        #expect(throws: RPCError.internal("internal error")) {
-            _ = try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT n FROM no_such_table") }
-        }
+        #expect(failed?.reason == .failed && failed?.detail.contains("no_such_table") == true)
+        #expect(failed?.rpcError == RPCError.internal("internal error"))
+        #expect(await Self.status { _ = try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT n FROM no_such_table") } }
+                == RPCError.internal("internal error"))
+        let refusal = RPCError.failedPrecondition("a rule said no")
+        #expect(await Self.status { try await database.write { _ in throw refusal } } == refusal, "a rule's refusal passes through")
         #expect(try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT 41 + 1") } == 42)
         // Another process-like connection holds the write lock.
         var unsafe = Configuration()
@@ -124,9 +137,8 @@ struct StorageTests {
                 }
             }
         }
-        await #expect(throws: RPCError.unavailable("storage is busy; retry with the same request_id")) {
-            try await database.write { db in try db.execute(sql: "INSERT INTO things (id, n) VALUES ('x', 1)") }
-        }
+        #expect(await Self.status { try await database.write { db in try db.execute(sql: "INSERT INTO things (id, n) VALUES ('x', 1)") } }
+                == RPCError.unavailable("storage is busy; retry with the same request_id"))
         try other.inDatabase { db in try db.execute(sql: "ROLLBACK") }
         try await database.write { db in try db.execute(sql: "INSERT INTO things (id, n) VALUES ('x', 1)") }
         #expect(try await Self.count(database) == 1)

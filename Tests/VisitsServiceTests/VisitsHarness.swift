@@ -47,7 +47,7 @@ struct World: Sendable {
 /// The visits service behind a real gRPC server on 127.0.0.1 (port 0), on a real SQLite
 /// file, with a clock the test sets and fake scheduling/accounts peers the test fills.
 final class VisitsHarness: Sendable {
-    let server: GRPCServer
+    let served: ServedService
     let client: GRPCClient
     let issuer: TokenIssuer
     let database: SQLiteDatabase
@@ -76,16 +76,14 @@ final class VisitsHarness: Sendable {
         let wakes = self.wakes
         service = VisitsService(database: database, clock: ServiceClock { clock.now }, configuration: configuration,
                                 peers: peers, effectsWritten: { wakes.increment() })
-        server = GRPCServer(services: service.definition, authenticator: try await TokenVerifier(key: signing), logger: logger)
-        let address = try await server.start()
-        client = GRPCClient(targets: [GRPCClient.Target(host: "127.0.0.1", port: address.port!)])
+        served = try await ServedService.start(service.definition, authenticator: try await TokenVerifier(key: signing), logger: logger)
+        client = served.client
         let token = try await issuer.token(for: Caller(role: .platform, subject: "test-platform"))
         platform = ["authorization": "Bearer \(token)"]
     }
 
     func close() async {
-        await client.close()
-        await server.shutdownGracefully()
+        await served.close()
         database.close()
     }
 

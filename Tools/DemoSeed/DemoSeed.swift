@@ -3,6 +3,7 @@ import Foundation
 import Models
 import RPC
 import RPCWire
+import RoutePlanner
 import ServiceAuth
 
 /// Seeds a running Doorstep with a realistic small city for a first look (README run
@@ -42,7 +43,7 @@ struct DemoSeed: AsyncParsableCommand {
     static let givenNames = Array("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英")
 
     func run() async throws {
-        var rng = SplitMix(state: seed)
+        var rng = SplitMix64(seed: seed)
         let key = try SigningKey.load(path: keyFile)
         let token = try await TokenIssuer(key: key).token(for: Caller(role: .platform, subject: "demo-seed"))
         let metadata: Metadata = ["authorization": "Bearer \(token)"]
@@ -134,27 +135,15 @@ struct DemoSeed: AsyncParsableCommand {
         return body + String(Array("10X98765432")[sum % 11])
     }
 
-    func name(_ rng: inout SplitMix) -> String {
+    func name(_ rng: inout SplitMix64) -> String {
         String(Self.surnames[Int(rng.next() % UInt64(Self.surnames.count))])
             + String(Self.givenNames[Int(rng.next() % UInt64(Self.givenNames.count))])
             + String(Self.givenNames[Int(rng.next() % UInt64(Self.givenNames.count))])
     }
 
-    func jitter(_ district: District, _ rng: inout SplitMix, km: Double) -> TypeV1.GeoPoint {
+    func jitter(_ district: District, _ rng: inout SplitMix64, km: Double) -> TypeV1.GeoPoint {
         let dLat = (Double(rng.next() % 2001) / 1000 - 1) * km / 111
         let dLon = (Double(rng.next() % 2001) / 1000 - 1) * km / 95
         return TypeV1.GeoPoint(latitude: district.latitude + dLat, longitude: district.longitude + dLon)
-    }
-}
-
-/// SplitMix64: deterministic, so a seed gives the same city.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

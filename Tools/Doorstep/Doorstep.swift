@@ -8,7 +8,7 @@ import RoutePlanner
 import ServiceAuth
 import Storage
 
-/// The operators' and platform engineers' tool (DESIGN.md §6).
+/// The operators' and platform engineers' tool (docs/OPERATIONS.md ("The doorstep tool")).
 @main
 struct Doorstep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

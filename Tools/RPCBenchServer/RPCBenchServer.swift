@@ -6,7 +6,8 @@ import RPCWire
 import ServiceAuth
 import ServiceKit
 
-/// The benchmark peer `ext` of ../shared/bench/run-anchors.sh: `collection.v1.Accounts/GetAccount`
+/// The benchmark peer `ext` that `Scripts/bench-rpc.sh` has the benchmark harness start beside
+/// the reference servers (docs/OPERATIONS.md ("Benchmarks")): `collection.v1.Accounts/GetAccount`
 /// over the same 10,000 deterministic accounts as the reference servers, served through
 /// Doorstep's full server path — routing, bearer-token check, metrics, logging at info.
 @main
@@ -47,7 +48,9 @@ struct RPCBenchServer: AsyncParsableCommand {
     }
 }
 
-/// The reference servers' data (../shared/bench/python-server/server.py `build_accounts`).
+/// The reference servers' data, value for value (ids `acc-000000`…`acc-009999`, the same
+/// names, amounts, days past due, tags, masked phones and regions), so every peer of the
+/// benchmark serves the same data.
 enum BenchAccounts {
     static let regions = ["north", "south", "east", "west"]
 

@@ -87,6 +87,7 @@ public enum ContractRegistry {
         "doorstep.scheduling.v1.ConfirmAppointmentRequest": SchedulingV1.ConfirmAppointmentRequest.self,
         "doorstep.scheduling.v1.ContactBudget": SchedulingV1.ContactBudget.self,
         "doorstep.scheduling.v1.CustomerNotice": SchedulingV1.CustomerNotice.self,
+        "doorstep.scheduling.v1.DebtorRequestedWindow": SchedulingV1.DebtorRequestedWindow.self,
         "doorstep.scheduling.v1.GetAppointmentRequest": SchedulingV1.GetAppointmentRequest.self,
         "doorstep.scheduling.v1.GetContactBudgetRequest": SchedulingV1.GetContactBudgetRequest.self,
         "doorstep.scheduling.v1.ListAppointmentsRequest": SchedulingV1.ListAppointmentsRequest.self,

@@ -947,7 +947,8 @@ extension SchedulingV1 {
         /// Window end; after window_start_ms. Required for BOOKING; for CHECK_IN
         /// 0 = the appointment's.
         public var windowEndMs: Int64 = 0
-        /// The debtor asked for this window (see BookAppointmentRequest).
+        /// Superseded by debtor_request (see BookAppointmentRequest): true without
+        /// debtor_request is INVALID_ARGUMENT.
         public var debtorRequestedWindow: Bool = false
         /// The existing appointment: for BOOKING, the one being rescheduled
         /// (optional); for CHECK_IN, the one being checked in to (required). Its own
@@ -955,6 +956,10 @@ extension SchedulingV1 {
         public var appointmentId: String = ""
         /// Which check; default BOOKING.
         public var checkPoint: SchedulingV1.CheckPoint = .init()
+        /// For BOOKING: the debtor's request for this window on record (see
+        /// BookAppointmentRequest.debtor_request). Ignored for CHECK_IN, which
+        /// judges the appointment's own.
+        public var debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -967,7 +972,8 @@ extension SchedulingV1 {
             windowEndMs: Int64 = 0,
             debtorRequestedWindow: Bool = false,
             appointmentId: String = "",
-            checkPoint: SchedulingV1.CheckPoint = .init()
+            checkPoint: SchedulingV1.CheckPoint = .init(),
+            debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
         ) {
             self.accountId = accountId
             self.crewCollectorIds = crewCollectorIds
@@ -976,6 +982,7 @@ extension SchedulingV1 {
             self.debtorRequestedWindow = debtorRequestedWindow
             self.appointmentId = appointmentId
             self.checkPoint = checkPoint
+            self.debtorRequest = debtorRequest
         }
     }
 
@@ -1047,8 +1054,8 @@ extension SchedulingV1 {
         /// Output only. The visit address with coordinates, from accounts at
         /// booking (collectors see it for their own appointments only).
         public var address: TypeV1.Address? = nil
-        /// The debtor asked for this window (allowed outside contact hours where
-        /// the pack permits).
+        /// Output only. True when debtor_request is set: the debtor asked for this
+        /// window (allowed outside contact hours where the pack permits).
         public var debtorRequestedWindow: Bool = false
         /// Output only. Every reschedule, oldest first.
         public var reschedules: [SchedulingV1.Reschedule] = []
@@ -1078,6 +1085,10 @@ extension SchedulingV1 {
         public var createdMs: Int64 = 0
         /// Output only. When last changed.
         public var updatedMs: Int64 = 0
+        /// Output only. The debtor's request for the current window on record, with
+        /// who recorded it and when; unset when the window was not requested by the
+        /// debtor.
+        public var debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1110,7 +1121,8 @@ extension SchedulingV1 {
             completedMs: Int64 = 0,
             version: Int64 = 0,
             createdMs: Int64 = 0,
-            updatedMs: Int64 = 0
+            updatedMs: Int64 = 0,
+            debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
         ) {
             self.id = id
             self.accountId = accountId
@@ -1139,6 +1151,7 @@ extension SchedulingV1 {
             self.version = version
             self.createdMs = createdMs
             self.updatedMs = updatedMs
+            self.debtorRequest = debtorRequest
         }
     }
 
@@ -1164,6 +1177,9 @@ extension SchedulingV1 {
         public var reason: String = ""
         /// Who moved it.
         public var rescheduledBy: TypeV1.Actor? = nil
+        /// The debtor's request for the new window on record, with who recorded it
+        /// and when; unset when the debtor did not ask for it.
+        public var debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1179,7 +1195,8 @@ extension SchedulingV1 {
             newCrewCollectorIds: [String] = [],
             previousState: SchedulingV1.AppointmentState = .init(),
             reason: String = "",
-            rescheduledBy: TypeV1.Actor? = nil
+            rescheduledBy: TypeV1.Actor? = nil,
+            debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
         ) {
             self.rescheduledMs = rescheduledMs
             self.previousWindowStartMs = previousWindowStartMs
@@ -1191,6 +1208,48 @@ extension SchedulingV1 {
             self.previousState = previousState
             self.reason = reason
             self.rescheduledBy = rescheduledBy
+            self.debtorRequest = debtorRequest
+        }
+    }
+
+    /// The debtor's own request for a visit window, on record: the evidence that
+    /// lets `contact-hours` pass outside the pack's contact window where the pack
+    /// allows it. An exception carries its evidence: the channel the debtor used,
+    /// when, and the recording or message that holds the request. Accepted only
+    /// from a role the rule pack trusts with it (by default platform only: other
+    /// roles are PERMISSION_DENIED); shown on the appointment, in its reschedule
+    /// history and in the customer notice, and logged with who recorded it.
+    public struct DebtorRequestedWindow: ProtoMessage {
+        /// How the debtor asked: CONTACT_CHANNEL_SMS, CONTACT_CHANNEL_PHONE or
+        /// CONTACT_CHANNEL_VISIT. Required.
+        public var channel: TypeV1.ContactChannel = .init()
+        /// When the debtor asked. Required; not after the request that records it.
+        public var requestedMs: Int64 = 0
+        /// The recording or message holding the debtor's request, e.g. a call
+        /// recording id or an SMS message id. Required, 1-128 characters.
+        public var reference: String = ""
+        /// Output only. Who recorded it: the caller that booked or rescheduled with
+        /// it. Not in the customer notice.
+        public var recordedBy: TypeV1.Actor? = nil
+        /// Output only. When it was recorded. Not in the customer notice.
+        public var recordedMs: Int64 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            channel: TypeV1.ContactChannel = .init(),
+            requestedMs: Int64 = 0,
+            reference: String = "",
+            recordedBy: TypeV1.Actor? = nil,
+            recordedMs: Int64 = 0
+        ) {
+            self.channel = channel
+            self.requestedMs = requestedMs
+            self.reference = reference
+            self.recordedBy = recordedBy
+            self.recordedMs = recordedMs
         }
     }
 
@@ -1262,6 +1321,10 @@ extension SchedulingV1 {
         public var createdMs: Int64 = 0
         /// Delivery progress (not part of the delivered payload).
         public var delivery: TypeV1.Delivery? = nil
+        /// Set when the window was booked at the debtor's request: the request as
+        /// recorded (channel, time and reference), so the debtor sees why the visit
+        /// may fall outside the usual contact hours.
+        public var debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1283,7 +1346,8 @@ extension SchedulingV1 {
             agencyName: String = "",
             complaintInstructions: String = "",
             createdMs: Int64 = 0,
-            delivery: TypeV1.Delivery? = nil
+            delivery: TypeV1.Delivery? = nil,
+            debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
         ) {
             self.id = id
             self.kind = kind
@@ -1301,6 +1365,7 @@ extension SchedulingV1 {
             self.complaintInstructions = complaintInstructions
             self.createdMs = createdMs
             self.delivery = delivery
+            self.debtorRequest = debtorRequest
         }
     }
 
@@ -1321,11 +1386,18 @@ extension SchedulingV1 {
         public var purpose: SchedulingV1.VisitPurpose = .init()
         /// Purpose in words for the notice. Optional, 0-500 characters.
         public var purposeText: String = ""
-        /// Set only when the debtor asked for this window; lets `contact-hours`
-        /// pass outside the window where the pack permits. Recorded and audited.
+        /// Superseded by debtor_request, which carries the debtor's request on
+        /// record; kept for wire compatibility. True without debtor_request is
+        /// INVALID_ARGUMENT naming debtor_request.
         public var debtorRequestedWindow: Bool = false
         /// Internal note. Optional, 0-500 characters.
         public var note: String = ""
+        /// Set only when the debtor asked for this window: the request on record
+        /// (channel, time, recording or message reference). Lets `contact-hours`
+        /// pass outside the window where the pack permits; only roles the rule pack
+        /// trusts with it may set it (PERMISSION_DENIED otherwise). Shown on the
+        /// appointment and its notice, and audited.
+        public var debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1340,7 +1412,8 @@ extension SchedulingV1 {
             purpose: SchedulingV1.VisitPurpose = .init(),
             purposeText: String = "",
             debtorRequestedWindow: Bool = false,
-            note: String = ""
+            note: String = "",
+            debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
         ) {
             self.requestId = requestId
             self.accountId = accountId
@@ -1351,6 +1424,7 @@ extension SchedulingV1 {
             self.purposeText = purposeText
             self.debtorRequestedWindow = debtorRequestedWindow
             self.note = note
+            self.debtorRequest = debtorRequest
         }
     }
 
@@ -1402,8 +1476,13 @@ extension SchedulingV1 {
         public var crewCollectorIds: [String] = []
         /// Why. Required, 1-500 characters.
         public var reason: String = ""
-        /// The debtor asked for the new window.
+        /// Superseded by debtor_request; true without debtor_request is
+        /// INVALID_ARGUMENT.
         public var debtorRequestedWindow: Bool = false
+        /// The debtor's request for the new window on record (see
+        /// BookAppointmentRequest.debtor_request); unset = the debtor did not ask
+        /// for it.
+        public var debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1417,7 +1496,8 @@ extension SchedulingV1 {
             windowEndMs: Int64 = 0,
             crewCollectorIds: [String] = [],
             reason: String = "",
-            debtorRequestedWindow: Bool = false
+            debtorRequestedWindow: Bool = false,
+            debtorRequest: SchedulingV1.DebtorRequestedWindow? = nil
         ) {
             self.requestId = requestId
             self.appointmentId = appointmentId
@@ -1427,6 +1507,7 @@ extension SchedulingV1 {
             self.crewCollectorIds = crewCollectorIds
             self.reason = reason
             self.debtorRequestedWindow = debtorRequestedWindow
+            self.debtorRequest = debtorRequest
         }
     }
 
@@ -1950,7 +2031,10 @@ extension SchedulingV1 {
 
     /// How much of one limited kind of contact is left.
     public struct BudgetLine: ProtoMessage {
-        /// The rule imposing the limit, e.g. "daily-connected-calls".
+        /// The rule imposing the limit: `daily-connected-calls`,
+        /// `daily-call-attempts`, `weekly-call-attempts`, `visit-daily-cap`,
+        /// `visit-weekly-cap`, or `daily-sms` (text messages per day, which no
+        /// built-in pack limits: the line is unlimited).
         public var ruleId: String = ""
         /// The channel it limits.
         public var channel: TypeV1.ContactChannel = .init()
@@ -2136,7 +2220,9 @@ extension SchedulingV1 {
     /// (ids as in types.proto):
     ///   contact-hours            whole window inside the pack's contact hours,
     ///                            debtor-local (cn-2026 08:00-22:00), unless
-    ///                            debtor_requested_window and the pack allows it
+    ///                            the debtor's request for the window is on
+    ///                            record (debtor_request, see
+    ///                            DebtorRequestedWindow) and the pack allows it
     ///   advance-notice           window starts at least the notice period after
     ///                            now (cn-2026: 24 h)
     ///   visit-window-length      window length within the configured bounds
@@ -2218,7 +2304,9 @@ extension SchedulingV1 {
         /// succeeds with compliant = false.
         ///
         /// Errors: NOT_FOUND (account, collector); INVALID_ARGUMENT for malformed
-        /// requests (e.g. "window_end_ms: must be after window_start_ms").
+        /// requests (e.g. "window_end_ms: must be after window_start_ms", or
+        /// debtor_requested_window without debtor_request); PERMISSION_DENIED for a
+        /// debtor_request from a role the rule pack does not trust with it.
         public static let checkCompliance = MethodDescriptor<SchedulingV1.CheckComplianceRequest, SchedulingV1.CheckComplianceResponse>(
             service: name, method: "CheckCompliance", isServerStreaming: false)
 
@@ -2226,8 +2314,11 @@ extension SchedulingV1 {
         /// notice is written to the outbox in the same transaction; when the notice
         /// is delivered the appointment becomes NOTIFIED.
         ///
-        /// Errors: NOT_FOUND (account, collector); FAILED_PRECONDITION with every
-        /// violated rule (see the service comment); nothing is booked.
+        /// Errors: NOT_FOUND (account, collector); INVALID_ARGUMENT
+        /// (debtor_requested_window without debtor_request, an incomplete
+        /// debtor_request); PERMISSION_DENIED (a debtor_request from a role the rule
+        /// pack does not trust with it); FAILED_PRECONDITION with every violated
+        /// rule (see the service comment); nothing is booked.
         public static let bookAppointment = MethodDescriptor<SchedulingV1.BookAppointmentRequest, SchedulingV1.Appointment>(
             service: name, method: "BookAppointment", isServerStreaming: false)
 
@@ -2244,9 +2335,10 @@ extension SchedulingV1 {
         /// previous window and crew are kept in `reschedules`; a new notice is
         /// written and the appointment returns to PROPOSED until it is delivered.
         ///
-        /// Errors: NOT_FOUND; ABORTED; FAILED_PRECONDITION `appointment-state`
-        /// (not PROPOSED, NOTIFIED or CONFIRMED) or any compliance rule; nothing
-        /// changes on refusal.
+        /// Errors: NOT_FOUND; ABORTED; INVALID_ARGUMENT and PERMISSION_DENIED for
+        /// debtor_request as in BookAppointment; FAILED_PRECONDITION
+        /// `appointment-state` (not PROPOSED, NOTIFIED or CONFIRMED) or any
+        /// compliance rule; nothing changes on refusal.
         public static let rescheduleAppointment = MethodDescriptor<SchedulingV1.RescheduleAppointmentRequest, SchedulingV1.Appointment>(
             service: name, method: "RescheduleAppointment", isServerStreaming: false)
 
@@ -2912,6 +3004,7 @@ extension SchedulingV1.CheckComplianceRequest {
         5: .init(name: "debtor_requested_window", kind: .varint, repeated: false),
         6: .init(name: "appointment_id", kind: .string, repeated: false),
         7: .init(name: "check_point", kind: .varint, repeated: false),
+        8: .init(name: "debtor_request", kind: .message({ SchedulingV1.DebtorRequestedWindow.wireSchema }), repeated: false),
     ])
 }
 
@@ -2933,6 +3026,7 @@ extension SchedulingV1.CheckComplianceRequest: CMessageBridge {
         if self.debtorRequestedWindow { c.pointee.debtor_requested_window = (self.debtorRequestedWindow ? 1 : 0) }
         if !self.appointmentId.isEmpty { c.pointee.appointment_id = try arena.cString(self.appointmentId, field: "appointment_id") }
         if self.checkPoint.rawValue != 0 { c.pointee.check_point = .init(rawValue: .init(truncatingIfNeeded: self.checkPoint.rawValue)) }
+        if let value = self.debtorRequest { c.pointee.debtor_request = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Scheduling__V1__CheckComplianceRequest>) {
@@ -2944,6 +3038,7 @@ extension SchedulingV1.CheckComplianceRequest: CMessageBridge {
         self.debtorRequestedWindow = (c.pointee.debtor_requested_window != 0)
         self.appointmentId = swiftString(c.pointee.appointment_id)
         self.checkPoint = SchedulingV1.CheckPoint(rawValue: Int32(truncatingIfNeeded: c.pointee.check_point.rawValue))
+        self.debtorRequest = c.pointee.debtor_request.map { SchedulingV1.DebtorRequestedWindow(copying: $0) }
     }
 }
 
@@ -2957,6 +3052,7 @@ extension SchedulingV1.CheckComplianceRequest {
         if self.debtorRequestedWindow { members.append(("debtorRequestedWindow", .bool(self.debtorRequestedWindow))) }
         if !self.appointmentId.isEmpty { members.append(("appointmentId", .string(self.appointmentId))) }
         if self.checkPoint.rawValue != 0 { members.append(("checkPoint", .enumValue(self.checkPoint))) }
+        if let value = self.debtorRequest { members.append(("debtorRequest", value.jsonValue())) }
         return .object(members)
     }
 
@@ -2976,6 +3072,7 @@ extension SchedulingV1.CheckComplianceRequest {
             case "debtorRequestedWindow", "debtor_requested_window": self.debtorRequestedWindow = try value.bool(fieldPath)
             case "appointmentId", "appointment_id": self.appointmentId = try value.string(fieldPath)
             case "checkPoint", "check_point": self.checkPoint = try value.enumValue(SchedulingV1.CheckPoint.self, fieldPath)
+            case "debtorRequest", "debtor_request": self.debtorRequest = try SchedulingV1.DebtorRequestedWindow(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.CheckComplianceRequest")
             }
         }
@@ -3093,6 +3190,7 @@ extension SchedulingV1.Appointment {
         25: .init(name: "version", kind: .varint, repeated: false),
         26: .init(name: "created_ms", kind: .varint, repeated: false),
         27: .init(name: "updated_ms", kind: .varint, repeated: false),
+        28: .init(name: "debtor_request", kind: .message({ SchedulingV1.DebtorRequestedWindow.wireSchema }), repeated: false),
     ])
 }
 
@@ -3140,6 +3238,7 @@ extension SchedulingV1.Appointment: CMessageBridge {
         c.pointee.version = self.version
         c.pointee.created_ms = self.createdMs
         c.pointee.updated_ms = self.updatedMs
+        if let value = self.debtorRequest { c.pointee.debtor_request = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Scheduling__V1__Appointment>) {
@@ -3171,6 +3270,7 @@ extension SchedulingV1.Appointment: CMessageBridge {
         self.version = c.pointee.version
         self.createdMs = c.pointee.created_ms
         self.updatedMs = c.pointee.updated_ms
+        self.debtorRequest = c.pointee.debtor_request.map { SchedulingV1.DebtorRequestedWindow(copying: $0) }
     }
 }
 
@@ -3204,6 +3304,7 @@ extension SchedulingV1.Appointment {
         if self.version != 0 { members.append(("version", .int64(self.version))) }
         if self.createdMs != 0 { members.append(("createdMs", .int64(self.createdMs))) }
         if self.updatedMs != 0 { members.append(("updatedMs", .int64(self.updatedMs))) }
+        if let value = self.debtorRequest { members.append(("debtorRequest", value.jsonValue())) }
         return .object(members)
     }
 
@@ -3249,6 +3350,7 @@ extension SchedulingV1.Appointment {
             case "version": self.version = try value.int64(fieldPath)
             case "createdMs", "created_ms": self.createdMs = try value.int64(fieldPath)
             case "updatedMs", "updated_ms": self.updatedMs = try value.int64(fieldPath)
+            case "debtorRequest", "debtor_request": self.debtorRequest = try SchedulingV1.DebtorRequestedWindow(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.Appointment")
             }
         }
@@ -3271,6 +3373,7 @@ extension SchedulingV1.Reschedule {
         8: .init(name: "previous_state", kind: .varint, repeated: false),
         9: .init(name: "reason", kind: .string, repeated: false),
         10: .init(name: "rescheduled_by", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        11: .init(name: "debtor_request", kind: .message({ SchedulingV1.DebtorRequestedWindow.wireSchema }), repeated: false),
     ])
 }
 
@@ -3298,6 +3401,7 @@ extension SchedulingV1.Reschedule: CMessageBridge {
         if self.previousState.rawValue != 0 { c.pointee.previous_state = .init(rawValue: .init(truncatingIfNeeded: self.previousState.rawValue)) }
         if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
         if let value = self.rescheduledBy { c.pointee.rescheduled_by = try value.makeCStruct(in: arena) }
+        if let value = self.debtorRequest { c.pointee.debtor_request = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Scheduling__V1__Reschedule>) {
@@ -3312,6 +3416,7 @@ extension SchedulingV1.Reschedule: CMessageBridge {
         self.previousState = SchedulingV1.AppointmentState(rawValue: Int32(truncatingIfNeeded: c.pointee.previous_state.rawValue))
         self.reason = swiftString(c.pointee.reason)
         self.rescheduledBy = c.pointee.rescheduled_by.map { TypeV1.Actor(copying: $0) }
+        self.debtorRequest = c.pointee.debtor_request.map { SchedulingV1.DebtorRequestedWindow(copying: $0) }
     }
 }
 
@@ -3328,6 +3433,7 @@ extension SchedulingV1.Reschedule {
         if self.previousState.rawValue != 0 { members.append(("previousState", .enumValue(self.previousState))) }
         if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
         if let value = self.rescheduledBy { members.append(("rescheduledBy", value.jsonValue())) }
+        if let value = self.debtorRequest { members.append(("debtorRequest", value.jsonValue())) }
         return .object(members)
     }
 
@@ -3353,7 +3459,75 @@ extension SchedulingV1.Reschedule {
             case "previousState", "previous_state": self.previousState = try value.enumValue(SchedulingV1.AppointmentState.self, fieldPath)
             case "reason": self.reason = try value.string(fieldPath)
             case "rescheduledBy", "rescheduled_by": self.rescheduledBy = try TypeV1.Actor(json: value, path: fieldPath)
+            case "debtorRequest", "debtor_request": self.debtorRequest = try SchedulingV1.DebtorRequestedWindow(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.Reschedule")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.DebtorRequestedWindow
+
+extension SchedulingV1.DebtorRequestedWindow {
+    public static let protoMessageName = "doorstep.scheduling.v1.DebtorRequestedWindow"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "channel", kind: .varint, repeated: false),
+        2: .init(name: "requested_ms", kind: .varint, repeated: false),
+        3: .init(name: "reference", kind: .string, repeated: false),
+        4: .init(name: "recorded_by", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        5: .init(name: "recorded_ms", kind: .varint, repeated: false),
+    ])
+}
+
+extension SchedulingV1.DebtorRequestedWindow: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__DebtorRequestedWindow
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__debtor_requested_window() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__DebtorRequestedWindow>) { doorstep__scheduling__v1__debtor_requested_window__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__DebtorRequestedWindow>, arena: Arena) throws(WireError) {
+        if self.channel.rawValue != 0 { c.pointee.channel = .init(rawValue: .init(truncatingIfNeeded: self.channel.rawValue)) }
+        c.pointee.requested_ms = self.requestedMs
+        if !self.reference.isEmpty { c.pointee.reference = try arena.cString(self.reference, field: "reference") }
+        if let value = self.recordedBy { c.pointee.recorded_by = try value.makeCStruct(in: arena) }
+        c.pointee.recorded_ms = self.recordedMs
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__DebtorRequestedWindow>) {
+        self.init()
+        self.channel = TypeV1.ContactChannel(rawValue: Int32(truncatingIfNeeded: c.pointee.channel.rawValue))
+        self.requestedMs = c.pointee.requested_ms
+        self.reference = swiftString(c.pointee.reference)
+        self.recordedBy = c.pointee.recorded_by.map { TypeV1.Actor(copying: $0) }
+        self.recordedMs = c.pointee.recorded_ms
+    }
+}
+
+extension SchedulingV1.DebtorRequestedWindow {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.channel.rawValue != 0 { members.append(("channel", .enumValue(self.channel))) }
+        if self.requestedMs != 0 { members.append(("requestedMs", .int64(self.requestedMs))) }
+        if !self.reference.isEmpty { members.append(("reference", .string(self.reference))) }
+        if let value = self.recordedBy { members.append(("recordedBy", value.jsonValue())) }
+        if self.recordedMs != 0 { members.append(("recordedMs", .int64(self.recordedMs))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "channel": self.channel = try value.enumValue(TypeV1.ContactChannel.self, fieldPath)
+            case "requestedMs", "requested_ms": self.requestedMs = try value.int64(fieldPath)
+            case "reference": self.reference = try value.string(fieldPath)
+            case "recordedBy", "recorded_by": self.recordedBy = try TypeV1.Actor(json: value, path: fieldPath)
+            case "recordedMs", "recorded_ms": self.recordedMs = try value.int64(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.DebtorRequestedWindow")
             }
         }
     }
@@ -3443,6 +3617,7 @@ extension SchedulingV1.CustomerNotice {
         14: .init(name: "complaint_instructions", kind: .string, repeated: false),
         15: .init(name: "created_ms", kind: .varint, repeated: false),
         16: .init(name: "delivery", kind: .message({ TypeV1.Delivery.wireSchema }), repeated: false),
+        17: .init(name: "debtor_request", kind: .message({ SchedulingV1.DebtorRequestedWindow.wireSchema }), repeated: false),
     ])
 }
 
@@ -3473,6 +3648,7 @@ extension SchedulingV1.CustomerNotice: CMessageBridge {
         if !self.complaintInstructions.isEmpty { c.pointee.complaint_instructions = try arena.cString(self.complaintInstructions, field: "complaint_instructions") }
         c.pointee.created_ms = self.createdMs
         if let value = self.delivery { c.pointee.delivery = try value.makeCStruct(in: arena) }
+        if let value = self.debtorRequest { c.pointee.debtor_request = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Scheduling__V1__CustomerNotice>) {
@@ -3493,6 +3669,7 @@ extension SchedulingV1.CustomerNotice: CMessageBridge {
         self.complaintInstructions = swiftString(c.pointee.complaint_instructions)
         self.createdMs = c.pointee.created_ms
         self.delivery = c.pointee.delivery.map { TypeV1.Delivery(copying: $0) }
+        self.debtorRequest = c.pointee.debtor_request.map { SchedulingV1.DebtorRequestedWindow(copying: $0) }
     }
 }
 
@@ -3515,6 +3692,7 @@ extension SchedulingV1.CustomerNotice {
         if !self.complaintInstructions.isEmpty { members.append(("complaintInstructions", .string(self.complaintInstructions))) }
         if self.createdMs != 0 { members.append(("createdMs", .int64(self.createdMs))) }
         if let value = self.delivery { members.append(("delivery", value.jsonValue())) }
+        if let value = self.debtorRequest { members.append(("debtorRequest", value.jsonValue())) }
         return .object(members)
     }
 
@@ -3543,6 +3721,7 @@ extension SchedulingV1.CustomerNotice {
             case "complaintInstructions", "complaint_instructions": self.complaintInstructions = try value.string(fieldPath)
             case "createdMs", "created_ms": self.createdMs = try value.int64(fieldPath)
             case "delivery": self.delivery = try TypeV1.Delivery(json: value, path: fieldPath)
+            case "debtorRequest", "debtor_request": self.debtorRequest = try SchedulingV1.DebtorRequestedWindow(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.CustomerNotice")
             }
         }
@@ -3564,6 +3743,7 @@ extension SchedulingV1.BookAppointmentRequest {
         7: .init(name: "purpose_text", kind: .string, repeated: false),
         8: .init(name: "debtor_requested_window", kind: .varint, repeated: false),
         9: .init(name: "note", kind: .string, repeated: false),
+        10: .init(name: "debtor_request", kind: .message({ SchedulingV1.DebtorRequestedWindow.wireSchema }), repeated: false),
     ])
 }
 
@@ -3587,6 +3767,7 @@ extension SchedulingV1.BookAppointmentRequest: CMessageBridge {
         if !self.purposeText.isEmpty { c.pointee.purpose_text = try arena.cString(self.purposeText, field: "purpose_text") }
         if self.debtorRequestedWindow { c.pointee.debtor_requested_window = (self.debtorRequestedWindow ? 1 : 0) }
         if !self.note.isEmpty { c.pointee.note = try arena.cString(self.note, field: "note") }
+        if let value = self.debtorRequest { c.pointee.debtor_request = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Scheduling__V1__BookAppointmentRequest>) {
@@ -3600,6 +3781,7 @@ extension SchedulingV1.BookAppointmentRequest: CMessageBridge {
         self.purposeText = swiftString(c.pointee.purpose_text)
         self.debtorRequestedWindow = (c.pointee.debtor_requested_window != 0)
         self.note = swiftString(c.pointee.note)
+        self.debtorRequest = c.pointee.debtor_request.map { SchedulingV1.DebtorRequestedWindow(copying: $0) }
     }
 }
 
@@ -3615,6 +3797,7 @@ extension SchedulingV1.BookAppointmentRequest {
         if !self.purposeText.isEmpty { members.append(("purposeText", .string(self.purposeText))) }
         if self.debtorRequestedWindow { members.append(("debtorRequestedWindow", .bool(self.debtorRequestedWindow))) }
         if !self.note.isEmpty { members.append(("note", .string(self.note))) }
+        if let value = self.debtorRequest { members.append(("debtorRequest", value.jsonValue())) }
         return .object(members)
     }
 
@@ -3636,6 +3819,7 @@ extension SchedulingV1.BookAppointmentRequest {
             case "purposeText", "purpose_text": self.purposeText = try value.string(fieldPath)
             case "debtorRequestedWindow", "debtor_requested_window": self.debtorRequestedWindow = try value.bool(fieldPath)
             case "note": self.note = try value.string(fieldPath)
+            case "debtorRequest", "debtor_request": self.debtorRequest = try SchedulingV1.DebtorRequestedWindow(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.BookAppointmentRequest")
             }
         }
@@ -3723,6 +3907,7 @@ extension SchedulingV1.RescheduleAppointmentRequest {
         6: .init(name: "crew_collector_ids", kind: .string, repeated: true),
         7: .init(name: "reason", kind: .string, repeated: false),
         8: .init(name: "debtor_requested_window", kind: .varint, repeated: false),
+        9: .init(name: "debtor_request", kind: .message({ SchedulingV1.DebtorRequestedWindow.wireSchema }), repeated: false),
     ])
 }
 
@@ -3745,6 +3930,7 @@ extension SchedulingV1.RescheduleAppointmentRequest: CMessageBridge {
         }
         if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
         if self.debtorRequestedWindow { c.pointee.debtor_requested_window = (self.debtorRequestedWindow ? 1 : 0) }
+        if let value = self.debtorRequest { c.pointee.debtor_request = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Scheduling__V1__RescheduleAppointmentRequest>) {
@@ -3757,6 +3943,7 @@ extension SchedulingV1.RescheduleAppointmentRequest: CMessageBridge {
         self.crewCollectorIds = swiftArray(c.pointee.crew_collector_ids, c.pointee.n_crew_collector_ids) { swiftString($0) }
         self.reason = swiftString(c.pointee.reason)
         self.debtorRequestedWindow = (c.pointee.debtor_requested_window != 0)
+        self.debtorRequest = c.pointee.debtor_request.map { SchedulingV1.DebtorRequestedWindow(copying: $0) }
     }
 }
 
@@ -3771,6 +3958,7 @@ extension SchedulingV1.RescheduleAppointmentRequest {
         if !self.crewCollectorIds.isEmpty { members.append(("crewCollectorIds", .array(self.crewCollectorIds.map { .string($0) }))) }
         if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
         if self.debtorRequestedWindow { members.append(("debtorRequestedWindow", .bool(self.debtorRequestedWindow))) }
+        if let value = self.debtorRequest { members.append(("debtorRequest", value.jsonValue())) }
         return .object(members)
     }
 
@@ -3791,6 +3979,7 @@ extension SchedulingV1.RescheduleAppointmentRequest {
                 }
             case "reason": self.reason = try value.string(fieldPath)
             case "debtorRequestedWindow", "debtor_requested_window": self.debtorRequestedWindow = try value.bool(fieldPath)
+            case "debtorRequest", "debtor_request": self.debtorRequest = try SchedulingV1.DebtorRequestedWindow(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.RescheduleAppointmentRequest")
             }
         }

@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Checks our (Swift / libprotobuf-c) encodings against the Python reference.
+"""Checks our (Swift / libprotobuf-c) encodings and JSON against the Python reference.
 
 The Swift contract test decodes golden vectors, re-encodes them and writes the
-result as DIR/<full.name>.<kind>.ours.bin. For each such file this script
-parses it with the reference runtime, rebuilds the expected instance with the
-same builder that make_golden.py uses, and compares the two messages. Whether
-our bytes are also byte-identical to the reference encoding is reported for
+result as DIR/<full.name>.<kind>.ours.bin, and its proto3 JSON of the same
+value as DIR/<full.name>.<kind>.ours.json. For each such file this script
+parses it with the reference runtime (``ParseFromString``, or
+``json_format.Parse`` for JSON, which refuses unknown fields), rebuilds the
+expected instance with the same builder that make_golden.py uses, and compares
+the two messages. Whether our bytes (or the reference encoding of what our
+JSON parsed to) are byte-identical to the reference encoding is reported for
 information only: protobuf encodings need not be canonical.
 
 Prints one line per file, then
     verified N, mismatched M, byte-identical K
-where N counts all *.ours.bin files checked. Exits 1 if M > 0 or if DIR holds
-no *.ours.bin file, 2 on usage or proto errors.
+where N counts all *.ours.bin and *.ours.json files checked. Exits 1 if M > 0
+or if DIR holds no *.ours.bin or no *.ours.json file, 2 on usage or proto
+errors.
 
 Usage:
     verify_ours.py [--proto-root PROTO_DIR] --dir DIR
@@ -23,6 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 # Keep the test folder free of __pycache__ when importing the shared module.
@@ -30,6 +35,7 @@ sys.dont_write_bytecode = True
 import golden_lib  # noqa: E402
 
 OURS_SUFFIX = ".ours.bin"
+OURS_JSON_SUFFIX = ".ours.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    ours_files = sorted(p for p in args.dir.iterdir() if p.is_file() and p.name.endswith(OURS_SUFFIX))
+    ours_files = sorted(p for p in args.dir.iterdir()
+                        if p.is_file() and (p.name.endswith(OURS_SUFFIX) or p.name.endswith(OURS_JSON_SUFFIX)))
     mismatched = identical = 0
     for path in ours_files:
         problem, same_bytes = check_file(path, messages)
@@ -64,16 +71,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path.name}: ok (bytes differ)")
 
     print(f"verified {len(ours_files)}, mismatched {mismatched}, byte-identical {identical}")
-    if not ours_files:
-        print(f"error: no *{OURS_SUFFIX} files in {args.dir}", file=sys.stderr)
-        return 1
+    for suffix in (OURS_SUFFIX, OURS_JSON_SUFFIX):
+        if not any(p.name.endswith(suffix) for p in ours_files):
+            print(f"error: no *{suffix} files in {args.dir}", file=sys.stderr)
+            return 1
     return 1 if mismatched else 0
 
 
 def check_file(path: Path, messages: dict) -> tuple[str | None, bool]:
     """Returns (problem description or None, whether the bytes are identical)."""
-    # <full.name>.<kind>.ours.bin -- message full names contain dots, kinds do not.
-    stem = path.name[: -len(OURS_SUFFIX)]
+    # <full.name>.<kind>.ours.bin (or .ours.json) -- message full names contain dots, kinds do not.
+    is_json = path.name.endswith(OURS_JSON_SUFFIX)
+    stem = path.name[: -len(OURS_JSON_SUFFIX if is_json else OURS_SUFFIX)]
     full_name, _, kind = stem.rpartition(".")
     if full_name not in messages:
         return f"unknown message type {full_name!r}", False
@@ -83,10 +92,17 @@ def check_file(path: Path, messages: dict) -> tuple[str | None, bool]:
 
     ours = path.read_bytes()
     actual = cls()
-    try:
-        actual.ParseFromString(ours)
-    except DecodeError as error:
-        return f"reference parser rejected our bytes: {error}", False
+    if is_json:
+        try:
+            json_format.Parse(ours.decode("utf-8"), actual)
+        except (json_format.ParseError, UnicodeDecodeError) as error:
+            return f"reference JSON parser rejected our JSON: {error}", False
+        ours = golden_lib.to_binary(actual)
+    else:
+        try:
+            actual.ParseFromString(ours)
+        except DecodeError as error:
+            return f"reference parser rejected our bytes: {error}", False
 
     expected = golden_lib.build_instance(cls, kind)
     same_bytes = ours == golden_lib.to_binary(expected)

@@ -28,6 +28,26 @@ public struct ComposeFile: Decodable, Sendable {
         for name in services.keys.sorted() { visit(name, []) }
         return order
     }
+
+    /// The same file with services renamed (`old → new`): the service keys, their
+    /// `depends_on` and the hosts of the peer addresses (`*_ADDR`, e.g. `accounts:50051`).
+    /// Commands are kept, so a renamed service runs the same product.
+    public func renamingServices(_ names: [String: String]) -> ComposeFile {
+        func renamed(_ name: String) -> String { names[name] ?? name }
+        var file = self
+        file.services = [:]
+        for (name, var service) in services {
+            service.depends_on = service.depends_on.map { Dictionary(uniqueKeysWithValues: $0.map { (renamed($0.key), $0.value) }) }
+            for (variable, value) in service.environment where variable.hasSuffix("_ADDR") {
+                service.environment[variable] = value.split(separator: ",").map { target -> String in
+                    let parts = target.split(separator: ":", maxSplits: 1).map(String.init)
+                    return ([renamed(parts[0])] + parts.dropFirst()).joined(separator: ":")
+                }.joined(separator: ",")
+            }
+            file.services[renamed(name)] = service
+        }
+        return file
+    }
 }
 
 public struct ComposeParseError: Error, CustomStringConvertible {
@@ -134,13 +154,16 @@ public final class ComposeCluster: @unchecked Sendable {
     private var engineFile = ""
     private var published: [String: String] = [:]
 
-    public init(only: Set<String>? = nil, runner: ComposeRunner = .detect()) async throws {
-        compose = try loadCompose()
+    /// Starts the services of `compose` (default: the repository's docker-compose.yml), or
+    /// `only` those. A file other than the repository's runs as processes only.
+    public init(only: Set<String>? = nil, runner: ComposeRunner = .detect(), compose: ComposeFile? = nil) async throws {
+        self.compose = try compose ?? loadCompose()
+        let runner = compose == nil ? runner : .processes
         self.runner = runner
         directory = try makeTemporaryDirectory()
         keysDirectory = directory.appendingPathComponent("keys")
         try FileManager.default.createDirectory(at: keysDirectory, withIntermediateDirectories: true)
-        let names = compose.startOrder().filter { only?.contains($0) ?? true }
+        let names = self.compose.startOrder().filter { only?.contains($0) ?? true }
         switch runner {
         case .processes:
             for name in names { try await start(name) }

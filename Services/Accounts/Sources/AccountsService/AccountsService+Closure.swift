@@ -1,3 +1,4 @@
+import Compliance
 import Foundation
 import Models
 import RPC
@@ -17,14 +18,14 @@ extension AccountsService {
                                        expectedVersion: request.expectedVersion, context: context) { account, scope in
             var violations: [TypeV1.Violation] = []
             if account.stage != .remote && account.stage != .field {
-                violations.append(.init(ruleId: "account-stage", detail: "only REMOTE or FIELD accounts are referred; \(account.id) is \(account.stage.protoName ?? "?")", subjectId: account.id))
+                violations.append(RuleID.accountStage.violation(quoting: nil, subject: account.id, "only REMOTE or FIELD accounts are referred; \(account.id) is \(account.stage.protoName ?? "?")"))
             }
             let minimum = scope.configuration.collection.legalReferralMinDPD
             if account.daysPastDue < minimum {
-                violations.append(.init(ruleId: "legal-referral-dpd", detail: "\(account.daysPastDue) days past due; referral needs \(minimum)", subjectId: account.id))
+                violations.append(RuleID.legalReferralDPD.violation(quoting: nil, subject: account.id, "\(account.daysPastDue) days past due; referral needs \(minimum)"))
             }
             if let hold = account.holds.first(where: { $0.active && $0.reason != .legalInstruction }) {
-                violations.append(.init(ruleId: "account-hold", detail: "hold \(hold.id) (\(hold.reason.protoName ?? "?")) is active", subjectId: hold.id))
+                violations.append(RuleID.accountHold.violation(quoting: nil, subject: hold.id, "hold \(hold.id) (\(hold.reason.protoName ?? "?")) is active"))
             }
             guard violations.isEmpty else { throw RPCError.refused(violations) }
             let referral = AccountsV1.LegalReferral(
@@ -44,11 +45,11 @@ extension AccountsService {
         return try await mutateAccount(request, requestID: request.requestId, accountID: request.accountId,
                                        expectedVersion: request.expectedVersion, context: context) { account, scope in
             if account.stage == .settled || account.stage == .writtenOff {
-                throw RPCError.refused(rule: "account-stage", "account \(account.id) is \(account.stage.protoName ?? "?")", subjectID: account.id)
+                throw RPCError.refused(rule: RuleID.accountStage, "account \(account.id) is \(account.stage.protoName ?? "?")", subjectID: account.id)
             }
             let minimum = scope.configuration.collection.writeOffMinDPD
             if account.stage != .legal, account.daysPastDue < minimum {
-                throw RPCError.refused(rule: "write-off-dpd", "\(account.daysPastDue) days past due; write-off needs \(minimum) (or LEGAL)",
+                throw RPCError.refused(rule: RuleID.writeOffDPD, "\(account.daysPastDue) days past due; write-off needs \(minimum) (or LEGAL)",
                                        subjectID: account.id)
             }
             let record = AccountsV1.WriteOffRecord(writtenOffMs: scope.nowMs, amount: account.outstandingAmount, reason: reason,

@@ -65,10 +65,10 @@ extension AccountsService {
             if ContactPolicy.isRemote(request.channel) {
                 var violations: [TypeV1.Violation] = []
                 if account.stage == .settled || account.stage == .writtenOff {
-                    violations.append(.init(ruleId: "account-stage", detail: "account \(account.id) is \(account.stage.protoName ?? "closed")", subjectId: account.id))
+                    violations.append(RuleID.accountStage.violation(quoting: nil, subject: account.id, "account \(account.id) is \(account.stage.protoName ?? "closed")"))
                 }
                 if let hold = account.holds.first(where: \.active) {
-                    violations.append(.init(ruleId: "account-hold", detail: "hold \(hold.id) blocks all contact", subjectId: hold.id))
+                    violations.append(RuleID.accountHold.violation(quoting: nil, subject: hold.id, "hold \(hold.id) blocks all contact"))
                 }
                 violations += ContactPolicy.violations(
                     of: ProposedContact(request, number: numberDigest), history: past, pack: pack, debtorTimeZone: zone,

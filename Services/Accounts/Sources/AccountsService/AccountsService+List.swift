@@ -89,34 +89,3 @@ extension AccountsService {
         return response
     }
 }
-
-/// An opaque ListAccounts page token: the row of the last account returned and a digest of
-/// the filters it is valid for (base64 of "a1|row|digest").
-struct ListPageToken {
-    let afterRow: Int64
-    let filter: String
-
-    init(afterRow: Int64, filter: String) {
-        self.afterRow = afterRow
-        self.filter = filter
-    }
-
-    init?(_ text: String) {
-        guard let data = Data(base64Encoded: text) else { return nil }
-        let parts = String(decoding: data, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "a1", let row = Int64(parts[1]), row >= 0 else { return nil }
-        self.init(afterRow: row, filter: String(parts[2]))
-    }
-
-    var text: String { Data("a1|\(afterRow)|\(filter)".utf8).base64EncodedString() }
-
-    /// A short stable digest of the filter key (FNV-1a 64), so tokens stay small.
-    static func digest(_ key: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in key.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return String(hash, radix: 16)
-    }
-}

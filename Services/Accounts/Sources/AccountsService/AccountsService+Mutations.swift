@@ -1,3 +1,4 @@
+import Compliance
 import Foundation
 import GRDB
 import Models
@@ -178,7 +179,7 @@ extension AccountsService {
         return try await mutateAccount(request, requestID: request.requestId, accountID: request.accountId,
                                        expectedVersion: request.expectedVersion, context: context) { account, scope in
             guard account.stage != .settled, account.stage != .writtenOff else {
-                throw RPCError.refused(rule: "account-stage", "account \(account.id) is \(account.stage.protoName ?? "closed")",
+                throw RPCError.refused(rule: RuleID.accountStage, "account \(account.id) is \(account.stage.protoName ?? "closed")",
                                        subjectID: account.id)
             }
             // A second COMPLAINT hold for the same complaint changes nothing.
@@ -214,7 +215,7 @@ extension AccountsService {
             }
             guard let index else { throw RPCError.notFound("no such hold on account \(account.id)") }
             guard account.holds[index].active else {
-                throw RPCError.refused(rule: "hold-released", "hold \(account.holds[index].id) was already released",
+                throw RPCError.refused(rule: RuleID.holdReleased, "hold \(account.holds[index].id) was already released",
                                        subjectID: account.holds[index].id)
             }
             account.holds[index].active = false
@@ -257,27 +258,4 @@ extension AccountsService {
         }
         return response
     }
-}
-
-/// An opaque timeline page token: the account, the filter it was issued for, and the last
-/// sequence returned (base64 of "t1|account|filter|sequence").
-struct TimelinePageToken {
-    let accountID: String
-    let filter: String
-    let afterSequence: Int64
-
-    init(accountID: String, filter: String, afterSequence: Int64) {
-        self.accountID = accountID
-        self.filter = filter
-        self.afterSequence = afterSequence
-    }
-
-    init?(_ text: String) {
-        guard let data = Data(base64Encoded: text) else { return nil }
-        let parts = String(decoding: data, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "t1", let sequence = Int64(parts[3]), sequence >= 0 else { return nil }
-        self.init(accountID: String(parts[1]), filter: String(parts[2]), afterSequence: sequence)
-    }
-
-    var text: String { Data("t1|\(accountID)|\(filter)|\(afterSequence)".utf8).base64EncodedString() }
 }

@@ -17,7 +17,7 @@ public struct AccountsService: Sendable {
     public struct Configuration: Sendable {
         /// National-ID and phone validation rules (from the rule pack). Default: PRC rules.
         public var debtorRules: DebtorRules = .defaults
-        /// DPD thresholds of stages and buckets. Default: DESIGN.md §3.
+        /// DPD thresholds of stages and buckets. Default: docs/DOMAIN.md ("Domain rules").
         public var delinquency: DelinquencyPolicy = .defaults
         /// Coefficients of the risk scorecard. Default: `RiskScorecard.defaults`.
         public var risk: RiskScorecard = .defaults

@@ -2,7 +2,7 @@ import AccountsService
 import ArgumentParser
 import ServiceKit
 
-/// The accounts service (DESIGN.md §6).
+/// The accounts service (docs/OPERATIONS.md).
 @main
 struct AccountsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

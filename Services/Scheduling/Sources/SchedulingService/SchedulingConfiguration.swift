@@ -2,7 +2,8 @@ import Compliance
 import Models
 import RoutePlanner
 
-/// Settings of the scheduling service; every default is spelled out (DESIGN.md §6).
+/// Settings of the scheduling service; every default is spelled out (docs/OPERATIONS.md
+/// ("Flags and environment")).
 public struct SchedulingConfiguration: Sendable {
     /// The rule pack bookings are judged against. Default cn-2026.
     public var rulePack: RulePack = RulePacks.cn2026

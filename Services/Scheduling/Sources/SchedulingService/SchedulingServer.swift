@@ -162,10 +162,3 @@ public enum SchedulingServer {
         }
     }
 }
-
-/// Lets the service wake the dispatcher that is created after it.
-final class DispatcherWake: Sendable {
-    private let target = MutexBox<OutboxDispatcher?>(nil)
-    func attach(_ dispatcher: OutboxDispatcher) { target.set(dispatcher) }
-    func fire() { target.get()?.wake() }
-}

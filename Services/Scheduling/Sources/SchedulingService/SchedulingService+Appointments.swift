@@ -1,13 +1,13 @@
 import Compliance
 import Foundation
 import GRDB
+import Logging
 import Models
 import Outbox
 import RPC
 import RPCWire
 import ServiceKit
 import Storage
-import Synchronization
 import Validation
 
 /// The appointment state machine (scheduling.proto `AppointmentState`):
@@ -55,12 +55,14 @@ extension SchedulingService {
         }) {
             return remembered
         }
-        let account = try await accounts.account(request.accountId)
         let now = clock.nowMs()
         let configuration = self.configuration
+        let debtorRequest = try Self.debtorRequest(request.debtorRequest, flag: request.debtorRequestedWindow, caller: caller,
+                                                   nowMs: now, pack: configuration.rulePack)
+        let account = try await accounts.account(request.accountId)
         let appointment = try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             let visit = ProposedVisit(crew: request.crewCollectorIds, windowStartMs: request.windowStartMs,
-                                      windowEndMs: request.windowEndMs, debtorRequestedWindow: request.debtorRequestedWindow)
+                                      windowEndMs: request.windowEndMs, debtorRequest: debtorRequest)
             let judgement = try Self.judge(db, store, visit: visit, account: account, excluding: nil, scope: scope,
                                            nowMs: now, configuration: configuration)
             guard judgement.violations.isEmpty else {
@@ -73,14 +75,15 @@ extension SchedulingService {
                 crewCollectorIds: request.crewCollectorIds, state: .proposed, windowStartMs: request.windowStartMs,
                 windowEndMs: request.windowEndMs, debtorTimeZone: account.timeZoneID, purpose: request.purpose,
                 purposeText: request.purposeText, regionCode: account.regionCode, address: account.address,
-                debtorRequestedWindow: request.debtorRequestedWindow, note: request.note,
+                debtorRequestedWindow: debtorRequest != nil, note: request.note,
                 rulePackId: configuration.rulePack.id, rulePackVersion: configuration.rulePack.version,
-                bookedBy: caller.actor, version: 1, createdMs: now, updatedMs: now)
+                bookedBy: caller.actor, version: 1, createdMs: now, updatedMs: now, debtorRequest: debtorRequest)
             try Self.writeNotice(db, kind: .booked, for: &appointment, judgement: judgement, nowMs: now, configuration: configuration)
             try store.insert(db, appointment: appointment)
             return try Self.withDeliveries(db, appointment)
         }
         noticeWritten()
+        Self.logDebtorRequest(appointment, context)
         return appointment
     }
 
@@ -113,15 +116,17 @@ extension SchedulingService {
         let scope = try CallerScope(caller)
         let store = self.store
         let appointmentID = request.appointmentId
+        let configuration = self.configuration
+        let debtorRequest = try Self.debtorRequest(request.debtorRequest, flag: request.debtorRequestedWindow, caller: caller,
+                                                   nowMs: clock.nowMs(), pack: configuration.rulePack)
         let current = try await store.database.read { db in try Self.visibleAppointment(db, store, id: appointmentID, scope: scope) }
         let account = try await accounts.account(current.accountId)
-        let configuration = self.configuration
         let result = try await mutateAppointment(request, context, id: request.appointmentId, expectedVersion: request.expectedVersion) { appointment, db, now in
             let previousState = appointment.state
             try Self.transition(&appointment, on: .reschedule, "only PROPOSED, NOTIFIED or CONFIRMED appointments can be rescheduled")
             let crew = request.crewCollectorIds.isEmpty ? appointment.crewCollectorIds : request.crewCollectorIds
             let visit = ProposedVisit(crew: crew, windowStartMs: request.windowStartMs, windowEndMs: request.windowEndMs,
-                                      debtorRequestedWindow: request.debtorRequestedWindow)
+                                      debtorRequest: debtorRequest)
             let judgement = try Self.judge(db, store, visit: visit, account: account, excluding: appointment.id, scope: scope,
                                            nowMs: now, configuration: configuration)
             guard judgement.violations.isEmpty else {
@@ -132,12 +137,13 @@ extension SchedulingService {
                 rescheduledMs: now, previousWindowStartMs: appointment.windowStartMs, previousWindowEndMs: appointment.windowEndMs,
                 previousCrewCollectorIds: appointment.crewCollectorIds, newWindowStartMs: request.windowStartMs,
                 newWindowEndMs: request.windowEndMs, newCrewCollectorIds: crew, previousState: previousState,
-                reason: request.reason, rescheduledBy: caller.actor))
+                reason: request.reason, rescheduledBy: caller.actor, debtorRequest: debtorRequest))
             appointment.windowStartMs = request.windowStartMs
             appointment.windowEndMs = request.windowEndMs
             appointment.crewCollectorIds = crew
             appointment.agencyId = judgement.collectors[crew[0]]?.agencyId ?? appointment.agencyId
-            appointment.debtorRequestedWindow = request.debtorRequestedWindow
+            appointment.debtorRequestedWindow = debtorRequest != nil
+            appointment.debtorRequest = debtorRequest
             appointment.address = account.address
             appointment.confirmedMs = 0
             appointment.rulePackId = configuration.rulePack.id
@@ -145,6 +151,7 @@ extension SchedulingService {
             try Self.writeNotice(db, kind: .rescheduled, for: &appointment, judgement: judgement, nowMs: now, configuration: configuration)
             return true
         }
+        Self.logDebtorRequest(result, context)
         return result
     }
 
@@ -234,7 +241,7 @@ extension SchedulingService {
             return SchedulingV1.ListAppointmentsResponse()
         }
         (filter.agencyID, filter.collectorID) = narrowed
-        let after = try Self.decodePageToken(request.pageToken)
+        let after = try Self.pageToken.decode(request.pageToken)
         let store = self.store
         let selected = filter
         return try await store.database.read { db in
@@ -242,27 +249,14 @@ extension SchedulingService {
             var response = SchedulingV1.ListAppointmentsResponse()
             response.appointments = try page.prefix(pageSize).map { try Self.withDeliveries(db, $0) }
             if page.count > pageSize, let last = response.appointments.last {
-                response.nextPageToken = Self.encodePageToken(startMs: last.windowStartMs, id: last.id)
+                response.nextPageToken = Self.pageToken.encode(ms: last.windowStartMs, id: last.id)
             }
             return response
         }
     }
 
-    static func encodePageToken(startMs: Int64, id: String) -> String {
-        Data("a1|\(startMs)|\(id)".utf8).base64EncodedString()
-    }
-
-    static func decodePageToken(_ token: String) throws -> (startMs: Int64, id: String)? {
-        guard !token.isEmpty else { return nil }
-        guard token.count <= 200, let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8) else {
-            throw RPCError.invalidArgument("page_token", "malformed; pass next_page_token unchanged")
-        }
-        let parts = text.split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "a1", let start = Int64(parts[1]), !parts[2].isEmpty else {
-            throw RPCError.invalidArgument("page_token", "malformed; pass next_page_token unchanged")
-        }
-        return (start, String(parts[2]))
-    }
+    /// Page tokens of ListAppointments: window_start_ms and id of the last row.
+    static let pageToken = KeysetPageToken(tag: "a1")
 
     // MARK: Shared steps
 
@@ -281,7 +275,7 @@ extension SchedulingService {
         let key = try Idempotency.Key(method: context.path, requestID: requestID, request: request, caller: context.callerKey)
         let now = clock.nowMs()
         let store = self.store
-        let wrote = NoticeFlag()
+        let wrote = TransactionFlag()
         let result = try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             var appointment = try Self.visibleAppointment(db, store, id: id, scope: scope)
             if unchangedIf(appointment) { return try Self.withDeliveries(db, appointment) }
@@ -309,11 +303,24 @@ extension SchedulingService {
     /// Applies `event` or refuses with `appointment-state`.
     static func transition(_ appointment: inout SchedulingV1.Appointment, on event: AppointmentTransitions.Event, _ rule: String) throws {
         guard let next = AppointmentTransitions.next(appointment.state, on: event) else {
-            throw RPCError.refused(rule: "appointment-state",
+            throw RPCError.refused(rule: RuleID.appointmentState,
                                    "appointment \(appointment.id) is \(appointment.state.protoName ?? "in an unknown state"); \(rule)",
                                    subjectID: appointment.id)
         }
         appointment.state = next
+    }
+
+    /// The audit line of a window booked at the debtor's request: notice level, with who
+    /// recorded the request and its reference (the appointment and its reschedule history
+    /// keep the same).
+    static func logDebtorRequest(_ appointment: SchedulingV1.Appointment, _ context: ServerContext) {
+        guard let request = appointment.debtorRequest else { return }
+        context.logger.notice("visit window booked at the debtor's request", metadata: [
+            "appointment-id": "\(appointment.id)", "version": "\(appointment.version)",
+            "recorded-by": "\(request.recordedBy?.role.protoName ?? "?") \(request.recordedBy?.subject ?? "?")",
+            "channel": "\(request.channel.protoName ?? "?")", "requested-ms": "\(request.requestedMs)",
+            "reference": "\(request.reference)",
+        ])
     }
 
     static func validatePurpose(_ purpose: SchedulingV1.VisitPurpose) throws {
@@ -323,19 +330,4 @@ extension SchedulingService {
         default: break
         }
     }
-}
-
-/// Set inside a transaction closure, read after it (the closure is @Sendable).
-final class NoticeFlag: Sendable {
-    private let value = MutexBox(false)
-    func set() { value.set(true) }
-    var isSet: Bool { value.get() }
-}
-
-/// A value behind a lock, shareable across tasks (a Mutex cannot be captured itself).
-final class MutexBox<Value: Sendable>: Sendable {
-    private let value: Mutex<Value>
-    init(_ value: Value) { self.value = Mutex(value) }
-    func get() -> Value { value.withLock { $0 } }
-    func set(_ newValue: Value) { value.withLock { $0 = newValue } }
 }

@@ -55,17 +55,17 @@ extension SchedulingService {
             ($0.lastAttempt?.recordedMs ?? 0) < ($1.lastAttempt?.recordedMs ?? 0)
         }
         let sameDay = freshest.flatMap { $0.countsDate.flatMap(CivilDate.init) } == date
-        func line(_ rule: String, _ channel: TypeV1.ContactChannel, _ counted: String, limit: Int?, used: Int, periodDays: Int = 1,
+        func line(_ rule: RuleID, _ channel: TypeV1.ContactChannel, _ counted: String, limit: Int?, used: Int, periodDays: Int = 1,
                   account: String = "", emergencyContact: String = "") -> SchedulingV1.BudgetLine {
             guard let limit else {
-                return SchedulingV1.BudgetLine(ruleId: rule, channel: channel, counted: counted, accountId: account,
+                return SchedulingV1.BudgetLine(ruleId: rule.rawValue, channel: channel, counted: counted, accountId: account,
                                                emergencyContactId: emergencyContact, unlimited: true, periodDays: Int32(periodDays))
             }
-            return SchedulingV1.BudgetLine(ruleId: rule, channel: channel, counted: counted, accountId: account,
+            return SchedulingV1.BudgetLine(ruleId: rule.rawValue, channel: channel, counted: counted, accountId: account,
                                            emergencyContactId: emergencyContact, limit: Int32(limit), used: Int32(used),
                                            remaining: Int32(max(0, limit - used)), periodDays: Int32(periodDays))
         }
-        budget.lines.append(line(RuleID.dailyConnectedCalls, .phone, "connected calls, all lenders and agencies, per day",
+        budget.lines.append(line(.dailyConnectedCalls, .phone, "connected calls, all lenders and agencies, per day",
                                  limit: pack.dailyConnectedCallsPerDebtor, used: sameDay ? Int(freshest?.connectedCallsToday ?? 0) : 0))
         if let limit = pack.dailyCallAttemptsPerNumber {
             var numbers: [String: Int] = ["": 0]
@@ -73,51 +73,49 @@ extension SchedulingService {
                 for entry in freshest.unansweredCallsToday { numbers[entry.emergencyContactId, default: 0] += Int(entry.unansweredCalls) }
             }
             for contact in numbers.keys.sorted() {
-                budget.lines.append(line(RuleID.dailyCallAttempts, .phone,
+                budget.lines.append(line(.dailyCallAttempts, .phone,
                                          contact.isEmpty ? "unanswered calls to the debtor's number, per day" : "unanswered calls to this emergency contact's number, per day",
                                          limit: limit, used: numbers[contact] ?? 0, emergencyContact: contact))
             }
         } else {
-            budget.lines.append(line(RuleID.dailyCallAttempts, .phone, "unanswered calls per number, per day", limit: nil, used: 0))
+            budget.lines.append(line(.dailyCallAttempts, .phone, "unanswered calls per number, per day", limit: nil, used: 0))
         }
         if let limit = pack.weeklyCallAttempts {
-            budget.lines.append(line(RuleID.weeklyCallAttempts, .phone, "calls to the debtor in any 7 days", limit: limit,
+            budget.lines.append(line(.weeklyCallAttempts, .phone, "calls to the debtor in any 7 days", limit: limit,
                                      used: Int(freshest?.callAttemptsLast7Days ?? 0), periodDays: 7))
         }
-        budget.lines.append(line("daily-sms", .sms, "text messages per day (the pack sets no limit)", limit: nil, used: 0))
+        budget.lines.append(line(.dailySMS, .sms, "text messages per day (the pack sets no limit)", limit: nil, used: 0))
         let dailyCap = configuration.visitRules.visitDailyCap ?? pack.visitDailyCap
         let weeklyCap = configuration.visitRules.visitWeeklyCap ?? pack.visitWeeklyCap
         for account in accountsOfDebtor.sorted(by: { $0.id < $1.id }) {
             let used = visits[account.id] ?? (0, 0)
-            budget.lines.append(line(RuleID.visitDailyCap, .visit, "visits to this account per day", limit: dailyCap, used: used.day,
+            budget.lines.append(line(.visitDailyCap, .visit, "visits to this account per day", limit: dailyCap, used: used.day,
                                      account: account.id))
-            budget.lines.append(line(RuleID.visitWeeklyCap, .visit, "visits to this account in the 7 days ending this day",
+            budget.lines.append(line(.visitWeeklyCap, .visit, "visits to this account in the 7 days ending this day",
                                      limit: weeklyCap, used: used.week, periodDays: 7, account: account.id))
         }
 
         for account in accountsOfDebtor.sorted(by: { $0.id < $1.id }) {
             var blocking: [TypeV1.Violation] = []
             if account.onHold {
-                blocking.append(TypeV1.Violation(ruleId: VisitPolicy.EngineRule.accountHold, detail: "account \(account.id) is on hold",
-                                                 subjectId: account.id))
+                blocking.append(RuleID.accountHold.violation(quoting: nil, subject: account.id, "account \(account.id) is on hold"))
             }
             if account.stage == .settled || account.stage == .writtenOff {
-                blocking.append(TypeV1.Violation(ruleId: VisitPolicy.EngineRule.accountStage,
-                                                 detail: "account \(account.id) is \(account.stage.protoName ?? "closed")", subjectId: account.id))
+                blocking.append(RuleID.accountStage.violation(
+                    quoting: nil, subject: account.id, "account \(account.id) is \(account.stage.protoName ?? "closed")"))
             }
             budget.accounts.append(SchedulingV1.AccountContactStatus(accountId: account.id, contactAllowed: blocking.isEmpty, blocking: blocking))
         }
         budget.thirdPartyContactAllowed = freshest?.debtorUnreachable ?? false
 
         // Lawful now: inside today's window, some channel left, some account open.
-        let windowStart = dayStart + Int64(pack.contactHoursStartMinutes) * 60_000
-        let windowEnd = dayStart + Int64(pack.contactHoursEndMinutes) * 60_000
+        let window = pack.contactWindow(on: date, in: zone)
         let channelLeft = budget.lines.contains { $0.accountId.isEmpty && ($0.unlimited || $0.remaining > 0) }
         let accountOpen = budget.accounts.contains(where: \.contactAllowed)
-        let inWindow = now >= windowStart && now < windowEnd
+        let inWindow = window.contains(now)
         budget.contactAllowedNow = date == today && inWindow && channelLeft && accountOpen
         if !budget.contactAllowedNow && channelLeft && accountOpen {
-            budget.nextAllowedMs = now < windowStart ? windowStart : 0
+            budget.nextAllowedMs = now < window.startMs ? window.startMs : 0
         }
         return budget
     }

@@ -1,3 +1,4 @@
+import Compliance
 import Foundation
 import GRDB
 import Models
@@ -85,7 +86,7 @@ extension SchedulingService {
                     : "suspension \(selector.id) of collector \(collector.id) not found")
             }
             guard let index = matches.first(where: { collector.suspensions[$0].active }) else {
-                throw RPCError.refused(rule: "suspension-lifted", "suspension \(collector.suspensions[matches[0]].id) was already lifted",
+                throw RPCError.refused(rule: RuleID.suspensionLifted, "suspension \(collector.suspensions[matches[0]].id) was already lifted",
                                        subjectID: collector.suspensions[matches[0]].id)
             }
             if case .agency = scope, collector.suspensions[index].reason != .agencyDecision {

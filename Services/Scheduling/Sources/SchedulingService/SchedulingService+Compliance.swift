@@ -78,9 +78,47 @@ extension SchedulingService {
         guard endMs > startMs else { throw RPCError.invalidArgument(endField, "must be after \(startField)") }
     }
 
+    /// The debtor's request for a window as a booking request carries it (`debtor_request`,
+    /// and the superseded `debtor_requested_window`), checked and stamped with who recorded
+    /// it; nil when the debtor did not ask for the window. An exception to `contact-hours`
+    /// must carry its evidence: the flag alone is INVALID_ARGUMENT, an incomplete request
+    /// INVALID_ARGUMENT naming the field, and a request from a role the rule pack does not
+    /// trust with it PERMISSION_DENIED.
+    static func debtorRequest(
+        _ request: SchedulingV1.DebtorRequestedWindow?, flag: Bool, caller: Caller, nowMs: Int64, pack: RulePack
+    ) throws -> SchedulingV1.DebtorRequestedWindow? {
+        guard var request else {
+            if flag {
+                throw RPCError.invalidArgument(
+                    "debtor_request", "required with debtor_requested_window: the debtor's request on record (channel, requested_ms, reference)")
+            }
+            return nil
+        }
+        switch request.channel {
+        case .sms, .phone, .visit: break
+        case .unrecognized(let value): throw RPCError.invalidArgument("debtor_request.channel", "unknown value \(value)")
+        default: throw RPCError.invalidArgument("debtor_request.channel", "required")
+        }
+        _ = try Validate.instantMs(request.requestedMs, field: "debtor_request.requested_ms", required: true)
+        guard request.requestedMs <= nowMs else {
+            throw RPCError.invalidArgument("debtor_request.requested_ms", "must not be after now")
+        }
+        _ = try Validate.text(request.reference, field: "debtor_request.reference", min: 1, max: 128)
+        let actor = caller.actor
+        guard pack.trustsDebtorRequest(from: actor.role) else {
+            let trusted = pack.debtorRequestTrustedRoles.map(RulePack.roleName).joined(separator: ", ")
+            throw RPCError.permissionDenied(
+                "debtor_request: rule pack \(pack.id) accepts a debtor's request only from \(trusted.isEmpty ? "no role" : trusted), not from role \(caller.role.rawValue)")
+        }
+        request.recordedBy = actor
+        request.recordedMs = nowMs
+        return request
+    }
+
     /// CheckCompliance: the dry run of a booking, or the check-in re-check of a booked visit.
     func checkCompliance(_ request: SchedulingV1.CheckComplianceRequest, _ context: ServerContext) async throws -> SchedulingV1.CheckComplianceResponse {
         let scope = try context.requireScope()
+        let caller = try context.requireCaller()
         let now = clock.nowMs()
         let store = self.store
         let configuration = self.configuration
@@ -104,7 +142,7 @@ extension SchedulingService {
                 throw RPCError.invalidArgument("account_id", "is not the account of appointment \(booked.id)")
             }
             guard booked.state == .notified || booked.state == .confirmed else {
-                throw RPCError.refused(rule: "appointment-state",
+                throw RPCError.refused(rule: RuleID.appointmentState,
                                        "appointment \(booked.id) is \(booked.state.protoName ?? "not bookable"); only NOTIFIED or CONFIRMED appointments are visited",
                                        subjectID: booked.id)
             }
@@ -113,7 +151,7 @@ extension SchedulingService {
                 crew: request.crewCollectorIds.isEmpty ? booked.crewCollectorIds : request.crewCollectorIds,
                 windowStartMs: request.windowStartMs == 0 ? booked.windowStartMs : request.windowStartMs,
                 windowEndMs: request.windowEndMs == 0 ? booked.windowEndMs : request.windowEndMs,
-                debtorRequestedWindow: booked.debtorRequestedWindow,
+                debtorRequest: booked.debtorRequest,
                 checkPoint: .checkIn(noticeDeliveredMs: Self.announcedMs(booked)))
             let judgement = try await store.database.read { db in
                 try Self.judge(db, store, visit: visit, account: account, excluding: appointmentID, scope: scope,
@@ -129,6 +167,8 @@ extension SchedulingService {
             try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
             try Self.validateCrew(request.crewCollectorIds)
             try Self.validateWindow(startMs: request.windowStartMs, endMs: request.windowEndMs)
+            let debtorRequest = try Self.debtorRequest(request.debtorRequest, flag: request.debtorRequestedWindow, caller: caller,
+                                                       nowMs: now, pack: configuration.rulePack)
             let excluding = request.appointmentId.isEmpty ? nil : request.appointmentId
             if let excluding {
                 try Validate.resourceID(excluding, field: "appointment_id", prefix: "apt")
@@ -136,7 +176,7 @@ extension SchedulingService {
             }
             let account = try await accounts.account(request.accountId)
             let visit = ProposedVisit(crew: request.crewCollectorIds, windowStartMs: request.windowStartMs,
-                                      windowEndMs: request.windowEndMs, debtorRequestedWindow: request.debtorRequestedWindow)
+                                      windowEndMs: request.windowEndMs, debtorRequest: debtorRequest)
             let judgement = try await store.database.read { db in
                 try Self.judge(db, store, visit: visit, account: account, excluding: excluding, scope: scope,
                                nowMs: now, configuration: configuration)

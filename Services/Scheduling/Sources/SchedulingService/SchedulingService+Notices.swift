@@ -29,7 +29,11 @@ extension SchedulingService {
             purposeText: appointment.purposeText.isEmpty ? defaultPurposeText(appointment.purpose) : appointment.purposeText,
             collectorNames: appointment.crewCollectorIds.map { judgement.collectors[$0]?.fullName ?? $0 },
             agencyName: judgement.agencies[appointment.agencyId]?.displayName ?? appointment.agencyId,
-            complaintInstructions: configuration.complaintInstructions, createdMs: nowMs)
+            complaintInstructions: configuration.complaintInstructions, createdMs: nowMs,
+            debtorRequest: appointment.debtorRequest.map { request in
+                // The debtor sees their request as recorded, not who recorded it.
+                SchedulingV1.DebtorRequestedWindow(channel: request.channel, requestedMs: request.requestedMs, reference: request.reference)
+            })
         try Outbox.enqueue(db, OutboxMessage(id: notice.id, topic: noticeTopic, payload: Array(notice.jsonText().utf8), createdMs: nowMs),
                            nowMs: nowMs)
         var listed = notice
@@ -97,7 +101,7 @@ public struct MissedAppointmentSweep: Service {
 
     /// One pass; returns how many appointments became MISSED.
     @discardableResult
-    public func sweep() async throws(RPCError) -> Int {
+    public func sweep() async throws -> Int {
         let now = clock.nowMs()
         let graceMs = self.graceMs
         let store = SchedulingStore(database: database)

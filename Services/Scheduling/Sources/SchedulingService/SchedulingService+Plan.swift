@@ -21,14 +21,6 @@ struct PlannedCrew {
     var capacity: Int
 }
 
-/// Rules about the crew (not the visit) that a booked appointment must still pass on the
-/// planned day; the others were judged at booking.
-private let crewRuleIDs: Set<String> = [
-    RuleID.agencyStatus, RuleID.agencyLicence, RuleID.agencyInspection, RuleID.collectorStatus, RuleID.collectorCertification,
-]
-/// Rules about the account's visit caps, judged for candidate stops.
-private let capRuleIDs: Set<String> = [RuleID.visitDailyCap, RuleID.visitWeeklyCap]
-
 extension SchedulingService {
     func planDay(_ request: SchedulingV1.PlanDayRequest, _ context: ServerContext) async throws -> SchedulingV1.PlanDayResponse {
         try Validate.regionCode(request.regionCode, field: "region_code")
@@ -201,6 +193,7 @@ struct DayPlanner {
     }
 
     var pack: RulePack { configuration.rulePack }
+    var rules: VisitRules { VisitRules(pack: configuration.rulePack, settings: configuration.visitRules) }
     var serviceSeconds: Double { Double(configuration.visitMinutes * 60) }
 
     func seconds(_ ms: Int64) -> Double { Double(ms - dayStartMs) / 1000 }
@@ -223,15 +216,12 @@ struct DayPlanner {
                            capacity: records.map { Int($0.dailyCapacity) }.min() ?? 0)
     }
 
-    /// The crew-rule violations of `members` on the planned day.
-    func crewViolations(_ members: [String], region: String, location: TypeV1.GeoPoint?, day: SchedulingService.PlanningDay) -> [TypeV1.Violation] {
-        let account = VisitedAccount(accountID: "", stage: .field, onHold: false, regionCode: region, timeZone: zone, location: location)
-        let noon = dayStartMs + 12 * 3_600_000
-        let visit = ProposedVisit(crew: members, windowStartMs: noon, windowEndMs: noon + 3_600_000)
-        return VisitPolicy.violations(
-            of: visit, account: account, collectors: day.collectors, agencies: day.agencies, crewBookings: [], accountBookings: [],
-            nowMs: nowMs, pack: pack, settings: configuration.visitRules, travelSeconds: { configuration.travelSeconds($0, $1) }
-        ).filter { crewRuleIDs.contains($0.ruleId) }
+    /// The violations of the crew's credentials (`VisitChecks.credentials`) of `members`
+    /// visiting on `visitDate` in `region`: what a crew must still pass on the day it visits.
+    func credentialViolations(_ members: [String], visitDate: CivilDate, region: String,
+                              day: SchedulingService.PlanningDay) -> [TypeV1.Violation] {
+        let crew = CrewFacts(crew: members, collectors: day.collectors, agencies: day.agencies, visitDate: visitDate, regionCode: region)
+        return VisitChecks.credentials.violations(crew, under: rules)
     }
 
     mutating func build(day: SchedulingService.PlanningDay, candidates: [AccountsV1.VisitCandidate],
@@ -241,12 +231,15 @@ struct DayPlanner {
         var appointmentCrew: [(SchedulingV1.Appointment, Int)] = []
         for appointment in day.appointments {
             appointmentsInScope += 1
-            guard let location = appointment.address?.location else {
+            guard appointment.address?.location != nil else {
                 unassigned.append(item(appointment: appointment.id, .noLocation, "the debtor's address has no coordinates"))
                 continue
             }
             let members = appointment.crewCollectorIds
-            let violations = crewViolations(members, region: appointment.regionCode, location: location, day: day)
+            // Credentials are judged on the debtor-local date of the booked window's start.
+            let appointmentZone = TimeZone(identifier: appointment.debtorTimeZone) ?? zone
+            let visitDate = CivilDate.today(in: appointmentZone, nowMs: appointment.windowStartMs)
+            let violations = credentialViolations(members, visitDate: visitDate, region: appointment.regionCode, day: day)
             guard violations.isEmpty else {
                 var entry = item(appointment: appointment.id, .crewNotCompliant,
                                  "the booked crew no longer passes compliance: \(violations.map(\.ruleId).joined(separator: ", "))")
@@ -276,7 +269,7 @@ struct DayPlanner {
                 while index + size <= members.count {
                     let group = Array(members[index..<index + size])
                     index += size
-                    guard crewViolations(group, region: day.collectors[group[0]]?.regionCode ?? "", location: nil, day: day).isEmpty,
+                    guard credentialViolations(group, visitDate: date, region: day.collectors[group[0]]?.regionCode ?? "", day: day).isEmpty,
                           let planned = crew(group, collectors: day.collectors), planned.shiftEndMs > planned.shiftStartMs else { continue }
                     crews.append(planned)
                 }
@@ -301,28 +294,19 @@ struct DayPlanner {
                 continue
             }
             let candidateZone = TimeZone(identifier: candidate.timeZone) ?? zone
-            let midnight = SchedulingService.midnight(of: date, in: candidateZone)
-            let contactStart = midnight + Int64(pack.contactHoursStartMinutes) * 60_000
-            let contactEnd = midnight + Int64(pack.contactHoursEndMinutes) * 60_000
-            let noticeFloor = nowMs + Int64(pack.advanceNoticeHours) * 3_600_000
-            let earliest = Self.roundUpToMinute(max(contactStart, noticeFloor))
-            let latestStart = contactEnd - Int64(serviceSeconds * 1000)
+            let contact = pack.contactWindow(on: date, in: candidateZone)
+            let earliest = earliestStart(contact)
+            let latestStart = contact.endMs - Int64(serviceSeconds * 1000)
             var violations: [TypeV1.Violation] = []
             if earliest > latestStart {
-                let rule = pack.rule(RuleID.advanceNotice)
-                violations.append(TypeV1.Violation(
-                    ruleId: RuleID.advanceNotice, ruleText: rule?.text ?? "", ruleSource: rule?.source ?? "",
-                    detail: "a visit on \(date) cannot be announced \(pack.advanceNoticeHours) h ahead inside \(pack.contactWindowText)",
-                    subjectId: candidate.accountId))
+                violations.append(RuleID.advanceNotice.violation(
+                    quoting: pack, subject: candidate.accountId,
+                    "a visit on \(date) cannot be announced \(pack.advanceNoticeHours) h ahead inside \(pack.contactWindowText)"))
             }
-            let probe = ProposedVisit(crew: [], windowStartMs: max(earliest, contactStart), windowEndMs: max(earliest, contactStart) + 3_600_000)
-            let account = VisitedAccount(accountID: candidate.accountId, stage: .field, onHold: false, regionCode: candidate.address?.regionCode ?? "",
-                                         timeZone: candidateZone, location: location)
-            violations += VisitPolicy.violations(
-                of: probe, account: account, collectors: [:], agencies: [:], crewBookings: [],
-                accountBookings: candidateBookings[candidate.accountId] ?? [], nowMs: nowMs, pack: pack,
-                settings: configuration.visitRules, travelSeconds: { configuration.travelSeconds($0, $1) }
-            ).filter { capRuleIDs.contains($0.ruleId) }
+            // The caps as of the earliest start the plan could give the visit.
+            let visits = AccountVisitsFacts(accountID: candidate.accountId, startMs: earliest, zone: candidateZone,
+                                            bookings: candidateBookings[candidate.accountId] ?? [])
+            violations += VisitChecks.caps.violations(visits, under: rules)
             guard violations.isEmpty else {
                 var entry = item(account: candidate.accountId, .notCompliant,
                                  "a visit would not pass: \(violations.map(\.ruleId).joined(separator: ", "))")
@@ -342,6 +326,12 @@ struct DayPlanner {
     }
 
     static func roundUpToMinute(_ ms: Int64) -> Int64 { (ms + 59_999) / 60_000 * 60_000 }
+
+    /// The earliest lawful start of a visit inside `contact`: not before the window opens, and
+    /// announced at least the pack's notice period ahead (from now), on a whole minute.
+    func earliestStart(_ contact: ContactWindow) -> Int64 {
+        Self.roundUpToMinute(max(contact.startMs, nowMs + Int64(pack.advanceNoticeHours) * 3_600_000))
+    }
 
     func item(appointment: String, _ reason: SchedulingV1.UnassignedReason, _ detail: String) -> SchedulingV1.UnassignedItem {
         SchedulingV1.UnassignedItem(reason: reason, detail: detail, target: .appointmentId(appointment))
@@ -441,12 +431,11 @@ struct DayPlanner {
     func suggestedWindow(serviceStartMs: Int64, candidate: AccountsV1.VisitCandidate) -> (start: Int64, end: Int64) {
         let candidateZone = TimeZone(identifier: candidate.timeZone) ?? zone
         let midnight = SchedulingService.midnight(of: date, in: candidateZone)
-        let contactStart = midnight + Int64(pack.contactHoursStartMinutes) * 60_000
-        let contactEnd = midnight + Int64(pack.contactHoursEndMinutes) * 60_000
-        let earliest = Self.roundUpToMinute(max(contactStart, nowMs + Int64(pack.advanceNoticeHours) * 3_600_000))
+        let contact = pack.contactWindow(on: date, in: candidateZone)
+        let earliest = earliestStart(contact)
         let halfHour: Int64 = 1_800_000
         let start = min(serviceStartMs, max(earliest, (serviceStartMs - midnight) / halfHour * halfHour + midnight))
-        let end = min(contactEnd, start + Int64(configuration.suggestedWindowMinutes) * 60_000)
+        let end = min(contact.endMs, start + Int64(configuration.suggestedWindowMinutes) * 60_000)
         return (start, max(end, serviceStartMs + Int64(serviceSeconds * 1000)))
     }
 

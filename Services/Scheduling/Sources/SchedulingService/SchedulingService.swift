@@ -98,14 +98,13 @@ public struct SchedulingService: Sendable {
             }
             var violations: [TypeV1.Violation] = []
             if agency.status != .active {
-                violations.append(TypeV1.Violation(
-                    ruleId: "agency-status", detail: "agency \(agency.id) is \(agency.status.protoName ?? "not active")",
-                    subjectId: agency.id))
+                violations.append(RuleID.agencyStatus.violation(
+                    quoting: nil, subject: agency.id, "agency \(agency.id) is \(agency.status.protoName ?? "not active")"))
             }
             if !agency.regionsServed.contains(collector.regionCode) {
-                violations.append(TypeV1.Violation(
-                    ruleId: "agency-region", field: "collector.region_code",
-                    detail: "agency \(agency.id) does not serve region \(collector.regionCode)", subjectId: agency.id))
+                violations.append(RuleID.agencyRegion.violation(
+                    quoting: nil, field: "collector.region_code", subject: agency.id,
+                    "agency \(agency.id) does not serve region \(collector.regionCode)"))
             }
             guard violations.isEmpty else { throw RPCError.refused(violations) }
             guard try !store.certificationTaken(db, collector.certificationNumber) else {

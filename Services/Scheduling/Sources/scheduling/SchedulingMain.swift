@@ -2,7 +2,7 @@ import ArgumentParser
 import SchedulingService
 import ServiceKit
 
-/// The scheduling service (DESIGN.md §6).
+/// The scheduling service (docs/OPERATIONS.md).
 @main
 struct SchedulingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -26,7 +26,7 @@ public struct ComplaintSLASweep: Service {
 
     /// One pass; returns how many complaints had their breach recorded.
     @discardableResult
-    public func sweep() async throws(RPCError) -> Int {
+    public func sweep() async throws -> Int {
         let now = clock.nowMs()
         let store = VisitsStore(database: database)
         return try await database.write { db in

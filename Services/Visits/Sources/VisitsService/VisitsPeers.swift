@@ -153,7 +153,7 @@ public struct PeerEffectSink: OutboxSink {
     }
 
     private func call(_ peer: PeerClient, path: String, request: [UInt8]) async throws(OutboxSinkError) -> [[UInt8]] {
-        let result: (status: RPCError, messages: [[UInt8]])
+        let result: (status: Status, messages: [[UInt8]])
         do { result = try await peer.rawCall(path: path, request: request) } catch { throw .retryable("\(error.code): \(error.message)") }
         switch result.status.code {
         case .ok:

@@ -3,7 +3,6 @@ import Compliance
 import Foundation
 import Outbox
 import ServiceKit
-import Synchronization
 
 public enum VisitsDefaults: ServiceDefaults {
     public static let name = "visits"
@@ -54,7 +53,7 @@ public enum VisitsServer {
             let database = try environment.openDatabase("visits.sqlite", migrations: VisitsService.migrations)
             let peers = GRPCVisitsPeers(accounts: configuration.peers.accounts, scheduling: configuration.peers.scheduling,
                                         signingKey: environment.signingKey)
-            let wake = WakeTarget()
+            let wake = DispatcherWake()
             let service = VisitsService(database: database, clock: environment.clock, configuration: visits, peers: peers,
                                         logger: environment.logger, effectsWritten: { wake.fire() })
             let dispatcher = OutboxDispatcher(database: database, topics: [VisitsService.effectTopic], sink: peers.effectSink,
@@ -77,11 +76,4 @@ public enum VisitsServer {
             return setup
         }
     }
-}
-
-/// Lets the service wake the dispatcher that is created after it.
-final class WakeTarget: Sendable {
-    private let target = Mutex<OutboxDispatcher?>(nil)
-    func attach(_ dispatcher: OutboxDispatcher) { target.withLock { $0 = dispatcher } }
-    func fire() { target.withLock { $0 }?.wake() }
 }

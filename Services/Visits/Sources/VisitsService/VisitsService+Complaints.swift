@@ -7,7 +7,6 @@ import RPC
 import RPCWire
 import ServiceKit
 import Storage
-import Synchronization
 import Validation
 
 extension VisitsService {
@@ -120,11 +119,11 @@ extension VisitsService {
         return try await mutateComplaint(request, requestID: request.requestId, context, id: request.complaintId,
                                          expectedVersion: request.expectedVersion) { complaint, _, now, actor in
             guard complaint.status == .open else {
-                throw RPCError.refused(rule: "complaint-state", "complaint \(complaint.id) is \(complaint.status.protoName ?? "closed")",
+                throw RPCError.refused(rule: RuleID.complaintState, "complaint \(complaint.id) is \(complaint.status.protoName ?? "closed")",
                                        subjectID: complaint.id)
             }
             guard !complaint.extensionGranted, (sla?.maxExtensions ?? 1) > 0 else {
-                throw RPCError.refused(rule: "complaint-extension-once", "complaint \(complaint.id) was already extended", subjectID: complaint.id)
+                throw RPCError.refused(rule: RuleID.complaintExtensionOnce, "complaint \(complaint.id) was already extended", subjectID: complaint.id)
             }
             let days = Int64(sla?.extensionDays ?? 30)
             complaint.slaExtension = VisitsV1.ComplaintExtension(grantedMs: now, reason: request.reason, grantedBy: actor,
@@ -146,7 +145,7 @@ extension VisitsService {
         return try await mutateComplaint(request, requestID: request.requestId, context, id: request.complaintId,
                                          expectedVersion: request.expectedVersion) { complaint, db, now, actor in
             guard complaint.status == .open else {
-                throw RPCError.refused(rule: "complaint-state", "complaint \(complaint.id) is \(complaint.status.protoName ?? "closed")",
+                throw RPCError.refused(rule: RuleID.complaintState, "complaint \(complaint.id) is \(complaint.status.protoName ?? "closed")",
                                        subjectID: complaint.id)
             }
             complaint.status = request.resolution
@@ -200,7 +199,7 @@ extension VisitsService {
             return VisitsV1.ListComplaintsResponse()
         }
         filter.agencyId = narrowed.agencyID
-        let after = try PageToken.decode(request.pageToken)
+        let after = try Self.pageToken.decode(request.pageToken)
         let now = clock.nowMs()
         let store = self.store
         let selected = filter
@@ -209,7 +208,7 @@ extension VisitsService {
             var response = VisitsV1.ListComplaintsResponse()
             response.complaints = try page.prefix(pageSize).map { try Self.withDeliveries(db, $0, nowMs: now) }
             if page.count > pageSize, let last = response.complaints.last {
-                response.nextPageToken = PageToken.encode(createdMs: last.slaDueMs, id: last.id)
+                response.nextPageToken = Self.pageToken.encode(ms: last.slaDueMs, id: last.id)
             }
             return response
         }
@@ -347,7 +346,7 @@ extension VisitsService {
         let key = try Idempotency.Key(method: context.path, requestID: requestID, request: request, caller: context.callerKey)
         let now = clock.nowMs()
         let store = self.store
-        let queued = NIOLockedFlag()
+        let queued = TransactionFlag()
         let result = try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             guard let record = try store.complaint(db, id: id), Self.may(scope, see: record) else {
                 throw RPCError.notFound("complaint \(id) not found")
@@ -365,11 +364,4 @@ extension VisitsService {
         if queued.isSet { effectsWritten() }
         return result
     }
-}
-
-/// Set inside a transaction closure, read after it.
-final class NIOLockedFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
 }

@@ -27,7 +27,7 @@ public struct VisitsConfiguration: Sendable {
     public static let defaults = VisitsConfiguration()
 
     /// Whether check-out needs an evidence reference (`evidence-required` in the pack).
-    public var evidenceRequired: Bool { rulePack.rule(RuleID.evidenceRequired) != nil }
+    public var evidenceRequired: Bool { rulePack.rule(.evidenceRequired) != nil }
 }
 
 extension VisitsService {
@@ -59,31 +59,29 @@ extension VisitsService {
         let configuration = self.configuration
         var violations: [TypeV1.Violation] = []
         if appointment.state != .notified && appointment.state != .confirmed {
-            violations.append(TypeV1.Violation(ruleId: "appointment-state",
-                                               detail: "appointment \(appointment.id) is \(appointment.state.protoName ?? "not visitable")",
-                                               subjectId: appointment.id))
+            violations.append(RuleID.appointmentState.violation(
+                quoting: nil, subject: appointment.id,
+                "appointment \(appointment.id) is \(appointment.state.protoName ?? "not visitable")"))
         }
         let grace = Int64(configuration.checkInGraceMinutes) * 60_000
         if now < appointment.windowStartMs - grace || now > appointment.windowEndMs + grace {
-            violations.append(TypeV1.Violation(
-                ruleId: "check-in-window",
-                detail: "check-in at \(now) is outside the window [\(appointment.windowStartMs), \(appointment.windowEndMs)] ± \(configuration.checkInGraceMinutes) min",
-                subjectId: appointment.id))
+            violations.append(RuleID.checkInWindow.violation(
+                quoting: nil, subject: appointment.id,
+                "check-in at \(now) is outside the window [\(appointment.windowStartMs), \(appointment.windowEndMs)] ± \(configuration.checkInGraceMinutes) min"))
         }
         var distance = -1
         if let target = appointment.address?.location {
             distance = Int(Geo.haversineMeters(latitude1: location.latitude, longitude1: location.longitude,
                                                latitude2: target.latitude, longitude2: target.longitude).rounded())
             if distance > configuration.geofenceMeters {
-                violations.append(TypeV1.Violation(ruleId: "check-in-geofence", field: "location",
-                                                   detail: "\(distance) m from the debtor's address; allowed \(configuration.geofenceMeters) m"))
+                violations.append(RuleID.checkInGeofence.violation(
+                    quoting: nil, field: "location", "\(distance) m from the debtor's address; allowed \(configuration.geofenceMeters) m"))
             }
         } else {
-            violations.append(TypeV1.Violation(ruleId: "check-in-geofence", field: "location",
-                                               detail: "the appointment's address has no coordinates"))
+            violations.append(RuleID.checkInGeofence.violation(quoting: nil, field: "location", "the appointment's address has no coordinates"))
         }
         if !request.idShown {
-            violations.append(TypeV1.Violation(ruleId: "id-shown", field: "id_shown", detail: "the collector must show identification"))
+            violations.append(RuleID.idShown.violation(quoting: nil, field: "id_shown", "the collector must show identification"))
         }
         // Compliance as of now, asked of scheduling (which asks accounts).
         if appointment.state == .notified || appointment.state == .confirmed {
@@ -105,7 +103,7 @@ extension VisitsService {
             if let existing = try store.visit(db, appointmentID: appointment.id) {
                 visit = existing
                 guard visit.state != .checkedOut else {
-                    throw RPCError.refused(rule: "visit-state", "visit \(visit.id) is already checked out", subjectID: visit.id)
+                    throw RPCError.refused(rule: RuleID.visitState, "visit \(visit.id) is already checked out", subjectID: visit.id)
                 }
                 guard !visit.checkIns.contains(where: { $0.collectorId == request.collectorId }) else {
                     throw RPCError(code: .alreadyExists, message: "collector \(request.collectorId) already checked in to visit \(visit.id)")
@@ -151,11 +149,11 @@ extension VisitsService {
         return try await mutateVisit(request, requestID: request.requestId, context, id: request.visitId,
                                      expectedVersion: request.expectedVersion, collectorID: request.collectorId) { visit, db, now in
             guard visit.state == .checkedIn else {
-                throw RPCError.refused(rule: "visit-state", "visit \(visit.id) is \(visit.state.protoName ?? "closed"); the outcome is recorded once",
+                throw RPCError.refused(rule: RuleID.visitState, "visit \(visit.id) is \(visit.state.protoName ?? "closed"); the outcome is recorded once",
                                        subjectID: visit.id)
             }
             guard visit.checkIns.count >= crewSize else {
-                throw RPCError.refused(rule: "crew-present",
+                throw RPCError.refused(rule: RuleID.crewPresent,
                                        "\(visit.checkIns.count) crew member(s) checked in; the pack requires \(crewSize)", subjectID: visit.id)
             }
             var outcome = VisitsV1.VisitOutcome(
@@ -204,17 +202,15 @@ extension VisitsService {
                                      expectedVersion: request.expectedVersion, collectorID: request.collectorId) { visit, db, now in
             switch visit.state {
             case .checkedOut:
-                throw RPCError.refused(rule: "visit-state", "visit \(visit.id) is already checked out", subjectID: visit.id)
+                throw RPCError.refused(rule: RuleID.visitState, "visit \(visit.id) is already checked out", subjectID: visit.id)
             case .checkedIn:
-                throw RPCError.refused(rule: "outcome-required", "record the visit's outcome before checking out", subjectID: visit.id)
+                throw RPCError.refused(rule: RuleID.outcomeRequired, "record the visit's outcome before checking out", subjectID: visit.id)
             default:
                 break
             }
             if evidenceRequired && request.evidence == nil {
-                let rule = pack.rule(RuleID.evidenceRequired)
-                throw RPCError.refused([TypeV1.Violation(ruleId: RuleID.evidenceRequired, ruleText: rule?.text ?? "",
-                                                         ruleSource: rule?.source ?? "", field: "evidence",
-                                                         detail: "\(pack.id) requires the recording's id and SHA-256")],
+                throw RPCError.refused([RuleID.evidenceRequired.violation(quoting: pack, field: "evidence",
+                                                                          "\(pack.id) requires the recording's id and SHA-256")],
                                        rulePackID: pack.id, rulePackVersion: pack.version)
             }
             let record = VisitsV1.CheckOutRecord(collectorId: request.collectorId, checkedOutMs: now, evidence: request.evidence,
@@ -254,7 +250,7 @@ extension VisitsService {
             return VisitsV1.ListVisitsResponse()
         }
         (filter.agencyId, filter.collectorId) = narrowed
-        let after = try PageToken.decode(request.pageToken)
+        let after = try Self.pageToken.decode(request.pageToken)
         let store = self.store
         let selected = filter
         return try await store.database.read { db in
@@ -262,7 +258,7 @@ extension VisitsService {
             var response = VisitsV1.ListVisitsResponse()
             response.visits = try page.prefix(pageSize).map { try Self.withDeliveries(db, $0) }
             if page.count > pageSize, let last = response.visits.last {
-                response.nextPageToken = PageToken.encode(createdMs: last.createdMs, id: last.id)
+                response.nextPageToken = Self.pageToken.encode(ms: last.createdMs, id: last.id)
             }
             return response
         }
@@ -336,19 +332,8 @@ extension VisitsService {
     }
 }
 
-/// Keyset page tokens of ListVisits: (created_ms, id) of the last row.
-enum PageToken {
-    static func encode(createdMs: Int64, id: String) -> String { Data("v1|\(createdMs)|\(id)".utf8).base64EncodedString() }
-
-    static func decode(_ token: String) throws -> (createdMs: Int64, id: String)? {
-        guard !token.isEmpty else { return nil }
-        guard token.count <= 200, let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8) else {
-            throw RPCError.invalidArgument("page_token", "malformed; pass next_page_token unchanged")
-        }
-        let parts = text.split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "v1", let created = Int64(parts[1]), !parts[2].isEmpty else {
-            throw RPCError.invalidArgument("page_token", "malformed; pass next_page_token unchanged")
-        }
-        return (created, String(parts[2]))
-    }
+extension VisitsService {
+    /// Page tokens of ListVisits (created_ms, id of the last row) and ListComplaints
+    /// (sla_due_ms, id).
+    static let pageToken = KeysetPageToken(tag: "v1")
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import ServiceKit
 import VisitsService
 
-/// The visits service (DESIGN.md §6).
+/// The visits service (docs/OPERATIONS.md).
 @main
 struct VisitsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
-/// The numbers of the collection rules beyond days past due (DESIGN.md §3; accounts.proto
-/// `RecordPromiseToPay`, `ProposeRepaymentPlan`, `ReferToLegal`, `WriteOff`, `Stage.STAGE_FIELD`).
-/// Every number is configuration; the defaults are spelled out on each property.
+/// The numbers of the collection rules beyond days past due (docs/DOMAIN.md ("Domain rules");
+/// accounts.proto `RecordPromiseToPay`, `ProposeRepaymentPlan`, `ReferToLegal`, `WriteOff`,
+/// `Stage.STAGE_FIELD`). Every number is configuration; the defaults are spelled out on each
+/// property.
 public struct CollectionPolicy: Sendable, Hashable {
     /// Unsuccessful remote contacts (every remote outcome except CONNECTED_DEBTOR_COMMITTED)
     /// that must be recorded in REMOTE before an account may enter FIELD. Default 3.
@@ -44,17 +45,4 @@ public struct CollectionPolicy: Sendable, Hashable {
     /// plans of at most 24 instalments over at most 24 months with a reduction of at most
     /// 20 %; legal referral from 90 days past due; write-off from 180.
     public static var defaults: CollectionPolicy { CollectionPolicy() }
-
-    /// A one-line reason when a number is out of its range (for failing fast at start-up),
-    /// nil when the policy is usable.
-    public var configurationProblem: String? {
-        if fieldMinUnsuccessfulRemoteContacts < 0 { return "fieldMinUnsuccessfulRemoteContacts must not be negative" }
-        if !(0...3660).contains(promiseHorizonDays) { return "promiseHorizonDays must be between 0 and 3660" }
-        if !(1...360).contains(planMaxInstalments) { return "planMaxInstalments must be between 1 and 360" }
-        if !(0...10_000).contains(planMaxReductionBp) { return "planMaxReductionBp must be between 0 and 10000" }
-        if !(1...120).contains(planHorizonMonths) { return "planHorizonMonths must be between 1 and 120" }
-        if legalReferralMinDPD < 0 { return "legalReferralMinDPD must not be negative" }
-        if writeOffMinDPD < 0 { return "writeOffMinDPD must not be negative" }
-        return nil
-    }
 }

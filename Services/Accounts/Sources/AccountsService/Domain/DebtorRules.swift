@@ -3,7 +3,7 @@ import RPCWire
 import Validation
 
 /// Which identity rules a debtor's personal data is checked against; chosen by the
-/// deployment's rule pack (DESIGN.md section 8).
+/// deployment's rule pack (docs/DOMAIN.md ("Regulation as code")).
 public struct DebtorRules: Sendable, Hashable {
     /// Whether `national_id` must be a PRC resident identity number (GB 11643-1999, the
     /// cn-* packs). When false, any 1-32 characters of [0-9A-Za-z] are accepted.

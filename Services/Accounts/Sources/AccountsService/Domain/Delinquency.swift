@@ -2,7 +2,8 @@ import Models
 import Validation
 
 /// The days-past-due thresholds of the stage engine and the delinquency buckets
-/// (DESIGN.md section 3; accounts.proto `Stage`, `Bucket`). Every number is configuration.
+/// (docs/DOMAIN.md ("Domain rules"); accounts.proto `Stage`, `Bucket`). Every number is
+/// configuration.
 public struct DelinquencyPolicy: Sendable, Hashable {
     /// First DPD of the REMINDER stage (early warning, automated reminders). Default 1.
     public var reminderFromDPD: Int
@@ -127,7 +128,8 @@ public struct Delinquency: Sendable, Equatable {
     /// The stage a new account starts in (OpenAccount): CURRENT with nothing past due (or
     /// below `reminderFromDPD`), REMINDER from `reminderFromDPD`, REMOTE from
     /// `remoteFromDPD`. Never FIELD, however late: FIELD needs unsuccessful remote contacts
-    /// recorded in REMOTE first (accounts.proto `Stage.STAGE_FIELD`; DESIGN.md section 3).
+    /// recorded in REMOTE first (accounts.proto `Stage.STAGE_FIELD`; docs/DOMAIN.md
+    /// ("Domain rules")).
     public static func openingStage(daysPastDue: Int, policy: DelinquencyPolicy) -> StageDecision {
         if daysPastDue <= 0 {
             return StageDecision(stage: .current, reason: "opened with nothing past due")

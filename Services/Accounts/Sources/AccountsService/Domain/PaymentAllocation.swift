@@ -1,10 +1,11 @@
+import Compliance
 import Models
 import RPCWire
 import Validation
 
 /// How a payment is applied to an account's schedule: to the oldest instalment with
-/// something unpaid first, then the next (accounts.proto `RecordPayment`; DESIGN.md §3).
-/// Pure: the service persists the result.
+/// something unpaid first, then the next (accounts.proto `RecordPayment`; docs/DOMAIN.md
+/// ("Domain rules")). Pure: the service persists the result.
 public enum PaymentAllocation {
     /// The schedule after applying `amountMinor` received on `paidDate`, and the parts applied
     /// per instalment (sequence, amount). An amount above what is outstanding is refused with
@@ -15,7 +16,7 @@ public enum PaymentAllocation {
         precondition(amountMinor > 0, "validated by the caller")
         let outstanding = instalments.reduce(Int64(0)) { $0 + unpaid($1) }
         guard amountMinor <= outstanding else {
-            throw RPCError.refused(rule: "payment-exceeds-outstanding",
+            throw RPCError.refused(rule: RuleID.paymentExceedsOutstanding,
                                    "payment of \(amountMinor) exceeds the outstanding amount \(outstanding) \(currency)")
         }
         var schedule = instalments

@@ -2,7 +2,7 @@ import Models
 
 /// The masked forms of a debtor's personal data (accounts.proto `Debtor`: "only the first 3
 /// and last 4 characters kept"), used in every response unless the caller's role and an
-/// audited request justify full values (DESIGN.md section 3, "Personal data").
+/// audited request justify full values (docs/DOMAIN.md ("Domain rules", "Personal data")).
 public enum PersonalDataMask {
     /// A national id with the first 3 and last 4 characters kept and every other character
     /// replaced by "*": "11010519491231002X" → "110***********002X". A value of 7 or fewer

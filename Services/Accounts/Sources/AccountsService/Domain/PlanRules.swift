@@ -1,3 +1,4 @@
+import Compliance
 import Foundation
 import Models
 import RPC
@@ -72,38 +73,38 @@ public enum PlanRules {
 
         switch account.stage {
         case .settled, .writtenOff:
-            throw RPCError.refused(rule: "account-stage", "account \(account.id) is \(account.stage.protoName ?? "closed")",
+            throw RPCError.refused(rule: RuleID.accountStage, "account \(account.id) is \(account.stage.protoName ?? "closed")",
                                    subjectID: account.id)
         case .current, .reminder, .remote, .field, .legal, .unspecified, .unrecognized: break
         }
         let overdue = account.overdueAmount?.amountMinor ?? 0
         guard overdue > 0 else {
-            throw RPCError.refused(rule: "account-stage", "account \(account.id) has no overdue amount", subjectID: account.id)
+            throw RPCError.refused(rule: RuleID.accountStage, "account \(account.id) has no overdue amount", subjectID: account.id)
         }
         let instalmentsTotal = terms.reduce(Int64(0)) { saturatingAdd($0, $1.amount) }
         guard saturatingAdd(instalmentsTotal, reduction) == overdue else {
             throw RPCError.refused(
-                rule: "plan-sum",
+                rule: RuleID.planSum,
                 "instalments (\(instalmentsTotal)) plus reduction (\(reduction)) must equal the overdue amount \(overdue) \(currency)",
                 subjectID: account.id)
         }
         let maxReduction = share(of: overdue, bp: policy.planMaxReductionBp)
         guard reduction <= maxReduction else {
             throw RPCError.refused(
-                rule: "plan-reduction-limit",
+                rule: RuleID.planReductionLimit,
                 "reduction \(reduction) exceeds \(percent(policy.planMaxReductionBp)) of the overdue amount \(overdue) \(currency) "
                     + "(at most \(maxReduction))",
                 subjectID: account.id)
         }
         guard terms.count <= policy.planMaxInstalments else {
             throw RPCError.refused(
-                rule: "plan-max-instalments", "\(terms.count) instalments; at most \(policy.planMaxInstalments)",
+                rule: RuleID.planMaxInstalments, "\(terms.count) instalments; at most \(policy.planMaxInstalments)",
                 subjectID: account.id)
         }
         let latest = addingMonths(policy.planHorizonMonths, to: today)
         if let last = terms.last?.dueDate, last > latest {
             throw RPCError.refused(
-                rule: "plan-horizon",
+                rule: RuleID.planHorizon,
                 "last instalment due \(last) is after \(latest), \(policy.planHorizonMonths) months from today (\(today))",
                 subjectID: account.id)
         }
@@ -184,7 +185,7 @@ public enum PlanRules {
         let proposed = account.repaymentPlans[index]
         guard proposed.status == .proposed else {
             throw RPCError.refused(
-                rule: "plan-state",
+                rule: RuleID.planState,
                 "plan \(planID) is \(proposed.status.protoName ?? "in an unknown state"); only a PLAN_STATUS_PROPOSED plan can be accepted",
                 subjectID: planID)
         }
@@ -192,7 +193,7 @@ public enum PlanRules {
         let overdueThen = proposed.overdueAmountAtProposal?.amountMinor ?? 0
         guard overdueNow == overdueThen else {
             throw RPCError.refused(
-                rule: "plan-stale",
+                rule: RuleID.planStale,
                 "the overdue amount is \(overdueNow) \(account.overdueAmount?.currencyCode ?? ""), \(overdueThen) when plan \(planID) "
                     + "was proposed; propose again",
                 subjectID: planID)

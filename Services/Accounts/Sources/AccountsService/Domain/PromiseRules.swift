@@ -1,3 +1,4 @@
+import Compliance
 import Foundation
 import Models
 import RPC
@@ -58,7 +59,7 @@ public enum PromiseRules {
         case .reminder, .remote, .field, .legal: break
         case .current, .settled, .writtenOff, .unspecified, .unrecognized:
             throw RPCError.refused(
-                rule: "account-stage",
+                rule: RuleID.accountStage,
                 "account \(account.id) is \(account.stage.protoName ?? "in an unknown stage"); promises are recorded in "
                     + "STAGE_REMINDER, STAGE_REMOTE, STAGE_FIELD or STAGE_LEGAL",
                 subjectID: account.id)
@@ -66,17 +67,17 @@ public enum PromiseRules {
         let outstanding = account.outstandingAmount?.amountMinor ?? 0
         guard amount <= outstanding else {
             throw RPCError.refused(
-                rule: "promise-amount", "promised \(amount) exceeds the outstanding amount \(outstanding) \(currency)",
+                rule: RuleID.promiseAmount, "promised \(amount) exceeds the outstanding amount \(outstanding) \(currency)",
                 subjectID: account.id)
         }
         guard promisedDate >= today else {
             throw RPCError.refused(
-                rule: "promise-horizon", "promised_date \(promisedDate) is before today (\(today))", subjectID: account.id)
+                rule: RuleID.promiseHorizon, "promised_date \(promisedDate) is before today (\(today))", subjectID: account.id)
         }
         let latest = today.adding(days: policy.promiseHorizonDays)
         guard promisedDate <= latest else {
             throw RPCError.refused(
-                rule: "promise-horizon",
+                rule: RuleID.promiseHorizon,
                 "promised_date \(promisedDate) is more than \(policy.promiseHorizonDays) days after today (\(today)); "
                     + "the latest allowed is \(latest)",
                 subjectID: account.id)

@@ -2,9 +2,9 @@ import Foundation
 import Models
 import Validation
 
-/// The explainable risk scorecard (DESIGN.md §3; accounts.proto `RiskAssessment`): an
-/// additive score from a base, one signed contribution per factor, clamped to 0...1000 —
-/// HIGHER MEANS MORE LIKELY TO PAY. Every coefficient is configuration; the defaults are
+/// The explainable risk scorecard (docs/DOMAIN.md ("Domain rules"); accounts.proto
+/// `RiskAssessment`): an additive score from a base, one signed contribution per factor,
+/// clamped to 0...1000 — HIGHER MEANS MORE LIKELY TO PAY. Every coefficient is configuration; the defaults are
 /// below. Each contribution is monotonic in its input (more days past due, a higher overdue
 /// ratio or amount, more broken promises never raise the score; a better on-time history or
 /// contact success never lowers it), so the score is monotonic in every factor.

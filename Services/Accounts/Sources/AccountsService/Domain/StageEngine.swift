@@ -35,8 +35,8 @@ public struct StageEvaluation: Sendable {
     }
 }
 
-/// The stage engine (accounts.proto `EvaluateStages`, `Stage`; DESIGN.md §3): evaluates one
-/// account as of a debtor-local date. Pure and deterministic: the service loads the
+/// The stage engine (accounts.proto `EvaluateStages`, `Stage`; docs/DOMAIN.md
+/// ("Domain rules")): evaluates one account as of a debtor-local date. Pure and deterministic: the service loads the
 /// account, persists the result, appends the events and recomputes the risk score.
 ///
 /// One run, in order:

@@ -27,6 +27,7 @@ typedef struct Doorstep__Scheduling__V1__CheckComplianceRequest Doorstep__Schedu
 typedef struct Doorstep__Scheduling__V1__CheckComplianceResponse Doorstep__Scheduling__V1__CheckComplianceResponse;
 typedef struct Doorstep__Scheduling__V1__Appointment Doorstep__Scheduling__V1__Appointment;
 typedef struct Doorstep__Scheduling__V1__Reschedule Doorstep__Scheduling__V1__Reschedule;
+typedef struct Doorstep__Scheduling__V1__DebtorRequestedWindow Doorstep__Scheduling__V1__DebtorRequestedWindow;
 typedef struct Doorstep__Scheduling__V1__Cancellation Doorstep__Scheduling__V1__Cancellation;
 typedef struct Doorstep__Scheduling__V1__CustomerNotice Doorstep__Scheduling__V1__CustomerNotice;
 typedef struct Doorstep__Scheduling__V1__BookAppointmentRequest Doorstep__Scheduling__V1__BookAppointmentRequest;
@@ -662,7 +663,8 @@ struct  Doorstep__Scheduling__V1__CheckComplianceRequest
    */
   int64_t window_end_ms;
   /*
-   * The debtor asked for this window (see BookAppointmentRequest).
+   * Superseded by debtor_request (see BookAppointmentRequest): true without
+   * debtor_request is INVALID_ARGUMENT.
    */
   protobuf_c_boolean debtor_requested_window;
   /*
@@ -675,10 +677,16 @@ struct  Doorstep__Scheduling__V1__CheckComplianceRequest
    * Which check; default BOOKING.
    */
   Doorstep__Scheduling__V1__CheckPoint check_point;
+  /*
+   * For BOOKING: the debtor's request for this window on record (see
+   * BookAppointmentRequest.debtor_request). Ignored for CHECK_IN, which
+   * judges the appointment's own.
+   */
+  Doorstep__Scheduling__V1__DebtorRequestedWindow *debtor_request;
 };
 #define DOORSTEP__SCHEDULING__V1__CHECK_COMPLIANCE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__check_compliance_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__CHECK_POINT__CHECK_POINT_UNSPECIFIED }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__CHECK_POINT__CHECK_POINT_UNSPECIFIED, NULL }
 
 
 /*
@@ -782,8 +790,8 @@ struct  Doorstep__Scheduling__V1__Appointment
    */
   Doorstep__Type__V1__Address *address;
   /*
-   * The debtor asked for this window (allowed outside contact hours where
-   * the pack permits).
+   * Output only. True when debtor_request is set: the debtor asked for this
+   * window (allowed outside contact hours where the pack permits).
    */
   protobuf_c_boolean debtor_requested_window;
   /*
@@ -842,10 +850,16 @@ struct  Doorstep__Scheduling__V1__Appointment
    * Output only. When last changed.
    */
   int64_t updated_ms;
+  /*
+   * Output only. The debtor's request for the current window on record, with
+   * who recorded it and when; unset when the window was not requested by the
+   * debtor.
+   */
+  Doorstep__Scheduling__V1__DebtorRequestedWindow *debtor_request;
 };
 #define DOORSTEP__SCHEDULING__V1__APPOINTMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__appointment__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, DOORSTEP__SCHEDULING__V1__APPOINTMENT_STATE__APPOINTMENT_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__VISIT_PURPOSE__VISIT_PURPOSE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0,NULL, 0,NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, DOORSTEP__SCHEDULING__V1__APPOINTMENT_STATE__APPOINTMENT_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__VISIT_PURPOSE__VISIT_PURPOSE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0,NULL, 0,NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, 0, 0, 0, NULL }
 
 
 /*
@@ -896,10 +910,56 @@ struct  Doorstep__Scheduling__V1__Reschedule
    * Who moved it.
    */
   Doorstep__Type__V1__Actor *rescheduled_by;
+  /*
+   * The debtor's request for the new window on record, with who recorded it
+   * and when; unset when the debtor did not ask for it.
+   */
+  Doorstep__Scheduling__V1__DebtorRequestedWindow *debtor_request;
 };
 #define DOORSTEP__SCHEDULING__V1__RESCHEDULE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__reschedule__descriptor) \
-    , 0, 0, 0, 0,NULL, 0, 0, 0,NULL, DOORSTEP__SCHEDULING__V1__APPOINTMENT_STATE__APPOINTMENT_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL }
+    , 0, 0, 0, 0,NULL, 0, 0, 0,NULL, DOORSTEP__SCHEDULING__V1__APPOINTMENT_STATE__APPOINTMENT_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, NULL }
+
+
+/*
+ * The debtor's own request for a visit window, on record: the evidence that
+ * lets `contact-hours` pass outside the pack's contact window where the pack
+ * allows it. An exception carries its evidence: the channel the debtor used,
+ * when, and the recording or message that holds the request. Accepted only
+ * from a role the rule pack trusts with it (by default platform only: other
+ * roles are PERMISSION_DENIED); shown on the appointment, in its reschedule
+ * history and in the customer notice, and logged with who recorded it.
+ */
+struct  Doorstep__Scheduling__V1__DebtorRequestedWindow
+{
+  ProtobufCMessage base;
+  /*
+   * How the debtor asked: CONTACT_CHANNEL_SMS, CONTACT_CHANNEL_PHONE or
+   * CONTACT_CHANNEL_VISIT. Required.
+   */
+  Doorstep__Type__V1__ContactChannel channel;
+  /*
+   * When the debtor asked. Required; not after the request that records it.
+   */
+  int64_t requested_ms;
+  /*
+   * The recording or message holding the debtor's request, e.g. a call
+   * recording id or an SMS message id. Required, 1-128 characters.
+   */
+  char *reference;
+  /*
+   * Output only. Who recorded it: the caller that booked or rescheduled with
+   * it. Not in the customer notice.
+   */
+  Doorstep__Type__V1__Actor *recorded_by;
+  /*
+   * Output only. When it was recorded. Not in the customer notice.
+   */
+  int64_t recorded_ms;
+};
+#define DOORSTEP__SCHEDULING__V1__DEBTOR_REQUESTED_WINDOW__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__debtor_requested_window__descriptor) \
+    , DOORSTEP__TYPE__V1__CONTACT_CHANNEL__CONTACT_CHANNEL_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, NULL, 0 }
 
 
 /*
@@ -1007,10 +1067,16 @@ struct  Doorstep__Scheduling__V1__CustomerNotice
    * Delivery progress (not part of the delivered payload).
    */
   Doorstep__Type__V1__Delivery *delivery;
+  /*
+   * Set when the window was booked at the debtor's request: the request as
+   * recorded (channel, time and reference), so the debtor sees why the visit
+   * may fall outside the usual contact hours.
+   */
+  Doorstep__Scheduling__V1__DebtorRequestedWindow *debtor_request;
 };
 #define DOORSTEP__SCHEDULING__V1__CUSTOMER_NOTICE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__customer_notice__descriptor) \
-    , (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__NOTICE_KIND__NOTICE_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__VISIT_PURPOSE__VISIT_PURPOSE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL }
+    , (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__NOTICE_KIND__NOTICE_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__VISIT_PURPOSE__VISIT_PURPOSE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, NULL }
 
 
 /*
@@ -1050,18 +1116,27 @@ struct  Doorstep__Scheduling__V1__BookAppointmentRequest
    */
   char *purpose_text;
   /*
-   * Set only when the debtor asked for this window; lets `contact-hours`
-   * pass outside the window where the pack permits. Recorded and audited.
+   * Superseded by debtor_request, which carries the debtor's request on
+   * record; kept for wire compatibility. True without debtor_request is
+   * INVALID_ARGUMENT naming debtor_request.
    */
   protobuf_c_boolean debtor_requested_window;
   /*
    * Internal note. Optional, 0-500 characters.
    */
   char *note;
+  /*
+   * Set only when the debtor asked for this window: the request on record
+   * (channel, time, recording or message reference). Lets `contact-hours`
+   * pass outside the window where the pack permits; only roles the rule pack
+   * trusts with it may set it (PERMISSION_DENIED otherwise). Shown on the
+   * appointment and its notice, and audited.
+   */
+  Doorstep__Scheduling__V1__DebtorRequestedWindow *debtor_request;
 };
 #define DOORSTEP__SCHEDULING__V1__BOOK_APPOINTMENT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__book_appointment_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, DOORSTEP__SCHEDULING__V1__VISIT_PURPOSE__VISIT_PURPOSE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, DOORSTEP__SCHEDULING__V1__VISIT_PURPOSE__VISIT_PURPOSE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, NULL }
 
 
 /*
@@ -1132,13 +1207,20 @@ struct  Doorstep__Scheduling__V1__RescheduleAppointmentRequest
    */
   char *reason;
   /*
-   * The debtor asked for the new window.
+   * Superseded by debtor_request; true without debtor_request is
+   * INVALID_ARGUMENT.
    */
   protobuf_c_boolean debtor_requested_window;
+  /*
+   * The debtor's request for the new window on record (see
+   * BookAppointmentRequest.debtor_request); unset = the debtor did not ask
+   * for it.
+   */
+  Doorstep__Scheduling__V1__DebtorRequestedWindow *debtor_request;
 };
 #define DOORSTEP__SCHEDULING__V1__RESCHEDULE_APPOINTMENT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__reschedule_appointment_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, NULL }
 
 
 /*
@@ -1685,7 +1767,10 @@ struct  Doorstep__Scheduling__V1__BudgetLine
 {
   ProtobufCMessage base;
   /*
-   * The rule imposing the limit, e.g. "daily-connected-calls".
+   * The rule imposing the limit: `daily-connected-calls`,
+   * `daily-call-attempts`, `weekly-call-attempts`, `visit-daily-cap`,
+   * `visit-weekly-cap`, or `daily-sms` (text messages per day, which no
+   * built-in pack limits: the line is unlimited).
    */
   char *rule_id;
   /*
@@ -2035,6 +2120,25 @@ Doorstep__Scheduling__V1__Reschedule *
                       const uint8_t       *data);
 void   doorstep__scheduling__v1__reschedule__free_unpacked
                      (Doorstep__Scheduling__V1__Reschedule *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__DebtorRequestedWindow methods */
+void   doorstep__scheduling__v1__debtor_requested_window__init
+                     (Doorstep__Scheduling__V1__DebtorRequestedWindow         *message);
+size_t doorstep__scheduling__v1__debtor_requested_window__get_packed_size
+                     (const Doorstep__Scheduling__V1__DebtorRequestedWindow   *message);
+size_t doorstep__scheduling__v1__debtor_requested_window__pack
+                     (const Doorstep__Scheduling__V1__DebtorRequestedWindow   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__debtor_requested_window__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__DebtorRequestedWindow   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__DebtorRequestedWindow *
+       doorstep__scheduling__v1__debtor_requested_window__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__debtor_requested_window__free_unpacked
+                     (Doorstep__Scheduling__V1__DebtorRequestedWindow *message,
                       ProtobufCAllocator *allocator);
 /* Doorstep__Scheduling__V1__Cancellation methods */
 void   doorstep__scheduling__v1__cancellation__init
@@ -2470,6 +2574,9 @@ typedef void (*Doorstep__Scheduling__V1__Appointment_Closure)
 typedef void (*Doorstep__Scheduling__V1__Reschedule_Closure)
                  (const Doorstep__Scheduling__V1__Reschedule *message,
                   void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__DebtorRequestedWindow_Closure)
+                 (const Doorstep__Scheduling__V1__DebtorRequestedWindow *message,
+                  void *closure_data);
 typedef void (*Doorstep__Scheduling__V1__Cancellation_Closure)
                  (const Doorstep__Scheduling__V1__Cancellation *message,
                   void *closure_data);
@@ -2697,6 +2804,7 @@ extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__check_complian
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__check_compliance_response__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__appointment__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__reschedule__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__debtor_requested_window__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__cancellation__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__customer_notice__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__book_appointment_request__descriptor;

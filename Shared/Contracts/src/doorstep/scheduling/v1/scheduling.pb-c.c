@@ -502,6 +502,51 @@ void   doorstep__scheduling__v1__reschedule__free_unpacked
   assert(message->base.descriptor == &doorstep__scheduling__v1__reschedule__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   doorstep__scheduling__v1__debtor_requested_window__init
+                     (Doorstep__Scheduling__V1__DebtorRequestedWindow         *message)
+{
+  static const Doorstep__Scheduling__V1__DebtorRequestedWindow init_value = DOORSTEP__SCHEDULING__V1__DEBTOR_REQUESTED_WINDOW__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__debtor_requested_window__get_packed_size
+                     (const Doorstep__Scheduling__V1__DebtorRequestedWindow *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__debtor_requested_window__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__debtor_requested_window__pack
+                     (const Doorstep__Scheduling__V1__DebtorRequestedWindow *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__debtor_requested_window__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__debtor_requested_window__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__DebtorRequestedWindow *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__debtor_requested_window__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__DebtorRequestedWindow *
+       doorstep__scheduling__v1__debtor_requested_window__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__DebtorRequestedWindow *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__debtor_requested_window__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__debtor_requested_window__free_unpacked
+                     (Doorstep__Scheduling__V1__DebtorRequestedWindow *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__debtor_requested_window__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   doorstep__scheduling__v1__cancellation__init
                      (Doorstep__Scheduling__V1__Cancellation         *message)
 {
@@ -2311,7 +2356,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__reinstate_collector_r
   (ProtobufCMessageInit) doorstep__scheduling__v1__reinstate_collector_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__scheduling__v1__check_compliance_request__field_descriptors[7] =
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__check_compliance_request__field_descriptors[8] =
 {
   {
     "account_id",
@@ -2397,12 +2442,25 @@ static const ProtobufCFieldDescriptor doorstep__scheduling__v1__check_compliance
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "debtor_request",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__CheckComplianceRequest, debtor_request),
+    &doorstep__scheduling__v1__debtor_requested_window__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__scheduling__v1__check_compliance_request__field_indices_by_name[] = {
   0,   /* field[0] = account_id */
   5,   /* field[5] = appointment_id */
   6,   /* field[6] = check_point */
   1,   /* field[1] = crew_collector_ids */
+  7,   /* field[7] = debtor_request */
   4,   /* field[4] = debtor_requested_window */
   3,   /* field[3] = window_end_ms */
   2,   /* field[2] = window_start_ms */
@@ -2410,7 +2468,7 @@ static const unsigned doorstep__scheduling__v1__check_compliance_request__field_
 static const ProtobufCIntRange doorstep__scheduling__v1__check_compliance_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor doorstep__scheduling__v1__check_compliance_request__descriptor =
 {
@@ -2420,7 +2478,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__check_compliance_requ
   "Doorstep__Scheduling__V1__CheckComplianceRequest",
   "doorstep.scheduling.v1",
   sizeof(Doorstep__Scheduling__V1__CheckComplianceRequest),
-  7,
+  8,
   doorstep__scheduling__v1__check_compliance_request__field_descriptors,
   doorstep__scheduling__v1__check_compliance_request__field_indices_by_name,
   1,  doorstep__scheduling__v1__check_compliance_request__number_ranges,
@@ -2530,7 +2588,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__check_compliance_resp
   (ProtobufCMessageInit) doorstep__scheduling__v1__check_compliance_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__scheduling__v1__appointment__field_descriptors[27] =
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__appointment__field_descriptors[28] =
 {
   {
     "id",
@@ -2856,6 +2914,18 @@ static const ProtobufCFieldDescriptor doorstep__scheduling__v1__appointment__fie
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "debtor_request",
+    28,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__Appointment, debtor_request),
+    &doorstep__scheduling__v1__debtor_requested_window__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__scheduling__v1__appointment__field_indices_by_name[] = {
   1,   /* field[1] = account_id */
@@ -2868,6 +2938,7 @@ static const unsigned doorstep__scheduling__v1__appointment__field_indices_by_na
   25,   /* field[25] = created_ms */
   4,   /* field[4] = crew_collector_ids */
   2,   /* field[2] = debtor_id */
+  27,   /* field[27] = debtor_request */
   13,   /* field[13] = debtor_requested_window */
   8,   /* field[8] = debtor_time_zone */
   0,   /* field[0] = id */
@@ -2889,7 +2960,7 @@ static const unsigned doorstep__scheduling__v1__appointment__field_indices_by_na
 static const ProtobufCIntRange doorstep__scheduling__v1__appointment__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 27 }
+  { 0, 28 }
 };
 const ProtobufCMessageDescriptor doorstep__scheduling__v1__appointment__descriptor =
 {
@@ -2899,14 +2970,14 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__appointment__descript
   "Doorstep__Scheduling__V1__Appointment",
   "doorstep.scheduling.v1",
   sizeof(Doorstep__Scheduling__V1__Appointment),
-  27,
+  28,
   doorstep__scheduling__v1__appointment__field_descriptors,
   doorstep__scheduling__v1__appointment__field_indices_by_name,
   1,  doorstep__scheduling__v1__appointment__number_ranges,
   (ProtobufCMessageInit) doorstep__scheduling__v1__appointment__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__scheduling__v1__reschedule__field_descriptors[10] =
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__reschedule__field_descriptors[11] =
 {
   {
     "rescheduled_ms",
@@ -3028,8 +3099,21 @@ static const ProtobufCFieldDescriptor doorstep__scheduling__v1__reschedule__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "debtor_request",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__Reschedule, debtor_request),
+    &doorstep__scheduling__v1__debtor_requested_window__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__scheduling__v1__reschedule__field_indices_by_name[] = {
+  10,   /* field[10] = debtor_request */
   6,   /* field[6] = new_crew_collector_ids */
   5,   /* field[5] = new_window_end_ms */
   4,   /* field[4] = new_window_start_ms */
@@ -3044,7 +3128,7 @@ static const unsigned doorstep__scheduling__v1__reschedule__field_indices_by_nam
 static const ProtobufCIntRange doorstep__scheduling__v1__reschedule__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor doorstep__scheduling__v1__reschedule__descriptor =
 {
@@ -3054,11 +3138,101 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__reschedule__descripto
   "Doorstep__Scheduling__V1__Reschedule",
   "doorstep.scheduling.v1",
   sizeof(Doorstep__Scheduling__V1__Reschedule),
-  10,
+  11,
   doorstep__scheduling__v1__reschedule__field_descriptors,
   doorstep__scheduling__v1__reschedule__field_indices_by_name,
   1,  doorstep__scheduling__v1__reschedule__number_ranges,
   (ProtobufCMessageInit) doorstep__scheduling__v1__reschedule__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__debtor_requested_window__field_descriptors[5] =
+{
+  {
+    "channel",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__DebtorRequestedWindow, channel),
+    &doorstep__type__v1__contact_channel__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requested_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__DebtorRequestedWindow, requested_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reference",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__DebtorRequestedWindow, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recorded_by",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__DebtorRequestedWindow, recorded_by),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recorded_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__DebtorRequestedWindow, recorded_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__debtor_requested_window__field_indices_by_name[] = {
+  0,   /* field[0] = channel */
+  3,   /* field[3] = recorded_by */
+  4,   /* field[4] = recorded_ms */
+  2,   /* field[2] = reference */
+  1,   /* field[1] = requested_ms */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__debtor_requested_window__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__debtor_requested_window__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.DebtorRequestedWindow",
+  "DebtorRequestedWindow",
+  "Doorstep__Scheduling__V1__DebtorRequestedWindow",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__DebtorRequestedWindow),
+  5,
+  doorstep__scheduling__v1__debtor_requested_window__field_descriptors,
+  doorstep__scheduling__v1__debtor_requested_window__field_indices_by_name,
+  1,  doorstep__scheduling__v1__debtor_requested_window__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__debtor_requested_window__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor doorstep__scheduling__v1__cancellation__field_descriptors[4] =
@@ -3138,7 +3312,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__cancellation__descrip
   (ProtobufCMessageInit) doorstep__scheduling__v1__cancellation__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__scheduling__v1__customer_notice__field_descriptors[16] =
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__customer_notice__field_descriptors[17] =
 {
   {
     "id",
@@ -3332,6 +3506,18 @@ static const ProtobufCFieldDescriptor doorstep__scheduling__v1__customer_notice_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "debtor_request",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__CustomerNotice, debtor_request),
+    &doorstep__scheduling__v1__debtor_requested_window__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__scheduling__v1__customer_notice__field_indices_by_name[] = {
   3,   /* field[3] = account_id */
@@ -3341,6 +3527,7 @@ static const unsigned doorstep__scheduling__v1__customer_notice__field_indices_b
   13,   /* field[13] = complaint_instructions */
   14,   /* field[14] = created_ms */
   4,   /* field[4] = debtor_id */
+  16,   /* field[16] = debtor_request */
   7,   /* field[7] = debtor_time_zone */
   15,   /* field[15] = delivery */
   0,   /* field[0] = id */
@@ -3354,7 +3541,7 @@ static const unsigned doorstep__scheduling__v1__customer_notice__field_indices_b
 static const ProtobufCIntRange doorstep__scheduling__v1__customer_notice__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor doorstep__scheduling__v1__customer_notice__descriptor =
 {
@@ -3364,14 +3551,14 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__customer_notice__desc
   "Doorstep__Scheduling__V1__CustomerNotice",
   "doorstep.scheduling.v1",
   sizeof(Doorstep__Scheduling__V1__CustomerNotice),
-  16,
+  17,
   doorstep__scheduling__v1__customer_notice__field_descriptors,
   doorstep__scheduling__v1__customer_notice__field_indices_by_name,
   1,  doorstep__scheduling__v1__customer_notice__number_ranges,
   (ProtobufCMessageInit) doorstep__scheduling__v1__customer_notice__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__scheduling__v1__book_appointment_request__field_descriptors[9] =
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__book_appointment_request__field_descriptors[10] =
 {
   {
     "request_id",
@@ -3481,10 +3668,23 @@ static const ProtobufCFieldDescriptor doorstep__scheduling__v1__book_appointment
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "debtor_request",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__BookAppointmentRequest, debtor_request),
+    &doorstep__scheduling__v1__debtor_requested_window__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__scheduling__v1__book_appointment_request__field_indices_by_name[] = {
   1,   /* field[1] = account_id */
   2,   /* field[2] = crew_collector_ids */
+  9,   /* field[9] = debtor_request */
   7,   /* field[7] = debtor_requested_window */
   8,   /* field[8] = note */
   5,   /* field[5] = purpose */
@@ -3496,7 +3696,7 @@ static const unsigned doorstep__scheduling__v1__book_appointment_request__field_
 static const ProtobufCIntRange doorstep__scheduling__v1__book_appointment_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor doorstep__scheduling__v1__book_appointment_request__descriptor =
 {
@@ -3506,7 +3706,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__book_appointment_requ
   "Doorstep__Scheduling__V1__BookAppointmentRequest",
   "doorstep.scheduling.v1",
   sizeof(Doorstep__Scheduling__V1__BookAppointmentRequest),
-  9,
+  10,
   doorstep__scheduling__v1__book_appointment_request__field_descriptors,
   doorstep__scheduling__v1__book_appointment_request__field_indices_by_name,
   1,  doorstep__scheduling__v1__book_appointment_request__number_ranges,
@@ -3603,7 +3803,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__confirm_appointment_r
   (ProtobufCMessageInit) doorstep__scheduling__v1__confirm_appointment_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__scheduling__v1__reschedule_appointment_request__field_descriptors[8] =
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__reschedule_appointment_request__field_descriptors[9] =
 {
   {
     "request_id",
@@ -3701,10 +3901,23 @@ static const ProtobufCFieldDescriptor doorstep__scheduling__v1__reschedule_appoi
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "debtor_request",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RescheduleAppointmentRequest, debtor_request),
+    &doorstep__scheduling__v1__debtor_requested_window__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__scheduling__v1__reschedule_appointment_request__field_indices_by_name[] = {
   1,   /* field[1] = appointment_id */
   5,   /* field[5] = crew_collector_ids */
+  8,   /* field[8] = debtor_request */
   7,   /* field[7] = debtor_requested_window */
   2,   /* field[2] = expected_version */
   6,   /* field[6] = reason */
@@ -3715,7 +3928,7 @@ static const unsigned doorstep__scheduling__v1__reschedule_appointment_request__
 static const ProtobufCIntRange doorstep__scheduling__v1__reschedule_appointment_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor doorstep__scheduling__v1__reschedule_appointment_request__descriptor =
 {
@@ -3725,7 +3938,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__reschedule_appointmen
   "Doorstep__Scheduling__V1__RescheduleAppointmentRequest",
   "doorstep.scheduling.v1",
   sizeof(Doorstep__Scheduling__V1__RescheduleAppointmentRequest),
-  8,
+  9,
   doorstep__scheduling__v1__reschedule_appointment_request__field_descriptors,
   doorstep__scheduling__v1__reschedule_appointment_request__field_indices_by_name,
   1,  doorstep__scheduling__v1__reschedule_appointment_request__number_ranges,

@@ -1,0 +1,132 @@
+import RPCWire
+
+/// The head of a call as the interceptors see it, before its handler runs: what the client
+/// sent, and what the interceptors have established so far.
+public struct CallHead: Sendable {
+    /// The method's `:path`.
+    public let path: String
+    /// The method as registered (its roles, whether it needs credentials).
+    public let method: RegisteredMethod
+    /// Custom request metadata (reserved transport headers removed).
+    public let metadata: Metadata
+    /// The `grpc-timeout` header as sent, if any.
+    public let timeout: String?
+    /// When the call must be answered by (set by ``DeadlineInterceptor``).
+    public var deadline: ContinuousClock.Instant?
+    /// Who is calling (set by ``AuthenticationInterceptor``).
+    public var caller: Caller?
+    /// What the caller may see (set by ``ScopeInterceptor``; a failure is kept and thrown by
+    /// `ServerContext.requireScope()`, so only calls that need a scope are refused for it).
+    public var scope: Result<CallerScope, RPCError>?
+    /// The connection's last verified credential: a connection re-verifies the
+    /// `authorization` value its client repeats on every call only once it expires. Carried
+    /// from call to call of one connection.
+    public var connectionAuthentication: Authentication?
+
+    public init(path: String, method: RegisteredMethod, metadata: Metadata, timeout: String?,
+                connectionAuthentication: Authentication? = nil) {
+        self.path = path
+        self.method = method
+        self.metadata = metadata
+        self.timeout = timeout
+        self.connectionAuthentication = connectionAuthentication
+    }
+}
+
+/// A step every call passes before its handler runs (as grpc-swift-2's `ServerInterceptor`
+/// and Hummingbird's middleware): it reads the call's head and may add to it, or refuse the
+/// call with an `RPCError` — sent at once as a Trailers-Only response, the handler never
+/// runs. Interceptors run on the connection's event loop: they must not block or suspend.
+public protocol ServerInterceptor: Sendable {
+    func intercept(_ call: inout CallHead) throws(RPCError)
+}
+
+/// The interceptors of a server, in the order they run. The standard order is:
+/// 1. ``DeadlineInterceptor`` — the deadline from `grpc-timeout` (a malformed one is
+///    refused before anything else is looked at);
+/// 2. ``AuthenticationInterceptor`` — the caller from the `authorization` metadata
+///    (UNAUTHENTICATED), for methods that need credentials;
+/// 3. ``RoleInterceptor`` — the caller's role against the method's roles (PERMISSION_DENIED);
+/// 4. ``ScopeInterceptor`` — the caller's ``CallerScope``, computed once for the handler;
+/// then the service's own interceptors, in the order given.
+public struct ServerPipeline: Sendable {
+    public let interceptors: [any ServerInterceptor]
+
+    public init(_ interceptors: [any ServerInterceptor]) {
+        self.interceptors = interceptors
+    }
+
+    /// The standard interceptors (with `authenticator`, or none: every caller anonymous),
+    /// then `extra`.
+    public static func standard(authenticator: (any Authenticator)?, extra: [any ServerInterceptor] = []) -> ServerPipeline {
+        var interceptors: [any ServerInterceptor] = [DeadlineInterceptor()]
+        if let authenticator { interceptors.append(AuthenticationInterceptor(authenticator: authenticator)) }
+        interceptors += [RoleInterceptor(), ScopeInterceptor()]
+        return ServerPipeline(interceptors + extra)
+    }
+
+    /// Runs every interceptor on `call`, in order; the first refusal ends the call.
+    public func admit(_ call: inout CallHead) throws(RPCError) {
+        for interceptor in interceptors { try interceptor.intercept(&call) }
+    }
+}
+
+/// Sets the deadline from `grpc-timeout`; a malformed value is INTERNAL (PROTOCOL-HTTP2
+/// leaves it to the server; grpc-go and grpc-java answer INTERNAL too).
+public struct DeadlineInterceptor: ServerInterceptor {
+    public init() {}
+
+    public func intercept(_ call: inout CallHead) throws(RPCError) {
+        guard let timeout = call.timeout else { return }
+        guard let duration = GRPCTimeout.parse(timeout) else {
+            throw RPCError(code: .internal, message: "malformed grpc-timeout '\(timeout)'")
+        }
+        call.deadline = .now + duration
+    }
+}
+
+/// Establishes the caller of methods that need credentials, reusing the connection's last
+/// verification while the same `authorization` value is repeated and still valid.
+public struct AuthenticationInterceptor: ServerInterceptor {
+    public let authenticator: any Authenticator
+
+    public init(authenticator: any Authenticator) {
+        self.authenticator = authenticator
+    }
+
+    public func intercept(_ call: inout CallHead) throws(RPCError) {
+        guard call.method.requiresAuthentication else { return }
+        if let last = call.connectionAuthentication, let credential = last.credential, .now < last.validUntil,
+           call.metadata["authorization"] == credential {
+            call.caller = last.caller
+            return
+        }
+        let authentication = try authenticator.authenticate(call.metadata)
+        call.caller = authentication.caller
+        call.connectionAuthentication = authentication.credential == nil ? nil : authentication
+    }
+}
+
+/// Refuses a caller whose role the method does not allow (PERMISSION_DENIED).
+public struct RoleInterceptor: ServerInterceptor {
+    public init() {}
+
+    public func intercept(_ call: inout CallHead) throws(RPCError) {
+        guard let roles = call.method.allowedRoles, let role = call.caller?.role, !roles.contains(role) else { return }
+        throw .permissionDenied("role \(role.rawValue) may not call \(call.path)")
+    }
+}
+
+/// Computes the caller's ``CallerScope`` once, for every query of the handler.
+public struct ScopeInterceptor: ServerInterceptor {
+    public init() {}
+
+    public func intercept(_ call: inout CallHead) throws(RPCError) {
+        guard let caller = call.caller else { return }
+        do throws(RPCError) {
+            call.scope = .success(try CallerScope(caller))
+        } catch {
+            call.scope = .failure(error)
+        }
+    }
+}

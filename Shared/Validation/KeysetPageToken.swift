@@ -1,0 +1,32 @@
+import Foundation
+import RPCWire
+
+/// The opaque `page_token` of a keyset-paginated list: base64 of `<tag>|<ms>|<id>`, the sort
+/// key (a time in milliseconds) and the id of the last row returned. Each list names its own
+/// tag, so a token of one list is refused by another; clients pass `next_page_token` back
+/// unchanged.
+public struct KeysetPageToken: Sendable, Hashable {
+    /// The list's tag, e.g. `v1`.
+    public let tag: String
+
+    public init(tag: String) { self.tag = tag }
+
+    /// The token of the page after the row (`ms`, `id`).
+    public func encode(ms: Int64, id: String) -> String {
+        Data("\(tag)|\(ms)|\(id)".utf8).base64EncodedString()
+    }
+
+    /// The (ms, id) of the row a token continues after; nil for the empty token (the first
+    /// page). A token that is not one of this list's is INVALID_ARGUMENT on `page_token`.
+    public func decode(_ token: String) throws(RPCError) -> (Int64, String)? {
+        guard !token.isEmpty else { return nil }
+        guard token.count <= 200, let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8) else {
+            throw .invalidArgument("page_token", "malformed; pass next_page_token unchanged")
+        }
+        let parts = text.split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == tag, let ms = Int64(parts[1]), !parts[2].isEmpty else {
+            throw .invalidArgument("page_token", "malformed; pass next_page_token unchanged")
+        }
+        return (ms, String(parts[2]))
+    }
+}
