@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for the three services (accounts, scheduling, visits) and the `doorstep` tool;
 # docker-compose.yml picks the service by `command`.
-# Build stage: the Swift toolchain CI tests with (Tests/DeploymentTests checks that the tag
+# Build stage: the Swift toolchain CI tests with (Tests/Integration/DeploymentTests checks that the tag
 # matches `swift --version`), on the Debian release CI runs, with the C libraries' headers.
 FROM swift:6.3.1-bookworm AS build
 RUN apt-get update \

@@ -237,14 +237,14 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], path: "Tests/RPCWireTests"),
-        .testTarget(name: "DeploymentTests", dependencies: ["TestSupport"], path: "Tests/DeploymentTests"),
-        .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"], path: "Tests/HTTP2Tests"),
+        .testTarget(name: "RPCWireTests", dependencies: ["RPCWire"], path: "Tests/Shared/RPCWireTests"),
+        .testTarget(name: "DeploymentTests", dependencies: ["TestSupport"], path: "Tests/Integration/DeploymentTests"),
+        .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"], path: "Tests/Shared/HTTP2Tests"),
         .testTarget(
             name: "ServiceAuthTests",
             dependencies: ["ServiceAuth", "RPC", "RPCWire", "RPCTestSupport", "Models", "TestSupport",
                            .product(name: "Logging", package: "swift-log")],
-            path: "Tests/ServiceAuthTests"
+            path: "Tests/Shared/ServiceAuthTests"
         ),
         // Paths and child processes for every test target.
         .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
@@ -270,10 +270,10 @@ let package = Package(
         .testTarget(
             name: "RPCTests",
             dependencies: ["RPC", "RPCTestSupport", "Models", "TestSupport", .product(name: "Logging", package: "swift-log")],
-            path: "Tests/RPCTests",
+            path: "Tests/Shared/RPCTests",
             exclude: ["Interop"]
         ),
-        .testTarget(name: "RoutePlannerTests", dependencies: ["RoutePlanner"], path: "Tests/RoutePlannerTests", exclude: ["Fixtures"]),
+        .testTarget(name: "RoutePlannerTests", dependencies: ["RoutePlanner"], path: "Tests/Shared/RoutePlannerTests", exclude: ["Fixtures"]),
         .testTarget(
             name: "OutboxTests",
             dependencies: ["Outbox", "Storage", "TestSupport",
@@ -283,16 +283,16 @@ let package = Package(
                            .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
-            path: "Tests/OutboxTests"
+            path: "Tests/Shared/OutboxTests"
         ),
-        .testTarget(name: "ComplianceTests", dependencies: ["Compliance", "Models", "Validation", "TestSupport"], path: "Tests/ComplianceTests"),
-        .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models", "RPCWire"], path: "Tests/ValidationTests"),
+        .testTarget(name: "ComplianceTests", dependencies: ["Compliance", "Models", "Validation", "TestSupport"], path: "Tests/Shared/ComplianceTests"),
+        .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models", "RPCWire"], path: "Tests/Shared/ValidationTests"),
         .testTarget(
             name: "AccountsServiceTests",
             dependencies: ["ServiceTestSupport", "AccountsService", "Validation", "Compliance", "Models", "RPCWire", "RPC", "ServiceAuth", "ServiceKit", "Storage",
                            "TestSupport", .product(name: "Logging", package: "swift-log"),
                            .product(name: "GRDB", package: "GRDB.swift")],
-            path: "Tests/AccountsServiceTests"
+            path: "Tests/Services/AccountsServiceTests"
         ),
         .testTarget(
             name: "SchedulingServiceTests",
@@ -300,7 +300,7 @@ let package = Package(
                            "Validation", "Models", "RPCWire", "TestSupport",
                            .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log")],
-            path: "Tests/SchedulingServiceTests"
+            path: "Tests/Services/SchedulingServiceTests"
         ),
         // Storage and runtime against real SQLite files; the three executables as real
         // processes called by our client and by Python grpcio.
@@ -312,7 +312,7 @@ let package = Package(
                            .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Crypto", package: "swift-crypto")],
-            path: "Tests/VisitsServiceTests"
+            path: "Tests/Services/VisitsServiceTests"
         ),
         .testTarget(
             name: "ServicesTests",
@@ -321,13 +321,23 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
-            path: "Tests/ServicesTests",
+            path: "Tests/Integration/ServicesTests",
             exclude: ["Interop"]
         ),
         .testTarget(
+            name: "StorageTests",
+            dependencies: ["Storage", "Models", "RPCWire", "TestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Tests/Shared/StorageTests"
+        ),
+        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "RPCWire"], path: "Tests/Shared/ServiceKitTests"),
+        .testTarget(
             name: "ContractTests",
             dependencies: ["Models", "RoutePlanner", "TestSupport"],
-            path: "Tests/ContractTests",
+            path: "Tests/Shared/ContractTests",
             exclude: ["Golden"]
         ),
     ],

@@ -233,7 +233,8 @@ self_test() {
   expect_fail descriptors "an added RPC without regenerating the descriptor set fails the descriptors check" \
     'is out of date with proto/'
   "$scripts/generate-descriptors.sh" --root "$work/copy" >/dev/null
-  sed -i '/^## Unreleased/,/^## 1.0.0/ s/^Nothing yet\.$/### `doorstep.accounts.v1`\n\n- service `Accounts`: `PingAccount`\n- message `PingAccountRequest`: `account_id`/' \
+  # The entry goes first under "## Unreleased", whatever that section already lists.
+  sed -i '/^## Unreleased$/a\\n### `doorstep.accounts.v1`\n\n- service `Accounts`: `PingAccount`\n- message `PingAccountRequest`: `account_id`' \
     "$work/copy/proto/CHANGELOG.md"
   expect_pass "${checks[@]}" "an added RPC with its changelog entry and descriptors passes every check"
 

@@ -20,7 +20,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus" "$work/seeds"
 cp FuzzTesting/Corpus/ContractDecode/* "$work/seeds/" 2>/dev/null || true
 # Seed with the golden vectors: one file per message type, prefixed with its selector byte.
-python3 Tests/ContractTests/Golden/make_golden.py --out "$work/golden" >/dev/null
+python3 Tests/Shared/ContractTests/Golden/make_golden.py --out "$work/golden" >/dev/null
 python3 - "$work/golden" "$work/seeds" <<'PY'
 import json, os, sys
 golden, seeds = sys.argv[1], sys.argv[2]

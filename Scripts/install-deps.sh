@@ -6,7 +6,7 @@
 set -euo pipefail
 
 # docker-compose (the v1 client; no engine needed) checks docker-compose.yml against the
-# Compose schema with `docker-compose config` (Tests/DeploymentTests).
+# Compose schema with `docker-compose config` (Tests/Integration/DeploymentTests).
 apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libnghttp2-dev libsqlite3-dev pkg-config docker-compose)
 missing=()
 for package in "${apt_packages[@]}"; do

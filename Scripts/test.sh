@@ -29,7 +29,7 @@ step "replay the fuzz regression corpus"
 step "AddressSanitizer + LeakSanitizer on the contract, wire, transport and auth tests"
 LSAN_OPTIONS="suppressions=$root/Tests/lsan-suppressions.txt:print_suppressions=0" \
   swift test --sanitize=address --scratch-path .build-asan \
-  --filter "ContractTests|RPCWireTests|HTTP2Tests|RPCTests|ServiceAuthTests|StorageTests|ValidationTests|ComplianceTests|AccountsServiceTests|SchedulingServiceTests|OutboxTests|VisitsServiceTests"
+  --filter "ContractTests|RPCWireTests|HTTP2Tests|RPCTests|ServiceAuthTests|StorageTests|ServiceKitTests|ValidationTests|ComplianceTests|AccountsServiceTests|SchedulingServiceTests|OutboxTests|VisitsServiceTests"
 
 fuzz_seconds=${DOORSTEP_FUZZ_SECONDS:-30}
 if [ "$fuzz_seconds" -gt 0 ]; then

@@ -1,5 +1,6 @@
 import Compliance
 import Foundation
+import TestSupport
 import Testing
 
 /// Rule packs as versioned data files: the built-in files load, round-trip, state their own
@@ -34,8 +35,7 @@ struct RulePackFileTests {
 
     @Test("the repository's pack files are the ones embedded")
     func filesOnDisk() throws {
-        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../Shared/Compliance/Packs").standardizedFileURL
+        let directory = repositoryRoot.appendingPathComponent("Shared/Compliance/Packs")
         for pack in RulePacks.all {
             let loaded = try RulePack.load(path: directory.appendingPathComponent("\(pack.id).json").path)
             #expect(loaded == pack)

@@ -46,7 +46,7 @@ from h2.settings import SettingCodes
 import signal  # noqa: E402
 signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 DEFAULT_BINARY = os.path.join(ROOT, ".build", "debug", "rpc-test-server")
 
 IO_TIMEOUT = 5.0          # every socket operation

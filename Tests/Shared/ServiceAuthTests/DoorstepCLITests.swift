@@ -57,7 +57,7 @@ struct DoorstepCLITests {
 struct SolveVRPTWCLITests {
     @Test("solves a Solomon-format file and ends with the summary line; a malformed file names its line")
     func solves() async throws {
-        let fixture = repositoryRoot.appendingPathComponent("Tests/RoutePlannerTests/Fixtures/tiny.txt").path
+        let fixture = repositoryRoot.appendingPathComponent("Tests/Shared/RoutePlannerTests/Fixtures/tiny.txt").path
         let result = try await runProduct("doorstep", ["solve-vrptw", fixture, "--time-limit", "0.5"])
         #expect(result.status == 0, "\(result.output)")
         let last = result.output.split(separator: "\n").last.map(String.init) ?? ""

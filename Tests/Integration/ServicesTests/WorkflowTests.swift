@@ -455,7 +455,7 @@ struct WorkflowTests {
         let accountsProcess = try await cluster.start("accounts")
         let schedulingProcess = try await cluster.start("scheduling", ["--accounts-addr", accountsProcess.address])
         let token = try await cluster.tokenText(["--role", "platform"])
-        let script = repositoryRoot.appendingPathComponent("Tests/ServicesTests/Interop/story_grpcio.py").path
+        let script = repositoryRoot.appendingPathComponent("Tests/Integration/ServicesTests/Interop/story_grpcio.py").path
         let result = try await runProcessDetached("python3", [
             script, "--accounts", accountsProcess.address, "--scheduling", schedulingProcess.address,
             "--token", token, "--base-ms", String(base),

@@ -55,7 +55,7 @@ import grpc
 import signal  # noqa: E402
 signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 PROTO = os.path.join(ROOT, "proto")
 
 # Every RPC gets this deadline, except the Health/Watch of the deadline check.

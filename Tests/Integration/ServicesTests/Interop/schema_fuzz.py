@@ -28,7 +28,7 @@ import grpc
 
 signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 PROTO = os.path.join(ROOT, "proto")
 SERVICES = {
     "accounts": ("doorstep/accounts/v1/accounts.proto", "doorstep.accounts.v1.accounts_pb2", "Accounts"),

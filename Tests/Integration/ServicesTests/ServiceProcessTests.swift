@@ -66,7 +66,7 @@ struct ServiceProcessTests {
                                                       collector: "col_01J00000000000000000000000")
         let tokenFile = cluster.directory.appendingPathComponent("tokens.json")
         try JSONSerialization.data(withJSONObject: tokens).write(to: tokenFile)
-        let script = repositoryRoot.appendingPathComponent("Tests/ServicesTests/Interop/services_interop.py").path
+        let script = repositoryRoot.appendingPathComponent("Tests/Integration/ServicesTests/Interop/services_interop.py").path
         let result = try await runProcessDetached("python3", [
             script, "--accounts", cluster.accounts.address, "--scheduling", cluster.scheduling!.address,
             "--visits", cluster.visits!.address, "--tokens", tokenFile.path,
@@ -88,7 +88,7 @@ struct ServiceProcessTests {
     func schemaFuzz() async throws {
         let cluster = try await ServiceCluster()
         let token = try await cluster.token("platform")
-        let script = repositoryRoot.appendingPathComponent("Tests/ServicesTests/Interop/schema_fuzz.py").path
+        let script = repositoryRoot.appendingPathComponent("Tests/Integration/ServicesTests/Interop/schema_fuzz.py").path
         let result = try await runProcessDetached("python3", [
             script, "--accounts", cluster.accounts.address, "--scheduling", cluster.scheduling!.address,
             "--visits", cluster.visits!.address, "--token", token, "--calls-per-method", "20",

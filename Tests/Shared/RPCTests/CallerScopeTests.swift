@@ -1,6 +1,5 @@
 import RPC
 import RPCWire
-import ServiceKit
 import Testing
 
 /// The one place that decides what a caller sees.

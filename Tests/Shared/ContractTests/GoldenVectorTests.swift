@@ -3,7 +3,7 @@ import Models
 import TestSupport
 import Testing
 
-/// One vector written by Tests/ContractTests/Golden/make_golden.py.
+/// One vector written by Tests/Shared/ContractTests/Golden/make_golden.py.
 struct GoldenVector: Decodable {
     var message: String
     var kind: String
@@ -15,7 +15,7 @@ struct GoldenVector: Decodable {
 /// regenerates from proto/ on every run): every message type, rich and empty.
 @Suite("Golden vectors against the reference protobuf implementation")
 struct GoldenVectorTests {
-    static let scripts = repositoryRoot.appendingPathComponent("Tests/ContractTests/Golden")
+    static let scripts = repositoryRoot.appendingPathComponent("Tests/Shared/ContractTests/Golden")
 
     @Test("reference bytes and JSON decode to the same value; our bytes and our JSON parse to the reference value in the reference implementation")
     func goldenVectors() throws {

@@ -100,7 +100,7 @@ struct ClientTests {
     func againstGrpcio() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", repositoryRoot.appendingPathComponent("Tests/RPCTests/Interop/grpcio_test_server.py").path]
+        process.arguments = ["python3", repositoryRoot.appendingPathComponent("Tests/Shared/RPCTests/Interop/grpcio_test_server.py").path]
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()

@@ -26,7 +26,7 @@ struct StockClientInteropTests {
     @Test("every transport behaviour, checked by grpcio", .timeLimit(.minutes(2)))
     func grpcioClient() async throws {
         let (server, address, service, _) = try await startTestServer()
-        let script = repositoryRoot.appendingPathComponent("Tests/RPCTests/Interop/grpcio_client_checks.py").path
+        let script = repositoryRoot.appendingPathComponent("Tests/Shared/RPCTests/Interop/grpcio_client_checks.py").path
         let result = try await runProcessDetached("python3", [script, address])
         await server.shutdownGracefully()
         print(result.output)
@@ -44,7 +44,7 @@ struct HostilePeerTests {
           .timeLimit(.minutes(3)))
     func hostilePeers() async throws {
         let (server, address, _, _) = try await startTestServer()
-        let script = repositoryRoot.appendingPathComponent("Tests/RPCTests/Interop/h2_hostile_checks.py").path
+        let script = repositoryRoot.appendingPathComponent("Tests/Shared/RPCTests/Interop/h2_hostile_checks.py").path
         let binary = productsDirectory.appendingPathComponent("rpc-test-server").path
         let result = try await runProcessDetached("python3", [script, address, "--server-binary", binary])
         // The in-process server survived all of it and still answers.

@@ -28,8 +28,8 @@ from google.protobuf import descriptor_pb2, json_format, message_factory
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-# Repository root: Tests/ContractTests/Golden/golden_lib.py -> three levels up.
-REPO_ROOT = Path(__file__).resolve().parents[3]
+# Repository root: Tests/Shared/ContractTests/Golden/golden_lib.py -> four levels up.
+REPO_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_PROTO_ROOT = REPO_ROOT / "proto"
 
 # Instance kinds. "alt" only exists for message types that have a (real) oneof.
