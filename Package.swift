@@ -108,7 +108,7 @@ let package = Package(
             path: "Shared/Outbox"
         ),
         // Field validators every service shares (ids, dates, money, text), naming the field.
-        .target(name: "Validation", dependencies: ["Models", "RPCWire"], path: "Shared/Validation"),
+        .target(name: "Validation", dependencies: ["Models"], path: "Shared/Validation"),
         // SQLite storage for the services (GRDB.swift, WAL, migrations), request-id
         // idempotency, sealed (AES-GCM) columns.
         .target(
@@ -126,7 +126,7 @@ let package = Package(
         .target(
             name: "ServiceKit",
             dependencies: [
-                "RPC", "RPCWire", "ServiceAuth", "Models", "Storage",
+                "RPC", "RPCWire", "ServiceAuth", "Models", "Storage", "Validation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -286,7 +286,7 @@ let package = Package(
             path: "Tests/Shared/OutboxTests"
         ),
         .testTarget(name: "ComplianceTests", dependencies: ["Compliance", "Models", "Validation", "TestSupport"], path: "Tests/Shared/ComplianceTests"),
-        .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models", "RPCWire"], path: "Tests/Shared/ValidationTests"),
+        .testTarget(name: "ValidationTests", dependencies: ["Validation", "Models"], path: "Tests/Shared/ValidationTests"),
         .testTarget(
             name: "AccountsServiceTests",
             dependencies: ["ServiceTestSupport", "AccountsService", "Validation", "Compliance", "Models", "RPCWire", "RPC", "ServiceAuth", "ServiceKit", "Storage",
@@ -333,7 +333,11 @@ let package = Package(
                            .product(name: "NIOPosix", package: "swift-nio")],
             path: "Tests/Shared/StorageTests"
         ),
-        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "RPCWire"], path: "Tests/Shared/ServiceKitTests"),
+        .testTarget(
+            name: "ServiceKitTests",
+            dependencies: ["ServiceKit", "RPC", "RPCWire", "Validation", "Compliance", "Models", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Shared/ServiceKitTests"
+        ),
         .testTarget(
             name: "ContractTests",
             dependencies: ["Models", "RoutePlanner", "TestSupport"],

@@ -26,7 +26,7 @@ DOORSTEP_TEST_TRANSPORT=inprocess swift test --skip-build --filter "AccountsServ
 step "replay the fuzz regression corpus"
 .build/debug/FuzzContractDecode FuzzTesting/Corpus/ContractDecode
 
-step "AddressSanitizer + LeakSanitizer on the contract, wire, transport and auth tests"
+step "AddressSanitizer + LeakSanitizer on every suite that runs in the test process (not the real-process suites)"
 LSAN_OPTIONS="suppressions=$root/Tests/lsan-suppressions.txt:print_suppressions=0" \
   swift test --sanitize=address --scratch-path .build-asan \
   --filter "ContractTests|RPCWireTests|HTTP2Tests|RPCTests|ServiceAuthTests|StorageTests|ServiceKitTests|ValidationTests|ComplianceTests|AccountsServiceTests|SchedulingServiceTests|OutboxTests|VisitsServiceTests"

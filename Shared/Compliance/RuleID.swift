@@ -8,8 +8,9 @@ import Models
 /// the rule list of the Scheduling service, and each RPC's errors); `RuleIDContractTests`
 /// fails when an id here is undocumented or a documented id is not here.
 ///
-/// A `Violation` is made only from a `RuleID` (`violation(quoting:field:subject:_:)`, or
-/// `RPCError.refused(rule:_:subjectID:)` for a single precondition), never from a string:
+/// A `Violation` is made only from a `RuleID` (`violation(quoting:field:subject:_:)`, or for a
+/// single precondition `DomainError.refused(rule:_:subjectID:)` in domain code and
+/// `RPCError.refused(rule:_:subjectID:)` in a handler), never from a string:
 /// `RuleIDContractTests` also fails on a rule id typed anywhere else.
 public enum RuleID: String, CaseIterable, Sendable, Hashable {
     /// Where a rule's text comes from.

@@ -1,5 +1,4 @@
 import Foundation
-import RPCWire
 
 /// The opaque `page_token` of a keyset-paginated list: base64 of `<tag>|<ms>|<id>`, the sort
 /// key (a time in milliseconds) and the id of the last row returned. Each list names its own
@@ -17,8 +16,9 @@ public struct KeysetPageToken: Sendable, Hashable {
     }
 
     /// The (ms, id) of the row a token continues after; nil for the empty token (the first
-    /// page). A token that is not one of this list's is INVALID_ARGUMENT on `page_token`.
-    public func decode(_ token: String) throws(RPCError) -> (Int64, String)? {
+    /// page). A token that is not one of this list's is invalid on `page_token`
+    /// (INVALID_ARGUMENT at the service edge).
+    public func decode(_ token: String) throws(DomainError) -> (Int64, String)? {
         guard !token.isEmpty else { return nil }
         guard token.count <= 200, let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8) else {
             throw .invalidArgument("page_token", "malformed; pass next_page_token unchanged")

@@ -1,11 +1,10 @@
 import Foundation
 import Models
-import RPCWire
 
 /// Field validators shared by every service: each checks one request field against the
 /// conventions at the top of `proto/doorstep/type/v1/types.proto` and throws
-/// INVALID_ARGUMENT naming the field path ("<field>: <problem>", e.g.
-/// "debtor.emergency_contacts[2].phone: required").
+/// `DomainError.invalid` naming the field path ("<field>: <problem>", e.g.
+/// "debtor.emergency_contacts[2].phone: required"; INVALID_ARGUMENT at the service edge).
 ///
 /// Callers check a message's fields in proto field order and stop at the first error,
 /// so a request with several mistakes always reports the same one.
@@ -17,7 +16,7 @@ public enum Validate {
 
     /// An idempotency key (AIP-155; types.proto "Idempotency"): required, 1-64 characters
     /// of [A-Za-z0-9._:-].
-    public static func requestID(_ value: String, field: String = "request_id") throws(RPCError) {
+    public static func requestID(_ value: String, field: String = "request_id") throws(DomainError) {
         guard !value.isEmpty else { throw .invalidArgument(field, "required") }
         guard value.utf8.allSatisfy(isRequestIDByte) else {
             throw .invalidArgument(field, "must contain only [A-Za-z0-9._:-]")
@@ -29,7 +28,7 @@ public enum Validate {
 
     /// A caller's own identifier (types.proto "Identifiers"): required, 1-64 printable ASCII
     /// characters, no spaces (0x21...0x7E).
-    public static func externalID(_ value: String, field: String) throws(RPCError) {
+    public static func externalID(_ value: String, field: String) throws(DomainError) {
         guard !value.isEmpty else { throw .invalidArgument(field, "required") }
         guard value.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw .invalidArgument(field, "must be printable ASCII without spaces")
@@ -41,7 +40,7 @@ public enum Validate {
 
     /// A server-assigned resource id (types.proto "Identifiers"): required, `<prefix>_`
     /// followed by 26 characters of upper-case Crockford base32 (a ULID).
-    public static func resourceID(_ value: String, field: String, prefix: String) throws(RPCError) {
+    public static func resourceID(_ value: String, field: String, prefix: String) throws(DomainError) {
         guard !value.isEmpty else { throw .invalidArgument(field, "required") }
         let bytes = Array(value.utf8)
         let head = Array(prefix.utf8) + [UInt8(ascii: "_")]
@@ -60,7 +59,7 @@ public enum Validate {
     /// it, types.proto "Strings") and every other C0 control character except line feed
     /// and tab. Returns the value unchanged.
     @discardableResult
-    public static func text(_ value: String, field: String, min: Int, max: Int) throws(RPCError) -> String {
+    public static func text(_ value: String, field: String, min: Int, max: Int) throws(DomainError) -> String {
         if value.isEmpty {
             if min > 0 { throw .invalidArgument(field, "required") }
             return value
@@ -78,14 +77,14 @@ public enum Validate {
 
     /// A required calendar date: present (not absent, not all zero), a real Gregorian date,
     /// in `CivilDate.validYears`.
-    public static func date(_ value: TypeV1.Date?, field: String) throws(RPCError) -> CivilDate {
+    public static func date(_ value: TypeV1.Date?, field: String) throws(DomainError) -> CivilDate {
         guard let date = try optionalDate(value, field: field) else { throw .invalidArgument(field, "required") }
         return date
     }
 
     /// An optional calendar date: nil when absent or all zero (types.proto "Date": unset),
     /// otherwise validated as `date(_:field:)`.
-    public static func optionalDate(_ value: TypeV1.Date?, field: String) throws(RPCError) -> CivilDate? {
+    public static func optionalDate(_ value: TypeV1.Date?, field: String) throws(DomainError) -> CivilDate? {
         guard let value, value.year != 0 || value.month != 0 || value.day != 0 else { return nil }
         let year = Int(value.year), month = Int(value.month), day = Int(value.day)
         guard CivilDate.isValid(year: year, month: month, day: day) else {
@@ -101,7 +100,7 @@ public enum Validate {
     /// A required IANA time zone name known to Foundation, e.g. "Asia/Shanghai". Only
     /// "Area/Location" names and "UTC" are accepted: abbreviations such as "CST" are
     /// ambiguous (China, or US Central) and are refused.
-    public static func timeZone(_ value: String, field: String) throws(RPCError) -> TimeZone {
+    public static func timeZone(_ value: String, field: String) throws(DomainError) -> TimeZone {
         guard !value.isEmpty else { throw .invalidArgument(field, "required") }
         guard value.utf8.count <= maxIdentifierLength,
               value == "UTC" || value.contains("/"),
@@ -115,7 +114,7 @@ public enum Validate {
     /// A wall-clock time of day, returned as minutes since midnight (0...1439, or 1440 for
     /// 24:00). Required. 24:00 is accepted only where `allowEndOfDay` (an end-of-range
     /// field; types.proto "TimeOfDay").
-    public static func timeOfDay(_ value: TypeV1.TimeOfDay?, field: String, allowEndOfDay: Bool) throws(RPCError) -> Int {
+    public static func timeOfDay(_ value: TypeV1.TimeOfDay?, field: String, allowEndOfDay: Bool) throws(DomainError) -> Int {
         guard let value else { throw .invalidArgument(field, "required") }
         let maxHours: Int32 = allowEndOfDay ? 24 : 23
         guard (0...maxHours).contains(value.hours) else {
@@ -138,7 +137,7 @@ public enum Validate {
     /// An instant in milliseconds since the Unix epoch, within `minInstantMs...maxInstantMs`
     /// (both inclusive). 0 means unset: "required" when `required`, otherwise nil.
     @discardableResult
-    public static func instantMs(_ value: Int64, field: String, required: Bool) throws(RPCError) -> Int64? {
+    public static func instantMs(_ value: Int64, field: String, required: Bool) throws(DomainError) -> Int64? {
         if value == 0 {
             if required { throw .invalidArgument(field, "required") }
             return nil
@@ -153,7 +152,7 @@ public enum Validate {
 
     /// An administrative region code (types.proto `Address.region_code`): required, 1-16
     /// characters of [0-9A-Za-z-].
-    public static func regionCode(_ value: String, field: String) throws(RPCError) {
+    public static func regionCode(_ value: String, field: String) throws(DomainError) {
         guard !value.isEmpty else { throw .invalidArgument(field, "required") }
         guard value.utf8.allSatisfy(isRegionCodeByte) else {
             throw .invalidArgument(field, "must contain only [0-9A-Za-z-]")
@@ -164,7 +163,7 @@ public enum Validate {
     /// A WGS84 point: finite latitude in -90...90 and longitude in -180...180. Absent is
     /// "required" when `required`, otherwise nil.
     @discardableResult
-    public static func geoPoint(_ value: TypeV1.GeoPoint?, field: String, required: Bool) throws(RPCError) -> TypeV1.GeoPoint? {
+    public static func geoPoint(_ value: TypeV1.GeoPoint?, field: String, required: Bool) throws(DomainError) -> TypeV1.GeoPoint? {
         guard let value else {
             if required { throw .invalidArgument(field, "required") }
             return nil
@@ -181,7 +180,7 @@ public enum Validate {
     // MARK: Money
 
     /// An ISO 4217 alphabetic currency code: exactly three upper-case ASCII letters.
-    public static func currencyCode(_ value: String, field: String) throws(RPCError) {
+    public static func currencyCode(_ value: String, field: String) throws(DomainError) {
         guard !value.isEmpty else { throw .invalidArgument(field, "required") }
         guard value.utf8.count == 3, value.utf8.allSatisfy({ (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) else {
             throw .invalidArgument(field, "must be three upper-case letters (ISO 4217)")
@@ -191,7 +190,7 @@ public enum Validate {
     /// A required amount of money (types.proto "Money"): `amount_minor` >= 0, or > 0 unless
     /// `allowZero`; a valid currency code equal to `currency` when one is given (within one
     /// account every amount is in the account's currency). Returns the amount in minor units.
-    public static func money(_ value: TypeV1.Money?, field: String, currency: String?, allowZero: Bool) throws(RPCError) -> Int64 {
+    public static func money(_ value: TypeV1.Money?, field: String, currency: String?, allowZero: Bool) throws(DomainError) -> Int64 {
         guard let value else { throw .invalidArgument(field, "required") }
         if value.amountMinor < 0 {
             throw .invalidArgument("\(field).amount_minor", "must not be negative")
@@ -210,7 +209,7 @@ public enum Validate {
 
     /// A list's `page_size` (AIP-158; types.proto "Pagination"): negative is refused, 0 means
     /// `defaultSize`, values above `max` are coerced to `max`.
-    public static func pageSize(_ value: Int32, field: String = "page_size", defaultSize: Int = 50, max: Int = 500) throws(RPCError) -> Int {
+    public static func pageSize(_ value: Int32, field: String = "page_size", defaultSize: Int = 50, max: Int = 500) throws(DomainError) -> Int {
         guard value >= 0 else { throw .invalidArgument(field, "must not be negative") }
         if value == 0 { return defaultSize }
         return Swift.min(Int(value), max)

@@ -1,11 +1,10 @@
 import AccountsService
 import Models
-import RPCWire
 import Testing
 import Validation
 
-/// INVALID_ARGUMENT "field: problem", as every validator reports.
-private func invalid(_ field: String, _ problem: String) -> RPCError {
+/// "field: problem" (INVALID_ARGUMENT at the service edge), as every validator reports.
+private func invalid(_ field: String, _ problem: String) -> DomainError {
     .invalidArgument(field, problem)
 }
 
@@ -179,7 +178,7 @@ struct DebtorValidationTests {
     )
 
     /// The error validating `valid` changed by `change` gives, or nil if it passes.
-    func failure(rules: DebtorRules = .defaults, _ change: (inout AccountsV1.Debtor) -> Void) -> RPCError? {
+    func failure(rules: DebtorRules = .defaults, _ change: (inout AccountsV1.Debtor) -> Void) -> DomainError? {
         var debtor = Self.valid
         change(&debtor)
         do {
@@ -434,7 +433,7 @@ struct AccountOpeningTests {
     )
 
     /// The error validating `valid` changed by `change` gives, or nil if it passes.
-    func failure(_ change: (inout AccountsV1.OpenAccountRequest) -> Void) -> RPCError? {
+    func failure(_ change: (inout AccountsV1.OpenAccountRequest) -> Void) -> DomainError? {
         var request = Self.valid
         change(&request)
         do {

@@ -1,5 +1,5 @@
+import Compliance
 import Models
-import RPCWire
 import Testing
 import Validation
 @testable import AccountsService
@@ -37,12 +37,11 @@ struct PaymentRulesTests {
 
     @Test("more than the outstanding amount is refused naming the rule and the amount; exactly all of it is accepted")
     func overpayment() throws {
-        let error = #expect(throws: RPCError.self) {
+        let error = #expect(throws: DomainError.self) {
             _ = try PaymentAllocation.apply(271, currency: "CNY", paidDate: Self.date(2024, 3, 5), to: Self.schedule)
         }
-        #expect(error?.code == .failedPrecondition)
-        #expect(error?.message == "payment-exceeds-outstanding: payment of 271 exceeds the outstanding amount 270 CNY")
-        #expect(error?.details != nil)
+        #expect(error == .refused(rule: RuleID.paymentExceedsOutstanding, "payment of 271 exceeds the outstanding amount 270 CNY"))
+        #expect(error?.description == "payment-exceeds-outstanding: payment of 271 exceeds the outstanding amount 270 CNY")
         let (after, allocations) = try PaymentAllocation.apply(270, currency: "CNY", paidDate: Self.date(2024, 4, 1), to: Self.schedule)
         #expect(allocations.map(\.instalmentSequence) == [1, 2, 3])
         #expect(after.allSatisfy { $0.status == .paid })

@@ -15,10 +15,11 @@ struct PromisePlanTests {
     static let planID = "rpl_01HZY3V9Q6X1M8N2B4C7D5E0FG"
     static let olderPlanID = "rpl_01HZY3V9Q6X1M8N2B4C7D5E0FA"
 
-    /// The rule id of a FAILED_PRECONDITION refusal ("rule-id: detail"), after checking its code.
-    static func rule(_ error: RPCError?) -> String? {
-        guard let error, error.code == .failedPrecondition, error.details != nil else { return nil }
-        return error.message.split(separator: ":", maxSplits: 1).first.map(String.init)
+    /// The rule id of a refusal (FAILED_PRECONDITION "rule-id: detail" at the edge), after
+    /// checking it is one.
+    static func rule(_ error: DomainError?) -> String? {
+        guard case .refusal(let rule, _, _)? = error else { return nil }
+        return rule
     }
 
     // MARK: Promises: the request
@@ -35,7 +36,7 @@ struct PromisePlanTests {
     }
 
     static func makePromise(_ request: AccountsV1.RecordPromiseToPayRequest,
-                            account: AccountsV1.Account = promiseAccount()) throws(RPCError) -> AccountsV1.PromiseToPay {
+                            account: AccountsV1.Account = promiseAccount()) throws(DomainError) -> AccountsV1.PromiseToPay {
         try PromiseRules.make(request, account: account, today: today, nowMs: now, id: promiseID, policy: .defaults)
     }
 
@@ -55,7 +56,7 @@ struct PromisePlanTests {
         func expectInvalid(_ field: String, _ problem: String, _ change: (inout AccountsV1.RecordPromiseToPayRequest) -> Void) {
             var request = Self.promiseRequest
             change(&request)
-            #expect(throws: RPCError.invalidArgument(field, problem)) { _ = try Self.makePromise(request) }
+            #expect(throws: DomainError.invalidArgument(field, problem)) { _ = try Self.makePromise(request) }
         }
         expectInvalid("request_id", "required") { $0.requestId = "" }
         expectInvalid("account_id", "not a valid acc_ id") { $0.accountId = "acc_1" }
@@ -84,9 +85,9 @@ struct PromisePlanTests {
         if allowed {
             _ = try Self.makePromise(Self.promiseRequest, account: account)
         } else {
-            let error = #expect(throws: RPCError.self) { _ = try Self.makePromise(Self.promiseRequest, account: account) }
+            let error = #expect(throws: DomainError.self) { _ = try Self.makePromise(Self.promiseRequest, account: account) }
             #expect(Self.rule(error) == "account-stage")
-            #expect(error?.message == "account-stage: account \(F.accountID) is \(stage.protoName ?? ""); promises are recorded in "
+            #expect(error?.description == "account-stage: account \(F.accountID) is \(stage.protoName ?? ""); promises are recorded in "
                 + "STAGE_REMINDER, STAGE_REMOTE, STAGE_FIELD or STAGE_LEGAL")
         }
     }
@@ -97,9 +98,9 @@ struct PromisePlanTests {
         request.amount = F.cny(60_000)
         _ = try Self.makePromise(request)
         request.amount = F.cny(60_001)
-        let error = #expect(throws: RPCError.self) { _ = try Self.makePromise(request) }
+        let error = #expect(throws: DomainError.self) { _ = try Self.makePromise(request) }
         #expect(Self.rule(error) == "promise-amount")
-        #expect(error?.message == "promise-amount: promised 60001 exceeds the outstanding amount 60000 CNY")
+        #expect(error?.description == "promise-amount: promised 60001 exceeds the outstanding amount 60000 CNY")
     }
 
     @Test("promise-horizon: from today to today + 30 days, both included", arguments: [
@@ -111,7 +112,7 @@ struct PromisePlanTests {
         if allowed {
             #expect(try Self.makePromise(request).promisedDate == Self.today.adding(days: daysAhead).proto)
         } else {
-            let error = #expect(throws: RPCError.self) { _ = try Self.makePromise(request) }
+            let error = #expect(throws: DomainError.self) { _ = try Self.makePromise(request) }
             #expect(Self.rule(error) == "promise-horizon")
         }
     }
@@ -120,11 +121,11 @@ struct PromisePlanTests {
     func promiseHorizonMessages() throws {
         var request = Self.promiseRequest
         request.promisedDate = F.date(2024, 3, 4).proto
-        let early = #expect(throws: RPCError.self) { _ = try Self.makePromise(request) }
-        #expect(early?.message == "promise-horizon: promised_date 2024-03-04 is before today (2024-03-05)")
+        let early = #expect(throws: DomainError.self) { _ = try Self.makePromise(request) }
+        #expect(early?.description == "promise-horizon: promised_date 2024-03-04 is before today (2024-03-05)")
         request.promisedDate = F.date(2024, 4, 5).proto   // 31 days ahead (March has 31 days)
-        let late = #expect(throws: RPCError.self) { _ = try Self.makePromise(request) }
-        #expect(late?.message == "promise-horizon: promised_date 2024-04-05 is more than 30 days after today (2024-03-05); "
+        let late = #expect(throws: DomainError.self) { _ = try Self.makePromise(request) }
+        #expect(late?.description == "promise-horizon: promised_date 2024-04-05 is more than 30 days after today (2024-03-05); "
             + "the latest allowed is 2024-04-04")
         let longer = CollectionPolicy(promiseHorizonDays: 31)
         _ = try PromiseRules.make(request, account: Self.promiseAccount(), today: Self.today, nowMs: Self.now, id: Self.promiseID,
@@ -209,7 +210,7 @@ struct PromisePlanTests {
     }
 
     static func propose(_ request: AccountsV1.ProposeRepaymentPlanRequest, account: AccountsV1.Account = planAccount(),
-                        policy: CollectionPolicy = .defaults, id: String = planID) throws(RPCError) -> AccountsV1.RepaymentPlan {
+                        policy: CollectionPolicy = .defaults, id: String = planID) throws(DomainError) -> AccountsV1.RepaymentPlan {
         try PlanRules.propose(request, account: account, today: today, nowMs: now, id: id, policy: policy)
     }
 
@@ -235,7 +236,7 @@ struct PromisePlanTests {
         func expectInvalid(_ field: String, _ problem: String, _ change: (inout AccountsV1.ProposeRepaymentPlanRequest) -> Void) {
             var request = Self.planRequest
             change(&request)
-            #expect(throws: RPCError.invalidArgument(field, problem)) { _ = try Self.propose(request) }
+            #expect(throws: DomainError.invalidArgument(field, problem)) { _ = try Self.propose(request) }
         }
         expectInvalid("request_id", "must contain only [A-Za-z0-9._:-]") { $0.requestId = "req 1" }
         expectInvalid("account_id", "required") { $0.accountId = "" }
@@ -271,12 +272,12 @@ struct PromisePlanTests {
     @Test("account-stage: SETTLED, WRITTEN_OFF, or nothing overdue")
     func planStage() throws {
         for stage in [AccountsV1.Stage.settled, .writtenOff] {
-            let error = #expect(throws: RPCError.self) { _ = try Self.propose(Self.planRequest, account: Self.planAccount(stage: stage)) }
+            let error = #expect(throws: DomainError.self) { _ = try Self.propose(Self.planRequest, account: Self.planAccount(stage: stage)) }
             #expect(Self.rule(error) == "account-stage")
         }
         let current = F.account(stage: .current, schedule: [(F.date(2024, 6, 30), 10_000)], asOf: Self.today)
-        let error = #expect(throws: RPCError.self) { _ = try Self.propose(Self.planRequest, account: current) }
-        #expect(error?.message == "account-stage: account \(F.accountID) has no overdue amount")
+        let error = #expect(throws: DomainError.self) { _ = try Self.propose(Self.planRequest, account: current) }
+        #expect(error?.description == "account-stage: account \(F.accountID) has no overdue amount")
         // LEGAL accounts may still agree a plan.
         _ = try Self.propose(Self.planRequest, account: Self.planAccount(stage: .legal))
     }
@@ -285,12 +286,12 @@ struct PromisePlanTests {
     func planSum() {
         var request = Self.planRequest
         request.instalments[1].amount = F.cny(7_000)
-        let error = #expect(throws: RPCError.self) { _ = try Self.propose(request) }
+        let error = #expect(throws: DomainError.self) { _ = try Self.propose(request) }
         #expect(Self.rule(error) == "plan-sum")
-        #expect(error?.message == "plan-sum: instalments (15000) plus reduction (4000) must equal the overdue amount 20000 CNY")
+        #expect(error?.description == "plan-sum: instalments (15000) plus reduction (4000) must equal the overdue amount 20000 CNY")
         request.reduction = nil
         request.instalments = [Self.term(F.date(2024, 3, 10), 20_001)]
-        let over = #expect(throws: RPCError.self) { _ = try Self.propose(request) }
+        let over = #expect(throws: DomainError.self) { _ = try Self.propose(request) }
         #expect(Self.rule(over) == "plan-sum")
     }
 
@@ -305,8 +306,8 @@ struct PromisePlanTests {
             let plan = try Self.propose(request)
             #expect(plan.reduction == (reduction > 0 ? F.cny(reduction) : nil))
         } else {
-            let error = #expect(throws: RPCError.self) { _ = try Self.propose(request) }
-            #expect(error?.message == "plan-reduction-limit: reduction 4001 exceeds 20 % of the overdue amount 20000 CNY (at most 4000)")
+            let error = #expect(throws: DomainError.self) { _ = try Self.propose(request) }
+            #expect(error?.description == "plan-reduction-limit: reduction 4001 exceeds 20 % of the overdue amount 20000 CNY (at most 4000)")
         }
     }
 
@@ -325,8 +326,8 @@ struct PromisePlanTests {
         request.instalments = Self.monthly(24)   // the last due 2026-02-10, inside the horizon
         #expect(try Self.propose(request).instalments.count == 24)
         request.instalments = Self.monthly(25)
-        let error = #expect(throws: RPCError.self) { _ = try Self.propose(request) }
-        #expect(error?.message == "plan-max-instalments: 25 instalments; at most 24")
+        let error = #expect(throws: DomainError.self) { _ = try Self.propose(request) }
+        #expect(error?.description == "plan-max-instalments: 25 instalments; at most 24")
         #expect(try Self.propose(request, policy: CollectionPolicy(planMaxInstalments: 25, planHorizonMonths: 36)).instalments.count == 25)
     }
 
@@ -337,8 +338,8 @@ struct PromisePlanTests {
         request.instalments = [Self.term(F.date(2026, 3, 5), 20_000)]
         _ = try Self.propose(request)
         request.instalments = [Self.term(F.date(2026, 3, 6), 20_000)]
-        let error = #expect(throws: RPCError.self) { _ = try Self.propose(request) }
-        #expect(error?.message == "plan-horizon: last instalment due 2026-03-06 is after 2026-03-05, 24 months from today (2024-03-05)")
+        let error = #expect(throws: DomainError.self) { _ = try Self.propose(request) }
+        #expect(error?.description == "plan-horizon: last instalment due 2026-03-06 is after 2026-03-05, 24 months from today (2024-03-05)")
     }
 
     @Test("calendar months: the day is clamped to the end of the month, leap years included", arguments: [
@@ -397,9 +398,9 @@ struct PromisePlanTests {
         #expect(change.events.allSatisfy { $0.actor == actor && $0.requestId == "req-acc" })
 
         // Not PROPOSED any more: plan-state.
-        let error = #expect(throws: RPCError.self) { _ = try PlanRules.accept(Self.planID, account: change.account, nowMs: Self.now + 6) }
+        let error = #expect(throws: DomainError.self) { _ = try PlanRules.accept(Self.planID, account: change.account, nowMs: Self.now + 6) }
         #expect(Self.rule(error) == "plan-state")
-        #expect(error?.message == "plan-state: plan \(Self.planID) is PLAN_STATUS_ACCEPTED; only a PLAN_STATUS_PROPOSED plan can be accepted")
+        #expect(error?.description == "plan-state: plan \(Self.planID) is PLAN_STATUS_ACCEPTED; only a PLAN_STATUS_PROPOSED plan can be accepted")
     }
 
     @Test("accepting a plan supersedes the ACCEPTED one")
@@ -419,13 +420,13 @@ struct PromisePlanTests {
     @Test("plan-stale: the overdue amount changed since the proposal; unknown plan: NOT_FOUND")
     func acceptStaleOrUnknown() throws {
         var account = try Self.proposed()
-        let missing = #expect(throws: RPCError.self) { _ = try PlanRules.accept(Self.olderPlanID, account: account, nowMs: Self.now) }
-        #expect(missing?.code == .notFound)
+        let missing = #expect(throws: DomainError.self) { _ = try PlanRules.accept(Self.olderPlanID, account: account, nowMs: Self.now) }
+        #expect(missing == .notFound("plan \(Self.olderPlanID) not found on account \(F.accountID)"))
         try F.pay(&account, 1_000, at: Self.now)
         F.withBalances(&account, asOf: Self.today)
-        let error = #expect(throws: RPCError.self) { _ = try PlanRules.accept(Self.planID, account: account, nowMs: Self.now) }
+        let error = #expect(throws: DomainError.self) { _ = try PlanRules.accept(Self.planID, account: account, nowMs: Self.now) }
         #expect(Self.rule(error) == "plan-stale")
-        #expect(error?.message == "plan-stale: the overdue amount is 19000 CNY, 20000 when plan \(Self.planID) was proposed; propose again")
+        #expect(error?.description == "plan-stale: the overdue amount is 19000 CNY, 20000 when plan \(Self.planID) was proposed; propose again")
     }
 
     @Test("accept request validation names the exact field")
@@ -434,10 +435,10 @@ struct PromisePlanTests {
         #expect(throws: Never.self) { try PlanRules.validate(valid) }
         var request = valid
         request.planId = "plan-1"
-        #expect(throws: RPCError.invalidArgument("plan_id", "not a valid rpl_ id")) { try PlanRules.validate(request) }
+        #expect(throws: DomainError.invalidArgument("plan_id", "not a valid rpl_ id")) { try PlanRules.validate(request) }
         request = valid
         request.expectedVersion = -1
-        #expect(throws: RPCError.invalidArgument("expected_version", "must not be negative")) { try PlanRules.validate(request) }
+        #expect(throws: DomainError.invalidArgument("expected_version", "must not be negative")) { try PlanRules.validate(request) }
     }
 
     // MARK: Plans: progress

@@ -1,11 +1,10 @@
 import Models
-import RPCWire
 import SchedulingService
 import Testing
 import Validation
 
-/// INVALID_ARGUMENT "field: problem", as every validator reports.
-private func invalid(_ field: String, _ problem: String) -> RPCError {
+/// "field: problem" (INVALID_ARGUMENT at the service edge), as every validator reports.
+private func invalid(_ field: String, _ problem: String) -> DomainError {
     .invalidArgument(field, problem)
 }
 
@@ -36,7 +35,7 @@ struct AgencyValidationTests {
     )
 
     /// The error validating `valid` changed by `change` gives, or nil if it passes.
-    func failure(_ change: (inout SchedulingV1.Agency) -> Void) -> RPCError? {
+    func failure(_ change: (inout SchedulingV1.Agency) -> Void) -> DomainError? {
         var agency = Self.valid
         change(&agency)
         do {
@@ -132,7 +131,7 @@ struct CollectorValidationTests {
     )
 
     /// The error validating `valid` changed by `change` gives, or nil if it passes.
-    func failure(_ change: (inout SchedulingV1.Collector) -> Void) -> RPCError? {
+    func failure(_ change: (inout SchedulingV1.Collector) -> Void) -> DomainError? {
         var collector = Self.valid
         change(&collector)
         do {

@@ -1,7 +1,7 @@
 import Foundation
 import Models
-import RPCWire
 import Testing
+import Validation
 import VisitsService
 
 /// A RecordOutcome request with the given outcome fields (the ids are never looked at by
@@ -26,11 +26,15 @@ private let plan = VisitsV1.RecordOutcomeRequest.Arrangement.plan(VisitsV1.PlanT
     VisitsV1.PlanInstalmentTerms(dueDate: date(2026, 6, 1), amount: cny(100_000)),
 ], reduction: cny(20_000)))
 
-/// The INVALID_ARGUMENT message `request` is refused with ("" and an issue when it passes).
+/// The "field: problem" `request` is refused with (INVALID_ARGUMENT at the edge; "" and an
+/// issue when it passes or is refused otherwise).
 private func invalid(_ request: VisitsV1.RecordOutcomeRequest, sourceLocation: SourceLocation = #_sourceLocation) -> String {
-    let error = #expect(throws: RPCError.self, sourceLocation: sourceLocation) { try OutcomeRules.validate(request) }
-    #expect(error?.code == .invalidArgument, sourceLocation: sourceLocation)
-    return error?.message ?? ""
+    let error = #expect(throws: DomainError.self, sourceLocation: sourceLocation) { try OutcomeRules.validate(request) }
+    guard case .invalid? = error, let error else {
+        if let error { Issue.record("refused as \(error), not as an invalid field", sourceLocation: sourceLocation) }
+        return ""
+    }
+    return error.description
 }
 
 /// Records an issue when `request` is refused.

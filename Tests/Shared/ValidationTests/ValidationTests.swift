@@ -1,11 +1,10 @@
 import Foundation
 import Models
-import RPCWire
 import Testing
 import Validation
 
-/// INVALID_ARGUMENT "field: problem", as every validator reports.
-private func invalid(_ field: String, _ problem: String) -> RPCError {
+/// "field: problem" (INVALID_ARGUMENT at the service edge), as every validator reports.
+private func invalid(_ field: String, _ problem: String) -> DomainError {
     .invalidArgument(field, problem)
 }
 

@@ -41,10 +41,10 @@ extension AccountsService {
     }
 
     /// The request fields every mutation of an existing account carries, checked first.
-    static func validateMutation(requestID: String, accountID: String, expectedVersion: Int64) throws(RPCError) {
+    static func validateMutation(requestID: String, accountID: String, expectedVersion: Int64) throws(DomainError) {
         try Validate.requestID(requestID)
         try Validate.resourceID(accountID, field: "account_id", prefix: "acc")
-        if expectedVersion < 0 { throw RPCError.invalidArgument("expected_version", "must not be negative") }
+        if expectedVersion < 0 { throw DomainError.invalidArgument("expected_version", "must not be negative") }
     }
 
     /// What a mutation sees besides the account: the transaction, the store, the debtor-local

@@ -1,5 +1,4 @@
 import Models
-import RPCWire
 import Validation
 
 /// An OpenAccount request that passed validation: the account's fixed terms and its
@@ -38,7 +37,7 @@ public enum AccountOpening {
     /// e.g. "instalments[3].due_date: must be after instalments[2].due_date". `asOf` is the
     /// debtor-local date today on the service clock: neither the opening date nor a paid
     /// date may be after it.
-    public static func validate(_ request: AccountsV1.OpenAccountRequest, asOf: CivilDate) throws(RPCError) -> ValidOpening {
+    public static func validate(_ request: AccountsV1.OpenAccountRequest, asOf: CivilDate) throws(DomainError) -> ValidOpening {
         try Validate.requestID(request.requestId)
         try Validate.resourceID(request.debtorId, field: "debtor_id", prefix: "dbt")
         try Validate.externalID(request.externalId, field: "external_id")
@@ -81,7 +80,7 @@ public enum AccountOpening {
 
     /// A lender id: required, 1-64 characters of [a-z0-9_-] (accounts.proto
     /// `OpenAccountRequest.lender_id`).
-    static func lenderID(_ value: String, field: String) throws(RPCError) {
+    static func lenderID(_ value: String, field: String) throws(DomainError) {
         guard !value.isEmpty else { throw .invalidArgument(field, "required") }
         guard value.utf8.allSatisfy(isLenderIDByte) else {
             throw .invalidArgument(field, "must contain only [a-z0-9_-]")
@@ -92,7 +91,7 @@ public enum AccountOpening {
     }
 
     /// A product type: required and known to this build.
-    static func product(_ value: AccountsV1.ProductType, field: String) throws(RPCError) {
+    static func product(_ value: AccountsV1.ProductType, field: String) throws(DomainError) {
         switch value {
         case .unspecified: throw .invalidArgument(field, "required")
         case .unrecognized(let number): throw .invalidArgument(field, "unknown value \(number)")
@@ -107,7 +106,7 @@ public enum AccountOpening {
     /// overflow when summed.
     static func schedule(
         _ entries: [AccountsV1.OpeningInstalment], openedDate: CivilDate, currency: String, asOf: CivilDate
-    ) throws(RPCError) -> [AccountsV1.Instalment] {
+    ) throws(DomainError) -> [AccountsV1.Instalment] {
         guard !entries.isEmpty else { throw .invalidArgument("instalments", "required") }
         guard entries.count <= maxInstalments else {
             throw .invalidArgument("instalments", "at most \(maxInstalments) entries")

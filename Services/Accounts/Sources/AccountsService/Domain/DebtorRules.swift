@@ -1,5 +1,4 @@
 import Models
-import RPCWire
 import Validation
 
 /// Which identity rules a debtor's personal data is checked against; chosen by the
@@ -28,7 +27,7 @@ public enum DebtorValidation {
     /// upper-case) and with every output-only field cleared (ids, version, timestamps,
     /// `personal_data_masked`); or INVALID_ARGUMENT naming the field path, e.g.
     /// "debtor.emergency_contacts[2].phone: required".
-    public static func validate(_ debtor: AccountsV1.Debtor?, rules: DebtorRules, field: String = "debtor") throws(RPCError) -> AccountsV1.Debtor {
+    public static func validate(_ debtor: AccountsV1.Debtor?, rules: DebtorRules, field: String = "debtor") throws(DomainError) -> AccountsV1.Debtor {
         guard var debtor else { throw .invalidArgument(field, "required") }
 
         try Validate.externalID(debtor.externalId, field: "\(field).external_id")
@@ -57,7 +56,7 @@ public enum DebtorValidation {
     }
 
     /// A national identity number under `rules`, normalised.
-    static func nationalID(_ value: String, field: String, rules: DebtorRules) throws(RPCError) -> String {
+    static func nationalID(_ value: String, field: String, rules: DebtorRules) throws(DomainError) -> String {
         if rules.requirePRCNationalID {
             return try PRCResidentID.validate(value, field: field)
         }
@@ -70,7 +69,7 @@ public enum DebtorValidation {
 
     /// The home address: required, text 1-500 characters, a region code, a postal code of
     /// 0-16 characters and an optional but valid location (types.proto `Address`).
-    static func address(_ value: TypeV1.Address?, field: String) throws(RPCError) {
+    static func address(_ value: TypeV1.Address?, field: String) throws(DomainError) {
         guard let value else { throw .invalidArgument(field, "required") }
         try Validate.text(value.text, field: "\(field).text", min: 1, max: 500)
         try Validate.regionCode(value.regionCode, field: "\(field).region_code")
@@ -79,7 +78,7 @@ public enum DebtorValidation {
     }
 
     /// One emergency contact, normalised, its output-only id cleared.
-    static func emergencyContact(_ value: AccountsV1.EmergencyContact, field: String) throws(RPCError) -> AccountsV1.EmergencyContact {
+    static func emergencyContact(_ value: AccountsV1.EmergencyContact, field: String) throws(DomainError) -> AccountsV1.EmergencyContact {
         var contact = value
         try Validate.text(contact.fullName, field: "\(field).full_name", min: 1, max: 100)
         switch contact.relationship {

@@ -1,5 +1,4 @@
 import Models
-import RPCWire
 import Validation
 
 /// The PRC resident identity number (公民身份号码) of GB 11643-1999: 18 characters —
@@ -33,7 +32,7 @@ public enum PRCResidentID {
     /// check character "x" becomes "X"). Checks, in order: the shape (17 digits then a
     /// digit or X), the birth date (characters 7-14 form a valid date, 1900-2200), the
     /// check character.
-    public static func validate(_ value: String, field: String) throws(RPCError) -> String {
+    public static func validate(_ value: String, field: String) throws(DomainError) -> String {
         guard !value.isEmpty else { throw .invalidArgument(field, "required") }
         let bytes = Array(value.utf8)
         guard bytes.count == length,

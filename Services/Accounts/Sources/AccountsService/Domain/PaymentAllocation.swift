@@ -1,6 +1,5 @@
 import Compliance
 import Models
-import RPCWire
 import Validation
 
 /// How a payment is applied to an account's schedule: to the oldest instalment with
@@ -12,12 +11,12 @@ public enum PaymentAllocation {
     /// `payment-exceeds-outstanding`, naming the outstanding amount; nothing is applied.
     public static func apply(
         _ amountMinor: Int64, currency: String, paidDate: CivilDate, to instalments: [AccountsV1.Instalment]
-    ) throws(RPCError) -> (instalments: [AccountsV1.Instalment], allocations: [AccountsV1.PaymentAllocation]) {
+    ) throws(DomainError) -> (instalments: [AccountsV1.Instalment], allocations: [AccountsV1.PaymentAllocation]) {
         precondition(amountMinor > 0, "validated by the caller")
         let outstanding = instalments.reduce(Int64(0)) { $0 + unpaid($1) }
         guard amountMinor <= outstanding else {
-            throw RPCError.refused(rule: RuleID.paymentExceedsOutstanding,
-                                   "payment of \(amountMinor) exceeds the outstanding amount \(outstanding) \(currency)")
+            throw DomainError.refused(rule: RuleID.paymentExceedsOutstanding,
+                                      "payment of \(amountMinor) exceeds the outstanding amount \(outstanding) \(currency)")
         }
         var schedule = instalments
         var allocations: [AccountsV1.PaymentAllocation] = []

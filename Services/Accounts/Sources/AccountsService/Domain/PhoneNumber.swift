@@ -1,4 +1,4 @@
-import RPCWire
+import Validation
 
 /// Phone numbers as the contract takes them (accounts.proto `Debtor.phone`): E.164
 /// ("+8613812345678"), or an 11-digit mainland China mobile number ("13812345678") which
@@ -11,7 +11,7 @@ public enum PhoneNumber {
     public static let e164Digits: ClosedRange<Int> = 8...15
 
     /// The number normalised to E.164, or INVALID_ARGUMENT naming `field`.
-    public static func normalised(_ value: String, field: String) throws(RPCError) -> String {
+    public static func normalised(_ value: String, field: String) throws(DomainError) -> String {
         guard !value.isEmpty else { throw .invalidArgument(field, "required") }
         let bytes = Array(value.utf8)
         if bytes[0] == UInt8(ascii: "+") {

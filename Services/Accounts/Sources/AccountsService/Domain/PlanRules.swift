@@ -1,8 +1,6 @@
 import Compliance
 import Foundation
 import Models
-import RPC
-import RPCWire
 import Validation
 
 /// What a repayment-plan operation did to an account: the account with the changes applied
@@ -44,7 +42,7 @@ public enum PlanRules {
     /// (`plan-max-instalments`), checked by `propose`.
     public static func validate(
         _ request: AccountsV1.ProposeRepaymentPlanRequest, currency: String? = nil, today: CivilDate? = nil
-    ) throws(RPCError) {
+    ) throws(DomainError) {
         _ = try validatedTerms(request, currency: currency, today: today)
     }
 
@@ -66,44 +64,44 @@ public enum PlanRules {
     public static func propose(
         _ request: AccountsV1.ProposeRepaymentPlanRequest, account: AccountsV1.Account, today: CivilDate, nowMs: Int64,
         id: String, policy: CollectionPolicy
-    ) throws(RPCError) -> AccountsV1.RepaymentPlan {
+    ) throws(DomainError) -> AccountsV1.RepaymentPlan {
         let currency = account.principal?.currencyCode ?? ""
         let terms = try validatedTerms(request, currency: currency, today: today)
         let reduction = request.reduction?.amountMinor ?? 0
 
         switch account.stage {
         case .settled, .writtenOff:
-            throw RPCError.refused(rule: RuleID.accountStage, "account \(account.id) is \(account.stage.protoName ?? "closed")",
-                                   subjectID: account.id)
+            throw DomainError.refused(rule: RuleID.accountStage, "account \(account.id) is \(account.stage.protoName ?? "closed")",
+                                      subjectID: account.id)
         case .current, .reminder, .remote, .field, .legal, .unspecified, .unrecognized: break
         }
         let overdue = account.overdueAmount?.amountMinor ?? 0
         guard overdue > 0 else {
-            throw RPCError.refused(rule: RuleID.accountStage, "account \(account.id) has no overdue amount", subjectID: account.id)
+            throw DomainError.refused(rule: RuleID.accountStage, "account \(account.id) has no overdue amount", subjectID: account.id)
         }
         let instalmentsTotal = terms.reduce(Int64(0)) { saturatingAdd($0, $1.amount) }
         guard saturatingAdd(instalmentsTotal, reduction) == overdue else {
-            throw RPCError.refused(
+            throw DomainError.refused(
                 rule: RuleID.planSum,
                 "instalments (\(instalmentsTotal)) plus reduction (\(reduction)) must equal the overdue amount \(overdue) \(currency)",
                 subjectID: account.id)
         }
         let maxReduction = share(of: overdue, bp: policy.planMaxReductionBp)
         guard reduction <= maxReduction else {
-            throw RPCError.refused(
+            throw DomainError.refused(
                 rule: RuleID.planReductionLimit,
                 "reduction \(reduction) exceeds \(percent(policy.planMaxReductionBp)) of the overdue amount \(overdue) \(currency) "
                     + "(at most \(maxReduction))",
                 subjectID: account.id)
         }
         guard terms.count <= policy.planMaxInstalments else {
-            throw RPCError.refused(
+            throw DomainError.refused(
                 rule: RuleID.planMaxInstalments, "\(terms.count) instalments; at most \(policy.planMaxInstalments)",
                 subjectID: account.id)
         }
         let latest = addingMonths(policy.planHorizonMonths, to: today)
         if let last = terms.last?.dueDate, last > latest {
-            throw RPCError.refused(
+            throw DomainError.refused(
                 rule: RuleID.planHorizon,
                 "last instalment due \(last) is after \(latest), \(policy.planHorizonMonths) months from today (\(today))",
                 subjectID: account.id)
@@ -158,7 +156,7 @@ public enum PlanRules {
     // MARK: Acceptance
 
     /// Checks an AcceptRepaymentPlanRequest's fields in proto field order.
-    public static func validate(_ request: AccountsV1.AcceptRepaymentPlanRequest) throws(RPCError) {
+    public static func validate(_ request: AccountsV1.AcceptRepaymentPlanRequest) throws(DomainError) {
         try Validate.requestID(request.requestId)
         try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
         try Validate.resourceID(request.planId, field: "plan_id", prefix: "rpl")
@@ -177,14 +175,14 @@ public enum PlanRules {
     /// is a pause, so a broken plan resumes FIELD without new remote contacts.
     public static func accept(
         _ planID: String, account: AccountsV1.Account, nowMs: Int64, actor: TypeV1.Actor? = nil, requestID: String = ""
-    ) throws(RPCError) -> PlanChange {
+    ) throws(DomainError) -> PlanChange {
         var account = account
         guard let index = account.repaymentPlans.firstIndex(where: { $0.id == planID }) else {
-            throw RPCError.notFound("plan \(planID) not found on account \(account.id)")
+            throw DomainError.notFound("plan \(planID) not found on account \(account.id)")
         }
         let proposed = account.repaymentPlans[index]
         guard proposed.status == .proposed else {
-            throw RPCError.refused(
+            throw DomainError.refused(
                 rule: RuleID.planState,
                 "plan \(planID) is \(proposed.status.protoName ?? "in an unknown state"); only a PLAN_STATUS_PROPOSED plan can be accepted",
                 subjectID: planID)
@@ -192,7 +190,7 @@ public enum PlanRules {
         let overdueNow = account.overdueAmount?.amountMinor ?? 0
         let overdueThen = proposed.overdueAmountAtProposal?.amountMinor ?? 0
         guard overdueNow == overdueThen else {
-            throw RPCError.refused(
+            throw DomainError.refused(
                 rule: RuleID.planStale,
                 "the overdue amount is \(overdueNow) \(account.overdueAmount?.currencyCode ?? ""), \(overdueThen) when plan \(planID) "
                     + "was proposed; propose again",
@@ -342,7 +340,7 @@ public enum PlanRules {
     /// The request's terms after checking every field in proto field order.
     static func validatedTerms(
         _ request: AccountsV1.ProposeRepaymentPlanRequest, currency: String?, today: CivilDate?
-    ) throws(RPCError) -> [Term] {
+    ) throws(DomainError) -> [Term] {
         try Validate.requestID(request.requestId)
         try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
         if request.expectedVersion < 0 { throw .invalidArgument("expected_version", "must not be negative") }

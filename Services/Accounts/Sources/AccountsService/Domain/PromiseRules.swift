@@ -1,8 +1,6 @@
 import Compliance
 import Foundation
 import Models
-import RPC
-import RPCWire
 import Validation
 
 /// Promises to pay (accounts.proto `RecordPromiseToPay`, `PromiseToPay`, `PromiseStatus`):
@@ -18,7 +16,7 @@ public enum PromiseRules {
     ///
     /// That `source_contact_attempt_id` belongs to the account (NOT_FOUND otherwise) is for
     /// the caller to check: the account does not carry its contact attempts.
-    public static func validate(_ request: AccountsV1.RecordPromiseToPayRequest, currency: String? = nil) throws(RPCError) {
+    public static func validate(_ request: AccountsV1.RecordPromiseToPayRequest, currency: String? = nil) throws(DomainError) {
         try Validate.requestID(request.requestId)
         try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
         if request.expectedVersion < 0 { throw .invalidArgument("expected_version", "must not be negative") }
@@ -47,7 +45,7 @@ public enum PromiseRules {
     public static func make(
         _ request: AccountsV1.RecordPromiseToPayRequest, account: AccountsV1.Account, today: CivilDate, nowMs: Int64,
         id: String, policy: CollectionPolicy
-    ) throws(RPCError) -> AccountsV1.PromiseToPay {
+    ) throws(DomainError) -> AccountsV1.PromiseToPay {
         let currency = account.principal?.currencyCode ?? ""
         try validate(request, currency: currency)
         let amount = request.amount?.amountMinor ?? 0
@@ -58,7 +56,7 @@ public enum PromiseRules {
         switch account.stage {
         case .reminder, .remote, .field, .legal: break
         case .current, .settled, .writtenOff, .unspecified, .unrecognized:
-            throw RPCError.refused(
+            throw DomainError.refused(
                 rule: RuleID.accountStage,
                 "account \(account.id) is \(account.stage.protoName ?? "in an unknown stage"); promises are recorded in "
                     + "STAGE_REMINDER, STAGE_REMOTE, STAGE_FIELD or STAGE_LEGAL",
@@ -66,17 +64,17 @@ public enum PromiseRules {
         }
         let outstanding = account.outstandingAmount?.amountMinor ?? 0
         guard amount <= outstanding else {
-            throw RPCError.refused(
+            throw DomainError.refused(
                 rule: RuleID.promiseAmount, "promised \(amount) exceeds the outstanding amount \(outstanding) \(currency)",
                 subjectID: account.id)
         }
         guard promisedDate >= today else {
-            throw RPCError.refused(
+            throw DomainError.refused(
                 rule: RuleID.promiseHorizon, "promised_date \(promisedDate) is before today (\(today))", subjectID: account.id)
         }
         let latest = today.adding(days: policy.promiseHorizonDays)
         guard promisedDate <= latest else {
-            throw RPCError.refused(
+            throw DomainError.refused(
                 rule: RuleID.promiseHorizon,
                 "promised_date \(promisedDate) is more than \(policy.promiseHorizonDays) days after today (\(today)); "
                     + "the latest allowed is \(latest)",

@@ -1,6 +1,5 @@
 import Foundation
 import Models
-import RPCWire
 import Validation
 
 /// What one stage-engine run did to one account: the account as it now stands and the

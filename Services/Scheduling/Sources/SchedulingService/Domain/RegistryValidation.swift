@@ -1,5 +1,4 @@
 import Models
-import RPCWire
 import Validation
 
 /// Checks the agencies and collectors sent to RegisterAgency and RegisterCollector
@@ -18,7 +17,7 @@ public enum RegistryValidation {
     /// The agency with every output-only field cleared (id, status, status reason, version,
     /// timestamps). `today` is the registry's current date: an inspection cannot have
     /// happened after it.
-    public static func agency(_ agency: SchedulingV1.Agency?, today: CivilDate, field: String = "agency") throws(RPCError) -> SchedulingV1.Agency {
+    public static func agency(_ agency: SchedulingV1.Agency?, today: CivilDate, field: String = "agency") throws(DomainError) -> SchedulingV1.Agency {
         guard var agency else { throw .invalidArgument(field, "required") }
         try Validate.text(agency.displayName, field: "\(field).display_name", min: 1, max: 200)
         try Validate.text(agency.licenceNumber, field: "\(field).licence_number", min: 1, max: 64)
@@ -54,7 +53,7 @@ public enum RegistryValidation {
 
     /// The collector with every output-only field cleared (id, status, suspensions, version,
     /// timestamps).
-    public static func collector(_ collector: SchedulingV1.Collector?, field: String = "collector") throws(RPCError) -> SchedulingV1.Collector {
+    public static func collector(_ collector: SchedulingV1.Collector?, field: String = "collector") throws(DomainError) -> SchedulingV1.Collector {
         guard var collector else { throw .invalidArgument(field, "required") }
         try Validate.resourceID(collector.agencyId, field: "\(field).agency_id", prefix: "agy")
         try Validate.text(collector.fullName, field: "\(field).full_name", min: 1, max: 100)

@@ -1,6 +1,5 @@
 import Foundation
 import Models
-import RPCWire
 import Validation
 
 /// What each outcome code requires (visits.proto `VisitOutcomeCode`) and the consequences it
@@ -13,7 +12,7 @@ public enum OutcomeRules {
 
     /// Checks a RecordOutcome request field by field; the first problem is INVALID_ARGUMENT
     /// naming the field.
-    public static func validate(_ request: VisitsV1.RecordOutcomeRequest) throws(RPCError) {
+    public static func validate(_ request: VisitsV1.RecordOutcomeRequest) throws(DomainError) {
         switch request.code {
         case .unspecified: throw .invalidArgument("code", "required")
         case .unrecognized(let value): throw .invalidArgument("code", "unknown value \(value)")
