@@ -5,9 +5,12 @@ import NIOCore
 import NIOPosix
 import RPCWire
 
-/// A gRPC client for one service with one or more replicas: one multiplexed HTTP/2
-/// connection per address (opened on first use, reopened with backoff after failures),
-/// calls spread round-robin, deadlines sent as `grpc-timeout` and enforced locally.
+/// A gRPC client for one service with one or more replicas: every target is resolved to
+/// every address it names (``AddressResolver``, as stock gRPC's `dns` resolver: a name with
+/// several replicas behind it reaches all of them), one multiplexed HTTP/2 connection per
+/// address (opened on first use, reopened with backoff after failures, the names resolved
+/// again when a connection fails), calls spread round-robin over the addresses, deadlines
+/// sent as `grpc-timeout` and enforced locally.
 ///
 /// Retries: a request the server provably did not process (refused stream, above a GOAWAY's
 /// last stream, connection failure before sending) is retried transparently; a call that
@@ -59,6 +62,9 @@ public final class GRPCClient: Sendable {
         public var maxBackoff: Duration = .seconds(5)
         /// HTTP/2 settings.
         public var http2: HTTP2ClientConfiguration = .defaults
+        /// Shortest time between two resolutions of the targets' names after connection
+        /// failures (stock gRPC's minimum time between resolutions). Default 1 s.
+        public var minResolutionInterval: Duration = .seconds(1)
 
         public init() {}
 
@@ -70,33 +76,51 @@ public final class GRPCClient: Sendable {
         let handler: NIOLoopBound<GRPCClientConnectionHandler>
     }
 
-    private struct TargetState {
+    /// One address of a target, and its connection.
+    private final class Endpoint: @unchecked Sendable {
+        // Mutable state is read and written only under `state`'s lock.
+        let target: Target
+        let address: SocketAddress?
         var connection: EventLoopFuture<Connection>?
         var failures = 0
         var retryAfter: ContinuousClock.Instant?
+
+        init(target: Target, address: SocketAddress?) {
+            self.target = target
+            self.address = address
+        }
+
+        var description: String { address.map { "\(target) (\($0))" } ?? target.description }
     }
 
     private struct State {
-        var targets: [TargetState]
+        var endpoints: [Endpoint] = []
         var next = 0
         var nextToken: UInt64 = 0
         var closed = false
+        /// When the names were last resolved; a failure after `minResolutionInterval` asks again.
+        var resolvedAt: ContinuousClock.Instant?
+        var resolveAgain = true
+        var resolving: Task<Void, Never>?
     }
 
     public let targets: [Target]
     private let configuration: Configuration
     private let group: any EventLoopGroup
+    private let resolver: any AddressResolver
     private let state: NIOLockedValueBox<State>
     /// The server every call goes to, without sockets, when made with ``init(inProcess:configuration:)``.
     private let inProcess: InProcessServer?
 
     public init(targets: [Target], configuration: Configuration = .defaults,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                resolver: any AddressResolver = SystemAddressResolver()) {
         precondition(!targets.isEmpty, "a client needs at least one target")
         self.targets = targets
         self.configuration = configuration
         self.group = group
-        self.state = NIOLockedValueBox(State(targets: Array(repeating: TargetState(), count: targets.count)))
+        self.resolver = resolver
+        self.state = NIOLockedValueBox(State())
         self.inProcess = nil
     }
 
@@ -106,7 +130,8 @@ public final class GRPCClient: Sendable {
         self.targets = [Target(host: "in-process", port: 0)]
         self.configuration = configuration
         self.group = MultiThreadedEventLoopGroup.singleton
-        self.state = NIOLockedValueBox(State(targets: [TargetState()]))
+        self.resolver = SystemAddressResolver()
+        self.state = NIOLockedValueBox(State())
         self.inProcess = server
     }
 
@@ -244,63 +269,120 @@ public final class GRPCClient: Sendable {
         return max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
-    /// The next target's connection, round-robin, skipping targets in backoff. Opening a
-    /// connection is single-flight per target: calls that arrive while it is being opened
+    /// Resolves every target when the client has no addresses yet, or when a connection
+    /// failed and `minResolutionInterval` has passed since the last resolution. One resolution
+    /// at a time: concurrent callers wait for it. Addresses still named keep their connection
+    /// and backoff; addresses no longer named are closed. A target that does not resolve
+    /// keeps its previous addresses (a DNS hiccup does not drop a working replica); one never
+    /// resolved is tried by name, so the connection attempt reports why it fails.
+    private func resolveIfNeeded() async {
+        let now = ContinuousClock.now
+        let task: Task<Void, Never>? = state.withLockedValue { state in
+            if let running = state.resolving { return running }
+            let due = state.endpoints.isEmpty
+                || (state.resolveAgain && state.resolvedAt.map { now - $0 >= configuration.minResolutionInterval } ?? true)
+            guard due, !state.closed else { return nil }
+            let targets = self.targets
+            let resolver = self.resolver
+            let task = Task {
+                var resolved: [(Target, [SocketAddress]?)] = []
+                for target in targets {
+                    resolved.append((target, try? await resolver.resolve(host: target.host, port: target.port)))
+                }
+                self.install(resolved)
+            }
+            state.resolving = task
+            return task
+        }
+        await task?.value
+    }
+
+    /// Replaces the endpoints with those of a resolution (see ``resolveIfNeeded()``).
+    private func install(_ resolved: [(Target, [SocketAddress]?)]) {
+        let dropped: [EventLoopFuture<Connection>] = state.withLockedValue { state in
+            var kept: [Endpoint] = []
+            for (target, addresses) in resolved {
+                let previous = state.endpoints.filter { $0.target == target }
+                guard let addresses else {
+                    kept += previous.isEmpty ? [Endpoint(target: target, address: nil)] : previous
+                    continue
+                }
+                for address in addresses {
+                    kept.append(previous.first { $0.address == address } ?? Endpoint(target: target, address: address))
+                }
+            }
+            let keptIDs = Set(kept.map(ObjectIdentifier.init))
+            let dropped = state.endpoints.filter { !keptIDs.contains(ObjectIdentifier($0)) }.compactMap(\.connection)
+            state.endpoints = kept
+            state.resolvedAt = .now
+            state.resolveAgain = false
+            state.resolving = nil
+            return dropped
+        }
+        for future in dropped {
+            future.whenSuccess { connection in connection.channel.close(promise: nil) }
+        }
+    }
+
+    /// The next address's connection, round-robin, skipping addresses in backoff. Opening a
+    /// connection is single-flight per address: calls that arrive while it is being opened
     /// wait for that one connection instead of each opening their own.
     private func nextConnection() async throws(RPCError) -> Connection {
+        await resolveIfNeeded()
         let now = ContinuousClock.now
-        let pick: (index: Int, future: EventLoopFuture<Connection>, opened: Bool)? = state.withLockedValue { state in
-            guard !state.closed else { return nil }
-            for offset in 0..<state.targets.count {
-                let index = (state.next + offset) % state.targets.count
-                if let retryAfter = state.targets[index].retryAfter, retryAfter > now { continue }
+        let pick: (endpoint: Endpoint, future: EventLoopFuture<Connection>, opened: Bool)? = state.withLockedValue { state in
+            guard !state.closed, !state.endpoints.isEmpty else { return nil }
+            for offset in 0..<state.endpoints.count {
+                let index = (state.next + offset) % state.endpoints.count
+                let endpoint = state.endpoints[index]
+                if let retryAfter = endpoint.retryAfter, retryAfter > now { continue }
                 state.next = index + 1
-                if let existing = state.targets[index].connection { return (index, existing, false) }
-                let future = openConnection(index)
-                state.targets[index].connection = future
-                return (index, future, true)
+                if let existing = endpoint.connection { return (endpoint, existing, false) }
+                let future = openConnection(endpoint)
+                endpoint.connection = future
+                return (endpoint, future, true)
             }
+            state.resolveAgain = true
             return nil
         }
         guard let pick else {
             throw RPCError(code: .unavailable, message: "no reachable address among \(targets.map(\.description).joined(separator: ", "))")
         }
+        /// Forgets a failed connection; one that failed or closed as soon as it opened puts
+        /// the address in backoff and asks for the names to be resolved again.
+        func failed() {
+            state.withLockedValue { state in
+                if pick.endpoint.connection === pick.future { pick.endpoint.connection = nil }
+                if pick.opened {
+                    pick.endpoint.failures += 1
+                    pick.endpoint.retryAfter = .now + backoff(pick.endpoint.failures)
+                    state.resolveAgain = true
+                }
+            }
+        }
         do {
             let connection = try await pick.future.get()
             if connection.channel.isActive {
-                if pick.opened { state.withLockedValue { $0.targets[pick.index].failures = 0; $0.targets[pick.index].retryAfter = nil } }
+                if pick.opened { state.withLockedValue { _ in pick.endpoint.failures = 0; pick.endpoint.retryAfter = nil } }
                 return connection
             }
-            // Closed since (GOAWAY, idle timeout, peer restart): forget it and open another;
-            // a connection closed as soon as it opened counts as a failure (backoff).
-            state.withLockedValue { state in
-                if state.targets[pick.index].connection === pick.future { state.targets[pick.index].connection = nil }
-                if pick.opened {
-                    state.targets[pick.index].failures += 1
-                    state.targets[pick.index].retryAfter = .now + backoff(state.targets[pick.index].failures)
-                }
-            }
-            if pick.opened { throw RPCError(code: .unavailable, message: "connection to \(targets[pick.index]) closed at once") }
+            // Closed since (GOAWAY, idle timeout, peer restart): forget it and open another.
+            failed()
+            if pick.opened { throw RPCError(code: .unavailable, message: "connection to \(pick.endpoint.description) closed at once") }
             return try await nextConnection()
         } catch let error as RPCError {
             throw error
         } catch {
-            state.withLockedValue { state in
-                if state.targets[pick.index].connection === pick.future { state.targets[pick.index].connection = nil }
-                if pick.opened {
-                    state.targets[pick.index].failures += 1
-                    state.targets[pick.index].retryAfter = .now + backoff(state.targets[pick.index].failures)
-                }
-            }
-            throw RPCError(code: .unavailable, message: "cannot connect to \(targets[pick.index]): \(error)")
+            failed()
+            throw RPCError(code: .unavailable, message: "cannot connect to \(pick.endpoint.description): \(error)")
         }
     }
 
-    /// Starts opening a connection to target `index` (not waiting for it).
-    private func openConnection(_ index: Int) -> EventLoopFuture<Connection> {
-        let target = targets[index]
+    /// Starts opening a connection to `endpoint` (not waiting for it).
+    private func openConnection(_ endpoint: Endpoint) -> EventLoopFuture<Connection> {
+        let target = endpoint.target
         let configuration = self.configuration
-        return ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -310,18 +392,19 @@ public final class GRPCClient: Sendable {
                         configuration: configuration.http2))
                 }
             }
-            .connect(host: target.host, port: target.port)
-            .flatMapThrowing { channel in
-                let handler = try channel.pipeline.syncOperations.handler(type: GRPCClientConnectionHandler.self)
-                return Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
-            }
+        let connected = endpoint.address.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: target.host, port: target.port)
+        return connected.flatMapThrowing { channel in
+            let handler = try channel.pipeline.syncOperations.handler(type: GRPCClientConnectionHandler.self)
+            return Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+        }
     }
 
     /// Closes every connection; later calls fail with UNAVAILABLE.
     public func close() async {
         let futures = state.withLockedValue { state -> [EventLoopFuture<Connection>] in
             state.closed = true
-            return state.targets.compactMap(\.connection)
+            state.resolving?.cancel()
+            return state.endpoints.compactMap(\.connection)
         }
         for future in futures {
             if let connection = try? await future.get() { try? await connection.channel.close() }

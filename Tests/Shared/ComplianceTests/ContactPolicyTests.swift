@@ -112,7 +112,7 @@ struct RulePackTests {
         #expect(londonTime == londonJune(1, 8, 0))
     }
 
-    @Test("cn-2026 carries the numbers of DESIGN.md section 8")
+    @Test("cn-2026 carries the numbers of its rule table (docs/DOMAIN.md, \"Regulation as code\")")
     func chinaNumbers() throws {
         #expect(cn.id == "cn-2026")
         #expect(cn.version == "2026.1")
