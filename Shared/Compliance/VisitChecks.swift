@@ -86,7 +86,7 @@ public enum VisitChecks {
         guard lengthMs < Int64(settings.minWindowMinutes) * 60_000 || lengthMs > Int64(settings.maxWindowMinutes) * 60_000
         else { return [] }
         return [Finding(field: "window_end_ms",
-                        "window lasts \(lengthMs / 60_000) min; allowed \(settings.minWindowMinutes)-\(settings.maxWindowMinutes) min")]
+                        "window lasts \(minutesText(lengthMs)); allowed \(settings.minWindowMinutes)-\(settings.maxWindowMinutes) min")]
     }
 
     // MARK: The crew and its credentials
@@ -262,6 +262,17 @@ public enum VisitChecks {
         let rest = minutes % 60
         if hours == 0 { return "\(rest) min" }
         return rest == 0 ? "\(hours) h" : "\(hours) h \(rest) min"
+    }
+
+    /// A length in minutes, exact: "240 min", "240 min 30 s", "29 min 59.999 s" — never a
+    /// floored or rounded figure that would read as inside the allowed range.
+    public static func minutesText(_ ms: Int64) -> String {
+        let minutes = ms / 60_000
+        let rest = ms % 60_000
+        if rest == 0 { return "\(minutes) min" }
+        if rest % 1000 == 0 { return "\(minutes) min \(rest / 1000) s" }
+        let fraction = String(rest % 1000 + 1000).dropFirst()
+        return "\(minutes) min \(rest / 1000).\(fraction) s"
     }
 
     /// "2026-03-12 20:00-22:00 Asia/Shanghai": a window on the wall clock of `zone`.

@@ -114,6 +114,12 @@ struct VisitChecksTests {
 
     @Test("durations are floored to the minute: never rounded up to a limit they fall short of")
     func durationText() {
+        #expect(VisitChecks.minutesText(240 * Self.minute) == "240 min")
+        #expect(VisitChecks.minutesText(240 * Self.minute + 30_000) == "240 min 30 s")
+        #expect(VisitChecks.minutesText(240 * Self.minute + 1) == "240 min 0.001 s")
+        #expect(VisitChecks.minutesText(30 * Self.minute - 1) == "29 min 59.999 s")
+        let long = VisitChecks.visitWindowLength.violations(Self.window(Self.at(10), Self.at(14) + 30_000), under: Self.rules)
+        #expect(long.map(\.detail) == ["window lasts 240 min 30 s; allowed 30-240 min"], "a refusal never reads as inside the range")
         #expect(VisitChecks.durationText(24 * Self.hour) == "24 h")
         #expect(VisitChecks.durationText(24 * Self.hour - 1) == "23 h 59 min")
         #expect(VisitChecks.durationText(23 * Self.hour + 30 * Self.minute) == "23 h 30 min")
