@@ -76,9 +76,10 @@ public final class GRPCClient: Sendable {
         let handler: NIOLoopBound<GRPCClientConnectionHandler>
     }
 
-    /// One address of a target, and its connection.
+    /// One address of a target, and its connection. A class so that a call can update the
+    /// endpoint it picked even after a new resolution reordered the list. `@unchecked
+    /// Sendable`: its mutable fields are read and written only under `state`'s lock.
     private final class Endpoint: @unchecked Sendable {
-        // Mutable state is read and written only under `state`'s lock.
         let target: Target
         let address: SocketAddress?
         var connection: EventLoopFuture<Connection>?

@@ -221,12 +221,8 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         }
         lastAuthentication = head.connectionAuthentication
         let deadline = head.deadline
-        let requestedID = metadata["x-request-id"]
-        let serverContext = ServerContext(
-            head: head, peer: peer, response: ResponseMetadata(), requestedCallID: requestedID,
-            connectionNumber: connectionNumber, streamID: streamID, logger: shared.logger)
-        // A client's correlation id comes back with the response headers.
-        if let requestedID { serverContext.response.addInitial("x-request-id", .string(requestedID)) }
+        let serverContext = ServerContext(head: head, peer: peer, connectionNumber: connectionNumber, streamID: streamID,
+                                          logger: shared.logger)
         let stream = ServerStream(method: registered, metrics: shared.metrics.method(path), context: serverContext,
                                   maxMessageSize: shared.configuration.maxReceiveMessageSize)
         streams[streamID] = stream

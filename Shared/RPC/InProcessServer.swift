@@ -40,11 +40,8 @@ public final class InProcessServer: Sendable {
         } catch {
             return ClientCallResult(status: Status(error))
         }
-        let requestedID = metadata["x-request-id"]
-        let context = ServerContext(
-            head: head, peer: "in-process", response: ResponseMetadata(), requestedCallID: requestedID,
-            connectionNumber: number, streamID: calls.add(1, ordering: .relaxed).newValue, logger: logger)
-        if let requestedID { context.response.addInitial("x-request-id", .string(requestedID)) }
+        let context = ServerContext(head: head, peer: "in-process", connectionNumber: number,
+                                    streamID: calls.add(1, ordering: .relaxed).newValue, logger: logger)
         let started = ContinuousClock.now
         let deadline = head.deadline
         let outcome = await withTaskGroup(of: (status: Status, messages: [[UInt8]])?.self) { group in

@@ -25,8 +25,12 @@ public struct ServerContext: Sendable {
     let streamID: Int32
     let baseLogger: Logger
 
-    init(head: CallHead, peer: String, response: ResponseMetadata, requestedCallID: String?, connectionNumber: UInt64,
-         streamID: Int32, logger: Logger) {
+    /// The context of an admitted call. A client's `x-request-id` becomes the call id and
+    /// comes back with the response headers.
+    init(head: CallHead, peer: String, connectionNumber: UInt64, streamID: Int32, logger: Logger) {
+        let requestedCallID = head.metadata["x-request-id"]
+        let response = ResponseMetadata()
+        if let requestedCallID { response.addInitial("x-request-id", .string(requestedCallID)) }
         self.path = head.path
         self.metadata = head.metadata
         self.deadline = head.deadline

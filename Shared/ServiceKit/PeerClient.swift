@@ -94,16 +94,9 @@ public struct PeerFailure: Sendable, Equatable {
         self.status = status
     }
 
-    /// True when the failure is a fault to log for operators (the caller sees INTERNAL).
-    public var isFault: Bool {
-        switch status.code {
-        case .notFound, .invalidArgument, .failedPrecondition, .alreadyExists, .outOfRange, .aborted,
-             .unavailable, .resourceExhausted, .deadlineExceeded, .cancelled:
-            false
-        default:
-            true
-        }
-    }
+    /// True when the failure is a fault to log for operators: exactly those the caller sees
+    /// as INTERNAL (no other code maps to INTERNAL).
+    public var isFault: Bool { forCaller.code == .internal }
 
     /// The error this service returns to its own caller.
     public var forCaller: RPCError {
