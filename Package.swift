@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // MARK: C libraries (Debian: libprotobuf-c-dev, libnghttp2-dev)
@@ -99,7 +101,6 @@ let package = Package(
             name: "Outbox",
             dependencies: [
                 "Storage", "Models",
-                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -109,13 +110,17 @@ let package = Package(
         ),
         // Field validators every service shares (ids, dates, money, text), naming the field.
         .target(name: "Validation", dependencies: ["Models"], path: "Shared/Validation"),
-        // SQLite storage for the services (GRDB.swift, WAL, migrations), request-id
-        // idempotency, sealed (AES-GCM) columns.
+        // The services' storage on SQLite (GRDB.swift) or PostgreSQL (postgres-nio) behind one
+        // interface: migrations, request-id idempotency, job leases, sealed (AES-GCM) columns.
         .target(
             name: "Storage",
             dependencies: [
                 "Models", "RPCWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -145,7 +150,6 @@ let package = Package(
             name: "AccountsService",
             dependencies: ["ServiceKit", "Storage", "Validation", "Compliance", "Models", "RPC", "RPCWire",
                            .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Services/Accounts/Sources/AccountsService"
         ),
@@ -157,7 +161,6 @@ let package = Package(
         .target(
             name: "SchedulingService",
             dependencies: ["ServiceKit", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
-                           .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -173,7 +176,6 @@ let package = Package(
         .target(
             name: "VisitsService",
             dependencies: ["ServiceKit", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
-                           .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -250,7 +252,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
         // What the service suites share: the test epoch, a settable clock, a recording
         // outbox sink, the check of a refusal.
-        .target(name: "ServiceTestSupport", dependencies: ["Models", "Outbox", "RPC", "RPCWire", .product(name: "Logging", package: "swift-log")],
+        .target(name: "ServiceTestSupport", dependencies: ["Models", "Outbox", "Storage", "RPC", "RPCWire", .product(name: "Logging", package: "swift-log")],
                 path: "Tests/Support/ServiceTestSupport"),
         // The transport test service, and a process serving it for tests with external peers.
         .target(
@@ -276,8 +278,7 @@ let package = Package(
         .testTarget(name: "RoutePlannerTests", dependencies: ["RoutePlanner"], path: "Tests/Shared/RoutePlannerTests", exclude: ["Fixtures"]),
         .testTarget(
             name: "OutboxTests",
-            dependencies: ["Outbox", "Storage", "TestSupport",
-                           .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["Outbox", "Storage", "TestSupport", "ServiceTestSupport",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio"),
@@ -290,15 +291,13 @@ let package = Package(
         .testTarget(
             name: "AccountsServiceTests",
             dependencies: ["ServiceTestSupport", "AccountsService", "Validation", "Compliance", "Models", "RPCWire", "RPC", "ServiceAuth", "ServiceKit", "Storage",
-                           "TestSupport", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "GRDB", package: "GRDB.swift")],
+                           "TestSupport", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Services/AccountsServiceTests"
         ),
         .testTarget(
             name: "SchedulingServiceTests",
             dependencies: ["ServiceTestSupport", "SchedulingService", "Compliance", "RoutePlanner", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
                            "Validation", "Models", "RPCWire", "TestSupport",
-                           .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/Services/SchedulingServiceTests"
         ),
@@ -309,15 +308,13 @@ let package = Package(
             dependencies: ["ServiceTestSupport", "VisitsService", "Compliance", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
                            "Validation", "Models", "RPCWire", "TestSupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/Services/VisitsServiceTests"
         ),
         .testTarget(
             name: "ServicesTests",
-            dependencies: ["Storage", "ServiceKit", "RPC", "RPCWire", "Models", "ServiceAuth", "TestSupport",
-                           .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["Storage", "ServiceKit", "RPC", "RPCWire", "Models", "ServiceAuth", "TestSupport", "ServiceTestSupport",
                            .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
@@ -326,7 +323,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StorageTests",
-            dependencies: ["Storage", "Models", "RPCWire", "TestSupport",
+            dependencies: ["Storage", "Models", "RPCWire", "TestSupport", "ServiceTestSupport",
                            .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"),

@@ -7,7 +7,9 @@ set -euo pipefail
 
 # docker-compose (the v1 client; no engine needed) checks docker-compose.yml against the
 # Compose schema with `docker-compose config` (Tests/Integration/DeploymentTests).
-apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libnghttp2-dev libsqlite3-dev pkg-config docker-compose)
+# postgresql-15 is the server of the PostgreSQL runs (Scripts/with-postgres.sh: a throwaway
+# cluster; the package's own cluster is not started by this script).
+apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libnghttp2-dev libsqlite3-dev pkg-config docker-compose postgresql-15)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -18,10 +18,23 @@ Scripts/check-contracts.sh --self-test
 
 step "unit, contract and integration tests"
 swift build --build-tests
-swift test --skip-build
+# The suites that start private PostgreSQL servers (and crash them) run on their own next, so
+# that their load does not disturb the timing-sensitive transport tests running beside them.
+private_servers="PostgresFaultTests|ReplicaTests|DatabaseProcessTests|PostgresComposeProcessTests"
+swift test --skip-build --skip "$private_servers"
+
+step "PostgreSQL faults and replicas, each test on a private server (initdb, crash, restart)"
+swift test --skip-build --filter "$private_servers"
 
 step "the service suites again over the in-process transport (the same interceptors and handlers, no sockets)"
 DOORSTEP_TEST_TRANSPORT=inprocess swift test --skip-build --filter "AccountsServiceTests|SchedulingServiceTests|VisitsServiceTests"
+
+step "the storage, outbox, service, workflow and process suites again on PostgreSQL (a throwaway server, Scripts/with-postgres.sh)"
+# The suites with private servers of their own ran above; the compose file's suite is about
+# the SQLite deployment.
+Scripts/with-postgres.sh env DOORSTEP_TEST_DATABASE=postgres swift test --skip-build \
+  --filter "StorageTests|OutboxTests|AccountsServiceTests|SchedulingServiceTests|VisitsServiceTests|ServicesTests" \
+  --skip "$private_servers|ComposeClusterTests"
 
 step "replay the fuzz regression corpus"
 .build/debug/FuzzContractDecode FuzzTesting/Corpus/ContractDecode

@@ -1,4 +1,3 @@
-import GRDB
 import Logging
 import ServiceLifecycle
 import Storage
@@ -33,23 +32,31 @@ import Synchronization
 /// with the last error (so the owner can write the failure on its record once). If it
 /// throws, the failed attempt is not recorded and the message stays due.
 ///
-/// One dispatcher per topic in a process: two dispatchers serving the same topic would
-/// each deliver the same due message (still correct, but twice).
+/// Any number of dispatchers — one per replica of the service — may serve the same topics
+/// on one database: a pass first **claims** its due messages for this replica
+/// (``ReplicaIdentity``) until `claimLease` runs out, so two replicas never deliver the same
+/// message at the same time. A replica killed mid-delivery leaves its claims behind; they
+/// run out and another replica delivers those messages, with the same id. Choose a lease
+/// longer than a batch takes to deliver: a claim that runs out mid-batch lets another replica
+/// deliver that message as well — a second delivery with the same id, which receivers
+/// de-duplicate, so still correct, only wasteful.
 ///
 /// Runs as a swift-service-lifecycle `Service`: a pass, then a wait until the poll interval
 /// passes or ``wake()`` is called; it ends on graceful shutdown (after the message in hand)
 /// or cancellation.
 public final class OutboxDispatcher: Service, Sendable {
-    private let database: SQLiteDatabase
+    private let database: SQLDatabase
     private let topics: Set<String>
     private let sink: any OutboxSink
     private let policy: OutboxRetryPolicy
     private let batchSize: Int
     private let pollInterval: Duration
+    private let claimLease: Duration
+    private let holder: String
     private let nowMs: @Sendable () -> Int64
     private let logger: Logger
-    private let onDelivered: @Sendable (Database, OutboxMessage, Int64) throws -> Void
-    private let onFailed: @Sendable (Database, OutboxMessage, String, Int64) throws -> Void
+    private let onDelivered: @Sendable (SQLSession, OutboxMessage, Int64) throws -> Void
+    private let onFailed: @Sendable (SQLSession, OutboxMessage, String, Int64) throws -> Void
     private let signal = WakeSignal()
 
     /// - Parameters:
@@ -61,6 +68,8 @@ public final class OutboxDispatcher: Service, Sendable {
     ///   - batchSize: at most this many messages per pass (default 50, at least 1).
     ///   - pollInterval: the longest wait between passes when not woken (default 500 ms);
     ///     it bounds how late a retry runs after its backoff ends.
+    ///   - claimLease: how long a pass's claim on its messages lasts (default 60 s).
+    ///   - holder: the claimant's name (default ``ReplicaIdentity/current``).
     ///   - nowMs: the clock (milliseconds since 1970), injected so tests control backoff.
     ///   - logger: failures, give-ups and database errors.
     ///   - onDelivered: runs inside the write transaction that marks a message delivered,
@@ -71,10 +80,11 @@ public final class OutboxDispatcher: Service, Sendable {
     ///     or rejected for good), with the message, the last error and the time; the same
     ///     rules as `onDelivered`.
     public init(
-        database: SQLiteDatabase, topics: Set<String>, sink: any OutboxSink, policy: OutboxRetryPolicy = .init(),
-        batchSize: Int = 50, pollInterval: Duration = .milliseconds(500), nowMs: @escaping @Sendable () -> Int64,
-        logger: Logger, onDelivered: @escaping @Sendable (Database, OutboxMessage, Int64) throws -> Void = { _, _, _ in },
-        onFailed: @escaping @Sendable (Database, OutboxMessage, String, Int64) throws -> Void = { _, _, _, _ in }
+        database: SQLDatabase, topics: Set<String>, sink: any OutboxSink, policy: OutboxRetryPolicy = .init(),
+        batchSize: Int = 50, pollInterval: Duration = .milliseconds(500), claimLease: Duration = .seconds(60),
+        holder: String = ReplicaIdentity.current, nowMs: @escaping @Sendable () -> Int64,
+        logger: Logger, onDelivered: @escaping @Sendable (SQLSession, OutboxMessage, Int64) throws -> Void = { _, _, _ in },
+        onFailed: @escaping @Sendable (SQLSession, OutboxMessage, String, Int64) throws -> Void = { _, _, _, _ in }
     ) {
         self.database = database
         self.topics = topics
@@ -82,6 +92,8 @@ public final class OutboxDispatcher: Service, Sendable {
         self.policy = policy
         self.batchSize = max(1, batchSize)
         self.pollInterval = pollInterval
+        self.claimLease = claimLease
+        self.holder = holder
         self.nowMs = nowMs
         self.logger = logger
         self.onDelivered = onDelivered
@@ -93,25 +105,34 @@ public final class OutboxDispatcher: Service, Sendable {
     /// makes the next pass start right after it.
     public func wake() { signal.fire() }
 
-    /// One pass: tries every due message of the dispatcher's topics (pending, next attempt
-    /// not after now), oldest first, up to the batch size, each once; returns how many were
-    /// delivered. A database error ends the pass (logged; the next pass retries). Stops
+    /// One pass: claims the due messages of the dispatcher's topics (pending, next attempt
+    /// not after now, unclaimed), oldest first, up to the batch size, and tries each once;
+    /// returns how many were delivered. A database error ends the pass (logged; the next pass retries). Stops
     /// early, after the message in hand, when the task is cancelled or shutting down.
     @discardableResult
     public func dispatchDue() async -> Int {
         let now = nowMs()
         let topics = self.topics
         let batchSize = self.batchSize
+        let holder = self.holder
+        let until = now + Int64(claimLease.components.seconds * 1000 + claimLease.components.attoseconds / 1_000_000_000_000_000)
         let due: [OutboxMessage]
         do {
-            due = try await database.read { db in try Outbox.due(db, topics: topics, nowMs: now, limit: batchSize) }
+            // Row locks, not serializable: the claim reads every due row, and as a predicate
+            // that read would make each concurrent enqueue (a booking, an outcome) lose a race.
+            due = try await database.write(isolation: .rowLocks) { db in
+                try Outbox.claim(db, topics: topics, nowMs: now, limit: batchSize, holder: holder, untilMs: until)
+            }
         } catch {
-            logger.warning("outbox: reading due messages failed; retrying next pass", metadata: ["error": "\(error)"])
+            logger.warning("outbox: claiming due messages failed; retrying next pass", metadata: ["error": "\(error)"])
             return 0
         }
         var delivered = 0
-        for message in due {
-            if Task.isCancelled || Task.isShuttingDownGracefully { break }
+        for (index, message) in due.enumerated() {
+            if Task.isCancelled || Task.isShuttingDownGracefully {
+                await release(Array(due[index...]))
+                break
+            }
             let result: String
             do {
                 result = try await sink.deliverForResult(message)
@@ -122,6 +143,17 @@ public final class OutboxDispatcher: Service, Sendable {
             if await recordDelivery(message, result: result) { delivered += 1 }
         }
         return delivered
+    }
+
+    /// Gives up this replica's claims on messages it will not try in this pass (it is
+    /// stopping), so another replica need not wait for them to run out.
+    private func release(_ messages: [OutboxMessage]) async {
+        let holder = self.holder
+        do {
+            try await database.write(isolation: .rowLocks) { db in try Outbox.release(db, ids: messages.map(\.id), holder: holder) }
+        } catch {
+            logger.warning("outbox: releasing claims failed; they run out by themselves", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Marks `message` delivered and runs `onDelivered`, in one transaction. Returns false

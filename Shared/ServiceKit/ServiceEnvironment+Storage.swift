@@ -2,10 +2,15 @@ import RPC
 import Storage
 
 extension ServiceEnvironment {
-    /// Opens (creating and migrating) `<data-dir>/<file>`, or fails the start with a one-line reason.
-    public func openDatabase(_ file: String, migrations: SQLiteDatabase.Migrations) throws(ConfigurationError) -> SQLiteDatabase {
+    /// Opens (creating and migrating) the service's database: the PostgreSQL database of
+    /// `--database-url` when given, else `<data-dir>/<file>` (SQLite). Fails the start with a
+    /// one-line reason (for PostgreSQL after retrying for the startup timeout).
+    public func openDatabase(_ file: String, migrations: SQLDatabase.Migrations) async throws(ConfigurationError) -> SQLDatabase {
+        let location: SQLDatabase.Location = configuration.database.map { .postgres($0) } ?? .sqlite(path: dataDirectory + "/" + file)
         do {
-            return try SQLiteDatabase(path: dataDirectory + "/" + file, migrations: migrations, logger: logger)
+            let database = try await SQLDatabase.open(location, migrations: migrations, logger: logger)
+            logger.info("database open", metadata: ["database": "\(database.location)", "engine": "\(database.dialect)"])
+            return database
         } catch {
             throw ConfigurationError(error.description)
         }
@@ -13,15 +18,17 @@ extension ServiceEnvironment {
 }
 
 extension ServiceSetup {
-    /// A service backed by one database: remembered responses purged in the background, the
-    /// database checkpointed and closed after the server stopped.
+    /// A service backed by one database: remembered responses purged in the background (by
+    /// one replica at a time), health following the database, the database closed after
+    /// the server stopped.
     public static func serving(
-        _ definition: ServiceDefinition, serviceName: String, database: SQLiteDatabase, environment: ServiceEnvironment
+        _ definition: ServiceDefinition, serviceName: String, database: SQLDatabase, environment: ServiceEnvironment
     ) -> ServiceSetup {
         ServiceSetup(
             definition: definition, serviceNames: [serviceName],
             background: [IdempotencyPurge(database: database, configuration: environment.configuration,
                                           clock: environment.clock, logger: environment.logger)],
-            onShutdown: { database.close() })
+            healthCheck: { await database.isAvailable() },
+            onShutdown: { await database.close() })
     }
 }

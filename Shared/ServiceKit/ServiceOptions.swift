@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import RPC
+import Storage
 
 /// What differs between the executables: the name and the default ports.
 public protocol ServiceDefaults: Sendable {
@@ -22,9 +23,34 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
     public var listen: String?
 
     @Option(help: ArgumentHelp(
-        "Directory of the service's SQLite database (and, in dev mode, its keys); created if missing. Env DOORSTEP_DATA_DIR. Default ./data.",
+        "Directory of the service's SQLite database when no --database-url is given (and, in dev mode, its keys); created if missing. Env DOORSTEP_DATA_DIR. Default ./data.",
         valueName: "path"))
     public var dataDir: String?
+
+    @Option(help: ArgumentHelp(
+        "PostgreSQL database of this service (postgres://user[:password]@host[:port]/database[?sslmode=disable|require&schema=NAME]); each service its own database or schema. Env DOORSTEP_DATABASE_URL. Default: none, SQLite in the data directory.",
+        valueName: "url"))
+    public var databaseUrl: String?
+
+    @Option(help: ArgumentHelp(
+        "PostgreSQL only: most pooled connections (= transactions in flight) per process. Env DOORSTEP_DATABASE_POOL_SIZE. Default 10.",
+        valueName: "n"))
+    public var databasePoolSize: Int?
+
+    @Option(help: ArgumentHelp(
+        "PostgreSQL only: how long one connection attempt may take. Env DOORSTEP_DATABASE_CONNECT_TIMEOUT_SECONDS. Default 5.",
+        valueName: "seconds"))
+    public var databaseConnectTimeoutSeconds: Int?
+
+    @Option(help: ArgumentHelp(
+        "PostgreSQL only: longest statement (the server's statement_timeout). Env DOORSTEP_DATABASE_STATEMENT_TIMEOUT_SECONDS. Default 30.",
+        valueName: "seconds"))
+    public var databaseStatementTimeoutSeconds: Int?
+
+    @Option(help: ArgumentHelp(
+        "PostgreSQL only: at start, how long to keep trying to reach the database before exiting with an error. Env DOORSTEP_DATABASE_STARTUP_TIMEOUT_SECONDS. Default 60.",
+        valueName: "seconds"))
+    public var databaseStartupTimeoutSeconds: Int?
 
     @Option(help: ArgumentHelp(
         "Prometheus metrics address (GET /metrics), or 'off'. Env DOORSTEP_METRICS_LISTEN. Default 127.0.0.1:\(Defaults.defaultMetricsPort).",
@@ -74,6 +100,11 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
     public var idempotencyRetentionHours: Int?
 
     @Option(help: ArgumentHelp(
+        "Scheduling and visits: how long a replica's claim on the outbox messages it is delivering lasts; the claims of a replica that died pass to another after this. Env DOORSTEP_OUTBOX_CLAIM_SECONDS. Default 60.",
+        valueName: "seconds"))
+    public var outboxClaimSeconds: Int?
+
+    @Option(help: ArgumentHelp(
         "TEST ONLY, dev mode only (refused with --auth-key-file): a file holding a clock offset in milliseconds that is added to the wall clock (re-read at most every 50 ms), so tests can move time forward. Env DOORSTEP_TEST_CLOCK_OFFSET_FILE. Default: none.",
         valueName: "path"))
     public var testClockOffsetFile: String?
@@ -106,6 +137,18 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
         var configuration = ServiceConfiguration(name: Defaults.name)
         configuration.listen = try address(listen, "DOORSTEP_LISTEN", default: "127.0.0.1:\(Defaults.defaultPort)")
         configuration.dataDirectory = value(dataDir, "DOORSTEP_DATA_DIR")?.0 ?? "./data"
+        if let (url, source) = value(databaseUrl, "DOORSTEP_DATABASE_URL") {
+            var settings: PostgresSettings
+            do { settings = try PostgresSettings(url: url) } catch { throw ConfigurationError("\(source): \(error.problem)") }
+            settings.poolSize = try integer(databasePoolSize, "DOORSTEP_DATABASE_POOL_SIZE", default: 10, range: 1...500)
+            settings.connectTimeout = .seconds(try integer(
+                databaseConnectTimeoutSeconds, "DOORSTEP_DATABASE_CONNECT_TIMEOUT_SECONDS", default: 5, range: 1...300))
+            settings.statementTimeout = .seconds(try integer(
+                databaseStatementTimeoutSeconds, "DOORSTEP_DATABASE_STATEMENT_TIMEOUT_SECONDS", default: 30, range: 1...3600))
+            settings.startupTimeout = .seconds(try integer(
+                databaseStartupTimeoutSeconds, "DOORSTEP_DATABASE_STARTUP_TIMEOUT_SECONDS", default: 60, range: 0...3600))
+            configuration.database = settings
+        }
         let metrics = value(metricsListen, "DOORSTEP_METRICS_LISTEN")?.0 ?? "127.0.0.1:\(Defaults.defaultMetricsPort)"
         configuration.metricsListen = metrics == "off"
             ? nil : try address(metricsListen, "DOORSTEP_METRICS_LISTEN", default: metrics)
@@ -131,6 +174,8 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
             maxConcurrentStreams, "DOORSTEP_MAX_CONCURRENT_STREAMS", default: 256, range: 1...10_000)
         configuration.drainTimeoutSeconds = try integer(
             drainTimeoutSeconds, "DOORSTEP_DRAIN_TIMEOUT_SECONDS", default: 30, range: 0...3600)
+        configuration.outboxClaimSeconds = try integer(
+            outboxClaimSeconds, "DOORSTEP_OUTBOX_CLAIM_SECONDS", default: 60, range: 1...3600)
         configuration.idempotencyRetentionHours = try integer(
             idempotencyRetentionHours, "DOORSTEP_IDEMPOTENCY_RETENTION_HOURS", default: 24, range: 24...(24 * 365))
         return configuration
@@ -149,6 +194,8 @@ public struct ServiceConfiguration: Sendable {
     public let name: String
     public var listen = GRPCClient.Target(host: "127.0.0.1", port: 0)
     public var dataDirectory = "./data"
+    /// The PostgreSQL database; nil = SQLite in the data directory.
+    public var database: PostgresSettings?
     /// nil = no metrics endpoint.
     public var metricsListen: GRPCClient.Target?
     public var peers = Peers(accounts: [], scheduling: [], visits: [])
@@ -159,6 +206,8 @@ public struct ServiceConfiguration: Sendable {
     public var maxConcurrentStreams = 256
     public var drainTimeoutSeconds = 30
     public var idempotencyRetentionHours = 24
+    /// How long an outbox claim lasts (scheduling, visits).
+    public var outboxClaimSeconds = 60
     /// Test only (dev mode): the file whose millisecond offset is added to the wall clock.
     public var testClockOffsetFile: String?
 

@@ -29,14 +29,18 @@ public struct ServiceSetup: Sendable {
     public var serviceNames: [String]
     /// Long-running work beside the server (purges, outbox relays); shut down after it.
     public var background: [any Service]
+    /// Whether what the service depends on (its database) answers: checked every second
+    /// while serving; health is NOT_SERVING while it says no. nil = always healthy.
+    public var healthCheck: (@Sendable () async -> Bool)?
     /// Called last, after the server stopped (close the database).
     public var onShutdown: @Sendable () async -> Void
 
     public init(definition: ServiceDefinition, serviceNames: [String], background: [any Service] = [],
-                onShutdown: @escaping @Sendable () async -> Void = {}) {
+                healthCheck: (@Sendable () async -> Bool)? = nil, onShutdown: @escaping @Sendable () async -> Void = {}) {
         self.definition = definition
         self.serviceNames = serviceNames
         self.background = background
+        self.healthCheck = healthCheck
         self.onShutdown = onShutdown
     }
 }
@@ -117,7 +121,8 @@ public enum ServiceRuntime {
         let readyLine = "\(configuration.name) ready grpc=\(address.ipAddress ?? "?"):\(address.port ?? 0) metrics=\(metricsAddress)\n"
         FileHandle.standardOutput.write(Data(readyLine.utf8))
 
-        let serving = ServingService(server: server, health: health, metricsChannel: metricsChannel, logger: logger)
+        let serving = ServingService(server: server, health: health, healthCheck: service.healthCheck,
+                                     metricsChannel: metricsChannel, logger: logger)
         // Services stop in reverse order: the server first (drain), then background work.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: (service.background + [serving]).map { .init(service: $0) },
@@ -153,10 +158,31 @@ public enum ServiceRuntime {
 struct ServingService: Service {
     let server: GRPCServer
     let health: HealthService
+    let healthCheck: (@Sendable () async -> Bool)?
     let metricsChannel: (any Channel)?
     let logger: Logger
 
     func run() async throws {
+        if let healthCheck {
+            // Health follows the database until shutdown; changes are logged once each.
+            var healthy = true
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                do {
+                    try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+                } catch {
+                    break
+                }
+                let now = await healthCheck()
+                guard now != healthy, !Task.isShuttingDownGracefully else { continue }
+                healthy = now
+                health.setAll(now ? .serving : .notServing)
+                if now {
+                    logger.notice("database reachable again: health SERVING")
+                } else {
+                    logger.error("database unreachable: health NOT_SERVING until it answers")
+                }
+            }
+        }
         try? await gracefulShutdown()
         logger.info("shutting down: health NOT_SERVING, draining in-flight calls")
         health.setAll(.notServing)

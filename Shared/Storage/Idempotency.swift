@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import GRDB
 import Models
 import RPCWire
 
@@ -13,8 +12,8 @@ import RPCWire
 /// caller's identity, so one caller can never replay another caller's response.
 /// Responses are kept at least the retention period (default 24 h), then purged.
 public enum Idempotency {
-    static var migrations: SQLiteDatabase.Migrations {
-        var migrations = SQLiteDatabase.Migrations()
+    static var migrations: SQLDatabase.Migrations {
+        var migrations = SQLDatabase.Migrations()
         migrations.add("doorstep-idempotency-v1", sql: """
             CREATE TABLE doorstep_idempotency (
                 method TEXT NOT NULL,
@@ -55,9 +54,9 @@ public enum Idempotency {
 
     /// In a write transaction: the remembered response of `key`, nil when it is new, or
     /// INVALID_ARGUMENT when the id was used for a different request.
-    public static func lookup<Response: ProtoMessage>(_ db: Database, _ key: Key, as _: Response.Type) throws -> Response? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT fingerprint, response FROM doorstep_idempotency WHERE method = ? AND request_id = ?"),
-            arguments: [key.method, key.requestID])
+    public static func lookup<Response: ProtoMessage>(_ db: SQLSession, _ key: Key, as _: Response.Type) throws -> Response? {
+        guard let row = try db.fetchOne(sql: "SELECT fingerprint, response FROM doorstep_idempotency WHERE method = ? AND request_id = ?",
+                                        arguments: [key.method, key.requestID])
         else { return nil }
         let fingerprint: Data = row["fingerprint"]
         guard fingerprint == key.fingerprint else {
@@ -68,7 +67,7 @@ public enum Idempotency {
     }
 
     /// In the same write transaction as the change: remembers the response of `key`.
-    public static func remember<Response: ProtoMessage>(_ db: Database, _ key: Key, response: Response, nowMs: Int64) throws {
+    public static func remember<Response: ProtoMessage>(_ db: SQLSession, _ key: Key, response: Response, nowMs: Int64) throws {
         try db.execute(
             sql: "INSERT INTO doorstep_idempotency (method, request_id, fingerprint, response, created_ms) VALUES (?, ?, ?, ?, ?)",
             arguments: [key.method, key.requestID, key.fingerprint, Data(try response.encode()), nowMs])
@@ -76,8 +75,8 @@ public enum Idempotency {
 
     /// Runs `body` once per key: a retry gets the first response without running it again.
     public static func perform<Response: ProtoMessage>(
-        in database: SQLiteDatabase, key: Key, nowMs: Int64,
-        _ body: @escaping @Sendable (Database) throws -> Response
+        in database: SQLDatabase, key: Key, nowMs: Int64,
+        _ body: @escaping @Sendable (SQLSession) throws -> Response
     ) async throws -> Response {
         try await database.write { db in
             if let remembered = try lookup(db, key, as: Response.self) { return remembered }
@@ -89,10 +88,11 @@ public enum Idempotency {
 
     /// Forgets responses older than `retentionMs`; returns how many.
     @discardableResult
-    public static func purge(in database: SQLiteDatabase, nowMs: Int64, retentionMs: Int64) async throws -> Int {
-        try await database.write { db in
+    public static func purge(in database: SQLDatabase, nowMs: Int64, retentionMs: Int64) async throws -> Int {
+        // Row locks: a serializable scan of the whole age range would conflict with every
+        // request remembered meanwhile.
+        try await database.write(isolation: .rowLocks) { db in
             try db.execute(sql: "DELETE FROM doorstep_idempotency WHERE created_ms < ?", arguments: [nowMs - retentionMs])
-            return db.changesCount
         }
     }
 }

@@ -6,7 +6,7 @@ import Models
 import Storage
 import Validation
 
-/// Fills an accounts data directory with generated debtors and accounts for benchmarks
+/// Fills an accounts database (a data directory's SQLite file, or a PostgreSQL database) with generated debtors and accounts for benchmarks
 /// (`Scripts/bench-accounts.sh`): deterministic, spread over regions, stages REMOTE and FIELD,
 /// days past due from 1 to 400, some with enough unsuccessful remote contacts for FIELD.
 @main
@@ -15,6 +15,8 @@ struct AccountsLoadgen: AsyncParsableCommand {
         commandName: "accounts-loadgen", abstract: "Generate accounts into an accounts data directory (benchmarks).")
 
     @Option(help: "The accounts service's data directory (created; data.key made if absent).") var dataDir: String
+    @Option(help: "PostgreSQL database to fill instead of <data-dir>/accounts.sqlite (the service's --database-url).")
+    var databaseUrl: String?
     @Option(help: "Accounts to generate.") var accounts: Int = 1_000_000
     @Option(help: "Accounts per debtor.") var accountsPerDebtor: Int = 10
     @Option(help: "Number of regions (region codes 310100 + n).") var regions: Int = 50
@@ -29,8 +31,9 @@ struct AccountsLoadgen: AsyncParsableCommand {
         var logger = Logger(label: "accounts-loadgen")
         logger.logLevel = .warning
         let cipher = DataCipher(key: try DataCipher.loadKey(path: dataDir + "/data.key", create: true).key)
-        let database = try SQLiteDatabase(path: dataDir + "/accounts.sqlite", migrations: AccountsService.migrations, logger: logger)
-        defer { database.close() }
+        let location: SQLDatabase.Location = try databaseUrl.map { .postgres(try PostgresSettings(url: $0)) }
+            ?? .sqlite(path: dataDir + "/accounts.sqlite")
+        let database = try await SQLDatabase.open(location, migrations: AccountsService.migrations, logger: logger)
         let started = ContinuousClock.now
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
         let today = CivilDate.today(in: TimeZone(identifier: "Asia/Shanghai")!, nowMs: nowMs)
@@ -83,6 +86,7 @@ struct AccountsLoadgen: AsyncParsableCommand {
             try await AccountsService.seed(database: database, cipher: cipher, debtors: debtors, accounts: rows)
             made += count
         }
+        await database.close()
         let elapsed = ContinuousClock.now - started
         print("accounts-loadgen: \(made) accounts, \((made + accountsPerDebtor - 1) / accountsPerDebtor) debtors, \(regions) regions in \(elapsed)")
     }

@@ -22,9 +22,14 @@ final class DevCluster: @unchecked Sendable {
     /// The next 10:00 in Asia/Shanghai (02:00 UTC) after now.
     static func nextShanghaiTenOClock() -> Int64 { (nowMs() / day + 1) * day + 2 * hour }
 
+    /// With replicas: the PostgreSQL server every service keeps its data on (a schema each,
+    /// shared by its replicas).
+    let postgres: PostgresCluster?
+
     /// A new directory with the key in place; the services' clock starts at `startMs` (nil:
-    /// the wall clock).
-    init(startingAt startMs: Int64? = nil) async throws {
+    /// the wall clock). With `postgres`, every service runs on that server.
+    init(startingAt startMs: Int64? = nil, postgres: PostgresCluster? = nil) async throws {
+        self.postgres = postgres
         directory = try makeTemporaryDirectory()
         keyFile = directory.appendingPathComponent("auth.key").path
         let keygen = try await runProduct("doorstep", ["keygen", "--key-file", keyFile])
@@ -40,11 +45,24 @@ final class DevCluster: @unchecked Sendable {
     }
 
     /// Starts `name` with its data directory, the shared clock, metrics off, on `listen`.
-    func start(_ name: String, listen: String = "127.0.0.1:0", _ extra: [String] = []) async throws -> RunningService {
-        try await RunningService(name, [
-            "--listen", listen, "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent(name).path,
-            "--test-clock-offset-file", clockFile.path,
-        ] + extra)
+    /// Replica 2, 3, … of a service gets a data directory of its own (the key copied in) and
+    /// shares the first replica's database (so `postgres` is required) and data key.
+    func start(_ name: String, listen: String = "127.0.0.1:0", replica: Int = 1, _ extra: [String] = []) async throws -> RunningService {
+        let dataDirectory = directory.appendingPathComponent(replica == 1 ? name : "\(name)-\(replica)")
+        if !FileManager.default.fileExists(atPath: dataDirectory.path) {
+            try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: keyFile, toPath: dataDirectory.appendingPathComponent("auth.key").path)
+        }
+        var arguments = ["--listen", listen, "--metrics-listen", "off", "--data-dir", dataDirectory.path,
+                         "--test-clock-offset-file", clockFile.path]
+        if let postgres { arguments += ["--database-url", postgres.url(schema: name)] }
+        if replica > 1 {
+            precondition(postgres != nil, "replicas share a PostgreSQL database")
+            if name == "accounts" {
+                arguments += ["--data-key-file", directory.appendingPathComponent("accounts/data.key").path]
+            }
+        }
+        return try await RunningService(name, arguments + extra)
     }
 
     /// Moves every service's clock to `instant` (they re-read the file within 50 ms).

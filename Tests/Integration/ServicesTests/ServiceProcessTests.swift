@@ -5,7 +5,8 @@ import RPCWire
 import TestSupport
 import Testing
 
-/// The three executables as real processes on real SQLite files, with a shared signing key.
+/// The three executables as real processes on real databases (SQLite files; on PostgreSQL
+/// runs of the suites, a schema each), with a shared signing key.
 final class ServiceCluster: Sendable {
     let directory: URL
     let keyFile: String
@@ -138,11 +139,36 @@ struct ServiceProcessTests {
         await client.close()
         _ = await restarted.stop()
         _ = await cluster.stopAll()
-        // Personal data is sealed at rest: the phone number is nowhere in the database file.
-        let database = try readFile(cluster.directory.appendingPathComponent("accounts/accounts.sqlite"))
-        let wal = (try? readFile(cluster.directory.appendingPathComponent("accounts/accounts.sqlite-wal"))) ?? []
-        #expect(!Self.contains(database + wal, "13812345678"))
-        #expect(!Self.contains(database + wal, "11010519491231002X"))
+        // Personal data is sealed at rest: the phone number and national ID are nowhere in
+        // what the database keeps on disk (the SQLite file and its WAL; on PostgreSQL every
+        // table, index and WAL file), while a column kept in clear is found there.
+        let files = ["accounts.sqlite", "accounts.sqlite-wal"].map { cluster.directory.appendingPathComponent("accounts/" + $0) }
+        #expect(try databaseFilesContain("cust-restart-1", sqliteFiles: files), "the scan sees the stored data")
+        #expect(try !databaseFilesContain("13812345678", sqliteFiles: files))
+        #expect(try !databaseFilesContain("11010519491231002X", sqliteFiles: files))
+    }
+
+    @Test("accounts refuses to start with another data key than its database is sealed with", .timeLimit(.minutes(1)))
+    func dataKeyMismatch() async throws {
+        let directory = try makeTemporaryDirectory()
+        let keyFile = directory.appendingPathComponent("auth.key").path
+        _ = try await runProduct("doorstep", ["keygen", "--key-file", keyFile])
+        let arguments = ["--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent("accounts").path,
+                         "--auth-key-file", keyFile, "--log-level", "error"]
+        for key in ["a.key", "b.key"] {
+            _ = try await runProduct("doorstep", ["keygen", "--data-key", "--key-file", directory.appendingPathComponent(key).path])
+        }
+        // The first start seals with key a; a start with key b must refuse; a works again.
+        let first = try await RunningService("accounts", arguments + ["--data-key-file", directory.appendingPathComponent("a.key").path])
+        _ = await first.stop()
+        let refused = await #expect(throws: ServiceStartFailed.self) {
+            _ = try await RunningService("accounts", arguments + ["--data-key-file", directory.appendingPathComponent("b.key").path])
+        }
+        #expect(refused?.status == 1)
+        #expect(refused?.output.contains("Error: data key \(directory.appendingPathComponent("b.key").path) is not the key database") == true,
+                "\(refused?.output ?? "")")
+        let again = try await RunningService("accounts", arguments + ["--data-key-file", directory.appendingPathComponent("a.key").path])
+        _ = await again.stop()
     }
 
     @Test("scheduling asks the accounts process (as role service) for stage, hold, address and contact counters", .timeLimit(.minutes(2)))
@@ -404,12 +430,4 @@ struct ServiceProcessTests {
             instalments: [-45, -15, 15].map { AccountsV1.OpeningInstalment(dueDate: day($0), amountDue: cny(100_000)) })
     }
 
-    static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
-        let pattern = Array(needle.utf8)
-        guard haystack.count >= pattern.count else { return false }
-        for start in 0...(haystack.count - pattern.count) where haystack[start] == pattern[0] {
-            if Array(haystack[start..<(start + pattern.count)]) == pattern { return true }
-        }
-        return false
-    }
 }

@@ -56,20 +56,35 @@ struct WorkflowTests {
     }
 
     @Test("open → time passes → reminders → FIELD → candidates → book (one refused) → notice → plan → check in (refused: time, place) → promise reaches accounts once → check out → payment settles; complaint → hold + suspension → refused → resolved → released",
-          .timeLimit(.minutes(3)))
-    func visitJourney() async throws {
-        // Dev mode, one key, one clock; the clock starts at the next 10:00 Shanghai.
+          .timeLimit(.minutes(3)), arguments: replicaCounts)
+    func visitJourney(replicas: Int) async throws {
+        // Dev mode, one key, one clock; the clock starts at the next 10:00 Shanghai. With two
+        // replicas of each service, on a private PostgreSQL server: every client (the test's
+        // and the services' own) names every replica and spreads its calls over them.
         let base = DevCluster.nextShanghaiTenOClock()
-        let cluster = try await DevCluster(startingAt: base)
+        let postgres = replicas > 1 ? try PostgresCluster() : nil
+        defer { postgres?.remove() }
+        let cluster = try await DevCluster(startingAt: base, postgres: postgres)
         let token = cluster.token
-        let accountsProcess = try await cluster.start("accounts")
-        let schedulingProcess = try await cluster.start("scheduling", ["--accounts-addr", accountsProcess.address])
-        let visitsProcess = try await cluster.start("visits", ["--accounts-addr", accountsProcess.address,
-                                                               "--scheduling-addr", schedulingProcess.address])
+        func addresses(_ processes: [RunningService]) -> String { processes.map(\.address).joined(separator: ",") }
+        var accountsProcesses: [RunningService] = []
+        for replica in 1...replicas { accountsProcesses.append(try await cluster.start("accounts", replica: replica)) }
+        var schedulingProcesses: [RunningService] = []
+        for replica in 1...replicas {
+            // Every replica's notices in one file (appended a line at a time).
+            schedulingProcesses.append(try await cluster.start("scheduling", replica: replica, [
+                "--accounts-addr", addresses(accountsProcesses),
+                "--notice-sink", "log:" + cluster.directory.appendingPathComponent("scheduling/notices.jsonl").path]))
+        }
+        var visitsProcesses: [RunningService] = []
+        for replica in 1...replicas {
+            visitsProcesses.append(try await cluster.start("visits", replica: replica, [
+                "--accounts-addr", addresses(accountsProcesses), "--scheduling-addr", addresses(schedulingProcesses)]))
+        }
         let platform = try await token(["--role", "platform"])
-        let accounts = GRPCClient(targets: [GRPCClient.Target(accountsProcess.address)!])
-        let scheduling = GRPCClient(targets: [GRPCClient.Target(schedulingProcess.address)!])
-        let visits = GRPCClient(targets: [GRPCClient.Target(visitsProcess.address)!])
+        let accounts = GRPCClient(targets: GRPCClient.Target.list(addresses(accountsProcesses))!)
+        let scheduling = GRPCClient(targets: GRPCClient.Target.list(addresses(schedulingProcesses))!)
+        let visits = GRPCClient(targets: GRPCClient.Target.list(addresses(visitsProcesses))!)
         func getAccount(_ id: String) async throws -> AccountsV1.Account {
             try await accounts.unary(AccountsV1.AccountsService.getAccount, AccountsV1.GetAccountRequest(accountId: id), metadata: platform)
         }
@@ -369,11 +384,15 @@ struct WorkflowTests {
         await accounts.close()
         await scheduling.close()
         await visits.close()
-        for process in [visitsProcess, schedulingProcess, accountsProcess] {
+        for process in visitsProcesses + schedulingProcesses + accountsProcesses {
             let stop = await process.stop()
             #expect(stop.status == 0, "\(stop.stderr.suffix(2000))")
         }
     }
+
+    /// The story runs on one process of each service (on the run's engine), and, where a
+    /// PostgreSQL server can be started, on two replicas of each.
+    static var replicaCounts: [Int] { PostgresCluster.isAvailable ? [1, 2] : [1] }
 
     @Test("the demo city: a plan, and a visit walked with the doorstep CLI (Scripts/demo-walk.sh)", .timeLimit(.minutes(3)))
     func demoWalk() async throws {

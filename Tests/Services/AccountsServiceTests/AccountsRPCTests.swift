@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import Models
 import RPC
@@ -14,21 +13,20 @@ import Testing
 import Validation
 @testable import AccountsService
 
-/// The accounts service behind a real gRPC server on 127.0.0.1 (port 0), on a real SQLite
-/// file, with a clock the test sets.
+/// The accounts service behind a real gRPC server on 127.0.0.1 (port 0), on a real database
+/// (a SQLite file, or a PostgreSQL schema: ``TestDatabase``), with a clock the test sets.
 final class AccountsHarness: Sendable {
     let served: ServedService
     let client: GRPCClient
     let issuer: TokenIssuer
-    let database: SQLiteDatabase
+    let database: SQLDatabase
     let clock = SettableClock(nowMs: testEpochMs)  // 2026-03-10T00:00:00Z
 
     init() async throws {
         let directory = try makeTemporaryDirectory()
         var logger = Logger(label: "doorstep.test.accounts")
-        logger.logLevel = .critical
-        database = try SQLiteDatabase(path: directory.appendingPathComponent("accounts.sqlite").path,
-                                      migrations: AccountsService.migrations, logger: logger)
+        logger.logLevel = ProcessInfo.processInfo.environment["DOORSTEP_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        database = try await TestDatabase.open(file: "accounts.sqlite", in: directory, migrations: AccountsService.migrations, logger: logger)
         let key = DataCipher(key: try DataCipher.loadKey(path: directory.appendingPathComponent("data.key").path, create: true).key)
         let signing = try SigningKey.generate()
         issuer = TokenIssuer(key: signing)
@@ -40,7 +38,7 @@ final class AccountsHarness: Sendable {
 
     func close() async {
         await served.close()
-        database.close()
+        await database.close()
     }
 
     func metadata(_ role: Caller.Role, agency: String? = nil) async throws -> Metadata {
@@ -338,7 +336,7 @@ struct AccountsRPCTests {
         #expect(collector?.code == .permissionDenied)
         // Exactly the two unmasked reads are in the audit log, with who, why and when.
         let audit = try await harness.database.read { db in
-            try Row.fetchAll(db, sql: "SELECT role, subject, debtor_id, reason, at_ms FROM personal_data_access ORDER BY id").map {
+            try db.fetchAll(sql: "SELECT role, subject, debtor_id, reason, at_ms FROM personal_data_access ORDER BY id").map {
                 (role: $0["role"] as String, subject: $0["subject"] as String, debtor: $0["debtor_id"] as String,
                  reason: $0["reason"] as String, at: $0["at_ms"] as Int64)
             }

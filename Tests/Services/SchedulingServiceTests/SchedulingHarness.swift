@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import Models
 import Outbox
@@ -24,13 +23,13 @@ enum Places {
     static let nearby = TypeV1.GeoPoint(latitude: 31.2404, longitude: 121.4837)
 }
 
-/// The scheduling service behind a real gRPC server on 127.0.0.1 (port 0), on a real SQLite
-/// file, with a clock the test sets and a fake accounts service the test fills.
+/// The scheduling service behind a real gRPC server on 127.0.0.1 (port 0), on a real database
+/// (a SQLite file, or a PostgreSQL schema: ``TestDatabase``), with a clock the test sets and a fake accounts service the test fills.
 final class SchedulingHarness: Sendable {
     let served: ServedService
     let client: GRPCClient
     let issuer: TokenIssuer
-    let database: SQLiteDatabase
+    let database: SQLDatabase
     let service: SchedulingService
     let logger: Logger
     let clock = SettableClock(nowMs: testEpochMs)
@@ -43,8 +42,7 @@ final class SchedulingHarness: Sendable {
         var logger = Logger(label: "doorstep.test.scheduling")
         logger.logLevel = .critical
         self.logger = logger
-        database = try SQLiteDatabase(path: directory.appendingPathComponent("scheduling.sqlite").path,
-                                      migrations: SchedulingService.migrations, logger: logger)
+        database = try await TestDatabase.open(file: "scheduling.sqlite", in: directory, migrations: SchedulingService.migrations, logger: logger)
         let signing = try SigningKey.generate()
         let issuer = TokenIssuer(key: signing)
         self.issuer = issuer
@@ -59,7 +57,7 @@ final class SchedulingHarness: Sendable {
 
     func close() async {
         await served.close()
-        database.close()
+        await database.close()
     }
 
     func metadata(_ role: Caller.Role, agency: String? = nil, collector: String? = nil) async throws -> Metadata {

@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import GRDB
 import Logging
 import Models
 import Outbox
@@ -44,15 +43,13 @@ struct World: Sendable {
     var d: Member { members[3] }
 }
 
-/// The visits service behind a real gRPC server on 127.0.0.1 (port 0), on a real SQLite
-/// file, with a clock the test sets and fake scheduling/accounts peers the test fills.
+/// The visits service behind a real gRPC server on 127.0.0.1 (port 0), on a real database
+/// (a SQLite file, or a PostgreSQL schema: ``TestDatabase``), with a clock the test sets and fake scheduling/accounts peers the test fills.
 final class VisitsHarness: Sendable {
     let served: ServedService
     let client: GRPCClient
     let issuer: TokenIssuer
-    let database: SQLiteDatabase
-    /// The SQLite file behind `database`.
-    let databasePath: String
+    let database: SQLDatabase
     let service: VisitsService
     let logger: Logger
     let clock = SettableClock(nowMs: testEpochMs)
@@ -67,8 +64,7 @@ final class VisitsHarness: Sendable {
         var logger = Logger(label: "doorstep.test.visits")
         logger.logLevel = .critical
         self.logger = logger
-        databasePath = directory.appendingPathComponent("visits.sqlite").path
-        database = try SQLiteDatabase(path: databasePath, migrations: VisitsService.migrations, logger: logger)
+        database = try await TestDatabase.open(file: "visits.sqlite", in: directory, migrations: VisitsService.migrations, logger: logger)
         let signing = try SigningKey.generate()
         let issuer = TokenIssuer(key: signing)
         self.issuer = issuer
@@ -84,7 +80,7 @@ final class VisitsHarness: Sendable {
 
     func close() async {
         await served.close()
-        database.close()
+        await database.close()
     }
 
     func metadata(_ role: Caller.Role, agency: String? = nil, collector: String? = nil) async throws -> Metadata {

@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Models
 import Outbox
 import RPC
@@ -522,7 +521,7 @@ struct VisitsRPCTests {
 
         // Change one byte of record 2's stored payload behind the service's back.
         let stored = try await harness.database.read { db in
-            try Data.fetchOne(db, sql: "SELECT payload FROM chain_records WHERE account_id = ? AND sequence = 2", arguments: [account.id])
+            try db.fetchValue(Data.self, sql: "SELECT payload FROM chain_records WHERE account_id = ? AND sequence = 2", arguments: [account.id])
         }
         var bytes = try #require(stored)
         #expect([UInt8](bytes) == records[1].payload, "the payload is stored as hashed")
@@ -532,7 +531,6 @@ struct VisitsRPCTests {
         let changed = try await harness.database.write { db -> Int in
             try db.execute(sql: "UPDATE chain_records SET payload = ? WHERE account_id = ? AND sequence = 2",
                            arguments: [tampered, account.id])
-            return db.changesCount
         }
         #expect(changed == 1)
 

@@ -1,17 +1,17 @@
 import Foundation
-import GRDB
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Outbox
+@testable import Outbox
 import ServiceLifecycle
+import ServiceTestSupport
 import Storage
 import Synchronization
 import Testing
 import TestSupport
 
-/// The transactional outbox on real SQLite files: written with the change or not at all,
+/// The transactional outbox on real databases (SQLite files, or PostgreSQL: ``TestDatabase``): written with the change or not at all,
 /// retried with backoff, delivered once per id by a sink that succeeds, nothing lost across
 /// a restart; the log-file and webhook sinks.
 @Suite("Outbox", .serialized)
@@ -22,15 +22,20 @@ struct OutboxTests {
         return logger
     }
 
-    static func migrations() -> SQLiteDatabase.Migrations {
-        var migrations = SQLiteDatabase.Migrations()
+    static func migrations() -> SQLDatabase.Migrations {
+        var migrations = SQLDatabase.Migrations()
         migrations.add("test-v1", sql: "CREATE TABLE changes (id TEXT PRIMARY KEY NOT NULL)")
         Outbox.addMigrations(to: &migrations)
         return migrations
     }
 
-    static func open(_ path: String) throws -> SQLiteDatabase {
-        try SQLiteDatabase(path: path, migrations: migrations(), logger: logger())
+    /// A fresh outbox database in `directory` (or a fresh PostgreSQL schema, ``TestDatabase``).
+    static func open(_ directory: URL) async throws -> SQLDatabase {
+        try await open(try TestDatabase.location(file: "o.sqlite", in: directory))
+    }
+
+    static func open(_ location: SQLDatabase.Location) async throws -> SQLDatabase {
+        try await SQLDatabase.open(location, migrations: migrations(), logger: logger())
     }
 
     /// A sink that fails the first `failures` attempts of each message, then records it.
@@ -60,7 +65,7 @@ struct OutboxTests {
         func advance(_ ms: Int64) { value.withLock { $0 += ms } }
     }
 
-    static func enqueue(_ database: SQLiteDatabase, ids: [String], nowMs: Int64) async throws {
+    static func enqueue(_ database: SQLDatabase, ids: [String], nowMs: Int64) async throws {
         try await database.write { db in
             for id in ids {
                 try db.execute(sql: "INSERT INTO changes (id) VALUES (?)", arguments: [id])
@@ -72,8 +77,8 @@ struct OutboxTests {
     @Test("a message is written with its change or not at all", .timeLimit(.minutes(1)))
     func transactional() async throws {
         let directory = try makeTemporaryDirectory()
-        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
-        defer { database.close() }
+        let database = try await Self.open(directory)
+        defer { Task { await database.close() } }
         await #expect(throws: (any Error).self) {
             try await database.write { db in
                 try Outbox.enqueue(db, OutboxMessage(id: "m1", topic: "t", payload: [1], createdMs: 1), nowMs: 1)
@@ -85,11 +90,63 @@ struct OutboxTests {
 
     struct RPCErrorLike: Error {}
 
+    /// A sink that takes a while per message and counts how often each id arrived.
+    final class SlowSink: OutboxSink {
+        private let arrivals = Mutex<[String: Int]>([:])
+        func deliver(_ message: OutboxMessage) async throws(OutboxSinkError) {
+            try? await Task.sleep(for: .milliseconds(2))
+            arrivals.withLock { $0[message.id, default: 0] += 1 }
+        }
+        var counts: [String: Int] { arrivals.withLock { $0 } }
+    }
+
+    @Test("replicas share the outbox: three dispatchers on one database deliver each message once; a dead replica's claims pass to another when they run out, with the same id", .timeLimit(.minutes(1)))
+    func claimsAcrossReplicas() async throws {
+        let directory = try makeTemporaryDirectory()
+        let database = try await Self.open(directory)
+        defer { Task { await database.close() } }
+        let clock = Clock()
+        let ids = (0..<60).map { String(format: "m%02d", $0) }
+        try await Self.enqueue(database, ids: ids, nowMs: clock.now)
+        // A replica that claimed the ten oldest and died before delivering them.
+        let dead = try await database.write { db in
+            try Outbox.claim(db, topics: ["t"], nowMs: clock.now, limit: 10, holder: "dead", untilMs: clock.now + 5_000)
+        }
+        #expect(dead.map(\.id) == Array(ids.prefix(10)))
+        #expect(try await database.read { db in try Outbox.claim(db, id: "m03") }?.holder == "dead")
+        let sink = SlowSink()
+        let replicas = (0..<3).map { replica in
+            OutboxDispatcher(database: database, topics: ["t"], sink: sink, batchSize: 7, claimLease: .seconds(5), holder: "r\(replica)",
+                             nowMs: { clock.now }, logger: Self.logger())
+        }
+        // All three at once, pass after pass, until nothing more is due for them.
+        let delivered = await withTaskGroup(of: Int.self) { group in
+            for replica in replicas {
+                group.addTask {
+                    var total = 0
+                    for _ in 0..<20 { total += await replica.dispatchDue() }
+                    return total
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(delivered == 50, "everything but the dead replica's claims")
+        #expect(sink.counts.count == 50 && sink.counts.values.allSatisfy { $0 == 1 }, "each once: \(sink.counts.filter { $0.value > 1 })")
+        #expect(ids.prefix(10).allSatisfy { sink.counts[$0] == nil }, "claimed by the dead replica: not yet")
+        clock.advance(5_000)  // the dead replica's claims run out
+        #expect(await replicas[1].dispatchDue() == 7)
+        #expect(await replicas[2].dispatchDue() == 3)
+        #expect(sink.counts.count == 60 && sink.counts.values.allSatisfy { $0 == 1 })
+        let delivery = try await database.read { db in try Outbox.delivery(db, id: "m00") }
+        #expect(delivery?.status == .delivered && delivery?.attempts == 1)
+        #expect(try await database.read { db in try Outbox.claim(db, id: "m00") }?.holder == "", "a delivered message holds no claim")
+    }
+
     @Test("a failing sink is retried with doubling backoff; each id delivered once; attempts and error visible", .timeLimit(.minutes(1)))
     func retries() async throws {
         let directory = try makeTemporaryDirectory()
-        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
-        defer { database.close() }
+        let database = try await Self.open(directory)
+        defer { Task { await database.close() } }
         let clock = Clock()
         let sink = FlakySink(failures: 3)
         let dispatcher = OutboxDispatcher(
@@ -122,14 +179,14 @@ struct OutboxTests {
           .timeLimit(.minutes(1)))
     func giveUp() async throws {
         let directory = try makeTemporaryDirectory()
-        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
-        defer { database.close() }
+        let database = try await Self.open(directory)
+        defer { Task { await database.close() } }
         let clock = Clock()
-        let onFailed: @Sendable (Database, OutboxMessage, String, Int64) throws -> Void = { db, message, error, failedMs in
+        let onFailed: @Sendable (SQLSession, OutboxMessage, String, Int64) throws -> Void = { db, message, error, failedMs in
             try db.execute(sql: "INSERT INTO changes (id) VALUES (?)", arguments: ["failed-\(message.id)-\(failedMs)-\(error)"])
         }
         let failures = { () async throws -> [String] in
-            try await database.read { db in try String.fetchAll(db, sql: "SELECT id FROM changes WHERE id LIKE 'failed-%' ORDER BY id") }
+            try await database.read { db in try db.fetchValues(String.self, sql: "SELECT id FROM changes WHERE id LIKE 'failed-%' ORDER BY id") }
         }
         let rejecting = OutboxDispatcher(database: database, topics: ["t"], sink: FlakySink(failures: 99, permanent: true),
                                          nowMs: { clock.now }, logger: Self.logger(), onFailed: onFailed)
@@ -167,20 +224,20 @@ struct OutboxTests {
     @Test("nothing is lost across a restart: pending messages are delivered by the next process, each once", .timeLimit(.minutes(1)))
     func restart() async throws {
         let directory = try makeTemporaryDirectory()
-        let path = directory.appendingPathComponent("o.sqlite").path
+        let location = try TestDatabase.location(file: "o.sqlite", in: directory)
         let clock = Clock()
         let ids = (0..<20).map { "m\($0)" }
         do {
-            let database = try Self.open(path)
+            let database = try await Self.open(location)
             try await Self.enqueue(database, ids: ids, nowMs: clock.now)
             let down = OutboxDispatcher(database: database, topics: ["t"], sink: FlakySink(failures: 99), nowMs: { clock.now },
                                         logger: Self.logger())
             #expect(await down.dispatchDue() == 0)
-            database.close()
+            await database.close()
         }
         clock.advance(3_600_000)
-        let database = try Self.open(path)
-        defer { database.close() }
+        let database = try await Self.open(location)
+        defer { Task { await database.close() } }
         let sink = FlakySink(failures: 0)
         let up = OutboxDispatcher(database: database, topics: ["t"], sink: sink, batchSize: 7, nowMs: { clock.now }, logger: Self.logger())
         var total = 0
@@ -193,8 +250,8 @@ struct OutboxTests {
     @Test("onDelivered runs in the transaction that marks delivery: if it throws, the message stays pending and is redelivered after the backoff", .timeLimit(.minutes(1)))
     func onDeliveredAtomic() async throws {
         let directory = try makeTemporaryDirectory()
-        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
-        defer { database.close() }
+        let database = try await Self.open(directory)
+        defer { Task { await database.close() } }
         let clock = Clock()
         let sink = FlakySink(failures: 0)
         let policy = OutboxRetryPolicy(initialBackoffMs: 1_000, jitter: 0)
@@ -209,7 +266,7 @@ struct OutboxTests {
         #expect(pending?.status == .pending && pending?.attempts == 1 && pending?.deliveredMs == 0)
         #expect(pending?.lastError.hasPrefix("delivered but not recorded") == true)
         #expect(pending?.nextAttemptMs == clock.now + 1_000, "redelivered after the backoff, not in a tight loop")
-        #expect(try await database.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM changes WHERE id = 'half-x')") } == false,
+        #expect(try await database.read { db in try db.fetchValue(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM changes WHERE id = 'half-x')") } == false,
                 "what onDelivered wrote is rolled back with it")
         #expect(await failing.dispatchDue() == 0, "not due before the backoff")
 
@@ -223,7 +280,7 @@ struct OutboxTests {
         #expect(delivered?.status == .delivered && delivered?.attempts == 2 && delivered?.deliveredMs == clock.now)
         let marker = "done-x-\(clock.now)"
         #expect(try await database.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM changes WHERE id = ?)", arguments: [marker])
+            try db.fetchValue(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM changes WHERE id = ?)", arguments: [marker])
         } == true)
         #expect(sink.delivered == ["x", "x"], "at least once: the receiver got it again, with the same id")
     }
@@ -300,8 +357,8 @@ struct OutboxTests {
     @Test("the dispatcher over the webhook sink: delivered on the second attempt after a 503, same key; a 400 fails the message", .timeLimit(.minutes(1)))
     func webhookDispatch() async throws {
         let directory = try makeTemporaryDirectory()
-        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
-        defer { database.close() }
+        let database = try await Self.open(directory)
+        defer { Task { await database.close() } }
         let clock = Clock()
         try await Self.withWebhook(statuses: [503, 200, 400]) { server, sink in
             let dispatcher = OutboxDispatcher(
@@ -375,8 +432,8 @@ struct OutboxTests {
           .timeLimit(.minutes(1)))
     func resultKept() async throws {
         let directory = try makeTemporaryDirectory()
-        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
-        defer { database.close() }
+        let database = try await Self.open(directory)
+        defer { Task { await database.close() } }
         let clock = Clock()
         try await Self.enqueue(database, ids: ["a"], nowMs: clock.now)
         #expect(try await database.read { db in try Outbox.delivery(db, id: "a") }?.result == "", "nothing before delivery")
@@ -401,8 +458,8 @@ struct OutboxTests {
     @Test("run(): a wake-up delivers at once although the poll interval is an hour; graceful shutdown ends the run", .timeLimit(.minutes(1)))
     func runLoopWakeAndGracefulShutdown() async throws {
         let directory = try makeTemporaryDirectory()
-        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
-        defer { database.close() }
+        let database = try await Self.open(directory)
+        defer { Task { await database.close() } }
         let clock = Clock()
         let (deliveries, continuation) = AsyncStream<String>.makeStream()
         let dispatcher = OutboxDispatcher(database: database, topics: ["t"], sink: StreamSink(continuation: continuation),
@@ -426,8 +483,8 @@ struct OutboxTests {
     @Test("run(): cancelling its task ends the run promptly, also while it waits", .timeLimit(.minutes(1)))
     func runLoopCancellation() async throws {
         let directory = try makeTemporaryDirectory()
-        let database = try Self.open(directory.appendingPathComponent("o.sqlite").path)
-        defer { database.close() }
+        let database = try await Self.open(directory)
+        defer { Task { await database.close() } }
         let clock = Clock()
         let (deliveries, continuation) = AsyncStream<String>.makeStream()
         let dispatcher = OutboxDispatcher(database: database, topics: ["t"], sink: StreamSink(continuation: continuation),

@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import NIOCore
 import NIOPosix
-import Storage
+@testable import Storage
 import Synchronization
 import TestSupport
 import Testing
@@ -22,10 +22,10 @@ struct StorageExecutorTests {
     @Test("an async read by a task on an event loop returns its reader even while that loop blocks in readPoint", .timeLimit(.minutes(1)))
     func noReaderDeadlock() async throws {
         let directory = try makeTemporaryDirectory()
-        var configuration = SQLiteDatabase.Configuration()
+        var configuration = SQLiteEngine.Configuration()
         configuration.maximumReaderCount = 1
         let database = try StorageTests.open(directory.appendingPathComponent("d.sqlite").path, configuration: configuration)
-        defer { database.close() }
+        defer { Task { await database.close() } }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let executor = LoopExecutor(loop)
@@ -37,7 +37,7 @@ struct StorageExecutorTests {
             try await database.read { db in
                 readRunningSignal.finish()
                 _ = loopBusy.wait(timeout: .now() + .seconds(30))
-                return try Int.fetchOne(db, sql: "SELECT 1") ?? 0
+                return try db.fetchValue(Int.self, sql: "SELECT 1") ?? 0
             }
         }
         for await _ in readRunning {}
@@ -46,10 +46,24 @@ struct StorageExecutorTests {
         // (where its reader goes back to the pool), neither could finish.
         let point = loop.submit {
             loopBusy.signal()
-            return try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT 2") ?? 0 }
+            return try (database.engine as! SQLiteEngine).readHere { db in try db.fetchValue(Int.self, sql: "SELECT 2") ?? 0 }
         }
         #expect(try await reading.value == 1)
         #expect(try await point.get() == 2)
         try await group.shutdownGracefully()
+    }
+}
+
+@Suite("Storage warnings during an outage")
+struct LogThrottleTests {
+    @Test("one line, then none within the interval, then one with the count left out")
+    func throttle() async throws {
+        let throttle = LogThrottle(interval: .milliseconds(50))
+        #expect(throttle.admit() == 0)
+        #expect(throttle.admit() == nil)
+        #expect(throttle.admit() == nil)
+        try await Task.sleep(for: .milliseconds(80))
+        #expect(throttle.admit() == 2)
+        #expect(throttle.admit() == nil)
     }
 }

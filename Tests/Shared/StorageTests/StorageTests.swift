@@ -15,32 +15,32 @@ struct StorageTests {
         return logger
     }()
 
-    static var migrations: SQLiteDatabase.Migrations {
-        var migrations = SQLiteDatabase.Migrations()
+    static var migrations: SQLDatabase.Migrations {
+        var migrations = SQLDatabase.Migrations()
         migrations.add("things-v1", sql: "CREATE TABLE things (id TEXT PRIMARY KEY NOT NULL, n INTEGER NOT NULL)")
         return migrations
     }
 
-    static func open(_ path: String, configuration: SQLiteDatabase.Configuration = .defaults,
-                     migrations: SQLiteDatabase.Migrations = migrations) throws -> SQLiteDatabase {
-        try SQLiteDatabase(path: path, migrations: migrations, configuration: configuration, logger: logger)
+    static func open(_ path: String, configuration: SQLiteEngine.Configuration = .defaults,
+                     migrations: SQLDatabase.Migrations = migrations) throws -> SQLDatabase {
+        try SQLDatabase(path: path, migrations: migrations, configuration: configuration, logger: logger)
     }
 
     static func request(_ id: String, _ text: String) -> TestingV1.FailRequest {
         TestingV1.FailRequest(code: 1, message: text + " " + id)
     }
 
-    static func count(_ database: SQLiteDatabase) async throws -> Int {
-        try await database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM things") ?? 0 }
+    static func count(_ database: SQLDatabase) async throws -> Int {
+        try await database.read { db in try db.fetchValue(Int.self, sql: "SELECT COUNT(*) FROM things") ?? 0 }
     }
 
     @Test("a retried request id returns the first response and acts once; a different request is INVALID_ARGUMENT")
     func idempotency() async throws {
         let database = try Self.open(temporaryPath("idem.sqlite"))
-        defer { database.close() }
+        defer { Task { await database.close() } }
         let key = try Idempotency.Key(method: "/x/Make", requestID: "r-1", request: Self.request("r-1", "a"), caller: "platform|alice")
-        let make: @Sendable (Database) throws -> TestingV1.Leaf = { db in
-            let n = (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM things") ?? 0) + 1
+        let make: @Sendable (SQLSession) throws -> TestingV1.Leaf = { db in
+            let n = (try db.fetchValue(Int.self, sql: "SELECT COUNT(*) FROM things") ?? 0) + 1
             try db.execute(sql: "INSERT INTO things (id, n) VALUES (?, ?)", arguments: ["t\(n)", n])
             return TestingV1.Leaf(label: "made \(n)")
         }
@@ -64,7 +64,7 @@ struct StorageTests {
     @Test("a failed request leaves nothing behind, so its retry is processed afresh")
     func failureRollsBack() async throws {
         let database = try Self.open(temporaryPath("rollback.sqlite"))
-        defer { database.close() }
+        defer { Task { await database.close() } }
         let key = try Idempotency.Key(method: "/x/Make", requestID: "r-2", request: Self.request("r-2", "a"), caller: "-")
         await #expect(throws: RPCError.notFound("nope")) {
             _ = try await Idempotency.perform(in: database, key: key, nowMs: 1) { db -> TestingV1.Leaf in
@@ -84,7 +84,7 @@ struct StorageTests {
     @Test("remembered responses are purged after the retention period, not before")
     func purge() async throws {
         let database = try Self.open(temporaryPath("purge.sqlite"))
-        defer { database.close() }
+        defer { Task { await database.close() } }
         for (index, at) in [1_000, 5_000].enumerated() {
             let key = try Idempotency.Key(method: "/x/P", requestID: "p-\(index)", request: Self.request("p", "\(index)"), caller: "-")
             _ = try await Idempotency.perform(in: database, key: key, nowMs: Int64(at)) { _ in TestingV1.Leaf() }
@@ -109,22 +109,22 @@ struct StorageTests {
     @Test("a database error is a StorageError that reaches the client as INTERNAL without details; a held lock as UNAVAILABLE; the body's own errors pass through")
     func errorMapping() async throws {
         let path = temporaryPath("errors.sqlite")
-        var configuration = SQLiteDatabase.Configuration()
+        var configuration = SQLiteEngine.Configuration()
         configuration.busyTimeout = 0.2
         let database = try Self.open(path, configuration: configuration)
-        defer { database.close() }
+        defer { Task { await database.close() } }
         let failed = await #expect(throws: StorageError.self) {
-            try await database.write { db in try db.execute(sql: "INSERT INTO no_such_table VALUES (1)") }
+            _ = try await database.write { db in try db.execute(sql: "INSERT INTO no_such_table VALUES (1)") }
         }
         #expect(failed?.reason == .failed && failed?.detail.contains("no_such_table") == true)
         #expect(failed?.rpcError == RPCError.internal("internal error"))
-        #expect(await Self.status { _ = try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT n FROM no_such_table") } }
+        #expect(await Self.status { _ = try await database.readPoint { db in try db.fetchValue(Int.self, sql: "SELECT n FROM no_such_table") } }
                 == RPCError.internal("internal error"))
         let refusal = RPCError.failedPrecondition("a rule said no")
         #expect(await Self.status { try await database.write { _ in throw refusal } } == refusal, "a rule's refusal passes through")
-        #expect(try database.readPoint { db in try Int.fetchOne(db, sql: "SELECT 41 + 1") } == 42)
+        #expect(try await database.readPoint { db in try db.fetchValue(Int.self, sql: "SELECT 41 + 1") } == 42)
         // Another process-like connection holds the write lock.
-        var unsafe = Configuration()
+        var unsafe = GRDB.Configuration()
         unsafe.allowsUnsafeTransactions = true
         let other = try DatabaseQueue(path: path, configuration: unsafe)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
@@ -137,7 +137,7 @@ struct StorageTests {
                 }
             }
         }
-        #expect(await Self.status { try await database.write { db in try db.execute(sql: "INSERT INTO things (id, n) VALUES ('x', 1)") } }
+        #expect(await Self.status { _ = try await database.write { db in try db.execute(sql: "INSERT INTO things (id, n) VALUES ('x', 1)") } }
                 == RPCError.unavailable("storage is busy; retry with the same request_id"))
         try other.inDatabase { db in try db.execute(sql: "ROLLBACK") }
         try await database.write { db in try db.execute(sql: "INSERT INTO things (id, n) VALUES ('x', 1)") }
@@ -149,15 +149,16 @@ struct StorageTests {
         let path = temporaryPath("migrate.sqlite")
         var database = try Self.open(path)
         try await database.write { db in try db.execute(sql: "INSERT INTO things (id, n) VALUES ('kept', 7)") }
-        database.close()
+        await database.close()
         var later = Self.migrations
         later.add("things-v2", sql: "ALTER TABLE things ADD COLUMN note TEXT NOT NULL DEFAULT ''")
-        database = try Self.open(path, migrations: later)
-        defer { database.close() }
+        let reopened = try Self.open(path, migrations: later)
+        database = reopened
+        defer { Task { await reopened.close() } }
         let (n, note, mode) = try await database.read { db in
-            (try Int.fetchOne(db, sql: "SELECT n FROM things WHERE id = 'kept'"),
-             try String.fetchOne(db, sql: "SELECT note FROM things WHERE id = 'kept'"),
-             try String.fetchOne(db, sql: "PRAGMA journal_mode"))
+            (try db.fetchValue(Int.self, sql: "SELECT n FROM things WHERE id = 'kept'"),
+             try db.fetchValue(String.self, sql: "SELECT note FROM things WHERE id = 'kept'"),
+             try db.fetchValue(String.self, sql: "PRAGMA journal_mode"))
         }
         #expect(n == 7)
         #expect(note == "")

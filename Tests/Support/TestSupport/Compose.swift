@@ -65,6 +65,59 @@ private func composeJSON() throws -> Data {
     return Data(result.output.utf8)
 }
 
+/// A compose file as `docker-compose config` resolves it: variables interpolated, anchors
+/// and merge keys applied, relative paths made absolute, every option in its long form.
+/// Optional where a service may leave an option out (the postgres service has no command).
+public struct ConfiguredCompose: Decodable, Sendable {
+    public struct Service: Decodable, Sendable {
+        public struct Healthcheck: Decodable, Sendable { public var test: [String] }
+        public struct Dependency: Decodable, Sendable { public var condition: String }
+        public struct Deploy: Decodable, Sendable { public var replicas: Int? }
+        /// A published port (`published` is the host side; absent for an ephemeral one).
+        public struct Port: Decodable, Sendable {
+            public var published: Int?
+            public var target: Int
+        }
+        public var image: String?
+        public var command: [String]?
+        public var environment: [String: String]?
+        public var expose: [String]?
+        public var ports: [Port]?
+        /// `SOURCE:TARGET[:MODE]` (a bind mount's source is absolute, a named volume's is its
+        /// name) or just `TARGET` (an anonymous volume, one per container).
+        public var volumes: [String]?
+        public var tmpfs: [String]?
+        public var healthcheck: Healthcheck?
+        public var depends_on: [String: Dependency]?
+        public var deploy: Deploy?
+        public var read_only: Bool?
+    }
+    public var services: [String: Service]
+    public var volumes: [String: [String: String]]?
+}
+
+/// `docker-compose --project-directory <repository> --file F... config`, with `environment`
+/// added to (and `unset` removed from) this process's environment, parsed; or the status and
+/// the client's complaint when it refuses the files.
+public func configuredCompose(_ files: [String], environment: [String: String] = [:], unset: [String] = [])
+    async throws -> (status: Int32, output: String, compose: ConfiguredCompose?)
+{
+    // Only the client's stdout is YAML (warnings go to stderr), so both are read apart here.
+    let script = """
+        import json, subprocess, sys, yaml
+        result = subprocess.run(["docker-compose"] + sys.argv[1:] + ["config"], capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.stdout.write(result.stderr + result.stdout)
+            sys.exit(result.returncode)
+        json.dump(yaml.safe_load(result.stdout), sys.stdout)
+        """
+    let arguments = unset.flatMap { ["-u", $0] } + environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        + ["python3", "-c", script, "--project-directory", repositoryRoot.path] + files.flatMap { ["--file", $0] }
+    let result = try await runProcessDetached("env", arguments)
+    guard result.status == 0 else { return (result.status, result.output, nil) }
+    return (0, result.output, try JSONDecoder().decode(ConfiguredCompose.self, from: Data(result.output.utf8)))
+}
+
 /// The repository's docker-compose.yml.
 public func loadCompose() throws -> ComposeFile {
     try JSONDecoder().decode(ComposeFile.self, from: composeJSON())

@@ -24,6 +24,7 @@ public final class RunningService: @unchecked Sendable {
         var merged = ProcessInfo.processInfo.environment
         for key in merged.keys where key.hasPrefix("DOORSTEP_") { merged[key] = nil }
         merged.merge(environment) { _, new in new }
+        if let url = Self.postgresURL(arguments: arguments, environment: merged) { merged["DOORSTEP_DATABASE_URL"] = url }
         process.environment = merged
         let out = Pipe()
         let logPath = temporaryPath("\(name).log")
@@ -47,6 +48,23 @@ public final class RunningService: @unchecked Sendable {
         self.address = field("grpc") ?? ""
         let metrics = field("metrics")
         self.metricsAddress = metrics == "off" ? nil : metrics
+    }
+
+    /// On PostgreSQL runs of the suites (`DOORSTEP_TEST_DATABASE=postgres`, the server in
+    /// `DOORSTEP_TEST_POSTGRES_URL`): the database URL of a service started without one — a
+    /// schema named after its `--data-dir`, so a restarted service (same data directory)
+    /// finds its data again and every other service gets its own.
+    static func postgresURL(arguments: [String], environment: [String: String]) -> String? {
+        let test = ProcessInfo.processInfo.environment
+        guard test["DOORSTEP_TEST_DATABASE"] == "postgres", let base = test["DOORSTEP_TEST_POSTGRES_URL"],
+              environment["DOORSTEP_DATABASE_URL"] == nil, !arguments.contains("--database-url"),
+              let flag = arguments.firstIndex(of: "--data-dir"), flag + 1 < arguments.count
+        else { return nil }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for byte in URL(fileURLWithPath: arguments[flag + 1]).standardizedFileURL.path.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return base + (base.contains("?") ? "&" : "?") + "schema=d_" + String(hash, radix: 16)
     }
 
     public var processID: Int32 { process.processIdentifier }

@@ -93,3 +93,27 @@ public func readFile(_ url: URL) throws -> [UInt8] {
     defer { try? handle.close() }
     return [UInt8](try handle.readToEnd() ?? Data())
 }
+
+/// Whether any file a service's database keeps on disk holds `needle` (UTF-8): the SQLite
+/// files of `sqliteFiles` (a missing one is skipped), or, on PostgreSQL runs of the suites,
+/// every relation and WAL file of the test cluster (`DOORSTEP_TEST_PG_DATA`: tables,
+/// indexes and TOAST of every schema, and the log of what was written).
+public func databaseFilesContain(_ needle: String, sqliteFiles: [URL]) throws -> Bool {
+    let pattern = Data(needle.utf8)
+    var files = sqliteFiles
+    let environment = ProcessInfo.processInfo.environment
+    if environment["DOORSTEP_TEST_DATABASE"] == "postgres", let data = environment["DOORSTEP_TEST_PG_DATA"] {
+        files = []
+        for area in ["base", "pg_wal"] {
+            let root = URL(fileURLWithPath: data).appendingPathComponent(area)
+            let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey])
+            while let url = enumerator?.nextObject() as? URL {
+                if (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true { files.append(url) }
+            }
+        }
+    }
+    for file in files where FileManager.default.fileExists(atPath: file.path) {
+        if Data(try readFile(file)).range(of: pattern) != nil { return true }
+    }
+    return false
+}

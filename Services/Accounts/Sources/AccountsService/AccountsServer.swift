@@ -57,7 +57,19 @@ public enum AccountsServer {
             } catch let problem as KeyFileProblem {
                 throw ConfigurationError(problem.description)
             }
-            let database = try environment.openDatabase("accounts.sqlite", migrations: AccountsService.migrations)
+            let database = try await environment.openDatabase("accounts.sqlite", migrations: AccountsService.migrations)
+            let keyMatches: Bool
+            do {
+                keyMatches = try await AccountsStore(database: database, cipher: key).verifyDataKey()
+            } catch {
+                await database.close()
+                throw ConfigurationError("database \(database.location): cannot check the data key: \(error)")
+            }
+            guard keyMatches else {
+                await database.close()
+                throw ConfigurationError(
+                    "data key \(keyPath) is not the key database \(database.location) is sealed with; give every replica the same --data-key-file")
+            }
             let service = AccountsService(database: database, cipher: key, configuration: accounts, clock: environment.clock)
             return .serving(service.definition, serviceName: AccountsService.serviceName, database: database, environment: environment)
         }

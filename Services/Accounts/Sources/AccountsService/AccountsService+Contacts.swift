@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Models
 import RPC
 import RPCWire

@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Models
 import RPC
 import RPCWire
@@ -12,7 +11,7 @@ import Validation
 /// `request_id`, checked against `expected_version` (AIP-154), recorded on the timeline.
 extension AccountsService {
     /// Loads the account a mutation changes: NOT_FOUND, or ABORTED on a stale expected version.
-    static func accountForUpdate(_ db: Database, store: AccountsStore, id: String, expectedVersion: Int64) throws -> AccountsV1.Account {
+    static func accountForUpdate(_ db: SQLSession, store: AccountsStore, id: String, expectedVersion: Int64) throws -> AccountsV1.Account {
         guard let account = try store.account(db, id: id) else { throw RPCError.notFound("account \(id) not found") }
         if expectedVersion != 0, expectedVersion != account.version {
             throw RPCError(code: .aborted, message: "stale version: expected \(expectedVersion), current \(account.version)")
@@ -50,7 +49,7 @@ extension AccountsService {
     /// What a mutation sees besides the account: the transaction, the store, the debtor-local
     /// date and the instant, who is calling, for which request.
     struct MutationScope {
-        let db: Database
+        let db: SQLSession
         let store: AccountsStore
         let configuration: Configuration
         let today: CivilDate

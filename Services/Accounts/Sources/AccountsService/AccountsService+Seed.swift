@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Models
 import Storage
 
@@ -8,7 +7,7 @@ extension AccountsService {
     /// transaction, through the same store code the service uses (debtors sealed, indexed
     /// columns filled). For load generation and benchmarks in this package only: it skips
     /// request validation, idempotency and the timeline.
-    package static func seed(database: SQLiteDatabase, cipher: DataCipher,
+    package static func seed(database: SQLDatabase, cipher: DataCipher,
                              debtors: [AccountsV1.Debtor], accounts: [AccountsV1.Account]) async throws {
         let store = AccountsStore(database: database, cipher: cipher)
         try await database.write { db in

@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Logging
 import Models
 import RPC
@@ -34,14 +33,14 @@ public struct AccountsService: Sendable {
     let configuration: Configuration
     let clock: ServiceClock
 
-    public init(database: SQLiteDatabase, cipher: DataCipher, configuration: Configuration = .defaults, clock: ServiceClock) {
+    public init(database: SQLDatabase, cipher: DataCipher, configuration: Configuration = .defaults, clock: ServiceClock) {
         self.store = AccountsStore(database: database, cipher: cipher)
         self.configuration = configuration
         self.clock = clock
     }
 
     public static let serviceName = "doorstep.accounts.v1.Accounts"
-    public static var migrations: SQLiteDatabase.Migrations { AccountsStore.migrations }
+    public static var migrations: SQLDatabase.Migrations { AccountsStore.migrations }
 
     /// The service's methods with their roles (accounts.proto role table).
     public var definition: ServiceDefinition {
@@ -144,7 +143,7 @@ public struct AccountsService: Sendable {
         let id = request.debtorId
         let reveal = request.revealPersonalData
         let actor = caller.actor
-        let read: @Sendable (Database) throws -> AccountsV1.Debtor = { db in
+        let read: @Sendable (SQLSession) throws -> AccountsV1.Debtor = { db in
             guard let debtor = try store.debtor(db, id: id), try Self.mayRead(debtorID: id, scope: scope, store: store, db) else {
                 throw RPCError.notFound("debtor \(id) not found")
             }
@@ -156,7 +155,7 @@ public struct AccountsService: Sendable {
             return full
         }
         // An unmasked read writes its audit line in the same transaction: no read without a record.
-        let debtor = reveal ? try await store.database.write(read) : try store.database.readPoint(read)
+        let debtor = reveal ? try await store.database.write(read) : try await store.database.readPoint(read)
         if reveal {
             context.logger.notice("personal data read unmasked", metadata: ["debtor-id": "\(id)", "reason": "\(reason)"])
         }
@@ -165,10 +164,10 @@ public struct AccountsService: Sendable {
 
     /// Whether `scope` sees the debtor: an agency manager only debtors of accounts assigned to
     /// its agency.
-    static func mayRead(debtorID: String, scope: CallerScope, store: AccountsStore, _ db: Database) throws -> Bool {
+    static func mayRead(debtorID: String, scope: CallerScope, store: AccountsStore, _ db: SQLSession) throws -> Bool {
         guard let narrowed = scope.narrow(agencyID: "", collectorID: nil) else { return false }
         if narrowed.agencyID.isEmpty { return true }
-        return try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE debtor_id = ? AND assigned_agency_id = ?)"),
+        return try db.fetchValue(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE debtor_id = ? AND assigned_agency_id = ?)",
             arguments: [debtorID, narrowed.agencyID]) ?? false
     }
 
@@ -238,7 +237,7 @@ public struct AccountsService: Sendable {
         let scope = try context.requireScope()
         let store = self.store
         let id = request.accountId
-        let stored = try store.database.readPoint { db -> (AccountsV1.Account, ContactStats)? in
+        let stored = try await store.database.readPoint { db -> (AccountsV1.Account, ContactStats)? in
             guard let account = try store.account(db, id: id) else { return nil }
             return (account, try store.contactStats(db, accountID: id))
         }

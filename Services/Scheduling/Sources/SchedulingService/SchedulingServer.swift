@@ -133,14 +133,15 @@ public enum SchedulingServer {
                 do { webhook = try WebhookSink(url: url) } catch { throw ConfigurationError("notice sink: \(error)") }
                 sink = webhook!
             }
-            let database = try environment.openDatabase("scheduling.sqlite", migrations: SchedulingService.migrations)
+            let database = try await environment.openDatabase("scheduling.sqlite", migrations: SchedulingService.migrations)
             let directory = GRPCAccountsDirectory(targets: configuration.peers.accounts, signingKey: environment.signingKey,
                                                   subject: "scheduling")
             let wake = DispatcherWake()
             let service = SchedulingService(database: database, clock: environment.clock, configuration: scheduling,
                                             accounts: directory, noticeWritten: { wake.fire() })
             let dispatcher = OutboxDispatcher(
-                database: database, topics: [SchedulingService.noticeTopic], sink: sink, nowMs: environment.clock.nowMs,
+                database: database, topics: [SchedulingService.noticeTopic], sink: sink,
+                claimLease: .seconds(environment.configuration.outboxClaimSeconds), nowMs: environment.clock.nowMs,
                 logger: environment.logger, onDelivered: { db, message, deliveredMs in
                     try service.noticeDelivered(db, message: message, deliveredMs: deliveredMs)
                 })

@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Logging
 import Models
 import Outbox
@@ -212,7 +211,7 @@ extension SchedulingService {
         try Validate.resourceID(request.appointmentId, field: "appointment_id", prefix: "apt")
         let scope = try context.requireScope()
         let store = self.store
-        return try store.database.readPoint { db in
+        return try await store.database.readPoint { db in
             try Self.withDeliveries(db, Self.visibleAppointment(db, store, id: request.appointmentId, scope: scope))
         }
     }
@@ -267,7 +266,7 @@ extension SchedulingService {
     func mutateAppointment<Request: ProtoMessage>(
         _ request: Request, _ context: ServerContext, id: String, expectedVersion: Int64,
         unchangedIf: @escaping @Sendable (SchedulingV1.Appointment) -> Bool = { _ in false },
-        _ change: @escaping @Sendable (inout SchedulingV1.Appointment, Database, Int64) throws -> Bool
+        _ change: @escaping @Sendable (inout SchedulingV1.Appointment, SQLSession, Int64) throws -> Bool
     ) async throws -> SchedulingV1.Appointment {
         let caller = try context.requireCaller()
         let scope = try CallerScope(caller)

@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Models
 import RPC
 import RPCWire
@@ -105,7 +104,7 @@ extension SchedulingService {
     }
 
     /// The collector as `scope` may see it (agency managers: their agency's), or NOT_FOUND.
-    static func visibleCollector(_ db: Database, _ store: SchedulingStore, id: String, scope: CallerScope) throws -> SchedulingV1.Collector {
+    static func visibleCollector(_ db: SQLSession, _ store: SchedulingStore, id: String, scope: CallerScope) throws -> SchedulingV1.Collector {
         guard let collector = try store.collector(db, id: id), scope.sees(agencyID: collector.agencyId, collectorIDs: [collector.id]) else {
             throw RPCError.notFound("collector \(id) not found")
         }

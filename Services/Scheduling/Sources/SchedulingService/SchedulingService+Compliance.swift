@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Models
 import RPC
 import RPCWire
@@ -23,7 +22,7 @@ extension SchedulingService {
     /// member's agency (an agency manager naming another agency's collectors), or an account
     /// assigned to another agency, is PERMISSION_DENIED.
     static func judge(
-        _ db: Database, _ store: SchedulingStore, visit: ProposedVisit, account: AccountFacts, excluding appointmentID: String?,
+        _ db: SQLSession, _ store: SchedulingStore, visit: ProposedVisit, account: AccountFacts, excluding appointmentID: String?,
         scope: CallerScope, nowMs: Int64, configuration: SchedulingConfiguration
     ) throws -> VisitJudgement {
         var collectors: [String: SchedulingV1.Collector] = [:]

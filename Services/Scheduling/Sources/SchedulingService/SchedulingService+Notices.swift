@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Logging
 import Models
 import Outbox
@@ -16,7 +15,7 @@ extension SchedulingService {
     /// (same transaction as the change) and lists it on the appointment. The delivered
     /// payload is the notice in the proto3 JSON mapping without `delivery`.
     static func writeNotice(
-        _ db: Database, kind: SchedulingV1.NoticeKind, for appointment: inout SchedulingV1.Appointment,
+        _ db: SQLSession, kind: SchedulingV1.NoticeKind, for appointment: inout SchedulingV1.Appointment,
         judgement: VisitJudgement, nowMs: Int64, configuration: SchedulingConfiguration
     ) throws {
         let zone = TimeZone(identifier: appointment.debtorTimeZone) ?? .gmt
@@ -67,7 +66,7 @@ extension SchedulingService {
     /// notice delivered: the appointment's current BOOKED or RESCHEDULED notice moves it from
     /// PROPOSED to NOTIFIED. Older notices (superseded by a reschedule) and cancellation
     /// notices change nothing.
-    public func noticeDelivered(_ db: Database, message: OutboxMessage, deliveredMs: Int64) throws {
+    public func noticeDelivered(_ db: SQLSession, message: OutboxMessage, deliveredMs: Int64) throws {
         guard message.topic == Self.noticeTopic else { return }
         let notice = try SchedulingV1.CustomerNotice(jsonText: String(decoding: message.payload, as: UTF8.self))
         guard var appointment = try store.appointment(db, id: notice.appointmentId) else { return }
@@ -85,13 +84,13 @@ extension SchedulingService {
 /// configured grace ago without a completion (scheduling.proto CompleteAppointment). Runs
 /// beside the server; each pass handles a bounded batch.
 public struct MissedAppointmentSweep: Service {
-    let database: SQLiteDatabase
+    let database: SQLDatabase
     let graceMs: Int64
     let clock: ServiceClock
     let logger: Logger
     let interval: Duration
 
-    public init(database: SQLiteDatabase, graceMinutes: Int, clock: ServiceClock, logger: Logger, interval: Duration = .seconds(60)) {
+    public init(database: SQLDatabase, graceMinutes: Int, clock: ServiceClock, logger: Logger, interval: Duration = .seconds(60)) {
         self.database = database
         self.graceMs = Int64(graceMinutes) * 60_000
         self.clock = clock
@@ -121,7 +120,8 @@ public struct MissedAppointmentSweep: Service {
     }
 
     public func run() async throws {
-        await runPeriodically(every: interval, logger: logger, done: "appointments missed", failed: "missed-appointment sweep failed") {
+        await runPeriodically(every: interval, exclusive: ExclusiveJob(database: database, job: "missed-appointments", clock: clock),
+                              logger: logger, done: "appointments missed", failed: "missed-appointment sweep failed") {
             try await sweep()
         }
     }

@@ -1,7 +1,6 @@
 import Compliance
 import Crypto
 import Foundation
-import GRDB
 import Models
 import NIOPosix
 import RPC
@@ -126,7 +125,7 @@ extension SchedulingService {
     }
 
     static func loadDay(
-        _ db: Database, _ store: SchedulingStore, region: String, agencyID: String?, dayStartMs: Int64, dayEndMs: Int64,
+        _ db: SQLSession, _ store: SchedulingStore, region: String, agencyID: String?, dayStartMs: Int64, dayEndMs: Int64,
         states: [SchedulingV1.AppointmentState]
     ) throws -> PlanningDay {
         var filter = AppointmentFilter()

@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Logging
 import Models
 import Outbox
@@ -22,7 +21,7 @@ public struct SchedulingService: Sendable {
     /// Called after a transaction wrote a customer notice, so it is delivered promptly.
     let noticeWritten: @Sendable () -> Void
 
-    public init(database: SQLiteDatabase, clock: ServiceClock, configuration: SchedulingConfiguration = .defaults,
+    public init(database: SQLDatabase, clock: ServiceClock, configuration: SchedulingConfiguration = .defaults,
                 accounts: any AccountsDirectory, noticeWritten: @escaping @Sendable () -> Void = {}) {
         self.store = SchedulingStore(database: database)
         self.clock = clock
@@ -32,7 +31,7 @@ public struct SchedulingService: Sendable {
     }
 
     public static let serviceName = "doorstep.scheduling.v1.Scheduling"
-    public static var migrations: SQLiteDatabase.Migrations { SchedulingStore.migrations }
+    public static var migrations: SQLDatabase.Migrations { SchedulingStore.migrations }
     /// Outbox topic of customer notices.
     public static let noticeTopic = "customer-notice"
 
@@ -129,7 +128,7 @@ extension SchedulingService {
     /// The appointment `id` as `scope` may see it (scheduling.proto: "own" for agency
     /// managers is their agency's crews, for collectors the appointments they are in), or
     /// NOT_FOUND (another agency's record is not disclosed).
-    static func visibleAppointment(_ db: Database, _ store: SchedulingStore, id: String, scope: CallerScope) throws -> SchedulingV1.Appointment {
+    static func visibleAppointment(_ db: SQLSession, _ store: SchedulingStore, id: String, scope: CallerScope) throws -> SchedulingV1.Appointment {
         guard let appointment = try store.appointment(db, id: id),
               scope.sees(agencyID: appointment.agencyId, collectorIDs: appointment.crewCollectorIds) else {
             throw RPCError.notFound("appointment \(id) not found")
@@ -138,7 +137,7 @@ extension SchedulingService {
     }
 
     /// `appointment` with each notice's delivery state from the outbox.
-    static func withDeliveries(_ db: Database, _ appointment: SchedulingV1.Appointment) throws -> SchedulingV1.Appointment {
+    static func withDeliveries(_ db: SQLSession, _ appointment: SchedulingV1.Appointment) throws -> SchedulingV1.Appointment {
         guard !appointment.notices.isEmpty else { return appointment }
         let deliveries = try Outbox.deliveries(db, ids: appointment.notices.map(\.id))
         var result = appointment

@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Models
 import Outbox
 import Storage
@@ -10,15 +9,15 @@ import Storage
 /// double-booking and capacity queries, and the customer-notice outbox. Each resource row
 /// holds its protobuf encoding beside the columns it is looked up by.
 struct SchedulingStore: Sendable {
-    let database: SQLiteDatabase
+    let database: SQLDatabase
 
     /// States whose appointment still takes (or took) place: they count against capacity,
     /// double-booking and visit caps. CANCELLED and MISSED free everything.
     static let liveStates: [SchedulingV1.AppointmentState] = [.proposed, .notified, .confirmed, .completed]
     static var liveStateList: String { liveStates.map { String($0.rawValue) }.joined(separator: ",") }
 
-    static var migrations: SQLiteDatabase.Migrations {
-        var migrations = SQLiteDatabase.Migrations()
+    static var migrations: SQLDatabase.Migrations {
+        var migrations = SQLDatabase.Migrations()
         migrations.add("scheduling-v1", sql: """
             CREATE TABLE agencies (
                 id TEXT PRIMARY KEY NOT NULL,
@@ -80,11 +79,11 @@ struct SchedulingStore: Sendable {
 
     // MARK: Agencies
 
-    func licenceTaken(_ db: Database, _ licence: String) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM agencies WHERE licence_number = ?)"), arguments: [licence]) ?? false
+    func licenceTaken(_ db: SQLSession, _ licence: String) throws -> Bool {
+        try db.fetchValue(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM agencies WHERE licence_number = ?)", arguments: [licence]) ?? false
     }
 
-    func insert(_ db: Database, agency: SchedulingV1.Agency) throws {
+    func insert(_ db: SQLSession, agency: SchedulingV1.Agency) throws {
         try db.execute(
             sql: """
                 INSERT INTO agencies (id, licence_number, status, body, version, created_ms, updated_ms)
@@ -94,12 +93,12 @@ struct SchedulingStore: Sendable {
                         agency.version, agency.createdMs, agency.updatedMs])
     }
 
-    func agency(_ db: Database, id: String) throws -> SchedulingV1.Agency? {
-        guard let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM agencies WHERE id = ?"), arguments: [id]) else { return nil }
+    func agency(_ db: SQLSession, id: String) throws -> SchedulingV1.Agency? {
+        guard let body = try db.fetchValue(Data.self, sql: "SELECT body FROM agencies WHERE id = ?", arguments: [id]) else { return nil }
         return try SchedulingV1.Agency(decoding: [UInt8](body))
     }
 
-    func agencies(_ db: Database, ids: some Sequence<String>) throws -> [String: SchedulingV1.Agency] {
+    func agencies(_ db: SQLSession, ids: some Sequence<String>) throws -> [String: SchedulingV1.Agency] {
         var result: [String: SchedulingV1.Agency] = [:]
         for id in Set(ids) { if let agency = try agency(db, id: id) { result[id] = agency } }
         return result
@@ -107,11 +106,11 @@ struct SchedulingStore: Sendable {
 
     // MARK: Collectors
 
-    func certificationTaken(_ db: Database, _ number: String) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM collectors WHERE certification_number = ?)"), arguments: [number]) ?? false
+    func certificationTaken(_ db: SQLSession, _ number: String) throws -> Bool {
+        try db.fetchValue(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM collectors WHERE certification_number = ?)", arguments: [number]) ?? false
     }
 
-    func insert(_ db: Database, collector: SchedulingV1.Collector) throws {
+    func insert(_ db: SQLSession, collector: SchedulingV1.Collector) throws {
         try db.execute(
             sql: """
                 INSERT INTO collectors (id, agency_id, certification_number, region_code, status, body, version, created_ms, updated_ms)
@@ -122,37 +121,37 @@ struct SchedulingStore: Sendable {
                         collector.createdMs, collector.updatedMs])
     }
 
-    func update(_ db: Database, collector: SchedulingV1.Collector) throws {
+    func update(_ db: SQLSession, collector: SchedulingV1.Collector) throws {
         try db.execute(
             sql: "UPDATE collectors SET status = ?, body = ?, version = ?, updated_ms = ? WHERE id = ?",
             arguments: [collector.status.rawValue, Data(try collector.encode()), collector.version, collector.updatedMs, collector.id])
     }
 
-    func collector(_ db: Database, id: String) throws -> SchedulingV1.Collector? {
-        guard let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM collectors WHERE id = ?"), arguments: [id]) else { return nil }
+    func collector(_ db: SQLSession, id: String) throws -> SchedulingV1.Collector? {
+        guard let body = try db.fetchValue(Data.self, sql: "SELECT body FROM collectors WHERE id = ?", arguments: [id]) else { return nil }
         return try SchedulingV1.Collector(decoding: [UInt8](body))
     }
 
     /// Collectors of a region (optionally of one agency), by id.
-    func collectors(_ db: Database, region: String, agencyID: String?) throws -> [SchedulingV1.Collector] {
+    func collectors(_ db: SQLSession, region: String, agencyID: String?) throws -> [SchedulingV1.Collector] {
         let bodies: [Data]
         if let agencyID {
-            bodies = try Data.fetchAll(db, sql: "SELECT body FROM collectors WHERE region_code = ? AND agency_id = ? ORDER BY id",
+            bodies = try db.fetchValues(Data.self, sql: "SELECT body FROM collectors WHERE region_code = ? AND agency_id = ? ORDER BY id",
                                        arguments: [region, agencyID])
         } else {
-            bodies = try Data.fetchAll(db, sql: "SELECT body FROM collectors WHERE region_code = ? ORDER BY id", arguments: [region])
+            bodies = try db.fetchValues(Data.self, sql: "SELECT body FROM collectors WHERE region_code = ? ORDER BY id", arguments: [region])
         }
         return try bodies.map { try SchedulingV1.Collector(decoding: [UInt8]($0)) }
     }
 
     // MARK: Appointments
 
-    func appointment(_ db: Database, id: String) throws -> SchedulingV1.Appointment? {
-        guard let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM appointments WHERE id = ?"), arguments: [id]) else { return nil }
+    func appointment(_ db: SQLSession, id: String) throws -> SchedulingV1.Appointment? {
+        guard let body = try db.fetchValue(Data.self, sql: "SELECT body FROM appointments WHERE id = ?", arguments: [id]) else { return nil }
         return try SchedulingV1.Appointment(decoding: [UInt8](body))
     }
 
-    func insert(_ db: Database, appointment: SchedulingV1.Appointment) throws {
+    func insert(_ db: SQLSession, appointment: SchedulingV1.Appointment) throws {
         try db.execute(
             sql: """
                 INSERT INTO appointments (id, account_id, debtor_id, agency_id, region_code, state, window_start_ms,
@@ -166,7 +165,7 @@ struct SchedulingStore: Sendable {
         try writeCrew(db, appointment)
     }
 
-    func update(_ db: Database, appointment: SchedulingV1.Appointment) throws {
+    func update(_ db: SQLSession, appointment: SchedulingV1.Appointment) throws {
         try db.execute(
             sql: """
                 UPDATE appointments SET agency_id = ?, state = ?, window_start_ms = ?, window_end_ms = ?, body = ?,
@@ -179,7 +178,7 @@ struct SchedulingStore: Sendable {
         try writeCrew(db, appointment)
     }
 
-    private func writeCrew(_ db: Database, _ appointment: SchedulingV1.Appointment) throws {
+    private func writeCrew(_ db: SQLSession, _ appointment: SchedulingV1.Appointment) throws {
         for member in appointment.crewCollectorIds {
             try db.execute(
                 sql: """
@@ -192,23 +191,23 @@ struct SchedulingStore: Sendable {
 
     /// Live appointments of any of `collectors` with a window touching [fromMs, toMs),
     /// except `excluding`.
-    func liveBookings(_ db: Database, collectors: [String], fromMs: Int64, toMs: Int64, excluding: String?) throws -> [BookedVisit] {
+    func liveBookings(_ db: SQLSession, collectors: [String], fromMs: Int64, toMs: Int64, excluding: String?) throws -> [BookedVisit] {
         guard !collectors.isEmpty else { return [] }
         let marks = collectors.map { _ in "?" }.joined(separator: ",")
-        var arguments: [any DatabaseValueConvertible] = collectors
+        var arguments: [any SQLValueConvertible] = collectors
         arguments += [toMs, fromMs, excluding ?? ""]
-        let bodies = try Data.fetchAll(db, sql: """
+        let bodies = try db.fetchValues(Data.self, sql: """
             SELECT DISTINCT a.body FROM appointment_crew c JOIN appointments a ON a.id = c.appointment_id
             WHERE c.collector_id IN (\(marks)) AND c.window_start_ms < ? AND c.window_end_ms > ?
               AND c.state IN (\(Self.liveStateList)) AND c.appointment_id <> ?
-            """, arguments: StatementArguments(arguments))
+            """, arguments: SQLArguments(arguments))
         return try bodies.map { try Self.booked(SchedulingV1.Appointment(decoding: [UInt8]($0))) }
     }
 
     /// Live appointments of an account with a window starting in [fromMs, toMs), except
     /// `excluding`.
-    func liveBookings(_ db: Database, account: String, fromMs: Int64, toMs: Int64, excluding: String?) throws -> [BookedVisit] {
-        let bodies = try Data.fetchAll(db, sql: """
+    func liveBookings(_ db: SQLSession, account: String, fromMs: Int64, toMs: Int64, excluding: String?) throws -> [BookedVisit] {
+        let bodies = try db.fetchValues(Data.self, sql: """
             SELECT body FROM appointments
             WHERE account_id = ? AND window_start_ms >= ? AND window_start_ms < ? AND state IN (\(Self.liveStateList)) AND id <> ?
             """, arguments: [account, fromMs, toMs, excluding ?? ""])
@@ -223,9 +222,9 @@ struct SchedulingStore: Sendable {
 
     /// Appointments matching a list filter, after the keyset `(startMs, id)`, in
     /// (window_start_ms, id) order; at most `limit`.
-    func list(_ db: Database, filter: AppointmentFilter, after: (startMs: Int64, id: String)?, limit: Int) throws -> [SchedulingV1.Appointment] {
+    func list(_ db: SQLSession, filter: AppointmentFilter, after: (startMs: Int64, id: String)?, limit: Int) throws -> [SchedulingV1.Appointment] {
         var clauses: [String] = []
-        var arguments: [any DatabaseValueConvertible] = []
+        var arguments: [any SQLValueConvertible] = []
         if !filter.accountID.isEmpty { clauses.append("a.account_id = ?"); arguments.append(filter.accountID) }
         if !filter.agencyID.isEmpty { clauses.append("a.agency_id = ?"); arguments.append(filter.agencyID) }
         if !filter.regionCode.isEmpty { clauses.append("a.region_code = ?"); arguments.append(filter.regionCode) }
@@ -244,14 +243,14 @@ struct SchedulingStore: Sendable {
         }
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         arguments.append(limit)
-        let bodies = try Data.fetchAll(db, sql: "SELECT a.body FROM appointments a \(whereClause) ORDER BY a.window_start_ms, a.id LIMIT ?",
-                                       arguments: StatementArguments(arguments))
+        let bodies = try db.fetchValues(Data.self, sql: "SELECT a.body FROM appointments a \(whereClause) ORDER BY a.window_start_ms, a.id LIMIT ?",
+                                       arguments: SQLArguments(arguments))
         return try bodies.map { try SchedulingV1.Appointment(decoding: [UInt8]($0)) }
     }
 
     /// Ids of NOTIFIED or CONFIRMED appointments whose window ended before `endedBeforeMs`.
-    func overdue(_ db: Database, endedBeforeMs: Int64, limit: Int) throws -> [String] {
-        try String.fetchAll(db, sql: """
+    func overdue(_ db: SQLSession, endedBeforeMs: Int64, limit: Int) throws -> [String] {
+        try db.fetchValues(String.self, sql: """
             SELECT id FROM appointments WHERE state IN (\(SchedulingV1.AppointmentState.notified.rawValue), \(SchedulingV1.AppointmentState.confirmed.rawValue))
               AND window_end_ms < ? ORDER BY window_end_ms LIMIT ?
             """, arguments: [endedBeforeMs, limit])

@@ -9,15 +9,15 @@ import Storage
 /// Writes SLA_BREACHED on the timeline of each open complaint whose SLA due time (visits.proto
 /// `sla_due_ms`, the rule pack's `complaint-sla`, extension included) has passed, once per
 /// complaint, and sets its `sla_breached`. Runs beside the server; each pass handles a
-/// bounded batch, most overdue first. `ListComplaints` with `overdue_only` lists the same
+/// bounded batch, most overdue first; one replica at a time (``ExclusiveJob``). `ListComplaints` with `overdue_only` lists the same
 /// complaints whether or not a pass has run yet.
 public struct ComplaintSLASweep: Service {
-    let database: SQLiteDatabase
+    let database: SQLDatabase
     let clock: ServiceClock
     let logger: Logger
     let interval: Duration
 
-    public init(database: SQLiteDatabase, clock: ServiceClock, logger: Logger, interval: Duration = .seconds(60)) {
+    public init(database: SQLDatabase, clock: ServiceClock, logger: Logger, interval: Duration = .seconds(60)) {
         self.database = database
         self.clock = clock
         self.logger = logger
@@ -48,8 +48,8 @@ public struct ComplaintSLASweep: Service {
     }
 
     public func run() async throws {
-        await runPeriodically(every: interval, logger: logger, done: "complaint SLA breaches recorded",
-                              failed: "complaint SLA sweep failed") {
+        await runPeriodically(every: interval, exclusive: ExclusiveJob(database: database, job: "complaint-sla-sweep", clock: clock),
+                              logger: logger, done: "complaint SLA breaches recorded", failed: "complaint SLA sweep failed") {
             try await sweep()
         }
     }

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
-import GRDB
 import Models
+import Storage
 
 /// The tamper-evident chain of an account's visit records (visits.proto `ChainRecord`):
 ///
@@ -62,9 +62,9 @@ public enum EvidenceChain {
 
     /// Appends a record to `accountID`'s chain inside the caller's write transaction and
     /// returns it.
-    static func append(_ db: Database, accountID: String, visitID: String, kind: VisitsV1.ChainRecordKind,
+    static func append(_ db: SQLSession, accountID: String, visitID: String, kind: VisitsV1.ChainRecordKind,
                        content: VisitsV1.ChainEntry.Content, nowMs: Int64) throws -> VisitsV1.ChainRecord {
-        let head = try Row.fetchOne(db, sql: """
+        let head = try db.fetchOne(sql: """
             SELECT sequence, record_sha256 FROM chain_records WHERE account_id = ? ORDER BY sequence DESC LIMIT 1
             """, arguments: [accountID])
         let sequence: Int64 = (head?["sequence"] ?? 0) + 1
@@ -81,8 +81,8 @@ public enum EvidenceChain {
     }
 
     /// Every record of an account's chain, in sequence order.
-    static func records(_ db: Database, accountID: String) throws -> [VisitsV1.ChainRecord] {
-        try Row.fetchAll(db, sql: """
+    static func records(_ db: SQLSession, accountID: String) throws -> [VisitsV1.ChainRecord] {
+        try db.fetchAll(sql: """
             SELECT sequence, kind, appended_ms, previous_sha256, payload, record_sha256 FROM chain_records
             WHERE account_id = ? ORDER BY sequence
             """, arguments: [accountID]).map { row in

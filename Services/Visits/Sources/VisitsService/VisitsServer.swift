@@ -50,13 +50,14 @@ public enum VisitsServer {
         let configuration = try common.resolve()
         let visits = try options.resolve()
         try await ServiceRuntime.run(configuration: configuration) { environment in
-            let database = try environment.openDatabase("visits.sqlite", migrations: VisitsService.migrations)
+            let database = try await environment.openDatabase("visits.sqlite", migrations: VisitsService.migrations)
             let peers = GRPCVisitsPeers(accounts: configuration.peers.accounts, scheduling: configuration.peers.scheduling,
                                         signingKey: environment.signingKey)
             let wake = DispatcherWake()
             let service = VisitsService(database: database, clock: environment.clock, configuration: visits, peers: peers,
                                         logger: environment.logger, effectsWritten: { wake.fire() })
             let dispatcher = OutboxDispatcher(database: database, topics: [VisitsService.effectTopic], sink: peers.effectSink,
+                                              claimLease: .seconds(environment.configuration.outboxClaimSeconds),
                                               nowMs: environment.clock.nowMs, logger: environment.logger,
                                               onDelivered: { db, message, deliveredMs in
                                                   try service.effectDelivered(db, message: message, deliveredMs: deliveredMs)

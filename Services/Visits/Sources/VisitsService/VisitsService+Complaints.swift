@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Models
 import Outbox
 import RPC
@@ -277,7 +276,7 @@ extension VisitsService {
     }
 
     static func queue<Request: ProtoMessage>(
-        _ db: Database, _ complaint: inout VisitsV1.Complaint, _ kind: VisitsV1.EffectKind, _ suffix: String, service: String,
+        _ db: SQLSession, _ complaint: inout VisitsV1.Complaint, _ kind: VisitsV1.EffectKind, _ suffix: String, service: String,
         method: String, _ request: Request, nowMs: Int64
     ) throws {
         let effect = VisitsV1.Effect(kind: kind, targetService: service, requestId: "\(complaint.id).\(suffix)", createdMs: nowMs)
@@ -287,7 +286,7 @@ extension VisitsService {
     }
 
     /// `complaint` with its effects' delivery states and the SLA breach flag as of now.
-    static func withDeliveries(_ db: Database, _ complaint: VisitsV1.Complaint, nowMs: Int64) throws -> VisitsV1.Complaint {
+    static func withDeliveries(_ db: SQLSession, _ complaint: VisitsV1.Complaint, nowMs: Int64) throws -> VisitsV1.Complaint {
         var result = complaint
         if result.status == .open && nowMs > result.slaDueMs { result.slaBreached = true }
         try fillDeliveries(db, &result.effects)
@@ -298,7 +297,7 @@ extension VisitsService {
     /// The outbox's `onDelivered` for visit and complaint consequences: a delivered
     /// complaint effect is written to the complaint's timeline (hold placed, collector
     /// suspended, hold released, collector reinstated).
-    public func effectDelivered(_ db: Database, message: OutboxMessage, deliveredMs: Int64) throws {
+    public func effectDelivered(_ db: SQLSession, message: OutboxMessage, deliveredMs: Int64) throws {
         guard let (kind, complaint) = try complaintEffect(db, message) else { return }
         let event: (VisitsV1.ComplaintEventType, String)
         switch kind {
@@ -314,21 +313,21 @@ extension VisitsService {
     /// The outbox's `onFailed`: a complaint effect given up (retries exhausted) or refused
     /// for good by its peer is written to the complaint's timeline as EFFECT_FAILED with the
     /// last error, so the officer sees that the hold or suspension did not happen.
-    public func effectFailed(_ db: Database, message: OutboxMessage, error: String, failedMs: Int64) throws {
+    public func effectFailed(_ db: SQLSession, message: OutboxMessage, error: String, failedMs: Int64) throws {
         guard let (kind, complaint) = try complaintEffect(db, message) else { return }
         try record(db, complaint, .effectFailed, "\(kind.protoName ?? "effect") failed: \(error)", at: failedMs)
     }
 
     /// The complaint and effect kind a visits outbox message belongs to (ids `cmp_….suffix`),
     /// or nil for a visit's effect.
-    private func complaintEffect(_ db: Database, _ message: OutboxMessage) throws -> (VisitsV1.EffectKind, VisitsV1.Complaint)? {
+    private func complaintEffect(_ db: SQLSession, _ message: OutboxMessage) throws -> (VisitsV1.EffectKind, VisitsV1.Complaint)? {
         guard message.id.hasPrefix("cmp_"), let dot = message.id.firstIndex(of: ".") else { return nil }
         guard let complaint = try store.complaint(db, id: String(message.id[..<dot]))?.value,
               let envelope = try? JSONDecoder().decode(EffectEnvelope.self, from: Data(message.payload)) else { return nil }
         return (VisitsV1.EffectKind(rawValue: envelope.kind), complaint)
     }
 
-    private func record(_ db: Database, _ complaint: VisitsV1.Complaint, _ type: VisitsV1.ComplaintEventType, _ note: String,
+    private func record(_ db: SQLSession, _ complaint: VisitsV1.Complaint, _ type: VisitsV1.ComplaintEventType, _ note: String,
                         at ms: Int64) throws {
         var complaint = complaint
         Self.event(&complaint, type, note, actor: TypeV1.Actor(role: .system, subject: "visits"), at: ms)
@@ -339,7 +338,7 @@ extension VisitsService {
 
     func mutateComplaint<Request: ProtoMessage>(
         _ request: Request, requestID: String, _ context: ServerContext, id: String, expectedVersion: Int64,
-        _ change: @escaping @Sendable (inout VisitsV1.Complaint, Database, Int64, TypeV1.Actor) throws -> Bool
+        _ change: @escaping @Sendable (inout VisitsV1.Complaint, SQLSession, Int64, TypeV1.Actor) throws -> Bool
     ) async throws -> VisitsV1.Complaint {
         let caller = try context.requireCaller()
         let scope = try CallerScope(caller)

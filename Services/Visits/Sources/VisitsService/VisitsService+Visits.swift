@@ -1,6 +1,5 @@
 import Compliance
 import Foundation
-import GRDB
 import Models
 import Outbox
 import RPC
@@ -284,7 +283,7 @@ extension VisitsService {
     /// version and timestamps, write; then wakes the effect dispatcher.
     func mutateVisit<Request: ProtoMessage>(
         _ request: Request, requestID: String, _ context: ServerContext, id: String, expectedVersion: Int64, collectorID: String,
-        _ change: @escaping @Sendable (inout VisitsV1.Visit, Database, Int64) throws -> Void
+        _ change: @escaping @Sendable (inout VisitsV1.Visit, SQLSession, Int64) throws -> Void
     ) async throws -> VisitsV1.Visit {
         let scope = try context.requireScope()
         let key = try Idempotency.Key(method: context.path, requestID: requestID, request: request, caller: context.callerKey)
@@ -312,7 +311,7 @@ extension VisitsService {
     }
 
     /// `visit` with each effect's delivery state from the outbox.
-    static func withDeliveries(_ db: Database, _ visit: VisitsV1.Visit) throws -> VisitsV1.Visit {
+    static func withDeliveries(_ db: SQLSession, _ visit: VisitsV1.Visit) throws -> VisitsV1.Visit {
         var result = visit
         try fillDeliveries(db, &result.effects)
         return result
@@ -320,7 +319,7 @@ extension VisitsService {
 
     /// Sets each effect's delivery state from the outbox (an effect's request id is its
     /// outbox message id).
-    static func fillDeliveries(_ db: Database, _ effects: inout [VisitsV1.Effect]) throws {
+    static func fillDeliveries(_ db: SQLSession, _ effects: inout [VisitsV1.Effect]) throws {
         guard !effects.isEmpty else { return }
         let deliveries = try Outbox.deliveries(db, ids: effects.map(\.requestId))
         for index in effects.indices {

@@ -19,7 +19,7 @@ public struct VisitsService: Sendable {
     let effectsWritten: @Sendable () -> Void
     let logger: Logger
 
-    public init(database: SQLiteDatabase, clock: ServiceClock, configuration: VisitsConfiguration = .defaults,
+    public init(database: SQLDatabase, clock: ServiceClock, configuration: VisitsConfiguration = .defaults,
                 peers: any VisitsPeers, logger: Logger = Logger(label: "doorstep.visits"),
                 effectsWritten: @escaping @Sendable () -> Void = {}) {
         self.logger = logger
@@ -34,7 +34,7 @@ public struct VisitsService: Sendable {
     public static let effectTopic = EffectEnvelope.topic
 
     public static let serviceName = "doorstep.visits.v1.Visits"
-    public static var migrations: SQLiteDatabase.Migrations { VisitsStore.migrations }
+    public static var migrations: SQLDatabase.Migrations { VisitsStore.migrations }
 
     /// The service's methods with their roles (visits.proto role table).
     public var definition: ServiceDefinition {
@@ -65,10 +65,10 @@ public struct VisitsService: Sendable {
         let scope = try context.requireScope()
         let store = self.store
         let id = request.visitId
-        guard let record = try store.database.readPoint({ db in try store.visit(db, id: id) }), Self.may(scope, see: record) else {
+        guard let record = try await store.database.readPoint({ db in try store.visit(db, id: id) }), Self.may(scope, see: record) else {
             throw RPCError.notFound("visit \(id) not found")
         }
-        return try store.database.readPoint { db in try Self.withDeliveries(db, record.value) }
+        return try await store.database.readPoint { db in try Self.withDeliveries(db, record.value) }
     }
 
     func getComplaint(_ request: VisitsV1.GetComplaintRequest, _ context: ServerContext) async throws -> VisitsV1.Complaint {
@@ -76,11 +76,11 @@ public struct VisitsService: Sendable {
         let scope = try context.requireScope()
         let store = self.store
         let id = request.complaintId
-        guard let record = try store.database.readPoint({ db in try store.complaint(db, id: id) }), Self.may(scope, see: record) else {
+        guard let record = try await store.database.readPoint({ db in try store.complaint(db, id: id) }), Self.may(scope, see: record) else {
             throw RPCError.notFound("complaint \(id) not found")
         }
         let now = clock.nowMs()
-        return try store.database.readPoint { db in try Self.withDeliveries(db, record.value, nowMs: now) }
+        return try await store.database.readPoint { db in try Self.withDeliveries(db, record.value, nowMs: now) }
     }
 
     /// "own" (visits.proto): an agency manager its agency's records, a collector its own.

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Models
 import Outbox
 import Storage
@@ -8,10 +7,10 @@ import Storage
 /// each row the resource's protobuf encoding beside its lookup and visibility columns.
 /// Rows are written by CheckIn/RecordOutcome/CheckOut and FileComplaint.
 struct VisitsStore: Sendable {
-    let database: SQLiteDatabase
+    let database: SQLDatabase
 
-    static var migrations: SQLiteDatabase.Migrations {
-        var migrations = SQLiteDatabase.Migrations()
+    static var migrations: SQLDatabase.Migrations {
+        var migrations = SQLDatabase.Migrations()
         migrations.add("visits-v1", sql: """
             CREATE TABLE visits (
                 id TEXT PRIMARY KEY NOT NULL,
@@ -73,17 +72,17 @@ struct VisitsStore: Sendable {
         return migrations
     }
 
-    func visit(_ db: Database, id: String) throws -> VisibleRecord<VisitsV1.Visit>? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT body, agency_id FROM visits WHERE id = ?"), arguments: [id]) else {
+    func visit(_ db: SQLSession, id: String) throws -> VisibleRecord<VisitsV1.Visit>? {
+        guard let row = try db.fetchOne(sql: "SELECT body, agency_id FROM visits WHERE id = ?", arguments: [id]) else {
             return nil
         }
         let body: Data = row["body"]
-        let crew = try String.fetchAll(db.cachedStatement(sql: "SELECT collector_id FROM visit_crew WHERE visit_id = ?"), arguments: [id])
+        let crew = try db.fetchValues(String.self, sql: "SELECT collector_id FROM visit_crew WHERE visit_id = ?", arguments: [id])
         return VisibleRecord(value: try VisitsV1.Visit(decoding: [UInt8](body)), agencyID: row["agency_id"], collectorIDs: Set(crew))
     }
 
-    func complaint(_ db: Database, id: String) throws -> VisibleRecord<VisitsV1.Complaint>? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT body, agency_id, collector_id FROM complaints WHERE id = ?"), arguments: [id]) else {
+    func complaint(_ db: SQLSession, id: String) throws -> VisibleRecord<VisitsV1.Complaint>? {
+        guard let row = try db.fetchOne(sql: "SELECT body, agency_id, collector_id FROM complaints WHERE id = ?", arguments: [id]) else {
             return nil
         }
         let body: Data = row["body"]
@@ -93,7 +92,7 @@ struct VisitsStore: Sendable {
     }
 
     /// Writes a new visit with its crew (CheckIn creates it).
-    func insert(_ db: Database, visit: VisitsV1.Visit) throws {
+    func insert(_ db: SQLSession, visit: VisitsV1.Visit) throws {
         try db.execute(
             sql: """
                 INSERT INTO visits (id, appointment_id, account_id, agency_id, state, body, version, created_ms, updated_ms)
@@ -109,13 +108,13 @@ struct VisitsStore: Sendable {
 
 extension VisitsStore {
     /// The visit of an appointment, if any crew member checked in.
-    func visit(_ db: Database, appointmentID: String) throws -> VisitsV1.Visit? {
-        guard let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM visits WHERE appointment_id = ?"),
+    func visit(_ db: SQLSession, appointmentID: String) throws -> VisitsV1.Visit? {
+        guard let body = try db.fetchValue(Data.self, sql: "SELECT body FROM visits WHERE appointment_id = ?",
                                            arguments: [appointmentID]) else { return nil }
         return try VisitsV1.Visit(decoding: [UInt8](body))
     }
 
-    func update(_ db: Database, visit: VisitsV1.Visit) throws {
+    func update(_ db: SQLSession, visit: VisitsV1.Visit) throws {
         try db.execute(sql: "UPDATE visits SET state = ?, body = ?, version = ?, updated_ms = ? WHERE id = ?",
                        arguments: [visit.state.rawValue, Data(try visit.encode()), visit.version, visit.updatedMs, visit.id])
     }
@@ -123,9 +122,9 @@ extension VisitsStore {
     /// Visits matching a list filter (already restricted to the caller), after the keyset
     /// (created_ms, id), in that order; at most `limit`. Outcome codes are filtered on the
     /// decoded record.
-    func list(_ db: Database, filter: VisitsV1.ListVisitsRequest, after: (createdMs: Int64, id: String)?, limit: Int) throws -> [VisitsV1.Visit] {
+    func list(_ db: SQLSession, filter: VisitsV1.ListVisitsRequest, after: (createdMs: Int64, id: String)?, limit: Int) throws -> [VisitsV1.Visit] {
         var clauses: [String] = []
-        var arguments: [any DatabaseValueConvertible] = []
+        var arguments: [any SQLValueConvertible] = []
         if !filter.accountId.isEmpty { clauses.append("v.account_id = ?"); arguments.append(filter.accountId) }
         if !filter.appointmentId.isEmpty { clauses.append("v.appointment_id = ?"); arguments.append(filter.appointmentId) }
         if !filter.agencyId.isEmpty { clauses.append("v.agency_id = ?"); arguments.append(filter.agencyId) }
@@ -144,12 +143,12 @@ extension VisitsStore {
         let codes = Set(filter.outcomeCodes.filter { $0 != .unspecified })
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         var result: [VisitsV1.Visit] = []
-        let cursor = try Data.fetchCursor(db, sql: "SELECT v.body FROM visits v \(whereClause) ORDER BY v.created_ms, v.id",
-                                          arguments: StatementArguments(arguments))
-        while result.count < limit, let body = try cursor.next() {
+        try db.scan(sql: "SELECT v.body FROM visits v \(whereClause) ORDER BY v.created_ms, v.id",
+                    arguments: SQLArguments(arguments), batchSize: max(limit, 64)) { row in
+            let body: Data = row["body"]
             let visit = try VisitsV1.Visit(decoding: [UInt8](body))
-            if !codes.isEmpty && !codes.contains(visit.outcome?.code ?? .unspecified) { continue }
-            result.append(visit)
+            if codes.isEmpty || codes.contains(visit.outcome?.code ?? .unspecified) { result.append(visit) }
+            return result.count < limit
         }
         return result
     }
@@ -157,32 +156,32 @@ extension VisitsStore {
 
 extension VisitsStore {
     /// The account's most recent visit, if any.
-    func latestVisit(_ db: Database, accountID: String) throws -> VisitsV1.Visit? {
-        guard let body = try Data.fetchOne(db, sql: "SELECT body FROM visits WHERE account_id = ? ORDER BY created_ms DESC LIMIT 1",
+    func latestVisit(_ db: SQLSession, accountID: String) throws -> VisitsV1.Visit? {
+        guard let body = try db.fetchValue(Data.self, sql: "SELECT body FROM visits WHERE account_id = ? ORDER BY created_ms DESC LIMIT 1",
                                            arguments: [accountID]) else { return nil }
         return try VisitsV1.Visit(decoding: [UInt8](body))
     }
 
     /// The agency of the collector's most recent visit (a collector belongs to one agency), or
     /// nil when visits has never seen the collector.
-    func agencyID(_ db: Database, collectorID: String) throws -> String? {
-        try String.fetchOne(db, sql: """
+    func agencyID(_ db: SQLSession, collectorID: String) throws -> String? {
+        try db.fetchValue(String.self, sql: """
             SELECT v.agency_id FROM visit_crew c JOIN visits v ON v.id = c.visit_id
             WHERE c.collector_id = ? ORDER BY v.created_ms DESC LIMIT 1
             """, arguments: [collectorID])
     }
 
-    func visits(_ db: Database, agencyID: String) throws -> [VisitsV1.Visit] {
-        try Data.fetchAll(db, sql: "SELECT body FROM visits WHERE agency_id = ?", arguments: [agencyID])
+    func visits(_ db: SQLSession, agencyID: String) throws -> [VisitsV1.Visit] {
+        try db.fetchValues(Data.self, sql: "SELECT body FROM visits WHERE agency_id = ?", arguments: [agencyID])
             .map { try VisitsV1.Visit(decoding: [UInt8]($0)) }
     }
 
-    func complaints(_ db: Database, agencyID: String) throws -> [VisitsV1.Complaint] {
-        try Data.fetchAll(db, sql: "SELECT body FROM complaints WHERE agency_id = ?", arguments: [agencyID])
+    func complaints(_ db: SQLSession, agencyID: String) throws -> [VisitsV1.Complaint] {
+        try db.fetchValues(Data.self, sql: "SELECT body FROM complaints WHERE agency_id = ?", arguments: [agencyID])
             .map { try VisitsV1.Complaint(decoding: [UInt8]($0)) }
     }
 
-    func insert(_ db: Database, complaint: VisitsV1.Complaint) throws {
+    func insert(_ db: SQLSession, complaint: VisitsV1.Complaint) throws {
         try db.execute(sql: """
             INSERT INTO complaints (id, account_id, visit_id, collector_id, agency_id, status, body, version, created_ms, updated_ms,
                                     sla_due_ms, received_ms)
@@ -192,7 +191,7 @@ extension VisitsStore {
                              complaint.updatedMs, complaint.slaDueMs, complaint.receivedMs])
     }
 
-    func update(_ db: Database, complaint: VisitsV1.Complaint) throws {
+    func update(_ db: SQLSession, complaint: VisitsV1.Complaint) throws {
         try db.execute(sql: "UPDATE complaints SET status = ?, body = ?, version = ?, updated_ms = ?, sla_due_ms = ? WHERE id = ?",
                        arguments: [complaint.status.rawValue, Data(try complaint.encode()), complaint.version, complaint.updatedMs,
                                    complaint.slaDueMs, complaint.id])
@@ -200,22 +199,22 @@ extension VisitsStore {
 
     /// Open complaints past their SLA due time whose breach is not on their timeline yet,
     /// most overdue first; at most `limit`.
-    func unnotedBreaches(_ db: Database, nowMs: Int64, limit: Int) throws -> [String] {
-        try String.fetchAll(db, sql: """
+    func unnotedBreaches(_ db: SQLSession, nowMs: Int64, limit: Int) throws -> [String] {
+        try db.fetchValues(String.self, sql: """
             SELECT id FROM complaints WHERE status = ? AND sla_due_ms < ? AND sla_breach_noted = 0 ORDER BY sla_due_ms, id LIMIT ?
             """, arguments: [VisitsV1.ComplaintStatus.open.rawValue, nowMs, limit])
     }
 
-    func noteBreach(_ db: Database, complaintID: String) throws {
+    func noteBreach(_ db: SQLSession, complaintID: String) throws {
         try db.execute(sql: "UPDATE complaints SET sla_breach_noted = 1 WHERE id = ?", arguments: [complaintID])
     }
 
     /// Complaints matching a list filter (already restricted to the caller), by
     /// (sla_due_ms, id) after the keyset; at most `limit`.
-    func listComplaints(_ db: Database, filter: VisitsV1.ListComplaintsRequest, nowMs: Int64, after: (createdMs: Int64, id: String)?,
+    func listComplaints(_ db: SQLSession, filter: VisitsV1.ListComplaintsRequest, nowMs: Int64, after: (createdMs: Int64, id: String)?,
                         limit: Int) throws -> [VisitsV1.Complaint] {
         var clauses: [String] = []
-        var arguments: [any DatabaseValueConvertible] = []
+        var arguments: [any SQLValueConvertible] = []
         if !filter.accountId.isEmpty { clauses.append("account_id = ?"); arguments.append(filter.accountId) }
         if !filter.collectorId.isEmpty { clauses.append("collector_id = ?"); arguments.append(filter.collectorId) }
         if !filter.agencyId.isEmpty { clauses.append("agency_id = ?"); arguments.append(filter.agencyId) }
@@ -234,12 +233,12 @@ extension VisitsStore {
         let categories = Set(filter.categories.filter { $0 != .unspecified })
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         var result: [VisitsV1.Complaint] = []
-        let cursor = try Data.fetchCursor(db, sql: "SELECT body FROM complaints \(whereClause) ORDER BY sla_due_ms, id",
-                                          arguments: StatementArguments(arguments))
-        while result.count < limit, let body = try cursor.next() {
+        try db.scan(sql: "SELECT body FROM complaints \(whereClause) ORDER BY sla_due_ms, id",
+                    arguments: SQLArguments(arguments), batchSize: max(limit, 64)) { row in
+            let body: Data = row["body"]
             let complaint = try VisitsV1.Complaint(decoding: [UInt8](body))
-            if !categories.isEmpty && !categories.contains(complaint.category) { continue }
-            result.append(complaint)
+            if categories.isEmpty || categories.contains(complaint.category) { result.append(complaint) }
+            return result.count < limit
         }
         return result
     }

@@ -1,0 +1,70 @@
+import Foundation
+
+/// What an engine runs one statement with, on the thread of the transaction that owns it.
+protocol SQLDriver: AnyObject {
+    /// Runs a statement that returns no rows; returns how many rows it changed.
+    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int
+    /// Runs a query; returns its rows (at most `limit` when given).
+    func query(_ sql: String, _ arguments: [SQLValue], limit: Int?) throws -> [SQLRow]
+}
+
+/// One transaction's access to the database, handed to the body of ``SQLDatabase/write(_:)``
+/// and ``SQLDatabase/read(_:)``. Statements are written once, with `?` placeholders, for
+/// both engines (``SQLDialect`` says what differs); the session runs them synchronously on
+/// the transaction's own thread. Valid only inside the body it was handed to.
+public final class SQLSession {
+    /// The engine behind this session, for the few clauses that differ (row locks).
+    public let dialect: SQLDialect
+    let driver: any SQLDriver
+
+    init(dialect: SQLDialect, driver: any SQLDriver) {
+        self.dialect = dialect
+        self.driver = driver
+    }
+
+    /// Runs an INSERT, UPDATE, DELETE or DDL statement; returns the number of rows changed.
+    @discardableResult
+    public func execute(sql: String, arguments: SQLArguments = []) throws -> Int {
+        try driver.execute(sql, arguments.values)
+    }
+
+    /// Every row of a query.
+    public func fetchAll(sql: String, arguments: SQLArguments = []) throws -> [SQLRow] {
+        try driver.query(sql, arguments.values, limit: nil)
+    }
+
+    /// The first row of a query, or nil.
+    public func fetchOne(sql: String, arguments: SQLArguments = []) throws -> SQLRow? {
+        try driver.query(sql, arguments.values, limit: 1).first
+    }
+
+    /// The first column of the first row as `T`; nil when there is no row or it is NULL.
+    public func fetchValue<T: SQLValueConvertible>(_: T.Type, sql: String, arguments: SQLArguments = []) throws -> T? {
+        guard let row = try fetchOne(sql: sql, arguments: arguments), let first = row.values.first else { return nil }
+        if case .null = first { return nil }
+        return row[0] as T
+    }
+
+    /// Reads a query's rows in order, `batchSize` at a time (`LIMIT`/`OFFSET` appended to
+    /// `sql`, which must not have its own), handing each to `visit` until it returns false or
+    /// the rows run out: for scans that filter in Swift and stop at a page, without loading
+    /// every row. Run it inside one transaction (a read) so the batches see one snapshot.
+    public func scan(sql: String, arguments: SQLArguments = [], batchSize: Int = 256,
+                     _ visit: (SQLRow) throws -> Bool) throws {
+        var offset = 0
+        while true {
+            var batchArguments = arguments
+            batchArguments.append(batchSize)
+            batchArguments.append(offset)
+            let rows = try fetchAll(sql: sql + " LIMIT ? OFFSET ?", arguments: batchArguments)
+            for row in rows where try !visit(row) { return }
+            if rows.count < batchSize { return }
+            offset += rows.count
+        }
+    }
+
+    /// The first column of every row as `T`.
+    public func fetchValues<T: SQLValueConvertible>(_: T.Type, sql: String, arguments: SQLArguments = []) throws -> [T] {
+        try fetchAll(sql: sql, arguments: arguments).map { $0[0] as T }
+    }
+}
