@@ -4,24 +4,55 @@
 #   - EvaluateStages over all of them in batches of BATCH (default 100,000) through the real
 #     release `accounts` process: wall time, accounts/s, the server's peak RSS (VmHWM);
 #   - h2load GetAccount (c16 m32) and ListVisitCandidates for one region (c4 m1) on that data.
+#
+#   ACCOUNTS=200000 Scripts/bench-stages.sh
+#   DATABASE=postgres Scripts/bench-stages.sh
+#
+#   DATABASE    sqlite (default: <work>/data/accounts.sqlite) or postgres: a private PostgreSQL
+#               cluster with default durability (Scripts/bench-postgres.sh; PG_FSYNC=off and
+#               PG_OPTIONS there), filled by accounts-loadgen --database-url and served by
+#               accounts --database-url; the cluster is removed afterwards
+#   ACCOUNTS, BATCH   accounts generated (1,000,000), accounts per EvaluateStages call (100,000)
+#   WORK        keep the data directory here (SQLite only; kept afterwards)
+#   SKIP_BUILD=1  use the release binaries in .build/release as they are (no swift build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-ACCOUNTS=${ACCOUNTS:-1000000}; BATCH=${BATCH:-100000}
+ACCOUNTS=${ACCOUNTS:-1000000}; BATCH=${BATCH:-100000}; DATABASE=${DATABASE:-sqlite}
+case $DATABASE in sqlite|postgres) ;; *) echo "bench-stages: DATABASE is sqlite or postgres, not $DATABASE" >&2; exit 2 ;; esac
 command -v h2load >/dev/null || { echo "bench-stages: h2load missing (apt-get install nghttp2-client)" >&2; exit 2; }
-for product in accounts doorstep accounts-loadgen; do swift build -c release --product "$product" >/dev/null; done
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  for product in accounts doorstep accounts-loadgen; do swift build -c release --product "$product" >/dev/null; done
+fi
 bin=$root/.build/release
 work=${WORK:-$(mktemp -d)}
+source "$root/Scripts/bench-postgres.sh"  # functions only; bench_pg_stop does nothing unless started
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; [ -n "${WORK:-}" ] || rm -rf "$work"; }
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true
+  bench_pg_stop
+  [ -n "${WORK:-}" ] || rm -rf "$work"
+}
 trap cleanup EXIT
 
-/usr/bin/time -f "loadgen: %e s, peak RSS %M KiB" "$bin/accounts-loadgen" --data-dir "$work/data" --accounts "$ACCOUNTS"
-du -sh "$work/data/accounts.sqlite"
+# Where the accounts live: the data directory's SQLite file, or a database of a private cluster.
+database_args=()
+if [ "$DATABASE" = postgres ]; then
+  bench_pg_start
+  bench_pg_createdb accounts
+  database_args=(--database-url "$(bench_pg_url accounts)")
+fi
+echo "bench-stages: $ACCOUNTS accounts on $DATABASE, batches of $BATCH"
+/usr/bin/time -f "loadgen: %e s, peak RSS %M KiB" "$bin/accounts-loadgen" --data-dir "$work/data" --accounts "$ACCOUNTS" "${database_args[@]}"
+if [ "$DATABASE" = postgres ]; then
+  echo "$(bench_pg_size accounts)	PostgreSQL database accounts"
+else
+  du -sh "$work/data/accounts.sqlite"
+fi
 "$bin/doorstep" keygen --key-file "$work/auth.key" >/dev/null
 token=$("$bin/doorstep" token --role platform --subject bench --lifetime-seconds 86400 --key-file "$work/auth.key")
 "$bin/accounts" --listen 127.0.0.1:0 --metrics-listen off --data-dir "$work/data" --auth-key-file "$work/auth.key" \
-  --log-level warning >"$work/accounts.out" 2>"$work/accounts.log" &
+  "${database_args[@]}" --log-level warning >"$work/accounts.out" 2>"$work/accounts.log" &
 pid=$!
 for _ in $(seq 1 200); do grep -q ' ready ' "$work/accounts.out" 2>/dev/null && break; sleep 0.1; done
 addr=$(sed -n 's/.* grpc=\([^ ]*\).*/\1/p' "$work/accounts.out")
@@ -63,3 +94,6 @@ run() { # label path body args...
 run "GetAccount (c16 m32)" /doorstep.accounts.v1.Accounts/GetAccount "$work/get.bin" -n 100000 -c 16 -m 32
 run "ListVisitCandidates 310100 (c4 m1)" /doorstep.accounts.v1.Accounts/ListVisitCandidates "$work/candidates.bin" -n 200 -c 4 -m 1
 echo "server peak RSS at the end: $(rss) KiB"
+# Anything the service logged (warnings and worse) during the run.
+[ -s "$work/accounts.log" ] && sed 's/^/accounts log: /' "$work/accounts.log" | head -20
+true
