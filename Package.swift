@@ -332,7 +332,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ServiceKitTests",
-            dependencies: ["ServiceKit", "RPC", "RPCWire", "Validation", "Compliance", "Models", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ServiceKit", "Storage", "RPC", "RPCWire", "Validation", "Compliance", "Models", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Shared/ServiceKitTests"
         ),
         .testTarget(
