@@ -470,7 +470,16 @@ final class PostgresDriver: SQLDriver {
         let future: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
         let answer = Answer<PostgresQueryResult>()
         future.whenComplete { answer.set($0) }
-        guard let result = answer.wait(timeout: timeout) else {
+        // A statement sent just as the connection closed is never answered: the wait also
+        // ends when the connection is found closed (checked every 100 ms).
+        let connection = self.connection
+        let result: Result<PostgresQueryResult, any Error>
+        switch answer.wait(timeout: timeout, abandoned: { connection.isClosed }) {
+        case .answered(let answered):
+            result = answered
+        case .abandoned:
+            throw PostgresFailure.connectionLost
+        case .timedOut:
             _ = connection.close() as EventLoopFuture<Void>
             throw PostgresFailure.noAnswer(timeout)
         }
@@ -515,11 +524,31 @@ private final class Answer<Value: Sendable>: Sendable {
         done.signal()
     }
 
-    /// The answer, or nil when none came within `timeout`.
-    func wait(timeout: Duration) -> Result<Value, any Error>? {
-        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-        guard done.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .success else { return nil }
-        return result.withLock { $0 }
+    enum Outcome {
+        case answered(Result<Value, any Error>)
+        /// `abandoned` said so before an answer came.
+        case abandoned
+        case timedOut
+    }
+
+    /// The answer; or, when none came, `abandoned` once it says so (asked every 100 ms), or
+    /// `timedOut` after `timeout`.
+    func wait(timeout: Duration, abandoned: () -> Bool) -> Outcome {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let left = deadline - ContinuousClock.now
+            let slice = min(left, .milliseconds(100))
+            let nanoseconds = max(0, slice.components.seconds * 1_000_000_000 + slice.components.attoseconds / 1_000_000_000)
+            if done.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .success {
+                if let value = result.withLock({ $0 }) { return .answered(value) }
+            }
+            if abandoned() {
+                // An answer may have raced the close: prefer it.
+                if let value = result.withLock({ $0 }) { return .answered(value) }
+                return .abandoned
+            }
+            if ContinuousClock.now >= deadline { return .timedOut }
+        }
     }
 }
 
