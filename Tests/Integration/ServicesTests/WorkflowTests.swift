@@ -71,10 +71,9 @@ struct WorkflowTests {
         for replica in 1...replicas { accountsProcesses.append(try await cluster.start("accounts", replica: replica)) }
         var schedulingProcesses: [RunningService] = []
         for replica in 1...replicas {
-            // Every replica's notices in one file (appended a line at a time).
-            schedulingProcesses.append(try await cluster.start("scheduling", replica: replica, [
-                "--accounts-addr", addresses(accountsProcesses),
-                "--notice-sink", "log:" + cluster.directory.appendingPathComponent("scheduling/notices.jsonl").path]))
+            // Each replica's notices go to the default sink in its own data directory.
+            schedulingProcesses.append(try await cluster.start("scheduling", replica: replica,
+                                                               ["--accounts-addr", addresses(accountsProcesses)]))
         }
         var visitsProcesses: [RunningService] = []
         for replica in 1...replicas {
@@ -163,7 +162,11 @@ struct WorkflowTests {
                                                      SchedulingV1.GetAppointmentRequest(appointmentId: appointmentID), metadata: platform)
             return appointment.state == .notified
         }
-        let notices = try String(contentsOf: cluster.directory.appendingPathComponent("scheduling/notices.jsonl"), encoding: .utf8)
+        let notices = try (1...replicas).map { replica in
+            let file = cluster.directory.appendingPathComponent(replica == 1 ? "scheduling" : "scheduling-\(replica)")
+                .appendingPathComponent("notices.jsonl")
+            return FileManager.default.fileExists(atPath: file.path) ? try String(contentsOf: file, encoding: .utf8) : ""
+        }.joined()
         #expect(notices.contains(appointment.notices.first?.id ?? "-"), "the notice is in the dev sink's log")
         appointment = try await scheduling.unary(SchedulingV1.SchedulingService.confirmAppointment, SchedulingV1.ConfirmAppointmentRequest(
             requestId: "confirm-1", appointmentId: appointmentID, confirmationChannel: .phone), metadata: platform)
