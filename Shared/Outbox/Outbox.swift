@@ -166,31 +166,32 @@ public enum Outbox {
     static func claim(_ db: SQLSession, topics: Set<String>, nowMs: Int64, limit: Int, holder: String,
                       untilMs: Int64) throws -> [OutboxMessage] {
         guard !topics.isEmpty else { return [] }
-        let marks = topics.map { _ in "?" }.joined(separator: ",")
         var arguments: [any SQLValueConvertible] = [OutboxDelivery.Status.pending.rawValue, nowMs, nowMs]
         arguments += topics.sorted()
         arguments.append(limit)
         let messages = try db.fetchAll(sql: """
             SELECT id, topic, payload, created_ms FROM outbox
-            WHERE status = ? AND next_attempt_ms <= ? AND claim_until_ms <= ? AND topic IN (\(marks))
+            WHERE status = ? AND next_attempt_ms <= ? AND claim_until_ms <= ? AND topic IN (\(SQLDialect.placeholders(topics.count)))
             ORDER BY created_ms, rowid LIMIT ?\(db.dialect.skipLocked)
             """, arguments: SQLArguments(arguments)).map { row in
             let payload: Data = row["payload"]
             return OutboxMessage(id: row["id"], topic: row["topic"], payload: [UInt8](payload), createdMs: row["created_ms"])
         }
-        for message in messages {
-            try db.execute(sql: "UPDATE outbox SET claimed_by = ?, claim_until_ms = ? WHERE id = ?",
-                           arguments: [holder, untilMs, message.id])
-        }
+        guard !messages.isEmpty else { return [] }
+        var claim: [any SQLValueConvertible] = [holder, untilMs]
+        claim += messages.map(\.id)
+        try db.execute(sql: "UPDATE outbox SET claimed_by = ?, claim_until_ms = ? WHERE id IN (\(SQLDialect.placeholders(messages.count)))",
+                       arguments: SQLArguments(claim))
         return messages
     }
 
     /// Drops `holder`'s claims on the messages `ids` (still pending; due again at once).
     static func release(_ db: SQLSession, ids: [String], holder: String) throws {
-        for id in ids {
-            try db.execute(sql: "UPDATE outbox SET claimed_by = '', claim_until_ms = 0 WHERE id = ? AND claimed_by = ?",
-                           arguments: [id, holder])
-        }
+        guard !ids.isEmpty else { return }
+        var arguments: [any SQLValueConvertible] = ids
+        arguments.append(holder)
+        try db.execute(sql: "UPDATE outbox SET claimed_by = '', claim_until_ms = 0 WHERE id IN (\(SQLDialect.placeholders(ids.count))) AND claimed_by = ?",
+                       arguments: SQLArguments(arguments))
     }
 
     /// Who holds message `id` and until when ("" and 0 when nobody does).

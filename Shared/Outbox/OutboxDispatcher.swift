@@ -115,7 +115,7 @@ public final class OutboxDispatcher: Service, Sendable {
         let topics = self.topics
         let batchSize = self.batchSize
         let holder = self.holder
-        let until = now + Int64(claimLease.components.seconds * 1000 + claimLease.components.attoseconds / 1_000_000_000_000_000)
+        let until = now + claimLease.milliseconds
         let due: [OutboxMessage]
         do {
             // Row locks, not serializable: the claim reads every due row, and as a predicate

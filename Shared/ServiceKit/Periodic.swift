@@ -22,7 +22,7 @@ public struct ExclusiveJob: Sendable {
     /// another replica holds it.
     func acquire(for interval: Duration) async throws -> Bool {
         let now = clock.nowMs()
-        let intervalMs = interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000
+        let intervalMs = interval.milliseconds
         let until = now + max(1, intervalMs - intervalMs / 10)
         let (job, holder) = (self.job, self.holder)
         // One atomic upsert of one row: row locks suffice.

@@ -60,7 +60,7 @@ final class PostgresEngine: SQLEngine {
         configuration.options.connectTimeout = settings.connectTimeout
         configuration.options.connectionIdleTimeout = .seconds(60)
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(30))
-        var parameters = [("statement_timeout", "\(Self.milliseconds(settings.statementTimeout))"),
+        var parameters = [("statement_timeout", "\(settings.statementTimeout.milliseconds)"),
                           ("application_name", "doorstep")]
         if let schema = settings.schema { parameters.append(("search_path", schema)) }
         configuration.options.additionalStartupParameters = parameters
@@ -300,9 +300,6 @@ final class PostgresEngine: SQLEngine {
         }
     }
 
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-    }
 }
 
 /// At most one log line per interval: ``admit()`` says whether to log now, and how many

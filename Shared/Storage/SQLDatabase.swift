@@ -84,7 +84,7 @@ public final class SQLDatabase: Sendable {
     /// PostgreSQL database at once: migrations run under a lock, once. Throws a
     /// `StorageOpenError` with a one-line reason (unreachable, not writable, a migration failed).
     public static func open(_ location: Location, migrations: Migrations, logger: Logger) async throws(StorageOpenError) -> SQLDatabase {
-        let all = Idempotency.migrations + JobLease.migrations + migrations
+        let all = withSharedTables(migrations)
         switch location {
         case .sqlite(let path):
             return SQLDatabase(engine: try SQLiteEngine(path: path, migrations: all, logger: logger))
@@ -96,7 +96,7 @@ public final class SQLDatabase: Sendable {
     /// Opens (creating if needed) the SQLite file at `path`; see ``open(_:migrations:logger:)``.
     public convenience init(path: String, migrations: Migrations, configuration: SQLiteEngine.Configuration = .defaults,
                             logger: Logger) throws(StorageOpenError) {
-        self.init(engine: try SQLiteEngine(path: path, migrations: Idempotency.migrations + JobLease.migrations + migrations,
+        self.init(engine: try SQLiteEngine(path: path, migrations: Self.withSharedTables(migrations),
                                            configuration: configuration, logger: logger))
     }
 
@@ -111,6 +111,11 @@ public final class SQLDatabase: Sendable {
         /// lease, a purge by age — where predicate tracking would only make other writers
         /// (every booking inserts outbox rows) lose races for nothing.
         case rowLocks
+    }
+
+    /// The tables every service has (remembered responses, job leases) before its own.
+    private static func withSharedTables(_ migrations: Migrations) -> Migrations {
+        Idempotency.migrations + JobLease.migrations + migrations
     }
 
     /// Runs `body` in one write transaction (committed when it returns, rolled back when it

@@ -27,6 +27,11 @@ public enum SQLDialect: String, Sendable, Hashable {
     /// two replicas claiming work never wait on, or claim, the same row); nothing on SQLite.
     public var skipLocked: String { self == .postgres ? " FOR UPDATE SKIP LOCKED" : "" }
 
+    /// `?,?,…` for an `IN (…)` list of `count` values (the same on both engines).
+    public static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ",")
+    }
+
     /// A migration's DDL for this engine (see the table in the type's comment).
     public func schema(_ sql: String) -> String {
         guard self == .postgres else { return sql }

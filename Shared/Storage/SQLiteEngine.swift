@@ -150,11 +150,7 @@ final class SQLiteDriver: SQLDriver {
     init(_ db: Database) { self.db = db }
 
     func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
-        if arguments.isEmpty && sql.contains(";") {
-            try db.execute(sql: sql)  // several statements (a migration's script)
-        } else {
-            try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
-        }
+        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
         return db.changesCount
     }
 
