@@ -114,13 +114,16 @@ struct ServerAuthorizationTests {
         // One client: one connection for every call below.
         let client = GRPCClient(targets: [GRPCClient.Target(host: "127.0.0.1", port: address.port!)])
         let issuer = TokenIssuer(key: key)
-        let shortLived = try await issuer.token(for: Caller(role: .platform, subject: "p"), lifetime: .seconds(2))
+        // Long enough that the three calls below finish inside it on a loaded CI machine; the
+        // expiry is then waited for from the issue time, not from the end of the calls.
+        let issued = ContinuousClock.now
+        let shortLived = try await issuer.token(for: Caller(role: .platform, subject: "p"), lifetime: .seconds(8))
         let compliance = try await issuer.token(for: Caller(role: .compliance, subject: "c"))
         _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(shortLived), timeout: .seconds(5))
         _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(compliance), timeout: .seconds(5))
         _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(shortLived), timeout: .seconds(5))
         #expect(echoedBy.withLockedValue { $0 } == [.platform, .compliance, .platform])
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(until: issued + .seconds(9), clock: .continuous)
         do {
             _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(shortLived), timeout: .seconds(5))
             Issue.record("an expired token was accepted on a connection that had verified it")
