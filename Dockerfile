@@ -23,6 +23,10 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home /data doorstep \
  && mkdir -p /data && chown doorstep /data
 COPY --from=build /out/ /usr/local/bin/
+# The commit the image was built from, shown by each service as doorstep_build_info on
+# /metrics: docker build --build-arg DOORSTEP_COMMIT=$(git rev-parse --short HEAD) .
+ARG DOORSTEP_COMMIT=unknown
+ENV DOORSTEP_BUILD_COMMIT=$DOORSTEP_COMMIT
 USER doorstep
 VOLUME ["/data"]
 EXPOSE 50051 50052 50053

@@ -102,6 +102,7 @@ let package = Package(
             dependencies: [
                 "Storage", "Models",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -123,6 +124,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Shared/Storage"
         ),
@@ -177,6 +179,7 @@ let package = Package(
             name: "VisitsService",
             dependencies: ["ServiceKit", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
                            .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -251,8 +254,11 @@ let package = Package(
         // Paths and child processes for every test target.
         .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
         // What the service suites share: the test epoch, a settable clock, a recording
-        // outbox sink, the check of a refusal.
-        .target(name: "ServiceTestSupport", dependencies: ["Models", "Outbox", "Storage", "RPC", "RPCWire", .product(name: "Logging", package: "swift-log")],
+        // outbox sink, a webhook receiver, the check of a refusal.
+        .target(name: "ServiceTestSupport", dependencies: ["Models", "Outbox", "Storage", "RPC", "RPCWire", .product(name: "Logging", package: "swift-log"),
+                                                         .product(name: "NIOCore", package: "swift-nio"),
+                                                         .product(name: "NIOPosix", package: "swift-nio"),
+                                                         .product(name: "NIOHTTP1", package: "swift-nio")],
                 path: "Tests/Support/ServiceTestSupport"),
         // The transport test service, and a process serving it for tests with external peers.
         .target(
@@ -332,7 +338,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ServiceKitTests",
-            dependencies: ["ServiceKit", "Storage", "RPC", "RPCWire", "Validation", "Compliance", "Models", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ServiceKit", "Storage", "Outbox", "RPC", "RPCWire", "Validation", "Compliance", "Models", "TestSupport",
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/Shared/ServiceKitTests"
         ),
         .testTarget(

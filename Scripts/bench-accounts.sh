@@ -17,6 +17,8 @@
 #               connections and N/2 requests; the script prints each replica's req/s, their
 #               sum, and all requests over the longer of the two runs (the figure to quote).
 #               The c1 m1 latency runs go to the first replica.
+#   LOG_LEVEL   the accounts processes' --log-level (default notice: no access log, like the
+#               in-memory baseline and the reference servers; info measures its cost)
 #   SKIP_BUILD=1  use the release binaries in .build/release as they are (no swift build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,12 +57,12 @@ if [ "$DATABASE" = postgres ]; then
 fi
 for replica in $(seq 1 "$REPLICAS"); do
   "$bin/accounts" --listen 127.0.0.1:0 --metrics-listen off --data-dir "$work/data$replica" --auth-key-file "$work/auth.key" \
-    "${database_args[@]}" --log-level info >"$work/accounts$replica.out" 2>"$work/accounts$replica.log" &
+    "${database_args[@]}" --log-level "${LOG_LEVEL:-notice}" >"$work/accounts$replica.out" 2>"$work/accounts$replica.log" &
   pids+=($!)
   # One at a time: the first runs the migrations, the second then finds them done.
   for _ in $(seq 1 200); do grep -q ' ready ' "$work/accounts$replica.out" 2>/dev/null && break; sleep 0.1; done
 done
-"$bin/rpc-bench-server" --port 0 --auth-key-file "$work/auth.key" --log-level info >"$work/bench.out" 2>&1 &
+"$bin/rpc-bench-server" --port 0 --auth-key-file "$work/auth.key" --log-level notice >"$work/bench.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q 'serving gRPC' "$work/bench.out" 2>/dev/null && break; sleep 0.1; done
 addrs=()

@@ -27,6 +27,6 @@ trap 'rm -rf "$keys"' EXIT
 token=$(.build/release/doorstep token --role platform --subject bench --lifetime-seconds 86400 --key-file "$keys/bench.key")
 
 export PEERS=${PEERS:-"nghttpd-post cpp ext"}
-export EXT_CMD="$root/.build/release/rpc-bench-server --port \$PORT --auth-key-file $keys/bench.key --log-level info"
+export EXT_CMD="$root/.build/release/rpc-bench-server --port \$PORT --auth-key-file $keys/bench.key --log-level notice"
 export EXT_AUTH="Bearer $token"
 bash "$anchors"

@@ -398,7 +398,12 @@ class Generator:
         oneofs = self.oneofs(m, fields)
         nested_names = {n.name for n in m.nested_type} | {e.name for e in m.enum_type}
         out = comments.doc(entry["source_path"], ind)
-        out += f"{ind}public struct {m.name}: ProtoMessage {{\n"
+        # A request with a `request_id` string (the idempotency key) says so to the server,
+        # which logs it with the call (RequestIdentified).
+        identified = any(f.name == "request_id" and f.type == FD.TYPE_STRING and not f.repeated and not f.oneof
+                         for f in fields)
+        conformances = "ProtoMessage, RequestIdentified" if identified else "ProtoMessage"
+        out += f"{ind}public struct {m.name}: {conformances} {{\n"
         for i, f in enumerate(fields):
             if f.oneof:
                 continue

@@ -23,7 +23,7 @@
 # DOORSTEP_DEMO_DEBTORS debtors with accounts at every stage, default 2000) through the gRPC
 # API. The demo runs in dev mode (the shared key copied into each data directory) with the
 # test clock on ./data/clock-offset, so that Scripts/demo-walk.sh can move time into a visit's
-# window.
+# window (Scripts/demo-reset.sh sets it back).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -117,6 +117,9 @@ else
   identity=(--auth-key-file "$key")
 fi
 
+# The commit the services report as doorstep_build_info on /metrics.
+export DOORSTEP_BUILD_COMMIT=${DOORSTEP_BUILD_COMMIT:-$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)}
+
 start() { # name grpc-port metrics-port
   local name=$1 port=$2 metrics=$3
   # On PostgreSQL the data directory still holds the service's dev-mode keys.
@@ -168,7 +171,7 @@ if [ "$database" = postgres ]; then
   echo "PostgreSQL 127.0.0.1:$pgport (cluster $pgdata, log $pgroot/server.log):"
   echo "  $pgbin/psql -h 127.0.0.1 -p $pgport -U postgres doorstep_accounts"
 fi
-[ "$demo" = 1 ] && echo "Walk a visit with the CLI (plan, book, notice, check in, promise, check out): Scripts/demo-walk.sh"
+[ "$demo" = 1 ] && echo "Walk a visit with the CLI (plan, book, notice, check in, promise, check out): Scripts/demo-walk.sh (again for another account; Scripts/demo-reset.sh puts the demo clock back)"
 # If any service exits on its own, stop the others too.
 wait -n "${pids[@]}" || true
 echo "run: a service exited" >&2

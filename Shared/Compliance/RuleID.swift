@@ -35,6 +35,7 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
     case advanceNotice = "advance-notice"
     case visitDailyCap = "visit-daily-cap"
     case visitWeeklyCap = "visit-weekly-cap"
+    case visitCoolDown = "visit-cool-down"
     case agencyLicence = "agency-licence"
     case agencyInspection = "agency-inspection"
     case agencyStatus = "agency-status"
@@ -88,11 +89,16 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
     case legalReferralDPD = "legal-referral-dpd"
     case writeOffDPD = "write-off-dpd"
 
+    // MARK: Accounts: visit candidates deferred
+
+    case promisePending = "promise-pending"
+    case planKept = "plan-kept"
+
     /// Whether the rule's text is the pack's or Doorstep's own.
     public var source: Source {
         switch self {
         case .contactHours, .dailyConnectedCalls, .dailyCallAttempts, .weeklyCallAttempts, .callAfterConversation,
-             .thirdPartyContact, .crewSize, .advanceNotice, .visitDailyCap, .visitWeeklyCap, .agencyLicence,
+             .thirdPartyContact, .crewSize, .advanceNotice, .visitDailyCap, .visitWeeklyCap, .visitCoolDown, .agencyLicence,
              .agencyInspection, .agencyStatus, .collectorCertification, .collectorStatus, .evidenceRequired,
              .recordRetention, .complaintSLA:
             .pack
@@ -115,6 +121,7 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
         case .advanceNotice: "The debtor is told a visit's time and purpose at least the pack's notice period before it"
         case .visitDailyCap: "At most the cap's number of visits per account per debtor-local day"
         case .visitWeeklyCap: "At most the cap's number of visits per account within 7 days"
+        case .visitCoolDown: "An account is not a visit candidate within the pack's cool-down after its last visit"
         case .agencyLicence: "The agency's licence is valid on the visit date"
         case .agencyInspection: "The agency was inspected within the pack's period before the visit date"
         case .agencyStatus: "The agency is active on the whitelist"
@@ -156,6 +163,8 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
         case .holdReleased: "A hold is released once"
         case .legalReferralDPD: "An account is referred to legal only after the configured days past due"
         case .writeOffDPD: "An account is written off only after the configured days past due (or from LEGAL)"
+        case .promisePending: "An account whose debtor promised to pay is not a visit candidate until the promised date has passed"
+        case .planKept: "An account whose accepted repayment plan is being kept is not a visit candidate"
         }
     }
 

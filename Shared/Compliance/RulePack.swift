@@ -147,6 +147,11 @@ public struct RulePack: Sendable, Hashable {
     public var visitDailyCap: Int
     /// Visits per account per 7 days (`visit-weekly-cap`). Doorstep default 2.
     public var visitWeeklyCap: Int
+    /// Debtor-local calendar days after the day of an account's last visit during which the
+    /// account is not a visit candidate (`visit-cool-down`): visited on day D, it is a
+    /// candidate again from day D + this number. 0 = no cool-down. Doorstep default 7 (pack
+    /// file `visit_cool_down_days`; a file without it gets 7).
+    public var visitCoolDownDays: Int
     /// An agency must have been inspected within this many months before the visit date
     /// (`agency-inspection`); nil = the pack requires no inspection. cn-2026: 12 (CBA 2026).
     public var inspectionValidityMonths: Int?
@@ -179,6 +184,7 @@ public struct RulePack: Sendable, Hashable {
         advanceNoticeHours: Int,
         visitDailyCap: Int,
         visitWeeklyCap: Int,
+        visitCoolDownDays: Int = 7,
         inspectionValidityMonths: Int?,
         retention: RecordRetention?,
         complaintSLA: ComplaintSLA?,
@@ -201,6 +207,7 @@ public struct RulePack: Sendable, Hashable {
         self.advanceNoticeHours = advanceNoticeHours
         self.visitDailyCap = visitDailyCap
         self.visitWeeklyCap = visitWeeklyCap
+        self.visitCoolDownDays = visitCoolDownDays
         self.inspectionValidityMonths = inspectionValidityMonths
         self.retention = retention
         self.complaintSLA = complaintSLA

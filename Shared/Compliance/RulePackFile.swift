@@ -29,6 +29,7 @@ extension RulePack: Codable {
         case advanceNoticeHours = "advance_notice_hours"
         case visitDailyCap = "visit_daily_cap"
         case visitWeeklyCap = "visit_weekly_cap"
+        case visitCoolDownDays = "visit_cool_down_days"
         case inspectionValidityMonths = "inspection_validity_months"
         case retention, rules
         case complaintSLA = "complaint_sla"
@@ -58,6 +59,7 @@ extension RulePack: Codable {
             advanceNoticeHours: try c.decode(Int.self, forKey: .advanceNoticeHours),
             visitDailyCap: try c.decode(Int.self, forKey: .visitDailyCap),
             visitWeeklyCap: try c.decode(Int.self, forKey: .visitWeeklyCap),
+            visitCoolDownDays: try c.decodeIfPresent(Int.self, forKey: .visitCoolDownDays) ?? 7,
             inspectionValidityMonths: try c.decodeIfPresent(Int.self, forKey: .inspectionValidityMonths),
             retention: try c.decodeIfPresent(RecordRetention.self, forKey: .retention),
             complaintSLA: try c.decodeIfPresent(ComplaintSLA.self, forKey: .complaintSLA),
@@ -84,6 +86,7 @@ extension RulePack: Codable {
         try c.encode(advanceNoticeHours, forKey: .advanceNoticeHours)
         try c.encode(visitDailyCap, forKey: .visitDailyCap)
         try c.encode(visitWeeklyCap, forKey: .visitWeeklyCap)
+        try c.encode(visitCoolDownDays, forKey: .visitCoolDownDays)
         try c.encode(inspectionValidityMonths, forKey: .inspectionValidityMonths)
         try c.encode(retention, forKey: .retention)
         try c.encode(complaintSLA, forKey: .complaintSLA)
@@ -141,6 +144,7 @@ extension RulePack: Codable {
         if !(0...720).contains(advanceNoticeHours) { found.append("advance_notice_hours: must be 0-720") }
         if visitDailyCap < 1 { found.append("visit_daily_cap: must be at least 1") }
         if visitWeeklyCap < visitDailyCap { found.append("visit_weekly_cap: must be at least visit_daily_cap") }
+        if !(0...365).contains(visitCoolDownDays) { found.append("visit_cool_down_days: must be 0-365 (0 = no cool-down)") }
         var seen: Set<String> = []
         for (index, rule) in rules.enumerated() {
             if !RuleID.packRules.contains(where: { $0.rawValue == rule.id }) {
@@ -154,7 +158,8 @@ extension RulePack: Codable {
             (.contactHours, true), (.dailyConnectedCalls, dailyConnectedCallsPerDebtor != nil),
             (.dailyCallAttempts, dailyCallAttemptsPerNumber != nil), (.weeklyCallAttempts, weeklyCallAttempts != nil),
             (.callAfterConversation, quietDaysAfterConversation != nil), (.crewSize, true), (.advanceNotice, true),
-            (.visitDailyCap, true), (.visitWeeklyCap, true), (.agencyInspection, inspectionValidityMonths != nil),
+            (.visitDailyCap, true), (.visitWeeklyCap, true), (.visitCoolDown, visitCoolDownDays > 0),
+            (.agencyInspection, inspectionValidityMonths != nil),
         ]
         for (rule, needed) in limited where needed && !seen.contains(rule.rawValue) {
             found.append("rules: no text for '\(rule.rawValue)', which the pack's numbers turn on")

@@ -27,6 +27,7 @@ public enum RulePacks {
     /// - no weekly call limit and no quiet period after a conversation (the rule table gives none);
     /// - third parties only after 3 consecutive failed attempts or an invalid own number (CBA
     ///   2026; credit-card measures Art. 68);
+    /// - visit caps 1 / 2 and a 7-day visit cool-down (Doorstep defaults);
     /// - crew of at least 2 (CBA 2026); 24 h notice (source documents); agency inspected within
     ///   12 months (CBA 2026); records kept 5 years (consumer finance) / 2 years (credit cards),
     ///   impact assessments 3 years; complaints resolved in 15 days, complex 30, one 30-day
@@ -44,8 +45,8 @@ public enum RulePacks {
     /// - third-party contact: FDCPA §805(b) and 12 CFR §1006.6(d) restrict it; the rule
     ///   table gives no unreachable test for the US, so the cn-2026 test (3 consecutive failures or
     ///   an invalid own number) applies as a Doorstep default, stated in the rule's source;
-    /// - crew size 1, 24 h notice, visit caps 1 / 2: Doorstep defaults (the rule table gives no
-    ///   US number);
+    /// - crew size 1, 24 h notice, visit caps 1 / 2, a 7-day visit cool-down: Doorstep defaults
+    ///   (the rule table gives no US number);
     /// - no agency inspection interval, record retention or complaint deadline: the rule
     ///   table gives none for the US (nil). Regulation F §1006.100 sets a record-retention period
     ///   that this pack does not encode yet.
@@ -66,7 +67,8 @@ public enum RulePacks {
     ///   the rule table gives no unreachable test for the UK, so the cn-2026 test applies as a
     ///   Doorstep default, stated in the rule's source;
     /// - notice of a first visit: CONC 7.9 requires it but sets no period; 24 h is the
-    ///   Doorstep default; crew size 1 and visit caps 1 / 2 are Doorstep defaults;
+    ///   Doorstep default; crew size 1, visit caps 1 / 2 and the 7-day visit cool-down are
+    ///   Doorstep defaults;
     /// - no agency inspection interval, record retention or complaint deadline: the rule
     ///   table gives none for the UK (nil).
     public static let ukConc = builtIn(PackageResources.uk_conc_json, file: "uk-conc.json")

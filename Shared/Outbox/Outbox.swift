@@ -156,6 +156,21 @@ public enum Outbox {
         return counts
     }
 
+    /// The pending messages of `topics`: how many, and when the oldest was written (nil
+    /// when none is pending).
+    public static func backlog(_ db: SQLSession, topics: Set<String>) throws -> (pending: Int, oldestCreatedMs: Int64?) {
+        guard !topics.isEmpty else { return (0, nil) }
+        var arguments: [any SQLValueConvertible] = [OutboxDelivery.Status.pending.rawValue]
+        arguments += topics.sorted()
+        guard let row = try db.fetchOne(sql: """
+            SELECT COUNT(*) AS n, MIN(created_ms) AS oldest FROM outbox
+            WHERE status = ? AND topic IN (\(SQLDialect.placeholders(topics.count)))
+            """, arguments: SQLArguments(arguments)) else { return (0, nil) }
+        let pending: Int = row["n"]
+        let oldest: Int64? = row["oldest"]
+        return (pending, pending > 0 ? oldest : nil)
+    }
+
     /// Claims up to `limit` due messages of `topics` for `holder` until `untilMs`: pending,
     /// `next_attempt_ms <= nowMs`, and not claimed by anyone (or their claim ran out), oldest
     /// first (by creation, then insertion), so a backlog drains in the order it was written.

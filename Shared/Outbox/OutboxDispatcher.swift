@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import ServiceLifecycle
 import Storage
 import Synchronization
@@ -58,6 +59,7 @@ public final class OutboxDispatcher: Service, Sendable {
     private let onDelivered: @Sendable (SQLSession, OutboxMessage, Int64) throws -> Void
     private let onFailed: @Sendable (SQLSession, OutboxMessage, String, Int64) throws -> Void
     private let signal = WakeSignal()
+    private let metrics: OutboxMetrics
 
     /// - Parameters:
     ///   - database: the service's database, migrated with ``Outbox/addMigrations(to:)``;
@@ -71,6 +73,8 @@ public final class OutboxDispatcher: Service, Sendable {
     ///   - claimLease: how long a pass's claim on its messages lasts (default 60 s).
     ///   - holder: the claimant's name (default ``ReplicaIdentity/current``).
     ///   - nowMs: the clock (milliseconds since 1970), injected so tests control backoff.
+    ///   - sinkName: the `sink` label of the outbox metrics (default: the topics, joined
+    ///     by commas).
     ///   - logger: failures, give-ups and database errors.
     ///   - onDelivered: runs inside the write transaction that marks a message delivered,
     ///     with the message and the delivery time; what it writes commits together with
@@ -82,7 +86,7 @@ public final class OutboxDispatcher: Service, Sendable {
     public init(
         database: SQLDatabase, topics: Set<String>, sink: any OutboxSink, policy: OutboxRetryPolicy = .init(),
         batchSize: Int = 50, pollInterval: Duration = .milliseconds(500), claimLease: Duration = .seconds(60),
-        holder: String = ReplicaIdentity.current, nowMs: @escaping @Sendable () -> Int64,
+        holder: String = ReplicaIdentity.current, nowMs: @escaping @Sendable () -> Int64, sinkName: String? = nil,
         logger: Logger, onDelivered: @escaping @Sendable (SQLSession, OutboxMessage, Int64) throws -> Void = { _, _, _ in },
         onFailed: @escaping @Sendable (SQLSession, OutboxMessage, String, Int64) throws -> Void = { _, _, _, _ in }
     ) {
@@ -98,6 +102,7 @@ public final class OutboxDispatcher: Service, Sendable {
         self.logger = logger
         self.onDelivered = onDelivered
         self.onFailed = onFailed
+        self.metrics = OutboxMetrics(sink: sinkName ?? topics.sorted().joined(separator: ","))
     }
 
     /// Starts a pass now instead of at the next poll. Call after the transaction that
@@ -140,9 +145,25 @@ public final class OutboxDispatcher: Service, Sendable {
                 await recordFailure(message, error)
                 continue
             }
-            if await recordDelivery(message, result: result) { delivered += 1 }
+            if await recordDelivery(message, result: result) {
+                delivered += 1
+                metrics.delivered.increment()
+            }
         }
+        await publishBacklog()
         return delivered
+    }
+
+    /// Sets the backlog gauges from the database: at most once a second, and after a pass.
+    private func publishBacklog() async {
+        guard metrics.backlogDue() else { return }
+        let topics = self.topics
+        do {
+            let backlog = try await database.read { db in try Outbox.backlog(db, topics: topics) }
+            metrics.publish(pending: backlog.pending, oldestAgeMs: backlog.oldestCreatedMs.map { max(0, nowMs() - $0) })
+        } catch {
+            logger.debug("outbox: reading the backlog for metrics failed", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Gives up this replica's claims on messages it will not try in this pass (it is
@@ -194,6 +215,7 @@ public final class OutboxDispatcher: Service, Sendable {
             return
         }
         guard let outcome else { return }  // no longer pending: nothing to record
+        if outcome.nextAttemptMs == nil { metrics.failed.increment() } else { metrics.retries.increment() }
         if let next = outcome.nextAttemptMs {
             logger.warning("outbox: delivery failed; will retry",
                            metadata: ["id": "\(message.id)", "topic": "\(message.topic)", "attempts": "\(outcome.attempts)",
@@ -273,5 +295,43 @@ final class WakeSignal: Sendable {
         // the next wait really waits. (A real wake-up lost here came before the pass that
         // follows, which sees its message anyway.)
         state.withLock { $0.fired = false }
+    }
+}
+
+/// An outbox dispatcher's metrics, labelled by its sink: `doorstep_outbox_pending`,
+/// `doorstep_outbox_oldest_pending_age_seconds` (0 when nothing is pending),
+/// `doorstep_outbox_delivered_total`, `doorstep_outbox_failed_total` (given up) and
+/// `doorstep_outbox_retries_total` (failed attempts that will be retried). The gauges count
+/// every pending message of the sink's topics in the database, whichever replica wrote it.
+final class OutboxMetrics: Sendable {
+    let delivered: Counter
+    let failed: Counter
+    let retries: Counter
+    private let pending: Gauge
+    private let oldestAge: Gauge
+    private let lastBacklog = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(sink: String) {
+        let labels = [("sink", sink)]
+        delivered = Counter(label: "doorstep_outbox_delivered_total", dimensions: labels)
+        failed = Counter(label: "doorstep_outbox_failed_total", dimensions: labels)
+        retries = Counter(label: "doorstep_outbox_retries_total", dimensions: labels)
+        pending = Gauge(label: "doorstep_outbox_pending", dimensions: labels)
+        oldestAge = Gauge(label: "doorstep_outbox_oldest_pending_age_seconds", dimensions: labels)
+    }
+
+    /// True at most once a second (a busy dispatcher passes far more often).
+    func backlogDue() -> Bool {
+        let now = ContinuousClock.now
+        return lastBacklog.withLock { last in
+            if let last, now - last < .seconds(1) { return false }
+            last = now
+            return true
+        }
+    }
+
+    func publish(pending count: Int, oldestAgeMs: Int64?) {
+        pending.record(count)
+        oldestAge.record(Double(oldestAgeMs ?? 0) / 1000)
     }
 }

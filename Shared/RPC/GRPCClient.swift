@@ -142,8 +142,8 @@ public final class GRPCClient: Sendable {
         _ method: MethodDescriptor<Request, Response>, _ request: Request,
         metadata: Metadata = Metadata(), timeout: Duration? = nil, idempotent: Bool = false
     ) async throws(RPCError) -> Response {
-        let result = try await call(path: method.path, request: request, metadata: metadata, timeout: timeout,
-                                    idempotent: idempotent)
+        let result = try await call(path: method.path, type: .unary, request: request, metadata: metadata,
+                                    timeout: timeout, idempotent: idempotent)
         guard result.messages.count == 1 else {
             throw RPCError(code: .internal, message: "\(method.path) returned \(result.messages.count) messages to a unary call")
         }
@@ -160,8 +160,8 @@ public final class GRPCClient: Sendable {
         _ method: MethodDescriptor<Request, Response>, _ request: Request,
         metadata: Metadata = Metadata(), timeout: Duration? = nil
     ) async throws(RPCError) -> [Response] {
-        let result = try await call(path: method.path, request: request, metadata: metadata, timeout: timeout,
-                                    idempotent: false)
+        let result = try await call(path: method.path, type: .serverStream, request: request, metadata: metadata,
+                                    timeout: timeout, idempotent: false)
         var responses: [Response] = []
         for message in result.messages {
             do {
@@ -177,12 +177,14 @@ public final class GRPCClient: Sendable {
     /// `doorstep call`); returns the status, metadata and raw response messages.
     public func rawCall(path: String, request: [UInt8], metadata: Metadata = Metadata(), timeout: Duration? = nil)
         async -> (status: Status, initialMetadata: Metadata, trailingMetadata: Metadata, messages: [[UInt8]]) {
-        let result = await attempts(path: path, bytes: request, metadata: metadata, timeout: timeout, idempotent: false)
+        let result = await attempts(path: path, type: .unary, bytes: request, metadata: metadata, timeout: timeout,
+                                    idempotent: false)
         return (result.status, result.initialMetadata, result.trailingMetadata, result.messages)
     }
 
     private func call<Request: ProtoMessage>(
-        path: String, request: Request, metadata: Metadata, timeout: Duration?, idempotent: Bool
+        path: String, type: MethodMetrics.CallType, request: Request, metadata: Metadata, timeout: Duration?,
+        idempotent: Bool
     ) async throws(RPCError) -> ClientCallResult {
         let bytes: [UInt8]
         do {
@@ -190,8 +192,22 @@ public final class GRPCClient: Sendable {
         } catch {
             throw RPCError(code: .invalidArgument, message: "\(error.field.map { "\($0): " } ?? "")\(error)")
         }
-        let result = await attempts(path: path, bytes: bytes, metadata: metadata, timeout: timeout, idempotent: idempotent)
+        let result = await attempts(path: path, type: type, bytes: bytes, metadata: metadata, timeout: timeout,
+                                    idempotent: idempotent)
         if let error = result.status.error { throw error }
+        return result
+    }
+
+    /// A call, with its retries, counted once in the `grpc_client_*` metrics.
+    private func attempts(
+        path: String, type: MethodMetrics.CallType, bytes: [UInt8], metadata: Metadata, timeout: Duration?,
+        idempotent: Bool
+    ) async -> ClientCallResult {
+        let metrics = RPCMetrics.client(path, type: type)
+        metrics.start()
+        let started = ContinuousClock.now
+        let result = await attempts(path: path, bytes: bytes, metadata: metadata, timeout: timeout, idempotent: idempotent)
+        metrics.record(code: result.status.code, duration: ContinuousClock.now - started)
         return result
     }
 

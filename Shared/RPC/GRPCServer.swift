@@ -60,7 +60,7 @@ public final class GRPCServer: Sendable {
     ) {
         self.shared = Shared(configuration: configuration, services: services,
                              pipeline: .standard(authenticator: authenticator, extra: interceptors), logger: logger,
-                             metrics: RPCMetrics(paths: services.methods.keys))
+                             metrics: RPCMetrics(methods: services.methods))
         self.group = group
     }
 

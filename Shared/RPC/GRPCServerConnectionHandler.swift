@@ -210,20 +210,25 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
             respondTrailersOnly(streamID, Status(code: .unimplemented, message: "unknown method \(path)"))
             return
         }
+        let metrics = shared.metrics.method(path)
+        metrics.start()
         // The interceptors (deadline, authentication, role, scope, …) before any handler.
         var head = CallHead(path: path, method: registered, metadata: metadata, timeout: timeout,
                             connectionAuthentication: lastAuthentication)
         do {
             try shared.pipeline.admit(&head)
         } catch {
-            respondTrailersOnly(streamID, Status(error))
+            let status = Status(error)
+            metrics.record(code: status.code, duration: .zero)
+            AccessLog.record(shared.logger, path: path, status: status, duration: .zero, peer: peer, caller: head.caller)
+            respondTrailersOnly(streamID, status)
             return
         }
         lastAuthentication = head.connectionAuthentication
         let deadline = head.deadline
         let serverContext = ServerContext(head: head, peer: peer, connectionNumber: connectionNumber, streamID: streamID,
                                           logger: shared.logger)
-        let stream = ServerStream(method: registered, metrics: shared.metrics.method(path), context: serverContext,
+        let stream = ServerStream(method: registered, metrics: metrics, context: serverContext,
                                   maxMessageSize: shared.configuration.maxReceiveMessageSize)
         streams[streamID] = stream
         perform(manager.streamOpened(), context: context)
@@ -343,7 +348,10 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private func finish(_ streamID: Int32, _ stream: ServerStream, response: [UInt8], context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
-        stream.metrics.record(code: .ok, duration: ContinuousClock.now - stream.started)
+        let duration = ContinuousClock.now - stream.started
+        stream.metrics.record(code: .ok, duration: duration)
+        AccessLog.record(shared.logger, path: stream.context.path, status: .ok, duration: duration, peer: peer,
+                         context: stream.context)
         let (initial, trailing) = stream.context.response.snapshot()
         session.respond(streamID: streamID, headers: Self.headers(initial), body: MessageFraming.frame(response),
                         trailers: trailing.isEmpty ? Self.okTrailers : StatusTrailers.encode(.ok, extra: trailing))
@@ -355,10 +363,10 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private func finish(_ streamID: Int32, _ stream: ServerStream, with status: Status, context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
-        stream.metrics.record(code: status.code, duration: ContinuousClock.now - stream.started)
-        if !status.isOK {
-            stream.context.logger.debug("call failed", metadata: ["status": "\(status.code)", "message": "\(status.message)"])
-        }
+        let duration = ContinuousClock.now - stream.started
+        stream.metrics.record(code: status.code, duration: duration)
+        AccessLog.record(shared.logger, path: stream.context.path, status: status, duration: duration, peer: peer,
+                         context: stream.context)
         if stream.headersSent {
             session.finish(streamID: streamID, trailers: StatusTrailers.encode(status, extra: stream.context.response.trailing))
         } else {

@@ -26,7 +26,7 @@ public final class InProcessServer: Sendable {
         self.services = services
         self.pipeline = .standard(authenticator: authenticator, extra: interceptors)
         self.logger = logger
-        self.metrics = RPCMetrics(paths: services.methods.keys)
+        self.metrics = RPCMetrics(methods: services.methods)
     }
 
     /// Runs one call to its end: the status, metadata and response messages a client gets.
@@ -34,11 +34,16 @@ public final class InProcessServer: Sendable {
         guard let registered = services.methods[path] else {
             return ClientCallResult(status: Status(code: .unimplemented, message: "unknown method \(path)"))
         }
+        let metrics = self.metrics.method(path)
+        metrics.start()
         var head = CallHead(path: path, method: registered, metadata: metadata, timeout: timeout.map(GRPCTimeout.format))
         do {
             try pipeline.admit(&head)
         } catch {
-            return ClientCallResult(status: Status(error))
+            let status = Status(error)
+            metrics.record(code: status.code, duration: .zero)
+            AccessLog.record(logger, path: path, status: status, duration: .zero, peer: "in-process", caller: head.caller)
+            return ClientCallResult(status: status)
         }
         let context = ServerContext(head: head, peer: "in-process", connectionNumber: number,
                                     streamID: calls.add(1, ordering: .relaxed).newValue, logger: logger)
@@ -56,7 +61,9 @@ public final class InProcessServer: Sendable {
             group.cancelAll()
             return first ?? (Status(code: .cancelled, message: "the call was cancelled"), [])
         }
-        metrics.method(path).record(code: outcome.status.code, duration: ContinuousClock.now - started)
+        let duration = ContinuousClock.now - started
+        metrics.record(code: outcome.status.code, duration: duration)
+        AccessLog.record(logger, path: path, status: outcome.status, duration: duration, peer: "in-process", context: context)
         let (initial, trailing) = context.response.snapshot()
         var status = outcome.status
         for entry in trailing { status.metadata.add(entry) }

@@ -2,10 +2,13 @@ import Models
 import RPCWire
 
 /// The machine-readable side of refusals (types.proto "Refusal"): FAILED_PRECONDITION and
-/// INVALID_ARGUMENT carry a `google.rpc.Status` in `grpc-status-details-bin` whose one
-/// detail is a `doorstep.type.v1.Refusal` listing the violated rules or invalid fields.
+/// INVALID_ARGUMENT carry a `google.rpc.Status` in `grpc-status-details-bin` whose first
+/// detail is a `doorstep.type.v1.Refusal` listing the violated rules or invalid fields,
+/// followed by the standard `google.rpc.PreconditionFailure` / `google.rpc.BadRequest`.
 extension RPCError {
     static let refusalTypeURL = "type.googleapis.com/doorstep.type.v1.Refusal"
+    static let preconditionFailureTypeURL = "type.googleapis.com/google.rpc.PreconditionFailure"
+    static let badRequestTypeURL = "type.googleapis.com/google.rpc.BadRequest"
 
     /// FAILED_PRECONDITION naming every violated rule: message "rule-id: detail; …", the
     /// Refusal in the details.
@@ -38,10 +41,32 @@ extension RPCError {
         return error
     }
 
+    /// The Refusal in a `grpc-status-details-bin` value, if it holds one.
+    static func refusal(inDetails details: [UInt8]) -> TypeV1.Refusal? {
+        guard let status = try? TypeV1.RpcStatus(decoding: details),
+              let detail = status.details.first(where: { $0.typeUrl == refusalTypeURL }) else { return nil }
+        return try? TypeV1.Refusal(decoding: detail.value)
+    }
+
+    /// The `google.rpc.Status` of a refusal: the Refusal, then the same violations as the
+    /// standard detail stock tools display (`google.rpc.PreconditionFailure` for rules,
+    /// `google.rpc.BadRequest` for request fields). A violation that names a field goes to
+    /// BadRequest, one that names a rule to PreconditionFailure.
     private static func statusDetails(code: StatusCode, message: String, refusal: TypeV1.Refusal) -> [UInt8]? {
         guard let value = try? refusal.encode() else { return nil }
-        return try? TypeV1.RpcStatus(
-            code: Int32(code.rawValue), message: message,
-            details: [TypeV1.AnyDetail(typeUrl: refusalTypeURL, value: value)]).encode()
+        var details = [TypeV1.AnyDetail(typeUrl: refusalTypeURL, value: value)]
+        let rules = refusal.violations.filter { !$0.ruleId.isEmpty }
+        let fields = refusal.violations.filter { $0.ruleId.isEmpty && !$0.field.isEmpty }
+        if !rules.isEmpty, let failure = try? TypeV1.RpcPreconditionFailure(violations: rules.map {
+            TypeV1.RpcPreconditionFailure.Violation(type: $0.ruleId, subject: $0.subjectId, detail: $0.detail)
+        }).encode() {
+            details.append(TypeV1.AnyDetail(typeUrl: preconditionFailureTypeURL, value: failure))
+        }
+        if !fields.isEmpty, let badRequest = try? TypeV1.RpcBadRequest(fieldViolations: fields.map {
+            TypeV1.RpcBadRequest.FieldViolation(field: $0.field, detail: $0.detail)
+        }).encode() {
+            details.append(TypeV1.AnyDetail(typeUrl: badRequestTypeURL, value: badRequest))
+        }
+        return try? TypeV1.RpcStatus(code: Int32(code.rawValue), message: message, details: details).encode()
     }
 }

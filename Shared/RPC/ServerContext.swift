@@ -71,7 +71,7 @@ public struct ServerContext: Sendable {
 /// Response metadata a handler sets while it runs; the transport sends it with the response
 /// headers (initial) and the trailers.
 public final class ResponseMetadata: Sendable {
-    private let state = NIOLockedValueBox((initial: Metadata(), trailing: Metadata()))
+    private let state = NIOLockedValueBox((initial: Metadata(), trailing: Metadata(), requestID: String?.none))
 
     init() {}
 
@@ -87,6 +87,11 @@ public final class ResponseMetadata: Sendable {
 
     var initial: Metadata { state.withLockedValue { $0.initial } }
     var trailing: Metadata { state.withLockedValue { $0.trailing } }
+    /// The request's idempotency key (its `request_id` field), for the access log.
+    var requestID: String? {
+        get { state.withLockedValue { $0.requestID } }
+        set { state.withLockedValue { $0.requestID = newValue } }
+    }
     /// Both, under one lock.
     func snapshot() -> (initial: Metadata, trailing: Metadata) { state.withLockedValue { ($0.initial, $0.trailing) } }
 }

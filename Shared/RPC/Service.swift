@@ -33,8 +33,10 @@ public struct ServiceDefinition: Sendable {
         _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
         precondition(!method.isServerStreaming, "\(method.path) is server-streaming")
+        let identified = Request.self is any RequestIdentified.Type
         methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, requiresAuthentication: requiresAuthentication, kind: .unary { bytes, context in
             let request = try decodeRequest(Request.self, bytes)
+            if identified, let request = request as? any RequestIdentified { context.response.requestID = request.requestId }
             do {
                 return try encodeResponse(try await handler(request, context))
             } catch {
@@ -51,8 +53,10 @@ public struct ServiceDefinition: Sendable {
         _ handler: @escaping @Sendable (Request, ServerContext, ResponseStream<Response>) async throws -> Void
     ) {
         precondition(method.isServerStreaming, "\(method.path) is unary")
+        let identified = Request.self is any RequestIdentified.Type
         methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, requiresAuthentication: requiresAuthentication, kind: .serverStreaming { bytes, context, send in
             let request = try decodeRequest(Request.self, bytes)
+            if identified, let request = request as? any RequestIdentified { context.response.requestID = request.requestId }
             do {
                 try await handler(request, context, ResponseStream { response in try await send(try encodeResponse(response)) })
             } catch {

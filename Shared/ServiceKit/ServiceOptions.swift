@@ -82,6 +82,11 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
     public var logLevel: String?
 
     @Option(help: ArgumentHelp(
+        "text (one human-readable line per event) or json (one JSON object per line, for log collectors). Env DOORSTEP_LOG_FORMAT. Default text.",
+        valueName: "format"))
+    public var logFormat: String?
+
+    @Option(help: ArgumentHelp(
         "Largest request message accepted (RESOURCE_EXHAUSTED above). Env DOORSTEP_MAX_RECEIVE_MESSAGE_BYTES. Default 4194304.",
         valueName: "bytes"))
     public var maxReceiveMessageBytes: Int?
@@ -168,6 +173,12 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
             throw ConfigurationError("\(level.1): unknown log level '\(level.0)' (trace, debug, info, notice, warning, error, critical)")
         }
         configuration.logLevel = parsedLevel
+        if let (format, source) = value(logFormat, "DOORSTEP_LOG_FORMAT") {
+            guard let parsed = LogFormat(rawValue: format.lowercased()) else {
+                throw ConfigurationError("\(source): unknown log format '\(format)' (text, json)")
+            }
+            configuration.logFormat = parsed
+        }
         configuration.maxReceiveMessageBytes = try integer(
             maxReceiveMessageBytes, "DOORSTEP_MAX_RECEIVE_MESSAGE_BYTES", default: 4 << 20, range: 1024...(64 << 20))
         configuration.maxConcurrentStreams = try integer(
@@ -202,6 +213,7 @@ public struct ServiceConfiguration: Sendable {
     /// nil = dev mode: `<data-dir>/auth.key`, generated when absent.
     public var authKeyFile: String?
     public var logLevel: Logger.Level = .info
+    public var logFormat = LogFormat.text
     public var maxReceiveMessageBytes = 4 << 20
     public var maxConcurrentStreams = 256
     public var drainTimeoutSeconds = 30

@@ -54,7 +54,7 @@ public enum ServiceRuntime {
         configuration: ServiceConfiguration,
         setup: (ServiceEnvironment) async throws -> ServiceSetup
     ) async throws {
-        LogSetup.bootstrap(level: configuration.logLevel)
+        LogSetup.bootstrap(level: configuration.logLevel, format: configuration.logFormat)
         let logger = Logger(label: "doorstep.\(configuration.name)")
 
         let dataDirectory = try DataDirectory.prepare(configuration.dataDirectory)
@@ -74,6 +74,7 @@ public enum ServiceRuntime {
             }
         }
         let registry = MetricsEndpoint.bootstrap()
+        MetricsEndpoint.recordBuildInfo(registry: registry, service: configuration.name)
         let environment = ServiceEnvironment(
             configuration: configuration, logger: logger, dataDirectory: dataDirectory,
             signingKey: signingKey, devMode: devMode,
@@ -104,7 +105,9 @@ public enum ServiceRuntime {
         var metricsChannel: (any Channel)?
         if let metrics = configuration.metricsListen {
             do {
-                metricsChannel = try await MetricsEndpoint.serve(registry: registry, host: metrics.host, port: metrics.port)
+                metricsChannel = try await MetricsEndpoint.serve(
+                    registry: registry, host: metrics.host, port: metrics.port,
+                    ready: { health.status(of: "") == .serving })
             } catch {
                 await server.shutdownGracefully()
                 await service.onShutdown()

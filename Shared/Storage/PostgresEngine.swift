@@ -46,6 +46,7 @@ final class PostgresEngine: SQLEngine {
     private let warnings = LogThrottle(interval: .seconds(5))
 
     var dialect: SQLDialect { .postgres }
+    var connections: Int { settings.poolSize }
     var location: String { settings.redactedURL }
 
     private init(settings: PostgresSettings, logger: Logger) {

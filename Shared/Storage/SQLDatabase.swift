@@ -1,6 +1,8 @@
 import Foundation
 import Logging
+import Metrics
 import RPCWire
+import Synchronization
 
 /// A service's database, on one of two engines behind one interface:
 ///
@@ -71,13 +73,17 @@ public final class SQLDatabase: Sendable {
     }
 
     let engine: any SQLEngine
+    private let metrics: DatabaseMetrics
 
     /// The engine's dialect (the few clauses that differ, see ``SQLDialect``).
     public var dialect: SQLDialect { engine.dialect }
     /// Where the data is, for logs (never a password).
     public var location: String { engine.location }
 
-    init(engine: any SQLEngine) { self.engine = engine }
+    init(engine: any SQLEngine) {
+        self.engine = engine
+        self.metrics = DatabaseMetrics(connections: engine.connections)
+    }
 
     /// Opens the database at `location` and applies the migrations not yet applied (the
     /// shared tables first: idempotency, job leases). Several processes may open the same
@@ -123,19 +129,19 @@ public final class SQLDatabase: Sendable {
     @discardableResult
     public func write<T: Sendable>(isolation: Isolation = .serializable,
                                    _ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T {
-        try await engine.write(isolation: isolation, body)
+        try await metrics.measure(metrics.write) { try await engine.write(isolation: isolation, body) }
     }
 
     /// Runs `body` on a read-only snapshot.
     public func read<T: Sendable>(_ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T {
-        try await engine.read(body)
+        try await metrics.measure(metrics.read) { try await engine.read(body) }
     }
 
     /// Runs a short read (a lookup by key) the cheapest way the engine has: on SQLite on
     /// the calling thread (two thread switches cost more than a page-cache-hot read), on
     /// PostgreSQL without a transaction around it. Never for scans.
     public func readPoint<T: Sendable>(_ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T {
-        try await engine.readPoint(body)
+        try await metrics.measure(metrics.read) { try await engine.readPoint(body) }
     }
 
     /// Whether the database answers now (a trivial query within a few seconds); the
@@ -149,6 +155,8 @@ public final class SQLDatabase: Sendable {
 /// What each engine provides behind ``SQLDatabase``.
 protocol SQLEngine: Sendable {
     var dialect: SQLDialect { get }
+    /// How many transactions can hold a connection at once (the pool's size).
+    var connections: Int { get }
     var location: String { get }
     func write<T: Sendable>(isolation: SQLDatabase.Isolation, _ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T
     func read<T: Sendable>(_ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T
@@ -206,4 +214,44 @@ public struct StorageError: Error, RPCErrorConvertible, CustomStringConvertible 
     }
 
     public var description: String { "storage \(reason): \(detail)" }
+}
+
+/// The database's metrics: `doorstep_db_transaction_seconds{kind="read"|"write"}` (each
+/// transaction from its call to its end, waiting for a connection and retries included),
+/// `doorstep_db_statement_seconds{kind="query"|"execute"}` (each statement on its
+/// connection),
+/// and the pool: `doorstep_db_pool_max` and `doorstep_db_pool_connections{state="in_use"|"idle"}`,
+/// where in use counts the transactions running or waiting for a connection (so in use
+/// above the maximum means callers queue). The statement timers are the process's own, made
+/// on first use: bootstrap `MetricsSystem` before the first statement runs (the services do).
+final class DatabaseMetrics: Sendable {
+    static let query = Metrics.Timer(label: "doorstep_db_statement_seconds", dimensions: [("kind", "query")])
+    static let execute = Metrics.Timer(label: "doorstep_db_statement_seconds", dimensions: [("kind", "execute")])
+    let write = Metrics.Timer(label: "doorstep_db_transaction_seconds", dimensions: [("kind", "write")])
+    let read = Metrics.Timer(label: "doorstep_db_transaction_seconds", dimensions: [("kind", "read")])
+    private let inUse = Gauge(label: "doorstep_db_pool_connections", dimensions: [("state", "in_use")])
+    private let idle = Gauge(label: "doorstep_db_pool_connections", dimensions: [("state", "idle")])
+    private let active = Atomic<Int>(0)
+    private let connections: Int
+
+    init(connections: Int) {
+        self.connections = connections
+        Gauge(label: "doorstep_db_pool_max").record(connections)
+        publish(0)
+    }
+
+    func measure<T>(_ timer: Metrics.Timer, _ body: () async throws -> T) async throws -> T {
+        publish(active.add(1, ordering: .relaxed).newValue)
+        let started = ContinuousClock.now
+        defer {
+            timer.record(duration: ContinuousClock.now - started)
+            publish(active.subtract(1, ordering: .relaxed).newValue)
+        }
+        return try await body()
+    }
+
+    private func publish(_ running: Int) {
+        inUse.record(running)
+        idle.record(max(0, connections - running))
+    }
 }

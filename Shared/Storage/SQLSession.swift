@@ -25,17 +25,25 @@ public final class SQLSession {
     /// Runs an INSERT, UPDATE, DELETE or DDL statement; returns the number of rows changed.
     @discardableResult
     public func execute(sql: String, arguments: SQLArguments = []) throws -> Int {
-        try driver.execute(sql, arguments.values)
+        let started = ContinuousClock.now
+        defer { DatabaseMetrics.execute.record(duration: ContinuousClock.now - started) }
+        return try driver.execute(sql, arguments.values)
     }
 
     /// Every row of a query.
     public func fetchAll(sql: String, arguments: SQLArguments = []) throws -> [SQLRow] {
-        try driver.query(sql, arguments.values, limit: nil)
+        try query(sql, arguments, limit: nil)
     }
 
     /// The first row of a query, or nil.
     public func fetchOne(sql: String, arguments: SQLArguments = []) throws -> SQLRow? {
-        try driver.query(sql, arguments.values, limit: 1).first
+        try query(sql, arguments, limit: 1).first
+    }
+
+    private func query(_ sql: String, _ arguments: SQLArguments, limit: Int?) throws -> [SQLRow] {
+        let started = ContinuousClock.now
+        defer { DatabaseMetrics.query.record(duration: ContinuousClock.now - started) }
+        return try driver.query(sql, arguments.values, limit: limit)
     }
 
     /// The first column of the first row as `T`; nil when there is no row or it is NULL.

@@ -27,12 +27,15 @@ public final class SQLiteEngine: SQLEngine {
     private let logger: Logger
 
     var dialect: SQLDialect { .sqlite }
+    /// The writer and the readers.
+    let connections: Int
     var location: String { path }
 
     init(path: String, migrations: SQLDatabase.Migrations, configuration: Configuration = .defaults,
          logger: Logger) throws(StorageOpenError) {
         self.path = path
         self.logger = logger
+        self.connections = 1 + configuration.maximumReaderCount
         var grdb = GRDB.Configuration()
         grdb.busyMode = .timeout(configuration.busyTimeout)
         grdb.maximumReaderCount = configuration.maximumReaderCount

@@ -8,9 +8,10 @@ import ServiceAuth
 
 /// Seeds a running Doorstep with a realistic small city for a first look (README run
 /// command with DOORSTEP_DEMO=1): three agencies on the whitelist across three Shanghai
-/// districts, their certified collectors, and debtors with one account each at various
-/// stages — current, reminder, remote, and field (overdue 31+ days after three failed
-/// reminders) — so a day plan and a visit can be walked through with `doorstep call`.
+/// districts, their certified collectors, and debtors with one account each at every stage
+/// (`Profile`): current, reminder, remote, field (overdue 31+ days after three failed
+/// reminders: visit candidates, in every district), legal, written off and settled — so a
+/// day plan and a visit can be walked through with `doorstep call` in any district.
 /// Everything goes through the public gRPC API, like any platform client.
 @main
 struct DemoSeed: AsyncParsableCommand {
@@ -39,6 +40,42 @@ struct DemoSeed: AsyncParsableCommand {
         District(code: "310104", name: "上海市徐汇区", latitude: 31.1885, longitude: 121.4365),
         District(code: "310101", name: "上海市黄浦区", latitude: 31.2317, longitude: 121.4846),
     ]
+    /// What a debtor's account is made to be. Debtor `index` lives in district `index % 3`
+    /// and gets profile `(index / 3) % 8`, so every district has every profile.
+    enum Profile: Int, CaseIterable {
+        /// Overdue 31-120 days with three undelivered reminders: FIELD after the stage run.
+        case field
+        /// Nothing overdue yet (the first instalment falls due in 5-24 days).
+        case current
+        /// Overdue 1-7 days.
+        case reminder
+        /// Overdue 8-60 days, no reminders recorded.
+        case remote
+        /// Overdue 31-120 days with three undelivered reminders (a second FIELD share).
+        case field2
+        /// Overdue 90-120 days, referred to litigation.
+        case legal
+        /// Overdue 90-120 days, referred to litigation, then written off.
+        case writtenOff
+        /// Overdue 0-60 days, then paid in full.
+        case settled
+
+        static func of(_ index: Int) -> Profile { Profile(rawValue: (index / 3) % allCases.count)! }
+
+        /// Days past due at opening, from the seeded generator.
+        func overdueDays(_ rng: inout SplitMix64) -> Int {
+            func within(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(rng.next() % UInt64(range.count)) }
+            switch self {
+            case .field, .field2: return within(31...120)
+            case .current: return -within(5...24)
+            case .reminder: return within(1...7)
+            case .remote: return within(8...60)
+            case .legal, .writtenOff: return within(90...120)
+            case .settled: return within(0...60)
+            }
+        }
+    }
+
     static let surnames = Array("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗")
     static let givenNames = Array("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英")
 
@@ -80,9 +117,9 @@ struct DemoSeed: AsyncParsableCommand {
             }
         }
 
-        // Debtors with one account each, overdue from 0 to 120 days; a third of the overdue
-        // ones had three failed reminders (so the stage engine sends them to FIELD).
+        // Debtors with one account each, of every profile in every district.
         var fieldCandidates: [String] = []
+        var closed: [Profile: Int] = [:]
         for index in 0..<debtors {
             let district = Self.districts[index % Self.districts.count]
             let debtor = try await accountsClient.unary(AccountsV1.AccountsService.createDebtor, AccountsV1.CreateDebtorRequest(
@@ -92,7 +129,8 @@ struct DemoSeed: AsyncParsableCommand {
                     address: TypeV1.Address(text: "\(district.name)示例路\(index % 500 + 1)号", regionCode: district.code,
                                             location: jitter(district, &rng, km: 5)),
                     timeZone: "Asia/Shanghai")), metadata: metadata)
-            let overdueDays = Int(rng.next() % 121)
+            let profile = Profile.of(index)
+            let overdueDays = profile.overdueDays(&rng)
             let amount = Int64(50_000 + Int(rng.next() % 20) * 10_000)
             let account = try await accountsClient.unary(AccountsV1.AccountsService.openAccount, AccountsV1.OpenAccountRequest(
                 requestId: "demo-\(run)-account-\(index)", debtorId: debtor.id, externalId: "demo-loan-\(run)-\(index)",
@@ -101,20 +139,56 @@ struct DemoSeed: AsyncParsableCommand {
                 instalments: (0..<3).map { AccountsV1.OpeningInstalment(dueDate: date(daysFromToday: -overdueDays + 30 * $0),
                                                                          amountDue: TypeV1.Money(amountMinor: amount, currencyCode: "CNY")) }),
                 metadata: metadata)
-            if overdueDays >= 31 && index % 3 == 0 {
+            switch profile {
+            case .field, .field2:
                 for attempt in 0..<3 {
                     _ = try? await accountsClient.unary(AccountsV1.AccountsService.recordContactAttempt, AccountsV1.RecordContactAttemptRequest(
                         requestId: "demo-\(run)-sms-\(index)-\(attempt)", accountId: account.id, channel: .sms, outcome: .smsUndelivered,
                         attemptedMs: Self.lawfulInstant(daysAgo: 3 - attempt)), metadata: metadata)
                 }
                 fieldCandidates.append(account.id)
+            case .legal, .writtenOff:
+                _ = try await accountsClient.unary(AccountsV1.AccountsService.referToLegal, AccountsV1.ReferToLegalRequest(
+                    requestId: "demo-\(run)-legal-\(index)", accountId: account.id, reason: "无力偿还且失联超过90日",
+                    lawFirm: "示例律师事务所"), metadata: metadata)
+                if profile == .writtenOff {
+                    _ = try await accountsClient.unary(AccountsV1.AccountsService.writeOff, AccountsV1.WriteOffRequest(
+                        requestId: "demo-\(run)-write-off-\(index)", accountId: account.id, reason: "诉讼无可执行财产"),
+                        metadata: metadata)
+                }
+                closed[profile, default: 0] += 1
+            case .settled:
+                _ = try await accountsClient.unary(AccountsV1.AccountsService.recordPayment, AccountsV1.RecordPaymentRequest(
+                    requestId: "demo-\(run)-payment-\(index)", accountId: account.id,
+                    amount: TypeV1.Money(amountMinor: amount * 3, currencyCode: "CNY"),
+                    receivedMs: Self.lawfulInstant(daysAgo: 1), externalId: "demo-pay-\(run)-\(index)"),
+                    metadata: metadata)
+                closed[profile, default: 0] += 1
+            case .current, .reminder, .remote:
+                break
             }
             if (index + 1) % 500 == 0 { print("demo-seed: \(index + 1) debtors") }
         }
-        let evaluation = try await accountsClient.unary(AccountsV1.AccountsService.evaluateStages,
-                                                        AccountsV1.EvaluateStagesRequest(requestId: "demo-\(run)-evaluate"), metadata: metadata)
-        print("demo-seed: 3 agencies, \(collectors) collectors, \(debtors) debtors and accounts; \(fieldCandidates.count) sent toward FIELD")
-        print("demo-seed: stage evaluation: \(evaluation.accountsEvaluated) accounts evaluated, \(evaluation.transitions.count) transition groups")
+        // The daily stage run, every batch: the accounts with three failed reminders reach FIELD.
+        var evaluated = 0
+        var transitions: [String: Int32] = [:]
+        var cursor = ""
+        var batch = 0
+        repeat {
+            let evaluation = try await accountsClient.unary(AccountsV1.AccountsService.evaluateStages, AccountsV1.EvaluateStagesRequest(
+                requestId: "demo-\(run)-evaluate-\(batch)", pageToken: cursor), metadata: metadata)
+            evaluated += Int(evaluation.accountsEvaluated)
+            for transition in evaluation.transitions {
+                transitions["\(transition.fromStage.protoName ?? "?") → \(transition.toStage.protoName ?? "?")", default: 0] += transition.accounts
+            }
+            cursor = evaluation.nextPageToken
+            batch += 1
+        } while !cursor.isEmpty
+        print("demo-seed: 3 agencies, \(collectors) collectors, \(debtors) debtors and accounts; \(fieldCandidates.count) sent toward FIELD, "
+              + "\(closed[.legal, default: 0] + closed[.writtenOff, default: 0]) referred to LEGAL (\(closed[.writtenOff, default: 0]) of them written off), "
+              + "\(closed[.settled, default: 0]) settled")
+        print("demo-seed: stage evaluation: \(evaluated) accounts evaluated; "
+              + transitions.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         await accountsClient.close()
         await schedulingClient.close()
     }

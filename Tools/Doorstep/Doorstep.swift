@@ -13,7 +13,7 @@ import Storage
 struct Doorstep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doorstep", abstract: "Doorstep operator tool.",
-        subcommands: [Keygen.self, Token.self, Call.self, Health.self, SolveVRPTW.self, RulePackCommand.self])
+        subcommands: [Keygen.self, Token.self, Call.self, Describe.self, Health.self, SolveVRPTW.self, RulePackCommand.self])
 }
 
 /// `doorstep keygen --key-file PATH`: writes a new Ed25519 signing key (mode 0600);
@@ -69,14 +69,19 @@ struct Token: AsyncParsableCommand {
 }
 
 /// `doorstep call ADDR Service/Method JSON`: calls any RPC of the contracts with a JSON
-/// request (proto3 JSON mapping) and prints the response(s) as JSON. Exit 0 on OK; on an
-/// error status, prints `CODE: message` (and any Refusal violations) to stderr, exit 1.
+/// request (proto3 JSON mapping) and prints the response(s) in the `--output` format (one
+/// JSON line per message when standard output is not a terminal). Exit 0 on OK; on an error
+/// status, prints `Error: CODE: message` (and any Refusal violations) to stderr, exit 1; a
+/// server that cannot be reached is named with the reason; wrong arguments exit 64.
 struct Call: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Call an RPC with a JSON request.",
         discussion: """
-            METHOD is `package.Service/Method` (e.g. doorstep.accounts.v1.Accounts/GetAccount) or its `:path`.
+            METHOD is `package.Service/Method` (e.g. doorstep.accounts.v1.Accounts/GetAccount) or its `:path`; \
+            `doorstep describe SERVICE` lists them with their request fields.
             JSON is the request in proto3 JSON ('{}' for an empty one; '-' reads standard input).
+            Output: json (one line per message; the default when standard output is not a terminal), \
+            pretty (indented; the default on a terminal; coloured keys unless NO_COLOR is set) or table.
             Example: doorstep call 127.0.0.1:50051 doorstep.accounts.v1.Accounts/GetAccount '{"accountId":"acc_…"}' --token "$TOKEN"
             """)
 
@@ -86,6 +91,8 @@ struct Call: AsyncParsableCommand {
     @Option(help: "Bearer token (`doorstep token`). Env DOORSTEP_TOKEN.") var token: String?
     @Option(help: "Deadline in seconds.") var timeout: Double = 10
     @Option(parsing: .singleValue, help: "Extra metadata NAME=VALUE (repeatable).") var metadata: [String] = []
+    @Option(name: [.customShort("o"), .long], help: "Output format (default: pretty on a terminal, json otherwise).")
+    var output: OutputFormat?
 
     func validate() throws {
         guard GRPCClient.Target.list(address) != nil else { throw ValidationError("'\(address)' is not HOST:PORT") }
@@ -116,45 +123,49 @@ struct Call: AsyncParsableCommand {
             let parts = entry.split(separator: "=", maxSplits: 1)
             headers.add(String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
         }
-        let client = GRPCClient(targets: GRPCClient.Target.list(address)!)
+        let targets = GRPCClient.Target.list(address)!
+        let client = GRPCClient(targets: targets, configuration: .tool(targets: targets))
         let result = await client.rawCall(path: path, request: bytes, metadata: headers, timeout: .milliseconds(Int64(timeout * 1000)))
         await client.close()
+        var responses: [JSONValue] = []
         for message in result.messages {
             do {
-                print(try descriptor.response.init(decoding: message).jsonText())
+                responses.append(try descriptor.response.init(decoding: message).jsonValue())
             } catch {
-                throw CallFailed(description: "malformed response from the server: \(error)")
+                throw Failure.report(["malformed response from the server: \(error)"])
             }
         }
+        for line in Render.messages(responses, as: OutputFormat.resolve(output)) { print(line) }
         guard result.status.code == .ok else {
-            var description = "\(result.status.code): \(result.status.message)"
-            if let details = result.status.details, let status = try? TypeV1.RpcStatus(decoding: details) {
-                for detail in status.details where detail.typeUrl.hasSuffix("doorstep.type.v1.Refusal") {
-                    if let refusal = try? TypeV1.Refusal(decoding: detail.value) {
-                        for violation in refusal.violations {
-                            description += "\n  \(violation.ruleId.isEmpty ? violation.field : violation.ruleId): \(violation.detail)"
-                        }
-                    }
-                }
-            }
-            throw CallFailed(description: description)
+            throw Failure.report(Failure.lines(code: result.status.code, message: result.status.message,
+                                               details: result.status.details, targets: targets.map(\.description)))
         }
     }
 }
 
-/// An RPC that ended with an error status (printed as `Error: CODE: message`, exit 1).
-struct CallFailed: Error, CustomStringConvertible {
-    let description: String
+extension GRPCClient.Configuration {
+    /// The tool's client: a call to a single address is tried once, so a server that cannot
+    /// be reached is reported with the reason its connection failed (a retry would find the
+    /// address in backoff and say only that no address answered); a list of replicas keeps
+    /// the default attempts, moving on to the next replica.
+    static func tool(targets: [GRPCClient.Target]) -> GRPCClient.Configuration {
+        var configuration = GRPCClient.Configuration.defaults
+        if targets.count == 1 { configuration.maxAttempts = 1 }
+        return configuration
+    }
 }
 
 /// `doorstep health ADDR [--service NAME]`: exit 0 when the server reports SERVING (the
-/// container health check), 1 otherwise, printing the status.
+/// container health check), 1 otherwise, printing the status (the bare status name, or the
+/// response in the `--output` format).
 struct Health: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check a server's grpc.health.v1 status.")
 
     @Argument(help: "Server address, HOST:PORT.") var address: String
     @Option(help: "Service name; empty = the whole server.") var service: String = ""
     @Option(help: "Deadline in seconds.") var timeout: Double = 3
+    @Option(name: [.customShort("o"), .long], help: "Print the response as json, pretty or table (default: the status name alone).")
+    var output: OutputFormat?
 
     func validate() throws {
         guard GRPCClient.Target(address) != nil else { throw ValidationError("'\(address)' is not HOST:PORT") }
@@ -162,7 +173,8 @@ struct Health: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client = GRPCClient(targets: [GRPCClient.Target(address)!])
+        let targets = [GRPCClient.Target(address)!]
+        let client = GRPCClient(targets: targets, configuration: .tool(targets: targets))
         let result: Result<HealthV1.HealthCheckResponse, RPCError>
         do {
             result = .success(try await client.unary(
@@ -174,10 +186,15 @@ struct Health: AsyncParsableCommand {
         await client.close()
         switch result {
         case .success(let response):
-            print(response.status.protoName ?? "\(response.status)")
+            if let output {
+                for line in Render.messages([response.jsonValue()], as: output) { print(line) }
+            } else {
+                print(response.status.protoName ?? "\(response.status)")
+            }
             guard response.status == .serving else { throw ExitCode.failure }
         case .failure(let error):
-            throw CallFailed(description: "\(error)")
+            throw Failure.report(Failure.lines(code: error.code, message: error.message,
+                                               details: error.details, targets: targets.map(\.description)))
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import Models
 import RPC
@@ -17,7 +18,7 @@ struct RPCBenchServer: AsyncParsableCommand {
 
     @Option(help: "Port to listen on (127.0.0.1).") var port: Int = 47056
     @Option(help: "Ed25519 key file (`doorstep keygen`) that verifies bearer tokens.") var authKeyFile: String
-    @Option(help: "Log level.") var logLevel: String = "info"
+    @Option(help: "Log level (info adds one access line per call; the reference servers log none).") var logLevel: String = "notice"
     @Option(help: "Serve Prometheus metrics on this port (0 = off).") var metricsPort: Int = 0
 
     func run() async throws {
@@ -40,7 +41,9 @@ struct RPCBenchServer: AsyncParsableCommand {
         var configuration = GRPCServer.Configuration()
         configuration.port = port
         let server = GRPCServer(configuration: configuration, services: definition, authenticator: verifier, logger: logger)
-        try await server.start()
+        let address = try await server.start()
+        // On stdout whatever the log level: scripts wait for it and read the port.
+        FileHandle.standardOutput.write(Data("rpc-bench-server serving gRPC address=\(address)\n".utf8))
         if metricsPort > 0 {
             _ = try await MetricsEndpoint.serve(registry: registry, host: "127.0.0.1", port: metricsPort)
         }

@@ -1305,7 +1305,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.CreateDebtor.
-    public struct CreateDebtorRequest: ProtoMessage {
+    public struct CreateDebtorRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key (see types.proto). Required.
         public var requestId: String = ""
         /// The debtor to create. Required. Output-only fields are ignored.
@@ -1583,7 +1583,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.OpenAccount.
-    public struct OpenAccountRequest: ProtoMessage {
+    public struct OpenAccountRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The debtor. Required; must exist (NOT_FOUND).
@@ -1738,7 +1738,7 @@ extension AccountsV1 {
     }
 
     /// A payment received on an account.
-    public struct Payment: ProtoMessage {
+    public struct Payment: ProtoMessage, RequestIdentified {
         /// Output only. Server-assigned id, "pay_…".
         public var id: String = ""
         /// Output only. request_id of the RecordPayment call that created it, so a
@@ -1807,7 +1807,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.RecordPayment.
-    public struct RecordPaymentRequest: ProtoMessage {
+    public struct RecordPaymentRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// Account paid. Required.
@@ -1850,7 +1850,7 @@ extension AccountsV1 {
     }
 
     /// One attempt to contact a debtor (or, when allowed, an emergency contact).
-    public struct ContactAttempt: ProtoMessage {
+    public struct ContactAttempt: ProtoMessage, RequestIdentified {
         /// Output only. Server-assigned id, "cta_…".
         public var id: String = ""
         /// Output only. request_id of the call that recorded it.
@@ -2018,7 +2018,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.RecordContactAttempt.
-    public struct RecordContactAttemptRequest: ProtoMessage {
+    public struct RecordContactAttemptRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The account contacted about. Required.
@@ -2084,7 +2084,7 @@ extension AccountsV1 {
     }
 
     /// A debtor's promise to pay an amount by a date.
-    public struct PromiseToPay: ProtoMessage {
+    public struct PromiseToPay: ProtoMessage, RequestIdentified {
         /// Output only. Server-assigned id, "ptp_…".
         public var id: String = ""
         /// Output only. request_id of the call that recorded it.
@@ -2141,7 +2141,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.RecordPromiseToPay.
-    public struct RecordPromiseToPayRequest: ProtoMessage {
+    public struct RecordPromiseToPayRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The account. Required.
@@ -2189,7 +2189,7 @@ extension AccountsV1 {
 
     /// A repayment plan: a new schedule for the overdue amount, with an optional
     /// reduction that is waived when the plan completes.
-    public struct RepaymentPlan: ProtoMessage {
+    public struct RepaymentPlan: ProtoMessage, RequestIdentified {
         /// Output only. Server-assigned id, "rpl_…".
         public var id: String = ""
         /// Output only. request_id of the ProposeRepaymentPlan call.
@@ -2301,7 +2301,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.ProposeRepaymentPlan.
-    public struct ProposeRepaymentPlanRequest: ProtoMessage {
+    public struct ProposeRepaymentPlanRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The account. Required.
@@ -2344,7 +2344,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.AcceptRepaymentPlan.
-    public struct AcceptRepaymentPlanRequest: ProtoMessage {
+    public struct AcceptRepaymentPlanRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The account. Required.
@@ -2373,7 +2373,7 @@ extension AccountsV1 {
     }
 
     /// A hold on an account. While any hold is active, all contact is blocked.
-    public struct Hold: ProtoMessage {
+    public struct Hold: ProtoMessage, RequestIdentified {
         /// Output only. Server-assigned id, "hld_…".
         public var id: String = ""
         /// Output only. request_id of the PlaceHold call.
@@ -2430,7 +2430,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.PlaceHold.
-    public struct PlaceHoldRequest: ProtoMessage {
+    public struct PlaceHoldRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The account. Required.
@@ -2468,7 +2468,7 @@ extension AccountsV1 {
 
     /// Request of Accounts.ReleaseHold. Exactly one of hold_id or complaint_id
     /// selects the hold (INVALID_ARGUMENT "hold: required" if neither).
-    public struct ReleaseHoldRequest: ProtoMessage {
+    public struct ReleaseHoldRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The account. Required.
@@ -2509,7 +2509,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.EvaluateStages.
-    public struct EvaluateStagesRequest: ProtoMessage {
+    public struct EvaluateStagesRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required (a retried batch acts once).
         public var requestId: String = ""
         /// The date to evaluate as of, interpreted in each debtor's time zone.
@@ -2709,6 +2709,9 @@ extension AccountsV1 {
         public var minExpectedRecovery: TypeV1.Money? = nil
         /// Accounts to leave out (e.g. already booked); 0-1000 ids.
         public var excludeAccountIds: [String] = []
+        /// Also list, in the first page's response (deferred), the region's FIELD
+        /// accounts that are not candidates for now and why. Default false.
+        public var includeDeferred: Bool = false
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -2719,13 +2722,47 @@ extension AccountsV1 {
             pageSize: Int32 = 0,
             pageToken: String = "",
             minExpectedRecovery: TypeV1.Money? = nil,
-            excludeAccountIds: [String] = []
+            excludeAccountIds: [String] = [],
+            includeDeferred: Bool = false
         ) {
             self.regionCode = regionCode
             self.pageSize = pageSize
             self.pageToken = pageToken
             self.minExpectedRecovery = minExpectedRecovery
             self.excludeAccountIds = excludeAccountIds
+            self.includeDeferred = includeDeferred
+        }
+    }
+
+    /// An account of the region in FIELD, on no hold, that is not a visit
+    /// candidate for now, with why.
+    public struct DeferredVisitCandidate: ProtoMessage {
+        /// The account.
+        public var accountId: String = ""
+        /// Agency the account is assigned to; empty if none.
+        public var assignedAgencyId: String = ""
+        /// Every reason, each naming its rule: `promise-pending`, `plan-kept`,
+        /// `visit-cool-down`.
+        public var reasons: [TypeV1.Violation] = []
+        /// The first debtor-local date on which none of the reasons holds any
+        /// more, as far as is known now; absent while a repayment plan is kept
+        /// (the plan decides).
+        public var candidateFromDate: TypeV1.Date? = nil
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            accountId: String = "",
+            assignedAgencyId: String = "",
+            reasons: [TypeV1.Violation] = [],
+            candidateFromDate: TypeV1.Date? = nil
+        ) {
+            self.accountId = accountId
+            self.assignedAgencyId = assignedAgencyId
+            self.reasons = reasons
+            self.candidateFromDate = candidateFromDate
         }
     }
 
@@ -2761,7 +2798,8 @@ extension AccountsV1 {
         public var paymentProbability30dBp: Int32 = 0
         /// Agency the account is assigned to; empty if none.
         public var assignedAgencyId: String = ""
-        /// When the last visit attempt was recorded; 0 = never visited.
+        /// When the last visit attempt of the account took place (as visits
+        /// reported it); 0 = never visited.
         public var lastVisitMs: Int64 = 0
         /// The account's version when listed.
         public var accountVersion: Int64 = 0
@@ -2815,6 +2853,9 @@ extension AccountsV1 {
         public var candidates: [AccountsV1.VisitCandidate] = []
         /// Token for the next page; empty when this is the last page.
         public var nextPageToken: String = ""
+        /// With include_deferred, in the first page only: the deferred accounts,
+        /// by account id.
+        public var deferred: [AccountsV1.DeferredVisitCandidate] = []
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -2822,10 +2863,12 @@ extension AccountsV1 {
         /// An instance with the given fields; the others at their proto3 defaults.
         public init(
             candidates: [AccountsV1.VisitCandidate] = [],
-            nextPageToken: String = ""
+            nextPageToken: String = "",
+            deferred: [AccountsV1.DeferredVisitCandidate] = []
         ) {
             self.candidates = candidates
             self.nextPageToken = nextPageToken
+            self.deferred = deferred
         }
     }
 
@@ -2866,7 +2909,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.ReferToLegal.
-    public struct ReferToLegalRequest: ProtoMessage {
+    public struct ReferToLegalRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The account. Required.
@@ -2930,7 +2973,7 @@ extension AccountsV1 {
     }
 
     /// Request of Accounts.WriteOff. The whole outstanding amount is written off.
-    public struct WriteOffRequest: ProtoMessage {
+    public struct WriteOffRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The account. Required.
@@ -2982,7 +3025,7 @@ extension AccountsV1 {
     }
 
     /// One event in an account's history. Events are immutable.
-    public struct TimelineEvent: ProtoMessage {
+    public struct TimelineEvent: ProtoMessage, RequestIdentified {
         /// Server-assigned id, "evt_…".
         public var id: String = ""
         /// The account.
@@ -3285,10 +3328,15 @@ extension AccountsV1 {
             service: name, method: "EvaluateStages", isServerStreaming: false)
 
         /// Lists the accounts that may be visited in a region: FIELD stage, no
-        /// active hold, no kept active plan, debtor location known; ranked by
+        /// active hold, debtor location known, and not deferred; ranked by
         /// expected recovery (highest first), ties by days past due (highest
         /// first), then by account id. Carries the data a visit needs, with contact
-        /// data masked.
+        /// data masked. An account is deferred (not a candidate for now) while
+        /// its debtor's promise to pay is pending and its date has not passed
+        /// (`promise-pending`), while its accepted repayment plan is kept
+        /// (`plan-kept`), and within the rule pack's cool-down after its last
+        /// visit (`visit-cool-down`); include_deferred lists those accounts with
+        /// their reasons.
         ///
         /// Errors: INVALID_ARGUMENT "region_code: required".
         public static let listVisitCandidates = MethodDescriptor<AccountsV1.ListVisitCandidatesRequest, AccountsV1.ListVisitCandidatesResponse>(
@@ -6086,6 +6134,7 @@ extension AccountsV1.ListVisitCandidatesRequest {
         3: .init(name: "page_token", kind: .string, repeated: false),
         4: .init(name: "min_expected_recovery", kind: .message({ TypeV1.Money.wireSchema }), repeated: false),
         5: .init(name: "exclude_account_ids", kind: .string, repeated: true),
+        6: .init(name: "include_deferred", kind: .varint, repeated: false),
     ])
 }
 
@@ -6105,6 +6154,7 @@ extension AccountsV1.ListVisitCandidatesRequest: CMessageBridge {
             c.pointee.n_exclude_account_ids = self.excludeAccountIds.count
             c.pointee.exclude_account_ids = try arena.array(self.excludeAccountIds) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "exclude_account_ids") }
         }
+        if self.includeDeferred { c.pointee.include_deferred = (self.includeDeferred ? 1 : 0) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Accounts__V1__ListVisitCandidatesRequest>) {
@@ -6114,6 +6164,7 @@ extension AccountsV1.ListVisitCandidatesRequest: CMessageBridge {
         self.pageToken = swiftString(c.pointee.page_token)
         self.minExpectedRecovery = c.pointee.min_expected_recovery.map { TypeV1.Money(copying: $0) }
         self.excludeAccountIds = swiftArray(c.pointee.exclude_account_ids, c.pointee.n_exclude_account_ids) { swiftString($0) }
+        self.includeDeferred = (c.pointee.include_deferred != 0)
     }
 }
 
@@ -6125,6 +6176,7 @@ extension AccountsV1.ListVisitCandidatesRequest {
         if !self.pageToken.isEmpty { members.append(("pageToken", .string(self.pageToken))) }
         if let value = self.minExpectedRecovery { members.append(("minExpectedRecovery", value.jsonValue())) }
         if !self.excludeAccountIds.isEmpty { members.append(("excludeAccountIds", .array(self.excludeAccountIds.map { .string($0) }))) }
+        if self.includeDeferred { members.append(("includeDeferred", .bool(self.includeDeferred))) }
         return .object(members)
     }
 
@@ -6142,7 +6194,76 @@ extension AccountsV1.ListVisitCandidatesRequest {
                 self.excludeAccountIds = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
                     try element.string("\(fieldPath)[\(index)]")
                 }
+            case "includeDeferred", "include_deferred": self.includeDeferred = try value.bool(fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ListVisitCandidatesRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.DeferredVisitCandidate
+
+extension AccountsV1.DeferredVisitCandidate {
+    public static let protoMessageName = "doorstep.accounts.v1.DeferredVisitCandidate"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "account_id", kind: .string, repeated: false),
+        2: .init(name: "assigned_agency_id", kind: .string, repeated: false),
+        3: .init(name: "reasons", kind: .message({ TypeV1.Violation.wireSchema }), repeated: true),
+        4: .init(name: "candidate_from_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+    ])
+}
+
+extension AccountsV1.DeferredVisitCandidate: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__DeferredVisitCandidate
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__deferred_visit_candidate() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__DeferredVisitCandidate>) { doorstep__accounts__v1__deferred_visit_candidate__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__DeferredVisitCandidate>, arena: Arena) throws(WireError) {
+        if !self.accountId.isEmpty { c.pointee.account_id = try arena.cString(self.accountId, field: "account_id") }
+        if !self.assignedAgencyId.isEmpty { c.pointee.assigned_agency_id = try arena.cString(self.assignedAgencyId, field: "assigned_agency_id") }
+        if !self.reasons.isEmpty {
+            c.pointee.n_reasons = self.reasons.count
+            c.pointee.reasons = try arena.array(self.reasons) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Type__V1__Violation>? in try element.makeCStruct(in: arena) }
+        }
+        if let value = self.candidateFromDate { c.pointee.candidate_from_date = try value.makeCStruct(in: arena) }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__DeferredVisitCandidate>) {
+        self.init()
+        self.accountId = swiftString(c.pointee.account_id)
+        self.assignedAgencyId = swiftString(c.pointee.assigned_agency_id)
+        self.reasons = swiftArray(c.pointee.reasons, c.pointee.n_reasons) { TypeV1.Violation(copying: $0!) }
+        self.candidateFromDate = c.pointee.candidate_from_date.map { TypeV1.Date(copying: $0) }
+    }
+}
+
+extension AccountsV1.DeferredVisitCandidate {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.accountId.isEmpty { members.append(("accountId", .string(self.accountId))) }
+        if !self.assignedAgencyId.isEmpty { members.append(("assignedAgencyId", .string(self.assignedAgencyId))) }
+        if !self.reasons.isEmpty { members.append(("reasons", .array(self.reasons.map { $0.jsonValue() }))) }
+        if let value = self.candidateFromDate { members.append(("candidateFromDate", value.jsonValue())) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "accountId", "account_id": self.accountId = try value.string(fieldPath)
+            case "assignedAgencyId", "assigned_agency_id": self.assignedAgencyId = try value.string(fieldPath)
+            case "reasons":
+                self.reasons = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try TypeV1.Violation(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "candidateFromDate", "candidate_from_date": self.candidateFromDate = try TypeV1.Date(json: value, path: fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.DeferredVisitCandidate")
             }
         }
     }
@@ -6283,6 +6404,7 @@ extension AccountsV1.ListVisitCandidatesResponse {
     public static let wireSchema = WireSchema([
         1: .init(name: "candidates", kind: .message({ AccountsV1.VisitCandidate.wireSchema }), repeated: true),
         2: .init(name: "next_page_token", kind: .string, repeated: false),
+        3: .init(name: "deferred", kind: .message({ AccountsV1.DeferredVisitCandidate.wireSchema }), repeated: true),
     ])
 }
 
@@ -6299,12 +6421,17 @@ extension AccountsV1.ListVisitCandidatesResponse: CMessageBridge {
             c.pointee.candidates = try arena.array(self.candidates) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__VisitCandidate>? in try element.makeCStruct(in: arena) }
         }
         if !self.nextPageToken.isEmpty { c.pointee.next_page_token = try arena.cString(self.nextPageToken, field: "next_page_token") }
+        if !self.deferred.isEmpty {
+            c.pointee.n_deferred = self.deferred.count
+            c.pointee.deferred = try arena.array(self.deferred) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__DeferredVisitCandidate>? in try element.makeCStruct(in: arena) }
+        }
     }
 
     init(copying c: UnsafePointer<Doorstep__Accounts__V1__ListVisitCandidatesResponse>) {
         self.init()
         self.candidates = swiftArray(c.pointee.candidates, c.pointee.n_candidates) { AccountsV1.VisitCandidate(copying: $0!) }
         self.nextPageToken = swiftString(c.pointee.next_page_token)
+        self.deferred = swiftArray(c.pointee.deferred, c.pointee.n_deferred) { AccountsV1.DeferredVisitCandidate(copying: $0!) }
     }
 }
 
@@ -6313,6 +6440,7 @@ extension AccountsV1.ListVisitCandidatesResponse {
         var members: [(String, JSONValue)] = []
         if !self.candidates.isEmpty { members.append(("candidates", .array(self.candidates.map { $0.jsonValue() }))) }
         if !self.nextPageToken.isEmpty { members.append(("nextPageToken", .string(self.nextPageToken))) }
+        if !self.deferred.isEmpty { members.append(("deferred", .array(self.deferred.map { $0.jsonValue() }))) }
         return .object(members)
     }
 
@@ -6327,6 +6455,10 @@ extension AccountsV1.ListVisitCandidatesResponse {
                     try AccountsV1.VisitCandidate(json: element, path: "\(fieldPath)[\(index)]")
                 }
             case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
+            case "deferred":
+                self.deferred = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try AccountsV1.DeferredVisitCandidate(json: element, path: "\(fieldPath)[\(index)]")
+                }
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ListVisitCandidatesResponse")
             }
         }

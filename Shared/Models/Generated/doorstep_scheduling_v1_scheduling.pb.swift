@@ -545,11 +545,16 @@ extension SchedulingV1 {
         case noLocation
         /// The solver's time limit ran out before it could be placed.
         case timeLimit
+        /// The account is not a visit candidate for now (accounts.proto
+        /// ListVisitCandidates): a pending promise to pay, a repayment plan being
+        /// kept, or a recent visit; see violations (`promise-pending`,
+        /// `plan-kept`, `visit-cool-down`).
+        case deferred
         /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
         case unrecognized(Int32)
 
         /// The known values.
-        public static let allCases: [UnassignedReason] = [.unspecified, .noCrewAvailable, .capacity, .timeWindow, .outsideShift, .crewNotCompliant, .notCompliant, .notWorthTravel, .noLocation, .timeLimit]
+        public static let allCases: [UnassignedReason] = [.unspecified, .noCrewAvailable, .capacity, .timeWindow, .outsideShift, .crewNotCompliant, .notCompliant, .notWorthTravel, .noLocation, .timeLimit, .deferred]
 
         public init() { self = .unspecified }
 
@@ -565,6 +570,7 @@ extension SchedulingV1 {
             case 7: self = .notWorthTravel
             case 8: self = .noLocation
             case 9: self = .timeLimit
+            case 10: self = .deferred
             default: self = .unrecognized(rawValue)
             }
         }
@@ -581,6 +587,7 @@ extension SchedulingV1 {
             case .notWorthTravel: return 7
             case .noLocation: return 8
             case .timeLimit: return 9
+            case .deferred: return 10
             case .unrecognized(let value): return value
             }
         }
@@ -597,6 +604,7 @@ extension SchedulingV1 {
             case .notWorthTravel: return "UNASSIGNED_REASON_NOT_WORTH_TRAVEL"
             case .noLocation: return "UNASSIGNED_REASON_NO_LOCATION"
             case .timeLimit: return "UNASSIGNED_REASON_TIME_LIMIT"
+            case .deferred: return "UNASSIGNED_REASON_DEFERRED"
             case .unrecognized: return nil
             }
         }
@@ -613,6 +621,7 @@ extension SchedulingV1 {
             case "UNASSIGNED_REASON_NOT_WORTH_TRAVEL": self = .notWorthTravel
             case "UNASSIGNED_REASON_NO_LOCATION": self = .noLocation
             case "UNASSIGNED_REASON_TIME_LIMIT": self = .timeLimit
+            case "UNASSIGNED_REASON_DEFERRED": self = .deferred
             default: return nil
             }
         }
@@ -680,7 +689,7 @@ extension SchedulingV1 {
     }
 
     /// Request of Scheduling.RegisterAgency.
-    public struct RegisterAgencyRequest: ProtoMessage {
+    public struct RegisterAgencyRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The agency. Required. Output-only fields are ignored.
@@ -832,7 +841,7 @@ extension SchedulingV1 {
     }
 
     /// Request of Scheduling.RegisterCollector.
-    public struct RegisterCollectorRequest: ProtoMessage {
+    public struct RegisterCollectorRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The collector. Required. Output-only fields are ignored. For
@@ -854,7 +863,7 @@ extension SchedulingV1 {
     }
 
     /// Request of Scheduling.SuspendCollector.
-    public struct SuspendCollectorRequest: ProtoMessage {
+    public struct SuspendCollectorRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The collector. Required.
@@ -893,7 +902,7 @@ extension SchedulingV1 {
     /// Request of Scheduling.ReinstateCollector. Exactly one of suspension_id or
     /// complaint_id selects the suspension (INVALID_ARGUMENT "suspension:
     /// required" if neither).
-    public struct ReinstateCollectorRequest: ProtoMessage {
+    public struct ReinstateCollectorRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The collector. Required.
@@ -1370,7 +1379,7 @@ extension SchedulingV1 {
     }
 
     /// Request of Scheduling.BookAppointment.
-    public struct BookAppointmentRequest: ProtoMessage {
+    public struct BookAppointmentRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The account to visit. Required.
@@ -1429,7 +1438,7 @@ extension SchedulingV1 {
     }
 
     /// Request of Scheduling.ConfirmAppointment.
-    public struct ConfirmAppointmentRequest: ProtoMessage {
+    public struct ConfirmAppointmentRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The appointment. Required.
@@ -1461,7 +1470,7 @@ extension SchedulingV1 {
     }
 
     /// Request of Scheduling.RescheduleAppointment.
-    public struct RescheduleAppointmentRequest: ProtoMessage {
+    public struct RescheduleAppointmentRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The appointment. Required.
@@ -1512,7 +1521,7 @@ extension SchedulingV1 {
     }
 
     /// Request of Scheduling.CancelAppointment.
-    public struct CancelAppointmentRequest: ProtoMessage {
+    public struct CancelAppointmentRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The appointment. Required.
@@ -1544,7 +1553,7 @@ extension SchedulingV1 {
     }
 
     /// Request of Scheduling.CompleteAppointment.
-    public struct CompleteAppointmentRequest: ProtoMessage {
+    public struct CompleteAppointmentRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required (the visits service uses its outbox item id).
         public var requestId: String = ""
         /// The appointment. Required.
@@ -1870,7 +1879,8 @@ extension SchedulingV1 {
         /// Why, for people, e.g. "window 09:00-09:30 unreachable from col_… (42 min
         /// away)".
         public var detail: String = ""
-        /// The violated rules when reason is CREW_NOT_COMPLIANT or NOT_COMPLIANT.
+        /// The violated rules when reason is CREW_NOT_COMPLIANT or NOT_COMPLIANT;
+        /// the reasons the account is deferred when reason is DEFERRED.
         public var violations: [TypeV1.Violation] = []
         /// What was left out.
         public var target: Target? = nil
@@ -2386,6 +2396,8 @@ extension SchedulingV1 {
         /// Crews: each appointment keeps its booked crew. When filling with
         /// candidates, active collectors of the region with no appointment that day
         /// are grouped into extra crews of the pack's crew size (same agency).
+        /// Accounts that accounts defers (a pending promise, a kept plan, a recent
+        /// visit) are listed as unassigned with reason DEFERRED and their rules.
         ///
         /// Errors: INVALID_ARGUMENT (region_code, date, time_zone); UNAVAILABLE if
         /// candidates were asked for and accounts cannot be reached.

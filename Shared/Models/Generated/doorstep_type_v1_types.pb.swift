@@ -423,7 +423,8 @@ extension TypeV1 {
         public var code: Int32 = 0
         /// The error message, equal to the `grpc-message` trailer (unencoded).
         public var message: String = ""
-        /// Typed details; Doorstep sends exactly one, a Refusal.
+        /// Typed details: a Refusal first, then the same violations as the
+        /// standard RpcPreconditionFailure or RpcBadRequest.
         public var details: [TypeV1.AnyDetail] = []
 
         /// The default instance: every field at its proto3 default.
@@ -438,6 +439,89 @@ extension TypeV1 {
             self.code = code
             self.message = message
             self.details = details
+        }
+    }
+
+    /// Wire-compatible mirror of google.rpc.PreconditionFailure: sent beside the
+    /// Refusal of every FAILED_PRECONDITION, with type_url
+    /// "type.googleapis.com/google.rpc.PreconditionFailure", so clients that know
+    /// only the standard error details (grpcurl, grpcio-status) show every rule.
+    public struct RpcPreconditionFailure: ProtoMessage {
+        /// One per violated rule, in the Refusal's order.
+        public var violations: [TypeV1.RpcPreconditionFailure.Violation] = []
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            violations: [TypeV1.RpcPreconditionFailure.Violation] = []
+        ) {
+            self.violations = violations
+        }
+
+        /// One failed precondition.
+        public struct Violation: ProtoMessage {
+            /// The rule's id (Violation.rule_id), e.g. "contact-hours".
+            public var type: String = ""
+            /// The entity at fault (Violation.subject_id), or empty.
+            public var subject: String = ""
+            /// What was found, for people (Violation.detail); google.rpc names this
+            /// field `description` (a name the generated Swift reserves), same number.
+            public var detail: String = ""
+
+            /// The default instance: every field at its proto3 default.
+            public init() {}
+
+            /// An instance with the given fields; the others at their proto3 defaults.
+            public init(
+                type: String = "",
+                subject: String = "",
+                detail: String = ""
+            ) {
+                self.type = type
+                self.subject = subject
+                self.detail = detail
+            }
+        }
+    }
+
+    /// Wire-compatible mirror of google.rpc.BadRequest: sent beside the Refusal of
+    /// every INVALID_ARGUMENT that names fields, with type_url
+    /// "type.googleapis.com/google.rpc.BadRequest".
+    public struct RpcBadRequest: ProtoMessage {
+        /// One per invalid field, in the Refusal's order.
+        public var fieldViolations: [TypeV1.RpcBadRequest.FieldViolation] = []
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            fieldViolations: [TypeV1.RpcBadRequest.FieldViolation] = []
+        ) {
+            self.fieldViolations = fieldViolations
+        }
+
+        /// One invalid request field.
+        public struct FieldViolation: ProtoMessage {
+            /// Path of the field (Violation.field), e.g. "window_start_ms".
+            public var field: String = ""
+            /// What is wrong with it (Violation.detail); google.rpc's `description`,
+            /// same number.
+            public var detail: String = ""
+
+            /// The default instance: every field at its proto3 default.
+            public init() {}
+
+            /// An instance with the given fields; the others at their proto3 defaults.
+            public init(
+                field: String = "",
+                detail: String = ""
+            ) {
+                self.field = field
+                self.detail = detail
+            }
         }
     }
 
@@ -998,6 +1082,221 @@ extension TypeV1.RpcStatus {
                     try TypeV1.AnyDetail(json: element, path: "\(fieldPath)[\(index)]")
                 }
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.RpcStatus")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.RpcPreconditionFailure
+
+extension TypeV1.RpcPreconditionFailure {
+    public static let protoMessageName = "doorstep.type.v1.RpcPreconditionFailure"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "violations", kind: .message({ TypeV1.RpcPreconditionFailure.Violation.wireSchema }), repeated: true),
+    ])
+}
+
+extension TypeV1.RpcPreconditionFailure: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__RpcPreconditionFailure
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__rpc_precondition_failure() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__RpcPreconditionFailure>) { doorstep__type__v1__rpc_precondition_failure__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__RpcPreconditionFailure>, arena: Arena) throws(WireError) {
+        if !self.violations.isEmpty {
+            c.pointee.n_violations = self.violations.count
+            c.pointee.violations = try arena.array(self.violations) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Type__V1__RpcPreconditionFailure__Violation>? in try element.makeCStruct(in: arena) }
+        }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__RpcPreconditionFailure>) {
+        self.init()
+        self.violations = swiftArray(c.pointee.violations, c.pointee.n_violations) { TypeV1.RpcPreconditionFailure.Violation(copying: $0!) }
+    }
+}
+
+extension TypeV1.RpcPreconditionFailure {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.violations.isEmpty { members.append(("violations", .array(self.violations.map { $0.jsonValue() }))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "violations":
+                self.violations = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try TypeV1.RpcPreconditionFailure.Violation(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.RpcPreconditionFailure")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.RpcPreconditionFailure.Violation
+
+extension TypeV1.RpcPreconditionFailure.Violation {
+    public static let protoMessageName = "doorstep.type.v1.RpcPreconditionFailure.Violation"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "type", kind: .string, repeated: false),
+        2: .init(name: "subject", kind: .string, repeated: false),
+        3: .init(name: "detail", kind: .string, repeated: false),
+    ])
+}
+
+extension TypeV1.RpcPreconditionFailure.Violation: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__RpcPreconditionFailure__Violation
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__rpc_precondition_failure__violation() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__RpcPreconditionFailure__Violation>) { doorstep__type__v1__rpc_precondition_failure__violation__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__RpcPreconditionFailure__Violation>, arena: Arena) throws(WireError) {
+        if !self.type.isEmpty { c.pointee.type = try arena.cString(self.type, field: "type") }
+        if !self.subject.isEmpty { c.pointee.subject = try arena.cString(self.subject, field: "subject") }
+        if !self.detail.isEmpty { c.pointee.detail = try arena.cString(self.detail, field: "detail") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__RpcPreconditionFailure__Violation>) {
+        self.init()
+        self.type = swiftString(c.pointee.type)
+        self.subject = swiftString(c.pointee.subject)
+        self.detail = swiftString(c.pointee.detail)
+    }
+}
+
+extension TypeV1.RpcPreconditionFailure.Violation {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.type.isEmpty { members.append(("type", .string(self.type))) }
+        if !self.subject.isEmpty { members.append(("subject", .string(self.subject))) }
+        if !self.detail.isEmpty { members.append(("detail", .string(self.detail))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "type": self.type = try value.string(fieldPath)
+            case "subject": self.subject = try value.string(fieldPath)
+            case "detail": self.detail = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.RpcPreconditionFailure.Violation")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.RpcBadRequest
+
+extension TypeV1.RpcBadRequest {
+    public static let protoMessageName = "doorstep.type.v1.RpcBadRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "field_violations", kind: .message({ TypeV1.RpcBadRequest.FieldViolation.wireSchema }), repeated: true),
+    ])
+}
+
+extension TypeV1.RpcBadRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__RpcBadRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__rpc_bad_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__RpcBadRequest>) { doorstep__type__v1__rpc_bad_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__RpcBadRequest>, arena: Arena) throws(WireError) {
+        if !self.fieldViolations.isEmpty {
+            c.pointee.n_field_violations = self.fieldViolations.count
+            c.pointee.field_violations = try arena.array(self.fieldViolations) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Type__V1__RpcBadRequest__FieldViolation>? in try element.makeCStruct(in: arena) }
+        }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__RpcBadRequest>) {
+        self.init()
+        self.fieldViolations = swiftArray(c.pointee.field_violations, c.pointee.n_field_violations) { TypeV1.RpcBadRequest.FieldViolation(copying: $0!) }
+    }
+}
+
+extension TypeV1.RpcBadRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.fieldViolations.isEmpty { members.append(("fieldViolations", .array(self.fieldViolations.map { $0.jsonValue() }))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "fieldViolations", "field_violations":
+                self.fieldViolations = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try TypeV1.RpcBadRequest.FieldViolation(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.RpcBadRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.RpcBadRequest.FieldViolation
+
+extension TypeV1.RpcBadRequest.FieldViolation {
+    public static let protoMessageName = "doorstep.type.v1.RpcBadRequest.FieldViolation"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "field", kind: .string, repeated: false),
+        2: .init(name: "detail", kind: .string, repeated: false),
+    ])
+}
+
+extension TypeV1.RpcBadRequest.FieldViolation: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__RpcBadRequest__FieldViolation
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__rpc_bad_request__field_violation() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__RpcBadRequest__FieldViolation>) { doorstep__type__v1__rpc_bad_request__field_violation__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__RpcBadRequest__FieldViolation>, arena: Arena) throws(WireError) {
+        if !self.field.isEmpty { c.pointee.field = try arena.cString(self.field, field: "field") }
+        if !self.detail.isEmpty { c.pointee.detail = try arena.cString(self.detail, field: "detail") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__RpcBadRequest__FieldViolation>) {
+        self.init()
+        self.field = swiftString(c.pointee.field)
+        self.detail = swiftString(c.pointee.detail)
+    }
+}
+
+extension TypeV1.RpcBadRequest.FieldViolation {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.field.isEmpty { members.append(("field", .string(self.field))) }
+        if !self.detail.isEmpty { members.append(("detail", .string(self.detail))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "field": self.field = try value.string(fieldPath)
+            case "detail": self.detail = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.RpcBadRequest.FieldViolation")
             }
         }
     }

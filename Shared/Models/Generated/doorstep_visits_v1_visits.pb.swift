@@ -806,7 +806,7 @@ extension VisitsV1 {
 
     /// A consequence of a visit or complaint in another service, and its
     /// delivery through the outbox.
-    public struct Effect: ProtoMessage {
+    public struct Effect: ProtoMessage, RequestIdentified {
         /// What it does.
         public var kind: VisitsV1.EffectKind = .init()
         /// The receiving service: "accounts" or "scheduling".
@@ -1251,7 +1251,7 @@ extension VisitsV1 {
 
     /// Request of Visits.CheckIn. It has no expected_version: each crew
     /// member's check-in is independent of the others' and never conflicts.
-    public struct CheckInRequest: ProtoMessage {
+    public struct CheckInRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The appointment. Required.
@@ -1296,7 +1296,7 @@ extension VisitsV1 {
     }
 
     /// Request of Visits.RecordOutcome.
-    public struct RecordOutcomeRequest: ProtoMessage {
+    public struct RecordOutcomeRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The visit. Required.
@@ -1358,7 +1358,7 @@ extension VisitsV1 {
     }
 
     /// Request of Visits.CheckOut.
-    public struct CheckOutRequest: ProtoMessage {
+    public struct CheckOutRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The visit. Required.
@@ -1747,7 +1747,7 @@ extension VisitsV1 {
     }
 
     /// Request of Visits.FileComplaint.
-    public struct FileComplaintRequest: ProtoMessage {
+    public struct FileComplaintRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The account. Required (accounts' id, "acc_…").
@@ -1797,7 +1797,7 @@ extension VisitsV1 {
     }
 
     /// Request of Visits.ExtendComplaint.
-    public struct ExtendComplaintRequest: ProtoMessage {
+    public struct ExtendComplaintRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The complaint. Required.
@@ -1825,7 +1825,7 @@ extension VisitsV1 {
     }
 
     /// Request of Visits.ResolveComplaint.
-    public struct ResolveComplaintRequest: ProtoMessage {
+    public struct ResolveComplaintRequest: ProtoMessage, RequestIdentified {
         /// Idempotency key. Required.
         public var requestId: String = ""
         /// The complaint. Required.

@@ -188,3 +188,9 @@ func swiftArray<C, S>(_ pointer: UnsafePointer<C>?, _ count: Int, _ transform: (
     guard count > 0, let pointer else { return [] }
     return UnsafeBufferPointer(start: pointer, count: count).map(transform)
 }
+
+/// A request that carries the caller's idempotency key in a `request_id` field (the generated
+/// models conform when the message has one): the server logs it with the call.
+public protocol RequestIdentified {
+    var requestId: String { get }
+}

@@ -270,7 +270,8 @@ struct ServiceProcessTests {
         let listed = try await client.unary(AccountsV1.AccountsService.listAccounts, AccountsV1.ListAccountsRequest(pageSize: 500),
                                             metadata: metadata)
         #expect(listed.accounts.count == 30)
-        #expect(Set(listed.accounts.map(\.stage)).count >= 3, "several stages")
+        #expect(Set(listed.accounts.map(\.stage)) == [.current, .reminder, .remote, .field, .legal, .writtenOff, .settled],
+                "every stage: \(Set(listed.accounts.map(\.stage)))")
         #expect(listed.accounts.contains { $0.stage == .field }, "some accounts are ready for a visit")
         // Seeding again with the same seed changes nothing (every request is idempotent).
         let again = try await runProduct("demo-seed", [
@@ -281,11 +282,13 @@ struct ServiceProcessTests {
         let relisted = try await client.unary(AccountsV1.AccountsService.listAccounts, AccountsV1.ListAccountsRequest(pageSize: 500),
                                               metadata: metadata)
         #expect(relisted.accounts.count == 30)
+        #expect(relisted.accounts.map(\.stage) == listed.accounts.map(\.stage), "the stages are as the first run left them")
         await client.close()
         for stop in await cluster.stopAll() { #expect(stop.status == 0) }
     }
 
-    @Test("the metrics endpoint counts calls per method and status", .timeLimit(.minutes(2)))
+    @Test("/metrics of each process: gRPC calls by service, method, type and code; build, process, database and job series; probes",
+          .timeLimit(.minutes(2)))
     func metrics() async throws {
         let cluster = try await ServiceCluster()
         let token = try await cluster.token("platform")
@@ -295,18 +298,109 @@ struct ServiceProcessTests {
                                        VisitsV1.GetVisitRequest(visitId: "vis_01J00000000000000000000000"),
                                        metadata: ["authorization": "Bearer \(token)"])
         }
-        await client.close()
-        let metricsAddress = try #require(cluster.visits!.metricsAddress)
-        let scrape = try await runProcessDetached("python3", ["-c", """
-            import urllib.request, sys
-            print(urllib.request.urlopen("http://\(metricsAddress)/metrics", timeout=5).read().decode())
-            """])
-        _ = await cluster.stopAll()
-        #expect(scrape.status == 0, "\(scrape.output)")
-        let line = scrape.output.split(separator: "\n").first {
-            $0.contains("GetVisit") && $0.contains("NOT_FOUND") && !$0.hasPrefix("#")
+        await #expect(throws: RPCError.self) {
+            _ = try await client.unary(VisitsV1.VisitsService.getVisit, VisitsV1.GetVisitRequest(visitId: "vis_01J00000000000000000000000"))
         }
-        #expect(line != nil, "\(scrape.output)")
+        await client.close()
+        let script = """
+            import sys, urllib.request, urllib.error
+            for path in ["/healthz", "/readyz", "/nowhere", "/metrics"]:
+                try:
+                    response = urllib.request.urlopen("http://" + sys.argv[1] + path, timeout=5)
+                    status, body = response.status, response.read().decode()
+                except urllib.error.HTTPError as error:
+                    status, body = error.code, ""
+                print("status %s %d" % (path, status))
+                if path == "/metrics":
+                    print(body)
+            """
+        var scrapes: [String: String] = [:]
+        for service in [cluster.accounts, cluster.scheduling!, cluster.visits!] {
+            let scrape = try await runProcessDetached("python3", ["-c", script, try #require(service.metricsAddress)])
+            #expect(scrape.status == 0, "\(scrape.output)")
+            scrapes[service.name] = scrape.output
+        }
+        _ = await cluster.stopAll()
+        func has(_ service: String, _ name: String, _ labels: [String] = []) -> Bool {
+            scrapes[service]!.split(separator: "\n").contains { line in
+                line.hasPrefix(name + "{") || line.hasPrefix(name + " ") ? labels.allSatisfy { line.contains($0) } : false
+            }
+        }
+        for service in ["accounts", "scheduling", "visits"] {
+            let output = scrapes[service]!
+            for probe in ["status /healthz 200", "status /readyz 200", "status /nowhere 404", "status /metrics 200"] {
+                #expect(output.contains(probe), "\(service): \(probe)")
+            }
+            #expect(has(service, "doorstep_build_info", ["service=\"\(service)\"", "version=\"", "commit=\""]), "\(service)")
+            for name in ["process_resident_memory_bytes", "process_virtual_memory_bytes", "process_cpu_seconds_total",
+                         "process_open_fds", "process_max_fds", "process_start_time_seconds", "doorstep_db_pool_max"] {
+                #expect(has(service, name), "\(service): \(name)")
+            }
+            #expect(has(service, "doorstep_db_transaction_seconds_count", ["kind=\"write\""]), "\(service)")
+            #expect(has(service, "doorstep_db_statement_seconds_count", ["kind=\"query\""]), "\(service)")
+            #expect(has(service, "doorstep_db_statement_seconds_count", ["kind=\"execute\""]), "\(service)")
+            #expect(has(service, "doorstep_db_pool_connections", ["state=\"in_use\""]), "\(service)")
+            #expect(has(service, "doorstep_job_runs_total", ["task=\"idempotency-purge\"", "result=\"ok\""]), "\(service)")
+            #expect(has(service, "doorstep_job_last_run_timestamp_seconds", ["task=\"idempotency-purge\""]), "\(service)")
+        }
+        let getVisit = ["grpc_service=\"doorstep.visits.v1.Visits\"", "grpc_method=\"GetVisit\"", "grpc_type=\"unary\""]
+        #expect(has("visits", "grpc_server_started_total", getVisit))
+        #expect(has("visits", "grpc_server_handled_total", getVisit + ["grpc_code=\"NotFound\""]), "\(scrapes["visits"]!)")
+        #expect(has("visits", "grpc_server_handled_total", getVisit + ["grpc_code=\"Unauthenticated\""]))
+        #expect(has("visits", "grpc_server_handling_seconds_bucket", getVisit + ["grpc_code=\"NotFound\"", "le=\"+Inf\""]))
+        #expect(has("visits", "doorstep_outbox_pending", ["sink=\"visit-effect\""]))
+        #expect(has("visits", "doorstep_job_runs_total", ["task=\"complaint-sla-sweep\""]))
+        #expect(has("scheduling", "doorstep_outbox_oldest_pending_age_seconds", ["sink=\"customer-notice\""]))
+        #expect(has("scheduling", "doorstep_job_runs_total", ["task=\"missed-appointments\""]))
+    }
+
+    @Test("--log-format json: one JSON object per line; one access line per call with code, role, ids and refusal rules, never personal data",
+          .timeLimit(.minutes(2)))
+    func accessLog() async throws {
+        let directory = try makeTemporaryDirectory()
+        let keyFile = directory.appendingPathComponent("auth.key").path
+        _ = try await runProduct("doorstep", ["keygen", "--key-file", keyFile])
+        let service = try await RunningService("accounts", [
+            "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent("accounts").path,
+            "--auth-key-file", keyFile, "--log-level", "info", "--log-format", "json",
+        ])
+        let token = try await runProduct("doorstep", ["token", "--role", "platform", "--key-file", keyFile])
+        let metadata: Metadata = ["authorization": "Bearer \(token.output.trimmingCharacters(in: .whitespacesAndNewlines))",
+                                  "x-request-id": "trace-42"]
+        let client = GRPCClient(targets: [GRPCClient.Target(service.address)!])
+        let request = Self.debtorRequest()
+        let debtor = try await client.unary(AccountsV1.AccountsService.createDebtor, request, metadata: metadata)
+        await #expect(throws: RPCError.self) {  // no token
+            _ = try await client.unary(AccountsV1.AccountsService.getDebtor, AccountsV1.GetDebtorRequest(debtorId: debtor.id))
+        }
+        var invalid = request
+        invalid.requestId = "bad-debtor"
+        invalid.debtor?.timeZone = "Mars/Olympus"
+        await #expect(throws: RPCError.self) {
+            _ = try await client.unary(AccountsV1.AccountsService.createDebtor, invalid, metadata: metadata)
+        }
+        await client.close()
+        let stop = await service.stop()
+        #expect(stop.status == 0)
+        let lines = stop.stderr.split(separator: "\n").filter { !$0.isEmpty }
+        var calls: [[String: String]] = []
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            let fields = try #require(object, "not a JSON object: \(line)")
+            #expect(fields["ts"] is String && fields["level"] is String && fields["logger"] is String && fields["msg"] is String, "\(line)")
+            if fields["msg"] as? String == "call" { calls.append(fields.compactMapValues { $0 as? String }) }
+        }
+        let created = try #require(calls.first { $0["rpc"]?.hasSuffix("/CreateDebtor") == true && $0["code"] == "OK" }, "\(lines)")
+        #expect(created["level"] == "info" && created["role"] == "platform" && created["call-id"] == "trace-42")
+        #expect(created["request-id"] == request.requestId && created["peer"]?.contains("127.0.0.1") == true)
+        #expect(Double(created["duration-ms"] ?? "") != nil)
+        let refused = try #require(calls.first { $0["rpc"]?.hasSuffix("/GetDebtor") == true }, "\(lines)")
+        #expect(refused["code"] == "UNAUTHENTICATED" && refused["role"] == nil)
+        let invalidLine = try #require(calls.first { $0["request-id"] == "bad-debtor" }, "\(lines)")
+        #expect(invalidLine["code"] == "INVALID_ARGUMENT" && invalidLine["fields"] == "debtor.time_zone", "\(invalidLine)")
+        for secret in [request.debtor!.fullName, request.debtor!.nationalId, request.debtor!.phone, request.debtor!.address!.text] {
+            #expect(!stop.stderr.contains(secret), "personal data in the log: \(secret)")
+        }
     }
 
     @Test("bad configuration fails before serving, with a one-line reason", .timeLimit(.minutes(2)))
@@ -327,6 +421,7 @@ struct ServiceProcessTests {
             (["--listen", "127.0.0.1:0", "--data-dir", "/proc/doorstep-not-writable"], "data dir"),
             (["--listen", "nonsense", "--data-dir", dataDir], "--listen: 'nonsense' is not HOST:PORT"),
             (["--log-level", "loud", "--data-dir", dataDir], "unknown log level 'loud'"),
+            (["--log-format", "xml", "--data-dir", dataDir], "--log-format: unknown log format 'xml' (text, json)"),
             (["--max-concurrent-streams", "0", "--data-dir", dataDir], "--max-concurrent-streams: 0 is outside 1...10000"),
             (["--auth-key-file", validKey, "--test-clock-offset-file",
               directory.appendingPathComponent("offset").path, "--data-dir", dataDir], "refused outside dev mode"),

@@ -397,7 +397,8 @@ struct WorkflowTests {
     /// PostgreSQL server can be started, on two replicas of each.
     static var replicaCounts: [Int] { PostgresCluster.isAvailable ? [1, 2] : [1] }
 
-    @Test("the demo city: a plan, and a visit walked with the doorstep CLI (Scripts/demo-walk.sh)", .timeLimit(.minutes(3)))
+    @Test("the demo city: every district plans candidates; Scripts/demo-walk.sh walks a visit three times in a row, each on another account; the walked account is deferred; none left is said plainly; Scripts/demo-reset.sh puts the clock back",
+          .timeLimit(.minutes(6)))
     func demoWalk() async throws {
         // As `DOORSTEP_DEMO=1 Scripts/run.sh` starts them: dev mode, the clock file at 0.
         let cluster = try await DevCluster()
@@ -410,24 +411,99 @@ struct WorkflowTests {
         let seed = try await runProduct("demo-seed", ["--accounts", accountsProcess.address, "--scheduling", schedulingProcess.address,
                                                       "--key-file", key, "--debtors", "60"])
         try #require(seed.status == 0, "\(seed.output)")
-        let walk = try await runProcessDetached("env", [
+        let platform = try await cluster.token(["--role", "platform"])
+        let accounts = GRPCClient(targets: [GRPCClient.Target(accountsProcess.address)!])
+        let scheduling = GRPCClient(targets: [GRPCClient.Target(schedulingProcess.address)!])
+        let visits = GRPCClient(targets: [GRPCClient.Target(visitsProcess.address)!])
+        let districts = ["310115", "310104", "310101"]
+
+        // Accounts at every stage the README names, and candidates in every district.
+        var stages: Set<AccountsV1.Stage> = []
+        var token = ""
+        repeat {
+            let page = try await accounts.unary(AccountsV1.AccountsService.listAccounts,
+                                                AccountsV1.ListAccountsRequest(pageSize: 500, pageToken: token), metadata: platform)
+            stages.formUnion(page.accounts.map(\.stage))
+            token = page.nextPageToken
+        } while !token.isEmpty
+        #expect(stages == [.current, .reminder, .remote, .field, .legal, .writtenOff, .settled], "\(stages)")
+        // Two days ahead on the services' clock (the walks move it).
+        func plan(_ region: String) async throws -> SchedulingV1.PlanDayResponse {
+            let offset = Int64(try String(contentsOf: clockFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            return try await scheduling.unary(SchedulingV1.SchedulingService.planDay, SchedulingV1.PlanDayRequest(
+                regionCode: region, date: Self.shanghaiDate(DevCluster.nowMs() + offset + 2 * Self.day),
+                options: SchedulingV1.PlanDayOptions(fillWithCandidates: true)), metadata: platform)
+        }
+        for region in districts {
+            let candidates = try await accounts.unary(AccountsV1.AccountsService.listVisitCandidates,
+                                                      AccountsV1.ListVisitCandidatesRequest(regionCode: region), metadata: platform)
+            #expect(candidates.candidates.count >= 3, "\(region): \(candidates.candidates.count) candidates")
+            let planned = try await plan(region)
+            #expect((planned.totals?.candidatesRouted ?? 0) > 0, "\(region): no candidate routed: \(planned.unassigned)")
+        }
+
+        let environment = [
             "DOORSTEP_BIN=\(productsDirectory.path)", "DOORSTEP_ACCOUNTS=\(accountsProcess.address)",
             "DOORSTEP_SCHEDULING=\(schedulingProcess.address)", "DOORSTEP_VISITS=\(visitsProcess.address)",
             "DOORSTEP_KEY_FILE=\(key)", "DOORSTEP_CLOCK_FILE=\(clockFile.path)",
-            "bash", repositoryRoot.appendingPathComponent("Scripts/demo-walk.sh").path,
-        ])
-        #expect(walk.status == 0, "\(walk.output)")
-        for step in ["walk: planned acc_", "walk: booked apt_", "walk: checked in, visit vis_", "walk: accounts holds promise ptp_",
-                     "walk: done"] {
-            #expect(walk.output.contains(step), "missing '\(step)' in:\n\(walk.output)")
+        ]
+        func walk(_ extra: [String] = []) async throws -> (status: Int32, output: String) {
+            let result = try await runProcessDetached("env", environment + extra + [
+                "bash", repositoryRoot.appendingPathComponent("Scripts/demo-walk.sh").path,
+            ])
+            print(result.output)
+            #expect(!result.output.contains("Traceback"), "a Python traceback:\n\(result.output)")
+            return (result.status, result.output)
         }
-        // What the walk did is in the services: the appointment completed, the promise on the account.
-        let line = try #require(walk.output.split(separator: "\n").first { $0.hasPrefix("walk: accounts holds promise") })
-        let visitID = try #require(line.split(separator: " ").last.map(String.init))
-        let platform = try await cluster.token(["--role", "platform"])
-        let visits = GRPCClient(targets: [GRPCClient.Target(visitsProcess.address)!])
-        let visit = try await visits.unary(VisitsV1.VisitsService.getVisit, VisitsV1.GetVisitRequest(visitId: visitID), metadata: platform)
-        #expect(visit.state == .checkedOut && visit.checkIns.count == 2 && visit.outcome?.code == .promiseToPay)
+        var walked: [String] = []
+        for round in 1...3 {
+            let result = try await walk()
+            #expect(result.status == 0, "walk \(round):\n\(result.output)")
+            for step in ["walk: planned acc_", "walk: booked apt_", "walk: checked in, visit vis_", "walk: accounts holds promise ptp_",
+                         "walk: done"] {
+                #expect(result.output.contains(step), "walk \(round): missing '\(step)' in:\n\(result.output)")
+            }
+            // What the walk did is in the services: the appointment completed, the promise on the account.
+            let planned = try #require(result.output.split(separator: "\n").first { $0.hasPrefix("walk: planned ") })
+            let account = String(planned.split(separator: " ")[2])
+            let line = try #require(result.output.split(separator: "\n").first { $0.hasPrefix("walk: accounts holds promise") })
+            let visitID = try #require(line.split(separator: " ").last.map(String.init))
+            let visit = try await visits.unary(VisitsV1.VisitsService.getVisit, VisitsV1.GetVisitRequest(visitId: visitID), metadata: platform)
+            #expect(visit.state == .checkedOut && visit.checkIns.count == 2 && visit.outcome?.code == .promiseToPay)
+            #expect(visit.accountId == account)
+            #expect(!walked.contains(account), "walk \(round) walked \(account) again (walked before: \(walked))")
+            walked.append(account)
+
+            // The visited account, with its promise, is no candidate now: its region's plan
+            // lists it as deferred, naming the promise and the cool-down.
+            let region = String(planned.split(separator: " ")[4])
+            var item: SchedulingV1.UnassignedItem?
+            try await Self.eventually("the walked account deferred in \(region)") {
+                item = try await plan(region).unassigned.first { $0.target == SchedulingV1.UnassignedItem.Target.accountId(account) }
+                return item?.violations.map(\.ruleId) == ["promise-pending", "visit-cool-down"]
+            }
+            #expect(item?.reason == .deferred, "\(String(describing: item))")
+            #expect(item?.violations.map(\.ruleId) == ["promise-pending", "visit-cool-down"], "\(String(describing: item))")
+        }
+        #expect(Set(walked).count == 3)
+
+        // A district without candidates: the walk says so plainly and exits 3.
+        let empty = try await walk(["DOORSTEP_REGIONS=310230"])
+        #expect(empty.status == 3, "\(empty.output)")
+        #expect(empty.output.contains("walk: no account is left to walk"), "\(empty.output)")
+
+        // The clock moved two days per walk; demo-reset puts it back.
+        let moved = try #require(Int64(String(contentsOf: clockFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(moved > 5 * Self.day, "\(moved)")
+        let reset = try await runProcessDetached("env", environment + [
+            "bash", repositoryRoot.appendingPathComponent("Scripts/demo-reset.sh").path,
+        ])
+        #expect(reset.status == 0, "\(reset.output)")
+        #expect(try String(contentsOf: clockFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        #expect(reset.output.contains("demo-reset: the demo clock is back on the wall clock"), "\(reset.output)")
+
+        await accounts.close()
+        await scheduling.close()
         await visits.close()
         for process in [visitsProcess, schedulingProcess, accountsProcess] {
             let stop = await process.stop()
@@ -470,7 +546,7 @@ struct WorkflowTests {
         }
     }
 
-    @Test("a stock Python grpcio client drives the story's first half", .timeLimit(.minutes(3)))
+    @Test("a stock Python grpcio client drives the story's first half; grpcio-status decodes the standard details of its refusals", .timeLimit(.minutes(3)))
     func grpcioStory() async throws {
         let base = DevCluster.nextShanghaiTenOClock()
         let cluster = try await DevCluster(startingAt: base)
@@ -485,7 +561,7 @@ struct WorkflowTests {
         print(result.output)
         #expect(result.status == 0, "\(result.output)")
         for step in ["open_account_remote", "reminders_then_field", "visit_candidate", "agency_and_crew", "refused_advance_notice",
-                     "booked_notified_confirmed"] {
+                     "standard_error_details", "booked_notified_confirmed"] {
             #expect(result.output.contains("ok \(step)"), "\(step) did not pass")
         }
         for process in [schedulingProcess, accountsProcess] {

@@ -22,7 +22,7 @@ final class AccountsHarness: Sendable {
     let database: SQLDatabase
     let clock = SettableClock(nowMs: testEpochMs)  // 2026-03-10T00:00:00Z
 
-    init() async throws {
+    init(configuration: AccountsService.Configuration = .defaults) async throws {
         let directory = try makeTemporaryDirectory()
         var logger = Logger(label: "doorstep.test.accounts")
         logger.logLevel = ProcessInfo.processInfo.environment["DOORSTEP_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
@@ -31,7 +31,7 @@ final class AccountsHarness: Sendable {
         let signing = try SigningKey.generate()
         issuer = TokenIssuer(key: signing)
         let clock = self.clock
-        let service = AccountsService(database: database, cipher: key, clock: ServiceClock { clock.now })
+        let service = AccountsService(database: database, cipher: key, configuration: configuration, clock: ServiceClock { clock.now })
         served = try await ServedService.start(service.definition, authenticator: try await TokenVerifier(key: signing), logger: logger)
         client = served.client
     }

@@ -209,6 +209,8 @@ final class FakeAccounts: AccountsDirectory {
         var accountsOfDebtor: [String: [AccountsV1.Account]] = [:]
         /// Candidates by region, best first.
         var candidates: [String: [AccountsV1.VisitCandidate]] = [:]
+        /// Deferred accounts by region.
+        var deferred: [String: [AccountsV1.DeferredVisitCandidate]] = [:]
         var unavailable = false
         var calls = 0
     }
@@ -228,6 +230,9 @@ final class FakeAccounts: AccountsDirectory {
     }
     func setCandidates(_ candidates: [AccountsV1.VisitCandidate], region: String) {
         state.withLock { $0.candidates[region] = candidates }
+    }
+    func setDeferred(_ deferred: [AccountsV1.DeferredVisitCandidate], region: String) {
+        state.withLock { $0.deferred[region] = deferred }
     }
     func setOnHold(_ accountID: String, _ onHold: Bool) { state.withLock { $0.facts[accountID]?.onHold = onHold } }
     func setUnavailable(_ unavailable: Bool) { state.withLock { $0.unavailable = unavailable } }
@@ -264,8 +269,9 @@ final class FakeAccounts: AccountsDirectory {
         return current.accountsOfDebtor[debtorID] ?? []
     }
 
-    func candidates(region: String, limit: Int) async throws(RPCError) -> [AccountsV1.VisitCandidate] {
+    func candidates(region: String, limit: Int) async throws(RPCError) -> VisitCandidates {
         let current = try snapshot()
-        return Array((current.candidates[region] ?? []).prefix(limit))
+        return VisitCandidates(candidates: Array((current.candidates[region] ?? []).prefix(limit)),
+                               deferred: current.deferred[region] ?? [])
     }
 }

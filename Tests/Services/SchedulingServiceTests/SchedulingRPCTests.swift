@@ -719,6 +719,66 @@ struct SchedulingRPCTests {
         await harness.close()
     }
 
+    @Test("PlanDay lists the accounts accounts defers as DEFERRED with their rules, never as stops; a manager sees only its own",
+          .timeLimit(.minutes(1)))
+    func planDayDeferred() async throws {
+        let harness = try await SchedulingHarness()
+        let world = try await harness.setUpWorld()
+        let now = harness.clock.now
+        let candidateID = IDGenerator.make(prefix: "acc", nowMs: now)
+        let promised = IDGenerator.make(prefix: "acc", nowMs: now)
+        let keeping = IDGenerator.make(prefix: "acc", nowMs: now)
+        let otherAgency = IDGenerator.make(prefix: "agy", nowMs: now)
+        harness.accounts.setCandidates([AccountsV1.VisitCandidate(
+            accountId: candidateID, debtorId: IDGenerator.make(prefix: "dbt", nowMs: now), rank: 1,
+            address: TypeV1.Address(text: "上海市浦东新区", regionCode: "310115", location: Places.nearby),
+            timeZone: "Asia/Shanghai", daysPastDue: 45, expectedRecovery: TypeV1.Money(amountMinor: 500_000, currencyCode: "CNY"),
+            assignedAgencyId: world.agency.id)], region: "310115")
+        let promiseReasons = [
+            TypeV1.Violation(ruleId: "promise-pending", detail: "promise ptp_1 to pay by 2026-03-13 is pending"),
+            TypeV1.Violation(ruleId: "visit-cool-down", detail: "visited on 2026-03-10; cn-2026 allows the next visit from 2026-03-17"),
+        ]
+        harness.accounts.setDeferred([
+            AccountsV1.DeferredVisitCandidate(accountId: promised, assignedAgencyId: world.agency.id, reasons: promiseReasons,
+                                              candidateFromDate: TypeV1.Date(year: 2026, month: 3, day: 17)),
+            AccountsV1.DeferredVisitCandidate(accountId: keeping, assignedAgencyId: otherAgency,
+                                              reasons: [TypeV1.Violation(ruleId: "plan-kept", detail: "repayment plan rpl_1 is being kept")]),
+        ], region: "310115")
+        let day = TypeV1.Date(year: 2026, month: 3, day: 12)
+        let request = SchedulingV1.PlanDayRequest(regionCode: "310115", date: day,
+                                                  options: SchedulingV1.PlanDayOptions(fillWithCandidates: true))
+        let plan = try await harness.client.unary(S.planDay, request, metadata: harness.platform)
+        let stops = plan.routes.flatMap(\.stops).compactMap { stop -> String? in
+            if case .accountId(let id)? = stop.target { return id }
+            return nil
+        }
+        #expect(!stops.contains(promised) && !stops.contains(keeping), "\(plan.routes)")
+        func leftOut(_ id: String, in plan: SchedulingV1.PlanDayResponse) -> SchedulingV1.UnassignedItem? {
+            plan.unassigned.first { $0.target == SchedulingV1.UnassignedItem.Target.accountId(id) }
+        }
+        let promiseItem = try #require(leftOut(promised, in: plan), "\(plan.unassigned)")
+        #expect(promiseItem.reason == .deferred)
+        #expect(promiseItem.violations == promiseReasons)
+        #expect(promiseItem.detail == "not a visit candidate until 2026-03-17: promise-pending, visit-cool-down", "\(promiseItem.detail)")
+        let planItem = try #require(leftOut(keeping, in: plan), "\(plan.unassigned)")
+        #expect(planItem.reason == .deferred)
+        #expect(planItem.detail == "not a visit candidate while its repayment plan is kept: plan-kept", "\(planItem.detail)")
+        #expect(plan.totals?.unassigned == Int32(plan.unassigned.count))
+        // The candidate itself is routed or left out for a reason of its own, never DEFERRED.
+        #expect(leftOut(candidateID, in: plan)?.reason != .deferred)
+
+        // An agency manager sees only its own agency's deferred accounts.
+        let manager = try await harness.metadata(.agencyManager, agency: world.agency.id)
+        let own = try await harness.client.unary(S.planDay, request, metadata: manager)
+        #expect(leftOut(promised, in: own)?.reason == .deferred)
+        #expect(leftOut(keeping, in: own) == nil, "\(own.unassigned)")
+        // Without candidates nothing is asked of accounts, and nothing is listed as deferred.
+        let bare = try await harness.client.unary(S.planDay, SchedulingV1.PlanDayRequest(regionCode: "310115", date: day),
+                                                  metadata: harness.platform)
+        #expect(bare.unassigned.allSatisfy { $0.reason != .deferred })
+        await harness.close()
+    }
+
     // MARK: 11. Contact budget
 
     @Test("GetContactBudget: connected calls from accounts' counters, visits from live appointments", .timeLimit(.minutes(1)))

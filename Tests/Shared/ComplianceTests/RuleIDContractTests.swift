@@ -61,7 +61,7 @@ struct RuleIDContractTests {
         for rule in RuleID.allCases {
             #expect(!rule.statement.isEmpty, "\(rule.rawValue)")
         }
-        #expect(RuleID.packRules.count == 18)
+        #expect(RuleID.packRules.count == 19)
         for pack in RulePacks.all {
             for rule in pack.rules {
                 #expect(RuleID(rawValue: rule.id)?.source == .pack, "\(pack.id): \(rule.id)")

@@ -25,6 +25,8 @@ struct RulePackFileTests {
         #expect(try #require(pack.rule(.advanceNotice)).text.contains(String(pack.advanceNoticeHours)))
         #expect(try #require(pack.rule(.visitDailyCap)).text.contains(String(pack.visitDailyCap)))
         #expect(try #require(pack.rule(.visitWeeklyCap)).text.contains(String(pack.visitWeeklyCap)))
+        #expect(pack.visitCoolDownDays == 7)
+        #expect(try #require(pack.rule(.visitCoolDown)).text.contains(String(pack.visitCoolDownDays)))
         if let limit = pack.dailyConnectedCallsPerDebtor {
             #expect(try #require(pack.rule(.dailyConnectedCalls)).text.contains(String(limit)))
         }
@@ -54,11 +56,13 @@ struct RulePackFileTests {
         custom.id = "cn-2026-pilot"
         custom.version = "2026.2"
         custom.visitWeeklyCap = 3
+        custom.visitCoolDownDays = 10
         let path = directory.appendingPathComponent("pilot.json").path
         try custom.jsonData().write(to: URL(fileURLWithPath: path))
         let loaded = try RulePacks.resolve(path)
         #expect(loaded.id == "cn-2026-pilot")
         #expect(loaded.visitWeeklyCap == 3)
+        #expect(loaded.visitCoolDownDays == 10)
 
         func problem(_ edit: (inout [String: Any]) -> Void) throws -> String {
             var object = try #require(JSONSerialization.jsonObject(with: try RulePacks.cn2026.jsonData()) as? [String: Any])
@@ -78,6 +82,20 @@ struct RulePackFileTests {
         #expect(try problem { $0["rules"] = [["id": "no-such-rule", "text": "x", "source": ""]] }.contains("unknown rule id 'no-such-rule'"))
         #expect(try problem { $0["rules"] = [] as [Any] }.contains("no text for 'contact-hours'"))
         #expect(try problem { _ in }.isEmpty)
+        // The visit cool-down: a file without it gets 7 days; 0 turns it off (no rule text
+        // needed then); out of range or turned on without its text is refused.
+        let withoutCoolDown = try #require(JSONSerialization.jsonObject(with: try RulePacks.cn2026.jsonData()) as? [String: Any])
+            .filter { $0.key != "visit_cool_down_days" }
+        #expect(try RulePack.decode(json: try JSONSerialization.data(withJSONObject: withoutCoolDown), source: "older.json").visitCoolDownDays == 7)
+        #expect(try problem { $0["visit_cool_down_days"] = -1 }.contains("visit_cool_down_days: must be 0-365"))
+        #expect(try problem { $0["visit_cool_down_days"] = 366 }.contains("visit_cool_down_days: must be 0-365"))
+        #expect(try problem {
+            $0["visit_cool_down_days"] = 0
+            $0["rules"] = ($0["rules"] as? [[String: Any]] ?? []).filter { $0["id"] as? String != "visit-cool-down" }
+        }.isEmpty)
+        #expect(try problem {
+            $0["rules"] = ($0["rules"] as? [[String: Any]] ?? []).filter { $0["id"] as? String != "visit-cool-down" }
+        }.contains("no text for 'visit-cool-down'"))
         #expect(throws: RulePackFileError.self) { try RulePack.load(path: directory.appendingPathComponent("missing.json").path) }
     }
 }

@@ -47,9 +47,20 @@ struct DomainErrorTests {
         let status = try TypeV1.RpcStatus(decoding: try #require(received.details, "no status details on \(received)"))
         #expect(status.code == Int32(expected.code.rawValue) && status.message == expected.message)
         let detail = try #require(status.details.first)
-        #expect(status.details.count == 1)
+        #expect(status.details.count == 2)
         #expect(detail.typeUrl == "type.googleapis.com/doorstep.type.v1.Refusal")
         #expect(try TypeV1.Refusal(decoding: detail.value).violations == [violation])
+        // The standard detail beside it: the rule as a precondition failure, a field as a bad request.
+        let standard = try #require(status.details.last)
+        if violation.ruleId.isEmpty {
+            #expect(standard.typeUrl == "type.googleapis.com/google.rpc.BadRequest")
+            #expect(try TypeV1.RpcBadRequest(decoding: standard.value).fieldViolations
+                == [.init(field: violation.field, detail: violation.detail)])
+        } else {
+            #expect(standard.typeUrl == "type.googleapis.com/google.rpc.PreconditionFailure")
+            #expect(try TypeV1.RpcPreconditionFailure(decoding: standard.value).violations
+                == [.init(type: violation.ruleId, subject: violation.subjectId, detail: violation.detail)])
+        }
     }
 
     /// The error a client receives from a unary method whose handler throws `error`, over the

@@ -42,30 +42,39 @@ extension AccountsService {
         let fieldAccounts = try await store.database.read { db in
             try store.accounts(db, stage: .field, region: region).map { ($0, try store.contactStats(db, accountID: $0.id)) }
         }
-        var ranked: [AccountsV1.Account] = []
+        var ranked: [(account: AccountsV1.Account, lastVisitMs: Int64)] = []
+        var deferred: [AccountsV1.DeferredVisitCandidate] = []
         for (stored, contacts) in fieldAccounts {
             var account = stored
-            guard !account.onHold, !excluded.contains(account.id), !Self.hasKeptPlan(account),
-                  scope.sees(agencyID: account.assignedAgencyId) else { continue }
-            let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
+            guard !account.onHold, !excluded.contains(account.id), scope.sees(agencyID: account.assignedAgencyId) else { continue }
+            let zone = TimeZone(identifier: account.debtorTimeZone) ?? .gmt
+            let today = CivilDate.today(in: zone, nowMs: now)
+            if let deferral = VisitDeferral.of(account, today: today, zone: zone, nowMs: now, lastVisitMs: contacts.lastVisitMs,
+                                               pack: configuration.rulePack) {
+                deferred.append(AccountsV1.DeferredVisitCandidate(
+                    accountId: account.id, assignedAgencyId: account.assignedAgencyId, reasons: deferral.reasons,
+                    candidateFromDate: deferral.candidateFrom?.proto))
+                continue
+            }
             Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
             guard (account.risk?.expectedRecovery?.amountMinor ?? 0) >= minimum else { continue }
-            ranked.append(account)
+            ranked.append((account, contacts.lastVisitMs))
         }
         // Expected recovery (highest first), then days past due (highest first), then id.
         ranked.sort {
-            let (a, b) = ($0.risk?.expectedRecovery?.amountMinor ?? 0, $1.risk?.expectedRecovery?.amountMinor ?? 0)
+            let (x, y) = ($0.account, $1.account)
+            let (a, b) = (x.risk?.expectedRecovery?.amountMinor ?? 0, y.risk?.expectedRecovery?.amountMinor ?? 0)
             if a != b { return a > b }
-            if $0.daysPastDue != $1.daysPastDue { return $0.daysPastDue > $1.daysPastDue }
-            return $0.id < $1.id
+            if x.daysPastDue != y.daysPastDue { return x.daysPastDue > y.daysPastDue }
+            return x.id < y.id
         }
         let page = ranked.dropFirst(offset).prefix(pageSize)
-        let debtorIDs = Array(Set(page.map(\.debtorId)))
+        let debtorIDs = Array(Set(page.map(\.account.debtorId)))
         let debtors = try await store.database.read { db in
             try debtorIDs.reduce(into: [String: AccountsV1.Debtor]()) { $0[$1] = try store.debtor(db, id: $1) }
         }
         var response = AccountsV1.ListVisitCandidatesResponse()
-        for (index, account) in zip(page.indices, page) {
+        for (index, (account, lastVisitMs)) in zip(page.indices, page) {
             // A debtor without coordinates cannot be visited (rule `debtor-location`).
             guard let debtor = debtors[account.debtorId], let address = debtor.address, address.location != nil else { continue }
             response.candidates.append(AccountsV1.VisitCandidate(
@@ -74,17 +83,14 @@ extension AccountsService {
                 daysPastDue: account.daysPastDue, bucket: account.bucket, overdueAmount: account.overdueAmount,
                 expectedRecovery: account.risk?.expectedRecovery, riskScore: account.risk?.score ?? 0,
                 riskTier: account.risk?.tier ?? .unspecified, paymentProbability30dBp: account.risk?.paymentProbability30dBp ?? 0,
-                assignedAgencyId: account.assignedAgencyId, lastVisitMs: 0, accountVersion: account.version))
+                assignedAgencyId: account.assignedAgencyId, lastVisitMs: lastVisitMs, accountVersion: account.version))
+        }
+        if request.includeDeferred && offset == 0 {
+            response.deferred = deferred.sorted { $0.accountId < $1.accountId }
         }
         if offset + pageSize < ranked.count {
             response.nextPageToken = ListPageToken(afterRow: Int64(offset + pageSize), filter: ListPageToken.digest(filterKey)).text
         }
         return response
-    }
-
-    /// An accepted repayment plan that is being kept pauses field visits.
-    static func hasKeptPlan(_ account: AccountsV1.Account) -> Bool {
-        guard !account.activePlanId.isEmpty else { return false }
-        return account.repaymentPlans.contains { $0.id == account.activePlanId && $0.status == .accepted }
     }
 }

@@ -7,10 +7,12 @@ import Validation
 /// The accounts service's SQLite schema and row mapping. Each resource is stored as its
 /// protobuf encoding (`body`) beside the columns it is looked up by; a debtor's whole record
 /// (national ID and phone numbers included) is sealed with AES-GCM, bound to its id.
-/// Remote contact attempts about an account and how many connected (risk's contact factor).
+/// Remote contact attempts about an account and how many connected (risk's contact factor),
+/// and when its last visit took place (0 = never; visit candidates' cool-down).
 struct ContactStats: Sendable, Hashable {
     var remote = 0
     var connected = 0
+    var lastVisitMs: Int64 = 0
 }
 
 struct AccountsStore: Sendable {
@@ -291,11 +293,17 @@ struct AccountsStore: Sendable {
         }
     }
 
-    /// Remote attempts about one account, and how many reached someone (the risk factor).
+    /// Remote attempts about one account, how many reached someone (the risk factor), and
+    /// when the last visit attempt took place (the only attempts that are not remote are
+    /// visits, reported by the visits service with the crew's check-in time).
     func contactStats(_ db: SQLSession, accountID: String) throws -> ContactStats {
-        let row = try db.fetchOne(sql: "SELECT COALESCE(SUM(remote), 0) AS remote, COALESCE(SUM(remote * connected), 0) AS connected FROM contact_attempts WHERE account_id = ?",
+        let row = try db.fetchOne(sql: """
+                SELECT COALESCE(SUM(remote), 0) AS remote, COALESCE(SUM(remote * connected), 0) AS connected,
+                       COALESCE(MAX(CASE WHEN remote = 0 THEN attempted_ms END), 0) AS last_visit_ms
+                FROM contact_attempts WHERE account_id = ?
+                """,
             arguments: [accountID])
-        return ContactStats(remote: row?["remote"] ?? 0, connected: row?["connected"] ?? 0)
+        return ContactStats(remote: row?["remote"] ?? 0, connected: row?["connected"] ?? 0, lastVisitMs: row?["last_visit_ms"] ?? 0)
     }
 
     /// Every account in `stage` whose debtor lives in `region`.

@@ -54,13 +54,14 @@ extension SchedulingService {
             try Self.loadDay(db, store, region: region, agencyID: agencyFilter, dayStartMs: dayStart, dayEndMs: dayEnd, states: states)
         }
         var candidates: [AccountsV1.VisitCandidate] = []
+        var deferred: [AccountsV1.DeferredVisitCandidate] = []
         if options.fillWithCandidates {
             let booked = Set(day.allLive.map(\.accountId))
             // Accounts answers scheduling (role service) with every candidate of the region;
             // the caller's scope decides which of them it may plan.
-            candidates = try await accounts.candidates(region: region, limit: maxCandidates).filter {
-                !booked.contains($0.accountId) && scope.sees(agencyID: $0.assignedAgencyId)
-            }
+            let listed = try await accounts.candidates(region: region, limit: maxCandidates)
+            candidates = listed.candidates.filter { !booked.contains($0.accountId) && scope.sees(agencyID: $0.assignedAgencyId) }
+            deferred = listed.deferred.filter { !booked.contains($0.accountId) && scope.sees(agencyID: $0.assignedAgencyId) }
         }
         let candidateAccounts = candidates.map(\.accountId)
         let candidateBookings = try await store.database.read { db in
@@ -75,7 +76,7 @@ extension SchedulingService {
         var planner = DayPlanner(
             configuration: configuration, date: date, zone: zone, dayStartMs: dayStart, nowMs: now, costPerKmMinor: costPerKm,
             fill: options.fillWithCandidates)
-        let problem = planner.build(day: day, candidates: candidates, candidateBookings: candidateBookings)
+        let problem = planner.build(day: day, candidates: candidates, deferred: deferred, candidateBookings: candidateBookings)
         let seed = try Self.planSeed(request)
         let started = ContinuousClock.now
         let customers = problem.customers.count
@@ -224,6 +225,7 @@ struct DayPlanner {
     }
 
     mutating func build(day: SchedulingService.PlanningDay, candidates: [AccountsV1.VisitCandidate],
+                        deferred: [AccountsV1.DeferredVisitCandidate] = [],
                         candidateBookings: [String: [BookedVisit]]) -> VRPTWProblem {
         // Booked crews first, in order of their first appointment.
         var crewIndex: [[String]: Int] = [:]
@@ -286,6 +288,14 @@ struct DayPlanner {
             targets[nodes.count] = .appointment(appointment)
             nodes.append(VRPTWNode(x: location.latitude, y: location.longitude, demand: 1, ready: ready, due: due,
                                    serviceTime: serviceSeconds, isRequired: true, vehicle: vehicle))
+        }
+        // Accounts accounts defers for now (a pending promise, a kept plan, a recent visit).
+        for account in deferred {
+            let until = account.candidateFromDate.flatMap(CivilDate.init).map { "until \($0)" } ?? "while its repayment plan is kept"
+            var entry = item(account: account.accountId, .deferred,
+                             "not a visit candidate \(until): \(account.reasons.map(\.ruleId).joined(separator: ", "))")
+            entry.violations = account.reasons
+            unassigned.append(entry)
         }
         for candidate in candidates {
             guard let location = candidate.address?.location else {

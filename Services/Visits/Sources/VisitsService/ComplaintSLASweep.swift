@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Models
 import RPCWire
 import ServiceKit
@@ -29,7 +30,7 @@ public struct ComplaintSLASweep: Service {
     public func sweep() async throws -> Int {
         let now = clock.nowMs()
         let store = VisitsStore(database: database)
-        return try await database.write { db in
+        let recorded = try await database.write { db in
             var count = 0
             for id in try store.unnotedBreaches(db, nowMs: now, limit: 500) {
                 guard var complaint = try store.complaint(db, id: id)?.value else { continue }
@@ -45,7 +46,13 @@ public struct ComplaintSLASweep: Service {
             }
             return count
         }
+        Self.breaches.increment(by: recorded)
+        return recorded
     }
+
+    /// `doorstep_complaints_sla_breached_total`: breaches recorded (once per complaint, by
+    /// whichever replica's pass recorded it).
+    static let breaches = Counter(label: "doorstep_complaints_sla_breached_total")
 
     public func run() async throws {
         await runPeriodically(every: interval, exclusive: ExclusiveJob(database: database, job: "complaint-sla-sweep", clock: clock),

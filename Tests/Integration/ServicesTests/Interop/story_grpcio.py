@@ -11,6 +11,9 @@ plain bearer JWTs. Against the three running services (dev mode, started with
   4. registers an agency and a crew of two collectors,
   5. books a visit 23 hours ahead -> FAILED_PRECONDITION naming `advance-notice`, in the message
      and in the Refusal carried by grpc-status-details-bin; nothing is booked,
+  5b. decodes refusals with the stock grpcio-status package: the google.rpc.PreconditionFailure
+     of a booking that breaks two rules lists both rule ids, a booking without request_id
+     carries a google.rpc.BadRequest naming the field,
   6. books a visit two days ahead -> PROPOSED, and waits until its notice is delivered
      (NOTIFIED), then confirms it.
 
@@ -29,6 +32,8 @@ import time
 import uuid
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 import signal  # noqa: E402
 signal.pthread_sigmask(signal.SIG_SETMASK, [])
@@ -39,6 +44,11 @@ from services_interop import load_stubs  # noqa: E402
 SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
+
+
+def later_window(base):
+    """10:00 two days after BASE_MS: enough notice, lawful hours."""
+    return base + 2 * DAY_MS
 
 
 def main():
@@ -134,6 +144,44 @@ def main():
     listed = scheduling.ListAppointments(s.scheduling.ListAppointmentsRequest(account_id=account.id), metadata=metadata, timeout=10)
     assert len(listed.appointments) == 0
     step("refused_advance_notice")
+
+    # 5b. The same refusals as stock tools see them: grpcio-status decodes the standard
+    #     google.rpc details beside the Refusal, every rule id in the PreconditionFailure and
+    #     every field in the BadRequest.
+    night = base + 13 * HOUR_MS  # 23:00 the same day: too little notice and outside lawful hours
+    for request, code, kind in [
+        (s.scheduling.BookAppointmentRequest(
+            request_id=str(uuid.uuid4()), account_id=account.id, crew_collector_ids=crew, window_start_ms=night,
+            window_end_ms=night + 2 * HOUR_MS, purpose=s.scheduling.VISIT_PURPOSE_DISCUSS_REPAYMENT),
+         grpc.StatusCode.FAILED_PRECONDITION, error_details_pb2.PreconditionFailure),
+        (s.scheduling.BookAppointmentRequest(
+            request_id="", account_id=account.id, crew_collector_ids=crew, window_start_ms=later_window(base),
+            window_end_ms=later_window(base) + 2 * HOUR_MS, purpose=s.scheduling.VISIT_PURPOSE_DISCUSS_REPAYMENT),
+         grpc.StatusCode.INVALID_ARGUMENT, error_details_pb2.BadRequest),
+    ]:
+        try:
+            scheduling.BookAppointment(request, metadata=metadata, timeout=10)
+            raise AssertionError("the booking must be refused: %s" % request)
+        except grpc.RpcError as error:
+            assert error.code() == code, (error.code(), error.details())
+            rich = rpc_status.from_call(error)
+            assert rich is not None and rich.code == code.value[0], rich
+            refusal = s.types.Refusal.FromString(rich.details[0].value)
+            standard = [detail for detail in rich.details if detail.Is(kind.DESCRIPTOR)]
+            assert len(standard) == 1, [detail.type_url for detail in rich.details]
+            unpacked = kind()
+            standard[0].Unpack(unpacked)
+            if kind is error_details_pb2.PreconditionFailure:
+                rules = [v.type for v in unpacked.violations]
+                assert rules == [v.rule_id for v in refusal.violations], (rules, refusal)
+                assert {"advance-notice", "contact-hours"} <= set(rules), rules
+                assert all(v.description for v in unpacked.violations), unpacked
+            else:
+                fields = [v.field for v in unpacked.field_violations]
+                assert fields == [v.field for v in refusal.violations] and "request_id" in fields, (fields, refusal)
+    assert len(scheduling.ListAppointments(s.scheduling.ListAppointmentsRequest(account_id=account.id),
+                                           metadata=metadata, timeout=10).appointments) == 0
+    step("standard_error_details")
 
     # 6. Two days ahead: booked, announced, confirmed.
     later = base + 2 * DAY_MS

@@ -41,6 +41,19 @@ public struct AccountFacts: Sendable, Hashable {
     }
 }
 
+/// A region's visit candidates as a day plan reads them (accounts.proto
+/// `ListVisitCandidatesResponse`): the top-ranked candidates, best first, and the accounts
+/// accounts defers for now, with why.
+public struct VisitCandidates: Sendable, Hashable {
+    public var candidates: [AccountsV1.VisitCandidate]
+    public var deferred: [AccountsV1.DeferredVisitCandidate]
+
+    public init(candidates: [AccountsV1.VisitCandidate] = [], deferred: [AccountsV1.DeferredVisitCandidate] = []) {
+        self.candidates = candidates
+        self.deferred = deferred
+    }
+}
+
 /// The accounts service as scheduling uses it: account facts for compliance, visit
 /// candidates for day plans, and a debtor's accounts with their contact counters for the
 /// contact budget. Errors are `RPCError`s ready to return to scheduling's caller, mapped by
@@ -50,8 +63,9 @@ public protocol AccountsDirectory: Sendable {
     func account(_ accountID: String) async throws(RPCError) -> AccountFacts
     func debtor(_ debtorID: String) async throws(RPCError) -> AccountsV1.Debtor
     func accounts(ofDebtor debtorID: String) async throws(RPCError) -> [AccountsV1.Account]
-    /// Up to `limit` top-ranked visit candidates of the region, best first.
-    func candidates(region: String, limit: Int) async throws(RPCError) -> [AccountsV1.VisitCandidate]
+    /// Up to `limit` top-ranked visit candidates of the region, best first, and the region's
+    /// deferred accounts.
+    func candidates(region: String, limit: Int) async throws(RPCError) -> VisitCandidates
 }
 
 /// `AccountsDirectory` over gRPC: calls the accounts service as role `service`
@@ -94,16 +108,18 @@ public final class GRPCAccountsDirectory: AccountsDirectory {
         return result
     }
 
-    public func candidates(region: String, limit: Int) async throws(RPCError) -> [AccountsV1.VisitCandidate] {
-        var result: [AccountsV1.VisitCandidate] = []
+    public func candidates(region: String, limit: Int) async throws(RPCError) -> VisitCandidates {
+        var result = VisitCandidates()
         var token = ""
         repeat {
-            let size = Int32(min(500, limit - result.count))
-            let page = try await call(AccountsV1.AccountsService.listVisitCandidates,
-                                      AccountsV1.ListVisitCandidatesRequest(regionCode: region, pageSize: size, pageToken: token))
-            result += page.candidates
+            let size = Int32(min(500, limit - result.candidates.count))
+            let page = try await call(AccountsV1.AccountsService.listVisitCandidates, AccountsV1.ListVisitCandidatesRequest(
+                regionCode: region, pageSize: size, pageToken: token, includeDeferred: token.isEmpty))
+            result.candidates += page.candidates
+            result.deferred += page.deferred
             token = page.nextPageToken
-        } while !token.isEmpty && result.count < limit
-        return Array(result.prefix(limit))
+        } while !token.isEmpty && result.candidates.count < limit
+        result.candidates = Array(result.candidates.prefix(limit))
+        return result
     }
 }

@@ -50,6 +50,7 @@ typedef struct Doorstep__Accounts__V1__EvaluateStagesResponse Doorstep__Accounts
 typedef struct Doorstep__Accounts__V1__RiskAssessment Doorstep__Accounts__V1__RiskAssessment;
 typedef struct Doorstep__Accounts__V1__RiskFactor Doorstep__Accounts__V1__RiskFactor;
 typedef struct Doorstep__Accounts__V1__ListVisitCandidatesRequest Doorstep__Accounts__V1__ListVisitCandidatesRequest;
+typedef struct Doorstep__Accounts__V1__DeferredVisitCandidate Doorstep__Accounts__V1__DeferredVisitCandidate;
 typedef struct Doorstep__Accounts__V1__VisitCandidate Doorstep__Accounts__V1__VisitCandidate;
 typedef struct Doorstep__Accounts__V1__ListVisitCandidatesResponse Doorstep__Accounts__V1__ListVisitCandidatesResponse;
 typedef struct Doorstep__Accounts__V1__LegalReferral Doorstep__Accounts__V1__LegalReferral;
@@ -2165,10 +2166,48 @@ struct  Doorstep__Accounts__V1__ListVisitCandidatesRequest
    */
   size_t n_exclude_account_ids;
   char **exclude_account_ids;
+  /*
+   * Also list, in the first page's response (deferred), the region's FIELD
+   * accounts that are not candidates for now and why. Default false.
+   */
+  protobuf_c_boolean include_deferred;
 };
 #define DOORSTEP__ACCOUNTS__V1__LIST_VISIT_CANDIDATES_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__list_visit_candidates_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0 }
+
+
+/*
+ * An account of the region in FIELD, on no hold, that is not a visit
+ * candidate for now, with why.
+ */
+struct  Doorstep__Accounts__V1__DeferredVisitCandidate
+{
+  ProtobufCMessage base;
+  /*
+   * The account.
+   */
+  char *account_id;
+  /*
+   * Agency the account is assigned to; empty if none.
+   */
+  char *assigned_agency_id;
+  /*
+   * Every reason, each naming its rule: `promise-pending`, `plan-kept`,
+   * `visit-cool-down`.
+   */
+  size_t n_reasons;
+  Doorstep__Type__V1__Violation **reasons;
+  /*
+   * The first debtor-local date on which none of the reasons holds any
+   * more, as far as is known now; absent while a repayment plan is kept
+   * (the plan decides).
+   */
+  Doorstep__Type__V1__Date *candidate_from_date;
+};
+#define DOORSTEP__ACCOUNTS__V1__DEFERRED_VISIT_CANDIDATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__deferred_visit_candidate__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL }
 
 
 /*
@@ -2238,7 +2277,8 @@ struct  Doorstep__Accounts__V1__VisitCandidate
    */
   char *assigned_agency_id;
   /*
-   * When the last visit attempt was recorded; 0 = never visited.
+   * When the last visit attempt of the account took place (as visits
+   * reported it); 0 = never visited.
    */
   int64_t last_visit_ms;
   /*
@@ -2266,10 +2306,16 @@ struct  Doorstep__Accounts__V1__ListVisitCandidatesResponse
    * Token for the next page; empty when this is the last page.
    */
   char *next_page_token;
+  /*
+   * With include_deferred, in the first page only: the deferred accounts,
+   * by account id.
+   */
+  size_t n_deferred;
+  Doorstep__Accounts__V1__DeferredVisitCandidate **deferred;
 };
 #define DOORSTEP__ACCOUNTS__V1__LIST_VISIT_CANDIDATES_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__list_visit_candidates_response__descriptor) \
-    , 0,NULL, (char *)protobuf_c_empty_string }
+    , 0,NULL, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 /*
@@ -3218,6 +3264,25 @@ Doorstep__Accounts__V1__ListVisitCandidatesRequest *
 void   doorstep__accounts__v1__list_visit_candidates_request__free_unpacked
                      (Doorstep__Accounts__V1__ListVisitCandidatesRequest *message,
                       ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__DeferredVisitCandidate methods */
+void   doorstep__accounts__v1__deferred_visit_candidate__init
+                     (Doorstep__Accounts__V1__DeferredVisitCandidate         *message);
+size_t doorstep__accounts__v1__deferred_visit_candidate__get_packed_size
+                     (const Doorstep__Accounts__V1__DeferredVisitCandidate   *message);
+size_t doorstep__accounts__v1__deferred_visit_candidate__pack
+                     (const Doorstep__Accounts__V1__DeferredVisitCandidate   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__deferred_visit_candidate__pack_to_buffer
+                     (const Doorstep__Accounts__V1__DeferredVisitCandidate   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__DeferredVisitCandidate *
+       doorstep__accounts__v1__deferred_visit_candidate__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__deferred_visit_candidate__free_unpacked
+                     (Doorstep__Accounts__V1__DeferredVisitCandidate *message,
+                      ProtobufCAllocator *allocator);
 /* Doorstep__Accounts__V1__VisitCandidate methods */
 void   doorstep__accounts__v1__visit_candidate__init
                      (Doorstep__Accounts__V1__VisitCandidate         *message);
@@ -3512,6 +3577,9 @@ typedef void (*Doorstep__Accounts__V1__RiskFactor_Closure)
 typedef void (*Doorstep__Accounts__V1__ListVisitCandidatesRequest_Closure)
                  (const Doorstep__Accounts__V1__ListVisitCandidatesRequest *message,
                   void *closure_data);
+typedef void (*Doorstep__Accounts__V1__DeferredVisitCandidate_Closure)
+                 (const Doorstep__Accounts__V1__DeferredVisitCandidate *message,
+                  void *closure_data);
 typedef void (*Doorstep__Accounts__V1__VisitCandidate_Closure)
                  (const Doorstep__Accounts__V1__VisitCandidate *message,
                   void *closure_data);
@@ -3762,6 +3830,7 @@ extern const ProtobufCMessageDescriptor doorstep__accounts__v1__evaluate_stages_
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__risk_assessment__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__risk_factor__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__list_visit_candidates_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__deferred_visit_candidate__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__visit_candidate__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__list_visit_candidates_response__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__legal_referral__descriptor;

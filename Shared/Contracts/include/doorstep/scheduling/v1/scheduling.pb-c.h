@@ -306,7 +306,14 @@ typedef enum _Doorstep__Scheduling__V1__UnassignedReason {
   /*
    * The solver's time limit ran out before it could be placed.
    */
-  DOORSTEP__SCHEDULING__V1__UNASSIGNED_REASON__UNASSIGNED_REASON_TIME_LIMIT = 9
+  DOORSTEP__SCHEDULING__V1__UNASSIGNED_REASON__UNASSIGNED_REASON_TIME_LIMIT = 9,
+  /*
+   * The account is not a visit candidate for now (accounts.proto
+   * ListVisitCandidates): a pending promise to pay, a repayment plan being
+   * kept, or a recent visit; see violations (`promise-pending`,
+   * `plan-kept`, `visit-cool-down`).
+   */
+  DOORSTEP__SCHEDULING__V1__UNASSIGNED_REASON__UNASSIGNED_REASON_DEFERRED = 10
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__SCHEDULING__V1__UNASSIGNED_REASON)
 } Doorstep__Scheduling__V1__UnassignedReason;
 
@@ -1608,7 +1615,8 @@ struct  Doorstep__Scheduling__V1__UnassignedItem
    */
   char *detail;
   /*
-   * The violated rules when reason is CREW_NOT_COMPLIANT or NOT_COMPLIANT.
+   * The violated rules when reason is CREW_NOT_COMPLIANT or NOT_COMPLIANT;
+   * the reasons the account is deferred when reason is DEFERRED.
    */
   size_t n_violations;
   Doorstep__Type__V1__Violation **violations;

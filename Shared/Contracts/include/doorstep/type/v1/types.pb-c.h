@@ -23,6 +23,10 @@ typedef struct Doorstep__Type__V1__Address Doorstep__Type__V1__Address;
 typedef struct Doorstep__Type__V1__Violation Doorstep__Type__V1__Violation;
 typedef struct Doorstep__Type__V1__Refusal Doorstep__Type__V1__Refusal;
 typedef struct Doorstep__Type__V1__RpcStatus Doorstep__Type__V1__RpcStatus;
+typedef struct Doorstep__Type__V1__RpcPreconditionFailure Doorstep__Type__V1__RpcPreconditionFailure;
+typedef struct Doorstep__Type__V1__RpcPreconditionFailure__Violation Doorstep__Type__V1__RpcPreconditionFailure__Violation;
+typedef struct Doorstep__Type__V1__RpcBadRequest Doorstep__Type__V1__RpcBadRequest;
+typedef struct Doorstep__Type__V1__RpcBadRequest__FieldViolation Doorstep__Type__V1__RpcBadRequest__FieldViolation;
 typedef struct Doorstep__Type__V1__AnyDetail Doorstep__Type__V1__AnyDetail;
 typedef struct Doorstep__Type__V1__Actor Doorstep__Type__V1__Actor;
 typedef struct Doorstep__Type__V1__Delivery Doorstep__Type__V1__Delivery;
@@ -344,7 +348,8 @@ struct  Doorstep__Type__V1__RpcStatus
    */
   char *message;
   /*
-   * Typed details; Doorstep sends exactly one, a Refusal.
+   * Typed details: a Refusal first, then the same violations as the
+   * standard RpcPreconditionFailure or RpcBadRequest.
    */
   size_t n_details;
   Doorstep__Type__V1__AnyDetail **details;
@@ -352,6 +357,91 @@ struct  Doorstep__Type__V1__RpcStatus
 #define DOORSTEP__TYPE__V1__RPC_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__rpc_status__descriptor) \
     , 0, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+/*
+ * One failed precondition.
+ */
+struct  Doorstep__Type__V1__RpcPreconditionFailure__Violation
+{
+  ProtobufCMessage base;
+  /*
+   * The rule's id (Violation.rule_id), e.g. "contact-hours".
+   */
+  char *type;
+  /*
+   * The entity at fault (Violation.subject_id), or empty.
+   */
+  char *subject;
+  /*
+   * What was found, for people (Violation.detail); google.rpc names this
+   * field `description` (a name the generated Swift reserves), same number.
+   */
+  char *detail;
+};
+#define DOORSTEP__TYPE__V1__RPC_PRECONDITION_FAILURE__VIOLATION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__rpc_precondition_failure__violation__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Wire-compatible mirror of google.rpc.PreconditionFailure: sent beside the
+ * Refusal of every FAILED_PRECONDITION, with type_url
+ * "type.googleapis.com/google.rpc.PreconditionFailure", so clients that know
+ * only the standard error details (grpcurl, grpcio-status) show every rule.
+ */
+struct  Doorstep__Type__V1__RpcPreconditionFailure
+{
+  ProtobufCMessage base;
+  /*
+   * One per violated rule, in the Refusal's order.
+   */
+  size_t n_violations;
+  Doorstep__Type__V1__RpcPreconditionFailure__Violation **violations;
+};
+#define DOORSTEP__TYPE__V1__RPC_PRECONDITION_FAILURE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__rpc_precondition_failure__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * One invalid request field.
+ */
+struct  Doorstep__Type__V1__RpcBadRequest__FieldViolation
+{
+  ProtobufCMessage base;
+  /*
+   * Path of the field (Violation.field), e.g. "window_start_ms".
+   */
+  char *field;
+  /*
+   * What is wrong with it (Violation.detail); google.rpc's `description`,
+   * same number.
+   */
+  char *detail;
+};
+#define DOORSTEP__TYPE__V1__RPC_BAD_REQUEST__FIELD_VIOLATION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__rpc_bad_request__field_violation__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Wire-compatible mirror of google.rpc.BadRequest: sent beside the Refusal of
+ * every INVALID_ARGUMENT that names fields, with type_url
+ * "type.googleapis.com/google.rpc.BadRequest".
+ */
+struct  Doorstep__Type__V1__RpcBadRequest
+{
+  ProtobufCMessage base;
+  /*
+   * One per invalid field, in the Refusal's order.
+   */
+  size_t n_field_violations;
+  Doorstep__Type__V1__RpcBadRequest__FieldViolation **field_violations;
+};
+#define DOORSTEP__TYPE__V1__RPC_BAD_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__rpc_bad_request__descriptor) \
+    , 0,NULL }
 
 
 /*
@@ -594,6 +684,50 @@ Doorstep__Type__V1__RpcStatus *
 void   doorstep__type__v1__rpc_status__free_unpacked
                      (Doorstep__Type__V1__RpcStatus *message,
                       ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__RpcPreconditionFailure__Violation methods */
+void   doorstep__type__v1__rpc_precondition_failure__violation__init
+                     (Doorstep__Type__V1__RpcPreconditionFailure__Violation         *message);
+/* Doorstep__Type__V1__RpcPreconditionFailure methods */
+void   doorstep__type__v1__rpc_precondition_failure__init
+                     (Doorstep__Type__V1__RpcPreconditionFailure         *message);
+size_t doorstep__type__v1__rpc_precondition_failure__get_packed_size
+                     (const Doorstep__Type__V1__RpcPreconditionFailure   *message);
+size_t doorstep__type__v1__rpc_precondition_failure__pack
+                     (const Doorstep__Type__V1__RpcPreconditionFailure   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__rpc_precondition_failure__pack_to_buffer
+                     (const Doorstep__Type__V1__RpcPreconditionFailure   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__RpcPreconditionFailure *
+       doorstep__type__v1__rpc_precondition_failure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__rpc_precondition_failure__free_unpacked
+                     (Doorstep__Type__V1__RpcPreconditionFailure *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__RpcBadRequest__FieldViolation methods */
+void   doorstep__type__v1__rpc_bad_request__field_violation__init
+                     (Doorstep__Type__V1__RpcBadRequest__FieldViolation         *message);
+/* Doorstep__Type__V1__RpcBadRequest methods */
+void   doorstep__type__v1__rpc_bad_request__init
+                     (Doorstep__Type__V1__RpcBadRequest         *message);
+size_t doorstep__type__v1__rpc_bad_request__get_packed_size
+                     (const Doorstep__Type__V1__RpcBadRequest   *message);
+size_t doorstep__type__v1__rpc_bad_request__pack
+                     (const Doorstep__Type__V1__RpcBadRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__rpc_bad_request__pack_to_buffer
+                     (const Doorstep__Type__V1__RpcBadRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__RpcBadRequest *
+       doorstep__type__v1__rpc_bad_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__rpc_bad_request__free_unpacked
+                     (Doorstep__Type__V1__RpcBadRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Doorstep__Type__V1__AnyDetail methods */
 void   doorstep__type__v1__any_detail__init
                      (Doorstep__Type__V1__AnyDetail         *message);
@@ -677,6 +811,18 @@ typedef void (*Doorstep__Type__V1__Refusal_Closure)
 typedef void (*Doorstep__Type__V1__RpcStatus_Closure)
                  (const Doorstep__Type__V1__RpcStatus *message,
                   void *closure_data);
+typedef void (*Doorstep__Type__V1__RpcPreconditionFailure__Violation_Closure)
+                 (const Doorstep__Type__V1__RpcPreconditionFailure__Violation *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__RpcPreconditionFailure_Closure)
+                 (const Doorstep__Type__V1__RpcPreconditionFailure *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__RpcBadRequest__FieldViolation_Closure)
+                 (const Doorstep__Type__V1__RpcBadRequest__FieldViolation *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__RpcBadRequest_Closure)
+                 (const Doorstep__Type__V1__RpcBadRequest *message,
+                  void *closure_data);
 typedef void (*Doorstep__Type__V1__AnyDetail_Closure)
                  (const Doorstep__Type__V1__AnyDetail *message,
                   void *closure_data);
@@ -703,6 +849,10 @@ extern const ProtobufCMessageDescriptor doorstep__type__v1__address__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__violation__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__refusal__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__rpc_status__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__rpc_precondition_failure__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__rpc_precondition_failure__violation__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__rpc_bad_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__rpc_bad_request__field_violation__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__any_detail__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__actor__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__delivery__descriptor;

@@ -1537,6 +1537,51 @@ void   doorstep__accounts__v1__list_visit_candidates_request__free_unpacked
   assert(message->base.descriptor == &doorstep__accounts__v1__list_visit_candidates_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   doorstep__accounts__v1__deferred_visit_candidate__init
+                     (Doorstep__Accounts__V1__DeferredVisitCandidate         *message)
+{
+  static const Doorstep__Accounts__V1__DeferredVisitCandidate init_value = DOORSTEP__ACCOUNTS__V1__DEFERRED_VISIT_CANDIDATE__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__deferred_visit_candidate__get_packed_size
+                     (const Doorstep__Accounts__V1__DeferredVisitCandidate *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__deferred_visit_candidate__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__deferred_visit_candidate__pack
+                     (const Doorstep__Accounts__V1__DeferredVisitCandidate *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__deferred_visit_candidate__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__deferred_visit_candidate__pack_to_buffer
+                     (const Doorstep__Accounts__V1__DeferredVisitCandidate *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__deferred_visit_candidate__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__DeferredVisitCandidate *
+       doorstep__accounts__v1__deferred_visit_candidate__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__DeferredVisitCandidate *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__deferred_visit_candidate__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__deferred_visit_candidate__free_unpacked
+                     (Doorstep__Accounts__V1__DeferredVisitCandidate *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__deferred_visit_candidate__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   doorstep__accounts__v1__visit_candidate__init
                      (Doorstep__Accounts__V1__VisitCandidate         *message)
 {
@@ -6062,7 +6107,7 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__risk_factor__descriptor
   (ProtobufCMessageInit) doorstep__accounts__v1__risk_factor__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_visit_candidates_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_visit_candidates_request__field_descriptors[6] =
 {
   {
     "region_code",
@@ -6124,9 +6169,22 @@ static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_visit_candida
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "include_deferred",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListVisitCandidatesRequest, include_deferred),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__accounts__v1__list_visit_candidates_request__field_indices_by_name[] = {
   4,   /* field[4] = exclude_account_ids */
+  5,   /* field[5] = include_deferred */
   3,   /* field[3] = min_expected_recovery */
   1,   /* field[1] = page_size */
   2,   /* field[2] = page_token */
@@ -6135,7 +6193,7 @@ static const unsigned doorstep__accounts__v1__list_visit_candidates_request__fie
 static const ProtobufCIntRange doorstep__accounts__v1__list_visit_candidates_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor doorstep__accounts__v1__list_visit_candidates_request__descriptor =
 {
@@ -6145,11 +6203,88 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__list_visit_candidates_r
   "Doorstep__Accounts__V1__ListVisitCandidatesRequest",
   "doorstep.accounts.v1",
   sizeof(Doorstep__Accounts__V1__ListVisitCandidatesRequest),
-  5,
+  6,
   doorstep__accounts__v1__list_visit_candidates_request__field_descriptors,
   doorstep__accounts__v1__list_visit_candidates_request__field_indices_by_name,
   1,  doorstep__accounts__v1__list_visit_candidates_request__number_ranges,
   (ProtobufCMessageInit) doorstep__accounts__v1__list_visit_candidates_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__deferred_visit_candidate__field_descriptors[4] =
+{
+  {
+    "account_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DeferredVisitCandidate, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "assigned_agency_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DeferredVisitCandidate, assigned_agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reasons",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__DeferredVisitCandidate, n_reasons),
+    offsetof(Doorstep__Accounts__V1__DeferredVisitCandidate, reasons),
+    &doorstep__type__v1__violation__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "candidate_from_date",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DeferredVisitCandidate, candidate_from_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__deferred_visit_candidate__field_indices_by_name[] = {
+  0,   /* field[0] = account_id */
+  1,   /* field[1] = assigned_agency_id */
+  3,   /* field[3] = candidate_from_date */
+  2,   /* field[2] = reasons */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__deferred_visit_candidate__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__deferred_visit_candidate__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.DeferredVisitCandidate",
+  "DeferredVisitCandidate",
+  "Doorstep__Accounts__V1__DeferredVisitCandidate",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__DeferredVisitCandidate),
+  4,
+  doorstep__accounts__v1__deferred_visit_candidate__field_descriptors,
+  doorstep__accounts__v1__deferred_visit_candidate__field_indices_by_name,
+  1,  doorstep__accounts__v1__deferred_visit_candidate__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__deferred_visit_candidate__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor doorstep__accounts__v1__visit_candidate__field_descriptors[17] =
@@ -6398,7 +6533,7 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__visit_candidate__descri
   (ProtobufCMessageInit) doorstep__accounts__v1__visit_candidate__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_visit_candidates_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_visit_candidates_response__field_descriptors[3] =
 {
   {
     "candidates",
@@ -6424,15 +6559,28 @@ static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_visit_candida
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "deferred",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__ListVisitCandidatesResponse, n_deferred),
+    offsetof(Doorstep__Accounts__V1__ListVisitCandidatesResponse, deferred),
+    &doorstep__accounts__v1__deferred_visit_candidate__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__accounts__v1__list_visit_candidates_response__field_indices_by_name[] = {
   0,   /* field[0] = candidates */
+  2,   /* field[2] = deferred */
   1,   /* field[1] = next_page_token */
 };
 static const ProtobufCIntRange doorstep__accounts__v1__list_visit_candidates_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor doorstep__accounts__v1__list_visit_candidates_response__descriptor =
 {
@@ -6442,7 +6590,7 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__list_visit_candidates_r
   "Doorstep__Accounts__V1__ListVisitCandidatesResponse",
   "doorstep.accounts.v1",
   sizeof(Doorstep__Accounts__V1__ListVisitCandidatesResponse),
-  2,
+  3,
   doorstep__accounts__v1__list_visit_candidates_response__field_descriptors,
   doorstep__accounts__v1__list_visit_candidates_response__field_indices_by_name,
   1,  doorstep__accounts__v1__list_visit_candidates_response__number_ranges,

@@ -6069,7 +6069,7 @@ const ProtobufCEnumDescriptor doorstep__scheduling__v1__notice_kind__descriptor 
   doorstep__scheduling__v1__notice_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue doorstep__scheduling__v1__unassigned_reason__enum_values_by_number[10] =
+static const ProtobufCEnumValue doorstep__scheduling__v1__unassigned_reason__enum_values_by_number[11] =
 {
   { "UNASSIGNED_REASON_UNSPECIFIED", "DOORSTEP__SCHEDULING__V1__UNASSIGNED_REASON__UNASSIGNED_REASON_UNSPECIFIED", 0 },
   { "UNASSIGNED_REASON_NO_CREW_AVAILABLE", "DOORSTEP__SCHEDULING__V1__UNASSIGNED_REASON__UNASSIGNED_REASON_NO_CREW_AVAILABLE", 1 },
@@ -6081,14 +6081,16 @@ static const ProtobufCEnumValue doorstep__scheduling__v1__unassigned_reason__enu
   { "UNASSIGNED_REASON_NOT_WORTH_TRAVEL", "DOORSTEP__SCHEDULING__V1__UNASSIGNED_REASON__UNASSIGNED_REASON_NOT_WORTH_TRAVEL", 7 },
   { "UNASSIGNED_REASON_NO_LOCATION", "DOORSTEP__SCHEDULING__V1__UNASSIGNED_REASON__UNASSIGNED_REASON_NO_LOCATION", 8 },
   { "UNASSIGNED_REASON_TIME_LIMIT", "DOORSTEP__SCHEDULING__V1__UNASSIGNED_REASON__UNASSIGNED_REASON_TIME_LIMIT", 9 },
+  { "UNASSIGNED_REASON_DEFERRED", "DOORSTEP__SCHEDULING__V1__UNASSIGNED_REASON__UNASSIGNED_REASON_DEFERRED", 10 },
 };
 static const ProtobufCIntRange doorstep__scheduling__v1__unassigned_reason__value_ranges[] = {
-{0, 0},{0, 10}
+{0, 0},{0, 11}
 };
-static const ProtobufCEnumValueIndex doorstep__scheduling__v1__unassigned_reason__enum_values_by_name[10] =
+static const ProtobufCEnumValueIndex doorstep__scheduling__v1__unassigned_reason__enum_values_by_name[11] =
 {
   { "UNASSIGNED_REASON_CAPACITY", 2 },
   { "UNASSIGNED_REASON_CREW_NOT_COMPLIANT", 5 },
+  { "UNASSIGNED_REASON_DEFERRED", 10 },
   { "UNASSIGNED_REASON_NOT_COMPLIANT", 6 },
   { "UNASSIGNED_REASON_NOT_WORTH_TRAVEL", 7 },
   { "UNASSIGNED_REASON_NO_CREW_AVAILABLE", 1 },
@@ -6105,9 +6107,9 @@ const ProtobufCEnumDescriptor doorstep__scheduling__v1__unassigned_reason__descr
   "UnassignedReason",
   "Doorstep__Scheduling__V1__UnassignedReason",
   "doorstep.scheduling.v1",
-  10,
+  11,
   doorstep__scheduling__v1__unassigned_reason__enum_values_by_number,
-  10,
+  11,
   doorstep__scheduling__v1__unassigned_reason__enum_values_by_name,
   1,
   doorstep__scheduling__v1__unassigned_reason__value_ranges,

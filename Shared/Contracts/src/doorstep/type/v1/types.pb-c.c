@@ -367,6 +367,108 @@ void   doorstep__type__v1__rpc_status__free_unpacked
   assert(message->base.descriptor == &doorstep__type__v1__rpc_status__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   doorstep__type__v1__rpc_precondition_failure__violation__init
+                     (Doorstep__Type__V1__RpcPreconditionFailure__Violation         *message)
+{
+  static const Doorstep__Type__V1__RpcPreconditionFailure__Violation init_value = DOORSTEP__TYPE__V1__RPC_PRECONDITION_FAILURE__VIOLATION__INIT;
+  *message = init_value;
+}
+void   doorstep__type__v1__rpc_precondition_failure__init
+                     (Doorstep__Type__V1__RpcPreconditionFailure         *message)
+{
+  static const Doorstep__Type__V1__RpcPreconditionFailure init_value = DOORSTEP__TYPE__V1__RPC_PRECONDITION_FAILURE__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__rpc_precondition_failure__get_packed_size
+                     (const Doorstep__Type__V1__RpcPreconditionFailure *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__rpc_precondition_failure__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__rpc_precondition_failure__pack
+                     (const Doorstep__Type__V1__RpcPreconditionFailure *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__rpc_precondition_failure__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__rpc_precondition_failure__pack_to_buffer
+                     (const Doorstep__Type__V1__RpcPreconditionFailure *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__rpc_precondition_failure__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__RpcPreconditionFailure *
+       doorstep__type__v1__rpc_precondition_failure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__RpcPreconditionFailure *)
+     protobuf_c_message_unpack (&doorstep__type__v1__rpc_precondition_failure__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__rpc_precondition_failure__free_unpacked
+                     (Doorstep__Type__V1__RpcPreconditionFailure *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__rpc_precondition_failure__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__rpc_bad_request__field_violation__init
+                     (Doorstep__Type__V1__RpcBadRequest__FieldViolation         *message)
+{
+  static const Doorstep__Type__V1__RpcBadRequest__FieldViolation init_value = DOORSTEP__TYPE__V1__RPC_BAD_REQUEST__FIELD_VIOLATION__INIT;
+  *message = init_value;
+}
+void   doorstep__type__v1__rpc_bad_request__init
+                     (Doorstep__Type__V1__RpcBadRequest         *message)
+{
+  static const Doorstep__Type__V1__RpcBadRequest init_value = DOORSTEP__TYPE__V1__RPC_BAD_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__rpc_bad_request__get_packed_size
+                     (const Doorstep__Type__V1__RpcBadRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__rpc_bad_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__rpc_bad_request__pack
+                     (const Doorstep__Type__V1__RpcBadRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__rpc_bad_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__rpc_bad_request__pack_to_buffer
+                     (const Doorstep__Type__V1__RpcBadRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__rpc_bad_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__RpcBadRequest *
+       doorstep__type__v1__rpc_bad_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__RpcBadRequest *)
+     protobuf_c_message_unpack (&doorstep__type__v1__rpc_bad_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__rpc_bad_request__free_unpacked
+                     (Doorstep__Type__V1__RpcBadRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__rpc_bad_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   doorstep__type__v1__any_detail__init
                      (Doorstep__Type__V1__AnyDetail         *message)
 {
@@ -1025,6 +1127,197 @@ const ProtobufCMessageDescriptor doorstep__type__v1__rpc_status__descriptor =
   doorstep__type__v1__rpc_status__field_indices_by_name,
   1,  doorstep__type__v1__rpc_status__number_ranges,
   (ProtobufCMessageInit) doorstep__type__v1__rpc_status__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__rpc_precondition_failure__violation__field_descriptors[3] =
+{
+  {
+    "type",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__RpcPreconditionFailure__Violation, type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__RpcPreconditionFailure__Violation, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__RpcPreconditionFailure__Violation, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__rpc_precondition_failure__violation__field_indices_by_name[] = {
+  2,   /* field[2] = detail */
+  1,   /* field[1] = subject */
+  0,   /* field[0] = type */
+};
+static const ProtobufCIntRange doorstep__type__v1__rpc_precondition_failure__violation__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__rpc_precondition_failure__violation__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.RpcPreconditionFailure.Violation",
+  "Violation",
+  "Doorstep__Type__V1__RpcPreconditionFailure__Violation",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__RpcPreconditionFailure__Violation),
+  3,
+  doorstep__type__v1__rpc_precondition_failure__violation__field_descriptors,
+  doorstep__type__v1__rpc_precondition_failure__violation__field_indices_by_name,
+  1,  doorstep__type__v1__rpc_precondition_failure__violation__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__rpc_precondition_failure__violation__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__rpc_precondition_failure__field_descriptors[1] =
+{
+  {
+    "violations",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Type__V1__RpcPreconditionFailure, n_violations),
+    offsetof(Doorstep__Type__V1__RpcPreconditionFailure, violations),
+    &doorstep__type__v1__rpc_precondition_failure__violation__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__rpc_precondition_failure__field_indices_by_name[] = {
+  0,   /* field[0] = violations */
+};
+static const ProtobufCIntRange doorstep__type__v1__rpc_precondition_failure__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__rpc_precondition_failure__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.RpcPreconditionFailure",
+  "RpcPreconditionFailure",
+  "Doorstep__Type__V1__RpcPreconditionFailure",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__RpcPreconditionFailure),
+  1,
+  doorstep__type__v1__rpc_precondition_failure__field_descriptors,
+  doorstep__type__v1__rpc_precondition_failure__field_indices_by_name,
+  1,  doorstep__type__v1__rpc_precondition_failure__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__rpc_precondition_failure__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__rpc_bad_request__field_violation__field_descriptors[2] =
+{
+  {
+    "field",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__RpcBadRequest__FieldViolation, field),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__RpcBadRequest__FieldViolation, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__rpc_bad_request__field_violation__field_indices_by_name[] = {
+  1,   /* field[1] = detail */
+  0,   /* field[0] = field */
+};
+static const ProtobufCIntRange doorstep__type__v1__rpc_bad_request__field_violation__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__rpc_bad_request__field_violation__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.RpcBadRequest.FieldViolation",
+  "FieldViolation",
+  "Doorstep__Type__V1__RpcBadRequest__FieldViolation",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__RpcBadRequest__FieldViolation),
+  2,
+  doorstep__type__v1__rpc_bad_request__field_violation__field_descriptors,
+  doorstep__type__v1__rpc_bad_request__field_violation__field_indices_by_name,
+  1,  doorstep__type__v1__rpc_bad_request__field_violation__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__rpc_bad_request__field_violation__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__rpc_bad_request__field_descriptors[1] =
+{
+  {
+    "field_violations",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Type__V1__RpcBadRequest, n_field_violations),
+    offsetof(Doorstep__Type__V1__RpcBadRequest, field_violations),
+    &doorstep__type__v1__rpc_bad_request__field_violation__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__rpc_bad_request__field_indices_by_name[] = {
+  0,   /* field[0] = field_violations */
+};
+static const ProtobufCIntRange doorstep__type__v1__rpc_bad_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__rpc_bad_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.RpcBadRequest",
+  "RpcBadRequest",
+  "Doorstep__Type__V1__RpcBadRequest",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__RpcBadRequest),
+  1,
+  doorstep__type__v1__rpc_bad_request__field_descriptors,
+  doorstep__type__v1__rpc_bad_request__field_indices_by_name,
+  1,  doorstep__type__v1__rpc_bad_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__rpc_bad_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor doorstep__type__v1__any_detail__field_descriptors[2] =

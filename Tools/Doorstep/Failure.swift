@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import Models
+import RPCWire
+
+/// How `doorstep` ends when a call did not succeed: one `Error: …` line (and, for a refusal,
+/// one indented line per violated rule or invalid field) on standard error, exit status 1.
+/// Not an ArgumentParser `ValidationError`: that one prints the usage text, which is only
+/// right when the arguments were wrong (exit 64).
+enum Failure {
+    /// Prints `lines` to standard error (the first prefixed `Error: `) and returns the exit
+    /// code to throw.
+    static func report(_ lines: [String]) -> ExitCode {
+        var text = ""
+        for (index, line) in lines.enumerated() { text += (index == 0 ? "Error: " : "") + line + "\n" }
+        FileHandle.standardError.write(Data(text.utf8))
+        return ExitCode.failure
+    }
+
+    /// What to print for a call that ended with `status`: a connection failure as a sentence
+    /// about the connection (`cannot connect to HOST:PORT (connection refused) — is the
+    /// service running?`), any other status as `CODE: message`, then the violations of a
+    /// `doorstep.type.v1.Refusal` in its details. `targets` are the addresses the tool called
+    /// (`HOST:PORT`): only a failure to reach one of them is a connection failure.
+    static func lines(code: StatusCode, message: String, details: [UInt8]?, targets: [String]) -> [String] {
+        if code == .unavailable, let connection = connectionProblem(message, targets: targets) { return [connection] }
+        var lines = [message.isEmpty ? "\(code)" : "\(code): \(message)"]
+        if let details, let status = try? TypeV1.RpcStatus(decoding: details) {
+            for detail in status.details where detail.typeUrl.hasSuffix("/doorstep.type.v1.Refusal") {
+                guard let refusal = try? TypeV1.Refusal(decoding: detail.value) else { continue }
+                for violation in refusal.violations {
+                    lines.append("  \(violation.ruleId.isEmpty ? violation.field : violation.ruleId): \(violation.detail)")
+                }
+            }
+        }
+        return lines
+    }
+
+    /// The messages `GRPCClient` gives a call that never reached a server (all UNAVAILABLE):
+    /// `cannot connect to TARGET (ADDRESS): REASON`, `no reachable address among T1, T2`
+    /// (every address in backoff after failing) and `connection to TARGET closed at once`,
+    /// as one sentence naming the target and the reason in words; nil for any other message
+    /// (an UNAVAILABLE the server itself returned) and for a target the tool did not call.
+    static func connectionProblem(_ message: String, targets: [String]) -> String? {
+        let hint = " — is the service running?"
+        if message.hasPrefix("no reachable address among ") {
+            let named = message.dropFirst("no reachable address among ".count)
+            guard named == targets.joined(separator: ", ") else { return nil }
+            return "cannot connect to \(named) (no address answered)" + hint
+        }
+        if message.hasPrefix("connection to "), message.hasSuffix(" closed at once") {
+            let target = firstWord(message.dropFirst("connection to ".count))
+            guard targets.contains(target) else { return nil }
+            return "cannot connect to \(target) (the connection closed at once)" + hint
+        }
+        guard message.hasPrefix("cannot connect to ") else { return nil }
+        let rest = message.dropFirst("cannot connect to ".count)
+        let target = firstWord(rest)
+        guard targets.contains(target) else { return nil }
+        let reason = rest.firstRange(of: ": ").map { String(rest[$0.upperBound...]) } ?? ""
+        let (words, serverMayBeDown) = reasonInWords(reason)
+        return "cannot connect to \(target) (\(words))" + (serverMayBeDown ? hint : "")
+    }
+
+    /// The target (`HOST:PORT` or `[IPv6]:PORT`) at the start of `text`, before the
+    /// resolved address (` (…)`) or the reason (`: …`).
+    private static func firstWord(_ text: Substring) -> String {
+        var end = text.endIndex
+        for separator in [" (", ": "] {
+            if let range = text.range(of: separator), range.lowerBound < end { end = range.lowerBound }
+        }
+        return String(text[..<end])
+    }
+
+    /// A connection error from the socket layer (SwiftNIO's `IOError`, `NIOConnectionError`,
+    /// `SocketAddressError`, connect timeouts) in a few words, and whether a server that is
+    /// not running is a likely cause.
+    static func reasonInWords(_ reason: String) -> (String, Bool) {
+        let lower = reason.lowercased()
+        let known: [(String, String, Bool)] = [
+            ("connection refused", "connection refused", true),
+            ("unknownhost", "unknown host", false),
+            ("name or service not known", "unknown host", false),
+            ("no address associated", "unknown host", false),
+            ("temporary failure in name resolution", "cannot resolve the host name", false),
+            ("connecttimeout", "timed out connecting", true),
+            ("connect timeout", "timed out connecting", true),
+            ("timed out", "timed out connecting", true),
+            ("network is unreachable", "network unreachable", false),
+            ("no route to host", "no route to host", false),
+            ("connection reset", "connection reset", true),
+            ("permission denied", "permission denied", false),
+            ("address not available", "address not available", false),
+        ]
+        for (needle, words, hint) in known where lower.contains(needle) { return (words, hint) }
+        return (reason.isEmpty ? "connection failed" : reason, true)
+    }
+}
