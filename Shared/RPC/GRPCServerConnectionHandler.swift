@@ -92,6 +92,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         for stream in streams.values {
             stream.deadlineTimer?.cancel()
             stream.task?.cancel()
+            abandoned(stream)
         }
         streams.removeAll()
         for waiter in writabilityWaiters { waiter.resume(throwing: CancellationError()) }
@@ -165,6 +166,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
             if let stream = streams.removeValue(forKey: streamID) {
                 stream.deadlineTimer?.cancel()
                 stream.task?.cancel()
+                abandoned(stream)
                 perform(manager.streamClosed(), context: context)
             }
         case .headerListTooLarge(let streamID):
@@ -174,6 +176,18 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         case .pingAck:
             manager.pingAcknowledged()
         }
+    }
+
+    /// A call whose stream ended before its status was sent (the client reset it, or the
+    /// connection went away): counted and logged as CANCELLED, as grpc-go's interceptors see it.
+    private func abandoned(_ stream: ServerStream) {
+        guard !stream.finished else { return }
+        stream.finished = true
+        let status = Status(code: .cancelled, message: "the stream ended before the call finished")
+        let duration = ContinuousClock.now - stream.started
+        stream.metrics.record(code: status.code, duration: duration)
+        AccessLog.record(shared.logger, path: stream.context.path, status: status, duration: duration, peer: peer,
+                         context: stream.context)
     }
 
     private func openStream(

@@ -33,9 +33,11 @@ public enum SolomonFormat {
     public static func parse(_ text: String) throws -> VRPTWProblem {
         var rows: [(line: Int, fields: [Substring])] = []
         var lineNumber = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // By Character.isNewline, not "\n": in a Swift String "\r\n" is one Character, so a
+        // file with Windows line endings has no "\n" Character at all.
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             lineNumber += 1
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if !fields.isEmpty { rows.append((lineNumber, fields)) }
         }
         guard let header = rows.first else {

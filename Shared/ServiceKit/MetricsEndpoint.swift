@@ -127,7 +127,7 @@ final class ProcessMetrics: Sendable {
     /// The `btime` line of /proc/stat: when the machine booted, in seconds since 1970.
     private static func bootTime() -> Double? {
         guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
+        for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix("btime ") {
             return Double(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
         }
         return nil

@@ -265,7 +265,7 @@ struct ContractCatalog {
             }
             let text = leading.isEmpty ? trailing : leading
             guard !text.isEmpty else { continue }
-            comments[path] = text.split(separator: "\n", omittingEmptySubsequences: false)
+            comments[path] = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
                 .map { $0.hasPrefix(" ") ? String($0.dropFirst()) : String($0) }
                 .joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
         }

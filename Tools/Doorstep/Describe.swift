@@ -129,7 +129,7 @@ struct Describe: AsyncParsableCommand {
     /// its lines joined.
     static func firstSentence(_ comment: String) -> String {
         let paragraph = comment.components(separatedBy: "\n\n").first ?? comment
-        let joined = paragraph.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        let joined = paragraph.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
         var searchStart = joined.startIndex
         while let end = joined.range(of: ". ", range: searchStart..<joined.endIndex) {
             let before = joined[..<end.lowerBound]

@@ -99,7 +99,20 @@ extension CMessageBridge {
     }
 
     public init(decoding bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws(WireError) {
-        try WireScanner.check(bytes, schema: Self.wireSchema, limits: limits)
+        if try WireScanner.check(bytes, schema: Self.wireSchema, limits: limits) {
+            // Unknown groups, which libprotobuf-c refuses: unpack a copy without them.
+            let stripped = try WireScanner.strippingGroups(bytes, schema: Self.wireSchema)
+            let decoded = stripped.withUnsafeBytes { copy in
+                Result { () throws(WireError) in try Self(unpacking: copy) }
+            }
+            self = try decoded.get()
+            return
+        }
+        try self.init(unpacking: bytes)
+    }
+
+    /// Unpacks checked bytes with libprotobuf-c.
+    private init(unpacking bytes: UnsafeRawBufferPointer) throws(WireError) {
         let arena = Arena()
         var allocator = arena.protobufCAllocator()
         let data = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)

@@ -13,8 +13,11 @@ public enum WireError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidFieldNumber(Int)
     /// Wire types 6 and 7 do not exist.
     case invalidWireType(Int)
-    /// Groups (wire types 3 and 4) are a proto2 feature these contracts never use.
-    case unsupportedGroup(fieldNumber: Int)
+    /// A group (wire type 3, a proto2 feature these contracts never declare, skipped as an
+    /// unknown field) that the input ends inside, or whose END_GROUP names another field.
+    case unterminatedGroup(fieldNumber: Int)
+    /// An END_GROUP (wire type 4) with no group open for its field number.
+    case unmatchedEndGroup(fieldNumber: Int)
     /// A known field arrived with a wire type its declared type cannot have.
     case wrongWireType(field: String, expected: Int, actual: Int)
     /// A string field that is not valid UTF-8 (proto3 requires UTF-8).
@@ -50,7 +53,8 @@ public enum WireError: Error, Sendable, Hashable, CustomStringConvertible {
         case .lengthOverflow(let field): return "length prefix exceeds the remaining bytes\(at(field))"
         case .invalidFieldNumber(let number): return "invalid field number \(number)"
         case .invalidWireType(let type): return "invalid wire type \(type)"
-        case .unsupportedGroup(let number): return "unsupported group wire type for field number \(number)"
+        case .unterminatedGroup(let number): return "group of field number \(number) is not terminated"
+        case .unmatchedEndGroup(let number): return "end of group for field number \(number) without its start"
         case .wrongWireType(let field, let expected, let actual):
             return "field '\(field)' has wire type \(actual), expected \(expected)"
         case .invalidUTF8(let field): return "field '\(field)' is not valid UTF-8"

@@ -53,25 +53,117 @@ public struct WireSchema: Sendable {
 /// reach libprotobuf-c. It gives every kind of malformed input a typed error naming the
 /// field, and it refuses what protobuf-c would otherwise accept silently: strings that are
 /// not UTF-8 or that contain U+0000 (which a NUL-terminated C string would truncate).
-/// Unknown fields are skipped (their contents are not interpreted), as proto3 requires.
+/// Unknown fields of every wire type are skipped (their contents are not interpreted), as
+/// the protobuf encoding asks — groups (wire types 3 and 4) included, which libprotobuf-c
+/// cannot skip itself: `check` says when it met one, and ``strippingGroups(_:schema:)`` then
+/// makes the copy libprotobuf-c unpacks.
 enum WireScanner {
+    /// Checks `bytes`; returns true when they hold unknown groups (to strip before unpacking).
+    @discardableResult
     static func check(
         _ bytes: UnsafeRawBufferPointer, schema: WireSchema, limits: DecodingLimits
-    ) throws(WireError) {
+    ) throws(WireError) -> Bool {
         guard bytes.count <= limits.maxMessageBytes else {
             throw .messageTooLarge(size: bytes.count, limit: limits.maxMessageBytes)
         }
-        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return false }
         var path: [String] = []
+        var groups = false
         try scan(base.assumingMemoryBound(to: UInt8.self), count: bytes.count,
-                 schema: schema, path: &path, limits: limits)
+                 schema: schema, path: &path, limits: limits, groups: &groups)
+        return groups
+    }
+
+    /// A copy of `bytes` (already checked) without its unknown groups, at any depth inside
+    /// known sub-messages, whose length prefixes are written again for what is left.
+    static func strippingGroups(_ bytes: UnsafeRawBufferPointer, schema: WireSchema) throws(WireError) -> [UInt8] {
+        var out: [UInt8] = []
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return out }
+        out.reserveCapacity(bytes.count)
+        try strip(base.assumingMemoryBound(to: UInt8.self), count: bytes.count, schema: schema, into: &out)
+        return out
+    }
+
+    private static func strip(
+        _ p: UnsafePointer<UInt8>, count: Int, schema: WireSchema, into out: inout [UInt8]
+    ) throws(WireError) {
+        var i = 0
+        while i < count {
+            let start = i
+            let key = try readVarint(p, count: count, at: &i) { nil }
+            let keyEnd = i
+            let number = Int(truncatingIfNeeded: key >> 3)
+            switch Int(key & 7) {
+            case 0: _ = try readVarint(p, count: count, at: &i) { nil }
+            case 1: i += 8
+            case 5: i += 4
+            case 2:
+                let length = Int(try readVarint(p, count: count, at: &i) { nil })
+                if case .message(let nested)? = schema.field(number)?.kind {
+                    var inner: [UInt8] = []
+                    try strip(p + i, count: length, schema: nested(), into: &inner)
+                    i += length
+                    out.append(contentsOf: UnsafeBufferPointer(start: p + start, count: keyEnd - start))
+                    var size = UInt64(inner.count)
+                    while size >= 0x80 {
+                        out.append(UInt8(truncatingIfNeeded: size) | 0x80)
+                        size >>= 7
+                    }
+                    out.append(UInt8(size))
+                    out.append(contentsOf: inner)
+                    continue
+                }
+                i += length
+            case 3:
+                try skipGroup(p, count: count, at: &i, number: number, depth: 1, limits: .defaults)
+                continue
+            default:
+                throw .invalidWireType(Int(key & 7))
+            }
+            out.append(contentsOf: UnsafeBufferPointer(start: p + start, count: i - start))
+        }
+    }
+
+    /// Skips the fields of an unknown group that began with field `number`, through its
+    /// END_GROUP; groups inside it are skipped the same way.
+    private static func skipGroup(
+        _ p: UnsafePointer<UInt8>, count: Int, at i: inout Int, number: Int, depth: Int, limits: DecodingLimits
+    ) throws(WireError) {
+        guard depth < limits.maxDepth else { throw .nestingTooDeep(limit: limits.maxDepth) }
+        while i < count {
+            let key = try readVarint(p, count: count, at: &i) { nil }
+            let inner = key >> 3
+            guard inner >= 1, inner <= 0x1FFF_FFFF else { throw .invalidFieldNumber(Int(truncatingIfNeeded: inner)) }
+            switch Int(key & 7) {
+            case 0:
+                _ = try readVarint(p, count: count, at: &i) { nil }
+            case 1:
+                guard count - i >= 8 else { throw .truncated(field: nil) }
+                i += 8
+            case 5:
+                guard count - i >= 4 else { throw .truncated(field: nil) }
+                i += 4
+            case 2:
+                let length = try readVarint(p, count: count, at: &i) { nil }
+                guard length <= UInt64(count - i) else { throw length > UInt64(Int32.max) ? .lengthOverflow(field: nil) : .truncated(field: nil) }
+                i += Int(length)
+            case 3:
+                try skipGroup(p, count: count, at: &i, number: Int(inner), depth: depth + 1, limits: limits)
+            case 4:
+                guard Int(inner) == number else { throw .unterminatedGroup(fieldNumber: number) }
+                return
+            default:
+                throw .invalidWireType(Int(key & 7))
+            }
+        }
+        throw .unterminatedGroup(fieldNumber: number)
     }
 
     /// Checks one message. `path` holds the names of the enclosing fields; it is joined into
     /// a dotted field path only when an error is thrown, so the success path allocates nothing.
     private static func scan(
         _ p: UnsafePointer<UInt8>, count: Int, schema: WireSchema, path: inout [String],
-        limits: DecodingLimits
+        limits: DecodingLimits, groups: inout Bool
     ) throws(WireError) {
         guard path.count < limits.maxDepth else { throw .nestingTooDeep(limit: limits.maxDepth) }
         var i = 0
@@ -112,7 +204,7 @@ enum WireScanner {
                     break
                 case .message(let nested):
                     path.append(known.name)
-                    try scan(start, count: len, schema: nested(), path: &path, limits: limits)
+                    try scan(start, count: len, schema: nested(), path: &path, limits: limits, groups: &groups)
                     path.removeLast()
                 case .varint, .fixed32, .fixed64:
                     // A packed repeated scalar; protobuf-c checks that the contents are whole values.
@@ -120,8 +212,12 @@ enum WireScanner {
                         throw .wrongWireType(field: joined(path, name)!, expected: known.kind.wireType, actual: 2)
                     }
                 }
-            case 3, 4:
-                throw .unsupportedGroup(fieldNumber: fieldNumber)
+            case 3:
+                if let known { try expect(known, wireType: 3, path, name) }
+                try skipGroup(p, count: count, at: &i, number: fieldNumber, depth: path.count + 1, limits: limits)
+                groups = true
+            case 4:
+                throw .unmatchedEndGroup(fieldNumber: fieldNumber)
             default:
                 throw .invalidWireType(wireType)
             }

@@ -99,12 +99,36 @@ struct MalformedInputTests {
         #expect(throws: WireError.self) { try AllKinds(decoding: bytes) }
     }
 
-    @Test("field number 0, wire types 6 and 7, and groups are refused")
+    @Test("field number 0, wire types 6 and 7, a known field sent as a group, and broken groups are refused")
     func invalidKeys() {
         #expect(throws: WireError.invalidFieldNumber(0)) { try AllKinds(decoding: [0x00, 0x01]) }
         #expect(throws: WireError.invalidWireType(6)) { try AllKinds(decoding: key(5, 6)) }
         #expect(throws: WireError.invalidWireType(7)) { try AllKinds(decoding: key(5, 7)) }
-        #expect(throws: WireError.unsupportedGroup(fieldNumber: 5)) { try AllKinds(decoding: key(5, 3)) }
+        #expect(throws: WireError.wrongWireType(field: "f_int32", expected: 0, actual: 3)) {
+            try AllKinds(decoding: key(5, 3) + key(5, 4))
+        }
+        #expect(throws: WireError.unterminatedGroup(fieldNumber: 900)) { try AllKinds(decoding: key(900, 3) + key(1, 0) + varint(1)) }
+        #expect(throws: WireError.unterminatedGroup(fieldNumber: 900)) { try AllKinds(decoding: key(900, 3) + key(901, 4)) }
+        #expect(throws: WireError.unmatchedEndGroup(fieldNumber: 900)) { try AllKinds(decoding: key(900, 4)) }
+        #expect(throws: WireError.truncated(field: nil)) { try AllKinds(decoding: key(900, 3) + key(1, 1) + [1, 2]) }
+    }
+
+    @Test("unknown groups, nested or not, at the top or inside a sub-message, are skipped like any unknown field")
+    func unknownGroupsSkipped() throws {
+        var expected = AllKinds()
+        expected.fInt64 = 7
+        expected.fString = "after"
+        expected.fLeaf = TestingV1.Leaf(label: "leaf", amount: 3)
+        // Group 900 holding a varint, a string, a nested group 3 (holding a fixed32) and a fixed64.
+        let group = key(900, 3) + key(1, 0) + varint(5) + delimited(2, Array("x".utf8))
+            + key(3, 3) + key(1, 5) + [1, 2, 3, 4] + key(3, 4) + key(4, 1) + [UInt8](repeating: 0, count: 8) + key(900, 4)
+        let leaf = delimited(1, Array("leaf".utf8)) + group + key(2, 0) + varint(3)
+        let bytes = key(3, 0) + varint(7) + group + delimited(17, leaf) + delimited(9, Array("after".utf8)) + group
+        #expect(try AllKinds(decoding: bytes) == expected)
+        // The same bytes without the groups decode to the same message.
+        let plain = key(3, 0) + varint(7) + delimited(17, delimited(1, Array("leaf".utf8)) + key(2, 0) + varint(3))
+            + delimited(9, Array("after".utf8))
+        #expect(try AllKinds(decoding: plain) == expected)
     }
 
     @Test("strings must be UTF-8 without U+0000", arguments: [

@@ -81,6 +81,20 @@ struct SolomonFormatTests {
         #expect(problem.travelTime(1, 2) == 10)
     }
 
+    @Test("Windows (CRLF) and old Mac (CR) line endings parse as Unix ones do; error lines are counted the same")
+    func lineEndings() throws {
+        let unix = try String(contentsOf: fixtureURL("tiny.txt"), encoding: .utf8)
+        let expected = try SolomonFormat.parse(unix)
+        for ending in ["\r\n", "\r"] {
+            let text = unix.replacingOccurrences(of: "\n", with: ending)
+            #expect(!text.contains("\n") || ending.contains("\n"))
+            let problem = try SolomonFormat.parse(text)
+            #expect(problem.nodes == expected.nodes && problem.vehicles == expected.vehicles)
+            let bad = "2 10\n\n0 0 0 0 0 50 0\n1 1 1 x 0 50 0\n2 1 1 1 0 50 0\n".replacingOccurrences(of: "\n", with: ending)
+            #expect(throws: SolomonFormatError(line: 4, message: "demand `x` is not an integer")) { try SolomonFormat.parse(bad) }
+        }
+    }
+
     @Test("optional VEHICLES field and N counting all nodes")
     func vehiclesAndNodeCount() throws {
         let problem = try SolomonFormat.parse("2 10 3\n0 0 0 0 0 50 0\n1 3 4 1 0 50 0\n")

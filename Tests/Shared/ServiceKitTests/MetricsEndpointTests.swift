@@ -101,6 +101,42 @@ struct MetricsEndpointTests {
         }
     }
 
+    @Test("a call the client cancels over HTTP/2 (RST_STREAM) is handled as Canceled, on both sides", .timeLimit(.minutes(1)))
+    func cancelledCall() async throws {
+        let registry = TestMetricsRegistry.shared
+        let sleep = MethodDescriptor<TestingV1.SleepRequest, TestingV1.Nothing>(
+            service: "doorstep.testing.v1.MetricsProbe", method: "Sleep", isServerStreaming: false)
+        let entered = AsyncStream<Void>.makeStream()
+        var definition = ServiceDefinition()
+        definition.unary(sleep) { request, _ in
+            entered.continuation.yield()
+            try await Task.sleep(for: .milliseconds(Int(request.millis)))
+            return TestingV1.Nothing()
+        }
+        var logger = Logger(label: "metrics-test")
+        logger.logLevel = .warning
+        let server = GRPCServer(services: definition, logger: logger)
+        let address = try await server.start()
+        let client = GRPCClient(targets: [GRPCClient.Target(host: "127.0.0.1", port: address.port!)])
+        let call = Task { try await client.unary(sleep, TestingV1.SleepRequest(millis: 30_000)) }
+        for await _ in entered.stream { break }
+        call.cancel()
+        let error = await #expect(throws: RPCError.self) { _ = try await call.value }
+        #expect(error?.code == .cancelled)
+        let channel = try await MetricsEndpoint.serve(registry: registry, host: "127.0.0.1", port: 0)
+        let labels = ["grpc_service": "doorstep.testing.v1.MetricsProbe", "grpc_method": "Sleep", "grpc_code": "Canceled"]
+        var scrape = Scrape("")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while scrape.value("grpc_server_handled_total", labels) != 1 || scrape.value("grpc_client_handled_total", labels) != 1 {
+            try #require(ContinuousClock.now < deadline, "no Canceled call counted: \(scrape.text)")
+            try await Task.sleep(for: .milliseconds(50))
+            scrape = Scrape(try await httpGet(port: channel.localAddress!.port!, "/metrics").body)
+        }
+        try await channel.close()
+        await client.close()
+        await server.shutdownGracefully()
+    }
+
     @Test("the outbox backlog gauge rises while the sink is down and falls to 0 once it is back; deliveries and retries counted",
           .timeLimit(.minutes(1)))
     func outboxBacklog() async throws {
