@@ -39,7 +39,9 @@ struct CrashDurabilityTests {
                                 AccountsV1.CreateDebtorRequest(requestId: external, debtor: AccountsV1.Debtor(
                                     externalId: external, fullName: "王五", nationalId: "11010519491231002X", phone: "13812345678",
                                     address: TypeV1.Address(text: "北京市朝阳区", regionCode: "110105"), timeZone: "Asia/Shanghai")),
-                                metadata: metadata, timeout: .seconds(2))
+                                // A bound for a server that hangs, not a speed test: a loaded CI
+                                // machine (every suite at once) took over 2 s for a write here.
+                                metadata: metadata, timeout: .seconds(10))
                             acknowledged.record(external, debtor.id)
                         } catch {
                             // The server is gone: the kill's error ends this writer; any other
