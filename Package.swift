@@ -341,7 +341,9 @@ let package = Package(
             dependencies: ["ServiceKit", "Storage", "Outbox", "RPC", "RPCWire", "Validation", "Compliance", "Models", "TestSupport",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
-                           .product(name: "NIOCore", package: "swift-nio")],
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             path: "Tests/Shared/ServiceKitTests"
         ),
         .testTarget(

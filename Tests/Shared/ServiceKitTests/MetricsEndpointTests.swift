@@ -1,10 +1,9 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Logging
 import Models
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import Outbox
 import Prometheus
 import RPC
@@ -56,11 +55,34 @@ struct Scrape {
     }
 }
 
-/// GETs `path` from the endpoint at `port`: the HTTP status and body.
+/// GETs `path` from the endpoint at `port` over a plain HTTP/1.1 connection (NIO; not
+/// URLSession, whose libcurl allocations LeakSanitizer reports): the status and the body.
 func httpGet(port: Int, _ path: String) async throws -> (status: Int, body: String) {
-    let url = URL(string: "http://127.0.0.1:\(port)\(path)")!
-    let (data, response) = try await URLSession.shared.data(from: url)
-    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    let received = NIOLockedValueBox(ByteBuffer())
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    try await channel.writeAndFlush(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+    try await channel.closeFuture.get()
+    let text = received.withLockedValue { String(buffer: $0) }
+    guard let headEnd = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "")
+    else { throw HTTPGetError(response: text) }
+    return (status, String(text[headEnd.upperBound...]))
+}
+
+struct HTTPGetError: Error { let response: String }
+
+/// Collects every byte the server sends until it closes the connection.
+final class Collector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let received: NIOLockedValueBox<ByteBuffer>
+    init(received: NIOLockedValueBox<ByteBuffer>) { self.received = received }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        received.withLockedValue { _ = $0.writeBuffer(&buffer) }
+    }
 }
 
 @Suite("The metrics endpoint: gRPC, outbox, database, process and build metrics; health probes", .serialized)
