@@ -139,7 +139,9 @@ public final class SQLDatabase: Sendable {
 
     /// Runs a short read (a lookup by key) the cheapest way the engine has: on SQLite on
     /// the calling thread (two thread switches cost more than a page-cache-hot read), on
-    /// PostgreSQL without a transaction around it. Never for scans.
+    /// PostgreSQL without a transaction around it. Never for scans, and not for reads that
+    /// must agree with each other: on PostgreSQL each statement sees its own snapshot (a
+    /// record and the deliveries written in the same commit can disagree) — use ``read(_:)``.
     public func readPoint<T: Sendable>(_ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T {
         try await metrics.measure(metrics.read) { try await engine.readPoint(body) }
     }

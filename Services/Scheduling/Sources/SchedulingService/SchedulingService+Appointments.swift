@@ -211,7 +211,9 @@ extension SchedulingService {
         try Validate.resourceID(request.appointmentId, field: "appointment_id", prefix: "apt")
         let scope = try context.requireScope()
         let store = self.store
-        return try await store.database.readPoint { db in
+        // One read transaction: the appointment and its notices' deliveries from one snapshot
+        // (on PostgreSQL a point read runs each statement on its own).
+        return try await store.database.read { db in
             try Self.withDeliveries(db, Self.visibleAppointment(db, store, id: request.appointmentId, scope: scope))
         }
     }

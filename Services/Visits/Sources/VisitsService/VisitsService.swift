@@ -65,10 +65,14 @@ public struct VisitsService: Sendable {
         let scope = try context.requireScope()
         let store = self.store
         let id = request.visitId
-        guard let record = try await store.database.readPoint({ db in try store.visit(db, id: id) }), Self.may(scope, see: record) else {
-            throw RPCError.notFound("visit \(id) not found")
+        // One read transaction: the visit and its deliveries from one snapshot (a delivery
+        // and the timeline event it writes commit together).
+        let found = try await store.database.read { db -> VisitsV1.Visit? in
+            guard let record = try store.visit(db, id: id), Self.may(scope, see: record) else { return nil }
+            return try Self.withDeliveries(db, record.value)
         }
-        return try await store.database.readPoint { db in try Self.withDeliveries(db, record.value) }
+        guard let found else { throw RPCError.notFound("visit \(id) not found") }
+        return found
     }
 
     func getComplaint(_ request: VisitsV1.GetComplaintRequest, _ context: ServerContext) async throws -> VisitsV1.Complaint {
@@ -76,11 +80,14 @@ public struct VisitsService: Sendable {
         let scope = try context.requireScope()
         let store = self.store
         let id = request.complaintId
-        guard let record = try await store.database.readPoint({ db in try store.complaint(db, id: id) }), Self.may(scope, see: record) else {
-            throw RPCError.notFound("complaint \(id) not found")
-        }
         let now = clock.nowMs()
-        return try await store.database.readPoint { db in try Self.withDeliveries(db, record.value, nowMs: now) }
+        // One read transaction: the complaint and its effects' deliveries from one snapshot.
+        let found = try await store.database.read { db -> VisitsV1.Complaint? in
+            guard let record = try store.complaint(db, id: id), Self.may(scope, see: record) else { return nil }
+            return try Self.withDeliveries(db, record.value, nowMs: now)
+        }
+        guard let found else { throw RPCError.notFound("complaint \(id) not found") }
+        return found
     }
 
     /// "own" (visits.proto): an agency manager its agency's records, a collector its own.
