@@ -183,11 +183,13 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private func abandoned(_ stream: ServerStream) {
         guard !stream.finished else { return }
         stream.finished = true
-        let status = Status(code: .cancelled, message: "the stream ended before the call finished")
-        let duration = ContinuousClock.now - stream.started
-        stream.metrics.record(code: status.code, duration: duration)
-        AccessLog.record(shared.logger, path: stream.context.path, status: status, duration: duration, peer: peer,
-                         context: stream.context)
+        recordFinished(stream, Status(code: .cancelled, message: "the stream ended before the call finished"))
+    }
+
+    /// The metrics and the access-log line of a call that ends now with `status`.
+    private func recordFinished(_ stream: ServerStream, _ status: Status) {
+        stream.metrics.finished(status, after: ContinuousClock.now - stream.started, logger: shared.logger, peer: peer,
+                                context: stream.context)
     }
 
     private func openStream(
@@ -233,8 +235,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
             try shared.pipeline.admit(&head)
         } catch {
             let status = Status(error)
-            metrics.record(code: status.code, duration: .zero)
-            AccessLog.record(shared.logger, path: path, status: status, duration: .zero, peer: peer, caller: head.caller)
+            metrics.finished(status, after: .zero, logger: shared.logger, peer: peer, caller: head.caller)
             respondTrailersOnly(streamID, status)
             return
         }
@@ -362,10 +363,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private func finish(_ streamID: Int32, _ stream: ServerStream, response: [UInt8], context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
-        let duration = ContinuousClock.now - stream.started
-        stream.metrics.record(code: .ok, duration: duration)
-        AccessLog.record(shared.logger, path: stream.context.path, status: .ok, duration: duration, peer: peer,
-                         context: stream.context)
+        recordFinished(stream, .ok)
         let (initial, trailing) = stream.context.response.snapshot()
         session.respond(streamID: streamID, headers: Self.headers(initial), body: MessageFraming.frame(response),
                         trailers: trailing.isEmpty ? Self.okTrailers : StatusTrailers.encode(.ok, extra: trailing))
@@ -377,10 +375,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private func finish(_ streamID: Int32, _ stream: ServerStream, with status: Status, context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
-        let duration = ContinuousClock.now - stream.started
-        stream.metrics.record(code: status.code, duration: duration)
-        AccessLog.record(shared.logger, path: stream.context.path, status: status, duration: duration, peer: peer,
-                         context: stream.context)
+        recordFinished(stream, status)
         if stream.headersSent {
             session.finish(streamID: streamID, trailers: StatusTrailers.encode(status, extra: stream.context.response.trailing))
         } else {

@@ -41,8 +41,7 @@ public final class InProcessServer: Sendable {
             try pipeline.admit(&head)
         } catch {
             let status = Status(error)
-            metrics.record(code: status.code, duration: .zero)
-            AccessLog.record(logger, path: path, status: status, duration: .zero, peer: "in-process", caller: head.caller)
+            metrics.finished(status, after: .zero, logger: logger, peer: "in-process", caller: head.caller)
             return ClientCallResult(status: status)
         }
         let context = ServerContext(head: head, peer: "in-process", connectionNumber: number,
@@ -61,9 +60,8 @@ public final class InProcessServer: Sendable {
             group.cancelAll()
             return first ?? (Status(code: .cancelled, message: "the call was cancelled"), [])
         }
-        let duration = ContinuousClock.now - started
-        metrics.record(code: outcome.status.code, duration: duration)
-        AccessLog.record(logger, path: path, status: outcome.status, duration: duration, peer: "in-process", context: context)
+        metrics.finished(outcome.status, after: ContinuousClock.now - started, logger: logger, peer: "in-process",
+                         context: context)
         let (initial, trailing) = context.response.snapshot()
         var status = outcome.status
         for entry in trailing { status.metadata.add(entry) }

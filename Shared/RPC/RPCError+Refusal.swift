@@ -42,7 +42,7 @@ extension RPCError {
     }
 
     /// The Refusal in a `grpc-status-details-bin` value, if it holds one.
-    static func refusal(inDetails details: [UInt8]) -> TypeV1.Refusal? {
+    public static func refusal(inDetails details: [UInt8]) -> TypeV1.Refusal? {
         guard let status = try? TypeV1.RpcStatus(decoding: details),
               let detail = status.details.first(where: { $0.typeUrl == refusalTypeURL }) else { return nil }
         return try? TypeV1.Refusal(decoding: detail.value)

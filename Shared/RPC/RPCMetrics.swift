@@ -33,15 +33,14 @@ final class RPCMetrics: Sendable {
     /// The client-side metrics of `path`: one set per path and type in the process.
     static func client(_ path: String, type: MethodMetrics.CallType) -> MethodMetrics {
         clientMethods.withLockedValue { methods in
-            let key = "\(type.rawValue) \(path)"
-            if let known = methods[key] { return known }
+            if let known = methods[type]?[path] { return known }
             let made = MethodMetrics(side: .client, path: path, type: type)
-            methods[key] = made
+            methods[type, default: [:]][path] = made
             return made
         }
     }
 
-    private static let clientMethods = NIOLockedValueBox([String: MethodMetrics]())
+    private static let clientMethods = NIOLockedValueBox([MethodMetrics.CallType: [String: MethodMetrics]]())
 }
 
 /// The metric handles of one method: its started counter (made up front) and, per status
@@ -59,6 +58,7 @@ final class MethodMetrics: Sendable {
     }
 
     private let side: Side
+    private let path: String
     private let labels: [(String, String)]
     private let started: Counter
     private let ok: (Counter, Metrics.Timer)
@@ -66,6 +66,7 @@ final class MethodMetrics: Sendable {
 
     init(side: Side, path: String, type: CallType) {
         self.side = side
+        self.path = path
         // "/package.Service/Method"
         let parts = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true)
         let service = parts.count == 2 ? String(parts[0]) : "unknown"
@@ -88,6 +89,14 @@ final class MethodMetrics: Sendable {
         }
         counter.increment()
         timer.record(duration: duration)
+    }
+
+    /// Records one call the server finished (or refused, or lost to the client): its metrics
+    /// and its access-log line.
+    func finished(_ status: Status, after duration: Duration, logger: Logger, peer: String,
+                  context: ServerContext? = nil, caller: Caller? = nil) {
+        record(code: status.code, duration: duration)
+        AccessLog.record(logger, path: path, status: status, duration: duration, peer: peer, context: context, caller: caller)
     }
 
     private static func handles(_ side: Side, _ labels: [(String, String)], _ code: StatusCode) -> (Counter, Metrics.Timer) {

@@ -55,10 +55,9 @@ public func runPeriodically(every interval: Duration, exclusive: ExclusiveJob? =
         do {
             if try await exclusive?.acquire(for: interval) ?? true {
                 let count = try await pass()
-                metrics.ran(items: count, duration: ContinuousClock.now - started)
-                if count > 0 {
-                    logger.info(done, metadata: ["count": "\(count)", "duration-ms": "\((ContinuousClock.now - started).milliseconds)"])
-                }
+                let duration = ContinuousClock.now - started
+                metrics.ran(items: count, duration: duration)
+                if count > 0 { logger.info(done, metadata: ["count": "\(count)", "duration-ms": "\(duration.milliseconds)"]) }
             }
         } catch {
             metrics.failed()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Models
+import RPC
 import RPCWire
 
 /// How `doorstep` ends when a call did not succeed: one `Error: …` line (and, for a refusal,
@@ -25,12 +26,9 @@ enum Failure {
     static func lines(code: StatusCode, message: String, details: [UInt8]?, targets: [String]) -> [String] {
         if code == .unavailable, let connection = connectionProblem(message, targets: targets) { return [connection] }
         var lines = [message.isEmpty ? "\(code)" : "\(code): \(message)"]
-        if let details, let status = try? TypeV1.RpcStatus(decoding: details) {
-            for detail in status.details where detail.typeUrl.hasSuffix("/doorstep.type.v1.Refusal") {
-                guard let refusal = try? TypeV1.Refusal(decoding: detail.value) else { continue }
-                for violation in refusal.violations {
-                    lines.append("  \(violation.ruleId.isEmpty ? violation.field : violation.ruleId): \(violation.detail)")
-                }
+        if let details, let refusal = RPCError.refusal(inDetails: details) {
+            for violation in refusal.violations {
+                lines.append("  \(violation.ruleId.isEmpty ? violation.field : violation.ruleId): \(violation.detail)")
             }
         }
         return lines
