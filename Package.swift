@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // MARK: C libraries (Debian: libprotobuf-c-dev, libnghttp2-dev)
@@ -65,11 +67,29 @@ let package = Package(
         .target(name: "RPCWire", path: "Shared/RPCWire"),
         // libnghttp2 as a sans-I/O HTTP/2 state machine (the only module touching nghttp2).
         .target(name: "HTTP2", dependencies: ["CNGHTTP2"], path: "Shared/HTTP2"),
+        // TLS for every listener and client: PEM files checked and loaded (swift-certificates),
+        // swift-nio-ssl contexts that reload, the identity in a peer's certificate, dev certificates.
+        .target(
+            name: "TransportSecurity",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Shared/TransportSecurity"
+        ),
         // gRPC server (and client) over SwiftNIO: joins sockets, HTTP2 and typed services.
         .target(
             name: "RPC",
             dependencies: [
-                "RPCWire", "HTTP2", "Models",
+                "RPCWire", "HTTP2", "Models", "TransportSecurity",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -78,12 +98,18 @@ let package = Package(
             ],
             path: "Shared/RPC"
         ),
-        // Bearer-token identity: Ed25519 JWTs (vapor/jwt-kit), verified synchronously per call.
+        // gRPC server reflection (grpc.reflection.v1 and v1alpha) from the published descriptor
+        // set, which it compiles in (PublishedDescriptors.swift, by Scripts/generate-descriptors.sh).
+        .target(name: "Reflection", dependencies: ["RPC", "RPCWire", "Models"], path: "Shared/Reflection"),
+        // Bearer-token identity: JWTs by key id from JWKS files (Doorstep's own Ed25519 keys, the lender's identity
+        // provider's RS256/ES256/EdDSA keys), verified synchronously per call with swift-crypto; jwt-kit parses and signs.
         .target(
             name: "ServiceAuth",
             dependencies: [
                 "RPC", "RPCWire",
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Shared/ServiceAuth"
@@ -133,7 +159,7 @@ let package = Package(
         .target(
             name: "ServiceKit",
             dependencies: [
-                "RPC", "RPCWire", "ServiceAuth", "Models", "Storage", "Validation",
+                "RPC", "RPCWire", "ServiceAuth", "Models", "Storage", "Validation", "Reflection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -143,6 +169,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                "TransportSecurity",
             ],
             path: "Shared/ServiceKit"
         ),
@@ -162,7 +190,7 @@ let package = Package(
         ),
         .target(
             name: "SchedulingService",
-            dependencies: ["ServiceKit", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
+            dependencies: ["ServiceKit", "TransportSecurity", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -177,7 +205,7 @@ let package = Package(
         ),
         .target(
             name: "VisitsService",
-            dependencies: ["ServiceKit", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
+            dependencies: ["ServiceKit", "TransportSecurity", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Crypto", package: "swift-crypto"),
@@ -194,14 +222,14 @@ let package = Package(
         // MARK: Tools
         .executableTarget(
             name: "doorstep",
-            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "Storage", "RoutePlanner", "Compliance",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "Storage", "RoutePlanner", "Compliance", "TransportSecurity",
+                           "Reflection", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/Doorstep"
         ),
         .executableTarget(
             name: "rpc-bench-server",
             dependencies: [
-                "RPC", "RPCWire", "Models", "ServiceAuth", "ServiceKit",
+                "RPC", "RPCWire", "Models", "ServiceAuth", "ServiceKit", "TransportSecurity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -220,13 +248,13 @@ let package = Package(
         // (DOORSTEP_DEMO=1 Scripts/run.sh).
         .executableTarget(
             name: "workflow-bench",
-            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth",
+            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "TransportSecurity",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/WorkflowBench"
         ),
         .executableTarget(
             name: "demo-seed",
-            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "RoutePlanner",
+            dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "TransportSecurity", "RoutePlanner",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/DemoSeed"
         ),
@@ -248,6 +276,9 @@ let package = Package(
         .testTarget(
             name: "ServiceAuthTests",
             dependencies: ["ServiceAuth", "RPC", "RPCWire", "RPCTestSupport", "Models", "TestSupport",
+                           .product(name: "JWTKit", package: "jwt-kit"),
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "CryptoExtras", package: "swift-crypto"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/Shared/ServiceAuthTests"
         ),
@@ -269,7 +300,7 @@ let package = Package(
         .executableTarget(
             name: "rpc-test-server",
             dependencies: [
-                "RPCTestSupport", "RPC", "Models",
+                "RPCTestSupport", "RPC", "Models", "TransportSecurity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -277,8 +308,14 @@ let package = Package(
         ),
         .testTarget(
             name: "RPCTests",
-            dependencies: ["RPC", "RPCTestSupport", "Models", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RPC", "RPCTestSupport", "Models", "TestSupport", "TransportSecurity", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Shared/RPCTests",
+            exclude: ["Interop"]
+        ),
+        .testTarget(
+            name: "ReflectionTests",
+            dependencies: ["Reflection", "RPC", "RPCWire", "Models", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Shared/ReflectionTests",
             exclude: ["Interop"]
         ),
         .testTarget(name: "RoutePlannerTests", dependencies: ["RoutePlanner"], path: "Tests/Shared/RoutePlannerTests", exclude: ["Fixtures"]),
@@ -320,7 +357,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ServicesTests",
-            dependencies: ["Storage", "ServiceKit", "RPC", "RPCWire", "Models", "ServiceAuth", "TestSupport", "ServiceTestSupport",
+            dependencies: ["Storage", "ServiceKit", "RPC", "RPCWire", "Models", "ServiceAuth", "TestSupport", "ServiceTestSupport", "TransportSecurity",
+                           .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
@@ -338,7 +376,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ServiceKitTests",
-            dependencies: ["ServiceKit", "Storage", "Outbox", "RPC", "RPCWire", "Validation", "Compliance", "Models", "TestSupport",
+            dependencies: ["ServiceKit", "ServiceAuth", "Storage", "Outbox", "RPC", "RPCWire", "Validation", "Compliance", "Models", "TestSupport",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "NIOCore", package: "swift-nio"),

@@ -611,14 +611,14 @@ class Generator:
         out += f"    public enum {name} {{\n"
         out += f'        /// `{full}`\n        public static let name = "{full}"\n\n'
         for mi, method in enumerate(s.method):
-            if method.client_streaming:
-                fail(f"{full}.{method.name}: client streaming is not supported")
             req = self.registry.swift_type(method.input_type.lstrip("."))
             resp = self.registry.swift_type(method.output_type.lstrip("."))
+            # isClientStreaming is spelled out only when true (its default is false).
+            client = ", isClientStreaming: true" if method.client_streaming else ""
             out += comments.doc([6, si, 2, mi], "        ")
             out += (f"        public static let {escape(lower_camel(re.sub(r'(?<!^)(?=[A-Z])', '_', method.name).lower()))} = "
                     f"MethodDescriptor<{req}, {resp}>(\n"
-                    f'            service: name, method: "{method.name}", isServerStreaming: {"true" if method.server_streaming else "false"})\n\n')
+                    f'            service: name, method: "{method.name}", isServerStreaming: {"true" if method.server_streaming else "false"}{client})\n\n')
         paths = ", ".join(f'"/{full}/{mm.name}"' for mm in s.method)
         out += f"        /// The `:path` of every method of the service.\n"
         out += f"        public static let methodPaths: [String] = [{paths}]\n"
@@ -660,11 +660,19 @@ class Generator:
         for full in sorted(self.registry.messages):
             out += f'        "{full}": {self.registry.swift_type(full)}.self,\n'
         out += "    ]\n\n"
-        out += ("    /// One RPC of the contracts: its request and response types and whether the server streams.\n"
+        out += ("    /// One RPC of the contracts: its request and response types and which sides stream.\n"
                 "    public struct Method: Sendable {\n"
                 "        public let request: any ProtoMessage.Type\n"
                 "        public let response: any ProtoMessage.Type\n"
                 "        public let isServerStreaming: Bool\n"
+                "        public let isClientStreaming: Bool\n\n"
+                "        init(request: any ProtoMessage.Type, response: any ProtoMessage.Type, isServerStreaming: Bool,\n"
+                "             isClientStreaming: Bool = false) {\n"
+                "            self.request = request\n"
+                "            self.response = response\n"
+                "            self.isServerStreaming = isServerStreaming\n"
+                "            self.isClientStreaming = isClientStreaming\n"
+                "        }\n"
                 "    }\n\n"
                 "    /// Every RPC of the contracts, by `:path` (\"/package.Service/Method\").\n"
                 "    public static let methods: [String: Method] = [\n")
@@ -675,10 +683,11 @@ class Generator:
                     rows.append((f"/{f.package}.{s.name}/{m.name}",
                                  self.registry.swift_type(m.input_type.lstrip(".")),
                                  self.registry.swift_type(m.output_type.lstrip(".")),
-                                 m.server_streaming))
-        for path, req, resp, streaming in sorted(rows):
+                                 m.server_streaming, m.client_streaming))
+        for path, req, resp, streaming, client_streaming in sorted(rows):
+            client = ", isClientStreaming: true" if client_streaming else ""
             out += (f'        "{path}": Method(request: {req}.self, response: {resp}.self, '
-                    f'isServerStreaming: {"true" if streaming else "false"}),\n')
+                    f'isServerStreaming: {"true" if streaming else "false"}{client}),\n')
         out += "    ]\n}\n"
         return out
 

@@ -10,7 +10,9 @@ set -euo pipefail
 # postgresql-15 is the server of the PostgreSQL runs (Scripts/with-postgres.sh: a throwaway
 # cluster; the package's own cluster is not started by this script). prometheus brings
 # promtool, which checks the alert rules in deploy/prometheus (Tests/Integration/DeploymentTests).
-apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libnghttp2-dev libsqlite3-dev pkg-config docker-compose postgresql-15 prometheus)
+# nghttp2-client brings h2load, which loads a TLS listener while its certificate rotates
+# (Tests/Integration/ServicesTests, TransportSecurityProcessTests).
+apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libnghttp2-dev libsqlite3-dev pkg-config docker-compose postgresql-15 prometheus nghttp2-client)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -23,15 +25,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# grpc_status (grpcio-status) decodes the standard error details the way stock clients do.
-python_modules=(google.protobuf grpc_tools grpc h2 yaml grpc_status)
+# grpc_status (grpcio-status) decodes the standard error details the way stock clients do;
+# grpc_reflection (grpcio-reflection) is the stock server-reflection client.
+python_modules=(google.protobuf grpc_tools grpc h2 yaml grpc_status grpc_reflection)
 need_pip=0
 for module in "${python_modules[@]}"; do
   python3 -c "import $module" >/dev/null 2>&1 || need_pip=1
 done
 if [ $need_pip -eq 1 ]; then
-  echo "install-deps: pip install protobuf grpcio grpcio-tools grpcio-status h2 pyyaml"
-  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore protobuf grpcio grpcio-tools grpcio-status h2 pyyaml
+  echo "install-deps: pip install protobuf grpcio grpcio-tools grpcio-status grpcio-reflection h2 pyyaml"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore protobuf grpcio grpcio-tools grpcio-status grpcio-reflection h2 pyyaml
 fi
 
 # The Buf CLI for the contract checks (Scripts/check-contracts.sh), from PyPI, pinned: the

@@ -43,7 +43,7 @@ step "AddressSanitizer + LeakSanitizer on every suite that runs in the test proc
 # Linked with lld: gold warns once per sanitizer symbol it cannot export (1,551 lines a build).
 LSAN_OPTIONS="suppressions=$root/Tests/lsan-suppressions.txt:print_suppressions=0" \
   swift test --sanitize=address --scratch-path .build-asan -Xswiftc -use-ld=lld \
-  --filter "ContractTests|RPCWireTests|HTTP2Tests|RPCTests|ServiceAuthTests|StorageTests|ServiceKitTests|ValidationTests|ComplianceTests|AccountsServiceTests|SchedulingServiceTests|OutboxTests|VisitsServiceTests"
+  --filter "ContractTests|RPCWireTests|HTTP2Tests|RPCTests|ReflectionTests|ServiceAuthTests|StorageTests|ServiceKitTests|ValidationTests|ComplianceTests|AccountsServiceTests|SchedulingServiceTests|OutboxTests|VisitsServiceTests"
 
 fuzz_seconds=${DOORSTEP_FUZZ_SECONDS:-30}
 if [ "$fuzz_seconds" -gt 0 ]; then

@@ -1,9 +1,10 @@
-/// A token bucket of stream-level errors a peer may cause on one connection (streams we
-/// must reset, invalid frames) before we send GOAWAY. It guards against the
-/// "MadeYouReset" class (CVE-2025-8671), which the nghttp2 1.52 build here does not cover,
-/// while letting a long-lived, well-behaved connection make occasional mistakes: the budget
-/// refills over time. The peer's own RST_STREAMs (cancellations) are not counted here; the
-/// rapid-reset limit in nghttp2 covers those.
+/// A token bucket of things a peer may cause on one connection before the server ends it with
+/// GOAWAY ENHANCE_YOUR_CALM. `HTTP2ServerSession` keeps two: streams it must reset because of
+/// what the peer sent on them (the "MadeYouReset" class, CVE-2025-8671, which the nghttp2 1.52
+/// build here does not cover) and streams opened beyond SETTINGS_MAX_CONCURRENT_STREAMS. A
+/// long-lived, well-behaved connection may make occasional mistakes: the budget refills over
+/// time. The peer's own RST_STREAMs (cancellations) are not counted; the rapid-reset limit in
+/// nghttp2 covers those.
 public struct PeerErrorBudget: Sendable {
     /// Errors allowed in a burst.
     public let burst: Int

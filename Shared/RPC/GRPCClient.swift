@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import RPCWire
+import TransportSecurity
 
 /// A gRPC client for one service with one or more replicas: every target is resolved to
 /// every address it names (``AddressResolver``, as stock gRPC's `dns` resolver: a name with
@@ -65,6 +66,9 @@ public final class GRPCClient: Sendable {
         /// Shortest time between two resolutions of the targets' names after connection
         /// failures (stock gRPC's minimum time between resolutions). Default 1 s.
         public var minResolutionInterval: Duration = .seconds(1)
+        /// TLS to the servers (their CA, this client's certificate for mutual TLS, the name
+        /// expected); nil = plaintext HTTP/2. Default nil.
+        public var tls: ClientTLS?
 
         public init() {}
 
@@ -404,8 +408,12 @@ public final class GRPCClient: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = configuration.tls {
+                        try channel.pipeline.syncOperations.addHandlers(try tls.makeHandlers(host: target.host))
+                    }
                     try channel.pipeline.syncOperations.addHandler(GRPCClientConnectionHandler(
-                        authority: target.description, maxReceiveMessageSize: configuration.maxReceiveMessageSize,
+                        authority: target.description, scheme: configuration.tls == nil ? "http" : "https",
+                        maxReceiveMessageSize: configuration.maxReceiveMessageSize,
                         configuration: configuration.http2))
                 }
             }

@@ -1,6 +1,9 @@
 import HTTP2
 import NIOCore
+import NIOSSL
+import NIOTLS
 import RPCWire
+import TransportSecurity
 
 /// What a finished call returned: status, metadata and response messages.
 struct ClientCallResult: Sendable {
@@ -21,6 +24,10 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
 
     private let session: HTTP2ClientSession
     private let authority: String
+    /// "https" over TLS, "http" over plaintext HTTP/2.
+    private let scheme: String
+    /// Why the connection failed, when it did (a TLS handshake's error), for the calls' status.
+    private var failure: String?
     private let maxReceiveMessageSize: Int
     private var context: ChannelHandlerContext?
     private var calls: [Int32: Call] = [:]
@@ -43,8 +50,9 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    init(authority: String, maxReceiveMessageSize: Int, configuration: HTTP2ClientConfiguration) throws {
+    init(authority: String, scheme: String = "http", maxReceiveMessageSize: Int, configuration: HTTP2ClientConfiguration) throws {
         self.authority = authority
+        self.scheme = scheme
         self.maxReceiveMessageSize = maxReceiveMessageSize
         self.session = try HTTP2ClientSession(configuration: configuration)
     }
@@ -60,13 +68,27 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isUsable = false
-        failAll(RPCError(code: .unavailable, message: "connection to \(authority) closed"))
+        failAll(RPCError(code: .unavailable, message: "connection to \(authority) closed\(failure.map { ": \($0)" } ?? "")"))
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         isUsable = false
+        if failure == nil, error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError || error is ServerNameMismatch {
+            failure = "TLS handshake failed (\(error))"
+        }
         context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event,
+           negotiated != grpcApplicationProtocol {
+            isUsable = false
+            failure = "TLS handshake failed (the server did not negotiate HTTP/2, ALPN h2)"
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -104,7 +126,7 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
             return
         }
         var headers: [(name: String, value: String)] = [
-            (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", authority),
+            (":method", "POST"), (":scheme", scheme), (":path", path), (":authority", authority),
             ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "doorstep-grpc/1"),
         ]
         if let timeout { headers.append(("grpc-timeout", GRPCTimeout.format(timeout))) }

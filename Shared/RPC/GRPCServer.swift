@@ -3,7 +3,9 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RPCWire
+import TransportSecurity
 
 /// A gRPC server: HTTP/2 by libnghttp2 inside SwiftNIO channels, the services' typed
 /// handlers in tasks.
@@ -19,6 +21,11 @@ public final class GRPCServer: Sendable {
         /// Largest request message accepted; larger ones fail with RESOURCE_EXHAUSTED.
         /// Default 4 MiB (gRPC's default).
         public var maxReceiveMessageSize: Int = 4 << 20
+        /// Request messages of client- and bidirectional-streaming calls that have arrived
+        /// but that their handlers have not read yet, per connection (bytes; each message
+        /// counts 64 more): past this the connection stops reading from its socket until
+        /// the handlers have read half of it (``InboundBudget``). Default 1 MiB.
+        public var maxBufferedStreamingRequestBytes: Int = 1 << 20
         /// A connection with no open stream for this long is sent GOAWAY and closed.
         /// Default 5 minutes.
         public var idleTimeout: TimeAmount = .minutes(5)
@@ -28,6 +35,9 @@ public final class GRPCServer: Sendable {
         public var keepaliveTimeout: TimeAmount = .seconds(20)
         /// On graceful shutdown, calls still running after this are cut off. Default 30 s.
         public var drainTimeout: TimeAmount = .seconds(30)
+        /// TLS (ALPN h2, TLS 1.2+; mutual TLS when it has a client CA); nil = plaintext
+        /// HTTP/2 (h2c). Default nil.
+        public var tls: ServerTLS?
 
         public init() {}
 
@@ -58,8 +68,11 @@ public final class GRPCServer: Sendable {
         authenticator: (any Authenticator)? = nil, interceptors: [any ServerInterceptor] = [], logger: Logger,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
+        // On a mutual-TLS listener the service role also needs the service's certificate.
+        let transportChecks: [any ServerInterceptor] =
+            configuration.tls?.requiresClientCertificate == true ? [ServiceCertificateInterceptor()] : []
         self.shared = Shared(configuration: configuration, services: services,
-                             pipeline: .standard(authenticator: authenticator, extra: interceptors), logger: logger,
+                             pipeline: .standard(authenticator: authenticator, extra: transportChecks + interceptors), logger: logger,
                              metrics: RPCMetrics(methods: services.methods))
         self.group = group
     }
@@ -77,6 +90,11 @@ public final class GRPCServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = shared.configuration.tls {
+                        // Each connection takes the context current at accept: a reload
+                        // changes new connections only.
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.grpcContext))
+                    }
                     try channel.pipeline.syncOperations.addHandler(GRPCServerConnectionHandler(shared: shared))
                     let id = ObjectIdentifier(channel)
                     state.withLockedValue { $0.connections[id] = channel }
@@ -91,7 +109,10 @@ public final class GRPCServer: Sendable {
         guard let address = channel.localAddress else {
             throw RPCError(code: .internal, message: "the server channel has no local address")
         }
-        shared.logger.info("serving gRPC", metadata: ["address": "\(address)"])
+        shared.logger.info("serving gRPC", metadata: [
+            "address": "\(address)",
+            "tls": "\(shared.configuration.tls.map { $0.requiresClientCertificate ? "mutual" : "on" } ?? "off")",
+        ])
         return address
     }
 

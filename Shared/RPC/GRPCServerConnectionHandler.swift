@@ -1,6 +1,9 @@
 import HTTP2
 import Logging
 import NIOCore
+import NIOSSL
+import NIOTLS
+import TransportSecurity
 import Synchronization
 import RPCWire
 
@@ -37,6 +40,13 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     /// the same token on every call, so it is verified once per connection (until it expires;
     /// ``AuthenticationInterceptor``).
     private var lastAuthentication: Authentication?
+    /// Who the TLS client certificate names, once the handshake verified it (mutual TLS).
+    private var clientCertificate: CertificateIdentity?
+    /// Request messages of this connection's streaming calls not yet taken by their
+    /// handlers (made with the first streaming call).
+    private var inboundBudget: InboundBudget?
+    /// True while the socket is not read because `inboundBudget` is exceeded.
+    private var readingPaused = false
 
     /// The state of one call.
     private final class ServerStream {
@@ -45,6 +55,9 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         let context: ServerContext
         var deframer: MessageDeframer
         var request: [UInt8]?
+        /// The request messages of a client- or bidirectional-streaming call, on their way
+        /// to its handler (nil for unary and server-streaming calls).
+        var inbound: InboundMessages?
         var task: Task<Void, Never>?
         var deadlineTimer: Scheduled<Void>?
         var headersSent = false
@@ -76,6 +89,8 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         keepaliveTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             let handler = loopBound.value
+            // Not reading (backpressure): a PING's answer could not be seen.
+            guard !handler.readingPaused else { return }
             let actions = handler.manager.keepaliveTimerFired(now: .now())
             if actions.contains(.close) {
                 handler.shared.logger.debug("closing connection: keepalive ping not answered", metadata: ["peer": "\(handler.peer)"])
@@ -92,9 +107,11 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         for stream in streams.values {
             stream.deadlineTimer?.cancel()
             stream.task?.cancel()
+            stream.inbound?.discard()
             abandoned(stream)
         }
         streams.removeAll()
+        inboundBudget = nil  // (its drained callback refers to this handler)
         for waiter in writabilityWaiters { waiter.resume(throwing: CancellationError()) }
         writabilityWaiters.removeAll()
     }
@@ -129,13 +146,31 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is GracefulShutdown {
             perform(manager.drainRequested(), context: context)
+        } else if let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event {
+            // gRPC is HTTP/2 only: a client that did not negotiate h2 by ALPN is closed
+            // before it sends anything (RFC 9113 §3.3; grpc-go and grpc++ do the same).
+            guard negotiated == grpcApplicationProtocol else {
+                shared.logger.notice("closing TLS connection: the client did not negotiate HTTP/2 (ALPN h2)", metadata: [
+                    "peer": "\(peer)", "alpn": "\(negotiated ?? "none")",
+                ])
+                context.close(promise: nil)
+                return
+            }
+            if let tls = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self) {
+                clientCertificate = tls.peerCertificate.flatMap(CertificateIdentity.init)
+            }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        shared.logger.debug("connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        if error is NIOSSLError || error is BoringSSLError {
+            // Plaintext to a TLS port, a certificate from another CA, no client certificate…
+            shared.logger.info("TLS handshake failed; connection closed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        } else {
+            shared.logger.debug("connection error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        }
         context.close(promise: nil)
     }
 
@@ -150,6 +185,10 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
             do {
                 try bytes.withUnsafeBytes { buffer in
                     try stream.deframer.process(buffer) { message in
+                        if let inbound = stream.inbound {
+                            inbound.push(Array(message))
+                            return
+                        }
                         guard stream.request == nil else {
                             throw RPCError(code: .internal, message: "more than one request message for \(stream.method.path)")
                         }
@@ -159,13 +198,19 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
             } catch {
                 finish(streamID, stream, with: Status((error as? DeframingError)?.rpcError ?? RPCError(from: error)), context: context)
             }
+            if stream.inbound != nil { syncReading(context: context) }
         case .endStream(let streamID):
             guard let stream = streams[streamID], !stream.finished else { return }
-            startCall(streamID, stream, context: context)
+            if let inbound = stream.inbound {
+                endInput(streamID, stream, inbound, context: context)
+            } else {
+                startCall(streamID, stream, context: context)
+            }
         case .streamClosed(let streamID, _):
             if let stream = streams.removeValue(forKey: streamID) {
                 stream.deadlineTimer?.cancel()
                 stream.task?.cancel()
+                stream.inbound?.discard()
                 abandoned(stream)
                 perform(manager.streamClosed(), context: context)
             }
@@ -230,7 +275,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         metrics.start()
         // The interceptors (deadline, authentication, role, scope, …) before any handler.
         var head = CallHead(path: path, method: registered, metadata: metadata, timeout: timeout,
-                            connectionAuthentication: lastAuthentication)
+                            connectionAuthentication: lastAuthentication, clientCertificate: clientCertificate)
         do {
             try shared.pipeline.admit(&head)
         } catch {
@@ -260,7 +305,13 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
                                context: contextBound.value)
             }
         }
-        if endStream { startCall(streamID, stream, context: context) }
+        switch registered.kind {
+        case .clientStreaming, .bidirectionalStreaming:
+            startStreamingCall(streamID, stream, context: context)
+            if endStream, let inbound = stream.inbound { endInput(streamID, stream, inbound, context: context) }
+        case .unary, .serverStreaming:
+            if endStream { startCall(streamID, stream, context: context) }
+        }
     }
 
     /// The request is complete: run the handler in a task.
@@ -277,57 +328,151 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
                    context: context)
             return
         }
-        let eventLoop = context.eventLoop
-        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
-        let contextBound = NIOLoopBound(context, eventLoop: eventLoop)
         let serverContext = stream.context
         switch stream.method.kind {
         case .unary(let call):
-            stream.task = Task(executorPreference: taskExecutor) {
-                let result: Result<[UInt8], RPCError>
-                do {
-                    result = .success(try await call(request, serverContext))
-                } catch {
-                    result = .failure(RPCError(from: error))
-                }
-                eventLoop.execute {
-                    let handler = loopBound.value
-                    guard let stream = handler.streams[streamID], !stream.finished else { return }
-                    switch result {
-                    case .success(let response):
-                        handler.finish(streamID, stream, response: response, context: contextBound.value)
-                    case .failure(let error):
-                        handler.finish(streamID, stream, with: Status(error), context: contextBound.value)
-                    }
-                }
-            }
+            stream.task = runReturningOne(streamID, context: context) { try await call(request, serverContext) }
         case .serverStreaming(let call):
-            let send: @Sendable ([UInt8]) async throws -> Void = { message in
-                try await withCheckedThrowingContinuation { continuation in
-                    eventLoop.execute {
-                        loopBound.value.sendStreamed(streamID, message, continuation, context: contextBound.value)
-                    }
-                }
+            let send = responseSender(streamID, context: context)
+            stream.task = runStreamingOut(streamID, context: context) { try await call(request, serverContext, send) }
+        case .clientStreaming, .bidirectionalStreaming:
+            preconditionFailure("streaming calls start with their headers (startStreamingCall)")
+        }
+    }
+
+    /// A client- or bidirectional-streaming call was admitted: its handler runs from now on,
+    /// reading the request messages as they arrive.
+    private func startStreamingCall(_ streamID: Int32, _ stream: ServerStream, context: ChannelHandlerContext) {
+        let inbound = InboundMessages(budget: budget(context: context))
+        stream.inbound = inbound
+        let requests = RequestStream(inbound)
+        let serverContext = stream.context
+        switch stream.method.kind {
+        case .clientStreaming(let call):
+            stream.task = runReturningOne(streamID, context: context) { try await call(requests, serverContext) }
+        case .bidirectionalStreaming(let call):
+            let send = responseSender(streamID, context: context)
+            stream.task = runStreamingOut(streamID, context: context) { try await call(requests, serverContext, send) }
+        case .unary, .serverStreaming:
+            preconditionFailure("\(stream.method.path) is not client-streaming")
+        }
+    }
+
+    /// Runs a handler that answers with one message (unary, client-streaming) in a task on
+    /// the connection's executor; its response or error ends the call on the event loop.
+    private func runReturningOne(
+        _ streamID: Int32, context: ChannelHandlerContext, _ body: @escaping @Sendable () async throws -> [UInt8]
+    ) -> Task<Void, Never> {
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: eventLoop)
+        return Task(executorPreference: taskExecutor) {
+            let result: Result<[UInt8], RPCError>
+            do {
+                result = .success(try await body())
+            } catch {
+                result = .failure(RPCError(from: error))
             }
-            stream.task = Task(executorPreference: taskExecutor) {
-                let status: Status
-                do {
-                    try await call(request, serverContext, send)
-                    status = .ok
-                } catch {
-                    status = Status(RPCError(from: error))
-                }
-                eventLoop.execute {
-                    let handler = loopBound.value
-                    guard let stream = handler.streams[streamID], !stream.finished else { return }
-                    handler.finish(streamID, stream, with: status, context: contextBound.value)
+            eventLoop.execute {
+                let handler = loopBound.value
+                guard let stream = handler.streams[streamID], !stream.finished else { return }
+                switch result {
+                case .success(let response):
+                    handler.finish(streamID, stream, response: response, context: contextBound.value)
+                case .failure(let error):
+                    handler.finish(streamID, stream, with: Status(error), context: contextBound.value)
                 }
             }
         }
     }
 
-    /// Sends one message of a server-streaming call; resumes the handler once the connection
-    /// can take more.
+    /// Runs a handler that sends its own messages (server-streaming, bidirectional) in a task;
+    /// its return (OK) or error ends the call on the event loop.
+    private func runStreamingOut(
+        _ streamID: Int32, context: ChannelHandlerContext, _ body: @escaping @Sendable () async throws -> Void
+    ) -> Task<Void, Never> {
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: eventLoop)
+        return Task(executorPreference: taskExecutor) {
+            let status: Status
+            do {
+                try await body()
+                status = .ok
+            } catch {
+                status = Status(RPCError(from: error))
+            }
+            eventLoop.execute {
+                let handler = loopBound.value
+                guard let stream = handler.streams[streamID], !stream.finished else { return }
+                handler.finish(streamID, stream, with: status, context: contextBound.value)
+            }
+        }
+    }
+
+    /// The client half-closed a streaming call: the handler reads to the end of its input
+    /// (a message cut short is the client's error, as for a unary call).
+    private func endInput(_ streamID: Int32, _ stream: ServerStream, _ inbound: InboundMessages, context: ChannelHandlerContext) {
+        do {
+            try stream.deframer.finish()
+        } catch {
+            finish(streamID, stream, with: Status(error.rpcError), context: context)
+            return
+        }
+        inbound.finish()
+    }
+
+    /// The streaming call's input is over (it finished, or failed): drops what its handler
+    /// did not read and stops the handler if it still runs.
+    private func endInbound(_ stream: ServerStream) {
+        guard let inbound = stream.inbound else { return }
+        stream.inbound = nil
+        inbound.discard()
+        stream.task?.cancel()
+    }
+
+    /// This connection's budget of unread streaming request messages; when it drains, the
+    /// connection reads again.
+    private func budget(context: ChannelHandlerContext) -> InboundBudget {
+        if let inboundBudget { return inboundBudget }
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: eventLoop)
+        let budget = InboundBudget(limit: shared.configuration.maxBufferedStreamingRequestBytes) {
+            eventLoop.execute { loopBound.value.syncReading(context: contextBound.value) }
+        }
+        inboundBudget = budget
+        return budget
+    }
+
+    /// Stops or resumes reading from the socket as the budget says (TCP backpressure: see
+    /// ``InboundBudget``).
+    private func syncReading(context: ChannelHandlerContext) {
+        guard let inboundBudget else { return }
+        let pause = inboundBudget.isExceeded
+        guard pause != readingPaused else { return }
+        readingPaused = pause
+        shared.logger.trace(pause ? "streaming handlers are behind: not reading" : "reading again", metadata: ["peer": "\(peer)"])
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: !pause)
+    }
+
+    /// The function a streaming handler sends its responses with: it waits while the
+    /// connection cannot take more.
+    private func responseSender(_ streamID: Int32, context: ChannelHandlerContext) -> @Sendable ([UInt8]) async throws -> Void {
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: eventLoop)
+        return { message in
+            try await withCheckedThrowingContinuation { continuation in
+                eventLoop.execute {
+                    loopBound.value.sendStreamed(streamID, message, continuation, context: contextBound.value)
+                }
+            }
+        }
+    }
+
+    /// Sends one message of a server- or bidirectional-streaming call; resumes the handler
+    /// once the connection can take more.
     private func sendStreamed(
         _ streamID: Int32, _ message: [UInt8], _ continuation: CheckedContinuation<Void, any Error>,
         context: ChannelHandlerContext
@@ -359,10 +504,11 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     ]
     private static let okTrailers = StatusTrailers.encode(.ok)
 
-    /// A unary call succeeded.
+    /// A unary (or client-streaming) call succeeded.
     private func finish(_ streamID: Int32, _ stream: ServerStream, response: [UInt8], context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
+        endInbound(stream)
         recordFinished(stream, .ok)
         let (initial, trailing) = stream.context.response.snapshot()
         session.respond(streamID: streamID, headers: Self.headers(initial), body: MessageFraming.frame(response),
@@ -375,6 +521,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private func finish(_ streamID: Int32, _ stream: ServerStream, with status: Status, context: ChannelHandlerContext) {
         stream.finished = true
         stream.deadlineTimer?.cancel()
+        endInbound(stream)
         recordFinished(stream, status)
         if stream.headersSent {
             session.finish(streamID: streamID, trailers: StatusTrailers.encode(status, extra: stream.context.response.trailing))
@@ -432,6 +579,10 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         // Streams that ended or were reset by what we just wrote.
         for event in session.takeEvents() { handle(event, context: context) }
         if !session.wantsIO {
+            if session.exhaustedErrorBudget, context.channel.isActive {
+                shared.logger.debug("closing connection: too many streams reset or refused (GOAWAY ENHANCE_YOUR_CALM)",
+                                    metadata: ["peer": "\(peer)"])
+            }
             context.close(promise: nil)
         }
     }

@@ -9,6 +9,10 @@ import Synchronization
 /// out is only the transport: HTTP/2 framing, flow control, the connection's credential
 /// cache and its limits. Reach it with `GRPCClient(inProcess:)`.
 ///
+/// A client- or bidirectional-streaming method is called as the client's calls are made:
+/// with one request message, then the end of the client's input; its handler sees a request
+/// stream of that one message.
+///
 /// For tests: a service suite can run over it as well as over loopback, and is then
 /// independent of ports and sockets.
 public final class InProcessServer: Sendable {
@@ -90,13 +94,43 @@ public final class InProcessServer: Sendable {
             } catch {
                 return (Status(RPCError(from: error)), sent.withLock { $0 })
             }
+        case .clientStreaming(let handler):
+            do {
+                return (.ok, [try await handler(RequestStream(InboundMessages(complete: [request])), context)])
+            } catch {
+                return (Status(RPCError(from: error)), [])
+            }
+        case .bidirectionalStreaming(let handler):
+            let sent = Mutex<[[UInt8]]>([])
+            do {
+                try await handler(RequestStream(InboundMessages(complete: [request])), context) { message in
+                    sent.withLock { $0.append(message) }
+                }
+                return (.ok, sent.withLock { $0 })
+            } catch {
+                return (Status(RPCError(from: error)), sent.withLock { $0 })
+            }
         }
     }
 }
 
 extension RegisteredMethod {
+    /// True when the server answers with a stream of messages (server or bidirectional
+    /// streaming): the messages sent before an error still reach the client.
     var isServerStreaming: Bool {
-        if case .serverStreaming = kind { return true }
-        return false
+        switch kind {
+        case .serverStreaming, .bidirectionalStreaming: return true
+        case .unary, .clientStreaming: return false
+        }
+    }
+
+    /// The `grpc_type` of its calls in the metrics.
+    var callType: MethodMetrics.CallType {
+        switch kind {
+        case .unary: return .unary
+        case .serverStreaming: return .serverStream
+        case .clientStreaming: return .clientStream
+        case .bidirectionalStreaming: return .bidiStream
+        }
     }
 }

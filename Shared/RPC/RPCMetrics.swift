@@ -20,7 +20,7 @@ final class RPCMetrics: Sendable {
     init(methods registered: [String: RegisteredMethod]) {
         var methods: [String: MethodMetrics] = [:]
         for (path, method) in registered {
-            methods[path] = MethodMetrics(side: .server, path: path, type: method.isServerStreaming ? .serverStream : .unary)
+            methods[path] = MethodMetrics(side: .server, path: path, type: method.callType)
         }
         self.methods = methods
     }

@@ -1,4 +1,5 @@
 import RPCWire
+import TransportSecurity
 
 /// The head of a call as the interceptors see it, before its handler runs: what the client
 /// sent, and what the interceptors have established so far.
@@ -22,14 +23,18 @@ public struct CallHead: Sendable {
     /// `authorization` value its client repeats on every call only once it expires. Carried
     /// from call to call of one connection.
     public var connectionAuthentication: Authentication?
+    /// Who the connection's verified TLS client certificate names (mutual TLS); nil on a
+    /// connection without one.
+    public let clientCertificate: CertificateIdentity?
 
     public init(path: String, method: RegisteredMethod, metadata: Metadata, timeout: String?,
-                connectionAuthentication: Authentication? = nil) {
+                connectionAuthentication: Authentication? = nil, clientCertificate: CertificateIdentity? = nil) {
         self.path = path
         self.method = method
         self.metadata = metadata
         self.timeout = timeout
         self.connectionAuthentication = connectionAuthentication
+        self.clientCertificate = clientCertificate
     }
 }
 
@@ -135,6 +140,25 @@ public struct ScopeInterceptor: ServerInterceptor {
             call.scope = .success(try CallerScope(caller))
         } catch {
             call.scope = .failure(error)
+        }
+    }
+}
+
+/// On a mutual-TLS listener, a `service` token is accepted only over a connection whose
+/// client certificate (already verified against the listener's client CA) names the
+/// service the token speaks for (its subject, e.g. `scheduling`): a stolen service token
+/// alone is not enough, the caller also needs that service's private key. Other roles are
+/// people and tools; their certificate proves only that they come from the lender's estate.
+public struct ServiceCertificateInterceptor: ServerInterceptor {
+    public init() {}
+
+    public func intercept(_ call: inout CallHead) throws(RPCError) {
+        guard let caller = call.caller, caller.role == .service else { return }
+        guard let certificate = call.clientCertificate else {
+            throw .permissionDenied("the service role needs a client certificate issued to the calling service")
+        }
+        guard certificate.names(caller.subject) else {
+            throw .permissionDenied("the client certificate (\(certificate)) is not issued to service '\(caller.subject)'")
         }
     }
 }

@@ -7,6 +7,13 @@ public struct RegisteredMethod: Sendable {
         case unary(@Sendable (_ request: [UInt8], _ context: ServerContext) async throws -> [UInt8])
         case serverStreaming(@Sendable (_ request: [UInt8], _ context: ServerContext,
                                         _ send: @escaping @Sendable ([UInt8]) async throws -> Void) async throws -> Void)
+        /// Started when the call's headers arrive; its request messages are read as they
+        /// arrive; one response.
+        case clientStreaming(@Sendable (_ requests: RequestStream<[UInt8]>, _ context: ServerContext) async throws -> [UInt8])
+        /// Started when the call's headers arrive; request messages read and responses sent
+        /// in any interleaving.
+        case bidirectionalStreaming(@Sendable (_ requests: RequestStream<[UInt8]>, _ context: ServerContext,
+                                               _ send: @escaping @Sendable ([UInt8]) async throws -> Void) async throws -> Void)
     }
 
     public let path: String
@@ -32,7 +39,7 @@ public struct ServiceDefinition: Sendable {
         requiresAuthentication: Bool = true,
         _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
-        precondition(!method.isServerStreaming, "\(method.path) is server-streaming")
+        precondition(!method.isServerStreaming && !method.isClientStreaming, "\(method.path) is not unary")
         let identified = Request.self is any RequestIdentified.Type
         methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, requiresAuthentication: requiresAuthentication, kind: .unary { bytes, context in
             let request = try decodeRequest(Request.self, bytes)
@@ -52,7 +59,7 @@ public struct ServiceDefinition: Sendable {
         requiresAuthentication: Bool = true,
         _ handler: @escaping @Sendable (Request, ServerContext, ResponseStream<Response>) async throws -> Void
     ) {
-        precondition(method.isServerStreaming, "\(method.path) is unary")
+        precondition(method.isServerStreaming && !method.isClientStreaming, "\(method.path) is not server-streaming")
         let identified = Request.self is any RequestIdentified.Type
         methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, requiresAuthentication: requiresAuthentication, kind: .serverStreaming { bytes, context, send in
             let request = try decodeRequest(Request.self, bytes)
@@ -65,9 +72,55 @@ public struct ServiceDefinition: Sendable {
         })
     }
 
+    /// Registers a client-streaming method: the handler reads the request messages as they
+    /// arrive (the sequence ends when the client half-closes) and returns the one response.
+    public mutating func clientStreaming<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        roles: Set<Caller.Role>? = nil,
+        requiresAuthentication: Bool = true,
+        _ handler: @escaping @Sendable (RequestStream<Request>, ServerContext) async throws -> Response
+    ) {
+        precondition(method.isClientStreaming && !method.isServerStreaming, "\(method.path) is not client-streaming")
+        methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, requiresAuthentication: requiresAuthentication, kind: .clientStreaming { requests, context in
+            do {
+                return try encodeResponse(try await handler(requests.decoding(Request.self), context))
+            } catch {
+                throw RPCError(from: error).withStandardDetails()
+            }
+        })
+    }
+
+    /// Registers a bidirectional-streaming method: the handler reads request messages as they
+    /// arrive and sends responses whenever it likes; the call ends (with OK) when it returns,
+    /// whether or not the client has finished sending.
+    public mutating func bidirectionalStreaming<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        roles: Set<Caller.Role>? = nil,
+        requiresAuthentication: Bool = true,
+        _ handler: @escaping @Sendable (RequestStream<Request>, ServerContext, ResponseStream<Response>) async throws -> Void
+    ) {
+        precondition(method.isClientStreaming && method.isServerStreaming, "\(method.path) is not bidirectional-streaming")
+        methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, requiresAuthentication: requiresAuthentication, kind: .bidirectionalStreaming { requests, context, send in
+            do {
+                try await handler(requests.decoding(Request.self), context, ResponseStream { response in try await send(try encodeResponse(response)) })
+            } catch {
+                throw RPCError(from: error).withStandardDetails()
+            }
+        })
+    }
+
     /// Adds every method of `other`.
     public mutating func merge(_ other: ServiceDefinition) {
         methods.merge(other.methods) { _, new in new }
+    }
+
+    /// The fully-qualified names of the services with a method here, from the methods'
+    /// paths (`/doorstep.accounts.v1.Accounts/GetAccount` → `doorstep.accounts.v1.Accounts`).
+    public var serviceNames: Set<String> {
+        Set(methods.keys.compactMap { path in
+            let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+            return parts.count == 2 ? String(parts[0]) : nil
+        })
     }
 }
 

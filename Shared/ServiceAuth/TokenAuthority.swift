@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import JWTKit
 import NIOConcurrencyHelpers
@@ -24,36 +25,90 @@ public struct DoorstepClaims: JWTPayload, Equatable {
         case collectorID = "collector_id"
     }
 
-    /// Expiry and issuer; the signature is checked by the caller of this.
-    func checkClaims(now: Date) throws {
-        try exp.verifyNotExpired(currentDate: now)
+    /// For jwt-kit's own verification (tools); services verify with ``TokenVerifier``.
+    public func verify(using _: some JWTAlgorithm) throws {
+        try exp.verifyNotExpired(currentDate: Date())
         guard iss.value == Self.issuer else {
             throw JWTError.claimVerificationFailure(failedClaim: iss, reason: "unexpected issuer")
         }
     }
-
-    public func verify(using _: some JWTAlgorithm) throws {
-        try checkClaims(now: Date())
-    }
 }
 
-/// An Ed25519 signing key in a PEM file (PKCS#8 private key). `doorstep keygen` writes one;
-/// services load it to verify tokens, `doorstep token` to sign them.
-public struct SigningKey: Sendable {
+/// An Ed25519 signing key in a PEM file (PKCS#8 private key), with its key id (`kid`).
+/// `doorstep keygen` writes one; services sign their own calls with it (and, without
+/// `--auth-jwks-file`, verify tokens with its public key); `doorstep token` signs with it.
+///
+/// The key id goes into every token's header and names the key in a JWKS, so that a new
+/// key can be published beside the old one before either signs (docs/OPERATIONS.md, "Keys,
+/// rotation and the identity provider"). `doorstep keygen --kid K` records it in the file as
+/// a `kid: K` line before the PEM block (RFC 7468 §5.2 lets text precede the block; OpenSSL
+/// reads such a file as it is); a file without that line has a kid derived from its public
+/// key, `ed25519-` and six bytes in hex, as before key ids could be chosen.
+public struct SigningKey: Sendable, Equatable {
     let privateKey: EdDSA.PrivateKey
-    /// Key id written into tokens (`kid`): derived from the public key, so rotating the key
-    /// file changes it.
     public let keyID: String
+    /// Whether the key id is written in the file (chosen), rather than derived from the key.
+    let recordsKeyID: Bool
 
-    init(privateKey: EdDSA.PrivateKey) {
+    init(privateKey: EdDSA.PrivateKey, keyID: String? = nil) {
         self.privateKey = privateKey
+        self.recordsKeyID = keyID != nil
         let raw = [UInt8](privateKey.publicKey.rawRepresentation)
-        self.keyID = "ed25519-" + raw.prefix(6).map { String(format: "%02x", $0) }.joined()
+        self.keyID = keyID ?? "ed25519-" + raw.prefix(6).map { String(format: "%02x", $0) }.joined()
     }
 
-    /// A new random key.
-    public static func generate() throws -> SigningKey {
-        SigningKey(privateKey: try EdDSA.PrivateKey(curve: .ed25519))
+    public static func == (lhs: SigningKey, rhs: SigningKey) -> Bool {
+        lhs.keyID == rhs.keyID && lhs.privateKey.publicKey == rhs.privateKey.publicKey
+    }
+
+    /// A key id Doorstep accepts: 1 to 64 of `A-Z a-z 0-9 . _ -` (it travels in token headers
+    /// and file names; nothing to escape).
+    public static func isValidKeyID(_ kid: String) -> Bool {
+        (1...64).contains(kid.utf8.count) && kid.utf8.allSatisfy {
+            (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D
+        }
+    }
+
+    /// A new random key; `keyID` nil derives it from the public key.
+    public static func generate(keyID: String? = nil) throws -> SigningKey {
+        if let keyID, !isValidKeyID(keyID) {
+            throw KeyFileError(file: "key id", path: keyID, problem: "is not 1-64 of A-Z a-z 0-9 . _ -")
+        }
+        return SigningKey(privateKey: try EdDSA.PrivateKey(curve: .ed25519), keyID: keyID)
+    }
+
+    /// The same key under key id `keyID` (nil: unchanged), for `doorstep token --kid`.
+    public func named(_ keyID: String?) throws(KeyFileError) -> SigningKey {
+        guard let keyID else { return self }
+        guard Self.isValidKeyID(keyID) else {
+            throw KeyFileError(file: "key id", path: keyID, problem: "is not 1-64 of A-Z a-z 0-9 . _ -")
+        }
+        return SigningKey(privateKey: privateKey, keyID: keyID)
+    }
+
+    /// The public half, as a verifier holds it.
+    public var verificationKey: VerificationKey {
+        // An Ed25519 public key from jwt-kit is 32 valid bytes: this cannot fail.
+        let key = try! Curve25519.Signing.PublicKey(rawRepresentation: privateKey.publicKey.rawRepresentation)
+        return VerificationKey(keyID: keyID, material: .ed25519(key))
+    }
+
+    /// The public JWKS (RFC 7517 §5) of `keys`, as services read with `--auth-jwks-file`:
+    /// one `OKP`/`Ed25519` key each, `alg` EdDSA, `use` sig, under its key id. Key ids must
+    /// be distinct.
+    public static func jwks(publicKeysOf keys: [SigningKey]) throws(KeyFileError) -> String {
+        var seen = Set<String>()
+        for key in keys where !seen.insert(key.keyID).inserted {
+            throw KeyFileError(file: "key id", path: key.keyID, problem: "is used by two keys; a JWKS names each key once")
+        }
+        let entries = keys.map { key in
+            ["kty": "OKP", "crv": "Ed25519", "alg": TokenAlgorithm.edDSA.rawValue, "use": "sig", "kid": key.keyID,
+             "x": base64URLEncoded(key.privateKey.publicKey.rawRepresentation)]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        // Strings in dictionaries: encoding cannot fail.
+        return String(decoding: try! encoder.encode(["keys": entries]), as: UTF8.self) + "\n"
     }
 
     /// Loads a key file; the error says what is wrong with it in one line.
@@ -64,19 +119,32 @@ public struct SigningKey: Sendable {
         } catch {
             throw KeyFileError(path: path, problem: "cannot be read (\(error.localizedDescription))")
         }
+        let pemStart = text.range(of: "-----BEGIN")?.lowerBound ?? text.startIndex
+        var keyID: String?
+        for line in text[..<pemStart].split(whereSeparator: \.isNewline) {
+            let line = line.trimmingCharacters(in: .whitespaces)
+            guard line.hasPrefix("kid:") else { continue }
+            let value = line.dropFirst(4).trimmingCharacters(in: .whitespaces)
+            guard keyID == nil else { throw KeyFileError(path: path, problem: "has more than one 'kid:' line") }
+            guard isValidKeyID(value) else {
+                throw KeyFileError(path: path, problem: "has a kid that is not 1-64 of A-Z a-z 0-9 . _ -")
+            }
+            keyID = value
+        }
         do {
-            return SigningKey(privateKey: try EdDSA.PrivateKey(pem: text))
+            return SigningKey(privateKey: try EdDSA.PrivateKey(pem: String(text[pemStart...])), keyID: keyID)
         } catch {
             throw KeyFileError(path: path, problem: "is not an Ed25519 private key in PEM (PKCS#8) form")
         }
     }
 
-    /// Writes the key as PEM, readable by its owner only (mode 0600); refuses to overwrite.
+    /// Writes the key as PEM (after a `kid:` line when the key id was chosen), readable by its
+    /// owner only (mode 0600); refuses to overwrite.
     public func write(path: String) throws(KeyFileError) {
         let manager = FileManager.default
         guard !manager.fileExists(atPath: path) else { throw KeyFileError(path: path, problem: "already exists") }
-        guard manager.createFile(atPath: path, contents: Data(privateKey.pemRepresentation.utf8),
-                                 attributes: [.posixPermissions: 0o600]) else {
+        let text = (recordsKeyID ? "kid: \(keyID)\n" : "") + privateKey.pemRepresentation
+        guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
             throw KeyFileError(path: path, problem: "cannot be written")
         }
     }
@@ -91,11 +159,55 @@ public struct SigningKey: Sendable {
     }
 }
 
+/// The key a service signs its own calls with, re-read from its file on reload so that a
+/// service can move to a new key without a restart; readers always get a whole key.
+public final class SigningKeyStore: Sendable {
+    /// The key file; nil for a fixed key (tests, tools).
+    public let path: String?
+    private let key: NIOLockedValueBox<SigningKey>
+
+    /// A fixed key: `reloadKey()` keeps it.
+    public init(key: SigningKey) {
+        self.path = nil
+        self.key = NIOLockedValueBox(key)
+    }
+
+    /// The key in `path`, re-read by `reloadKey()`.
+    public init(path: String, key: SigningKey) {
+        self.path = path
+        self.key = NIOLockedValueBox(key)
+    }
+
+    /// The key to sign with now.
+    public var current: SigningKey { key.withLockedValue { $0 } }
+
+    /// Re-reads the file: a good file replaces the key (true when it is another key); a bad
+    /// one throws its one-line reason and the current key stays in use.
+    @discardableResult
+    public func reloadKey() throws(KeyFileError) -> Bool {
+        guard let path else { return false }
+        let fresh = try SigningKey.load(path: path)
+        return key.withLockedValue { current in
+            defer { current = fresh }
+            return current != fresh
+        }
+    }
+}
+
 /// A key file that cannot be used.
-public struct KeyFileError: Error, Sendable, CustomStringConvertible {
+public struct KeyFileError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What the file is ("auth key file", "auth JWKS file", "IdP JWKS file").
+    public let file: String
     public let path: String
     public let problem: String
-    public var description: String { "auth key file \(path) \(problem)" }
+
+    public init(file: String = "auth key file", path: String, problem: String) {
+        self.file = file
+        self.path = path
+        self.problem = problem
+    }
+
+    public var description: String { "\(file) \(path) \(problem)" }
 }
 
 /// Mints bearer tokens (for `doorstep token`, tests and the benchmark).
@@ -115,97 +227,5 @@ public struct TokenIssuer: Sendable {
         let keys = JWTKeyCollection()
         await keys.add(eddsa: key.privateKey, kid: JWKIdentifier(string: key.keyID))
         return try await keys.sign(claims, kid: JWKIdentifier(string: key.keyID))
-    }
-}
-
-/// Verifies `authorization: Bearer <token>` on every call, synchronously (jwt-kit's own
-/// verification is actor-bound and async; the algorithm object it hands out is not). A
-/// verified token is remembered until it expires, so the Ed25519 check is paid once per
-/// token rather than once per call; the cache is bounded.
-public final class TokenVerifier: Authenticator, Sendable {
-    private let algorithm: any JWTAlgorithm
-    private let keyID: String
-    private let parser = DefaultJWTParser()
-    private let now: @Sendable () -> Date
-    private let cache = NIOLockedValueBox([String: (caller: Caller, expires: Date)]())
-    /// Most tokens remembered at once; past it the cache starts over.
-    static let cacheLimit = 4096
-
-    /// `now` is injectable for tests.
-    public init(key: SigningKey, now: @escaping @Sendable () -> Date = { Date() }) async throws {
-        let keys = JWTKeyCollection()
-        await keys.add(eddsa: key.privateKey.publicKey, kid: JWKIdentifier(string: key.keyID))
-        self.algorithm = try await keys.getKey(for: JWKIdentifier(string: key.keyID))
-        self.keyID = key.keyID
-        self.now = now
-    }
-
-    public func authenticate(_ metadata: Metadata) throws(RPCError) -> Authentication {
-        guard let header = metadata["authorization"] else {
-            throw .unauthenticated("missing authorization metadata (expected 'Bearer <token>')")
-        }
-        guard Self.hasBearerPrefix(header) else {
-            throw .unauthenticated("authorization metadata must be 'Bearer <token>'")
-        }
-        let current = now()
-        let remembered = cache.withLockedValue { $0[header] }
-        if let remembered, current < remembered.expires {
-            return Self.authentication(remembered.caller, header: header, expires: remembered.expires, now: current)
-        }
-        let claims = try verify(String(header.utf8.dropFirst(7))!, at: current)
-        guard let role = Caller.Role(rawValue: claims.role) else {
-            throw .unauthenticated("token names an unknown role '\(claims.role)'")
-        }
-        let caller = Caller(role: role, subject: claims.sub.value, agencyID: claims.agencyID, collectorID: claims.collectorID)
-        cache.withLockedValue { cache in
-            if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[header] = (caller, claims.exp.value)
-        }
-        return Self.authentication(caller, header: header, expires: claims.exp.value, now: current)
-    }
-
-    /// Longest a connection reuses a verification without asking again (bounds the effect
-    /// of a wall-clock jump on the expiry translated to the monotonic clock).
-    static let reuseLimit: Double = 60
-
-    private static func authentication(_ caller: Caller, header: String, expires: Date, now: Date) -> Authentication {
-        let seconds = min(expires.timeIntervalSince(now), reuseLimit)
-        return Authentication(caller: caller, credential: header,
-                              validUntil: .now + .milliseconds(Int64(max(seconds, 0) * 1000)))
-    }
-
-    /// "Bearer " (any case) followed by at least one character, compared byte-wise.
-    static func hasBearerPrefix(_ header: String) -> Bool {
-        var utf8 = header.utf8.makeIterator()
-        for expected in "bearer ".utf8 {
-            guard let byte = utf8.next() else { return false }
-            // ASCII letters compare case-insensitively; the space must match exactly.
-            guard byte == expected || (expected != 0x20 && byte | 0x20 == expected) else { return false }
-        }
-        return utf8.next() != nil
-    }
-
-    private func verify(_ token: String, at current: Date) throws(RPCError) -> DoorstepClaims {
-        let bytes = Array(token.utf8)
-        let parsed: (header: JWTHeader, payload: DoorstepClaims, signature: Data)
-        do {
-            parsed = try parser.parse(bytes, as: DoorstepClaims.self)
-        } catch {
-            throw .unauthenticated("malformed bearer token")
-        }
-        guard parsed.header.alg == algorithm.name, parsed.header.kid == nil || parsed.header.kid == keyID else {
-            throw .unauthenticated("bearer token is not signed by this deployment's key")
-        }
-        // The signing input is "header.payload": everything before the last dot.
-        guard let lastDot = bytes.lastIndex(of: UInt8(ascii: ".")),
-              (try? algorithm.verify(parsed.signature, signs: bytes[..<lastDot])) == true else {
-            throw .unauthenticated("bearer token signature is invalid")
-        }
-        do {
-            try parsed.payload.checkClaims(now: current)
-        } catch {
-            throw .unauthenticated("bearer token is expired or not issued by doorstep")
-        }
-        return parsed.payload
     }
 }

@@ -4,6 +4,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import TransportSecurity
 import Prometheus
 
 /// Process-wide metrics: swift-metrics bootstrapped onto a Prometheus registry, served as
@@ -28,7 +30,7 @@ public enum MetricsEndpoint {
     /// `ready()` says so, else 503: readiness, following the gRPC health status) on
     /// `host:port` (0 = any free port); returns the bound channel.
     public static func serve(
-        registry: PrometheusCollectorRegistry, host: String, port: Int,
+        registry: PrometheusCollectorRegistry, host: String, port: Int, tls: ServerTLS? = nil,
         ready: @escaping @Sendable () -> Bool = { true },
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> any Channel {
@@ -37,6 +39,9 @@ public enum MetricsEndpoint {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // HTTPS with the listener's certificate, without client certificates
+                    // (``ServerTLS/httpContext``); reloads reach new connections.
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.httpContext)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
                         MetricsHTTPHandler(registry: registry, process: process, ready: ready))

@@ -5,30 +5,36 @@ import RPC
 import RPCWire
 import ServiceAuth
 import Synchronization
+import TransportSecurity
 
 /// A client for another Doorstep service, calling as role `service` with a bearer token
 /// minted from the shared signing key (docs/ARCHITECTURE.md, "The contract") and renewed five
-/// minutes before it expires. Errors come back ready for this service's own caller, mapped
+/// minutes before it expires, or at once when the signing key was reloaded with another key.
+/// Errors come back ready for this service's own caller, mapped
 /// by ``PeerFailure`` so that each keeps its meaning across the hop.
 public final class PeerClient: Sendable {
     public let peer: String
     private let client: GRPCClient
-    private let issuer: TokenIssuer
+    private let signingKey: SigningKeyStore
     private let subject: String
     private let timeout: Duration
-    private let cached = Mutex<(token: String, renewAt: Date)?>(nil)
+    private let cached = Mutex<(token: String, renewAt: Date, key: SigningKey)?>(nil)
     private let logger: Logger
 
     /// - Parameters:
     ///   - peer: the peer's name in error messages ("accounts", "scheduling").
+    ///   - signingKey: the key tokens are signed with, read again for each new token.
     ///   - subject: this service's name, the token's subject.
     ///   - logger: where a peer's failure that the caller only sees as INTERNAL is logged.
-    public init(peer: String, targets: [GRPCClient.Target], signingKey: SigningKey, subject: String, timeout: Duration = .seconds(5),
-                logger: Logger = Logger(label: "doorstep.peer")) {
+    ///   - tls: TLS to the peer (`--tls-ca-file`); nil = plaintext.
+    public init(peer: String, targets: [GRPCClient.Target], signingKey: SigningKeyStore, subject: String, timeout: Duration = .seconds(5),
+                tls: ClientTLS? = nil, logger: Logger = Logger(label: "doorstep.peer")) {
         self.peer = peer
         self.logger = logger
-        self.client = GRPCClient(targets: targets)
-        self.issuer = TokenIssuer(key: signingKey)
+        var configuration = GRPCClient.Configuration()
+        configuration.tls = tls
+        self.client = GRPCClient(targets: targets, configuration: configuration)
+        self.signingKey = signingKey
         self.subject = subject
         self.timeout = timeout
     }
@@ -38,12 +44,13 @@ public final class PeerClient: Sendable {
     /// The `authorization` metadata for a call now.
     public func metadata() async throws(RPCError) -> Metadata {
         let now = Date()
-        if let current = cached.withLock({ $0 }), now < current.renewAt {
+        let key = signingKey.current
+        if let current = cached.withLock({ $0 }), now < current.renewAt, current.key == key {
             return ["authorization": "Bearer \(current.token)"]
         }
         do {
-            let token = try await issuer.token(for: Caller(role: .service, subject: subject), lifetime: .seconds(3600), now: now)
-            cached.withLock { $0 = (token, now.addingTimeInterval(3300)) }
+            let token = try await TokenIssuer(key: key).token(for: Caller(role: .service, subject: subject), lifetime: .seconds(3600), now: now)
+            cached.withLock { $0 = (token, now.addingTimeInterval(3300), key) }
             return ["authorization": "Bearer \(token)"]
         } catch {
             throw RPCError(code: .internal, message: "cannot sign a service token")

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import RPC
+import ServiceAuth
 import Storage
+import TransportSecurity
 
 /// What differs between the executables: the name and the default ports.
 public protocol ServiceDefaults: Sendable {
@@ -78,6 +80,78 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
     public var authKeyFile: String?
 
     @Option(help: ArgumentHelp(
+        "Public keys (JWKS, `doorstep jwks`) that verify Doorstep's own bearer tokens, by kid; must hold the key of --auth-key-file. Reloaded on SIGHUP and when the file changes. Needs --auth-key-file. Env DOORSTEP_AUTH_JWKS_FILE. Default: the public key of --auth-key-file alone.",
+        valueName: "path"))
+    public var authJwksFile: String?
+
+    @Option(help: ArgumentHelp(
+        "The lender's identity provider's public keys (JWKS file); set, its RS256/ES256/EdDSA tokens are accepted beside Doorstep's. Reloaded like --auth-jwks-file. Needs --idp-issuer and --idp-audience. Env DOORSTEP_IDP_JWKS_FILE. Default: none.",
+        valueName: "path"))
+    public var idpJwksFile: String?
+
+    @Option(help: ArgumentHelp(
+        "The exact iss of the identity provider's tokens. Env DOORSTEP_IDP_ISSUER. Default: none.", valueName: "url"))
+    public var idpIssuer: String?
+
+    @Option(help: ArgumentHelp(
+        "A value the identity provider's tokens must hold in aud (Doorstep's name at the provider). Env DOORSTEP_IDP_AUDIENCE. Default: none.",
+        valueName: "audience"))
+    public var idpAudience: String?
+
+    @Option(help: ArgumentHelp(
+        "Identity provider claim holding the caller's role (platform, agency_manager, collector or compliance; a string, or an array holding one of them). Env DOORSTEP_IDP_ROLE_CLAIM. Default role.",
+        valueName: "claim"))
+    public var idpRoleClaim: String?
+
+    @Option(help: ArgumentHelp(
+        "Identity provider claim holding the caller's agency id. Env DOORSTEP_IDP_AGENCY_CLAIM. Default agency_id.", valueName: "claim"))
+    public var idpAgencyClaim: String?
+
+    @Option(help: ArgumentHelp(
+        "Identity provider claim holding the caller's collector id. Env DOORSTEP_IDP_COLLECTOR_CLAIM. Default collector_id.",
+        valueName: "claim"))
+    public var idpCollectorClaim: String?
+
+    @Option(help: ArgumentHelp(
+        "Leeway for the identity provider's exp, nbf and iat. Env DOORSTEP_IDP_CLOCK_SKEW_SECONDS. Default 60 (0...300).",
+        valueName: "seconds"))
+    public var idpClockSkewSeconds: Int?
+
+    @Option(help: ArgumentHelp(
+        "TLS certificate chain (PEM, leaf first) of the gRPC and metrics listeners; with --tls-key-file, turns TLS on (ALPN h2, TLS 1.2+). Reloaded on SIGHUP and when the file changes. Env DOORSTEP_TLS_CERT_FILE. Default: none, plaintext.",
+        valueName: "path"))
+    public var tlsCertFile: String?
+
+    @Option(help: ArgumentHelp(
+        "Private key (PEM) of --tls-cert-file. Env DOORSTEP_TLS_KEY_FILE. Default: none.", valueName: "path"))
+    public var tlsKeyFile: String?
+
+    @Option(help: ArgumentHelp(
+        "CA certificates (PEM) the gRPC listener requires client certificates from (mutual TLS); a service token is then accepted only with a certificate naming that service. Needs --tls-cert-file. Env DOORSTEP_TLS_CLIENT_CA_FILE. Default: none, no client certificate asked.",
+        valueName: "path"))
+    public var tlsClientCaFile: String?
+
+    @Option(help: ArgumentHelp(
+        "CA certificates (PEM) that peer services' certificates must come from; set, calls to peers use TLS and check the peer's name against the address dialled. Env DOORSTEP_TLS_CA_FILE. Default: none, plaintext to peers.",
+        valueName: "path"))
+    public var tlsCaFile: String?
+
+    @Option(help: ArgumentHelp(
+        "Client certificate (PEM) presented to peer services (mutual TLS). Needs --tls-ca-file. Env DOORSTEP_TLS_CLIENT_CERT_FILE. Default: --tls-cert-file when peers use TLS.",
+        valueName: "path"))
+    public var tlsClientCertFile: String?
+
+    @Option(help: ArgumentHelp(
+        "Private key (PEM) of --tls-client-cert-file. Env DOORSTEP_TLS_CLIENT_KEY_FILE. Default: --tls-key-file when peers use TLS.",
+        valueName: "path"))
+    public var tlsClientKeyFile: String?
+
+    @Option(help: ArgumentHelp(
+        "How often certificate and key files are checked for changes (reloaded when changed); 0 = on SIGHUP only. Env DOORSTEP_RELOAD_CHECK_SECONDS. Default 5.",
+        valueName: "seconds"))
+    public var reloadCheckSeconds: Int?
+
+    @Option(help: ArgumentHelp(
         "trace, debug, info, notice, warning, error or critical. Env DOORSTEP_LOG_LEVEL. Default info.", valueName: "level"))
     public var logLevel: String?
 
@@ -94,6 +168,11 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
     @Option(help: ArgumentHelp(
         "HTTP/2 concurrent streams per connection. Env DOORSTEP_MAX_CONCURRENT_STREAMS. Default 256.", valueName: "n"))
     public var maxConcurrentStreams: Int?
+
+    @Option(help: ArgumentHelp(
+        "gRPC server reflection (grpc.reflection.v1 and v1alpha, for grpcurl and GUI clients; no credentials needed: it shows only the published contract): on or off. Env DOORSTEP_REFLECTION. Default on.",
+        valueName: "on|off"))
+    public var reflection: String?
 
     @Option(help: ArgumentHelp(
         "On SIGTERM, how long in-flight calls may finish. Env DOORSTEP_DRAIN_TIMEOUT_SECONDS. Default 30.", valueName: "seconds"))
@@ -168,6 +247,8 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
             }
             configuration.testClockOffsetFile = path
         }
+        try resolveTokenKeys(into: &configuration, options: options)
+        try resolveTLS(into: &configuration, options: options)
         let level = value(logLevel, "DOORSTEP_LOG_LEVEL") ?? ("info", "default")
         guard let parsedLevel = Logger.Level(rawValue: level.0.lowercased()) else {
             throw ConfigurationError("\(level.1): unknown log level '\(level.0)' (trace, debug, info, notice, warning, error, critical)")
@@ -183,6 +264,13 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
             maxReceiveMessageBytes, "DOORSTEP_MAX_RECEIVE_MESSAGE_BYTES", default: 4 << 20, range: 1024...(64 << 20))
         configuration.maxConcurrentStreams = try integer(
             maxConcurrentStreams, "DOORSTEP_MAX_CONCURRENT_STREAMS", default: 256, range: 1...10_000)
+        if let (setting, source) = value(reflection, "DOORSTEP_REFLECTION") {
+            switch setting.lowercased() {
+            case "on": configuration.reflection = true
+            case "off": configuration.reflection = false
+            default: throw ConfigurationError("\(source): '\(setting)' is not on or off")
+            }
+        }
         configuration.drainTimeoutSeconds = try integer(
             drainTimeoutSeconds, "DOORSTEP_DRAIN_TIMEOUT_SECONDS", default: 30, range: 0...3600)
         configuration.outboxClaimSeconds = try integer(
@@ -192,6 +280,86 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
         return configuration
     }
 
+    /// The bearer-token key flags: Doorstep's JWKS and the identity provider's, whose
+    /// files are read (and their content checked) when the runtime loads them.
+    private func resolveTokenKeys(into configuration: inout ServiceConfiguration, options: OptionSource) throws(ConfigurationError) {
+        if let (path, source) = options.text(authJwksFile, "DOORSTEP_AUTH_JWKS_FILE") {
+            guard configuration.authKeyFile != nil else {
+                throw ConfigurationError("\(source): a JWKS of Doorstep keys needs the key this service signs with (--auth-key-file, DOORSTEP_AUTH_KEY_FILE)")
+            }
+            configuration.authJWKSFile = path
+        }
+        let issuer = options.text(idpIssuer, "DOORSTEP_IDP_ISSUER")
+        let audience = options.text(idpAudience, "DOORSTEP_IDP_AUDIENCE")
+        let claims = [(idpRoleClaim, "DOORSTEP_IDP_ROLE_CLAIM"), (idpAgencyClaim, "DOORSTEP_IDP_AGENCY_CLAIM"),
+                      (idpCollectorClaim, "DOORSTEP_IDP_COLLECTOR_CLAIM")].map { options.text($0.0, $0.1) }
+        let skew = try options.number(idpClockSkewSeconds, "DOORSTEP_IDP_CLOCK_SKEW_SECONDS", in: 0...300)
+        guard let (jwks, jwksSource) = options.text(idpJwksFile, "DOORSTEP_IDP_JWKS_FILE") else {
+            let skewSource = options.text(idpClockSkewSeconds.map(String.init), "DOORSTEP_IDP_CLOCK_SKEW_SECONDS")?.source
+            if let first = ([issuer, audience] + claims).compactMap({ $0?.source }).first ?? skewSource {
+                throw ConfigurationError("\(first): identity provider settings need its keys (--idp-jwks-file, DOORSTEP_IDP_JWKS_FILE)")
+            }
+            return
+        }
+        guard let issuer, !issuer.value.isEmpty else {
+            throw ConfigurationError("\(jwksSource): identity provider keys need the issuer of its tokens (--idp-issuer, DOORSTEP_IDP_ISSUER)")
+        }
+        guard issuer.value != DoorstepClaims.issuer else {
+            throw ConfigurationError("\(issuer.source): '\(issuer.value)' is the issuer of Doorstep's own tokens; name the identity provider's")
+        }
+        guard let audience, !audience.value.isEmpty else {
+            throw ConfigurationError("\(jwksSource): identity provider keys need the audience its tokens are for (--idp-audience, DOORSTEP_IDP_AUDIENCE)")
+        }
+        var settings = IdentityProviderSettings(jwksFile: jwks, issuer: issuer.value, audience: audience.value)
+        for (claim, keyPath) in zip(claims, [\IdentityProviderSettings.roleClaim, \.agencyClaim, \.collectorClaim]) {
+            guard let claim else { continue }
+            guard !claim.value.isEmpty else { throw ConfigurationError("\(claim.source): a claim name cannot be empty") }
+            settings[keyPath: keyPath] = claim.value
+        }
+        settings.clockSkew = TimeInterval(skew ?? 60)
+        configuration.identityProvider = settings
+    }
+
+    /// The TLS flags: files that go together, checked for presence here and for content
+    /// when the runtime loads them.
+    private func resolveTLS(into configuration: inout ServiceConfiguration, options: OptionSource) throws(ConfigurationError) {
+        let certificate = options.text(tlsCertFile, "DOORSTEP_TLS_CERT_FILE")
+        let key = options.text(tlsKeyFile, "DOORSTEP_TLS_KEY_FILE")
+        let clientCA = options.text(tlsClientCaFile, "DOORSTEP_TLS_CLIENT_CA_FILE")
+        switch (certificate, key) {
+        case (let certificate?, let key?):
+            configuration.tls = ServerTLS.Files(certificateFile: certificate.0, keyFile: key.0, clientCAFile: clientCA?.0)
+        case (let given?, nil):
+            throw ConfigurationError("\(given.1): a TLS certificate needs its key (--tls-key-file, DOORSTEP_TLS_KEY_FILE)")
+        case (nil, let given?):
+            throw ConfigurationError("\(given.1): a TLS key needs its certificate (--tls-cert-file, DOORSTEP_TLS_CERT_FILE)")
+        case (nil, nil):
+            if let clientCA {
+                throw ConfigurationError("\(clientCA.1): client certificates need TLS on the listener (--tls-cert-file and --tls-key-file)")
+            }
+        }
+        let ca = options.text(tlsCaFile, "DOORSTEP_TLS_CA_FILE")
+        let clientCertificate = options.text(tlsClientCertFile, "DOORSTEP_TLS_CLIENT_CERT_FILE")
+        let clientKey = options.text(tlsClientKeyFile, "DOORSTEP_TLS_CLIENT_KEY_FILE")
+        if let ca {
+            switch (clientCertificate, clientKey) {
+            case (let certificate?, let key?):
+                configuration.peerTLS = ClientTLS.Files(caFile: ca.0, certificateFile: certificate.0, keyFile: key.0)
+            case (let given?, nil):
+                throw ConfigurationError("\(given.1): a client certificate needs its key (--tls-client-key-file)")
+            case (nil, let given?):
+                throw ConfigurationError("\(given.1): a client key needs its certificate (--tls-client-cert-file)")
+            case (nil, nil):
+                // The listener's own certificate doubles as the client certificate (as the
+                // certificates of `doorstep tls-dev` allow).
+                configuration.peerTLS = ClientTLS.Files(caFile: ca.0, certificateFile: configuration.tls?.certificateFile,
+                                                        keyFile: configuration.tls?.keyFile)
+            }
+        } else if let given = clientCertificate ?? clientKey {
+            throw ConfigurationError("\(given.1): a client certificate is for TLS to peers, which needs --tls-ca-file")
+        }
+        configuration.reloadCheckSeconds = try options.number(reloadCheckSeconds, "DOORSTEP_RELOAD_CHECK_SECONDS", in: 0...3600) ?? 5
+    }
 }
 
 /// A service's validated configuration.
@@ -216,10 +384,23 @@ public struct ServiceConfiguration: Sendable {
     public var logFormat = LogFormat.text
     public var maxReceiveMessageBytes = 4 << 20
     public var maxConcurrentStreams = 256
+    /// Whether gRPC server reflection is served.
+    public var reflection = true
     public var drainTimeoutSeconds = 30
     public var idempotencyRetentionHours = 24
     /// How long an outbox claim lasts (scheduling, visits).
     public var outboxClaimSeconds = 60
+    /// TLS on the gRPC and metrics listeners; nil = plaintext.
+    public var tls: ServerTLS.Files?
+    /// TLS to peer services; nil = plaintext.
+    public var peerTLS: ClientTLS.Files?
+    /// Seconds between checks of certificate and key files for changes; 0 = SIGHUP only.
+    public var reloadCheckSeconds = 5
+    /// Public keys (JWKS) that verify Doorstep's own tokens; nil = the public key of the
+    /// signing key alone.
+    public var authJWKSFile: String?
+    /// The lender's identity provider whose tokens are accepted too; nil = none.
+    public var identityProvider: IdentityProviderSettings?
     /// Test only (dev mode): the file whose millisecond offset is added to the wall clock.
     public var testClockOffsetFile: String?
 

@@ -3,10 +3,12 @@ import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import Reflection
 import RPC
 import RPCWire
 import ServiceAuth
 import ServiceLifecycle
+import TransportSecurity
 
 /// What the runtime hands a service while it sets itself up.
 public struct ServiceEnvironment: Sendable {
@@ -14,16 +16,19 @@ public struct ServiceEnvironment: Sendable {
     public let logger: Logger
     /// The data directory, created and checked writable.
     public let dataDirectory: String
-    /// Verifies callers' tokens; also signs this service's own calls to its peers.
-    public let signingKey: SigningKey
+    /// Signs this service's own calls to its peers: the current key of `--auth-key-file`
+    /// (reloaded without a restart).
+    public let signingKey: SigningKeyStore
     /// True when keys were taken from (or generated into) the data directory.
     public let devMode: Bool
     public let clock: ServiceClock
+    /// TLS for calls to peer services (`--tls-ca-file`); nil = plaintext.
+    public let peerTLS: ClientTLS?
 }
 
 /// What a service gives the runtime to serve.
 public struct ServiceSetup: Sendable {
-    /// Its methods (the health service is added by the runtime).
+    /// Its methods (the runtime adds health, and reflection unless `--reflection off`).
     public var definition: ServiceDefinition
     /// Its fully-qualified gRPC service names, for per-service health.
     public var serviceNames: [String]
@@ -54,31 +59,42 @@ public enum ServiceRuntime {
         configuration: ServiceConfiguration,
         setup: (ServiceEnvironment) async throws -> ServiceSetup
     ) async throws {
+        // SIGHUP means "reload" (ReloadService), never "exit": ignored from the start, so one
+        // that arrives before the reload service listens (just after the ready line) is harmless.
+        signal(SIGHUP, SIG_IGN)
         LogSetup.bootstrap(level: configuration.logLevel, format: configuration.logFormat)
         let logger = Logger(label: "doorstep.\(configuration.name)")
 
         let dataDirectory = try DataDirectory.prepare(configuration.dataDirectory)
-        let devMode = configuration.authKeyFile == nil
-        let signingKey: SigningKey
-        if let path = configuration.authKeyFile {
-            do { signingKey = try SigningKey.load(path: path) } catch { throw ConfigurationError(error.description) }
-        } else {
-            let path = dataDirectory + "/auth.key"
-            do {
-                let (key, created) = try SigningKey.loadOrCreate(path: path)
-                signingKey = key
-                logger.warning("dev mode: bearer tokens are verified with a key in the data directory; set --auth-key-file in production",
-                               metadata: ["key-file": "\(path)", "generated": "\(created)"])
-            } catch {
-                throw ConfigurationError(error.description)
-            }
-        }
+        let authentication = try ServiceAuthentication.load(configuration: configuration, dataDirectory: dataDirectory, logger: logger)
+        let (signingKey, devMode) = (authentication.signingKey, authentication.devMode)
         let registry = MetricsEndpoint.bootstrap()
         MetricsEndpoint.recordBuildInfo(registry: registry, service: configuration.name)
+        // TLS files are checked before anything is served: a bad one fails the start with
+        // one line naming it.
+        let serverTLS: ServerTLS?
+        let peerTLS: ClientTLS?
+        do {
+            serverTLS = try configuration.tls.map { files throws(TLSFileError) in try ServerTLS(files: files) }
+            peerTLS = try configuration.peerTLS.map { files throws(TLSFileError) in try ClientTLS(files: files) }
+        } catch {
+            throw ConfigurationError(error.description)
+        }
+        var reloadables: [any Reloadable] = []
+        if let serverTLS {
+            reloadables.append(ServerTLSReload(tls: serverTLS))
+            if serverTLS.notValidAfter < Date().addingTimeInterval(14 * 86_400) {
+                logger.warning("the TLS certificate expires within 14 days", metadata: ["not-after": "\(serverTLS.notValidAfter)"])
+            }
+        }
+        if let peerTLS { reloadables.append(ClientTLSReload(tls: peerTLS)) }
+        // Verifying keys first: when both files changed, a new key is trusted before it signs.
+        reloadables += [authentication.verifier, authentication.signingKey] as [any Reloadable]
         let environment = ServiceEnvironment(
             configuration: configuration, logger: logger, dataDirectory: dataDirectory,
             signingKey: signingKey, devMode: devMode,
-            clock: configuration.testClockOffsetFile.map { ServiceClock.offset(file: $0) } ?? .system)
+            clock: configuration.testClockOffsetFile.map { ServiceClock.offset(file: $0) } ?? .system,
+            peerTLS: peerTLS)
         if let file = configuration.testClockOffsetFile {
             logger.warning("TEST CLOCK: the service clock is the wall clock plus the offset in the file", metadata: ["file": "\(file)"])
         }
@@ -87,15 +103,19 @@ public enum ServiceRuntime {
         let health = HealthService(services: service.serviceNames)
         var definition = service.definition
         definition.merge(health.definition)
+        if configuration.reflection {
+            definition.merge(ReflectionService(serving: definition.serviceNames).definition)
+        }
         var serverConfiguration = GRPCServer.Configuration()
         serverConfiguration.host = configuration.listen.host
         serverConfiguration.port = configuration.listen.port
         serverConfiguration.maxReceiveMessageSize = configuration.maxReceiveMessageBytes
         serverConfiguration.http2.maxConcurrentStreams = configuration.maxConcurrentStreams
         serverConfiguration.drainTimeout = .seconds(Int64(configuration.drainTimeoutSeconds))
+        serverConfiguration.tls = serverTLS
         let server = GRPCServer(
             configuration: serverConfiguration, services: definition,
-            authenticator: try await TokenVerifier(key: signingKey), logger: logger)
+            authenticator: authentication.verifier, logger: logger)
 
         let address: SocketAddress
         do { address = try await server.start() } catch {
@@ -106,7 +126,7 @@ public enum ServiceRuntime {
         if let metrics = configuration.metricsListen {
             do {
                 metricsChannel = try await MetricsEndpoint.serve(
-                    registry: registry, host: metrics.host, port: metrics.port,
+                    registry: registry, host: metrics.host, port: metrics.port, tls: serverTLS,
                     ready: { health.status(of: "") == .serving })
             } catch {
                 await server.shutdownGracefully()
@@ -119,16 +139,20 @@ public enum ServiceRuntime {
         logger.info("ready", metadata: [
             "grpc": "\(address.ipAddress ?? "?"):\(address.port ?? 0)", "metrics": "\(metricsAddress)",
             "data-dir": "\(dataDirectory)", "dev-mode": "\(devMode)",
+            "tls": "\(serverTLS.map { $0.requiresClientCertificate ? "mutual" : "on" } ?? "off")",
+            "peer-tls": "\(peerTLS == nil ? "off" : "on")",
         ])
         // One machine-readable line on stdout for scripts and tests (port 0 → the real port).
         let readyLine = "\(configuration.name) ready grpc=\(address.ipAddress ?? "?"):\(address.port ?? 0) metrics=\(metricsAddress)\n"
         FileHandle.standardOutput.write(Data(readyLine.utf8))
 
+        let reloads = ReloadService(reloadables: reloadables, checkInterval: .seconds(configuration.reloadCheckSeconds),
+                                    logger: logger)
         let serving = ServingService(server: server, health: health, healthCheck: service.healthCheck,
                                      metricsChannel: metricsChannel, logger: logger)
         // Services stop in reverse order: the server first (drain), then background work.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: (service.background + [serving]).map { .init(service: $0) },
+            services: (service.background + [reloads, serving]).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger))
@@ -215,5 +239,41 @@ enum DataDirectory {
         }
         try? manager.removeItem(atPath: probe)
         return absolute
+    }
+}
+
+/// The listener's certificate as a ``Reloadable``; records when the certificate in use
+/// expires (`doorstep_tls_certificate_expiry_seconds`, a Unix time) for the expiry alert.
+struct ServerTLSReload: Reloadable {
+    let tls: ServerTLS
+    let expiry: Gauge
+
+    init(tls: ServerTLS) {
+        self.tls = tls
+        self.expiry = Gauge(label: "doorstep_tls_certificate_expiry_seconds")
+        expiry.record(tls.notValidAfter.timeIntervalSince1970)
+    }
+
+    var reloadName: String { "tls-certificate" }
+    var watchedFiles: [String] { tls.watchedFiles }
+
+    func reload() throws(ConfigurationError) {
+        do {
+            expiry.record(try tls.reload().timeIntervalSince1970)
+        } catch {
+            throw ConfigurationError(error.description)
+        }
+    }
+}
+
+/// The peer clients' TLS (trusted CA, client certificate) as a ``Reloadable``.
+struct ClientTLSReload: Reloadable {
+    let tls: ClientTLS
+
+    var reloadName: String { "peer-tls" }
+    var watchedFiles: [String] { tls.watchedFiles }
+
+    func reload() throws(ConfigurationError) {
+        do { try tls.reload() } catch { throw ConfigurationError(error.description) }
     }
 }

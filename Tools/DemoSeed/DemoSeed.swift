@@ -5,6 +5,7 @@ import RPC
 import RPCWire
 import RoutePlanner
 import ServiceAuth
+import TransportSecurity
 
 /// Seeds a running Doorstep with a realistic small city for a first look (README run
 /// command with DOORSTEP_DEMO=1): three agencies on the whitelist across three Shanghai
@@ -22,6 +23,7 @@ struct DemoSeed: AsyncParsableCommand {
     @Option(help: "The services' signing key.") var keyFile: String
     @Option(help: "Debtors to create (one account each).") var debtors: Int = 2000
     @Option(help: "Random seed (the same seed gives the same city; seeding again with it changes nothing: every request is idempotent).") var seed: UInt64 = 2026
+    @OptionGroup(title: "TLS") var tls: ClientTLSOptions
 
     func validate() throws {
         // Resident IDs are derived from the index (unique up to 21,000 debtors per data set).
@@ -84,8 +86,10 @@ struct DemoSeed: AsyncParsableCommand {
         let key = try SigningKey.load(path: keyFile)
         let token = try await TokenIssuer(key: key).token(for: Caller(role: .platform, subject: "demo-seed"))
         let metadata: Metadata = ["authorization": "Bearer \(token)"]
-        let accountsClient = GRPCClient(targets: [GRPCClient.Target(accounts)!])
-        let schedulingClient = GRPCClient(targets: [GRPCClient.Target(scheduling)!])
+        var configuration = GRPCClient.Configuration()
+        configuration.tls = try tls.clientTLS()
+        let accountsClient = GRPCClient(targets: [GRPCClient.Target(accounts)!], configuration: configuration)
+        let schedulingClient = GRPCClient(targets: [GRPCClient.Target(scheduling)!], configuration: configuration)
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "Asia/Shanghai")!
         func date(daysFromToday offset: Int) -> TypeV1.Date {

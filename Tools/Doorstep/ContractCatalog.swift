@@ -1,8 +1,10 @@
 import Foundation
+import Reflection
 
 /// The services, methods and messages of a `google.protobuf.FileDescriptorSet` — by default
-/// the published one (`proto/descriptors/doorstep.binpb`, compiled into the tool as
-/// ``PublishedDescriptors``) — as `doorstep describe` shows them.
+/// the published one (`proto/descriptors/doorstep.binpb`, compiled in as `PublishedDescriptors`
+/// of the Reflection module, the bytes the services' reflection serves) — as `doorstep
+/// describe` shows them.
 ///
 /// Read with a small protobuf reader of its own: only the fields of descriptor.proto that
 /// `describe` shows are kept, everything else is skipped.
@@ -67,20 +69,17 @@ struct ContractCatalog {
     private(set) var messages: [String: Message] = [:]
 
     /// Reads a serialized `FileDescriptorSet`.
-    init(descriptorSet bytes: [UInt8]) throws(CatalogError) {
-        var set = ProtoReader(bytes[...])
+    init(descriptorSet bytes: [UInt8]) throws(DescriptorSetError) {
+        var set = WireReader(bytes[...])
         while let (number, value) = try set.next() {
             guard number == 1, case .bytes(let file) = value else { continue }
             try readFile(file)
         }
     }
 
-    /// The descriptor set compiled into this build (``PublishedDescriptors``).
-    static func published() throws(CatalogError) -> ContractCatalog {
-        guard let data = Data(base64Encoded: PublishedDescriptors.base64, options: .ignoreUnknownCharacters) else {
-            throw CatalogError(problem: "the compiled-in descriptor set is not valid base64")
-        }
-        return try ContractCatalog(descriptorSet: [UInt8](data))
+    /// The descriptor set compiled into this build (`PublishedDescriptors`).
+    static func published() throws(DescriptorSetError) -> ContractCatalog {
+        try ContractCatalog(descriptorSet: PublishedDescriptors.bytes)
     }
 
     /// The services `name` names: the full name (`doorstep.accounts.v1.Accounts`), or the
@@ -128,12 +127,12 @@ struct ContractCatalog {
 
     // MARK: Reading descriptor.proto
 
-    private mutating func readFile(_ bytes: ArraySlice<UInt8>) throws(CatalogError) {
+    private mutating func readFile(_ bytes: ArraySlice<UInt8>) throws(DescriptorSetError) {
         var name = "", package = ""
         var messageBodies: [ArraySlice<UInt8>] = []
         var serviceBodies: [ArraySlice<UInt8>] = []
         var comments: [[Int]: String] = [:]
-        var reader = ProtoReader(bytes)
+        var reader = WireReader(bytes)
         while let (number, value) = try reader.next() {
             switch (number, value) {
             case (1, .bytes(let text)): name = Self.string(text)
@@ -153,13 +152,13 @@ struct ContractCatalog {
         }
     }
 
-    private mutating func readMessage(_ bytes: ArraySlice<UInt8>, prefix: String, path: [Int], comments: [[Int]: String]) throws(CatalogError) {
+    private mutating func readMessage(_ bytes: ArraySlice<UInt8>, prefix: String, path: [Int], comments: [[Int]: String]) throws(DescriptorSetError) {
         var name = ""
         var fields: [Field] = []
         var nested: [ArraySlice<UInt8>] = []
         var oneofs: [String] = []
         var isMapEntry = false
-        var reader = ProtoReader(bytes)
+        var reader = WireReader(bytes)
         while let (number, value) = try reader.next() {
             switch (number, value) {
             case (1, .bytes(let text)): name = Self.string(text)
@@ -167,12 +166,12 @@ struct ContractCatalog {
                 fields.append(try Self.readField(body, path: path + [2, fields.count], comments: comments))
             case (3, .bytes(let body)): nested.append(body)
             case (7, .bytes(let options)):
-                var optionsReader = ProtoReader(options)
+                var optionsReader = WireReader(options)
                 while let (option, optionValue) = try optionsReader.next() {
                     if option == 7, case .varint(let flag) = optionValue { isMapEntry = flag != 0 }
                 }
             case (8, .bytes(let body)):
-                var oneofReader = ProtoReader(body)
+                var oneofReader = WireReader(body)
                 var oneofName = ""
                 while let (field, fieldValue) = try oneofReader.next() {
                     if field == 1, case .bytes(let text) = fieldValue { oneofName = Self.string(text) }
@@ -188,10 +187,10 @@ struct ContractCatalog {
         }
     }
 
-    private static func readField(_ bytes: ArraySlice<UInt8>, path: [Int], comments: [[Int]: String]) throws(CatalogError) -> Field {
+    private static func readField(_ bytes: ArraySlice<UInt8>, path: [Int], comments: [[Int]: String]) throws(DescriptorSetError) -> Field {
         var field = Field(name: "", jsonName: "", number: 0, label: 1, type: 0, typeName: "", oneofIndex: nil,
                           proto3Optional: false, deprecated: false, comment: comments[path] ?? "")
-        var reader = ProtoReader(bytes)
+        var reader = WireReader(bytes)
         while let (number, value) = try reader.next() {
             switch (number, value) {
             case (1, .bytes(let text)): field.name = string(text)
@@ -200,7 +199,7 @@ struct ContractCatalog {
             case (5, .varint(let n)): field.type = Int(truncatingIfNeeded: n)
             case (6, .bytes(let text)): field.typeName = String(string(text).drop(while: { $0 == "." }))
             case (8, .bytes(let options)):
-                var optionsReader = ProtoReader(options)
+                var optionsReader = WireReader(options)
                 while let (option, optionValue) = try optionsReader.next() {
                     if option == 3, case .varint(let flag) = optionValue { field.deprecated = flag != 0 }
                 }
@@ -215,16 +214,16 @@ struct ContractCatalog {
     }
 
     private static func readService(_ bytes: ArraySlice<UInt8>, prefix: String, file: String, path: [Int],
-                                    comments: [[Int]: String]) throws(CatalogError) -> Service {
+                                    comments: [[Int]: String]) throws(DescriptorSetError) -> Service {
         var service = Service(fullName: "", file: file, comment: comments[path] ?? "", methods: [])
-        var reader = ProtoReader(bytes)
+        var reader = WireReader(bytes)
         while let (number, value) = try reader.next() {
             switch (number, value) {
             case (1, .bytes(let text)): service.fullName = prefix + string(text)
             case (2, .bytes(let body)):
                 var method = Method(name: "", requestType: "", responseType: "", clientStreaming: false, serverStreaming: false,
                                     comment: comments[path + [2, service.methods.count]] ?? "")
-                var methodReader = ProtoReader(body)
+                var methodReader = WireReader(body)
                 while let (field, fieldValue) = try methodReader.next() {
                     switch (field, fieldValue) {
                     case (1, .bytes(let text)): method.name = string(text)
@@ -244,18 +243,18 @@ struct ContractCatalog {
 
     /// `SourceCodeInfo`: each location's leading comment (or, without one, its trailing
     /// comment) by its path, with the comment markers' leading space and the final newline removed.
-    private static func readComments(_ bytes: ArraySlice<UInt8>) throws(CatalogError) -> [[Int]: String] {
+    private static func readComments(_ bytes: ArraySlice<UInt8>) throws(DescriptorSetError) -> [[Int]: String] {
         var comments: [[Int]: String] = [:]
-        var reader = ProtoReader(bytes)
+        var reader = WireReader(bytes)
         while let (number, value) = try reader.next() {
             guard number == 1, case .bytes(let location) = value else { continue }
             var path: [Int] = []
             var leading = "", trailing = ""
-            var locationReader = ProtoReader(location)
+            var locationReader = WireReader(location)
             while let (field, fieldValue) = try locationReader.next() {
                 switch (field, fieldValue) {
                 case (1, .bytes(let packed)):
-                    var packedReader = ProtoReader(packed)
+                    var packedReader = WireReader(packed)
                     while !packedReader.isAtEnd { path.append(Int(truncatingIfNeeded: try packedReader.varint())) }
                 case (1, .varint(let element)): path.append(Int(truncatingIfNeeded: element))
                 case (3, .bytes(let text)): leading = string(text)
@@ -275,61 +274,3 @@ struct ContractCatalog {
     private static func string(_ bytes: ArraySlice<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
 }
 
-/// A descriptor set that is not valid protobuf.
-struct CatalogError: Error, CustomStringConvertible {
-    var problem: String
-    var description: String { "descriptor set: \(problem)" }
-}
-
-/// The protobuf wire format, as far as reading descriptor.proto needs it: varints and
-/// length-delimited fields are returned, fixed-width fields skipped, groups refused.
-struct ProtoReader {
-    enum Value {
-        case varint(UInt64)
-        case bytes(ArraySlice<UInt8>)
-        case fixed
-    }
-
-    private var bytes: ArraySlice<UInt8>
-
-    init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
-
-    var isAtEnd: Bool { bytes.isEmpty }
-
-    /// The next field's number and value, or nil at the end.
-    mutating func next() throws(CatalogError) -> (Int, Value)? {
-        guard !bytes.isEmpty else { return nil }
-        let key = try varint()
-        let number = Int(truncatingIfNeeded: key >> 3)
-        switch key & 7 {
-        case 0: return (number, .varint(try varint()))
-        case 1: try skip(8); return (number, .fixed)
-        case 2:
-            let length = try varint()
-            guard length <= UInt64(bytes.count) else { throw CatalogError(problem: "field \(number) is truncated") }
-            let value = bytes.prefix(Int(length))
-            bytes = bytes.dropFirst(Int(length))
-            return (number, .bytes(value))
-        case 5: try skip(4); return (number, .fixed)
-        default: throw CatalogError(problem: "field \(number) has wire type \(key & 7)")
-        }
-    }
-
-    mutating func varint() throws(CatalogError) -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while let byte = bytes.first {
-            bytes = bytes.dropFirst()
-            guard shift < 64 else { break }
-            result |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return result }
-            shift += 7
-        }
-        throw CatalogError(problem: "truncated or overlong varint")
-    }
-
-    private mutating func skip(_ count: Int) throws(CatalogError) {
-        guard bytes.count >= count else { throw CatalogError(problem: "truncated fixed-width field") }
-        bytes = bytes.dropFirst(count)
-    }
-}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Reflection
 import Models
 
 /// `doorstep describe [SERVICE]`: the methods of a service from the descriptor set compiled
@@ -32,7 +33,7 @@ struct Describe: AsyncParsableCommand {
             } else {
                 catalog = try ContractCatalog.published()
             }
-        } catch let error as CatalogError {
+        } catch let error as DescriptorSetError {
             throw ValidationError("\(descriptorSet ?? "the compiled-in descriptor set"): \(error)")
         }
         let format = output ?? .table

@@ -7,23 +7,36 @@ import RPCWire
 import RoutePlanner
 import ServiceAuth
 import Storage
+import TransportSecurity
 
 /// The operators' and platform engineers' tool (docs/OPERATIONS.md ("The doorstep tool")).
 @main
 struct Doorstep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doorstep", abstract: "Doorstep operator tool.",
-        subcommands: [Keygen.self, Token.self, Call.self, Describe.self, Health.self, SolveVRPTW.self, RulePackCommand.self])
+        subcommands: [Keygen.self, Token.self, Call.self, Describe.self, Health.self, SolveVRPTW.self, RulePackCommand.self, TLSDev.self, JWKSCommand.self])
 }
 
-/// `doorstep keygen --key-file PATH`: writes a new Ed25519 signing key (mode 0600);
-/// `--data-key` writes an AES-256 data key instead (the accounts service's
+/// `doorstep keygen --key-file PATH [--kid K] [--jwks-out FILE]`: writes a new Ed25519 signing
+/// key (mode 0600) under key id K (recorded in the file; default derived from the key), and
+/// with `--jwks-out` its public JWKS; `--data-key` writes an AES-256 data key instead (the accounts service's
 /// `--data-key-file`, sealing personal data at rest).
 struct Keygen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write a new signing key for bearer tokens, or a data key.")
 
     @Option(help: "Where to write the key. Refuses to overwrite.") var keyFile: String
     @Flag(help: "Write an AES-256 data key (base64) instead of an Ed25519 signing key (PEM).") var dataKey = false
+    @Option(help: "Key id (kid) recorded in the key file and put in its tokens: 1-64 of A-Z a-z 0-9 . _ - (default: derived from the key).")
+    var kid: String?
+    @Option(help: "Also write the key's public JWKS here (`doorstep jwks` for several keys). Refuses to overwrite.") var jwksOut: String?
+
+    func validate() throws {
+        if dataKey, kid != nil || jwksOut != nil { throw ValidationError("--kid and --jwks-out are for signing keys, not --data-key") }
+        if let kid, !SigningKey.isValidKeyID(kid) { throw ValidationError("--kid must be 1-64 of A-Z a-z 0-9 . _ -") }
+        if let jwksOut, FileManager.default.fileExists(atPath: jwksOut) {
+            throw ValidationError("JWKS file \(jwksOut) already exists; refusing to overwrite")
+        }
+    }
 
     func run() async throws {
         if dataKey {
@@ -34,9 +47,16 @@ struct Keygen: AsyncParsableCommand {
             print("wrote \(keyFile) (AES-256 data key)")
             return
         }
-        let key = try SigningKey.generate()
+        let key = try SigningKey.generate(keyID: kid)
         do { try key.write(path: keyFile) } catch { throw ValidationError(error.description) }
         print("wrote \(keyFile) (key id \(key.keyID))")
+        if let jwksOut {
+            let jwks = try SigningKey.jwks(publicKeysOf: [key])
+            guard FileManager.default.createFile(atPath: jwksOut, contents: Data(jwks.utf8)) else {
+                throw ValidationError("JWKS file \(jwksOut) cannot be written")
+            }
+            print("wrote \(jwksOut) (public JWKS of key id \(key.keyID))")
+        }
     }
 }
 
@@ -50,8 +70,10 @@ struct Token: AsyncParsableCommand {
     @Option(help: "The token's subject.") var subject: String = "doorstep-cli"
     @Option(help: "Lifetime in seconds.") var lifetimeSeconds: Int = 3600
     @Option(help: "Signing key file (`doorstep keygen`).") var keyFile: String
+    @Option(help: "Key id (kid) in the token's header (default: the key file's own).") var kid: String?
 
     func validate() throws {
+        if let kid, !SigningKey.isValidKeyID(kid) { throw ValidationError("--kid must be 1-64 of A-Z a-z 0-9 . _ -") }
         guard Caller.Role(rawValue: role) != nil else {
             throw ValidationError("--role must be one of \(Caller.Role.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -62,7 +84,7 @@ struct Token: AsyncParsableCommand {
 
     func run() async throws {
         let key: SigningKey
-        do { key = try SigningKey.load(path: keyFile) } catch { throw ValidationError(error.description) }
+        do { key = try SigningKey.load(path: keyFile).named(kid) } catch { throw ValidationError(error.description) }
         let caller = Caller(role: Caller.Role(rawValue: role)!, subject: subject, agencyID: agency, collectorID: collector)
         print(try await TokenIssuer(key: key).token(for: caller, lifetime: .seconds(lifetimeSeconds)))
     }
@@ -93,6 +115,7 @@ struct Call: AsyncParsableCommand {
     @Option(parsing: .singleValue, help: "Extra metadata NAME=VALUE (repeatable).") var metadata: [String] = []
     @Option(name: [.customShort("o"), .long], help: "Output format (default: pretty on a terminal, json otherwise).")
     var output: OutputFormat?
+    @OptionGroup(title: "TLS") var tls: ClientTLSOptions
 
     func validate() throws {
         guard GRPCClient.Target.list(address) != nil else { throw ValidationError("'\(address)' is not HOST:PORT") }
@@ -124,7 +147,8 @@ struct Call: AsyncParsableCommand {
             headers.add(String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
         }
         let targets = GRPCClient.Target.list(address)!
-        let client = GRPCClient(targets: targets, configuration: .tool(targets: targets))
+        let clientTLS = try tls.clientTLS()
+        let client = GRPCClient(targets: targets, configuration: .tool(targets: targets, tls: clientTLS))
         let result = await client.rawCall(path: path, request: bytes, metadata: headers, timeout: .milliseconds(Int64(timeout * 1000)))
         await client.close()
         var responses: [JSONValue] = []
@@ -138,7 +162,8 @@ struct Call: AsyncParsableCommand {
         for line in Render.messages(responses, as: OutputFormat.resolve(output)) { print(line) }
         guard result.status.code == .ok else {
             throw Failure.report(Failure.lines(code: result.status.code, message: result.status.message,
-                                               details: result.status.details, targets: targets.map(\.description)))
+                                               details: result.status.details, targets: targets.map(\.description),
+                                               tls: clientTLS != nil))
         }
     }
 }
@@ -148,9 +173,10 @@ extension GRPCClient.Configuration {
     /// be reached is reported with the reason its connection failed (a retry would find the
     /// address in backoff and say only that no address answered); a list of replicas keeps
     /// the default attempts, moving on to the next replica.
-    static func tool(targets: [GRPCClient.Target]) -> GRPCClient.Configuration {
+    static func tool(targets: [GRPCClient.Target], tls: ClientTLS? = nil) -> GRPCClient.Configuration {
         var configuration = GRPCClient.Configuration.defaults
         if targets.count == 1 { configuration.maxAttempts = 1 }
+        configuration.tls = tls
         return configuration
     }
 }
@@ -166,6 +192,7 @@ struct Health: AsyncParsableCommand {
     @Option(help: "Deadline in seconds.") var timeout: Double = 3
     @Option(name: [.customShort("o"), .long], help: "Print the response as json, pretty or table (default: the status name alone).")
     var output: OutputFormat?
+    @OptionGroup(title: "TLS") var tls: ClientTLSOptions
 
     func validate() throws {
         guard GRPCClient.Target(address) != nil else { throw ValidationError("'\(address)' is not HOST:PORT") }
@@ -174,7 +201,8 @@ struct Health: AsyncParsableCommand {
 
     func run() async throws {
         let targets = [GRPCClient.Target(address)!]
-        let client = GRPCClient(targets: targets, configuration: .tool(targets: targets))
+        let clientTLS = try tls.clientTLS()
+        let client = GRPCClient(targets: targets, configuration: .tool(targets: targets, tls: clientTLS))
         let result: Result<HealthV1.HealthCheckResponse, RPCError>
         do {
             result = .success(try await client.unary(
@@ -194,7 +222,8 @@ struct Health: AsyncParsableCommand {
             guard response.status == .serving else { throw ExitCode.failure }
         case .failure(let error):
             throw Failure.report(Failure.lines(code: error.code, message: error.message,
-                                               details: error.details, targets: targets.map(\.description)))
+                                               details: error.details, targets: targets.map(\.description),
+                                               tls: clientTLS != nil))
         }
     }
 }

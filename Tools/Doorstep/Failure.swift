@@ -23,8 +23,8 @@ enum Failure {
     /// service running?`), any other status as `CODE: message`, then the violations of a
     /// `doorstep.type.v1.Refusal` in its details. `targets` are the addresses the tool called
     /// (`HOST:PORT`): only a failure to reach one of them is a connection failure.
-    static func lines(code: StatusCode, message: String, details: [UInt8]?, targets: [String]) -> [String] {
-        if code == .unavailable, let connection = connectionProblem(message, targets: targets) { return [connection] }
+    static func lines(code: StatusCode, message: String, details: [UInt8]?, targets: [String], tls: Bool = false) -> [String] {
+        if code == .unavailable, let connection = connectionProblem(message, targets: targets, tls: tls) { return [connection] }
         var lines = [message.isEmpty ? "\(code)" : "\(code): \(message)"]
         if let details, let refusal = RPCError.refusal(inDetails: details) {
             for violation in refusal.violations {
@@ -39,8 +39,21 @@ enum Failure {
     /// (every address in backoff after failing) and `connection to TARGET closed at once`,
     /// as one sentence naming the target and the reason in words; nil for any other message
     /// (an UNAVAILABLE the server itself returned) and for a target the tool did not call.
-    static func connectionProblem(_ message: String, targets: [String]) -> String? {
+    static func connectionProblem(_ message: String, targets: [String], tls: Bool = false) -> String? {
         let hint = " — is the service running?"
+        // A plaintext client on a TLS port sees its connection closed, at once or after its
+        // first bytes, depending on timing.
+        let tlsHint = " — does it require TLS? (--tls-ca-file)"
+        if message.hasPrefix("connection to "), let range = message.range(of: " closed: TLS handshake failed") {
+            let target = String(message[message.index(message.startIndex, offsetBy: "connection to ".count)..<range.lowerBound])
+            guard targets.contains(target) else { return nil }
+            return "cannot connect to \(target) (TLS handshake failed: \(tlsReasonInWords(String(message[range.upperBound...]))))"
+        }
+        if !tls, message.hasPrefix("connection to "), message.hasSuffix(" closed") {
+            let target = String(message.dropFirst("connection to ".count).dropLast(" closed".count))
+            guard targets.contains(target) else { return nil }
+            return "cannot connect to \(target) (the server closed the connection)" + tlsHint
+        }
         if message.hasPrefix("no reachable address among ") {
             let named = message.dropFirst("no reachable address among ".count)
             guard named == targets.joined(separator: ", ") else { return nil }
@@ -49,7 +62,7 @@ enum Failure {
         if message.hasPrefix("connection to "), message.hasSuffix(" closed at once") {
             let target = firstWord(message.dropFirst("connection to ".count))
             guard targets.contains(target) else { return nil }
-            return "cannot connect to \(target) (the connection closed at once)" + hint
+            return "cannot connect to \(target) (the connection closed at once)" + (tls ? hint : tlsHint)
         }
         guard message.hasPrefix("cannot connect to ") else { return nil }
         let rest = message.dropFirst("cannot connect to ".count)
@@ -68,6 +81,23 @@ enum Failure {
             if let range = text.range(of: separator), range.lowerBound < end { end = range.lowerBound }
         }
         return String(text[..<end])
+    }
+
+    /// A TLS handshake failure (BoringSSL's reason, as swift-nio-ssl reports it) in words.
+    static func tlsReasonInWords(_ reason: String) -> String {
+        let known: [(String, String)] = [
+            ("CERTIFICATE_REQUIRED", "the server requires a client certificate (--tls-client-cert-file, --tls-client-key-file)"),
+            ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "the server requires a client certificate (--tls-client-cert-file, --tls-client-key-file)"),
+            ("ALERT_UNKNOWN_CA", "the server does not trust this client certificate's CA"),
+            ("CERTIFICATE_VERIFY_FAILED", "the server's certificate is not trusted (--tls-ca-file)"),
+            ("is not issued to", "the server's certificate does not name the host dialled (--tls-server-name)"),
+            ("failedToValidateHostname", "the server's certificate does not name the host dialled (--tls-server-name)"),
+            ("WRONG_VERSION_NUMBER", "the server does not speak TLS on this port"),
+            ("ALERT_CERTIFICATE_EXPIRED", "a certificate has expired"),
+            ("did not negotiate HTTP/2", "the server did not negotiate HTTP/2 (ALPN h2)"),
+        ]
+        for (needle, words) in known where reason.contains(needle) { return words }
+        return reason.trimmingCharacters(in: CharacterSet(charactersIn: " ()"))
     }
 
     /// A connection error from the socket layer (SwiftNIO's `IOError`, `NIOConnectionError`,

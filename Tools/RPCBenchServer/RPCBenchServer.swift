@@ -6,11 +6,14 @@ import RPC
 import RPCWire
 import ServiceAuth
 import ServiceKit
+import TransportSecurity
 
 /// The benchmark peer `ext` that `Scripts/bench-rpc.sh` has the benchmark harness start beside
 /// the reference servers (docs/OPERATIONS.md ("Benchmarks")): `collection.v1.Accounts/GetAccount`
 /// over the same 10,000 deterministic accounts as the reference servers, served through
 /// Doorstep's full server path — routing, bearer-token check, metrics, logging at info.
+/// With `--tls-cert-file` and `--tls-key-file` the listener speaks TLS (ALPN h2), as a
+/// service's does with the same flags; `Scripts/bench-tls.sh` measures it that way.
 @main
 struct RPCBenchServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,6 +23,17 @@ struct RPCBenchServer: AsyncParsableCommand {
     @Option(help: "Ed25519 key file (`doorstep keygen`) that verifies bearer tokens.") var authKeyFile: String
     @Option(help: "Log level (info adds one access line per call; the reference servers log none).") var logLevel: String = "notice"
     @Option(help: "Serve Prometheus metrics on this port (0 = off).") var metricsPort: Int = 0
+    @Option(help: ArgumentHelp("TLS certificate chain (PEM, leaf first); with --tls-key-file the listener speaks TLS (ALPN h2, TLS 1.2+). Default: plaintext.", valueName: "path"))
+    var tlsCertFile: String?
+    @Option(help: ArgumentHelp("Private key (PEM) of --tls-cert-file.", valueName: "path")) var tlsKeyFile: String?
+
+    func validate() throws {
+        switch (tlsCertFile, tlsKeyFile) {
+        case (.some, nil): throw ValidationError("--tls-cert-file needs --tls-key-file")
+        case (nil, .some): throw ValidationError("--tls-key-file needs --tls-cert-file")
+        default: break
+        }
+    }
 
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -29,6 +43,16 @@ struct RPCBenchServer: AsyncParsableCommand {
         let key: SigningKey
         do { key = try SigningKey.load(path: authKeyFile) } catch { throw ValidationError(error.description) }
         let verifier = try await TokenVerifier(key: key)
+        var tls: ServerTLS?
+        if let tlsCertFile, let tlsKeyFile {
+            // A bad file is one line on standard error, not the usage text: the arguments were right.
+            do {
+                tls = try ServerTLS(files: .init(certificateFile: tlsCertFile, keyFile: tlsKeyFile))
+            } catch {
+                FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+                throw ExitCode.failure
+            }
+        }
 
         let accounts = BenchAccounts.make()
         var definition = ServiceDefinition()
@@ -40,10 +64,11 @@ struct RPCBenchServer: AsyncParsableCommand {
         }
         var configuration = GRPCServer.Configuration()
         configuration.port = port
+        configuration.tls = tls
         let server = GRPCServer(configuration: configuration, services: definition, authenticator: verifier, logger: logger)
         let address = try await server.start()
         // On stdout whatever the log level: scripts wait for it and read the port.
-        FileHandle.standardOutput.write(Data("rpc-bench-server serving gRPC address=\(address)\n".utf8))
+        FileHandle.standardOutput.write(Data("rpc-bench-server serving gRPC address=\(address) tls=\(tls == nil ? "off" : "on")\n".utf8))
         if metricsPort > 0 {
             _ = try await MetricsEndpoint.serve(registry: registry, host: "127.0.0.1", port: metricsPort)
         }

@@ -4,6 +4,7 @@ import Models
 import RPC
 import RPCWire
 import ServiceAuth
+import TransportSecurity
 
 /// Throughput of the field workflow across the three running services (issue #6):
 /// book → (notice delivered) → confirm, then check in (both crew members) → outcome (a promise)
@@ -22,6 +23,7 @@ struct WorkflowBench: AsyncParsableCommand {
     @Option(help: "The services' --test-clock-offset-file.") var clockFile: String
     @Option(help: "Concurrent crews (two collectors each).") var crews: Int = 8
     @Option(help: "Visits per crew (one-hour slots from 08:00; at most 6, the daily capacity).") var visitsPerCrew: Int = 6
+    @OptionGroup(title: "TLS") var tls: ClientTLSOptions
 
     static let day: Int64 = 86_400_000
     static let hour: Int64 = 3_600_000
@@ -36,9 +38,11 @@ struct WorkflowBench: AsyncParsableCommand {
         let issuer = TokenIssuer(key: key)
         func bearer(_ caller: Caller) async throws -> Metadata { ["authorization": "Bearer \(try await issuer.token(for: caller))"] }
         let platform = try await bearer(Caller(role: .platform, subject: "bench"))
-        let accountsClient = GRPCClient(targets: [GRPCClient.Target(accounts)!])
-        let schedulingClient = GRPCClient(targets: [GRPCClient.Target(scheduling)!])
-        let visitsClient = GRPCClient(targets: [GRPCClient.Target(visits)!])
+        var configuration = GRPCClient.Configuration()
+        configuration.tls = try tls.clientTLS()
+        let accountsClient = GRPCClient(targets: [GRPCClient.Target(accounts)!], configuration: configuration)
+        let schedulingClient = GRPCClient(targets: [GRPCClient.Target(scheduling)!], configuration: configuration)
+        let visitsClient = GRPCClient(targets: [GRPCClient.Target(visits)!], configuration: configuration)
         let wall = Int64(Date().timeIntervalSince1970 * 1000)
         let base = (wall / Self.day + 1) * Self.day + 2 * Self.hour  // next 10:00 Asia/Shanghai
         var offset = base - wall

@@ -10,6 +10,8 @@
 #include "doorstep/type/v1/types.pb-c.h"
 #include "doorstep/visits/v1/visits.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
+#include "grpc/reflection/v1alpha/reflection.pb-c.h"
 
 /* Swift imports an `extern const` struct as a value and cannot take its address,
  * but protobuf-c identifies a message type by its descriptor's address: these
@@ -149,5 +151,21 @@ static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__d
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__doorstep__visits__v1__agency_scorecard(void) { return &doorstep__visits__v1__agency_scorecard__descriptor; }
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__health__v1__health_check_request(void) { return &grpc__health__v1__health_check_request__descriptor; }
 static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__health__v1__health_check_response(void) { return &grpc__health__v1__health_check_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1__server_reflection_request(void) { return &grpc__reflection__v1__server_reflection_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1__extension_request(void) { return &grpc__reflection__v1__extension_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1__server_reflection_response(void) { return &grpc__reflection__v1__server_reflection_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1__file_descriptor_response(void) { return &grpc__reflection__v1__file_descriptor_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1__extension_number_response(void) { return &grpc__reflection__v1__extension_number_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1__list_service_response(void) { return &grpc__reflection__v1__list_service_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1__service_response(void) { return &grpc__reflection__v1__service_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1__error_response(void) { return &grpc__reflection__v1__error_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1alpha__server_reflection_request(void) { return &grpc__reflection__v1alpha__server_reflection_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1alpha__extension_request(void) { return &grpc__reflection__v1alpha__extension_request__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1alpha__server_reflection_response(void) { return &grpc__reflection__v1alpha__server_reflection_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1alpha__file_descriptor_response(void) { return &grpc__reflection__v1alpha__file_descriptor_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1alpha__extension_number_response(void) { return &grpc__reflection__v1alpha__extension_number_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1alpha__list_service_response(void) { return &grpc__reflection__v1alpha__list_service_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1alpha__service_response(void) { return &grpc__reflection__v1alpha__service_response__descriptor; }
+static inline const ProtobufCMessageDescriptor *doorstep_contracts_descriptor__grpc__reflection__v1alpha__error_response(void) { return &grpc__reflection__v1alpha__error_response__descriptor; }
 
 #endif

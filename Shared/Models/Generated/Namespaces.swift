@@ -23,6 +23,12 @@ public enum VisitsV1 {}
 /// Types of the protobuf package `grpc.health.v1`.
 public enum HealthV1 {}
 
+/// Types of the protobuf package `grpc.reflection.v1`.
+public enum ReflectionV1 {}
+
+/// Types of the protobuf package `grpc.reflection.v1alpha`.
+public enum ReflectionV1alpha {}
+
 /// Every message type of the contracts, by full protobuf name, for tools that pick a
 /// type at run time (the golden-vector tests, the `doorstep call` command).
 public enum ContractRegistry {
@@ -162,13 +168,38 @@ public enum ContractRegistry {
         "doorstep.visits.v1.VisitOutcome": VisitsV1.VisitOutcome.self,
         "grpc.health.v1.HealthCheckRequest": HealthV1.HealthCheckRequest.self,
         "grpc.health.v1.HealthCheckResponse": HealthV1.HealthCheckResponse.self,
+        "grpc.reflection.v1.ErrorResponse": ReflectionV1.ErrorResponse.self,
+        "grpc.reflection.v1.ExtensionNumberResponse": ReflectionV1.ExtensionNumberResponse.self,
+        "grpc.reflection.v1.ExtensionRequest": ReflectionV1.ExtensionRequest.self,
+        "grpc.reflection.v1.FileDescriptorResponse": ReflectionV1.FileDescriptorResponse.self,
+        "grpc.reflection.v1.ListServiceResponse": ReflectionV1.ListServiceResponse.self,
+        "grpc.reflection.v1.ServerReflectionRequest": ReflectionV1.ServerReflectionRequest.self,
+        "grpc.reflection.v1.ServerReflectionResponse": ReflectionV1.ServerReflectionResponse.self,
+        "grpc.reflection.v1.ServiceResponse": ReflectionV1.ServiceResponse.self,
+        "grpc.reflection.v1alpha.ErrorResponse": ReflectionV1alpha.ErrorResponse.self,
+        "grpc.reflection.v1alpha.ExtensionNumberResponse": ReflectionV1alpha.ExtensionNumberResponse.self,
+        "grpc.reflection.v1alpha.ExtensionRequest": ReflectionV1alpha.ExtensionRequest.self,
+        "grpc.reflection.v1alpha.FileDescriptorResponse": ReflectionV1alpha.FileDescriptorResponse.self,
+        "grpc.reflection.v1alpha.ListServiceResponse": ReflectionV1alpha.ListServiceResponse.self,
+        "grpc.reflection.v1alpha.ServerReflectionRequest": ReflectionV1alpha.ServerReflectionRequest.self,
+        "grpc.reflection.v1alpha.ServerReflectionResponse": ReflectionV1alpha.ServerReflectionResponse.self,
+        "grpc.reflection.v1alpha.ServiceResponse": ReflectionV1alpha.ServiceResponse.self,
     ]
 
-    /// One RPC of the contracts: its request and response types and whether the server streams.
+    /// One RPC of the contracts: its request and response types and which sides stream.
     public struct Method: Sendable {
         public let request: any ProtoMessage.Type
         public let response: any ProtoMessage.Type
         public let isServerStreaming: Bool
+        public let isClientStreaming: Bool
+
+        init(request: any ProtoMessage.Type, response: any ProtoMessage.Type, isServerStreaming: Bool,
+             isClientStreaming: Bool = false) {
+            self.request = request
+            self.response = response
+            self.isServerStreaming = isServerStreaming
+            self.isClientStreaming = isClientStreaming
+        }
     }
 
     /// Every RPC of the contracts, by `:path` ("/package.Service/Method").
@@ -205,6 +236,8 @@ public enum ContractRegistry {
         "/doorstep.scheduling.v1.Scheduling/ReinstateCollector": Method(request: SchedulingV1.ReinstateCollectorRequest.self, response: SchedulingV1.Collector.self, isServerStreaming: false),
         "/doorstep.scheduling.v1.Scheduling/RescheduleAppointment": Method(request: SchedulingV1.RescheduleAppointmentRequest.self, response: SchedulingV1.Appointment.self, isServerStreaming: false),
         "/doorstep.scheduling.v1.Scheduling/SuspendCollector": Method(request: SchedulingV1.SuspendCollectorRequest.self, response: SchedulingV1.Collector.self, isServerStreaming: false),
+        "/doorstep.testing.v1.TestService/Chat": Method(request: TestingV1.Leaf.self, response: TestingV1.Leaf.self, isServerStreaming: true, isClientStreaming: true),
+        "/doorstep.testing.v1.TestService/Collect": Method(request: TestingV1.Leaf.self, response: TestingV1.Leaf.self, isServerStreaming: false, isClientStreaming: true),
         "/doorstep.testing.v1.TestService/Count": Method(request: TestingV1.CountRequest.self, response: TestingV1.Leaf.self, isServerStreaming: true),
         "/doorstep.testing.v1.TestService/Echo": Method(request: TestingV1.AllKinds.self, response: TestingV1.AllKinds.self, isServerStreaming: false),
         "/doorstep.testing.v1.TestService/Fail": Method(request: TestingV1.FailRequest.self, response: TestingV1.Nothing.self, isServerStreaming: false),
@@ -223,5 +256,7 @@ public enum ContractRegistry {
         "/doorstep.visits.v1.Visits/VerifyEvidenceChain": Method(request: VisitsV1.VerifyEvidenceChainRequest.self, response: VisitsV1.VerifyEvidenceChainResponse.self, isServerStreaming: false),
         "/grpc.health.v1.Health/Check": Method(request: HealthV1.HealthCheckRequest.self, response: HealthV1.HealthCheckResponse.self, isServerStreaming: false),
         "/grpc.health.v1.Health/Watch": Method(request: HealthV1.HealthCheckRequest.self, response: HealthV1.HealthCheckResponse.self, isServerStreaming: true),
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Method(request: ReflectionV1.ServerReflectionRequest.self, response: ReflectionV1.ServerReflectionResponse.self, isServerStreaming: true, isClientStreaming: true),
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Method(request: ReflectionV1alpha.ServerReflectionRequest.self, response: ReflectionV1alpha.ServerReflectionResponse.self, isServerStreaming: true, isClientStreaming: true),
     ]
 }

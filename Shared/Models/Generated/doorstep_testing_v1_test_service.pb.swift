@@ -85,8 +85,21 @@ extension TestingV1 {
         public static let count = MethodDescriptor<TestingV1.CountRequest, TestingV1.Leaf>(
             service: name, method: "Count", isServerStreaming: true)
 
+        /// Client streaming: takes every leaf, then answers with one leaf whose `label` is the
+        /// number of leaves taken and whose `amount` is the sum of their amounts. A leaf labelled
+        /// "hold:N" makes the handler sleep N milliseconds before it takes the next one; "fail:N"
+        /// fails the call with status code N.
+        public static let collect = MethodDescriptor<TestingV1.Leaf, TestingV1.Leaf>(
+            service: name, method: "Collect", isServerStreaming: false, isClientStreaming: true)
+
+        /// Bidirectional streaming: answers each leaf as it arrives with a leaf labelled
+        /// "echo:" + its label whose `amount` is the number of leaves taken so far. "hold:N" and
+        /// "fail:N" as for Collect; "end" ends the call (OK) without waiting for the client.
+        public static let chat = MethodDescriptor<TestingV1.Leaf, TestingV1.Leaf>(
+            service: name, method: "Chat", isServerStreaming: true, isClientStreaming: true)
+
         /// The `:path` of every method of the service.
-        public static let methodPaths: [String] = ["/doorstep.testing.v1.TestService/Echo", "/doorstep.testing.v1.TestService/Fail", "/doorstep.testing.v1.TestService/Sleep", "/doorstep.testing.v1.TestService/Count"]
+        public static let methodPaths: [String] = ["/doorstep.testing.v1.TestService/Echo", "/doorstep.testing.v1.TestService/Fail", "/doorstep.testing.v1.TestService/Sleep", "/doorstep.testing.v1.TestService/Count", "/doorstep.testing.v1.TestService/Collect", "/doorstep.testing.v1.TestService/Chat"]
     }
 }
 

@@ -7,11 +7,15 @@ public struct MethodDescriptor<Request: ProtoMessage, Response: ProtoMessage>: S
     public let method: String
     /// True when the server answers with a stream of responses.
     public let isServerStreaming: Bool
+    /// True when the client sends a stream of requests (client streaming, or bidirectional
+    /// streaming together with `isServerStreaming`).
+    public let isClientStreaming: Bool
 
-    public init(service: String, method: String, isServerStreaming: Bool) {
+    public init(service: String, method: String, isServerStreaming: Bool, isClientStreaming: Bool = false) {
         self.service = service
         self.method = method
         self.isServerStreaming = isServerStreaming
+        self.isClientStreaming = isClientStreaming
     }
 
     /// The HTTP/2 `:path` of the method, e.g. `/doorstep.accounts.v1.Accounts/GetAccount`.

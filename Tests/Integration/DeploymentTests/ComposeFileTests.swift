@@ -127,6 +127,46 @@ struct ComposeFileTests {
         #expect(probe.status == 0)
     }
 
+    @Test("docker-compose.tls.yml merges over docker-compose.yml: each service on mutual TLS with its own certificate from a read-only ./tls, its probe presenting it, every variable documented")
+    func tlsOverride() async throws {
+        let configured = try await configuredCompose(["docker-compose.yml", "docker-compose.tls.yml"])
+        #expect(configured.status == 0, "\(configured.output)")
+        let merged = try #require(configured.compose)
+        let compose = try loadCompose(override: "docker-compose.tls.yml")
+        for name in ["accounts", "scheduling", "visits"] {
+            let service = try #require(compose.services[name])
+            #expect(service.environment["DOORSTEP_TLS_CERT_FILE"] == "/tls/\(name).pem")
+            #expect(service.environment["DOORSTEP_TLS_KEY_FILE"] == "/tls/\(name).key")
+            #expect(service.environment["DOORSTEP_TLS_CLIENT_CA_FILE"] == "/tls/ca.pem")
+            #expect(service.environment["DOORSTEP_TLS_CA_FILE"] == "/tls/ca.pem")
+            // Merged by compose, not replaced: the base settings stay.
+            #expect(merged.services[name]?.environment?["DOORSTEP_AUTH_KEY_FILE"] == "/keys/auth.key")
+            #expect(merged.services[name]?.volumes?.contains { $0.hasSuffix("/tls:/tls:ro") } == true, "\(merged.services[name]?.volumes ?? [])")
+            let probe = service.healthcheck.test
+            #expect(Array(probe.prefix(3)) == ["CMD", "doorstep", "health"])
+            for (flag, value) in [("--tls-ca-file", "/tls/ca.pem"), ("--tls-client-cert-file", "/tls/\(name).pem"),
+                                  ("--tls-client-key-file", "/tls/\(name).key")] {
+                #expect(probe.firstIndex(of: flag).map { probe[$0 + 1] } == value, "\(name) probe: \(probe)")
+            }
+            let help = try await runProduct(name, ["--help"])
+            let text = help.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            for variable in service.environment.keys {
+                #expect(text.contains("Env \(variable)."), "\(name) does not read \(variable)")
+            }
+        }
+        let probeHelp = try await runProduct("doorstep", ["health", "--help"])
+        for flag in ["--tls-ca-file", "--tls-client-cert-file", "--tls-client-key-file"] {
+            #expect(probeHelp.output.contains(flag), "doorstep health lacks \(flag)")
+        }
+        // The files it mounts are the ones `doorstep tls-dev` writes.
+        let directory = try makeTemporaryDirectory().appendingPathComponent("tls").path
+        let written = try await runProduct("doorstep", ["tls-dev", directory])
+        #expect(written.status == 0, "\(written.output)")
+        for file in compose.services.values.flatMap({ $0.environment.values }) where file.hasPrefix("/tls/") {
+            #expect(FileManager.default.fileExists(atPath: directory + file.dropFirst(4)), "tls-dev does not write \(file)")
+        }
+    }
+
     @Test("the image is built with the Swift release and Debian release the tests run on")
     func buildImageMatchesToolchain() async throws {
         let dockerfile = String(decoding: try readFile(repositoryRoot.appendingPathComponent("Dockerfile")), as: UTF8.self)

@@ -13,12 +13,14 @@ struct MonitoringFilesTests {
         "grpc_server_started_total", "grpc_server_handled_total", "grpc_client_started_total", "grpc_client_handled_total",
         "process_cpu_seconds_total", "doorstep_outbox_delivered_total", "doorstep_outbox_failed_total",
         "doorstep_outbox_retries_total", "doorstep_job_runs_total", "doorstep_complaints_sla_breached_total",
+        "doorstep_reloads_total",
     ]
     static let gauges = [
         "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
         "process_start_time_seconds", "doorstep_build_info", "doorstep_outbox_pending",
         "doorstep_outbox_oldest_pending_age_seconds", "doorstep_db_pool_connections", "doorstep_db_pool_max", "doorstep_job_interval_seconds",
         "doorstep_job_last_run_timestamp_seconds", "doorstep_job_duration_seconds", "doorstep_job_items",
+        "doorstep_tls_certificate_expiry_seconds",
     ]
     static let histograms = ["grpc_server_handling_seconds", "grpc_client_handling_seconds", "doorstep_db_transaction_seconds",
                              "doorstep_db_statement_seconds"]
@@ -30,7 +32,7 @@ struct MonitoringFilesTests {
 
     static let alertNames: Set<String> = [
         "OutboxBacklogGrowing", "OutboxDeliveriesFailing", "ComplaintSLABreached", "HighErrorRatio",
-        "HighLatencyP99", "BackgroundJobStale", "ServiceDown",
+        "HighLatencyP99", "BackgroundJobStale", "ServiceDown", "TLSCertificateExpiringSoon", "TLSReloadRefused",
     ]
 
     // MARK: PromQL

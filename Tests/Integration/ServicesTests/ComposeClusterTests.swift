@@ -4,6 +4,7 @@ import RPC
 import RPCWire
 import TestSupport
 import Testing
+import TransportSecurity
 
 /// The integration suite driven by docker-compose.yml: the compose file's commands,
 /// environment, dependencies and health checks start the three executables (see
@@ -50,6 +51,39 @@ struct ComposeClusterTests {
         let stops = await cluster.stopAll()
         #expect(stops.map(\.name) == dependencyOrder.reversed(), "dependents stop first")
         for stop in stops {
+            #expect(stop.status == 0, "\(stop.name): \(stop.stderr.suffix(1500))")
+        }
+    }
+
+    @Test("docker-compose.tls.yml over docker-compose.yml: the three services on mutual TLS with the mounted certificates, health probes with their own certificates, peers over mutual TLS; plaintext refused",
+          .timeLimit(.minutes(2)))
+    func mutualTLSOverride() async throws {
+        let cluster = try await ComposeCluster(compose: try loadCompose(override: "docker-compose.tls.yml"))
+        #expect(cluster.order == ["accounts", "scheduling", "visits"])
+        let tls = cluster.directory.appendingPathComponent("tls").path
+        var configuration = GRPCClient.Configuration()
+        configuration.tls = try ClientTLS(files: .init(caFile: "\(tls)/ca.pem", certificateFile: "\(tls)/operator.pem",
+                                                       keyFile: "\(tls)/operator.key"))
+        let metadata: Metadata = ["authorization": "Bearer \(try cluster.token(["--role", "platform"]))"]
+        let accounts = GRPCClient(targets: [GRPCClient.Target(cluster.address("accounts"))!], configuration: configuration)
+        let scheduling = GRPCClient(targets: [GRPCClient.Target(cluster.address("scheduling"))!], configuration: configuration)
+        let debtor = try await accounts.unary(AccountsV1.AccountsService.createDebtor, ServiceProcessTests.debtorRequest(), metadata: metadata)
+        let account = try await accounts.unary(AccountsV1.AccountsService.openAccount,
+                                               ServiceProcessTests.accountRequest(debtorID: debtor.id), metadata: metadata)
+        // scheduling asks accounts over mutual TLS, with its own certificate.
+        let budget = try await scheduling.unary(SchedulingV1.SchedulingService.getContactBudget,
+                                                SchedulingV1.GetContactBudgetRequest(debtorId: debtor.id), metadata: metadata)
+        #expect(budget.accounts.map(\.accountId) == [account.id])
+        await accounts.close()
+        await scheduling.close()
+        // A plaintext client gets nowhere.
+        let plaintext = GRPCClient(targets: [GRPCClient.Target(cluster.address("visits"))!])
+        await #expect(throws: RPCError.self) {
+            _ = try await plaintext.unary(VisitsV1.VisitsService.listVisits, VisitsV1.ListVisitsRequest(accountId: account.id),
+                                          metadata: metadata, timeout: .seconds(5))
+        }
+        await plaintext.close()
+        for stop in await cluster.stopAll() {
             #expect(stop.status == 0, "\(stop.name): \(stop.stderr.suffix(1500))")
         }
     }

@@ -134,10 +134,11 @@ struct DoorstepCLIOutputTests {
         #expect(list.status == 0)
         let listed = Self.collapsed(list.stdout).split(separator: "\n").map { $0.split(separator: " ").first.map(String.init) ?? "" }
         #expect(listed == ["SERVICE", "doorstep.accounts.v1.Accounts", "doorstep.scheduling.v1.Scheduling",
-                           "doorstep.visits.v1.Visits", "grpc.health.v1.Health"], "\(list.stdout)")
+                           "doorstep.visits.v1.Visits", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                           "grpc.reflection.v1alpha.ServerReflection"], "\(list.stdout)")
     }
 
-    @Test("describe agrees with the generated code: every method, kind and message type", arguments: ["accounts", "scheduling", "visits", "health"])
+    @Test("describe agrees with the generated code: every method, kind and message type", arguments: ["accounts", "scheduling", "visits", "health", "grpc.reflection.v1.ServerReflection"])
     func describeMatchesRegistry(_ service: String) async throws {
         let result = try await Self.doorstep(["describe", service, "--output", "json"])
         #expect(result.status == 0, "\(result.stderr)")
@@ -153,7 +154,13 @@ struct DoorstepCLIOutputTests {
             let expected = try #require(generated[path], "\(path) is not in the generated code")
             #expect(method["requestType"] as? String == expected.request.protoMessageName, "\(path)")
             #expect(method["responseType"] as? String == expected.response.protoMessageName, "\(path)")
-            #expect(method["kind"] as? String == (expected.isServerStreaming ? "server_stream" : "unary"), "\(path)")
+            let kind = switch (expected.isClientStreaming, expected.isServerStreaming) {
+            case (false, false): "unary"
+            case (false, true): "server_stream"
+            case (true, false): "client_stream"
+            case (true, true): "bidi_stream"
+            }
+            #expect(method["kind"] as? String == kind, "\(path)")
             let fields = try #require(method["requestFields"] as? [[String: Any]])
             // Every listed field is a field of the generated request type: named with a value no
             // field kind accepts, it is refused for its value, not as an unknown field.
@@ -198,12 +205,12 @@ struct DoorstepCLIOutputTests {
 
     @Test("the descriptor set compiled into doorstep is proto/descriptors/doorstep.binpb")
     func embeddedDescriptorsInSync() throws {
-        let source = String(decoding: try readFile(repositoryRoot.appendingPathComponent("Tools/Doorstep/PublishedDescriptors.swift")), as: UTF8.self)
+        let source = String(decoding: try readFile(repositoryRoot.appendingPathComponent("Shared/Reflection/PublishedDescriptors.swift")), as: UTF8.self)
         let parts = source.components(separatedBy: "\"\"\"")
         try #require(parts.count == 3, "one multi-line string literal")
         let embedded = try #require(Data(base64Encoded: parts[1], options: .ignoreUnknownCharacters))
         let published = try readFile(repositoryRoot.appendingPathComponent("proto/descriptors/doorstep.binpb"))
-        #expect([UInt8](embedded) == published, "Tools/Doorstep/PublishedDescriptors.swift is stale: run Scripts/generate-descriptors.sh")
+        #expect([UInt8](embedded) == published, "Shared/Reflection/PublishedDescriptors.swift is stale: run Scripts/generate-descriptors.sh")
     }
 
     // MARK: output formats

@@ -15,19 +15,22 @@ final class ServiceCluster: Sendable {
     let scheduling: RunningService?
     let visits: RunningService?
 
-    /// Starts `only` the named services (default all three).
-    init(only: Set<String> = ["accounts", "scheduling", "visits"]) async throws {
-        directory = try makeTemporaryDirectory()
+    /// Starts `only` the named services (default all three), each with `extra(name)` flags
+    /// added (e.g. TLS files), in `directory` (default: a new temporary one).
+    init(only: Set<String> = ["accounts", "scheduling", "visits"], directory: URL? = nil,
+         extra: (String) -> [String] = { _ in [] }) async throws {
+        let directory = try directory ?? makeTemporaryDirectory()
+        self.directory = directory
         keyFile = directory.appendingPathComponent("auth.key").path
         let keygen = try await runProduct("doorstep", ["keygen", "--key-file", keyFile])
         try #require(keygen.status == 0, "\(keygen.output)")
-        accounts = try await Self.start("accounts", directory: directory, keyFile: keyFile)
+        accounts = try await Self.start("accounts", directory: directory, keyFile: keyFile, extra: extra("accounts"))
         let peers = ["--accounts-addr", accounts.address]
         scheduling = only.contains("scheduling")
-            ? try await Self.start("scheduling", directory: directory, keyFile: keyFile, extra: peers) : nil
+            ? try await Self.start("scheduling", directory: directory, keyFile: keyFile, extra: peers + extra("scheduling")) : nil
         visits = only.contains("visits")
             ? try await Self.start("visits", directory: directory, keyFile: keyFile,
-                                   extra: peers + (scheduling.map { ["--scheduling-addr", $0.address] } ?? [])) : nil
+                                   extra: peers + (scheduling.map { ["--scheduling-addr", $0.address] } ?? []) + extra("visits")) : nil
     }
 
     static func start(_ name: String, directory: URL, keyFile: String, extra: [String] = []) async throws -> RunningService {
@@ -39,8 +42,9 @@ final class ServiceCluster: Sendable {
     }
 
     /// A bearer token for `role` signed with the cluster's key.
-    func token(_ role: String, agency: String? = nil, collector: String? = nil) async throws -> String {
+    func token(_ role: String, agency: String? = nil, collector: String? = nil, subject: String? = nil) async throws -> String {
         var arguments = ["token", "--role", role, "--key-file", keyFile]
+        if let subject { arguments += ["--subject", subject] }
         if let agency { arguments += ["--agency", agency] }
         if let collector { arguments += ["--collector", collector] }
         let result = try await runProduct("doorstep", arguments)

@@ -4,6 +4,7 @@ import RPC
 import RPCTestSupport
 import TestSupport
 import Testing
+import TransportSecurity
 
 /// A server hosting the test service and health on 127.0.0.1, port 0.
 func startTestServer(
@@ -56,6 +57,37 @@ struct HostilePeerTests {
         #expect(result.status == 0, "\(result.output)")
         #expect(!result.output.contains("FAIL"), "\(result.output)")
         #expect(result.output.contains("ok rapid_reset"), "\(result.output)")
+        #expect(result.output.contains("ok made_you_reset"), "\(result.output)")
+        #expect(result.output.contains("ok concurrent_stream_limit"), "\(result.output)")
+        #expect(echoed.fInt32 == 42)
+    }
+
+    @Test("the same hostile peers over TLS (ALPN h2): the same answers, the server keeps serving", .timeLimit(.minutes(3)))
+    func hostilePeersOverTLS() async throws {
+        let directory = try makeTemporaryDirectory().path
+        _ = try DevCertificates.write(directory: directory, names: ["localhost"])
+        let (certificate, key) = ("\(directory)/localhost.pem", "\(directory)/localhost.key")
+        var configuration = GRPCServer.Configuration()
+        configuration.tls = try ServerTLS(files: .init(certificateFile: certificate, keyFile: key))
+        let (server, address, _, _) = try await startTestServer(configuration: configuration)
+        let script = repositoryRoot.appendingPathComponent("Tests/Shared/RPCTests/Interop/h2_hostile_checks.py").path
+        let binary = productsDirectory.appendingPathComponent("rpc-test-server").path
+        let result = try await runProcessDetached("python3", [
+            script, address, "--server-binary", binary, "--tls", "\(directory)/ca.pem",
+            "--server-arg=--tls-cert-file", "--server-arg=\(certificate)", "--server-arg=--tls-key-file", "--server-arg=\(key)",
+        ])
+        var clientConfiguration = GRPCClient.Configuration()
+        clientConfiguration.tls = try ClientTLS(files: .init(caFile: "\(directory)/ca.pem"))
+        let client = GRPCClient(targets: [GRPCClient.Target(address)!], configuration: clientConfiguration)
+        let echoed = try await client.unary(TestingV1.TestService.echo, .init(fInt32: 42), timeout: .seconds(5))
+        await client.close()
+        await server.shutdownGracefully()
+        print(result.output)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(!result.output.split(separator: "\n").contains { $0.hasPrefix("FAIL") }, "\(result.output)")
+        for check in ["rapid_reset", "made_you_reset", "concurrent_stream_limit"] {
+            #expect(result.output.contains("ok \(check)"), "\(result.output)")
+        }
         #expect(echoed.fInt32 == 42)
     }
 }

@@ -47,7 +47,7 @@ struct TokenAuthorityTests {
         clock.advance(59)
         _ = try verifier.authenticate(bearer(token))
         clock.advance(2)
-        #expect(throws: RPCError.unauthenticated("bearer token is expired or not issued by doorstep")) {
+        #expect(throws: RPCError.unauthenticated("bearer token expired at \((clock.now - 1).formatted(.iso8601))")) {
             try verifier.authenticate(bearer(token))
         }
     }
@@ -117,13 +117,13 @@ struct ServerAuthorizationTests {
         // Long enough that the three calls below finish inside it on a loaded CI machine; the
         // expiry is then waited for from the issue time, not from the end of the calls.
         let issued = ContinuousClock.now
-        let shortLived = try await issuer.token(for: Caller(role: .platform, subject: "p"), lifetime: .seconds(8))
+        let shortLived = try await issuer.token(for: Caller(role: .platform, subject: "p"), lifetime: .seconds(20))
         let compliance = try await issuer.token(for: Caller(role: .compliance, subject: "c"))
         _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(shortLived), timeout: .seconds(5))
         _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(compliance), timeout: .seconds(5))
         _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(shortLived), timeout: .seconds(5))
         #expect(echoedBy.withLockedValue { $0 } == [.platform, .compliance, .platform])
-        try await Task.sleep(until: issued + .seconds(9), clock: .continuous)
+        try await Task.sleep(until: issued + .seconds(21), clock: .continuous)
         do {
             _ = try await client.unary(TestingV1.TestService.echo, .init(), metadata: bearer(shortLived), timeout: .seconds(5))
             Issue.record("an expired token was accepted on a connection that had verified it")

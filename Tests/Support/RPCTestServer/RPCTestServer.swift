@@ -6,6 +6,7 @@ import Logging
 import Models
 import RPC
 import RPCTestSupport
+import TransportSecurity
 
 /// Serves doorstep.testing.v1.TestService and grpc.health.v1.Health, for tests that drive
 /// the transport from another process (stock clients, hostile HTTP/2 peers). Prints
@@ -21,6 +22,8 @@ struct RPCTestServer: AsyncParsableCommand {
     @Option(help: "SETTINGS_MAX_CONCURRENT_STREAMS.") var maxConcurrentStreams = 256
     @Option(help: "Largest request message, bytes.") var maxReceiveMessageSize = 4 << 20
     @Option(help: "Log level.") var logLevel = "warning"
+    @Option(help: "TLS certificate (PEM); with --tls-key-file, the listener speaks TLS.") var tlsCertFile: String?
+    @Option(help: "TLS private key (PEM).") var tlsKeyFile: String?
 
     func run() async throws {
         var configuration = GRPCServer.Configuration()
@@ -29,6 +32,9 @@ struct RPCTestServer: AsyncParsableCommand {
         configuration.idleTimeout = .milliseconds(Int64(idleTimeoutMs))
         configuration.http2.maxConcurrentStreams = maxConcurrentStreams
         configuration.maxReceiveMessageSize = maxReceiveMessageSize
+        if let tlsCertFile, let tlsKeyFile {
+            configuration.tls = try ServerTLS(files: .init(certificateFile: tlsCertFile, keyFile: tlsKeyFile))
+        }
         var logger = Logger(label: "rpc-test-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
         let service = TestServiceImplementation()

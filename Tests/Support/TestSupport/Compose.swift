@@ -55,11 +55,11 @@ public struct ComposeParseError: Error, CustomStringConvertible {
     public var description: String { "docker-compose.yml does not parse as YAML: \(output)" }
 }
 
-/// The repository's docker-compose.yml as JSON (PyYAML resolves anchors and merge keys).
-private func composeJSON() throws -> Data {
+/// A compose file of the repository as JSON (PyYAML resolves anchors and merge keys).
+private func composeJSON(_ file: String = "docker-compose.yml") throws -> Data {
     let result = try runProcess("python3", [
         "-c", "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
-        repositoryRoot.appendingPathComponent("docker-compose.yml").path,
+        repositoryRoot.appendingPathComponent(file).path,
     ])
     guard result.status == 0 else { throw ComposeParseError(output: result.output) }
     return Data(result.output.utf8)
@@ -121,6 +121,30 @@ public func configuredCompose(_ files: [String], environment: [String: String] =
 /// The repository's docker-compose.yml.
 public func loadCompose() throws -> ComposeFile {
     try JSONDecoder().decode(ComposeFile.self, from: composeJSON())
+}
+
+/// docker-compose.yml with an override file of the repository applied as compose merges it
+/// (`-f docker-compose.yml -f OVERRIDE`): environment entries merged, volumes appended, a
+/// health check replaced. Only those keys may be overridden here.
+public func loadCompose(override file: String) throws -> ComposeFile {
+    struct Override: Decodable {
+        struct Service: Decodable {
+            var environment: [String: String]?
+            var volumes: [String]?
+            var healthcheck: ComposeFile.Service.Healthcheck?
+        }
+        var services: [String: Service]
+    }
+    var compose = try loadCompose()
+    let override = try JSONDecoder().decode(Override.self, from: composeJSON(file))
+    for (name, changes) in override.services {
+        guard var service = compose.services[name] else { throw ComposeParseError(output: "\(file): unknown service \(name)") }
+        service.environment.merge(changes.environment ?? [:]) { _, new in new }
+        service.volumes += changes.volumes ?? []
+        if let healthcheck = changes.healthcheck { service.healthcheck = healthcheck }
+        compose.services[name] = service
+    }
+    return compose
 }
 
 /// docker-compose.yml as a dictionary, every key kept.
@@ -240,9 +264,9 @@ public final class ComposeCluster: @unchecked Sendable {
         }
         let product = service.command[0]
         let running = try await RunningService(product, Array(service.command.dropFirst()), environment: environment)
-        // The compose health check, pointed at the bound port.
-        let probe = service.healthcheck.test.drop { $0 == "CMD" || $0 == "CMD-SHELL" }.map {
-            $0.hasPrefix("127.0.0.1:") ? running.address : $0
+        // The compose health check, pointed at the bound port (and the certificates' directory).
+        let probe = try service.healthcheck.test.drop { $0 == "CMD" || $0 == "CMD-SHELL" }.map {
+            $0.hasPrefix("127.0.0.1:") ? running.address : $0.hasPrefix("/tls/") ? try tlsFile($0) : $0
         }
         var healthy = false
         for _ in 0..<50 {
@@ -266,7 +290,19 @@ public final class ComposeCluster: @unchecked Sendable {
         if value.hasPrefix("/keys/") {
             return try key(String(value.dropFirst("/keys/".count)), data: variable == "DOORSTEP_DATA_KEY_FILE")
         }
+        if value.hasPrefix("/tls/") { return try tlsFile(value) }
         return value.replacingOccurrences(of: "/data", with: dataDirectory.path)
+    }
+
+    /// A file of the mounted ./tls (`/tls/NAME`): the certificates `doorstep tls-dev` writes,
+    /// made on first use in the cluster's directory.
+    private func tlsFile(_ mounted: String) throws -> String {
+        let directory = self.directory.appendingPathComponent("tls")
+        if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("ca.pem").path) {
+            let result = try runProcess(productsDirectory.appendingPathComponent("doorstep").path, ["tls-dev", directory.path])
+            guard result.status == 0 else { throw ServiceStartFailed(name: "doorstep tls-dev", status: result.status, output: result.output) }
+        }
+        return directory.appendingPathComponent(String(mounted.dropFirst("/tls/".count))).path
     }
 
     /// The key file `name` in the keys directory, generated on first use; readable by the

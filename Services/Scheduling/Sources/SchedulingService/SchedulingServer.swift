@@ -135,7 +135,7 @@ public enum SchedulingServer {
             }
             let database = try await environment.openDatabase("scheduling.sqlite", migrations: SchedulingService.migrations)
             let directory = GRPCAccountsDirectory(targets: configuration.peers.accounts, signingKey: environment.signingKey,
-                                                  subject: "scheduling")
+                                                  subject: "scheduling", tls: environment.peerTLS)
             let wake = DispatcherWake()
             let service = SchedulingService(database: database, clock: environment.clock, configuration: scheduling,
                                             accounts: directory, noticeWritten: { wake.fire() })

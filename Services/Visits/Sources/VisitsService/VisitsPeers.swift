@@ -5,6 +5,7 @@ import RPC
 import RPCWire
 import ServiceAuth
 import ServiceKit
+import TransportSecurity
 
 /// What the visits service asks of the other services at check-in: the appointment, the
 /// compliance re-check (scheduling.proto CheckCompliance with check_point CHECK_IN, which
@@ -23,10 +24,10 @@ public final class GRPCVisitsPeers: VisitsPeers {
     let accounts: PeerClient
     let scheduling: PeerClient
 
-    public init(accounts: [GRPCClient.Target], scheduling: [GRPCClient.Target], signingKey: SigningKey) {
-        self.accounts = PeerClient(peer: "accounts", targets: accounts, signingKey: signingKey, subject: "visits")
+    public init(accounts: [GRPCClient.Target], scheduling: [GRPCClient.Target], signingKey: SigningKeyStore, tls: ClientTLS? = nil) {
+        self.accounts = PeerClient(peer: "accounts", targets: accounts, signingKey: signingKey, subject: "visits", tls: tls)
         self.scheduling = PeerClient(peer: "scheduling", targets: scheduling, signingKey: signingKey, subject: "visits",
-                                     timeout: .seconds(10))
+                                     timeout: .seconds(10), tls: tls)
     }
 
     public func close() async {

@@ -52,7 +52,7 @@ public enum VisitsServer {
         try await ServiceRuntime.run(configuration: configuration) { environment in
             let database = try await environment.openDatabase("visits.sqlite", migrations: VisitsService.migrations)
             let peers = GRPCVisitsPeers(accounts: configuration.peers.accounts, scheduling: configuration.peers.scheduling,
-                                        signingKey: environment.signingKey)
+                                        signingKey: environment.signingKey, tls: environment.peerTLS)
             let wake = DispatcherWake()
             let service = VisitsService(database: database, clock: environment.clock, configuration: visits, peers: peers,
                                         logger: environment.logger, effectsWritten: { wake.fire() })

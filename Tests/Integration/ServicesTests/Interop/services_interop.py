@@ -216,16 +216,20 @@ def bucket_for(pb, days_past_due):
 class Context:
     """Channels (one per service, opened on first use), stubs and bearer metadata."""
 
-    def __init__(self, pb, addresses, tokens, tokens_path):
+    def __init__(self, pb, addresses, tokens, tokens_path, credentials=None):
         self.pb = pb
         self.addresses = addresses
         self.tokens = tokens
         self.tokens_path = tokens_path
+        self.credentials = credentials
         self.channels = {}
 
     def channel(self, service):
         if service not in self.channels:
-            self.channels[service] = grpc.insecure_channel(self.addresses[service])
+            if self.credentials is None:
+                self.channels[service] = grpc.insecure_channel(self.addresses[service])
+            else:
+                self.channels[service] = grpc.secure_channel(self.addresses[service], self.credentials)
         return self.channels[service]
 
     def health(self, service):
@@ -687,6 +691,10 @@ def parse_arguments(argv):
     parser.add_argument("--tokens", metavar="FILE", required=True,
                         help='JSON {"platform": JWT, "compliance": JWT, "collector": JWT, "service": JWT, '
                              '"agency_manager": JWT}')
+    parser.add_argument("--tls-ca", metavar="PEM",
+                        help="call over TLS (grpc.ssl_channel_credentials), trusting these CA certificates")
+    parser.add_argument("--tls-cert", metavar="PEM", help="client certificate for mutual TLS (with --tls-key)")
+    parser.add_argument("--tls-key", metavar="PEM", help="client private key for mutual TLS")
     parser.add_argument("--only", metavar="NAME,NAME",
                         help="run only these checks: full names (accounts.not_found), services (visits) "
                              "or bare check names (health_serving)")
@@ -706,7 +714,16 @@ def main(argv=None):
     args, checks, tokens = parse_arguments(sys.argv[1:] if argv is None else argv)
     pb = load_stubs()
     addresses = {service: getattr(args, service) for service in SERVICES}
-    ctx = Context(pb, addresses, tokens, args.tokens)
+    credentials = None
+    if args.tls_ca:
+        def read(path):
+            with open(path, "rb") as file:
+                return file.read()
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=read(args.tls_ca),
+            private_key=read(args.tls_key) if args.tls_key else None,
+            certificate_chain=read(args.tls_cert) if args.tls_cert else None)
+    ctx = Context(pb, addresses, tokens, args.tokens, credentials)
     failures = 0
     for name, _, fn in checks:
         try:

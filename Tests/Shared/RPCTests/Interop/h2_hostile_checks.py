@@ -8,6 +8,11 @@ flood defences, and keeps serving fresh connections afterwards.
 Usage: h2_hostile_checks.py HOST:PORT [CHECK ...] [options]
 Prints one line per check ("ok NAME" or "FAIL NAME: why") and exits 1 if any failed.
 
+With --tls CA_FILE every connection is TLS instead (ALPN h2, server name "localhost", the
+server's certificate checked against CA_FILE) and requests say :scheme https; the checks are
+the same. Servers the script starts itself then need the binary's TLS flags: pass them with
+--server-arg (repeatable), e.g. --server-arg=--tls-cert-file --server-arg=PATH.
+
 Two checks need a differently configured server: concurrent_stream_limit needs one started
 with --max-concurrent-streams 8, the idle_timeout checks one with --idle-timeout-ms 500.
 Pass their addresses with --limited-server / --idle-server, or let the script start them from
@@ -18,6 +23,9 @@ Options:
   --limited-server HOST:PORT   a server with --max-concurrent-streams 8
   --idle-server HOST:PORT      a server with --idle-timeout-ms 500
   --server-binary PATH         rpc-test-server to start those from when not given
+  --server-arg ARG             one more argument for the servers the script starts (repeatable)
+  --tls CA_FILE                speak TLS (ALPN h2) to every server, trusting CA_FILE
+  --tls-server-name NAME       the name the certificates are checked for (default localhost)
   -v, --verbose                print what the server did ("note NAME: ...") for each check
 """
 
@@ -26,6 +34,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -51,6 +60,7 @@ DEFAULT_BINARY = os.path.join(ROOT, ".build", "debug", "rpc-test-server")
 
 IO_TIMEOUT = 5.0          # every socket operation
 CHECK_TIME_LIMIT = 60     # seconds; SIGALRM ends a check that somehow overruns
+FLOOD_CUT_OFF = 0.1       # seconds from the first abusive frame to the server's GOAWAY
 
 SERVICE = "/doorstep.testing.v1.TestService/"
 ECHO = SERVICE + "Echo"
@@ -173,6 +183,82 @@ def grpc_messages(data):
     return messages
 
 
+# MARK: Transport: plaintext (prior-knowledge h2c) or TLS with ALPN h2
+
+class Transport:
+    """How connections are made: set once from the command line."""
+    tls = None              # ssl.SSLContext when --tls is given
+    server_name = "localhost"
+    scheme = "http"
+
+    @classmethod
+    def use_tls(cls, ca_file, server_name):
+        context = ssl.create_default_context(cafile=ca_file)
+        context.set_alpn_protocols(["h2"])
+        cls.tls, cls.server_name, cls.scheme = context, server_name, "https"
+
+
+class Closed(Exception):
+    """The server closed the connection (EOF, reset, or the end of the TLS session)."""
+
+
+def connect(address):
+    """A connected socket (TLS-wrapped with --tls, after checking that ALPN chose h2)."""
+    host, port = address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=IO_TIMEOUT)
+    # Frames go out when written: timings measure the server, not Nagle's algorithm here.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if Transport.tls is not None:
+        try:
+            sock = Transport.tls.wrap_socket(sock, server_hostname=Transport.server_name)
+        except (ssl.SSLError, OSError):
+            sock.close()
+            raise
+        protocol = sock.selected_alpn_protocol()
+        if protocol != "h2":
+            sock.close()
+            raise Failed(f"TLS to {address}: ALPN chose {protocol!r}, not h2")
+    sock.settimeout(IO_TIMEOUT)
+    return sock
+
+
+def wait_readable(sock, timeout):
+    """True when a receive will not block: bytes on the socket, or already decrypted ones
+    waiting inside the TLS layer (which select cannot see)."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    ready, _, _ = select.select([sock], [], [], max(timeout, 0))
+    return bool(ready)
+
+
+def receive(sock, nonblocking=False):
+    """Bytes that arrived (b"" when a nonblocking read finds none); raises Closed."""
+    try:
+        if nonblocking:
+            sock.setblocking(False)
+        data = sock.recv(65536)
+    except (BlockingIOError, ssl.SSLWantReadError, socket.timeout):
+        return b""
+    except ssl.SSLZeroReturnError:
+        raise Closed("EOF")
+    except (ConnectionResetError, ssl.SSLError) as error:
+        raise Closed("connection reset" if isinstance(error, ConnectionResetError) else f"TLS: {error}")
+    finally:
+        if nonblocking:
+            sock.settimeout(IO_TIMEOUT)
+    if not data:
+        raise Closed("EOF")
+    return data
+
+
+def send_all(sock, data):
+    """Writes all of `data`; raises Closed if the server has gone."""
+    try:
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError) as error:
+        raise Closed(f"{type(error).__name__} on send")
+
+
 # MARK: Raw frames (for what h2 refuses to send)
 
 def frame(kind, flags, stream_id, payload=b""):
@@ -219,49 +305,67 @@ class RawConnection:
     """A socket that speaks bytes; reads frames the server sends and notices when it closes."""
 
     def __init__(self, address):
-        host, port = address.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=IO_TIMEOUT)
-        self.sock.settimeout(IO_TIMEOUT)
+        self.sock = connect(address)
         self.buffer = b""
         self.frames = []
+        self.goaway_at = None       # time.monotonic() when the first GOAWAY was read
         self.closed = False
+        self.closed_at = None
         self.close_reason = None
+
+    def _closed(self, reason):
+        if not self.closed:
+            self.closed, self.closed_at, self.close_reason = True, time.monotonic(), reason
 
     def send(self, data):
         try:
-            self.sock.sendall(data)
+            send_all(self.sock, data)
             return True
-        except (BrokenPipeError, ConnectionResetError) as error:
-            self.closed, self.close_reason = True, type(error).__name__
+        except Closed as closed:
+            self._closed(str(closed))
             return False
 
+    def _read_once(self, timeout):
+        """Reads one chunk if one arrives within `timeout`; returns its frames."""
+        if not wait_readable(self.sock, timeout):
+            return []
+        try:
+            chunk = receive(self.sock)
+        except Closed as closed:
+            self._closed(str(closed))
+            return []
+        frames, self.buffer = parse_frames(self.buffer + chunk)
+        if self.goaway_at is None and any(kind == GOAWAY for kind, _, _, _ in frames):
+            self.goaway_at = time.monotonic()
+        self.frames += frames
+        return frames
+
     def read(self, timeout):
-        """Reads what arrives within `timeout` (or until EOF); returns the new frames."""
+        """Reads what arrives within `timeout` (or until the connection closes); returns the
+        new frames."""
         new = []
         deadline = time.monotonic() + timeout
         while not self.closed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            ready, _, _ = select.select([self.sock], [], [], remaining)
-            if not ready:
-                break
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                self.closed, self.close_reason = True, "connection reset"
-                break
-            except socket.timeout:
-                break
-            if not chunk:
-                self.closed, self.close_reason = True, "EOF"
-                break
-            frames, self.buffer = parse_frames(self.buffer + chunk)
-            new += frames
-            if timeout == 0:
-                deadline = time.monotonic() + 0.001
-        self.frames += new
+            new += self._read_once(remaining)
         return new
+
+    def read_until(self, condition, timeout):
+        """Reads until `condition()` holds, the connection closes, or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while not condition() and not self.closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._read_once(remaining)
+        return condition()
+
+    def resets(self):
+        """RST_STREAM frames from the server as {stream id: error code}."""
+        return {stream_id: struct.unpack(">I", payload)[0]
+                for kind, _, stream_id, payload in self.frames if kind == RST_STREAM and len(payload) == 4}
 
     def goaway(self):
         for kind, _, _, payload in self.frames:
@@ -324,9 +428,7 @@ class Client:
 
     def __init__(self, address, handshake=True):
         self.address = address
-        host, port = address.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=IO_TIMEOUT)
-        self.sock.settimeout(IO_TIMEOUT)
+        self.sock = connect(address)
         self.conn = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
         self.streams = {}
         self.server_settings = None     # {SettingCodes: value} from the server's first SETTINGS
@@ -359,21 +461,21 @@ class Client:
         data = self.conn.data_to_send()
         if data and not self.closed:
             try:
-                self.sock.sendall(data)
-            except (BrokenPipeError, ConnectionResetError) as error:
+                send_all(self.sock, data)
+            except Closed as closed:
                 self._salvage()
-                self._closed(f"{type(error).__name__} on send")
+                self._closed(str(closed))
 
     def _salvage(self):
         """The server closed while we wrote: handle what it sent before (e.g. its GOAWAY)."""
         try:
             while True:
-                data = self.sock.recv(65536, socket.MSG_DONTWAIT)
+                data = receive(self.sock, nonblocking=True)
                 if not data:
                     return
                 for event in self.conn.receive_data(data):
                     self._handle(event)
-        except (OSError, ProtocolError):
+        except (Closed, OSError, ProtocolError):
             return
 
     def _closed(self, reason):
@@ -387,19 +489,15 @@ class Client:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.closed:
                 break
-            ready, _, _ = select.select([self.sock], [], [], min(remaining, IO_TIMEOUT))
-            if not ready:
+            if not wait_readable(self.sock, min(remaining, IO_TIMEOUT)):
                 continue
             try:
-                data = self.sock.recv(65536)
-            except ConnectionResetError:
-                self._closed("connection reset")
+                data = receive(self.sock)
+            except Closed as closed:
+                self._closed(str(closed))
                 break
-            except socket.timeout:
-                continue
             if not data:
-                self._closed("EOF")
-                break
+                continue
             try:
                 events = self.conn.receive_data(data)
             except ProtocolError as error:
@@ -447,7 +545,7 @@ class Client:
                 content_type="application/grpc", extra_headers=()):
         """Opens a stream: HEADERS, then `body` (bytes, already gRPC-framed) as DATA."""
         stream_id = self.conn.get_next_available_stream_id()
-        headers = [(":method", method), (":scheme", "http"), (":path", path), (":authority", self.address),
+        headers = [(":method", method), (":scheme", Transport.scheme), (":path", path), (":authority", self.address),
                    ("content-type", content_type), ("te", "trailers"), *extra_headers]
         self.streams[stream_id] = Stream()
         self.conn.send_headers(stream_id, headers, end_stream=end_stream and not body)
@@ -527,10 +625,11 @@ def still_serves(address, what="a fresh connection"):
 # MARK: Servers started by the script
 
 class Servers:
-    def __init__(self, binary, limited, idle):
+    def __init__(self, binary, limited, idle, extra_args=()):
         self.binary = binary
         self.addresses = {"limited": limited, "idle": idle}
         self.args = {"limited": ["--max-concurrent-streams", "8"], "idle": ["--idle-timeout-ms", "500"]}
+        self.extra_args = list(extra_args)  # e.g. the binary's TLS flags
         self.started = []
 
     def get(self, kind):
@@ -539,7 +638,8 @@ class Servers:
         expect(self.binary and os.access(self.binary, os.X_OK),
                f"needs a server with {' '.join(self.args[kind])}: pass --{kind}-server HOST:PORT or build "
                f"rpc-test-server ({self.binary})")
-        process = subprocess.Popen([self.binary, "--host", "127.0.0.1", "--port", "0", *self.args[kind]],
+        process = subprocess.Popen([self.binary, "--host", "127.0.0.1", "--port", "0", *self.args[kind],
+                                    *self.extra_args],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.started.append(process)
         ready, _, _ = select.select([process.stdout], [], [], 15)
@@ -729,6 +829,8 @@ def make_checks(address, servers):
         still_serves(address)
 
     def check_concurrent_stream_limit():
+        """RFC 9113 §5.1.2: streams opened beyond the acknowledged SETTINGS_MAX_CONCURRENT_STREAMS
+        get RST_STREAM(REFUSED_STREAM); the streams within the limit and the connection carry on."""
         limited = servers.get("limited")
         client = Client(limited)
         try:
@@ -739,33 +841,31 @@ def make_checks(address, servers):
             # h2 would refuse to exceed the limit: make it believe the server allowed more.
             client.conn.remote_settings[SettingCodes.MAX_CONCURRENT_STREAMS] = 1 << 20
             client.conn.remote_settings.acknowledge()
-            ninth = client.request(SLEEP, grpc_frame(pb_varint(1, 10)))
-            client.pump(lambda: all(client.streams[s].done() for s in sleeps + [ninth]), 6.0)
+            extra = [client.request(SLEEP, grpc_frame(pb_varint(1, 10))) for _ in range(4)]
+            client.pump(lambda: all(client.streams[s].done() for s in extra), 1.5)
+            refused_after = time.monotonic() - started
+            client.pump(lambda: all(client.streams[s].done() for s in sleeps), 6.0)
             elapsed = time.monotonic() - started
             outcomes = [client.streams[stream_id] for stream_id in sleeps]
-            ninth_stream = client.streams[ninth]
             completed = [stream for stream in outcomes if stream.done() and stream.reset is None]
             others = sorted(set(stream.describe() for stream in outcomes if stream not in completed))
-            report = (f"9th stream (id {ninth}): {ninth_stream.describe()}; of the 8 Sleep(2000) streams "
-                      f"{len(completed)} completed (grpc-status {[stream.status()[0] for stream in completed]}), "
-                      f"the others: {others}; "
+            report = (f"streams {extra} over the limit: {[client.streams[s].describe() for s in extra]} "
+                      f"after {refused_after:.2f}s; of the 8 Sleep(2000) streams {len(completed)} completed "
+                      f"(grpc-status {[stream.status()[0] for stream in completed]}), the others: {others}; "
                       f"{client.state()}; {elapsed:.2f}s")
             note(report)
-            # RFC 9113 §5.1.2 calls exceeding the advertised limit a stream error (PROTOCOL_ERROR
-            # or REFUSED_STREAM). nghttp2 1.52 does that only while our SETTINGS are unacknowledged;
-            # once acknowledged, it treats it as a connection error: GOAWAY(PROTOCOL_ERROR) whose
-            # last stream id excludes the 9th. Both are accepted; anything else (the 9th served,
-            # a crash, a hang) is not.
-            if client.goaway is not None:
-                expect(client.goaway[0] == ErrorCodes.PROTOCOL_ERROR and client.goaway[1] < ninth,
-                       f"GOAWAY does not refuse the 9th stream: {report}")
-                return
-            expect(ninth_stream.reset in (ErrorCodes.REFUSED_STREAM, ErrorCodes.PROTOCOL_ERROR),
-                   f"9th stream over the limit of 8 was not refused with RST_STREAM: {report}")
+            for stream_id in extra:
+                expect(client.streams[stream_id].reset == ErrorCodes.REFUSED_STREAM,
+                       f"stream {stream_id} over the limit of 8 was not refused with RST_STREAM(REFUSED_STREAM): {report}")
+            expect(refused_after < 1.0, f"the refusals came only after {refused_after:.2f}s: {report}")
+            expect(client.goaway is None and not client.closed, f"the connection did not survive: {report}")
             for index, stream in enumerate(outcomes):
                 expect(stream.reset is None and stream.status()[0] == 0,
                        f"Sleep stream {index + 1} of 8 did not complete OK: {report}")
             expect(elapsed >= 1.9, f"the 8 sleeps returned after {elapsed:.2f}s, before 2 s")
+            # The connection still serves: a new stream within the limit succeeds.
+            message = all_kinds(21, "after the refusals")
+            expect_echo(client.call(ECHO, message), message, what="Echo on the same connection after the refusals")
         finally:
             client.close()
         still_serves(limited)
@@ -774,7 +874,7 @@ def make_checks(address, servers):
         client = Client(address)
         sent = 0
         try:
-            headers = [(":method", "POST"), (":scheme", "http"), (":path", ECHO), (":authority", address),
+            headers = [(":method", "POST"), (":scheme", Transport.scheme), (":path", ECHO), (":authority", address),
                        ("content-type", "application/grpc"), ("te", "trailers")]
             started = time.monotonic()
             while sent < 3000 and not client.closed and client.goaway is None and time.monotonic() - started < 20:
@@ -809,11 +909,88 @@ def make_checks(address, servers):
             client.close()
         still_serves(address)
 
+    def provoking_stream(stream_id, variant):
+        """A request the server must answer by resetting its stream (RST_STREAM from the
+        server, the MadeYouReset primitive, CVE-2025-8671), one of four ways."""
+        block = (hpack_literal(":method", "POST") + hpack_literal(":scheme", Transport.scheme)
+                 + hpack_literal(":path", ECHO) + hpack_literal(":authority", address)
+                 + hpack_literal("content-type", "application/grpc") + hpack_literal("te", "trailers"))
+        request = grpc_frame(all_kinds(1))
+        kind = variant % 4
+        if kind == 0:
+            # A complete Echo request (the server starts the call), then a WINDOW_UPDATE that
+            # overflows the stream's send window past 2^31-1: FLOW_CONTROL_ERROR.
+            return (frame(HEADERS, END_HEADERS, stream_id, block) + frame(DATA, END_STREAM, stream_id, request)
+                    + frame(WINDOW_UPDATE, 0, stream_id, struct.pack(">I", 0x7FFFFFFF)))
+        if kind == 1:
+            # content-length 10 on a request that ends with its HEADERS: PROTOCOL_ERROR.
+            return frame(HEADERS, END_HEADERS | END_STREAM, stream_id, block + hpack_literal("content-length", "10"))
+        if kind == 2:
+            # More DATA than the content-length announced: PROTOCOL_ERROR while reading DATA.
+            return (frame(HEADERS, END_HEADERS, stream_id, block + hpack_literal("content-length", "3"))
+                    + frame(DATA, END_STREAM, stream_id, request))
+        # A connection-specific header field, which HTTP/2 forbids: PROTOCOL_ERROR.
+        return frame(HEADERS, END_HEADERS | END_STREAM, stream_id, block + hpack_literal("connection", "keep-alive"))
+
+    def check_made_you_reset():
+        """Streams the server itself must reset, as a flood: the server cuts the peer off
+        (GOAWAY ENHANCE_YOUR_CALM, then closes) within FLOOD_CUT_OFF of the first one. Two
+        paces: all at once in one write, and one per round trip (the next stream only after
+        the previous one's RST_STREAM arrived: the slowest pace that still floods, and the one
+        that shows how many resets the server allows)."""
+        for paced in (False, True):
+            pace = "one per round trip" if paced else "in one write"
+            raw = RawConnection(address)
+            try:
+                raw.handshake()
+                handshake_frames = len(raw.frames)
+                started = time.monotonic()
+                sent = 0
+                if paced:
+                    while (sent < 500 and not raw.closed and raw.goaway() is None
+                           and time.monotonic() - started < 5):
+                        stream_id = 2 * sent + 1
+                        if not raw.send(provoking_stream(stream_id, sent)):
+                            break
+                        sent += 1
+                        raw.read_until(lambda: raw.goaway() is not None or stream_id in raw.resets(), IO_TIMEOUT)
+                else:
+                    sent = 500
+                    raw.send(b"".join(provoking_stream(2 * index + 1, index) for index in range(sent)))
+                raw.read_until(lambda: raw.goaway() is not None, 2.0)
+                # Until the server closes (bounded generously: a loaded machine may take a while to
+                # run the close; the cut-off itself is timed by the GOAWAY above).
+                raw.read_until(lambda: False, IO_TIMEOUT)
+                goaway = raw.goaway()
+                resets = raw.resets()
+                report = (f"{pace}: sent {sent} streams; {len(resets)} RST_STREAM "
+                          f"({', '.join(sorted(set(error_name(code) for code in resets.values())))}); then "
+                          f"{describe_frames([f for f in raw.frames[handshake_frames:] if f[0] != RST_STREAM][:3])}")
+                if goaway is not None:
+                    report += f" {raw.goaway_at - started:.3f}s in"
+                report += f"; socket {raw.close_reason or 'open'}"
+                if raw.closed:
+                    report += f" {raw.closed_at - started:.3f}s in"
+                note(report)
+                expect(goaway is not None, f"no GOAWAY: {report}")
+                expect(goaway[1] == ENHANCE_YOUR_CALM, f"GOAWAY with {error_name(goaway[1])}: {report}")
+                expect(raw.goaway_at - started <= FLOOD_CUT_OFF,
+                       f"GOAWAY {raw.goaway_at - started:.3f}s after the flood began, "
+                       f"more than {FLOOD_CUT_OFF}s: {report}")
+                expect(raw.closed, f"the connection stayed open after the GOAWAY: {report}")
+                # Cut off after a few resets, right at the frame that exceeded the budget (not after
+                # a whole read): the GOAWAY's last stream shows how far the server got.
+                processed = (goaway[0] + 1) // 2
+                expect(processed <= 25, f"the server processed {processed} streams before its GOAWAY: {report}")
+            finally:
+                raw.close()
+        still_serves(address)
+
     def check_continuation_flood():
         raw = RawConnection(address)
         try:
             raw.handshake()
-            block = (hpack_literal(":method", "POST") + hpack_literal(":scheme", "http")
+            block = (hpack_literal(":method", "POST") + hpack_literal(":scheme", Transport.scheme)
                      + hpack_literal(":path", ECHO) + hpack_literal(":authority", address)
                      + hpack_literal("content-type", "application/grpc"))
             raw.send(frame(HEADERS, 0, 1, block))  # no END_HEADERS
@@ -951,10 +1128,17 @@ def main():
     parser.add_argument("--limited-server", help="HOST:PORT of a server with --max-concurrent-streams 8")
     parser.add_argument("--idle-server", help="HOST:PORT of a server with --idle-timeout-ms 500")
     parser.add_argument("--server-binary", default=os.environ.get("DOORSTEP_RPC_TEST_SERVER", DEFAULT_BINARY))
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="one more argument for the servers the script starts (repeatable)")
+    parser.add_argument("--tls", metavar="CA_FILE", help="speak TLS (ALPN h2) to every server, trusting CA_FILE")
+    parser.add_argument("--tls-server-name", default="localhost", metavar="NAME",
+                        help="the name the server certificates are checked for (default localhost)")
     parser.add_argument("-v", "--verbose", action="store_true")
     options = parser.parse_intermixed_args()
+    if options.tls:
+        Transport.use_tls(options.tls, options.tls_server_name)
 
-    servers = Servers(options.server_binary, options.limited_server, options.idle_server)
+    servers = Servers(options.server_binary, options.limited_server, options.idle_server, options.server_arg)
     checks = make_checks(options.address, servers)
     unknown = [name for name in options.checks if name not in checks]
     if unknown:

@@ -5,6 +5,7 @@ import RPC
 import RPCWire
 import ServiceAuth
 import ServiceKit
+import TransportSecurity
 
 /// What scheduling needs to know about an account to judge a visit (accounts.proto
 /// `Account` and its debtor's `Address`).
@@ -73,8 +74,10 @@ public protocol AccountsDirectory: Sendable {
 public final class GRPCAccountsDirectory: AccountsDirectory {
     private let peer: PeerClient
 
-    public init(targets: [GRPCClient.Target], signingKey: SigningKey, subject: String, timeout: Duration = .seconds(5)) {
-        self.peer = PeerClient(peer: "accounts", targets: targets, signingKey: signingKey, subject: subject, timeout: timeout)
+    public init(targets: [GRPCClient.Target], signingKey: SigningKeyStore, subject: String, timeout: Duration = .seconds(5),
+                tls: ClientTLS? = nil) {
+        self.peer = PeerClient(peer: "accounts", targets: targets, signingKey: signingKey, subject: subject, timeout: timeout,
+                               tls: tls)
     }
 
     public func close() async { await peer.close() }

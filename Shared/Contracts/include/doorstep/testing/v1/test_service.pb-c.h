@@ -173,6 +173,14 @@ struct Doorstep__Testing__V1__TestService_Service
                 const Doorstep__Testing__V1__CountRequest *input,
                 Doorstep__Testing__V1__Leaf_Closure closure,
                 void *closure_data);
+  void (*collect)(Doorstep__Testing__V1__TestService_Service *service,
+                  const Doorstep__Testing__V1__Leaf *input,
+                  Doorstep__Testing__V1__Leaf_Closure closure,
+                  void *closure_data);
+  void (*chat)(Doorstep__Testing__V1__TestService_Service *service,
+               const Doorstep__Testing__V1__Leaf *input,
+               Doorstep__Testing__V1__Leaf_Closure closure,
+               void *closure_data);
 };
 typedef void (*Doorstep__Testing__V1__TestService_ServiceDestroy)(Doorstep__Testing__V1__TestService_Service *);
 void doorstep__testing__v1__test_service__init (Doorstep__Testing__V1__TestService_Service *service,
@@ -184,7 +192,9 @@ void doorstep__testing__v1__test_service__init (Doorstep__Testing__V1__TestServi
       function_prefix__ ## echo,\
       function_prefix__ ## fail,\
       function_prefix__ ## sleep,\
-      function_prefix__ ## count  }
+      function_prefix__ ## count,\
+      function_prefix__ ## collect,\
+      function_prefix__ ## chat  }
 void doorstep__testing__v1__test_service__echo(ProtobufCService *service,
                                                const Doorstep__Testing__V1__AllKinds *input,
                                                Doorstep__Testing__V1__AllKinds_Closure closure,
@@ -201,6 +211,14 @@ void doorstep__testing__v1__test_service__count(ProtobufCService *service,
                                                 const Doorstep__Testing__V1__CountRequest *input,
                                                 Doorstep__Testing__V1__Leaf_Closure closure,
                                                 void *closure_data);
+void doorstep__testing__v1__test_service__collect(ProtobufCService *service,
+                                                  const Doorstep__Testing__V1__Leaf *input,
+                                                  Doorstep__Testing__V1__Leaf_Closure closure,
+                                                  void *closure_data);
+void doorstep__testing__v1__test_service__chat(ProtobufCService *service,
+                                               const Doorstep__Testing__V1__Leaf *input,
+                                               Doorstep__Testing__V1__Leaf_Closure closure,
+                                               void *closure_data);
 
 /* --- descriptors --- */
 

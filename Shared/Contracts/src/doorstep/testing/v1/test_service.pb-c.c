@@ -282,14 +282,18 @@ const ProtobufCMessageDescriptor doorstep__testing__v1__count_request__descripto
   (ProtobufCMessageInit) doorstep__testing__v1__count_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor doorstep__testing__v1__test_service__method_descriptors[4] =
+static const ProtobufCMethodDescriptor doorstep__testing__v1__test_service__method_descriptors[6] =
 {
   { "Echo", &doorstep__testing__v1__all_kinds__descriptor, &doorstep__testing__v1__all_kinds__descriptor },
   { "Fail", &doorstep__testing__v1__fail_request__descriptor, &doorstep__testing__v1__nothing__descriptor },
   { "Sleep", &doorstep__testing__v1__sleep_request__descriptor, &doorstep__testing__v1__nothing__descriptor },
   { "Count", &doorstep__testing__v1__count_request__descriptor, &doorstep__testing__v1__leaf__descriptor },
+  { "Collect", &doorstep__testing__v1__leaf__descriptor, &doorstep__testing__v1__leaf__descriptor },
+  { "Chat", &doorstep__testing__v1__leaf__descriptor, &doorstep__testing__v1__leaf__descriptor },
 };
 const unsigned doorstep__testing__v1__test_service__method_indices_by_name[] = {
+  5,        /* Chat */
+  4,        /* Collect */
   3,        /* Count */
   0,        /* Echo */
   1,        /* Fail */
@@ -302,7 +306,7 @@ const ProtobufCServiceDescriptor doorstep__testing__v1__test_service__descriptor
   "TestService",
   "Doorstep__Testing__V1__TestService",
   "doorstep.testing.v1",
-  4,
+  6,
   doorstep__testing__v1__test_service__method_descriptors,
   doorstep__testing__v1__test_service__method_indices_by_name
 };
@@ -337,6 +341,22 @@ void doorstep__testing__v1__test_service__count(ProtobufCService *service,
 {
   assert(service->descriptor == &doorstep__testing__v1__test_service__descriptor);
   service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__testing__v1__test_service__collect(ProtobufCService *service,
+                                                  const Doorstep__Testing__V1__Leaf *input,
+                                                  Doorstep__Testing__V1__Leaf_Closure closure,
+                                                  void *closure_data)
+{
+  assert(service->descriptor == &doorstep__testing__v1__test_service__descriptor);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__testing__v1__test_service__chat(ProtobufCService *service,
+                                               const Doorstep__Testing__V1__Leaf *input,
+                                               Doorstep__Testing__V1__Leaf_Closure closure,
+                                               void *closure_data)
+{
+  assert(service->descriptor == &doorstep__testing__v1__test_service__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__testing__v1__test_service__init (Doorstep__Testing__V1__TestService_Service *service,
                                                 Doorstep__Testing__V1__TestService_ServiceDestroy destroy)

@@ -1,0 +1,129 @@
+import Logging
+import Models
+import NIOConcurrencyHelpers
+import RPC
+import RPCTestSupport
+import RPCWire
+import TestSupport
+import Testing
+
+/// TestService.Collect (client streaming) and TestService.Chat (bidirectional streaming), as
+/// proto/doorstep/testing/v1/test_service.proto describes them, recording what the handlers
+/// saw.
+final class StreamingProbe: Sendable {
+    /// Handlers that ended because their call was cancelled (client reset, deadline).
+    let cancelled = NIOLockedValueBox(0)
+    /// Handlers that read their request stream to its end (the client half-closed).
+    let sawEnd = NIOLockedValueBox(0)
+
+    var definition: ServiceDefinition {
+        var definition = ServiceDefinition()
+        definition.clientStreaming(TestingV1.TestService.collect) { [self] requests, _ in
+            try await observing {
+                var count = 0
+                var sum: Int64 = 0
+                for try await leaf in requests {
+                    if try await Self.control(leaf) { continue }
+                    count += 1
+                    sum += leaf.amount
+                }
+                sawEnd.withLockedValue { $0 += 1 }
+                return TestingV1.Leaf(label: "\(count)", amount: sum)
+            }
+        }
+        definition.bidirectionalStreaming(TestingV1.TestService.chat) { [self] requests, _, responses in
+            try await observing {
+                var count: Int64 = 0
+                for try await leaf in requests {
+                    if leaf.label == "end" { return }
+                    if try await Self.control(leaf) { continue }
+                    count += 1
+                    try await responses.send(TestingV1.Leaf(label: "echo:" + leaf.label, amount: count))
+                }
+                sawEnd.withLockedValue { $0 += 1 }
+            }
+        }
+        return definition
+    }
+
+    /// "hold:N" sleeps N ms, "fail:N" fails with code N; true when `leaf` was one of them.
+    private static func control(_ leaf: TestingV1.Leaf) async throws -> Bool {
+        if leaf.label.hasPrefix("hold:"), let millis = Int(leaf.label.dropFirst(5)) {
+            try await Task.sleep(for: .milliseconds(millis))
+            return true
+        }
+        if leaf.label.hasPrefix("fail:"), let code = Int(leaf.label.dropFirst(5)) {
+            throw RPCError(code: StatusCode(rawValue: code), message: "failed as asked")
+        }
+        return false
+    }
+
+    private func observing<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            if error is CancellationError { cancelled.withLockedValue { $0 += 1 } }
+            throw error
+        }
+    }
+}
+
+@Suite("Client and bidirectional streaming")
+struct StreamingTests {
+    /// A server with the streaming methods and the rest of the test service.
+    static func startServer() async throws -> (server: GRPCServer, address: String, probe: StreamingProbe) {
+        let probe = StreamingProbe()
+        var definition = TestServiceImplementation().definition
+        definition.merge(probe.definition)
+        var logger = Logger(label: "doorstep.test")
+        logger.logLevel = .warning
+        let server = GRPCServer(services: definition, logger: logger)
+        let bound = try await server.start()
+        return (server, "127.0.0.1:\(bound.port!)", probe)
+    }
+
+    @Test("a stock grpcio client: interleaving, half-close, reset, deadline, backpressure, malformed input", .timeLimit(.minutes(3)))
+    func grpcioStreaming() async throws {
+        let (server, address, probe) = try await Self.startServer()
+        let script = repositoryRoot.appendingPathComponent("Tests/Shared/RPCTests/Interop/grpcio_streaming_checks.py").path
+        let result = try await runProcessDetached("python3", [script, address])
+        // The reset and the deadline reach their handlers as task cancellation, at once.
+        var cancelled = 0
+        for _ in 0..<100 {
+            cancelled = probe.cancelled.withLockedValue { $0 }
+            if cancelled >= 3 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await server.shutdownGracefully()
+        print(result.output)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(!result.output.contains("FAIL"), "\(result.output)")
+        for check in ["chat_interleaved", "collect_half_close", "chat_cancel", "chat_deadline", "collect_backpressure",
+                      "chat_malformed_mid_stream", "concurrent_chats", "unary_after_streams"] {
+            #expect(result.output.contains("ok \(check)\n"), "\(check) did not pass")
+        }
+        #expect(cancelled == 3, "handlers cancelled (reset, deadline, oversize message): \(cancelled)")
+        // Collect (100 leaves, none, backpressure) and the chats that half-closed read to the end.
+        #expect(probe.sawEnd.withLockedValue { $0 } == 24)
+    }
+
+    @Test("in process, a streaming method gets the one request message of the call, then the end")
+    func inProcess() async throws {
+        let probe = StreamingProbe()
+        var logger = Logger(label: "doorstep.test")
+        logger.logLevel = .warning
+        let client = GRPCClient(inProcess: InProcessServer(services: probe.definition, logger: logger))
+        let chat = await client.rawCall(path: TestingV1.TestService.chat.path,
+                                        request: try TestingV1.Leaf(label: "a", amount: 7).encode())
+        #expect(chat.status.isOK, "\(chat.status)")
+        #expect(try chat.messages.map { try TestingV1.Leaf(decoding: $0) } == [TestingV1.Leaf(label: "echo:a", amount: 1)])
+        let collect = await client.rawCall(path: TestingV1.TestService.collect.path,
+                                           request: try TestingV1.Leaf(amount: 7).encode())
+        #expect(try collect.messages.map { try TestingV1.Leaf(decoding: $0) } == [TestingV1.Leaf(label: "1", amount: 7)])
+        let failed = await client.rawCall(path: TestingV1.TestService.collect.path,
+                                          request: try TestingV1.Leaf(label: "fail:5").encode())
+        #expect(failed.status.code == .notFound)
+        #expect(probe.sawEnd.withLockedValue { $0 } == 2)
+        await client.close()
+    }
+}
