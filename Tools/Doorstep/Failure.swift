@@ -36,8 +36,8 @@ enum Failure {
 
     /// The messages `GRPCClient` gives a call that never reached a server (all UNAVAILABLE):
     /// `cannot connect to TARGET (ADDRESS): REASON`, `no reachable address among T1, T2`
-    /// (every address in backoff after failing) and `connection to TARGET closed at once`,
-    /// as one sentence naming the target and the reason in words; nil for any other message
+    /// (every address in backoff after failing), `connection to TARGET closed at once` (or
+    /// `closed`, `is closing`), `connection to TARGET closed: TLS handshake failed (…)`, as one sentence naming the target and the reason in words; nil for any other message
     /// (an UNAVAILABLE the server itself returned) and for a target the tool did not call.
     static func connectionProblem(_ message: String, targets: [String], tls: Bool = false) -> String? {
         let hint = " — is the service running?"
@@ -49,20 +49,17 @@ enum Failure {
             guard targets.contains(target) else { return nil }
             return "cannot connect to \(target) (TLS handshake failed: \(tlsReasonInWords(String(message[range.upperBound...]))))"
         }
-        if !tls, message.hasPrefix("connection to "), message.hasSuffix(" closed") {
-            let target = String(message.dropFirst("connection to ".count).dropLast(" closed".count))
-            guard targets.contains(target) else { return nil }
-            return "cannot connect to \(target) (the server closed the connection)" + tlsHint
-        }
         if message.hasPrefix("no reachable address among ") {
             let named = message.dropFirst("no reachable address among ".count)
             guard named == targets.joined(separator: ", ") else { return nil }
             return "cannot connect to \(named) (no address answered)" + hint
         }
-        if message.hasPrefix("connection to "), message.hasSuffix(" closed at once") {
-            let target = firstWord(message.dropFirst("connection to ".count))
+        // The server closed the connection before answering: at once, later, or before the
+        // call could start on it (the wording depends on timing).
+        for ending in [" closed at once", " closed", " is closing"] where message.hasPrefix("connection to ") && message.hasSuffix(ending) {
+            let target = String(message.dropFirst("connection to ".count).dropLast(ending.count))
             guard targets.contains(target) else { return nil }
-            return "cannot connect to \(target) (the connection closed at once)" + (tls ? hint : tlsHint)
+            return "cannot connect to \(target) (the server closed the connection)" + (tls ? hint : tlsHint)
         }
         guard message.hasPrefix("cannot connect to ") else { return nil }
         let rest = message.dropFirst("cannot connect to ".count)
