@@ -389,7 +389,13 @@ public final class GRPCClient: Sendable {
             }
             // Closed since (GOAWAY, idle timeout, peer restart): forget it and open another.
             failed()
-            if pick.opened { throw RPCError(code: .unavailable, message: "connection to \(pick.endpoint.description) closed at once") }
+            if pick.opened {
+                // Why, when the connection knows (a TLS handshake that failed).
+                let handler = connection.handler
+                let failure = try? await connection.channel.eventLoop.submit { handler.value.failure }.get()
+                throw RPCError(code: .unavailable, message: "connection to \(pick.endpoint.description) closed"
+                                   + (failure.flatMap { $0 }.map { ": \($0)" } ?? " at once"))
+            }
             return try await nextConnection()
         } catch let error as RPCError {
             throw error

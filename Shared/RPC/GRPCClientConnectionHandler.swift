@@ -27,7 +27,7 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
     /// "https" over TLS, "http" over plaintext HTTP/2.
     private let scheme: String
     /// Why the connection failed, when it did (a TLS handshake's error), for the calls' status.
-    private var failure: String?
+    private(set) var failure: String?
     private let maxReceiveMessageSize: Int
     private var context: ChannelHandlerContext?
     private var calls: [Int32: Call] = [:]
@@ -120,7 +120,8 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         promise: EventLoopPromise<ClientCallResult>
     ) {
         guard isUsable else {
-            var result = ClientCallResult(status: Status(code: .unavailable, message: "connection to \(authority) is closing"))
+            let message = failure.map { "connection to \(authority) closed: \($0)" } ?? "connection to \(authority) is closing"
+            var result = ClientCallResult(status: Status(code: .unavailable, message: message))
             result.unprocessed = true
             promise.succeed(result)
             return

@@ -45,7 +45,7 @@ enum Failure {
         // first bytes, depending on timing.
         let tlsHint = " — does it require TLS? (--tls-ca-file)"
         if message.hasPrefix("connection to "), let range = message.range(of: " closed: TLS handshake failed") {
-            let target = String(message[message.index(message.startIndex, offsetBy: "connection to ".count)..<range.lowerBound])
+            let target = firstWord(message[message.index(message.startIndex, offsetBy: "connection to ".count)..<range.lowerBound])
             guard targets.contains(target) else { return nil }
             return "cannot connect to \(target) (TLS handshake failed: \(tlsReasonInWords(String(message[range.upperBound...]))))"
         }
@@ -57,7 +57,7 @@ enum Failure {
         // The server closed the connection before answering: at once, later, or before the
         // call could start on it (the wording depends on timing).
         for ending in [" closed at once", " closed", " is closing"] where message.hasPrefix("connection to ") && message.hasSuffix(ending) {
-            let target = String(message.dropFirst("connection to ".count).dropLast(ending.count))
+            let target = firstWord(message.dropFirst("connection to ".count).dropLast(ending.count))
             guard targets.contains(target) else { return nil }
             return "cannot connect to \(target) (the server closed the connection)" + (tls ? hint : tlsHint)
         }
