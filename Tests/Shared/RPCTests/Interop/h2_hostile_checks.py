@@ -62,10 +62,12 @@ IO_TIMEOUT = 5.0          # every socket operation
 CHECK_TIME_LIMIT = 60     # seconds; SIGALRM ends a check that somehow overruns
 # Seconds from the first abusive frame to the server's GOAWAY, as a bound against a server
 # that does not cut the peer off at all. What this check asserts is how far the server lets the
-# peer get (resets and streams processed), which no machine load changes; the time it takes
-# (3-8 ms on loopback) is printed with -v and reported as a measurement, not asserted tightly:
-# a loaded CI machine stretches every round trip the peer waits for.
-FLOOD_CUT_OFF = 2.0
+# peer get (resets and streams processed: the budget's burst of 10 plus its refill of 1/s over
+# the flood's duration), which machine load does not change; the time it takes (3-8 ms on
+# loopback) is printed with -v and reported as a measurement, not asserted tightly: a loaded
+# or sanitized build stretches every round trip the peer waits for.
+FLOOD_CUT_OFF = 10.0
+RESET_BURST, RESET_REFILL_PER_SECOND = 10, 1
 
 SERVICE = "/doorstep.testing.v1.TestService/"
 ECHO = SERVICE + "Echo"
@@ -987,8 +989,11 @@ def make_checks(address, servers):
                 # a whole read): the GOAWAY's last stream shows how far the server got.
                 processed = (goaway[0] + 1) // 2
                 expect(processed <= 25, f"the server processed {processed} streams before its GOAWAY: {report}")
-                # The reset budget (10 in a burst) is what bounds the flood, whatever the pace.
-                expect(len(resets) <= 15, f"the server reset {len(resets)} streams before its GOAWAY: {report}")
+                # The reset budget is what bounds the flood, whatever the pace (two of slack: the
+                # reset that exceeds it, and timing at the edges).
+                allowed = RESET_BURST + int(RESET_REFILL_PER_SECOND * (raw.goaway_at - started)) + 2
+                expect(len(resets) <= allowed,
+                       f"the server reset {len(resets)} streams before its GOAWAY, more than {allowed}: {report}")
             finally:
                 raw.close()
         still_serves(address)
