@@ -10,26 +10,48 @@ internal import CProtobufC
 /// No pointer into an arena may outlive that call: decoded values are copied into Swift
 /// values before it returns, and encoded bytes are copied out of the C buffer.
 ///
+/// The arena's memory is a chain of heap chunks, each starting with the address of the
+/// chunk before it; `deinit` walks the chain. A decode sizes the first chunk from the
+/// input (``init(expecting:)``), so that a typical message unpacks into one chunk.
+///
 /// An arena is used by one thread for the duration of one synchronous call, so it is not
 /// `Sendable`.
 final class Arena {
-    /// Size of the first chunk; later chunks double, capped at `maxChunk`.
-    private static let firstChunk = 2048
+    /// Size of the first chunk when nothing is known of what will be allocated (a typical
+    /// `Account` encodes in about 7.5 KiB of arena); later chunks double, capped at `maxChunk`.
+    private static let firstChunk = 8192
     private static let maxChunk = 1 << 20
+    /// Bytes at the start of every chunk holding the address of the previous chunk (16, to
+    /// keep the chunk's allocations 16-byte aligned).
+    private static let header = 16
 
-    private var chunks: [UnsafeMutableRawPointer] = []
     private var cursor: UnsafeMutableRawPointer?
     private var remaining = 0
-    private var nextChunkSize = Arena.firstChunk
+    private var nextChunkSize: Int
+    /// The newest chunk (nil before the first allocation).
+    private var lastChunk: UnsafeMutableRawPointer?
 
-    init() {}
-
-    deinit {
-        for chunk in chunks { chunk.deallocate() }
+    init() {
+        nextChunkSize = Arena.firstChunk
     }
 
-    /// Returns `byteCount` bytes aligned to `alignment` (a power of two), valid until the
-    /// arena is deinitialised. The memory is uninitialised.
+    /// An arena whose first chunk holds `byteCount` bytes (at most `maxChunk`), allocated
+    /// on first use.
+    init(expecting byteCount: Int) {
+        nextChunkSize = min(max(byteCount, Arena.firstChunk), Arena.maxChunk)
+    }
+
+    deinit {
+        var chunk = lastChunk
+        while let current = chunk {
+            chunk = current.load(as: UnsafeMutableRawPointer?.self)
+            current.deallocate()
+        }
+    }
+
+    /// Returns `byteCount` bytes aligned to `alignment` (a power of two, at most 16), valid
+    /// until the arena is deinitialised. The memory is uninitialised.
+    @inline(__always)
     func allocate(byteCount: Int, alignment: Int = 16) -> UnsafeMutableRawPointer {
         if let cursor {
             let misalignment = Int(bitPattern: cursor) & (alignment - 1)
@@ -41,16 +63,28 @@ final class Arena {
                 return result
             }
         }
-        return allocateSlow(byteCount: byteCount, alignment: alignment)
+        return allocateSlow(byteCount: byteCount)
     }
 
-    private func allocateSlow(byteCount: Int, alignment: Int) -> UnsafeMutableRawPointer {
-        let size = max(nextChunkSize, byteCount + alignment)
+    /// A new chunk; an allocation larger than the next chunk gets one of its own, and the
+    /// current chunk stays in use for the allocations after it.
+    private func allocateSlow(byteCount: Int) -> UnsafeMutableRawPointer {
+        if Arena.header + byteCount > nextChunkSize {
+            return newChunk(byteCount: Arena.header + byteCount) + Arena.header
+        }
+        let size = nextChunkSize
         nextChunkSize = min(nextChunkSize * 2, Arena.maxChunk)
-        let chunk = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: max(alignment, 16))
-        chunks.append(chunk)
-        cursor = chunk + byteCount
-        remaining = size - byteCount
+        let start = newChunk(byteCount: size) + Arena.header
+        cursor = start + byteCount
+        remaining = size - Arena.header - byteCount
+        return start
+    }
+
+    /// Allocates a chunk of `byteCount` bytes and links it into the chain.
+    private func newChunk(byteCount: Int) -> UnsafeMutableRawPointer {
+        let chunk = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 16)
+        chunk.storeBytes(of: lastChunk, as: UnsafeMutableRawPointer?.self)
+        lastChunk = chunk
         return chunk
     }
 
@@ -67,11 +101,16 @@ final class Arena {
     }
 
     /// A protobuf-c allocator whose allocations come from this arena. The returned value
-    /// holds an unretained reference: use it only while the arena is alive.
+    /// holds an unretained reference: use it only while the arena is alive. The callback
+    /// borrows the arena without retaining it (protobuf-c calls it once per string, array
+    /// and sub-message it unpacks); its allocations are 8-byte aligned, the largest
+    /// alignment a protobuf-c struct member has (pointers, 64-bit integers, doubles).
     func protobufCAllocator() -> ProtobufCAllocator {
         ProtobufCAllocator(
             alloc: { data, size in
-                Unmanaged<Arena>.fromOpaque(data!).takeUnretainedValue().allocate(byteCount: size)
+                Unmanaged<Arena>.fromOpaque(data!)._withUnsafeGuaranteedRef {
+                    $0.allocate(byteCount: size, alignment: 8)
+                }
             },
             free: { _, _ in },
             allocator_data: Unmanaged.passUnretained(self).toOpaque()

@@ -32,18 +32,24 @@ public protocol ProtoMessage: Sendable, Hashable, JSONMessage {
 
 extension ProtoMessage {
     /// Decodes the protobuf encoding in `bytes`, with the default limits (4 MiB, depth 64).
+    /// Contiguous bytes (an array, a slice, `Data`) are read in place; others are copied once.
     public init(decoding bytes: some Collection<UInt8>, limits: DecodingLimits = .defaults) throws(WireError) {
-        let decoded: Result<Self, WireError>? = bytes.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(WireError) in try Self(decoding: UnsafeRawBufferPointer(buffer), limits: limits) }
+        // The decoded value is moved out of the variable the closure sets (`take()`); no
+        // `Result` is built around it.
+        var decoded: Self?
+        var failure: WireError?
+        func decode(_ buffer: UnsafeRawBufferPointer) {
+            do {
+                decoded = try Self(decoding: buffer, limits: limits)
+            } catch {
+                failure = error
+            }
         }
-        if let decoded {
-            self = try decoded.get()
-        } else {
-            let copy = Array(bytes)
-            self = try copy.withUnsafeBytes { buffer in
-                Result { () throws(WireError) in try Self(decoding: buffer, limits: limits) }
-            }.get()
+        if bytes.withContiguousStorageIfAvailable({ decode(UnsafeRawBufferPointer($0)) }) == nil {
+            Array(bytes).withUnsafeBytes { decode($0) }
         }
+        if let failure { throw failure }
+        self = decoded.take()!
     }
 }
 
@@ -111,9 +117,11 @@ extension CMessageBridge {
         try self.init(unpacking: bytes)
     }
 
-    /// Unpacks checked bytes with libprotobuf-c.
+    /// Unpacks checked bytes with libprotobuf-c. The arena's first chunk is sized for what
+    /// protobuf-c allocates: about four times the encoded size (a typical `Account` of 1.7 KB
+    /// unpacks into 6.9 KB of structs, arrays and strings).
     private init(unpacking bytes: UnsafeRawBufferPointer) throws(WireError) {
-        let arena = Arena()
+        let arena = Arena(expecting: 4 * bytes.count + 2048)
         var allocator = arena.protobufCAllocator()
         let data = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
         guard let unpacked = protobuf_c_message_unpack(Self.cDescriptor, &allocator, bytes.count, data) else {

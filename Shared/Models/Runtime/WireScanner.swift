@@ -16,6 +16,10 @@ public enum WireFieldKind: Sendable {
 
 /// What the structural check knows of a message: each known field's name, wire kind and
 /// whether it is repeated. Generated once per message type.
+///
+/// The scan reads a field's shape (a few bytes, nothing to retain) from a table indexed by
+/// field number; names are looked up only to build an error, and a sub-message's schema
+/// only when a sub-message is met.
 public struct WireSchema: Sendable {
     public struct Field: Sendable {
         public let name: String
@@ -28,24 +32,76 @@ public struct WireSchema: Sendable {
         }
     }
 
-    /// Fields indexed by field number; numbers above the table's size fall back to `sparse`.
-    private let dense: [Field?]
-    private let sparse: [Int: Field]
+    /// The wire shape of a field number: trivially copyable, so the scan's lookups cost no
+    /// reference counting.
+    struct Shape {
+        enum Kind: UInt8 { case unknown, varint, fixed64, fixed32, string, bytes, message }
+        let kind: Kind
+        let repeated: Bool
+        /// Index of the field in `Storage.fields` (for its name and its sub-message schema).
+        let index: Int32
+
+        static let unknown = Shape(kind: .unknown, repeated: false, index: -1)
+    }
+
+    /// One reference, so that copying a schema (as a sub-message's schema getter does)
+    /// retains once.
+    private final class Storage: Sendable {
+        /// Shapes indexed by field number, for numbers below 256.
+        let dense: [Shape]
+        /// Shapes of the field numbers from 256 up.
+        let sparse: [Int: Shape]
+        let fields: [Field]
+        /// The schema getter of each field of `fields` that is a sub-message (nil for the others).
+        let nested: [(@Sendable () -> WireSchema)?]
+
+        init(dense: [Shape], sparse: [Int: Shape], fields: [Field]) {
+            self.dense = dense
+            self.sparse = sparse
+            self.fields = fields
+            nested = fields.map { field in
+                guard case .message(let schema) = field.kind else { return nil }
+                return schema
+            }
+        }
+    }
+
+    private let storage: Storage
 
     public init(_ fields: [Int: Field]) {
         let maxDense = 256
-        var dense = [Field?](repeating: nil, count: min((fields.keys.max() ?? 0) + 1, maxDense))
-        var sparse: [Int: Field] = [:]
-        for (number, field) in fields {
-            if number < maxDense { dense[number] = field } else { sparse[number] = field }
+        let ordered = fields.sorted { $0.key < $1.key }
+        var dense = [Shape](repeating: .unknown, count: min((fields.keys.max() ?? 0) + 1, maxDense))
+        var sparse: [Int: Shape] = [:]
+        for (index, (number, field)) in ordered.enumerated() {
+            let shape = Shape(kind: field.kind.shapeKind, repeated: field.repeated, index: Int32(index))
+            if number < maxDense { dense[number] = shape } else { sparse[number] = shape }
         }
-        self.dense = dense
-        self.sparse = sparse
+        storage = Storage(dense: dense, sparse: sparse, fields: ordered.map(\.value))
     }
 
+    /// The shape of field `number` (`.unknown` when the message has no such field).
     @inline(__always)
-    func field(_ number: Int) -> Field? {
-        number < dense.count ? dense[number] : sparse[number]
+    func shape(_ number: Int) -> Shape {
+        let dense = storage.dense
+        if number < dense.count { return dense[number] }
+        return storage.sparse.isEmpty ? .unknown : storage.sparse[number] ?? .unknown
+    }
+
+    /// The field a known shape stands for.
+    func field(_ shape: Shape) -> Field {
+        storage.fields[Int(shape.index)]
+    }
+
+    /// The name of the field a shape stands for; nil for an unknown field.
+    func name(_ shape: Shape) -> String? {
+        shape.kind == .unknown ? nil : field(shape).name
+    }
+
+    /// The schema of the sub-message a `.message` shape stands for.
+    @inline(__always)
+    func nested(_ shape: Shape) -> WireSchema {
+        storage.nested[Int(shape.index)]!()
     }
 }
 
@@ -58,6 +114,8 @@ public struct WireSchema: Sendable {
 /// cannot skip itself: `check` says when it met one, and ``strippingGroups(_:schema:)`` then
 /// makes the copy libprotobuf-c unpacks.
 enum WireScanner {
+    typealias Shape = WireSchema.Shape
+
     /// Checks `bytes`; returns true when they hold unknown groups (to strip before unpacking).
     @discardableResult
     static func check(
@@ -67,10 +125,9 @@ enum WireScanner {
             throw .messageTooLarge(size: bytes.count, limit: limits.maxMessageBytes)
         }
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return false }
-        var path: [String] = []
         var groups = false
         try scan(base.assumingMemoryBound(to: UInt8.self), count: bytes.count,
-                 schema: schema, path: &path, limits: limits, groups: &groups)
+                 schema: schema, depth: 0, limits: limits, groups: &groups)
         return groups
     }
 
@@ -90,18 +147,19 @@ enum WireScanner {
         var i = 0
         while i < count {
             let start = i
-            let key = try readVarint(p, count: count, at: &i) { nil }
+            let key = try readVarint(p, count: count, at: &i)
             let keyEnd = i
             let number = Int(truncatingIfNeeded: key >> 3)
             switch Int(key & 7) {
-            case 0: _ = try readVarint(p, count: count, at: &i) { nil }
+            case 0: _ = try readVarint(p, count: count, at: &i)
             case 1: i += 8
             case 5: i += 4
             case 2:
-                let length = Int(try readVarint(p, count: count, at: &i) { nil })
-                if case .message(let nested)? = schema.field(number)?.kind {
+                let length = Int(try readVarint(p, count: count, at: &i))
+                let shape = schema.shape(number)
+                if shape.kind == .message {
                     var inner: [UInt8] = []
-                    try strip(p + i, count: length, schema: nested(), into: &inner)
+                    try strip(p + i, count: length, schema: schema.nested(shape), into: &inner)
                     i += length
                     out.append(contentsOf: UnsafeBufferPointer(start: p + start, count: keyEnd - start))
                     var size = UInt64(inner.count)
@@ -131,12 +189,12 @@ enum WireScanner {
     ) throws(WireError) {
         guard depth < limits.maxDepth else { throw .nestingTooDeep(limit: limits.maxDepth) }
         while i < count {
-            let key = try readVarint(p, count: count, at: &i) { nil }
+            let key = try readVarint(p, count: count, at: &i)
             let inner = key >> 3
             guard inner >= 1, inner <= 0x1FFF_FFFF else { throw .invalidFieldNumber(Int(truncatingIfNeeded: inner)) }
             switch Int(key & 7) {
             case 0:
-                _ = try readVarint(p, count: count, at: &i) { nil }
+                _ = try readVarint(p, count: count, at: &i)
             case 1:
                 guard count - i >= 8 else { throw .truncated(field: nil) }
                 i += 8
@@ -144,7 +202,7 @@ enum WireScanner {
                 guard count - i >= 4 else { throw .truncated(field: nil) }
                 i += 4
             case 2:
-                let length = try readVarint(p, count: count, at: &i) { nil }
+                let length = try readVarint(p, count: count, at: &i)
                 guard length <= UInt64(count - i) else { throw length > UInt64(Int32.max) ? .lengthOverflow(field: nil) : .truncated(field: nil) }
                 i += Int(length)
             case 3:
@@ -159,62 +217,73 @@ enum WireScanner {
         throw .unterminatedGroup(fieldNumber: number)
     }
 
-    /// Checks one message. `path` holds the names of the enclosing fields; it is joined into
-    /// a dotted field path only when an error is thrown, so the success path allocates nothing.
+    /// Checks one message, `depth` sub-messages below the top. An error names the field of
+    /// this message it concerns; the enclosing message puts its own field's name in front
+    /// as the error passes (``WireError/inField(_:)``), so the success path builds no path.
     private static func scan(
-        _ p: UnsafePointer<UInt8>, count: Int, schema: WireSchema, path: inout [String],
+        _ p: UnsafePointer<UInt8>, count: Int, schema: WireSchema, depth: Int,
         limits: DecodingLimits, groups: inout Bool
     ) throws(WireError) {
-        guard path.count < limits.maxDepth else { throw .nestingTooDeep(limit: limits.maxDepth) }
+        guard depth < limits.maxDepth else { throw .nestingTooDeep(limit: limits.maxDepth) }
         var i = 0
         while i < count {
-            let key = try readVarint(p, count: count, at: &i) { joined(path, nil) }
-            let wireType = Int(key & 7)
+            let key = try readVarint(p, count: count, at: &i)
+            let wireType = Int(truncatingIfNeeded: key & 7)
             let number = key >> 3
             guard number >= 1, number <= 0x1FFF_FFFF else { throw .invalidFieldNumber(Int(truncatingIfNeeded: number)) }
-            let fieldNumber = Int(number)
-            let known = schema.field(fieldNumber)
-            let name = known?.name
+            let fieldNumber = Int(truncatingIfNeeded: number)
+            let shape = schema.shape(fieldNumber)
             switch wireType {
             case 0:
-                if let known { try expect(known, wireType: 0, path, name) }
-                _ = try readVarint(p, count: count, at: &i) { joined(path, name) }
+                try expect(shape, wireType: 0, schema)
+                do {
+                    _ = try readVarint(p, count: count, at: &i)
+                } catch {
+                    throw error.naming(schema.name(shape))
+                }
             case 1:
-                if let known { try expect(known, wireType: 1, path, name) }
-                guard count - i >= 8 else { throw .truncated(field: joined(path, name)) }
+                try expect(shape, wireType: 1, schema)
+                guard count - i >= 8 else { throw .truncated(field: schema.name(shape)) }
                 i += 8
             case 5:
-                if let known { try expect(known, wireType: 5, path, name) }
-                guard count - i >= 4 else { throw .truncated(field: joined(path, name)) }
+                try expect(shape, wireType: 5, schema)
+                guard count - i >= 4 else { throw .truncated(field: schema.name(shape)) }
                 i += 4
             case 2:
-                let length = try readVarint(p, count: count, at: &i) { joined(path, name) }
+                let length: UInt64
+                do {
+                    length = try readVarint(p, count: count, at: &i)
+                } catch {
+                    throw error.naming(schema.name(shape))
+                }
                 guard length <= UInt64(count - i) else {
-                    let field = joined(path, name)
+                    let field = schema.name(shape)
                     throw length > UInt64(Int32.max) ? .lengthOverflow(field: field) : .truncated(field: field)
                 }
                 let start = p + i
-                let len = Int(length)
+                let len = Int(truncatingIfNeeded: length)
                 i += len
-                guard let known else { continue }
-                switch known.kind {
-                case .string:
-                    try checkString(start, count: len) { joined(path, name)! }
-                case .bytes:
+                switch shape.kind {
+                case .unknown, .bytes:
                     break
-                case .message(let nested):
-                    path.append(known.name)
-                    try scan(start, count: len, schema: nested(), path: &path, limits: limits, groups: &groups)
-                    path.removeLast()
+                case .string:
+                    try checkString(start, count: len, schema: schema, shape: shape)
+                case .message:
+                    do {
+                        try scan(start, count: len, schema: schema.nested(shape), depth: depth + 1,
+                                 limits: limits, groups: &groups)
+                    } catch {
+                        throw error.inField(schema.field(shape).name)
+                    }
                 case .varint, .fixed32, .fixed64:
                     // A packed repeated scalar; protobuf-c checks that the contents are whole values.
-                    guard known.repeated else {
-                        throw .wrongWireType(field: joined(path, name)!, expected: known.kind.wireType, actual: 2)
+                    guard shape.repeated else {
+                        throw .wrongWireType(field: schema.field(shape).name, expected: shape.kind.wireType, actual: 2)
                     }
                 }
             case 3:
-                if let known { try expect(known, wireType: 3, path, name) }
-                try skipGroup(p, count: count, at: &i, number: fieldNumber, depth: path.count + 1, limits: limits)
+                try expect(shape, wireType: 3, schema)
+                try skipGroup(p, count: count, at: &i, number: fieldNumber, depth: depth + 1, limits: limits)
                 groups = true
             case 4:
                 throw .unmatchedEndGroup(fieldNumber: fieldNumber)
@@ -224,47 +293,59 @@ enum WireScanner {
         }
     }
 
-    /// The dotted path of field `name` inside the fields `path`; nil at the top level when
-    /// the field is unknown.
-    private static func joined(_ path: [String], _ name: String?) -> String? {
-        let parts = name.map { path + [$0] } ?? path
-        return parts.isEmpty ? nil : parts.joined(separator: ".")
-    }
-
+    /// Refuses a known field that arrived with a wire type its declared type cannot have.
     @inline(__always)
-    private static func expect(
-        _ field: WireSchema.Field, wireType: Int, _ path: [String], _ name: String?
-    ) throws(WireError) {
-        let expected = field.kind.wireType
-        guard expected == wireType else {
-            throw .wrongWireType(field: joined(path, name)!, expected: expected, actual: wireType)
+    private static func expect(_ shape: Shape, wireType: Int, _ schema: WireSchema) throws(WireError) {
+        guard shape.kind == .unknown || shape.kind.wireType == wireType else {
+            throw .wrongWireType(field: schema.field(shape).name, expected: shape.kind.wireType, actual: wireType)
         }
     }
 
+    /// Reads a varint; an error names no field (the caller names it).
     @inline(__always)
-    private static func readVarint(
-        _ p: UnsafePointer<UInt8>, count: Int, at i: inout Int, field: () -> String?
-    ) throws(WireError) -> UInt64 {
+    private static func readVarint(_ p: UnsafePointer<UInt8>, count: Int, at i: inout Int) throws(WireError) -> UInt64 {
+        guard i < count else { throw .truncated(field: nil) }
+        let first = p[i]
+        if first < 0x80 {
+            i += 1
+            return UInt64(first)
+        }
+        return try readLongVarint(p, count: count, at: &i)
+    }
+
+    private static func readLongVarint(_ p: UnsafePointer<UInt8>, count: Int, at i: inout Int) throws(WireError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
-            guard i < count else { throw .truncated(field: field()) }
+            guard i < count else { throw .truncated(field: nil) }
             let byte = p[i]
             i += 1
-            if shift == 63 && byte > 1 { throw .malformedVarint(field: field()) }
+            if shift == 63 && byte > 1 { throw .malformedVarint(field: nil) }
             result |= UInt64(byte & 0x7F) << shift
             if byte < 0x80 { return result }
             shift += 7
-            if shift > 63 { throw .malformedVarint(field: field()) }
+            if shift > 63 { throw .malformedVarint(field: nil) }
         }
     }
 
-    /// Unicode 15, table 3-7 (well-formed UTF-8 byte sequences), plus no U+0000.
+    /// Unicode 15, table 3-7 (well-formed UTF-8 byte sequences), plus no U+0000. ASCII is
+    /// checked eight bytes at a time.
     private static func checkString(
-        _ p: UnsafePointer<UInt8>, count: Int, path: () -> String
+        _ p: UnsafePointer<UInt8>, count: Int, schema: WireSchema, shape: Shape
     ) throws(WireError) {
+        func path() -> String { schema.field(shape).name }
+        let high: UInt64 = 0x8080_8080_8080_8080
+        let ones: UInt64 = 0x0101_0101_0101_0101
         var i = 0
         while i < count {
+            if count - i >= 8 {
+                let word = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+                // No byte with its high bit set, and no zero byte.
+                if word & high == 0 && (word &- ones) & ~word & high == 0 {
+                    i += 8
+                    continue
+                }
+            }
             let b0 = p[i]
             if b0 < 0x80 {
                 if b0 == 0 { throw .embeddedNUL(field: path()) }
@@ -304,13 +385,57 @@ enum WireScanner {
 }
 
 extension WireFieldKind {
-    /// The wire type a singular value of this kind has.
+    /// The kind as the scan's shape table stores it.
+    var shapeKind: WireSchema.Shape.Kind {
+        switch self {
+        case .varint: return .varint
+        case .fixed64: return .fixed64
+        case .fixed32: return .fixed32
+        case .string: return .string
+        case .bytes: return .bytes
+        case .message: return .message
+        }
+    }
+}
+
+extension WireSchema.Shape.Kind {
+    /// The wire type a singular value of this kind has (-1 for an unknown field).
     var wireType: Int {
         switch self {
+        case .unknown: return -1
         case .varint: return 0
         case .fixed64: return 1
         case .fixed32: return 5
         case .string, .bytes, .message: return 2
+        }
+    }
+}
+
+extension WireError {
+    /// This error, met while reading a value of the field `name` (nil: an unknown field),
+    /// naming that field.
+    fileprivate func naming(_ name: String?) -> WireError {
+        guard let name else { return self }
+        switch self {
+        case .truncated(nil): return .truncated(field: name)
+        case .malformedVarint(nil): return .malformedVarint(field: name)
+        default: return self
+        }
+    }
+
+    /// This error, met inside the sub-message in field `name`, as the enclosing message
+    /// sees it: `name` in front of its field path (or as its path, when it named none).
+    fileprivate func inField(_ name: String) -> WireError {
+        func joined(_ field: String?) -> String { field.map { "\(name).\($0)" } ?? name }
+        switch self {
+        case .truncated(let field): return .truncated(field: joined(field))
+        case .malformedVarint(let field): return .malformedVarint(field: joined(field))
+        case .lengthOverflow(let field): return .lengthOverflow(field: joined(field))
+        case .wrongWireType(let field, let expected, let actual):
+            return .wrongWireType(field: joined(field), expected: expected, actual: actual)
+        case .invalidUTF8(let field): return .invalidUTF8(field: joined(field))
+        case .embeddedNUL(let field): return .embeddedNUL(field: joined(field))
+        default: return self
         }
     }
 }
