@@ -73,18 +73,18 @@ public struct ReloadService: Service {
     }
 }
 
-/// What a file looked like when last checked (modification time, size, inode): a rename
-/// over it or a rewrite in place both change it.
+/// What a file looked like when last checked (device, inode, size, modification time), read
+/// with `stat`, which follows symbolic links: a rename over the file, a rewrite in place, and a
+/// Kubernetes secret volume's swap of its `..data` link (the file itself stays a link that
+/// never changes) all change it.
 struct FileFingerprint: Equatable {
     let entries: [String?]
 
     static func of(_ paths: [String]) -> FileFingerprint {
         FileFingerprint(entries: paths.map { path in
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
-            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
-            let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
-            return "\(modified)/\(size)/\(inode)"
+            var status = stat()
+            guard stat(path, &status) == 0 else { return nil }
+            return "\(status.st_dev)/\(status.st_ino)/\(status.st_size)/\(status.st_mtim.tv_sec).\(status.st_mtim.tv_nsec)"
         })
     }
 }

@@ -119,8 +119,10 @@ struct ClientTests {
         let (closed, closedAddress, _, _) = try await startTestServer()
         await closed.shutdownGracefully()
         let deadOnly = GRPCClient(targets: [GRPCClient.Target(closedAddress)!])
+        // A generous deadline: the point is UNAVAILABLE rather than a hang (a loaded CI run took
+        // over 5 s for the three refused attempts and their backoff).
         await expectRPCError(.unavailable) { () throws(RPCError) in
-            _ = try await deadOnly.unary(TestingV1.TestService.echo, .init(), timeout: .seconds(5))
+            _ = try await deadOnly.unary(TestingV1.TestService.echo, .init(), timeout: .seconds(30))
         }
         await deadOnly.close()
 
