@@ -72,6 +72,26 @@ def expect_code(call, code, message=None):
     raise Failed(f"expected {code}, but the call succeeded")
 
 
+def run_checks(scope, selected):
+    """Runs every `check_NAME` function of `scope` (a `locals()`), or those named in
+    `selected`, printing "ok NAME" or "FAIL NAME: why"; returns how many failed."""
+    checks = {name[len("check_"):]: fn for name, fn in scope.items() if name.startswith("check_")}
+    failures = 0
+    for name, fn in checks.items():
+        if selected and name not in selected:
+            continue
+        try:
+            fn()
+            print(f"ok {name}", flush=True)
+        except Failed as failure:
+            failures += 1
+            print(f"FAIL {name}: {failure}", flush=True)
+        except Exception as error:  # noqa: BLE001 — report anything unexpected as a failure
+            failures += 1
+            print(f"FAIL {name}: {type(error).__name__}: {error}", flush=True)
+    return failures
+
+
 def main():
     address = sys.argv[1]
     selected = set(sys.argv[2:])
@@ -176,20 +196,7 @@ def main():
                 pass
         expect_code(consume, grpc.StatusCode.DEADLINE_EXCEEDED)
 
-    checks = {name[len("check_"):]: fn for name, fn in locals().items() if name.startswith("check_")}
-    failures = 0
-    for name, fn in checks.items():
-        if selected and name not in selected:
-            continue
-        try:
-            fn()
-            print(f"ok {name}", flush=True)
-        except Failed as failure:
-            failures += 1
-            print(f"FAIL {name}: {failure}", flush=True)
-        except Exception as error:  # noqa: BLE001 — report anything unexpected as a failure
-            failures += 1
-            print(f"FAIL {name}: {type(error).__name__}: {error}", flush=True)
+    failures = run_checks(locals(), selected)
     channel.close()
     sys.exit(1 if failures else 0)
 

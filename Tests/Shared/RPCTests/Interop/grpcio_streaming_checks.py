@@ -8,12 +8,9 @@ Prints one line per check ("ok NAME" or "FAIL NAME: why"), plus "stalled_bytes N
 backpressure check, and exits 1 if any failed.
 """
 
-import importlib
 import os
 import queue
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -25,48 +22,15 @@ import grpc
 import signal  # noqa: E402
 signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
-PROTO = os.path.join(ROOT, "proto")
+sys.path.insert(0, os.path.dirname(__file__))
+# The stubs, the assertions and the check runner of the unary checks beside this file.
+from grpcio_client_checks import expect, expect_code, load_stubs, run_checks  # noqa: E402
 
 # The backpressure check: a handler that sleeps HOLD_MS after the first leaf, while the client
 # tries to send TOTAL bytes in leaves of CHUNK bytes.
 HOLD_MS = 2500
 CHUNK = 64 << 10
 TOTAL = 128 << 20
-
-
-def load_stubs():
-    """Generates Python stubs for the test service into a temp dir and imports them."""
-    out = tempfile.mkdtemp(prefix="doorstep-stubs-")
-    files = ["doorstep/testing/v1/field_kinds.proto", "doorstep/testing/v1/test_service.proto"]
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO, f"--python_out={out}",
-                    f"--grpc_python_out={out}", *files], check=True)
-    for dirpath, _, _ in os.walk(out):
-        open(os.path.join(dirpath, "__init__.py"), "a").close()
-    sys.path.insert(0, out)
-    kinds = importlib.import_module("doorstep.testing.v1.field_kinds_pb2")
-    service_grpc = importlib.import_module("doorstep.testing.v1.test_service_pb2_grpc")
-    return kinds, service_grpc
-
-
-class Failed(Exception):
-    pass
-
-
-def expect(condition, why):
-    if not condition:
-        raise Failed(why)
-
-
-def expect_code(call, code, message=None):
-    try:
-        call()
-    except grpc.RpcError as error:
-        expect(error.code() == code, f"expected {code}, got {error.code()}: {error.details()}")
-        if message is not None:
-            expect(message in (error.details() or ""), f"expected message containing {message!r}, got {error.details()!r}")
-        return error
-    raise Failed(f"expected {code}, but the call succeeded")
 
 
 class Feed:
@@ -96,7 +60,7 @@ class Feed:
 def main():
     address = sys.argv[1]
     selected = set(sys.argv[2:])
-    kinds, service_grpc = load_stubs()
+    kinds, _, service_grpc, _, _ = load_stubs()
     channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 8 << 20)])
     stub = service_grpc.TestServiceStub(channel)
     leaf = kinds.Leaf
@@ -224,20 +188,7 @@ def main():
         # The connection still serves a plain call after all of the above.
         expect(stub.Echo(kinds.AllKinds(f_int32=3), timeout=5).f_int32 == 3, "echo")
 
-    checks = {name[len("check_"):]: fn for name, fn in locals().items() if name.startswith("check_")}
-    failures = 0
-    for name, fn in checks.items():
-        if selected and name not in selected:
-            continue
-        try:
-            fn()
-            print(f"ok {name}", flush=True)
-        except Failed as failure:
-            failures += 1
-            print(f"FAIL {name}: {failure}", flush=True)
-        except Exception as error:  # noqa: BLE001 — report anything unexpected as a failure
-            failures += 1
-            print(f"FAIL {name}: {type(error).__name__}: {error}", flush=True)
+    failures = run_checks(locals(), selected)
     channel.close()
     sys.exit(1 if failures else 0)
 
