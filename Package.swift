@@ -144,6 +144,8 @@ let package = Package(
             dependencies: [
                 "Models", "RPCWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API under GRDB: point reads step GRDB's cached statements themselves.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -20,6 +20,7 @@
 #   LOG_LEVEL   the accounts processes' --log-level (default notice: no access log, like the
 #               in-memory baseline and the reference servers; info measures its cost)
 #   SKIP_BUILD=1  use the release binaries in .build/release as they are (no swift build)
+#   PIN=1       figures to report: the servers on CPU 0, h2load on CPU 1 (taskset); default unpinned
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,6 +29,11 @@ case $DATABASE in sqlite|postgres) ;; *) echo "bench-accounts: DATABASE is sqlit
 case $REPLICAS in 1) ;; 2) [ "$DATABASE" = postgres ] || { echo "bench-accounts: REPLICAS=2 needs DATABASE=postgres (replicas share one database)" >&2; exit 2; } ;;
   *) echo "bench-accounts: REPLICAS is 1 or 2, not $REPLICAS" >&2; exit 2 ;; esac
 command -v h2load >/dev/null || { echo "bench-accounts: h2load missing (apt-get install nghttp2-client)" >&2; exit 2; }
+SRV=(); CLI=()
+if [ -n "${PIN:-}" ]; then
+  command -v taskset >/dev/null || { echo "bench-accounts: PIN=1 needs taskset (util-linux)" >&2; exit 2; }
+  SRV=(taskset -c 0); CLI=(taskset -c 1)
+fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   for product in accounts doorstep rpc-bench-server; do swift build -c release --product "$product" >/dev/null; done
 fi
@@ -56,13 +62,13 @@ if [ "$DATABASE" = postgres ]; then
   label="accounts GetAccount (PostgreSQL)"
 fi
 for replica in $(seq 1 "$REPLICAS"); do
-  "$bin/accounts" --listen 127.0.0.1:0 --metrics-listen off --data-dir "$work/data$replica" --auth-key-file "$work/auth.key" \
+  "${SRV[@]}" "$bin/accounts" --listen 127.0.0.1:0 --metrics-listen off --data-dir "$work/data$replica" --auth-key-file "$work/auth.key" \
     "${database_args[@]}" --log-level "${LOG_LEVEL:-notice}" >"$work/accounts$replica.out" 2>"$work/accounts$replica.log" &
   pids+=($!)
   # One at a time: the first runs the migrations, the second then finds them done.
   for _ in $(seq 1 200); do grep -q ' ready ' "$work/accounts$replica.out" 2>/dev/null && break; sleep 0.1; done
 done
-"$bin/rpc-bench-server" --port 0 --auth-key-file "$work/auth.key" --log-level notice >"$work/bench.out" 2>&1 &
+"${SRV[@]}" "$bin/rpc-bench-server" --port 0 --auth-key-file "$work/auth.key" --log-level notice >"$work/bench.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q 'serving gRPC' "$work/bench.out" 2>/dev/null && break; sleep 0.1; done
 addrs=()
@@ -103,7 +109,7 @@ PY
 headers=(-H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $token")
 run() { # name url body shape-args...
   local name=$1 url=$2 body=$3; shift 3
-  h2load -t 1 "$@" "${headers[@]}" -d "$body" "$url" >"$work/h2.txt" 2>&1 || true
+  "${CLI[@]}" h2load -t 1 "$@" "${headers[@]}" -d "$body" "$url" >"$work/h2.txt" 2>&1 || true
   local rps mean statuses
   rps=$(sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$work/h2.txt")
   mean=$(awk '/time for request:/ {print $6}' "$work/h2.txt")
@@ -116,7 +122,7 @@ run_replicas() { # name body
   local name=$1 body=$2 replica
   local h2pids=()
   for replica in 1 2; do
-    h2load -t 1 -n $((N / 2)) -c $((C / 2)) -m "$M" "${headers[@]}" -d "$body" \
+    "${CLI[@]}" h2load -t 1 -n $((N / 2)) -c $((C / 2)) -m "$M" "${headers[@]}" -d "$body" \
       "http://${addrs[replica - 1]}/doorstep.accounts.v1.Accounts/GetAccount" >"$work/h2-$replica.txt" 2>&1 &
     h2pids+=($!)
   done
@@ -150,10 +156,11 @@ url_accounts="http://$addr/doorstep.accounts.v1.Accounts/GetAccount"
 url_bench="http://127.0.0.1:$bench_port/collection.v1.Accounts/GetAccount"
 # Warm up every server, then measure each shape.
 for a in "${addrs[@]}"; do
-  h2load -t 1 -n 20000 -c "$C" -m "$M" "${headers[@]}" -d "$work/accounts.bin" "http://$a/doorstep.accounts.v1.Accounts/GetAccount" >/dev/null 2>&1 || true
+  "${CLI[@]}" h2load -t 1 -n 20000 -c "$C" -m "$M" "${headers[@]}" -d "$work/accounts.bin" "http://$a/doorstep.accounts.v1.Accounts/GetAccount" >/dev/null 2>&1 || true
 done
-h2load -t 1 -n 20000 -c "$C" -m "$M" "${headers[@]}" -d "$work/bench.bin" "$url_bench" >/dev/null 2>&1 || true
-echo "account $account_id (12 instalments; grpc-status checked below by a real call); $DATABASE, $REPLICAS replica(s)"
+"${CLI[@]}" h2load -t 1 -n 20000 -c "$C" -m "$M" "${headers[@]}" -d "$work/bench.bin" "$url_bench" >/dev/null 2>&1 || true
+echo "account $account_id (12 instalments; grpc-status checked below by a real call); $DATABASE, $REPLICAS replica(s);" \
+  "$([ -n "${PIN:-}" ] && echo "pinned: servers on CPU 0, h2load on CPU 1" || echo "unpinned")"
 for a in "${addrs[@]}"; do
   "$bin/doorstep" call "$a" doorstep.accounts.v1.Accounts/GetAccount "{\"accountId\":\"$account_id\",\"view\":\"ACCOUNT_VIEW_BASIC\"}" \
     --token "$token" | head -c 200; echo

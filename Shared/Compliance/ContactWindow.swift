@@ -54,3 +54,10 @@ extension DebtorLocalTime {
         return max(guess, adjusted)
     }
 }
+
+extension CivilDate {
+    /// The instant (milliseconds since the Unix epoch) at which this date begins in `zone`.
+    public func startMs(in zone: TimeZone) -> Int64 {
+        DebtorLocalTime.instant(on: self, minutes: 0, in: zone)
+    }
+}

@@ -137,11 +137,14 @@ public final class SQLDatabase: Sendable {
         try await metrics.measure(metrics.read) { try await engine.read(body) }
     }
 
-    /// Runs a short read (a lookup by key) the cheapest way the engine has: on SQLite on
-    /// the calling thread (two thread switches cost more than a page-cache-hot read), on
-    /// PostgreSQL without a transaction around it. Never for scans, and not for reads that
-    /// must agree with each other: on PostgreSQL each statement sees its own snapshot (a
-    /// record and the deliveries written in the same commit can disagree) — use ``read(_:)``.
+    /// Runs a short read (a lookup by key) the cheapest way the engine has: without a
+    /// transaction around it on both engines, and on SQLite on the calling thread (two thread
+    /// switches cost more than a page-cache-hot read), on a read-only connection of its own
+    /// (``SQLitePointReaders``). Never for scans, and not for reads that must agree with each
+    /// other: on both engines each statement sees the last commit as of its own start (a
+    /// record and the deliveries written in the same commit can disagree) — read them in one
+    /// statement, or use ``read(_:)``. ``SQLSession/readFirstRow(sql:arguments:_:)`` reads the
+    /// looked-up row in place.
     public func readPoint<T: Sendable>(_ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T {
         try await metrics.measure(metrics.read) { try await engine.readPoint(body) }
     }

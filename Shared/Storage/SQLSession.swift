@@ -6,6 +6,17 @@ protocol SQLDriver: AnyObject {
     func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int
     /// Runs a query; returns its rows (at most `limit` when given).
     func query(_ sql: String, _ arguments: [SQLValue], limit: Int?) throws -> [SQLRow]
+    /// Runs a query and hands its first row to `read` where the engine holds it; nil when
+    /// there is no row.
+    func firstRow<T>(_ sql: String, _ arguments: [SQLValue], _ read: (SQLRowInPlace) throws -> T) throws -> T?
+}
+
+extension SQLDriver {
+    /// An engine that copies its rows anyway: the first of them, copied.
+    func firstRow<T>(_ sql: String, _ arguments: [SQLValue], _ read: (SQLRowInPlace) throws -> T) throws -> T? {
+        guard let row = try query(sql, arguments, limit: 1).first else { return nil }
+        return try read(SQLRowInPlace(.copied(row)))
+    }
 }
 
 /// One transaction's access to the database, handed to the body of ``SQLDatabase/write(_:)``
@@ -38,6 +49,15 @@ public final class SQLSession {
     /// The first row of a query, or nil.
     public func fetchOne(sql: String, arguments: SQLArguments = []) throws -> SQLRow? {
         try query(sql, arguments, limit: 1).first
+    }
+
+    /// Reads the first row of a query in place: `read` gets the row where the engine holds it
+    /// (``SQLRowInPlace``; on SQLite a blob is lent, not copied) and returns what it makes of
+    /// it; nil when there is no row. For a lookup by key whose stored record is decoded at once.
+    public func readFirstRow<T>(sql: String, arguments: SQLArguments = [], _ read: (SQLRowInPlace) throws -> T) throws -> T? {
+        let started = ContinuousClock.now
+        defer { DatabaseMetrics.query.record(duration: ContinuousClock.now - started) }
+        return try driver.firstRow(sql, arguments.values, read)
     }
 
     private func query(_ sql: String, _ arguments: SQLArguments, limit: Int?) throws -> [SQLRow] {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 import RPCWire
 
@@ -9,7 +10,9 @@ import RPCWire
 /// GRDB's `grdb_migrations` table. One process per file.
 ///
 /// Transactions run on GRDB's own dispatch queues (never on the caller's event loop); one
-/// writer at a time, so every write transaction is serializable.
+/// writer at a time, so every write transaction is serializable. Point reads run on the
+/// calling thread, on connections of their own and without a transaction
+/// (``SQLitePointReaders``).
 public final class SQLiteEngine: SQLEngine {
     /// Storage settings; every default is spelled out.
     public struct Configuration: Sendable {
@@ -17,6 +20,9 @@ public final class SQLiteEngine: SQLEngine {
         public var busyTimeout: TimeInterval = 5
         /// Concurrent readers. Default 4.
         public var maximumReaderCount: Int = 4
+        /// Connections for point reads (``SQLDatabase/readPoint(_:)``), opened as threads
+        /// need them; a point read that finds them all busy takes one of the readers. Default 8.
+        public var maximumPointReaderCount: Int = 8
 
         public init() {}
         public static let defaults = Configuration()
@@ -24,10 +30,11 @@ public final class SQLiteEngine: SQLEngine {
 
     public let path: String
     private let pool: DatabasePool
+    private let pointReaders: SQLitePointReaders
     private let logger: Logger
 
     var dialect: SQLDialect { .sqlite }
-    /// The writer and the readers.
+    /// The writer, the readers and the point readers.
     let connections: Int
     var location: String { path }
 
@@ -35,7 +42,7 @@ public final class SQLiteEngine: SQLEngine {
          logger: Logger) throws(StorageOpenError) {
         self.path = path
         self.logger = logger
-        self.connections = 1 + configuration.maximumReaderCount
+        self.connections = 1 + configuration.maximumReaderCount + max(0, configuration.maximumPointReaderCount)
         var grdb = GRDB.Configuration()
         grdb.busyMode = .timeout(configuration.busyTimeout)
         grdb.maximumReaderCount = configuration.maximumReaderCount
@@ -60,6 +67,8 @@ public final class SQLiteEngine: SQLEngine {
         } catch {
             throw StorageOpenError(location: path, problem: "migration failed: \(Self.describe(error))")
         }
+        // Opened after the migrations: their statements are prepared against the final schema.
+        pointReaders = SQLitePointReaders(path: path, configuration: grdb, capacity: configuration.maximumPointReaderCount)
     }
 
     /// One writer at a time: every isolation is serializable.
@@ -90,18 +99,36 @@ public final class SQLiteEngine: SQLEngine {
     /// On the calling thread: it is occupied for the duration of the read (lookups only).
     func readPoint<T: Sendable>(_ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T {
         do {
-            return try readHere(body)
+            return try readPointHere(body)
         } catch {
             throw mapError(error)
         }
     }
 
+    /// A point read on the calling thread, with no transaction around its statements: on a
+    /// point reader (``SQLitePointReaders``), or on one of the pool's readers when every point
+    /// reader is busy. Once closed, the pool refuses it.
+    func readPointHere<T>(_ body: (SQLSession) throws -> T) throws -> T {
+        guard let reader = try pointReaders.checkOut() else {
+            return try pool.unsafeRead { db in try body(SQLSession(dialect: .sqlite, driver: SQLiteDriver(db, pointRead: true))) }
+        }
+        defer { pointReaders.checkIn(reader) }
+        return try reader.inDatabase { db in try body(SQLSession(dialect: .sqlite, driver: SQLiteDriver(db, pointRead: true))) }
+    }
+
+    /// How many point readers are open (tests).
+    var openPointReaders: Int { pointReaders.openCount }
+
     func isAvailable() async -> Bool {
         (try? readHere { db in try db.fetchValue(Int.self, sql: "SELECT 1") }) == 1
     }
 
-    /// Checkpoints the WAL into the main file and closes the connections (at shutdown).
-    func close() async { closeHere() }
+    /// Checkpoints the WAL into the main file and closes the connections (at shutdown); a
+    /// point read still running closes its connection when it ends.
+    func close() async {
+        pointReaders.close()
+        closeHere()
+    }
 
     /// GRDB's synchronous read, on the calling thread (from an async function the async
     /// overload would be chosen).
@@ -149,8 +176,14 @@ public final class SQLiteEngine: SQLEngine {
 /// prepared once per connection).
 final class SQLiteDriver: SQLDriver {
     private let db: Database
+    /// A point read: a read-only connection outside any transaction, observed by nothing
+    /// GRDB would have to tell, so ``firstRow(_:_:_:)`` steps GRDB's cached statement itself.
+    private let pointRead: Bool
 
-    init(_ db: Database) { self.db = db }
+    init(_ db: Database, pointRead: Bool = false) {
+        self.db = db
+        self.pointRead = pointRead
+    }
 
     func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
         try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
@@ -169,6 +202,67 @@ final class SQLiteDriver: SQLDriver {
         return rows
     }
 
+    /// The first row, its values read from the statement only when asked for (a blob without a
+    /// copy): in a point read the cached statement bound, stepped once and reset here through
+    /// SQLite's C API; in a transaction through GRDB's statement-backed row, so GRDB's checks
+    /// (an aborted transaction, observers) still apply.
+    func firstRow<T>(_ sql: String, _ arguments: [SQLValue], _ read: (SQLRowInPlace) throws -> T) throws -> T? {
+        let statement = try db.cachedStatement(sql: sql)
+        if pointRead {
+            // Bound here, one step, the row read in place, reset.
+            try Self.bind(arguments, to: statement)
+            let stepped = statement.sqliteStatement
+            defer { sqlite3_reset(stepped) }
+            switch sqlite3_step(stepped) {
+            case SQLITE_ROW:
+                return try read(SQLRowInPlace(.statement(stepped)))
+            case SQLITE_DONE:
+                return nil
+            case let code:
+                throw DatabaseError(resultCode: ResultCode(rawValue: code),
+                                    message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: sql)
+            }
+        }
+        let cursor = try Row.fetchCursor(statement, arguments: Self.arguments(arguments))
+        guard let row = try cursor.next() else { return nil }
+        return try read(SQLRowInPlace(.sqlite(row)))
+    }
+
+    /// Binds `values` to GRDB's cached `statement` through SQLite's C API, as GRDB binds them
+    /// but without building its argument list first: reset, then every parameter bound, so
+    /// nothing of an earlier binding remains; text and blobs copied by SQLite. GRDB's own
+    /// record of the statement's arguments is left as it was, which is harmless: every other
+    /// use of a statement in this driver goes through GRDB with its arguments, which binds
+    /// them again.
+    private static func bind(_ values: [SQLValue], to statement: Statement) throws {
+        let raw = statement.sqliteStatement
+        guard Int(sqlite3_bind_parameter_count(raw)) == values.count else {
+            throw DatabaseError(resultCode: .SQLITE_MISUSE,
+                                message: "\(values.count) arguments for \(sqlite3_bind_parameter_count(raw)) placeholders",
+                                sql: statement.sql)
+        }
+        sqlite3_reset(raw)
+        for (index, value) in zip(CInt(1)..., values) {
+            let code: CInt
+            switch value {
+            case .null:
+                code = sqlite3_bind_null(raw, index)
+            case .integer(let v):
+                code = sqlite3_bind_int64(raw, index, v)
+            case .real(let v):
+                code = sqlite3_bind_double(raw, index, v)
+            case .text(let v):
+                // As GRDB binds text: up to the first U+0000, so both paths find the same rows.
+                code = sqlite3_bind_text(raw, index, v, -1, sqliteTransient)
+            case .blob(let v):
+                code = v.withUnsafeBytes { sqlite3_bind_blob(raw, index, $0.baseAddress, CInt($0.count), sqliteTransient) }
+            }
+            guard code == SQLITE_OK else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errstr(code)), sql: statement.sql)
+            }
+        }
+    }
+
     private static func arguments(_ values: [SQLValue]) -> StatementArguments {
         StatementArguments(values.map { value -> DatabaseValue in
             switch value {
@@ -181,7 +275,7 @@ final class SQLiteDriver: SQLDriver {
         })
     }
 
-    private static func value(_ value: DatabaseValue) -> SQLValue {
+    static func value(_ value: DatabaseValue) -> SQLValue {
         switch value.storage {
         case .null: .null
         case .int64(let v): .integer(v)
@@ -191,3 +285,6 @@ final class SQLiteDriver: SQLDriver {
         }
     }
 }
+
+/// SQLite's `SQLITE_TRANSIENT` (a macro Swift cannot import): SQLite copies the bound value.
+private let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)

@@ -2521,8 +2521,8 @@ extension AccountsV1 {
         public var pageSize: Int32 = 0
         /// Opaque cursor from the previous batch's next_page_token; empty = start.
         public var pageToken: String = ""
-        /// Evaluate only these accounts (1-1000 ids; page_token must be empty).
-        /// Empty = all accounts not in a terminal stage.
+        /// Evaluate only these accounts (1-1000 ids; page_token must be empty),
+        /// whether due or not. Empty = every account due by the date.
         public var accountIds: [String] = []
 
         /// The default instance: every field at its proto3 default.
@@ -2573,9 +2573,11 @@ extension AccountsV1 {
         /// The date evaluated as of, as given in the request; unset when the
         /// request left it unset (each debtor's own "today" was used).
         public var asOfDate: TypeV1.Date? = nil
-        /// Accounts evaluated in this batch.
+        /// Accounts evaluated in this batch (those due by the date, or the ids
+        /// asked for).
         public var accountsEvaluated: Int32 = 0
-        /// Accounts skipped because they were already evaluated for a later date.
+        /// Accounts skipped because they were already evaluated for a later date,
+        /// or are not due yet on their own debtor's date.
         /// (Accounts on hold are evaluated: their balances and days past due
         /// update, their stage does not advance.)
         public var accountsSkipped: Int32 = 0
@@ -2589,7 +2591,7 @@ extension AccountsV1 {
         public var plansBroken: Int32 = 0
         /// Plans completed.
         public var plansCompleted: Int32 = 0
-        /// Cursor for the next batch; empty when every account was evaluated.
+        /// Cursor for the next batch; empty when every due account was evaluated.
         public var nextPageToken: String = ""
 
         /// The default instance: every field at its proto3 default.
@@ -3320,7 +3322,11 @@ extension AccountsV1 {
         /// transitions (each recorded on the timeline with its reason), risk
         /// recomputation. A daily job calls it repeatedly, passing
         /// next_page_token back as page_token, until next_page_token is empty.
-        /// Running it again for the same date changes nothing more.
+        /// Running it again for the same date changes nothing more. Only the
+        /// accounts that can change on the date are read: each account carries the
+        /// next date on which its promises, plan, stage or risk tier can move with
+        /// nothing recorded, and any recorded change makes it due at the next run;
+        /// the result equals evaluating every account.
         ///
         /// Errors: INVALID_ARGUMENT (e.g. "as_of_date: after the service clock's
         /// date"; "page_token: issued for another as_of_date").

@@ -28,6 +28,12 @@ public protocol ProtoMessage: Sendable, Hashable, JSONMessage {
 
     /// Decodes the protobuf encoding in `bytes`, refusing malformed input with a typed error.
     init(decoding bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws(WireError)
+
+    /// Decodes bytes this program's own `encode()` produced and stored (a database record):
+    /// libprotobuf-c unpacks them without the structural check `init(decoding:limits:)` runs
+    /// on input from outside (depth, UTF-8, unknown groups). Malformed bytes are still
+    /// refused by libprotobuf-c. Never for bytes a peer sent.
+    init(decodingStored bytes: UnsafeRawBufferPointer) throws(WireError)
 }
 
 extension ProtoMessage {
@@ -114,6 +120,10 @@ extension CMessageBridge {
             self = try decoded.get()
             return
         }
+        try self.init(unpacking: bytes)
+    }
+
+    public init(decodingStored bytes: UnsafeRawBufferPointer) throws(WireError) {
         try self.init(unpacking: bytes)
     }
 

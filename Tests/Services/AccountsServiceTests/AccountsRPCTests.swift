@@ -22,8 +22,13 @@ final class AccountsHarness: Sendable {
     let database: SQLDatabase
     let clock = SettableClock(nowMs: testEpochMs)  // 2026-03-10T00:00:00Z
 
-    init(configuration: AccountsService.Configuration = .defaults) async throws {
-        let directory = try makeTemporaryDirectory()
+    let directory: URL
+
+    /// `directory`: the data directory to open (its accounts.sqlite and data.key); a new
+    /// temporary one by default.
+    init(configuration: AccountsService.Configuration = .defaults, directory existing: URL? = nil) async throws {
+        let directory = try existing ?? makeTemporaryDirectory()
+        self.directory = directory
         var logger = Logger(label: "doorstep.test.accounts")
         logger.logLevel = ProcessInfo.processInfo.environment["DOORSTEP_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         database = try await TestDatabase.open(file: "accounts.sqlite", in: directory, migrations: AccountsService.migrations, logger: logger)

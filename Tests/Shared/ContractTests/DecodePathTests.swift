@@ -74,4 +74,16 @@ struct DecodePathTests {
         let broken = (bytes + key(99, 2)).lazy.map { $0 }  // an unknown field's length is missing
         #expect(throws: WireError.truncated(field: nil)) { try AllKinds(decoding: broken) }
     }
+
+    @Test("a stored record decodes without the outside check like with it; cut or corrupt bytes are still refused")
+    func storedRecords() throws {
+        let bytes = try richAllKinds.encode()
+        let stored = try bytes.withUnsafeBytes { buffer throws(WireError) in try AllKinds(decodingStored: buffer) }
+        #expect(stored == richAllKinds)
+        #expect(stored == (try AllKinds(decoding: bytes)))
+        let cut = Array(bytes.dropLast(3))
+        #expect(throws: WireError.self) { try cut.withUnsafeBytes { buffer throws(WireError) in try AllKinds(decodingStored: buffer) } }
+        let garbage: [UInt8] = [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]  // a length past the end
+        #expect(throws: WireError.self) { try garbage.withUnsafeBytes { buffer throws(WireError) in try AllKinds(decodingStored: buffer) } }
+    }
 }

@@ -71,6 +71,11 @@ public enum AccountsServer {
                     "data key \(keyPath) is not the key database \(database.location) is sealed with; give every replica the same --data-key-file")
             }
             let service = AccountsService(database: database, cipher: key, configuration: accounts, clock: environment.clock)
+            let started = ContinuousClock.now
+            if let ranked = try await service.backfillRanking() {
+                environment.logger.notice("visit-candidate ranking filled", metadata: [
+                    "accounts": "\(ranked)", "duration": "\(ContinuousClock.now - started)"])
+            }
             return .serving(service.definition, serviceName: AccountsService.serviceName, database: database, environment: environment)
         }
     }

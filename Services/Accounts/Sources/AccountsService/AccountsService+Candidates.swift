@@ -38,59 +38,108 @@ extension AccountsService {
         let store = self.store
         let configuration = self.configuration
         let now = clock.nowMs()
+        let filter = AccountsStore.CandidateFilter(region: request.regionCode, agencyID: narrowed.agencyID,
+                                                   minimumExpectedRecovery: minimum, excluded: excluded.sorted())
+        let start = offset
         let region = request.regionCode
-        let fieldAccounts = try await store.database.read { db in
-            try store.accounts(db, stage: .field, region: region).map { ($0, try store.contactStats(db, accountID: $0.id)) }
-        }
-        var ranked: [(account: AccountsV1.Account, lastVisitMs: Int64)] = []
-        var deferred: [AccountsV1.DeferredVisitCandidate] = []
-        for (stored, contacts) in fieldAccounts {
-            var account = stored
-            guard !account.onHold, !excluded.contains(account.id), scope.sees(agencyID: account.assignedAgencyId) else { continue }
-            let zone = TimeZone(identifier: account.debtorTimeZone) ?? .gmt
-            let today = CivilDate.today(in: zone, nowMs: now)
-            if let deferral = VisitDeferral.of(account, today: today, zone: zone, nowMs: now, lastVisitMs: contacts.lastVisitMs,
-                                               pack: configuration.rulePack) {
-                deferred.append(AccountsV1.DeferredVisitCandidate(
-                    accountId: account.id, assignedAgencyId: account.assignedAgencyId, reasons: deferral.reasons,
-                    candidateFromDate: deferral.candidateFrom?.proto))
-                continue
+        let read = { @Sendable (checkStale: Bool) async throws -> (page: [CandidateRank], debtors: [String: AccountsV1.Debtor])? in
+            try await store.database.read { db in
+                // Entries whose figures predate their debtors' today are recomputed first.
+                if checkStale, try !store.staleRanks(db, region: region, nowMs: now, limit: 1).isEmpty { return nil }
+                // One more than the page: whether a next page exists.
+                let page = try store.rankedCandidates(db, filter, nowMs: now, offset: start, limit: pageSize + 1)
+                return (page, try store.debtors(db, ids: Array(Set(page.prefix(pageSize).map(\.debtorID)))))
             }
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
-            guard (account.risk?.expectedRecovery?.amountMinor ?? 0) >= minimum else { continue }
-            ranked.append((account, contacts.lastVisitMs))
         }
-        // Expected recovery (highest first), then days past due (highest first), then id.
-        ranked.sort {
-            let (x, y) = ($0.account, $1.account)
-            let (a, b) = (x.risk?.expectedRecovery?.amountMinor ?? 0, y.risk?.expectedRecovery?.amountMinor ?? 0)
-            if a != b { return a > b }
-            if x.daysPastDue != y.daysPastDue { return x.daysPastDue > y.daysPastDue }
-            return x.id < y.id
+        var found = try await read(true)
+        if found == nil {
+            try await Self.refreshStaleRanks(store: store, region: region, nowMs: now)
+            found = try await read(false)
         }
-        let page = ranked.dropFirst(offset).prefix(pageSize)
-        let debtorIDs = Array(Set(page.map(\.account.debtorId)))
-        let debtors = try await store.database.read { db in
-            try debtorIDs.reduce(into: [String: AccountsV1.Debtor]()) { $0[$1] = try store.debtor(db, id: $1) }
-        }
+        guard let (page, debtors) = found else { throw RPCError.internal("internal error") }
         var response = AccountsV1.ListVisitCandidatesResponse()
-        for (index, (account, lastVisitMs)) in zip(page.indices, page) {
+        var zones: [String: TimeZone] = [:]
+        for (index, rank) in page.prefix(pageSize).enumerated() {
             // A debtor without coordinates cannot be visited (rule `debtor-location`).
-            guard let debtor = debtors[account.debtorId], let address = debtor.address, address.location != nil else { continue }
+            guard let debtor = debtors[rank.debtorID], let address = debtor.address, address.location != nil else { continue }
+            let zone = zones[rank.timeZone] ?? (TimeZone(identifier: rank.timeZone) ?? .gmt)
+            zones[rank.timeZone] = zone
+            let daysPastDue = rank.daysPastDue(today: CivilDate.today(in: zone, nowMs: now))
+            let money = { (minor: Int64) in TypeV1.Money(amountMinor: minor, currencyCode: rank.currency) }
             response.candidates.append(AccountsV1.VisitCandidate(
-                accountId: account.id, debtorId: debtor.id, rank: Int32(index + 1), debtorName: debtor.fullName,
+                accountId: rank.accountID, debtorId: debtor.id, rank: Int32(offset + index + 1), debtorName: debtor.fullName,
                 phoneMasked: PersonalDataMask.phone(debtor.phone), address: address, timeZone: debtor.timeZone,
-                daysPastDue: account.daysPastDue, bucket: account.bucket, overdueAmount: account.overdueAmount,
-                expectedRecovery: account.risk?.expectedRecovery, riskScore: account.risk?.score ?? 0,
-                riskTier: account.risk?.tier ?? .unspecified, paymentProbability30dBp: account.risk?.paymentProbability30dBp ?? 0,
-                assignedAgencyId: account.assignedAgencyId, lastVisitMs: lastVisitMs, accountVersion: account.version))
+                daysPastDue: Int32(clamping: daysPastDue), bucket: configuration.delinquency.bucket(daysPastDue: daysPastDue),
+                overdueAmount: money(rank.overdueMinor), expectedRecovery: money(rank.expectedRecoveryMinor),
+                riskScore: rank.riskScore, riskTier: rank.riskTier, paymentProbability30dBp: rank.paymentProbabilityBp,
+                assignedAgencyId: rank.agencyID, lastVisitMs: rank.lastVisitMs, accountVersion: rank.version))
         }
         if request.includeDeferred && offset == 0 {
-            response.deferred = deferred.sorted { $0.accountId < $1.accountId }
+            let deferredAccounts = try await store.database.read { db in try store.deferredCandidates(db, filter, nowMs: now) }
+            for (account, contacts) in deferredAccounts {
+                let zone = TimeZone(identifier: account.debtorTimeZone) ?? .gmt
+                let today = CivilDate.today(in: zone, nowMs: now)
+                guard let deferral = VisitDeferral.of(account, today: today, zone: zone, nowMs: now, lastVisitMs: contacts.lastVisitMs,
+                                                      pack: configuration.rulePack) else { continue }
+                response.deferred.append(AccountsV1.DeferredVisitCandidate(
+                    accountId: account.id, assignedAgencyId: account.assignedAgencyId, reasons: deferral.reasons,
+                    candidateFromDate: deferral.candidateFrom?.proto))
+            }
         }
-        if offset + pageSize < ranked.count {
+        if page.count > pageSize {
             response.nextPageToken = ListPageToken(afterRow: Int64(offset + pageSize), filter: ListPageToken.digest(filterKey)).text
         }
         return response
+    }
+
+    /// Entries refreshed per write transaction when a read finds stale ones.
+    static let rankRefreshBatch = 500
+
+    /// Recomputes the region's ranking entries whose figures predate their debtors' today
+    /// (the stage engine has not run yet today), in short write transactions.
+    static func refreshStaleRanks(store: AccountsStore, region: String, nowMs: Int64) async throws {
+        while true {
+            let refreshed = try await store.database.write { db in
+                let stale = try store.staleRanks(db, region: region, nowMs: nowMs, limit: rankRefreshBatch)
+                try store.refreshRanks(db, accountIDs: stale, nowMs: nowMs)
+                return stale.count
+            }
+            if refreshed < rankRefreshBatch { return }
+        }
+    }
+
+    /// Ranks the FIELD accounts of a database written before the ranking existed (migration
+    /// `accounts-v7-ranking` leaves a row in `ranking_backfill`), in write transactions of
+    /// 5,000 rows scanned, then removes the row. Runs at the service's start; replicas
+    /// starting together may both run it (each entry is an upsert). Returns how many
+    /// accounts it ranked, nil when there was nothing to do.
+    public func backfillRanking() async throws -> Int? {
+        let store = self.store
+        guard try await store.database.read({ db in try db.fetchValue(Int.self, sql: "SELECT COUNT(*) FROM ranking_backfill") ?? 0 }) > 0
+        else { return nil }
+        let now = clock.nowMs()
+        let last = try await store.database.read { db in try db.fetchValue(Int64.self, sql: "SELECT MAX(rowid) FROM accounts") ?? 0 }
+        var ranked = 0
+        var after: Int64 = 0
+        while after < last {
+            let from = after
+            ranked += try await store.database.write { db in
+                let rows = try db.fetchAll(
+                    sql: """
+                        SELECT body, remote_attempts, connected_attempts, last_visit_ms FROM accounts
+                        WHERE rowid > ? AND rowid <= ? AND stage = ?
+                        """,
+                    arguments: [from, from + 5_000, AccountsV1.Stage.field.rawValue])
+                for row in rows {
+                    let body: Data = row["body"]
+                    try store.keepRank(db, account: try AccountsV1.Account(decoding: [UInt8](body)),
+                                       contacts: AccountsStore.contactStats(row), nowMs: now)
+                }
+                return rows.count
+            }
+            after += 5_000
+        }
+        try await store.database.write { db in try db.execute(sql: "DELETE FROM ranking_backfill") }
+        return ranked
     }
 }

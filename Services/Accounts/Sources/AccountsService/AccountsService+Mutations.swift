@@ -95,12 +95,12 @@ extension AccountsService {
             guard case .changed(var events) = try change(&account, scope) else { return account }
             account.version += 1
             account.updatedMs = now
+            let contacts = try store.contactStats(db, accountID: account.id)
             if let tierChange = Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration,
-                                             contacts: try store.contactStats(db, accountID: account.id),
-                                             actor: caller.actor, requestID: requestID) {
+                                             contacts: contacts, actor: caller.actor, requestID: requestID) {
                 events.append(tierChange)
             }
-            try store.update(db, account: account)
+            try store.update(db, account: account, contacts: contacts, nowMs: now)
             try store.append(db, events: events, accountID: account.id, nowMs: now)
             return account
         }

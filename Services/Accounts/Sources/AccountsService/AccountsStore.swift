@@ -18,6 +18,14 @@ struct ContactStats: Sendable, Hashable {
 struct AccountsStore: Sendable {
     let database: SQLDatabase
     let cipher: DataCipher
+    /// The rules the visit-candidate ranking is computed with.
+    let configuration: AccountsService.Configuration
+
+    init(database: SQLDatabase, cipher: DataCipher, configuration: AccountsService.Configuration = .defaults) {
+        self.database = database
+        self.cipher = cipher
+        self.configuration = configuration
+    }
 
     static var migrations: SQLDatabase.Migrations {
         var migrations = SQLDatabase.Migrations()
@@ -101,6 +109,51 @@ struct AccountsStore: Sendable {
         migrations.add("accounts-v6-data-key-check", sql: """
             CREATE TABLE data_key_check (id TEXT PRIMARY KEY NOT NULL, sealed BLOB NOT NULL)
             """)
+        // The visit-candidate ranking (`CandidateRank`), kept by every write of an account;
+        // each account's contact statistics kept as counters (no aggregate per read); the
+        // next day the stage engine has to look at each account (`EvaluationSchedule`; 0 =
+        // at the next run). Existing databases: counters filled from the attempts, every
+        // account evaluated at the next run; the ranking is filled at the service's start
+        // while `ranking_backfill` holds its row (`AccountsService.backfillRanking`).
+        migrations.add("accounts-v7-ranking", sql: """
+            ALTER TABLE accounts ADD COLUMN remote_attempts INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE accounts ADD COLUMN connected_attempts INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE accounts ADD COLUMN last_visit_ms INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE accounts ADD COLUMN next_evaluation_day INTEGER NOT NULL DEFAULT 0;
+            UPDATE accounts SET
+                remote_attempts = (SELECT COALESCE(SUM(remote), 0) FROM contact_attempts c WHERE c.account_id = accounts.id),
+                connected_attempts = (SELECT COALESCE(SUM(remote * connected), 0) FROM contact_attempts c WHERE c.account_id = accounts.id),
+                last_visit_ms = (SELECT COALESCE(MAX(CASE WHEN remote = 0 THEN attempted_ms END), 0) FROM contact_attempts c
+                                 WHERE c.account_id = accounts.id);
+            CREATE TABLE visit_candidates (
+                account_id TEXT PRIMARY KEY NOT NULL REFERENCES accounts(id),
+                debtor_id TEXT NOT NULL,
+                region_code TEXT NOT NULL,
+                agency_id TEXT NOT NULL,
+                time_zone TEXT NOT NULL,
+                expected_recovery INTEGER NOT NULL,
+                overdue_since_day INTEGER NOT NULL,
+                overdue_minor INTEGER NOT NULL,
+                currency TEXT NOT NULL,
+                risk_score INTEGER NOT NULL,
+                risk_tier INTEGER NOT NULL,
+                probability_bp INTEGER NOT NULL,
+                version INTEGER NOT NULL,
+                last_visit_ms INTEGER NOT NULL,
+                candidate_from_ms INTEGER NOT NULL,
+                valid_until_ms INTEGER NOT NULL
+            );
+            CREATE INDEX visit_candidates_rank ON visit_candidates (region_code, expected_recovery DESC, overdue_since_day, account_id);
+            CREATE INDEX visit_candidates_stale ON visit_candidates (region_code, valid_until_ms);
+            CREATE TABLE ranking_backfill (id TEXT PRIMARY KEY NOT NULL);
+            INSERT INTO ranking_backfill (id) VALUES ('pending');
+            """)
+        // The stage engine's order: (next day, row); SQLite keeps the rowid in every index.
+        migrations.add("accounts-v8-evaluation-order", sqlite: """
+            CREATE INDEX accounts_next_evaluation ON accounts (next_evaluation_day)
+            """, postgres: """
+            CREATE INDEX accounts_next_evaluation ON accounts (next_evaluation_day, rowid)
+            """)
         return migrations
     }
 
@@ -145,6 +198,19 @@ struct AccountsStore: Sendable {
         return try AccountsV1.Debtor(decoding: try cipher.open(sealed, context: id))
     }
 
+    /// Several debtors with full personal data, by id (those that exist).
+    func debtors(_ db: SQLSession, ids: [String]) throws -> [String: AccountsV1.Debtor] {
+        guard !ids.isEmpty else { return [:] }
+        var debtors: [String: AccountsV1.Debtor] = [:]
+        for row in try db.fetchAll(sql: "SELECT id, sealed FROM debtors WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
+                                   arguments: SQLArguments(ids)) {
+            let id: String = row["id"]
+            let sealed: Data = row["sealed"]
+            debtors[id] = try AccountsV1.Debtor(decoding: try cipher.open(sealed, context: id))
+        }
+        return debtors
+    }
+
     /// Writes a line to the personal-data access log (who, what, when, why).
     func auditPersonalDataRead(_ db: SQLSession, debtorID: String, actor: TypeV1.Actor, fields: [String], reason: String, atMs: Int64) throws {
         try db.execute(
@@ -163,7 +229,8 @@ struct AccountsStore: Sendable {
             arguments: [lenderID, externalID]) ?? false
     }
 
-    func insert(_ db: SQLSession, account: AccountsV1.Account) throws {
+    /// Inserts a new account (evaluated at the next stage-engine run) and its ranking entry.
+    func insert(_ db: SQLSession, account: AccountsV1.Account, nowMs: Int64) throws {
         try db.execute(
             sql: """
                 INSERT INTO accounts (id, debtor_id, lender_id, external_id, assigned_agency_id, stage, region_code, body, version,
@@ -173,14 +240,44 @@ struct AccountsStore: Sendable {
             arguments: [account.id, account.debtorId, account.lenderId, account.externalId, account.assignedAgencyId,
                         account.stage.rawValue, account.regionCode, Data(try account.encode()), account.version,
                         account.createdMs, account.updatedMs])
+        try keepRank(db, account: account, contacts: ContactStats(), nowMs: nowMs)
     }
 
-    /// Writes a changed account (its version already incremented by the caller).
-    func update(_ db: SQLSession, account: AccountsV1.Account) throws {
+    /// Writes a changed account (its version already incremented by the caller) and its
+    /// ranking entry. `nextEvaluationDay`: the stage engine's next look (``EvaluationSchedule``);
+    /// nil for any other change, which the next run looks at.
+    func update(_ db: SQLSession, account: AccountsV1.Account, contacts: ContactStats, nowMs: Int64,
+                nextEvaluationDay: Int? = nil) throws {
         try db.execute(
-            sql: "UPDATE accounts SET stage = ?, region_code = ?, body = ?, version = ?, updated_ms = ? WHERE id = ?",
+            sql: "UPDATE accounts SET stage = ?, region_code = ?, body = ?, version = ?, updated_ms = ?, next_evaluation_day = ? WHERE id = ?",
             arguments: [account.stage.rawValue, account.regionCode, Data(try account.encode()), account.version, account.updatedMs,
-                         account.id])
+                        nextEvaluationDay ?? 0, account.id])
+        try keepRank(db, account: account, contacts: contacts, nowMs: nowMs)
+    }
+
+    /// Brings the account's ranking entry up to date: written for a FIELD account on no hold,
+    /// removed otherwise.
+    func keepRank(_ db: SQLSession, account: AccountsV1.Account, contacts: ContactStats, nowMs: Int64) throws {
+        guard let rank = CandidateRank.of(account, contacts: contacts, nowMs: nowMs, configuration: configuration) else {
+            try db.execute(sql: "DELETE FROM visit_candidates WHERE account_id = ?", arguments: [account.id])
+            return
+        }
+        try db.execute(
+            sql: """
+                INSERT INTO visit_candidates (account_id, debtor_id, region_code, agency_id, time_zone, expected_recovery,
+                    overdue_since_day, overdue_minor, currency, risk_score, risk_tier, probability_bp, version, last_visit_ms,
+                    candidate_from_ms, valid_until_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (account_id) DO UPDATE SET debtor_id = excluded.debtor_id, region_code = excluded.region_code,
+                    agency_id = excluded.agency_id, time_zone = excluded.time_zone, expected_recovery = excluded.expected_recovery,
+                    overdue_since_day = excluded.overdue_since_day, overdue_minor = excluded.overdue_minor,
+                    currency = excluded.currency, risk_score = excluded.risk_score, risk_tier = excluded.risk_tier,
+                    probability_bp = excluded.probability_bp, version = excluded.version, last_visit_ms = excluded.last_visit_ms,
+                    candidate_from_ms = excluded.candidate_from_ms, valid_until_ms = excluded.valid_until_ms
+                """,
+            arguments: [rank.accountID, rank.debtorID, rank.regionCode, rank.agencyID, rank.timeZone, rank.expectedRecoveryMinor,
+                        rank.overdueSinceDay, rank.overdueMinor, rank.currency, rank.riskScore, rank.riskTier.rawValue,
+                        rank.paymentProbabilityBp, rank.version, rank.lastVisitMs, rank.candidateFromMs, rank.validUntilMs])
     }
 
     /// Appends events to an account's timeline, numbering them after the last one.
@@ -245,24 +342,63 @@ struct AccountsStore: Sendable {
             }
     }
 
-    /// Accounts for the stage engine: the given ids, or the next `limit` non-terminal accounts
-    /// after row `after`; each with its row and the last day (day number) it was evaluated for.
-    func accountsForEvaluation(_ db: SQLSession, ids: [String], after: Int64, limit: Int) throws -> [(row: Int64, evaluatedDay: Int, account: AccountsV1.Account)] {
+    /// One account as the stage engine reads it.
+    struct EvaluationRow: Sendable {
+        /// Where it stands in the run's order: its next evaluation day and row.
+        var nextDay: Int
+        var row: Int64
+        /// The last day (day number) it was evaluated for.
+        var evaluatedDay: Int
+        var account: AccountsV1.Account
+        var contacts: ContactStats
+    }
+
+    /// Which accounts a stage-engine run reads.
+    enum EvaluationSelection: Sendable {
+        /// These accounts, whatever their schedule.
+        case ids([String])
+        /// The accounts whose next evaluation day is at most `throughDay`, in (day, row)
+        /// order after the cursor.
+        case due(throughDay: Int, afterDay: Int, afterRow: Int64)
+        /// Every account not SETTLED or WRITTEN_OFF, in row order after `afterRow`.
+        case every(afterRow: Int64)
+    }
+
+    /// Locks the rows it returns on PostgreSQL (the run writes them at READ COMMITTED).
+    func accountsForEvaluation(_ db: SQLSession, _ selection: EvaluationSelection, limit: Int) throws -> [EvaluationRow] {
+        let columns = "rowid, next_evaluation_day, evaluated_day, body, remote_attempts, connected_attempts, last_visit_ms"
         let rows: [SQLRow]
-        if ids.isEmpty {
-            rows = try db.fetchAll(sql: "SELECT rowid, evaluated_day, body FROM accounts WHERE rowid > ? AND stage NOT IN (?, ?) ORDER BY rowid LIMIT ?",
+        switch selection {
+        case .ids(let ids):
+            rows = try db.fetchAll(sql: "SELECT \(columns) FROM accounts WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ","))) ORDER BY rowid\(db.dialect.lockForUpdate)",
+                                   arguments: SQLArguments(ids))
+        case .due(let through, let day, let row):
+            rows = try db.fetchAll(sql: """
+                    SELECT \(columns) FROM accounts
+                    WHERE next_evaluation_day <= ? AND (next_evaluation_day > ? OR (next_evaluation_day = ? AND rowid > ?))
+                    ORDER BY next_evaluation_day, rowid LIMIT ?\(db.dialect.lockForUpdate)
+                    """,
+                arguments: [through, day, day, row, limit])
+        case .every(let after):
+            rows = try db.fetchAll(sql: "SELECT \(columns) FROM accounts WHERE rowid > ? AND stage NOT IN (?, ?) ORDER BY rowid LIMIT ?\(db.dialect.lockForUpdate)",
                 arguments: [after, AccountsV1.Stage.settled.rawValue, AccountsV1.Stage.writtenOff.rawValue, limit])
-        } else {
-            rows = try db.fetchAll(sql: "SELECT rowid, evaluated_day, body FROM accounts WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ","))) ORDER BY rowid",
-                arguments: SQLArguments(ids))
         }
         return try rows.map { row in
             let body: Data = row["body"]
-            return (row["rowid"], row["evaluated_day"], try AccountsV1.Account(decoding: [UInt8](body)))
+            let account = try body.withUnsafeBytes { bytes throws(WireError) in try AccountsV1.Account(decodingStored: bytes) }
+            return EvaluationRow(nextDay: row["next_evaluation_day"], row: row["rowid"], evaluatedDay: row["evaluated_day"],
+                                 account: account, contacts: Self.contactStats(row))
         }
     }
 
-    /// Marks the day an account was evaluated for.
+    /// Marks the day an account was evaluated for and the next day to look at it, when the
+    /// account itself did not change; false when it changed since `version` was read.
+    func setEvaluated(_ db: SQLSession, accountID: String, version: Int64, day: Int, nextDay: Int) throws -> Bool {
+        try db.execute(sql: "UPDATE accounts SET evaluated_day = ?, next_evaluation_day = ? WHERE id = ? AND version = ?",
+                       arguments: [day, nextDay, accountID, version]) == 1
+    }
+
+    /// Marks the day a changed account was evaluated for.
     func setEvaluatedDay(_ db: SQLSession, accountID: String, day: Int) throws {
         try db.execute(sql: "UPDATE accounts SET evaluated_day = ? WHERE id = ?", arguments: [day, accountID])
     }
@@ -277,6 +413,14 @@ struct AccountsStore: Sendable {
                 """,
             arguments: [attempt.id, attempt.accountId, debtorID, attempt.attemptedMs, remote, connected, numberDigest,
                         Data(try attempt.encode())])
+        try db.execute(
+            sql: """
+                UPDATE accounts SET remote_attempts = remote_attempts + ?, connected_attempts = connected_attempts + ?,
+                    last_visit_ms = CASE WHEN ? > last_visit_ms THEN ? ELSE last_visit_ms END
+                WHERE id = ?
+                """,
+            arguments: [remote ? 1 : 0, remote && connected ? 1 : 0, remote ? Int64(0) : attempt.attemptedMs,
+                        remote ? Int64(0) : attempt.attemptedMs, attempt.accountId])
     }
 
     /// The debtor's latest attempts (all accounts), oldest first, with the number digests.
@@ -296,21 +440,110 @@ struct AccountsStore: Sendable {
     /// Remote attempts about one account, how many reached someone (the risk factor), and
     /// when the last visit attempt took place (the only attempts that are not remote are
     /// visits, reported by the visits service with the crew's check-in time).
+    /// Kept as counters on the account's row by ``insert(_:attempt:debtorID:remote:connected:numberDigest:)``.
     func contactStats(_ db: SQLSession, accountID: String) throws -> ContactStats {
-        let row = try db.fetchOne(sql: """
-                SELECT COALESCE(SUM(remote), 0) AS remote, COALESCE(SUM(remote * connected), 0) AS connected,
-                       COALESCE(MAX(CASE WHEN remote = 0 THEN attempted_ms END), 0) AS last_visit_ms
-                FROM contact_attempts WHERE account_id = ?
-                """,
-            arguments: [accountID])
-        return ContactStats(remote: row?["remote"] ?? 0, connected: row?["connected"] ?? 0, lastVisitMs: row?["last_visit_ms"] ?? 0)
+        let row = try db.fetchOne(sql: "SELECT remote_attempts, connected_attempts, last_visit_ms FROM accounts WHERE id = ?",
+                                  arguments: [accountID])
+        return row.map(Self.contactStats) ?? ContactStats()
     }
 
-    /// Every account in `stage` whose debtor lives in `region`.
-    func accounts(_ db: SQLSession, stage: AccountsV1.Stage, region: String) throws -> [AccountsV1.Account] {
-        try db.fetchValues(Data.self, sql: "SELECT body FROM accounts WHERE stage = ? AND region_code = ?",
-                          arguments: [stage.rawValue, region])
-            .map { try AccountsV1.Account(decoding: [UInt8]($0)) }
+    static func contactStats(_ row: SQLRow) -> ContactStats {
+        ContactStats(remote: row["remote_attempts"], connected: row["connected_attempts"], lastVisitMs: row["last_visit_ms"])
+    }
+
+    /// Every account in `stage` whose debtor lives in `region`, with its contact statistics.
+    func accounts(_ db: SQLSession, stage: AccountsV1.Stage, region: String) throws -> [(AccountsV1.Account, ContactStats)] {
+        try db.fetchAll(sql: "SELECT body, remote_attempts, connected_attempts, last_visit_ms FROM accounts WHERE stage = ? AND region_code = ?",
+                        arguments: [stage.rawValue, region])
+            .map { row in
+                let body: Data = row["body"]
+                return (try AccountsV1.Account(decoding: [UInt8](body)), Self.contactStats(row))
+            }
+    }
+
+    // MARK: The candidate ranking
+
+    /// The ranking's filters (ListVisitCandidates).
+    struct CandidateFilter: Sendable {
+        var region: String
+        /// Only accounts assigned to this agency ("" = any).
+        var agencyID = ""
+        var minimumExpectedRecovery: Int64 = 0
+        var excluded: [String] = []
+    }
+
+    private func filterClause(_ filter: CandidateFilter) -> (sql: String, arguments: SQLArguments) {
+        var sql = "region_code = ?"
+        var arguments: SQLArguments = [filter.region]
+        if !filter.agencyID.isEmpty {
+            sql += " AND agency_id = ?"
+            arguments += [filter.agencyID]
+        }
+        if !filter.excluded.isEmpty {
+            sql += " AND account_id NOT IN (\(filter.excluded.map { _ in "?" }.joined(separator: ",")))"
+            arguments += SQLArguments(filter.excluded)
+        }
+        return (sql, arguments)
+    }
+
+    /// Entries of the region whose figures are older than the debtor's today (at most `limit`).
+    func staleRanks(_ db: SQLSession, region: String, nowMs: Int64, limit: Int) throws -> [String] {
+        try db.fetchValues(String.self, sql: "SELECT account_id FROM visit_candidates WHERE region_code = ? AND valid_until_ms <= ? LIMIT ?",
+                           arguments: [region, nowMs, limit])
+    }
+
+    /// Recomputes the entries of these accounts from the stored accounts.
+    func refreshRanks(_ db: SQLSession, accountIDs: [String], nowMs: Int64) throws {
+        guard !accountIDs.isEmpty else { return }
+        let rows = try db.fetchAll(
+            sql: "SELECT body, remote_attempts, connected_attempts, last_visit_ms FROM accounts WHERE id IN (\(accountIDs.map { _ in "?" }.joined(separator: ",")))",
+            arguments: SQLArguments(accountIDs))
+        for row in rows {
+            let body: Data = row["body"]
+            try keepRank(db, account: try AccountsV1.Account(decoding: [UInt8](body)), contacts: Self.contactStats(row), nowMs: nowMs)
+        }
+    }
+
+    /// One page of candidates (not deferred as of `nowMs`), best first: expected recovery,
+    /// then days past due (the oldest overdue date first), then id.
+    func rankedCandidates(_ db: SQLSession, _ filter: CandidateFilter, nowMs: Int64, offset: Int, limit: Int) throws -> [CandidateRank] {
+        let (conditions, filterArguments) = filterClause(filter)
+        var arguments = filterArguments
+        arguments += [filter.minimumExpectedRecovery, nowMs, limit, offset]
+        return try db.fetchAll(sql: """
+                SELECT * FROM visit_candidates
+                WHERE \(conditions) AND expected_recovery >= ? AND candidate_from_ms <= ?
+                ORDER BY expected_recovery DESC, overdue_since_day, account_id LIMIT ? OFFSET ?
+                """,
+            arguments: arguments
+        ).map(Self.rank)
+    }
+
+    /// The accounts of the region deferred as of `nowMs`, with their contact statistics.
+    func deferredCandidates(_ db: SQLSession, _ filter: CandidateFilter, nowMs: Int64) throws -> [(AccountsV1.Account, ContactStats)] {
+        let (conditions, filterArguments) = filterClause(filter)
+        var arguments = filterArguments
+        arguments += [nowMs]
+        return try db.fetchAll(sql: """
+                SELECT a.body, a.remote_attempts, a.connected_attempts, a.last_visit_ms
+                FROM visit_candidates v JOIN accounts a ON a.id = v.account_id
+                WHERE \(conditions.replacingOccurrences(of: "region_code", with: "v.region_code")) AND v.candidate_from_ms > ?
+                ORDER BY v.account_id
+                """,
+            arguments: arguments
+        ).map { row in
+            let body: Data = row["body"]
+            return (try AccountsV1.Account(decoding: [UInt8](body)), Self.contactStats(row))
+        }
+    }
+
+    private static func rank(_ row: SQLRow) -> CandidateRank {
+        CandidateRank(
+            accountID: row["account_id"], debtorID: row["debtor_id"], regionCode: row["region_code"], agencyID: row["agency_id"],
+            timeZone: row["time_zone"], expectedRecoveryMinor: row["expected_recovery"], overdueSinceDay: row["overdue_since_day"],
+            overdueMinor: row["overdue_minor"], currency: row["currency"], riskScore: row["risk_score"],
+            riskTier: AccountsV1.RiskTier(rawValue: row["risk_tier"]), paymentProbabilityBp: row["probability_bp"],
+            version: row["version"], lastVisitMs: row["last_visit_ms"], candidateFromMs: row["candidate_from_ms"], validUntilMs: row["valid_until_ms"])
     }
 
     /// The stored account (delinquency as of when it was last written), or nil.
@@ -319,5 +552,16 @@ struct AccountsStore: Sendable {
             return nil
         }
         return try AccountsV1.Account(decoding: [UInt8](body))
+    }
+
+    /// GetAccount's lookup: the stored account with its contact statistics, or nil, in one
+    /// statement whose row is read in place (the account decoded straight from the stored
+    /// bytes, no copy of them first, without the check input from outside gets).
+    func accountForRead(_ db: SQLSession, id: String) throws -> (AccountsV1.Account, ContactStats)? {
+        try db.readFirstRow(sql: "SELECT body, remote_attempts, connected_attempts, last_visit_ms FROM accounts WHERE id = ?",
+                            arguments: [id]) { row in
+            (try row.withBytes(0) { try AccountsV1.Account(decodingStored: $0) },
+             ContactStats(remote: row[1], connected: row[2], lastVisitMs: row[3]))
+        }
     }
 }

@@ -69,3 +69,26 @@ struct TimelinePageToken {
 
     var text: String { PageTokenText.encode(["t1", accountID, filter, "\(afterSequence)"]) }
 }
+
+/// A page token of EvaluateStages: where the run stopped in its order — (next evaluation
+/// day, row) for the streamed run, the row alone (day 0) for a run over every account — and
+/// the date key it was issued for (base64 of "e1|day|row|key").
+struct EvaluationPageToken {
+    let afterDay: Int
+    let afterRow: Int64
+    let dateKey: String
+
+    init(afterDay: Int, afterRow: Int64, dateKey: String) {
+        self.afterDay = afterDay
+        self.afterRow = afterRow
+        self.dateKey = dateKey
+    }
+
+    init?(_ text: String) {
+        guard let fields = PageTokenText.decode(text, tag: "e1", count: 4), let day = Int(fields[0]), let row = Int64(fields[1]),
+              row >= 0 else { return nil }
+        self.init(afterDay: day, afterRow: row, dateKey: fields[2])
+    }
+
+    var text: String { PageTokenText.encode(["e1", "\(afterDay)", "\(afterRow)", dateKey]) }
+}

@@ -20,6 +20,9 @@ struct VisitDeferral: Sendable, Hashable {
     /// The first debtor-local date on which none of the reasons holds, as far as is known
     /// now; nil while a plan is kept (the plan decides).
     var candidateFrom: CivilDate?
+    /// The first date on which the dated reasons (promise, cool-down) no longer hold; nil
+    /// when only a kept plan defers.
+    var datedUntil: CivilDate?
 
     /// The deferral of `account` as of `today` (debtor-local, in `zone`), or nil when it is a
     /// candidate. `lastVisitMs` is when the account's last visit took place (0 = never).
@@ -55,6 +58,6 @@ struct VisitDeferral: Sendable, Hashable {
             }
         }
         guard !reasons.isEmpty else { return nil }
-        return VisitDeferral(reasons: reasons, candidateFrom: open ? nil : until)
+        return VisitDeferral(reasons: reasons, candidateFrom: open ? nil : until, datedUntil: until)
     }
 }

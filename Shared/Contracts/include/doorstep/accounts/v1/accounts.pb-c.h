@@ -1973,8 +1973,8 @@ struct  Doorstep__Accounts__V1__EvaluateStagesRequest
    */
   char *page_token;
   /*
-   * Evaluate only these accounts (1-1000 ids; page_token must be empty).
-   * Empty = all accounts not in a terminal stage.
+   * Evaluate only these accounts (1-1000 ids; page_token must be empty),
+   * whether due or not. Empty = every account due by the date.
    */
   size_t n_account_ids;
   char **account_ids;
@@ -2020,11 +2020,13 @@ struct  Doorstep__Accounts__V1__EvaluateStagesResponse
    */
   Doorstep__Type__V1__Date *as_of_date;
   /*
-   * Accounts evaluated in this batch.
+   * Accounts evaluated in this batch (those due by the date, or the ids
+   * asked for).
    */
   int32_t accounts_evaluated;
   /*
-   * Accounts skipped because they were already evaluated for a later date.
+   * Accounts skipped because they were already evaluated for a later date,
+   * or are not due yet on their own debtor's date.
    * (Accounts on hold are evaluated: their balances and days past due
    * update, their stage does not advance.)
    */
@@ -2051,7 +2053,7 @@ struct  Doorstep__Accounts__V1__EvaluateStagesResponse
    */
   int32_t plans_completed;
   /*
-   * Cursor for the next batch; empty when every account was evaluated.
+   * Cursor for the next batch; empty when every due account was evaluated.
    */
   char *next_page_token;
 };
