@@ -31,6 +31,26 @@ struct RiskScorecardTests {
         #expect(better.paymentProbability30dBp > worse.paymentProbability30dBp)
     }
 
+    @Test("score(_:) is the assessment's score without the explanations, everywhere on a grid of inputs")
+    func scoreAlone() {
+        var compared = 0
+        for dpd in stride(from: 0, through: 400, by: 7) {
+            for overdue in [Int64(0), 1, 9_999, 10_000, 150_000, 2_000_000] {
+                for (past, onTime) in [(0, 0), (3, 0), (3, 3), (12, 5)] {
+                    for (remote, connected) in [(0, 0), (5, 0), (5, 5), (9, 2)] {
+                        for broken in [0, 2, 9] {
+                            let inputs = Self.inputs(dpd: dpd, overdue: overdue, outstanding: 300_000, past: past, onTime: onTime,
+                                                     broken: broken, remote: remote, connected: connected)
+                            #expect(Self.card.score(inputs) == Int(Self.score(inputs)))
+                            compared += 1
+                        }
+                    }
+                }
+            }
+        }
+        #expect(compared > 10_000)
+    }
+
     @Test("the documented defaults, worked through one account")
     func workedExample() {
         // 20 DPD: -80; 25 % overdue: -50; 2 of 4 on time: 0; 1 broken: -60; 5 of 10 reached: 0; 1000.00 CNY: -10.

@@ -132,8 +132,8 @@ extension AccountsService {
                                     contacts: row.contacts, actor: StageEngine.actor) {
             evaluation.events.append(tierChange)
         }
-        let nextDay = EvaluationSchedule.nextDay(after: day, account: evaluation.account, delinquency: configuration.delinquency,
-                                                 risk: configuration.risk)
+        let nextDay = EvaluationSchedule.nextDay(after: day, account: evaluation.account, contacts: row.contacts,
+                                                 delinquency: configuration.delinquency, risk: configuration.risk)
         if !evaluation.events.isEmpty || evaluation.account.promises != account.promises
             || evaluation.account.repaymentPlans != account.repaymentPlans {
             evaluation.account.version += 1

@@ -373,12 +373,21 @@ struct AccountsStore: Sendable {
             rows = try db.fetchAll(sql: "SELECT \(columns) FROM accounts WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ","))) ORDER BY rowid\(db.dialect.lockForUpdate)",
                                    arguments: SQLArguments(ids))
         case .due(let through, let day, let row):
-            rows = try db.fetchAll(sql: """
-                    SELECT \(columns) FROM accounts
-                    WHERE next_evaluation_day <= ? AND (next_evaluation_day > ? OR (next_evaluation_day = ? AND rowid > ?))
+            // Two index seeks, never a scan from the index's start: the rest of the cursor's
+            // day, then the days after it.
+            var due = day > through ? [] : try db.fetchAll(sql: """
+                    SELECT \(columns) FROM accounts WHERE next_evaluation_day = ? AND rowid > ?
                     ORDER BY next_evaluation_day, rowid LIMIT ?\(db.dialect.lockForUpdate)
                     """,
-                arguments: [through, day, day, row, limit])
+                arguments: [day, row, limit])
+            if due.count < limit {
+                due += try db.fetchAll(sql: """
+                    SELECT \(columns) FROM accounts WHERE next_evaluation_day > ? AND next_evaluation_day <= ?
+                    ORDER BY next_evaluation_day, rowid LIMIT ?\(db.dialect.lockForUpdate)
+                    """,
+                    arguments: [day, through, limit - due.count])
+            }
+            rows = due
         case .every(let after):
             rows = try db.fetchAll(sql: "SELECT \(columns) FROM accounts WHERE rowid > ? AND stage NOT IN (?, ?) ORDER BY rowid LIMIT ?\(db.dialect.lockForUpdate)",
                 arguments: [after, AccountsV1.Stage.settled.rawValue, AccountsV1.Stage.writtenOff.rawValue, limit])

@@ -117,7 +117,8 @@ struct CandidateRank: Sendable, Hashable {
 
 /// When the stage engine next has to look at an account (column `next_evaluation_day`): the
 /// first debtor-local day on which evaluating it can do anything — resolve a promise, miss a
-/// plan instalment, move a stage or a risk tier — with nothing recorded meanwhile. Every
+/// plan instalment, move a stage or a risk tier — with nothing recorded meanwhile, and for a
+/// FIELD account the day its ranking figures change (the run keeps the ranking current). Every
 /// recorded change (a mutation) sets it to that day itself, so the next run looks again.
 /// Conservative by construction: a day listed here may turn out to change nothing; a day
 /// that changes something is never missed (a test compares the streamed run with a pass
@@ -127,8 +128,8 @@ enum EvaluationSchedule {
     static let never = Int(Int32.max)
 
     /// The next day after `day` (the day `account` was just evaluated for, its delinquency
-    /// as of that day) on which to evaluate it again.
-    static func nextDay(after day: CivilDate, account: AccountsV1.Account, delinquency: DelinquencyPolicy,
+    /// and risk as of that day, with `contacts`) on which to evaluate it again.
+    static func nextDay(after day: CivilDate, account: AccountsV1.Account, contacts: ContactStats, delinquency: DelinquencyPolicy,
                         risk: RiskScorecard) -> Int {
         if account.stage == .settled || account.stage == .writtenOff { return never }
         let d = day.dayNumber
@@ -151,7 +152,10 @@ enum EvaluationSchedule {
         }
         let dpd = Int(account.daysPastDue)
         if dpd > 0 {
-            if dpd * risk.pointsPerDayPastDue < risk.maxDaysPastDuePoints { consider(d + 1) }
+            if let tierDay = tierChangeDay(after: day, account: account, contacts: contacts, delinquency: delinquency, risk: risk) {
+                consider(tierDay)
+            }
+            if account.stage == .field { consider(CandidateRank.figuresChangeDay(account, today: day, risk: risk).dayNumber) }
             if let oldest = account.oldestUnpaidDueDate.flatMap(CivilDate.init) {
                 for threshold in [delinquency.reminderFromDPD, delinquency.remoteFromDPD, delinquency.fieldFromDPD] where threshold > dpd {
                     consider(oldest.dayNumber + threshold)
@@ -159,5 +163,27 @@ enum EvaluationSchedule {
             }
         }
         return next
+    }
+
+    /// The first day after `day` on which days past due alone move the risk score into
+    /// another tier, before the next due date (which is a day of its own) and while the
+    /// days-past-due points still grow; nil when they do not.
+    static func tierChangeDay(after day: CivilDate, account: AccountsV1.Account, contacts: ContactStats,
+                              delinquency: DelinquencyPolicy, risk: RiskScorecard) -> Int? {
+        let dpd = Int(account.daysPastDue)
+        guard risk.pointsPerDayPastDue > 0, dpd * risk.pointsPerDayPastDue < risk.maxDaysPastDuePoints else { return nil }
+        let asOf = Delinquency.compute(instalments: account.instalments, asOf: day, policy: delinquency)
+        var inputs = RiskScorecard.inputs(of: account, delinquency: asOf, today: day, remoteAttempts: contacts.remote,
+                                          connectedAttempts: contacts.connected)
+        let tier = RiskScorecard.tier(score: risk.score(inputs))
+        let nextDue = account.instalments.compactMap { $0.dueDate.flatMap(CivilDate.init)?.dayNumber }.filter { $0 >= day.dayNumber }.min()
+        let capDays = (risk.maxDaysPastDuePoints + risk.pointsPerDayPastDue - 1) / risk.pointsPerDayPastDue - dpd
+        let horizon = min(capDays, (nextDue ?? Int.max) - day.dayNumber)
+        guard horizon >= 1 else { return nil }
+        for ahead in 1...horizon {
+            inputs.daysPastDue = dpd + ahead
+            if RiskScorecard.tier(score: risk.score(inputs)) != tier { return day.dayNumber + ahead }
+        }
+        return nil
     }
 }

@@ -65,6 +65,24 @@ public struct RiskScorecard: Sendable, Hashable {
         }
     }
 
+    /// The score of `inputs` alone (what `assess` computes, without the explanations): for
+    /// finding the day a tier will change.
+    public func score(_ inputs: Inputs) -> Int {
+        let dpd = max(0, inputs.daysPastDue)
+        var total = base - min(dpd * pointsPerDayPastDue, maxDaysPastDuePoints)
+        let ratio = inputs.outstandingMinor > 0 ? Int(min(inputs.overdueMinor, inputs.outstandingMinor) * 10_000 / inputs.outstandingMinor) : 0
+        total -= (ratio / 50) * pointsPer50bpOverdueRatio
+        if inputs.pastInstalments > 0 {
+            total += (min(inputs.paidOnTime, inputs.pastInstalments) * 10_000 / inputs.pastInstalments - 5_000) / onTimeHistoryDivisor
+        }
+        total -= min(max(0, inputs.brokenPromises) * pointsPerBrokenPromise, maxBrokenPromisePoints)
+        if inputs.remoteAttempts > 0 {
+            total += (min(inputs.connectedAttempts, inputs.remoteAttempts) * 10_000 / inputs.remoteAttempts - 5_000) / contactSuccessDivisor
+        }
+        total -= Int(min(max(0, inputs.overdueMinor) / minorUnitsPerOverdueAmountPoint, Int64(maxOverdueAmountPoints)))
+        return min(1000, max(0, total))
+    }
+
     /// Scores `inputs`; `factors` lists the five largest contributions (by magnitude).
     public func assess(_ inputs: Inputs, assessedMs: Int64) -> AccountsV1.RiskAssessment {
         var factors: [AccountsV1.RiskFactor] = []
