@@ -11,7 +11,7 @@ import Validation
 /// A run reads only the accounts whose next evaluation day has come (column
 /// `next_evaluation_day`, `EvaluationSchedule`), in (day, row) order, and works through
 /// them in short write transactions — each commits once it has run for
-/// `evaluationTransactionBudget` (4 ms on SQLite) — so a payment never waits behind a whole
+/// `evaluationTransactionBudget` (8 ms on SQLite) — so a payment never waits behind a whole
 /// batch. A
 /// request id acts once: its response is remembered after the batch; a retry after a crash
 /// mid-batch re-runs it, and the accounts already done are no longer due.
@@ -62,7 +62,7 @@ extension AccountsService {
         let bound = (asOf ?? latestToday).dayNumber
         let streamed = ids.isEmpty && !configuration.evaluateEveryAccount
         let budget = configuration.evaluationTransactionBudget
-            ?? (store.database.dialect == .postgres ? .milliseconds(100) : .milliseconds(4))
+            ?? (store.database.dialect == .postgres ? .milliseconds(100) : .milliseconds(8))
         var tally = EvaluationTally()
         var remaining = batch
         var exhausted = false

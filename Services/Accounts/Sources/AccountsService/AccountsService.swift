@@ -29,7 +29,7 @@ public struct AccountsService: Sendable {
         /// result; the full pass is the reference the streamed one is tested against. Default false.
         public var evaluateEveryAccount = false
         /// How long one EvaluateStages write transaction may run before it commits and the next
-        /// begins. Default: 4 ms on SQLite, whose one writer makes every payment wait for it;
+        /// begins. Default: 8 ms on SQLite, whose one writer makes every payment wait for it;
         /// 100 ms on PostgreSQL, where the run locks only the accounts it evaluates and each
         /// commit costs a flush.
         public var evaluationTransactionBudget: Duration?
