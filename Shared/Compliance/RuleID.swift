@@ -60,6 +60,7 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
     // MARK: Scheduling: state machines and the contact budget
 
     case appointmentState = "appointment-state"
+    case agencyState = "agency-state"
     case suspensionLifted = "suspension-lifted"
     case dailySMS = "daily-sms"
 
@@ -141,6 +142,7 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
         case .accountHold: "An account on hold is not contacted"
         case .debtorLocation: "The debtor's address has coordinates"
         case .appointmentState: "An appointment changes only as its state machine allows"
+        case .agencyState: "An agency's whitelist status changes only as its lifecycle allows: ACTIVE to SUSPENDED and back, either to EXITED, and never from EXITED"
         case .suspensionLifted: "A suspension is lifted once"
         case .dailySMS: "Text messages per debtor per day (no built-in pack limits them)"
         case .checkInWindow: "A collector checks in only around the booked window"

@@ -11,10 +11,11 @@ extension SchedulingV1 {
         case unspecified
         /// On the whitelist; may be booked.
         case active
-        /// Temporarily off the whitelist (e.g. pending re-inspection); fails
-        /// `agency-status`.
+        /// Temporarily off the whitelist (SuspendAgency, or a FAILED inspection;
+        /// e.g. pending re-inspection); fails `agency-status`.
         case suspended
-        /// Removed from the whitelist (exit); fails `agency-status`.
+        /// Removed from the whitelist for good (ExitAgency); fails
+        /// `agency-status`. Final.
         case exited
         /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
         case unrecognized(Int32)
@@ -60,6 +61,59 @@ extension SchedulingV1 {
             case "AGENCY_STATUS_ACTIVE": self = .active
             case "AGENCY_STATUS_SUSPENDED": self = .suspended
             case "AGENCY_STATUS_EXITED": self = .exited
+            default: return nil
+            }
+        }
+    }
+
+    /// What an agency inspection found.
+    public enum InspectionResult: ProtoEnum, CaseIterable {
+        /// Not set; INVALID_ARGUMENT.
+        case unspecified
+        /// The agency passed: last_inspection_date moves to the inspection date.
+        case passed
+        /// The agency failed: it is suspended.
+        case failed
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [InspectionResult] = [.unspecified, .passed, .failed]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .passed
+            case 2: self = .failed
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .passed: return 1
+            case .failed: return 2
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "INSPECTION_RESULT_UNSPECIFIED"
+            case .passed: return "INSPECTION_RESULT_PASSED"
+            case .failed: return "INSPECTION_RESULT_FAILED"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "INSPECTION_RESULT_UNSPECIFIED": self = .unspecified
+            case "INSPECTION_RESULT_PASSED": self = .passed
+            case "INSPECTION_RESULT_FAILED": self = .failed
             default: return nil
             }
         }
@@ -179,6 +233,67 @@ extension SchedulingV1 {
             case "SUSPENSION_REASON_AGENCY_DECISION": self = .agencyDecision
             case "SUSPENSION_REASON_CREDENTIAL_REVIEW": self = .credentialReview
             case "SUSPENSION_REASON_OTHER": self = .other
+            default: return nil
+            }
+        }
+    }
+
+    /// What expires.
+    public enum ExpiryKind: ProtoEnum, CaseIterable {
+        /// Not set.
+        case unspecified
+        /// An agency's licence (Agency.licence_expiry_date; `agency-licence`).
+        case agencyLicence
+        /// An agency's inspection falling due (Agency.last_inspection_date plus
+        /// the pack's inspection period; `agency-inspection`).
+        case agencyInspection
+        /// A collector's certification (Collector.certification_expiry_date;
+        /// `collector-certification`).
+        case collectorCertification
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [ExpiryKind] = [.unspecified, .agencyLicence, .agencyInspection, .collectorCertification]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .agencyLicence
+            case 2: self = .agencyInspection
+            case 3: self = .collectorCertification
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .agencyLicence: return 1
+            case .agencyInspection: return 2
+            case .collectorCertification: return 3
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "EXPIRY_KIND_UNSPECIFIED"
+            case .agencyLicence: return "EXPIRY_KIND_AGENCY_LICENCE"
+            case .agencyInspection: return "EXPIRY_KIND_AGENCY_INSPECTION"
+            case .collectorCertification: return "EXPIRY_KIND_COLLECTOR_CERTIFICATION"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "EXPIRY_KIND_UNSPECIFIED": self = .unspecified
+            case "EXPIRY_KIND_AGENCY_LICENCE": self = .agencyLicence
+            case "EXPIRY_KIND_AGENCY_INSPECTION": self = .agencyInspection
+            case "EXPIRY_KIND_COLLECTOR_CERTIFICATION": self = .collectorCertification
             default: return nil
             }
         }
@@ -644,9 +759,13 @@ extension SchedulingV1 {
         /// 1-500 distinct codes.
         public var regionsServed: [String] = []
         /// Date of the last annual inspection. Required; bookings need the visit
-        /// date to be within 12 months after it (`agency-inspection`).
+        /// date to be within 12 months after it (`agency-inspection`). Afterwards
+        /// moved forward only by a PASSED RecordInspection (UpdateAgency does not
+        /// change it).
         public var lastInspectionDate: TypeV1.Date? = nil
-        /// Output only (ACTIVE on registration). Whitelist status.
+        /// Output only (ACTIVE on registration). Whitelist status; changed by
+        /// SuspendAgency, ReinstateAgency, ExitAgency and a FAILED
+        /// RecordInspection.
         public var status: SchedulingV1.AgencyStatus = .init()
         /// Output only. Why the status is not ACTIVE; empty when ACTIVE.
         public var statusReason: String = ""
@@ -656,6 +775,20 @@ extension SchedulingV1 {
         public var createdMs: Int64 = 0
         /// Output only. When last changed.
         public var updatedMs: Int64 = 0
+        /// Visits a day the agency declares its crews can make, all regions
+        /// together; 0 = not declared. At most 100000. Shown to planners: bookings
+        /// are limited per collector (`collector-capacity`), not by this number.
+        public var dailyVisitCapacity: Int32 = 0
+        /// Whom the platform contacts at the agency (renewals, inspections,
+        /// complaints). Optional: absent = none on record.
+        public var contact: SchedulingV1.ContactDetails? = nil
+        /// Output only. The inspections recorded with RecordInspection, oldest
+        /// first; the 50 most recent are kept. The inspection given at
+        /// registration is only in last_inspection_date.
+        public var inspections: [SchedulingV1.AgencyInspection] = []
+        /// Output only. Every status change, oldest first; the 50 most recent are
+        /// kept.
+        public var statusChanges: [SchedulingV1.AgencyStatusChange] = []
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -672,7 +805,11 @@ extension SchedulingV1 {
             statusReason: String = "",
             version: Int64 = 0,
             createdMs: Int64 = 0,
-            updatedMs: Int64 = 0
+            updatedMs: Int64 = 0,
+            dailyVisitCapacity: Int32 = 0,
+            contact: SchedulingV1.ContactDetails? = nil,
+            inspections: [SchedulingV1.AgencyInspection] = [],
+            statusChanges: [SchedulingV1.AgencyStatusChange] = []
         ) {
             self.id = id
             self.displayName = displayName
@@ -685,6 +822,10 @@ extension SchedulingV1 {
             self.version = version
             self.createdMs = createdMs
             self.updatedMs = updatedMs
+            self.dailyVisitCapacity = dailyVisitCapacity
+            self.contact = contact
+            self.inspections = inspections
+            self.statusChanges = statusChanges
         }
     }
 
@@ -705,6 +846,333 @@ extension SchedulingV1 {
         ) {
             self.requestId = requestId
             self.agency = agency
+        }
+    }
+
+    /// How to reach a person or an office.
+    public struct ContactDetails: ProtoMessage {
+        /// Whom to ask for. Optional, 0-100 characters.
+        public var name: String = ""
+        /// Phone number as dialled, e.g. "+86 21 5888 0000". 0-32 characters of
+        /// digits, spaces and + - ( ), with at least 5 digits when set.
+        public var phone: String = ""
+        /// E-mail address. 0-254 characters without spaces, with text on both
+        /// sides of one "@". A ContactDetails that is present needs a phone or an
+        /// e-mail address ("contact.phone: required").
+        public var email: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            name: String = "",
+            phone: String = "",
+            email: String = ""
+        ) {
+            self.name = name
+            self.phone = phone
+            self.email = email
+        }
+    }
+
+    /// One inspection of an agency, as recorded with RecordInspection.
+    public struct AgencyInspection: ProtoMessage {
+        /// The day of the inspection.
+        public var inspectionDate: TypeV1.Date? = nil
+        /// What it found.
+        public var result: SchedulingV1.InspectionResult = .init()
+        /// Who inspected (a name, an authority). 1-200 characters.
+        public var inspector: String = ""
+        /// What was found, for people. 0-2000 characters; set when FAILED.
+        public var findings: String = ""
+        /// Who recorded it.
+        public var recordedBy: TypeV1.Actor? = nil
+        /// When it was recorded.
+        public var recordedMs: Int64 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            inspectionDate: TypeV1.Date? = nil,
+            result: SchedulingV1.InspectionResult = .init(),
+            inspector: String = "",
+            findings: String = "",
+            recordedBy: TypeV1.Actor? = nil,
+            recordedMs: Int64 = 0
+        ) {
+            self.inspectionDate = inspectionDate
+            self.result = result
+            self.inspector = inspector
+            self.findings = findings
+            self.recordedBy = recordedBy
+            self.recordedMs = recordedMs
+        }
+    }
+
+    /// One change of an agency's whitelist status.
+    public struct AgencyStatusChange: ProtoMessage {
+        /// The status before the change.
+        public var previousStatus: SchedulingV1.AgencyStatus = .init()
+        /// The status after it.
+        public var status: SchedulingV1.AgencyStatus = .init()
+        /// Why, as given by the caller (or naming the failed inspection).
+        public var reason: String = ""
+        /// Who changed it.
+        public var changedBy: TypeV1.Actor? = nil
+        /// When.
+        public var changedMs: Int64 = 0
+        /// How many future appointments of the agency the change cancelled (a
+        /// suspension or an exit); 0 otherwise.
+        public var appointmentsCancelled: Int32 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            previousStatus: SchedulingV1.AgencyStatus = .init(),
+            status: SchedulingV1.AgencyStatus = .init(),
+            reason: String = "",
+            changedBy: TypeV1.Actor? = nil,
+            changedMs: Int64 = 0,
+            appointmentsCancelled: Int32 = 0
+        ) {
+            self.previousStatus = previousStatus
+            self.status = status
+            self.reason = reason
+            self.changedBy = changedBy
+            self.changedMs = changedMs
+            self.appointmentsCancelled = appointmentsCancelled
+        }
+    }
+
+    /// Request of Scheduling.GetAgency.
+    public struct GetAgencyRequest: ProtoMessage {
+        /// The agency. Required.
+        public var agencyId: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            agencyId: String = ""
+        ) {
+            self.agencyId = agencyId
+        }
+    }
+
+    /// Request of Scheduling.ListAgencies. Filters combine with AND.
+    public struct ListAgenciesRequest: ProtoMessage {
+        /// Page size: default 50, max 500.
+        public var pageSize: Int32 = 0
+        /// Opaque token from a previous response; empty for the first page.
+        public var pageToken: String = ""
+        /// Only agencies with this status; UNSPECIFIED = any.
+        public var status: SchedulingV1.AgencyStatus = .init()
+        /// Only agencies serving this region (Address.region_code).
+        public var regionCode: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            pageSize: Int32 = 0,
+            pageToken: String = "",
+            status: SchedulingV1.AgencyStatus = .init(),
+            regionCode: String = ""
+        ) {
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+            self.status = status
+            self.regionCode = regionCode
+        }
+    }
+
+    /// Response of Scheduling.ListAgencies.
+    public struct ListAgenciesResponse: ProtoMessage {
+        /// The page, in registration order.
+        public var agencies: [SchedulingV1.Agency] = []
+        /// Token for the next page; empty when this is the last page.
+        public var nextPageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            agencies: [SchedulingV1.Agency] = [],
+            nextPageToken: String = ""
+        ) {
+            self.agencies = agencies
+            self.nextPageToken = nextPageToken
+        }
+    }
+
+    /// Request of Scheduling.UpdateAgency.
+    public struct UpdateAgencyRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key. Required.
+        public var requestId: String = ""
+        /// The agency. Required.
+        public var agencyId: String = ""
+        /// 0 = don't check; else must equal the agency's version (ABORTED).
+        public var expectedVersion: Int64 = 0
+        /// The new values. Required. Only the fields named in update_mask are
+        /// read, each validated as on RegisterAgency (errors name "agency.<field>").
+        public var agency: SchedulingV1.Agency? = nil
+        /// The fields to change, by name: "display_name", "licence_number",
+        /// "licence_expiry_date", "regions_served", "daily_visit_capacity",
+        /// "contact" (a whole field is replaced; an unset contact removes it).
+        /// Required, each at most once; any other name is INVALID_ARGUMENT naming
+        /// its entry, e.g. "update_mask[0]".
+        public var updateMask: [String] = []
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            agencyId: String = "",
+            expectedVersion: Int64 = 0,
+            agency: SchedulingV1.Agency? = nil,
+            updateMask: [String] = []
+        ) {
+            self.requestId = requestId
+            self.agencyId = agencyId
+            self.expectedVersion = expectedVersion
+            self.agency = agency
+            self.updateMask = updateMask
+        }
+    }
+
+    /// Request of Scheduling.RecordInspection.
+    public struct RecordInspectionRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key. Required.
+        public var requestId: String = ""
+        /// The agency. Required.
+        public var agencyId: String = ""
+        /// 0 = don't check; else must equal the agency's version (ABORTED).
+        public var expectedVersion: Int64 = 0
+        /// The day of the inspection. Required; not after today (UTC).
+        public var inspectionDate: TypeV1.Date? = nil
+        /// What it found. Required.
+        public var result: SchedulingV1.InspectionResult = .init()
+        /// Who inspected. Required, 1-200 characters.
+        public var inspector: String = ""
+        /// What was found. Required for FAILED (it names the suspension),
+        /// optional for PASSED; at most 2000 characters.
+        public var findings: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            agencyId: String = "",
+            expectedVersion: Int64 = 0,
+            inspectionDate: TypeV1.Date? = nil,
+            result: SchedulingV1.InspectionResult = .init(),
+            inspector: String = "",
+            findings: String = ""
+        ) {
+            self.requestId = requestId
+            self.agencyId = agencyId
+            self.expectedVersion = expectedVersion
+            self.inspectionDate = inspectionDate
+            self.result = result
+            self.inspector = inspector
+            self.findings = findings
+        }
+    }
+
+    /// Request of Scheduling.SuspendAgency.
+    public struct SuspendAgencyRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key. Required.
+        public var requestId: String = ""
+        /// The agency. Required.
+        public var agencyId: String = ""
+        /// 0 = don't check; else must equal the agency's version (ABORTED).
+        public var expectedVersion: Int64 = 0
+        /// Why. Required, 1-500 characters; becomes status_reason and is quoted
+        /// by `agency-status` refusals and in the cancelled appointments' note.
+        public var reason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            agencyId: String = "",
+            expectedVersion: Int64 = 0,
+            reason: String = ""
+        ) {
+            self.requestId = requestId
+            self.agencyId = agencyId
+            self.expectedVersion = expectedVersion
+            self.reason = reason
+        }
+    }
+
+    /// Request of Scheduling.ReinstateAgency.
+    public struct ReinstateAgencyRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key. Required.
+        public var requestId: String = ""
+        /// The agency. Required.
+        public var agencyId: String = ""
+        /// 0 = don't check; else must equal the agency's version (ABORTED).
+        public var expectedVersion: Int64 = 0
+        /// Why. Required, 1-500 characters.
+        public var reason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            agencyId: String = "",
+            expectedVersion: Int64 = 0,
+            reason: String = ""
+        ) {
+            self.requestId = requestId
+            self.agencyId = agencyId
+            self.expectedVersion = expectedVersion
+            self.reason = reason
+        }
+    }
+
+    /// Request of Scheduling.ExitAgency.
+    public struct ExitAgencyRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key. Required.
+        public var requestId: String = ""
+        /// The agency. Required.
+        public var agencyId: String = ""
+        /// 0 = don't check; else must equal the agency's version (ABORTED).
+        public var expectedVersion: Int64 = 0
+        /// Why. Required, 1-500 characters; becomes status_reason.
+        public var reason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            agencyId: String = "",
+            expectedVersion: Int64 = 0,
+            reason: String = ""
+        ) {
+            self.requestId = requestId
+            self.agencyId = agencyId
+            self.expectedVersion = expectedVersion
+            self.reason = reason
         }
     }
 
@@ -798,6 +1266,8 @@ extension SchedulingV1 {
         public var createdMs: Int64 = 0
         /// Output only. When last changed.
         public var updatedMs: Int64 = 0
+        /// How to reach the collector at work. Optional: absent = none on record.
+        public var contact: SchedulingV1.ContactDetails? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -819,7 +1289,8 @@ extension SchedulingV1 {
             suspensions: [SchedulingV1.Suspension] = [],
             version: Int64 = 0,
             createdMs: Int64 = 0,
-            updatedMs: Int64 = 0
+            updatedMs: Int64 = 0,
+            contact: SchedulingV1.ContactDetails? = nil
         ) {
             self.id = id
             self.agencyId = agencyId
@@ -837,6 +1308,7 @@ extension SchedulingV1 {
             self.version = version
             self.createdMs = createdMs
             self.updatedMs = updatedMs
+            self.contact = contact
         }
     }
 
@@ -939,6 +1411,221 @@ extension SchedulingV1 {
             self.expectedVersion = expectedVersion
             self.note = note
             self.suspension = suspension
+        }
+    }
+
+    /// Request of Scheduling.GetCollector.
+    public struct GetCollectorRequest: ProtoMessage {
+        /// The collector. Required.
+        public var collectorId: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            collectorId: String = ""
+        ) {
+            self.collectorId = collectorId
+        }
+    }
+
+    /// Request of Scheduling.ListCollectors. Filters combine with AND.
+    public struct ListCollectorsRequest: ProtoMessage {
+        /// Page size: default 50, max 500.
+        public var pageSize: Int32 = 0
+        /// Opaque token from a previous response; empty for the first page.
+        public var pageToken: String = ""
+        /// Only this agency's collectors (forced for agency_manager tokens).
+        public var agencyId: String = ""
+        /// Only collectors with this status; UNSPECIFIED = any.
+        public var status: SchedulingV1.CollectorStatus = .init()
+        /// Only collectors working in this region.
+        public var regionCode: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            pageSize: Int32 = 0,
+            pageToken: String = "",
+            agencyId: String = "",
+            status: SchedulingV1.CollectorStatus = .init(),
+            regionCode: String = ""
+        ) {
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+            self.agencyId = agencyId
+            self.status = status
+            self.regionCode = regionCode
+        }
+    }
+
+    /// Response of Scheduling.ListCollectors.
+    public struct ListCollectorsResponse: ProtoMessage {
+        /// The page, in registration order.
+        public var collectors: [SchedulingV1.Collector] = []
+        /// Token for the next page; empty when this is the last page.
+        public var nextPageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            collectors: [SchedulingV1.Collector] = [],
+            nextPageToken: String = ""
+        ) {
+            self.collectors = collectors
+            self.nextPageToken = nextPageToken
+        }
+    }
+
+    /// Request of Scheduling.UpdateCollector.
+    public struct UpdateCollectorRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key. Required.
+        public var requestId: String = ""
+        /// The collector. Required.
+        public var collectorId: String = ""
+        /// 0 = don't check; else must equal the collector's version (ABORTED).
+        public var expectedVersion: Int64 = 0
+        /// The new values. Required. Only the fields named in update_mask are
+        /// read; the collector as changed is validated as on RegisterCollector
+        /// (errors name "collector.<field>").
+        public var collector: SchedulingV1.Collector? = nil
+        /// The fields to change, by name: "full_name", "certification_number",
+        /// "certification_expiry_date", "region_code", "home_location",
+        /// "time_zone", "shift_start", "shift_end", "daily_capacity", "contact"
+        /// (a whole field is replaced; an unset contact removes it). Required,
+        /// each at most once; any other name is INVALID_ARGUMENT naming its entry.
+        public var updateMask: [String] = []
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            collectorId: String = "",
+            expectedVersion: Int64 = 0,
+            collector: SchedulingV1.Collector? = nil,
+            updateMask: [String] = []
+        ) {
+            self.requestId = requestId
+            self.collectorId = collectorId
+            self.expectedVersion = expectedVersion
+            self.collector = collector
+            self.updateMask = updateMask
+        }
+    }
+
+    /// Request of Scheduling.ListExpiring.
+    public struct ListExpiringRequest: ProtoMessage {
+        /// How far ahead to look, in days: items whose last valid day is at most
+        /// this many days after today (or has passed). Required, 1-365.
+        public var withinDays: Int32 = 0
+        /// Only this agency and its collectors (forced for agency_manager tokens).
+        public var agencyId: String = ""
+        /// Page size: default 50, max 500.
+        public var pageSize: Int32 = 0
+        /// Opaque token from a previous response; empty for the first page.
+        public var pageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            withinDays: Int32 = 0,
+            agencyId: String = "",
+            pageSize: Int32 = 0,
+            pageToken: String = ""
+        ) {
+            self.withinDays = withinDays
+            self.agencyId = agencyId
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+        }
+    }
+
+    /// One licence, inspection or certification that runs out soon.
+    public struct ExpiringItem: ProtoMessage {
+        /// What expires.
+        public var kind: SchedulingV1.ExpiryKind = .init()
+        /// The agency ("agy_…") or collector ("col_…") it belongs to.
+        public var resourceId: String = ""
+        /// The agency: the resource itself, or the collector's agency.
+        public var agencyId: String = ""
+        /// The agency's display_name or the collector's full_name.
+        public var name: String = ""
+        /// The licence or certification number; for an inspection, the date of
+        /// the last inspection ("2025-04-01").
+        public var reference: String = ""
+        /// The last day a visit may be booked with it (the expiry date, or the
+        /// last day of the inspection period); visits after it are refused.
+        public var lastValidDate: TypeV1.Date? = nil
+        /// Days from as_of_date to last_valid_date; negative once it has passed.
+        public var daysLeft: Int32 = 0
+        /// The rule that refuses bookings after last_valid_date:
+        /// `agency-licence`, `agency-inspection` or `collector-certification`.
+        public var ruleId: String = ""
+        /// What expires, for people, e.g. "licence SH-COLL-2024-0001 of agency
+        /// agy_… valid until 2026-04-09 (30 days)".
+        public var detail: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            kind: SchedulingV1.ExpiryKind = .init(),
+            resourceId: String = "",
+            agencyId: String = "",
+            name: String = "",
+            reference: String = "",
+            lastValidDate: TypeV1.Date? = nil,
+            daysLeft: Int32 = 0,
+            ruleId: String = "",
+            detail: String = ""
+        ) {
+            self.kind = kind
+            self.resourceId = resourceId
+            self.agencyId = agencyId
+            self.name = name
+            self.reference = reference
+            self.lastValidDate = lastValidDate
+            self.daysLeft = daysLeft
+            self.ruleId = ruleId
+            self.detail = detail
+        }
+    }
+
+    /// Response of Scheduling.ListExpiring.
+    public struct ListExpiringResponse: ProtoMessage {
+        /// The page, by last valid day, then kind, then resource id.
+        public var items: [SchedulingV1.ExpiringItem] = []
+        /// Token for the next page; empty when this is the last page.
+        public var nextPageToken: String = ""
+        /// Today in time_zone, from which days_left is counted.
+        public var asOfDate: TypeV1.Date? = nil
+        /// The service's default time zone (IANA), in which as_of_date is meant.
+        public var timeZone: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            items: [SchedulingV1.ExpiringItem] = [],
+            nextPageToken: String = "",
+            asOfDate: TypeV1.Date? = nil,
+            timeZone: String = ""
+        ) {
+            self.items = items
+            self.nextPageToken = nextPageToken
+            self.asOfDate = asOfDate
+            self.timeZone = timeZone
         }
     }
 
@@ -2202,6 +2889,17 @@ extension SchedulingV1 {
     ///   RegisterCollector     yes       -           own             -          -
     ///   SuspendCollector      yes       yes         own (1)         -          yes
     ///   ReinstateCollector    yes       yes         own (1)         -          yes
+    ///   GetAgency             yes       yes         own             -          yes
+    ///   ListAgencies          yes       yes         own (2)         -          yes
+    ///   UpdateAgency          yes       -           -               -          -
+    ///   RecordInspection      yes       -           -               -          -
+    ///   SuspendAgency         yes       -           -               -          -
+    ///   ReinstateAgency       yes       -           -               -          -
+    ///   ExitAgency            yes       -           -               -          -
+    ///   GetCollector          yes       yes         own             -          yes
+    ///   ListCollectors        yes       yes         own (2)         -          yes
+    ///   UpdateCollector       yes       -           -               -          -
+    ///   ListExpiring          yes       yes         own (2)         -          yes
     ///   CheckCompliance       yes       yes         own             -          yes
     ///   BookAppointment       yes       -           own             -          -
     ///   ConfirmAppointment    yes       -           own             -          -
@@ -2309,6 +3007,127 @@ extension SchedulingV1 {
         public static let reinstateCollector = MethodDescriptor<SchedulingV1.ReinstateCollectorRequest, SchedulingV1.Collector>(
             service: name, method: "ReinstateCollector", isServerStreaming: false)
 
+        /// Reads an agency.
+        ///
+        /// Errors: NOT_FOUND (for an agency manager, also any other agency).
+        public static let getAgency = MethodDescriptor<SchedulingV1.GetAgencyRequest, SchedulingV1.Agency>(
+            service: name, method: "GetAgency", isServerStreaming: false)
+
+        /// Lists the agencies matching the filters, in registration order
+        /// (created_ms, then id). An agency manager sees only its own agency.
+        ///
+        /// Errors: INVALID_ARGUMENT (region_code, status, page_token).
+        public static let listAgencies = MethodDescriptor<SchedulingV1.ListAgenciesRequest, SchedulingV1.ListAgenciesResponse>(
+            service: name, method: "ListAgencies", isServerStreaming: false)
+
+        /// Changes the fields of an agency named in update_mask: a licence renewal
+        /// (licence_number, licence_expiry_date), regions_served,
+        /// daily_visit_capacity, contact. The inspection date changes only through
+        /// RecordInspection, the status only through SuspendAgency,
+        /// ReinstateAgency and ExitAgency.
+        ///
+        /// Errors: NOT_FOUND; ABORTED; INVALID_ARGUMENT (e.g. "update_mask[1]:
+        /// 'status' cannot be updated", "agency.licence_expiry_date: required");
+        /// ALREADY_EXISTS (another agency has the licence_number);
+        /// FAILED_PRECONDITION `agency-state` (the agency has EXITED),
+        /// `agency-region` (a region dropped from regions_served is still the
+        /// region of one of the agency's collectors or of one of its appointments
+        /// that has not ended).
+        public static let updateAgency = MethodDescriptor<SchedulingV1.UpdateAgencyRequest, SchedulingV1.Agency>(
+            service: name, method: "UpdateAgency", isServerStreaming: false)
+
+        /// Records an inspection of an agency in its history. A PASSED inspection
+        /// moves last_inspection_date forward to its date (never back), so that
+        /// `agency-inspection` passes again for visits within the pack's period
+        /// after it; it does not lift a suspension (ReinstateAgency does). A FAILED
+        /// inspection suspends an ACTIVE agency as SuspendAgency does (its future
+        /// appointments are cancelled), with a status_reason naming the
+        /// inspection; a SUSPENDED agency stays SUSPENDED with that reason.
+        ///
+        /// Errors: NOT_FOUND; ABORTED; INVALID_ARGUMENT (e.g. "inspection_date:
+        /// must not be after today (2026-03-10)", "findings: required" for a
+        /// FAILED inspection); FAILED_PRECONDITION `agency-state` (EXITED).
+        public static let recordInspection = MethodDescriptor<SchedulingV1.RecordInspectionRequest, SchedulingV1.Agency>(
+            service: name, method: "RecordInspection", isServerStreaming: false)
+
+        /// Takes an ACTIVE agency off the whitelist until it is reinstated
+        /// (ACTIVE -> SUSPENDED): bookings and reschedules with its collectors fail
+        /// `agency-status`, and so do their check-ins and plans. In the same
+        /// transaction every appointment of the agency that is PROPOSED, NOTIFIED
+        /// or CONFIRMED and starts after now is cancelled with reason
+        /// CANCELLATION_REASON_COMPLIANCE, each with a cancellation notice to the
+        /// debtor when its notice was delivered or is still pending, exactly as
+        /// CancelAppointment does. The change is added to status_changes with the
+        /// reason, the caller and the number of appointments cancelled.
+        ///
+        /// Errors: NOT_FOUND; ABORTED; FAILED_PRECONDITION `agency-state` (not
+        /// ACTIVE).
+        public static let suspendAgency = MethodDescriptor<SchedulingV1.SuspendAgencyRequest, SchedulingV1.Agency>(
+            service: name, method: "SuspendAgency", isServerStreaming: false)
+
+        /// Puts a SUSPENDED agency back on the whitelist (SUSPENDED -> ACTIVE).
+        /// Appointments cancelled by the suspension stay cancelled.
+        ///
+        /// Errors: NOT_FOUND; ABORTED; FAILED_PRECONDITION `agency-state` (not
+        /// SUSPENDED).
+        public static let reinstateAgency = MethodDescriptor<SchedulingV1.ReinstateAgencyRequest, SchedulingV1.Agency>(
+            service: name, method: "ReinstateAgency", isServerStreaming: false)
+
+        /// Removes an agency from the whitelist for good (ACTIVE or SUSPENDED ->
+        /// EXITED): its future appointments are cancelled as by SuspendAgency, and
+        /// nothing changes an EXITED agency again.
+        ///
+        /// Errors: NOT_FOUND; ABORTED; FAILED_PRECONDITION `agency-state` (already
+        /// EXITED).
+        public static let exitAgency = MethodDescriptor<SchedulingV1.ExitAgencyRequest, SchedulingV1.Agency>(
+            service: name, method: "ExitAgency", isServerStreaming: false)
+
+        /// Reads a collector.
+        ///
+        /// Errors: NOT_FOUND (for an agency manager, also another agency's
+        /// collector).
+        public static let getCollector = MethodDescriptor<SchedulingV1.GetCollectorRequest, SchedulingV1.Collector>(
+            service: name, method: "GetCollector", isServerStreaming: false)
+
+        /// Lists the collectors matching the filters, in registration order
+        /// (created_ms, then id). An agency manager sees only its agency's
+        /// collectors.
+        ///
+        /// Errors: INVALID_ARGUMENT (agency_id, status, region_code, page_token).
+        public static let listCollectors = MethodDescriptor<SchedulingV1.ListCollectorsRequest, SchedulingV1.ListCollectorsResponse>(
+            service: name, method: "ListCollectors", isServerStreaming: false)
+
+        /// Changes the fields of a collector named in update_mask: a
+        /// certification renewal (certification_number,
+        /// certification_expiry_date), full_name, region_code, home_location,
+        /// the shift (time_zone, shift_start, shift_end), daily_capacity, contact.
+        /// The agency, status and suspensions are not changed here. Appointments
+        /// already booked are not judged again now; their check-in is
+        /// (CheckCompliance CHECK_IN).
+        ///
+        /// Errors: NOT_FOUND; ABORTED; INVALID_ARGUMENT (e.g. "collector.shift_end:
+        /// must be after shift_start"); ALREADY_EXISTS (another collector has the
+        /// certification_number); FAILED_PRECONDITION `agency-region` (region_code
+        /// not served by the agency).
+        public static let updateCollector = MethodDescriptor<SchedulingV1.UpdateCollectorRequest, SchedulingV1.Collector>(
+            service: name, method: "UpdateCollector", isServerStreaming: false)
+
+        /// Lists what will soon stop bookings, so that it is renewed in time: the
+        /// licences of agencies, their inspections falling due (last
+        /// inspection date plus the pack's inspection period; none when the pack
+        /// sets no period) and the certifications of their collectors, whose last
+        /// valid day is at most within_days days after today (or has passed),
+        /// for every agency that has not EXITED and its collectors. Today is the
+        /// date in the service's default time zone (as_of_date). Each item names
+        /// the resource, what expires, its last valid day and the rule that
+        /// refuses bookings after it (`agency-licence`, `agency-inspection`,
+        /// `collector-certification`). Ordered by last valid day, then kind, then
+        /// resource id. An agency manager sees only its own agency's items.
+        ///
+        /// Errors: INVALID_ARGUMENT ("within_days: must be between 1 and 365").
+        public static let listExpiring = MethodDescriptor<SchedulingV1.ListExpiringRequest, SchedulingV1.ListExpiringResponse>(
+            service: name, method: "ListExpiring", isServerStreaming: false)
+
         /// Dry run of a booking: evaluates every compliance rule and returns every
         /// violation. Changes nothing. Violations are not errors here: the RPC
         /// succeeds with compliant = false.
@@ -2415,7 +3234,7 @@ extension SchedulingV1 {
             service: name, method: "GetContactBudget", isServerStreaming: false)
 
         /// The `:path` of every method of the service.
-        public static let methodPaths: [String] = ["/doorstep.scheduling.v1.Scheduling/RegisterAgency", "/doorstep.scheduling.v1.Scheduling/RegisterCollector", "/doorstep.scheduling.v1.Scheduling/SuspendCollector", "/doorstep.scheduling.v1.Scheduling/ReinstateCollector", "/doorstep.scheduling.v1.Scheduling/CheckCompliance", "/doorstep.scheduling.v1.Scheduling/BookAppointment", "/doorstep.scheduling.v1.Scheduling/ConfirmAppointment", "/doorstep.scheduling.v1.Scheduling/RescheduleAppointment", "/doorstep.scheduling.v1.Scheduling/CancelAppointment", "/doorstep.scheduling.v1.Scheduling/CompleteAppointment", "/doorstep.scheduling.v1.Scheduling/GetAppointment", "/doorstep.scheduling.v1.Scheduling/ListAppointments", "/doorstep.scheduling.v1.Scheduling/PlanDay", "/doorstep.scheduling.v1.Scheduling/GetContactBudget"]
+        public static let methodPaths: [String] = ["/doorstep.scheduling.v1.Scheduling/RegisterAgency", "/doorstep.scheduling.v1.Scheduling/RegisterCollector", "/doorstep.scheduling.v1.Scheduling/SuspendCollector", "/doorstep.scheduling.v1.Scheduling/ReinstateCollector", "/doorstep.scheduling.v1.Scheduling/GetAgency", "/doorstep.scheduling.v1.Scheduling/ListAgencies", "/doorstep.scheduling.v1.Scheduling/UpdateAgency", "/doorstep.scheduling.v1.Scheduling/RecordInspection", "/doorstep.scheduling.v1.Scheduling/SuspendAgency", "/doorstep.scheduling.v1.Scheduling/ReinstateAgency", "/doorstep.scheduling.v1.Scheduling/ExitAgency", "/doorstep.scheduling.v1.Scheduling/GetCollector", "/doorstep.scheduling.v1.Scheduling/ListCollectors", "/doorstep.scheduling.v1.Scheduling/UpdateCollector", "/doorstep.scheduling.v1.Scheduling/ListExpiring", "/doorstep.scheduling.v1.Scheduling/CheckCompliance", "/doorstep.scheduling.v1.Scheduling/BookAppointment", "/doorstep.scheduling.v1.Scheduling/ConfirmAppointment", "/doorstep.scheduling.v1.Scheduling/RescheduleAppointment", "/doorstep.scheduling.v1.Scheduling/CancelAppointment", "/doorstep.scheduling.v1.Scheduling/CompleteAppointment", "/doorstep.scheduling.v1.Scheduling/GetAppointment", "/doorstep.scheduling.v1.Scheduling/ListAppointments", "/doorstep.scheduling.v1.Scheduling/PlanDay", "/doorstep.scheduling.v1.Scheduling/GetContactBudget"]
     }
 }
 
@@ -2436,6 +3255,10 @@ extension SchedulingV1.Agency {
         9: .init(name: "version", kind: .varint, repeated: false),
         10: .init(name: "created_ms", kind: .varint, repeated: false),
         11: .init(name: "updated_ms", kind: .varint, repeated: false),
+        12: .init(name: "daily_visit_capacity", kind: .varint, repeated: false),
+        13: .init(name: "contact", kind: .message({ SchedulingV1.ContactDetails.wireSchema }), repeated: false),
+        14: .init(name: "inspections", kind: .message({ SchedulingV1.AgencyInspection.wireSchema }), repeated: true),
+        15: .init(name: "status_changes", kind: .message({ SchedulingV1.AgencyStatusChange.wireSchema }), repeated: true),
     ])
 }
 
@@ -2461,6 +3284,16 @@ extension SchedulingV1.Agency: CMessageBridge {
         c.pointee.version = self.version
         c.pointee.created_ms = self.createdMs
         c.pointee.updated_ms = self.updatedMs
+        c.pointee.daily_visit_capacity = self.dailyVisitCapacity
+        if let value = self.contact { c.pointee.contact = try value.makeCStruct(in: arena) }
+        if !self.inspections.isEmpty {
+            c.pointee.n_inspections = self.inspections.count
+            c.pointee.inspections = try arena.array(self.inspections) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Scheduling__V1__AgencyInspection>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.statusChanges.isEmpty {
+            c.pointee.n_status_changes = self.statusChanges.count
+            c.pointee.status_changes = try arena.array(self.statusChanges) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Scheduling__V1__AgencyStatusChange>? in try element.makeCStruct(in: arena) }
+        }
     }
 
     init(copying c: UnsafePointer<Doorstep__Scheduling__V1__Agency>) {
@@ -2476,6 +3309,10 @@ extension SchedulingV1.Agency: CMessageBridge {
         self.version = c.pointee.version
         self.createdMs = c.pointee.created_ms
         self.updatedMs = c.pointee.updated_ms
+        self.dailyVisitCapacity = c.pointee.daily_visit_capacity
+        self.contact = c.pointee.contact.map { SchedulingV1.ContactDetails(copying: $0) }
+        self.inspections = swiftArray(c.pointee.inspections, c.pointee.n_inspections) { SchedulingV1.AgencyInspection(copying: $0!) }
+        self.statusChanges = swiftArray(c.pointee.status_changes, c.pointee.n_status_changes) { SchedulingV1.AgencyStatusChange(copying: $0!) }
     }
 }
 
@@ -2493,6 +3330,10 @@ extension SchedulingV1.Agency {
         if self.version != 0 { members.append(("version", .int64(self.version))) }
         if self.createdMs != 0 { members.append(("createdMs", .int64(self.createdMs))) }
         if self.updatedMs != 0 { members.append(("updatedMs", .int64(self.updatedMs))) }
+        if self.dailyVisitCapacity != 0 { members.append(("dailyVisitCapacity", .integer(Int64(self.dailyVisitCapacity)))) }
+        if let value = self.contact { members.append(("contact", value.jsonValue())) }
+        if !self.inspections.isEmpty { members.append(("inspections", .array(self.inspections.map { $0.jsonValue() }))) }
+        if !self.statusChanges.isEmpty { members.append(("statusChanges", .array(self.statusChanges.map { $0.jsonValue() }))) }
         return .object(members)
     }
 
@@ -2516,6 +3357,16 @@ extension SchedulingV1.Agency {
             case "version": self.version = try value.int64(fieldPath)
             case "createdMs", "created_ms": self.createdMs = try value.int64(fieldPath)
             case "updatedMs", "updated_ms": self.updatedMs = try value.int64(fieldPath)
+            case "dailyVisitCapacity", "daily_visit_capacity": self.dailyVisitCapacity = try value.int32(fieldPath)
+            case "contact": self.contact = try SchedulingV1.ContactDetails(json: value, path: fieldPath)
+            case "inspections":
+                self.inspections = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try SchedulingV1.AgencyInspection(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "statusChanges", "status_changes":
+                self.statusChanges = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try SchedulingV1.AgencyStatusChange(json: element, path: "\(fieldPath)[\(index)]")
+                }
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.Agency")
             }
         }
@@ -2569,6 +3420,710 @@ extension SchedulingV1.RegisterAgencyRequest {
             case "requestId", "request_id": self.requestId = try value.string(fieldPath)
             case "agency": self.agency = try SchedulingV1.Agency(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.RegisterAgencyRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.ContactDetails
+
+extension SchedulingV1.ContactDetails {
+    public static let protoMessageName = "doorstep.scheduling.v1.ContactDetails"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "name", kind: .string, repeated: false),
+        2: .init(name: "phone", kind: .string, repeated: false),
+        3: .init(name: "email", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.ContactDetails: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__ContactDetails
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__contact_details() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__ContactDetails>) { doorstep__scheduling__v1__contact_details__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__ContactDetails>, arena: Arena) throws(WireError) {
+        if !self.name.isEmpty { c.pointee.name = try arena.cString(self.name, field: "name") }
+        if !self.phone.isEmpty { c.pointee.phone = try arena.cString(self.phone, field: "phone") }
+        if !self.email.isEmpty { c.pointee.email = try arena.cString(self.email, field: "email") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__ContactDetails>) {
+        self.init()
+        self.name = swiftString(c.pointee.name)
+        self.phone = swiftString(c.pointee.phone)
+        self.email = swiftString(c.pointee.email)
+    }
+}
+
+extension SchedulingV1.ContactDetails {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.name.isEmpty { members.append(("name", .string(self.name))) }
+        if !self.phone.isEmpty { members.append(("phone", .string(self.phone))) }
+        if !self.email.isEmpty { members.append(("email", .string(self.email))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "name": self.name = try value.string(fieldPath)
+            case "phone": self.phone = try value.string(fieldPath)
+            case "email": self.email = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ContactDetails")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.AgencyInspection
+
+extension SchedulingV1.AgencyInspection {
+    public static let protoMessageName = "doorstep.scheduling.v1.AgencyInspection"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "inspection_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        2: .init(name: "result", kind: .varint, repeated: false),
+        3: .init(name: "inspector", kind: .string, repeated: false),
+        4: .init(name: "findings", kind: .string, repeated: false),
+        5: .init(name: "recorded_by", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        6: .init(name: "recorded_ms", kind: .varint, repeated: false),
+    ])
+}
+
+extension SchedulingV1.AgencyInspection: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__AgencyInspection
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__agency_inspection() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__AgencyInspection>) { doorstep__scheduling__v1__agency_inspection__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__AgencyInspection>, arena: Arena) throws(WireError) {
+        if let value = self.inspectionDate { c.pointee.inspection_date = try value.makeCStruct(in: arena) }
+        if self.result.rawValue != 0 { c.pointee.result = .init(rawValue: .init(truncatingIfNeeded: self.result.rawValue)) }
+        if !self.inspector.isEmpty { c.pointee.inspector = try arena.cString(self.inspector, field: "inspector") }
+        if !self.findings.isEmpty { c.pointee.findings = try arena.cString(self.findings, field: "findings") }
+        if let value = self.recordedBy { c.pointee.recorded_by = try value.makeCStruct(in: arena) }
+        c.pointee.recorded_ms = self.recordedMs
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__AgencyInspection>) {
+        self.init()
+        self.inspectionDate = c.pointee.inspection_date.map { TypeV1.Date(copying: $0) }
+        self.result = SchedulingV1.InspectionResult(rawValue: Int32(truncatingIfNeeded: c.pointee.result.rawValue))
+        self.inspector = swiftString(c.pointee.inspector)
+        self.findings = swiftString(c.pointee.findings)
+        self.recordedBy = c.pointee.recorded_by.map { TypeV1.Actor(copying: $0) }
+        self.recordedMs = c.pointee.recorded_ms
+    }
+}
+
+extension SchedulingV1.AgencyInspection {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if let value = self.inspectionDate { members.append(("inspectionDate", value.jsonValue())) }
+        if self.result.rawValue != 0 { members.append(("result", .enumValue(self.result))) }
+        if !self.inspector.isEmpty { members.append(("inspector", .string(self.inspector))) }
+        if !self.findings.isEmpty { members.append(("findings", .string(self.findings))) }
+        if let value = self.recordedBy { members.append(("recordedBy", value.jsonValue())) }
+        if self.recordedMs != 0 { members.append(("recordedMs", .int64(self.recordedMs))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "inspectionDate", "inspection_date": self.inspectionDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "result": self.result = try value.enumValue(SchedulingV1.InspectionResult.self, fieldPath)
+            case "inspector": self.inspector = try value.string(fieldPath)
+            case "findings": self.findings = try value.string(fieldPath)
+            case "recordedBy", "recorded_by": self.recordedBy = try TypeV1.Actor(json: value, path: fieldPath)
+            case "recordedMs", "recorded_ms": self.recordedMs = try value.int64(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.AgencyInspection")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.AgencyStatusChange
+
+extension SchedulingV1.AgencyStatusChange {
+    public static let protoMessageName = "doorstep.scheduling.v1.AgencyStatusChange"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "previous_status", kind: .varint, repeated: false),
+        2: .init(name: "status", kind: .varint, repeated: false),
+        3: .init(name: "reason", kind: .string, repeated: false),
+        4: .init(name: "changed_by", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        5: .init(name: "changed_ms", kind: .varint, repeated: false),
+        6: .init(name: "appointments_cancelled", kind: .varint, repeated: false),
+    ])
+}
+
+extension SchedulingV1.AgencyStatusChange: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__AgencyStatusChange
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__agency_status_change() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__AgencyStatusChange>) { doorstep__scheduling__v1__agency_status_change__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__AgencyStatusChange>, arena: Arena) throws(WireError) {
+        if self.previousStatus.rawValue != 0 { c.pointee.previous_status = .init(rawValue: .init(truncatingIfNeeded: self.previousStatus.rawValue)) }
+        if self.status.rawValue != 0 { c.pointee.status = .init(rawValue: .init(truncatingIfNeeded: self.status.rawValue)) }
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+        if let value = self.changedBy { c.pointee.changed_by = try value.makeCStruct(in: arena) }
+        c.pointee.changed_ms = self.changedMs
+        c.pointee.appointments_cancelled = self.appointmentsCancelled
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__AgencyStatusChange>) {
+        self.init()
+        self.previousStatus = SchedulingV1.AgencyStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.previous_status.rawValue))
+        self.status = SchedulingV1.AgencyStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.status.rawValue))
+        self.reason = swiftString(c.pointee.reason)
+        self.changedBy = c.pointee.changed_by.map { TypeV1.Actor(copying: $0) }
+        self.changedMs = c.pointee.changed_ms
+        self.appointmentsCancelled = c.pointee.appointments_cancelled
+    }
+}
+
+extension SchedulingV1.AgencyStatusChange {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.previousStatus.rawValue != 0 { members.append(("previousStatus", .enumValue(self.previousStatus))) }
+        if self.status.rawValue != 0 { members.append(("status", .enumValue(self.status))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        if let value = self.changedBy { members.append(("changedBy", value.jsonValue())) }
+        if self.changedMs != 0 { members.append(("changedMs", .int64(self.changedMs))) }
+        if self.appointmentsCancelled != 0 { members.append(("appointmentsCancelled", .integer(Int64(self.appointmentsCancelled)))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "previousStatus", "previous_status": self.previousStatus = try value.enumValue(SchedulingV1.AgencyStatus.self, fieldPath)
+            case "status": self.status = try value.enumValue(SchedulingV1.AgencyStatus.self, fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            case "changedBy", "changed_by": self.changedBy = try TypeV1.Actor(json: value, path: fieldPath)
+            case "changedMs", "changed_ms": self.changedMs = try value.int64(fieldPath)
+            case "appointmentsCancelled", "appointments_cancelled": self.appointmentsCancelled = try value.int32(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.AgencyStatusChange")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.GetAgencyRequest
+
+extension SchedulingV1.GetAgencyRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.GetAgencyRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "agency_id", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.GetAgencyRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__GetAgencyRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__get_agency_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__GetAgencyRequest>) { doorstep__scheduling__v1__get_agency_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__GetAgencyRequest>, arena: Arena) throws(WireError) {
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__GetAgencyRequest>) {
+        self.init()
+        self.agencyId = swiftString(c.pointee.agency_id)
+    }
+}
+
+extension SchedulingV1.GetAgencyRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.GetAgencyRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.ListAgenciesRequest
+
+extension SchedulingV1.ListAgenciesRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.ListAgenciesRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "page_size", kind: .varint, repeated: false),
+        2: .init(name: "page_token", kind: .string, repeated: false),
+        3: .init(name: "status", kind: .varint, repeated: false),
+        4: .init(name: "region_code", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.ListAgenciesRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__ListAgenciesRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__list_agencies_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListAgenciesRequest>) { doorstep__scheduling__v1__list_agencies_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListAgenciesRequest>, arena: Arena) throws(WireError) {
+        c.pointee.page_size = self.pageSize
+        if !self.pageToken.isEmpty { c.pointee.page_token = try arena.cString(self.pageToken, field: "page_token") }
+        if self.status.rawValue != 0 { c.pointee.status = .init(rawValue: .init(truncatingIfNeeded: self.status.rawValue)) }
+        if !self.regionCode.isEmpty { c.pointee.region_code = try arena.cString(self.regionCode, field: "region_code") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__ListAgenciesRequest>) {
+        self.init()
+        self.pageSize = c.pointee.page_size
+        self.pageToken = swiftString(c.pointee.page_token)
+        self.status = SchedulingV1.AgencyStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.status.rawValue))
+        self.regionCode = swiftString(c.pointee.region_code)
+    }
+}
+
+extension SchedulingV1.ListAgenciesRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.pageSize != 0 { members.append(("pageSize", .integer(Int64(self.pageSize)))) }
+        if !self.pageToken.isEmpty { members.append(("pageToken", .string(self.pageToken))) }
+        if self.status.rawValue != 0 { members.append(("status", .enumValue(self.status))) }
+        if !self.regionCode.isEmpty { members.append(("regionCode", .string(self.regionCode))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "pageSize", "page_size": self.pageSize = try value.int32(fieldPath)
+            case "pageToken", "page_token": self.pageToken = try value.string(fieldPath)
+            case "status": self.status = try value.enumValue(SchedulingV1.AgencyStatus.self, fieldPath)
+            case "regionCode", "region_code": self.regionCode = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ListAgenciesRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.ListAgenciesResponse
+
+extension SchedulingV1.ListAgenciesResponse {
+    public static let protoMessageName = "doorstep.scheduling.v1.ListAgenciesResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "agencies", kind: .message({ SchedulingV1.Agency.wireSchema }), repeated: true),
+        2: .init(name: "next_page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.ListAgenciesResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__ListAgenciesResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__list_agencies_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListAgenciesResponse>) { doorstep__scheduling__v1__list_agencies_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListAgenciesResponse>, arena: Arena) throws(WireError) {
+        if !self.agencies.isEmpty {
+            c.pointee.n_agencies = self.agencies.count
+            c.pointee.agencies = try arena.array(self.agencies) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Scheduling__V1__Agency>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.nextPageToken.isEmpty { c.pointee.next_page_token = try arena.cString(self.nextPageToken, field: "next_page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__ListAgenciesResponse>) {
+        self.init()
+        self.agencies = swiftArray(c.pointee.agencies, c.pointee.n_agencies) { SchedulingV1.Agency(copying: $0!) }
+        self.nextPageToken = swiftString(c.pointee.next_page_token)
+    }
+}
+
+extension SchedulingV1.ListAgenciesResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.agencies.isEmpty { members.append(("agencies", .array(self.agencies.map { $0.jsonValue() }))) }
+        if !self.nextPageToken.isEmpty { members.append(("nextPageToken", .string(self.nextPageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "agencies":
+                self.agencies = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try SchedulingV1.Agency(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ListAgenciesResponse")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.UpdateAgencyRequest
+
+extension SchedulingV1.UpdateAgencyRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.UpdateAgencyRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "agency_id", kind: .string, repeated: false),
+        3: .init(name: "expected_version", kind: .varint, repeated: false),
+        4: .init(name: "agency", kind: .message({ SchedulingV1.Agency.wireSchema }), repeated: false),
+        5: .init(name: "update_mask", kind: .string, repeated: true),
+    ])
+}
+
+extension SchedulingV1.UpdateAgencyRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__UpdateAgencyRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__update_agency_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__UpdateAgencyRequest>) { doorstep__scheduling__v1__update_agency_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__UpdateAgencyRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        c.pointee.expected_version = self.expectedVersion
+        if let value = self.agency { c.pointee.agency = try value.makeCStruct(in: arena) }
+        if !self.updateMask.isEmpty {
+            c.pointee.n_update_mask = self.updateMask.count
+            c.pointee.update_mask = try arena.array(self.updateMask) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "update_mask") }
+        }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__UpdateAgencyRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.expectedVersion = c.pointee.expected_version
+        self.agency = c.pointee.agency.map { SchedulingV1.Agency(copying: $0) }
+        self.updateMask = swiftArray(c.pointee.update_mask, c.pointee.n_update_mask) { swiftString($0) }
+    }
+}
+
+extension SchedulingV1.UpdateAgencyRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.expectedVersion != 0 { members.append(("expectedVersion", .int64(self.expectedVersion))) }
+        if let value = self.agency { members.append(("agency", value.jsonValue())) }
+        if !self.updateMask.isEmpty { members.append(("updateMask", .array(self.updateMask.map { .string($0) }))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "expectedVersion", "expected_version": self.expectedVersion = try value.int64(fieldPath)
+            case "agency": self.agency = try SchedulingV1.Agency(json: value, path: fieldPath)
+            case "updateMask", "update_mask":
+                self.updateMask = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try element.string("\(fieldPath)[\(index)]")
+                }
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.UpdateAgencyRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.RecordInspectionRequest
+
+extension SchedulingV1.RecordInspectionRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.RecordInspectionRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "agency_id", kind: .string, repeated: false),
+        3: .init(name: "expected_version", kind: .varint, repeated: false),
+        4: .init(name: "inspection_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        5: .init(name: "result", kind: .varint, repeated: false),
+        6: .init(name: "inspector", kind: .string, repeated: false),
+        7: .init(name: "findings", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.RecordInspectionRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__RecordInspectionRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__record_inspection_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__RecordInspectionRequest>) { doorstep__scheduling__v1__record_inspection_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__RecordInspectionRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        c.pointee.expected_version = self.expectedVersion
+        if let value = self.inspectionDate { c.pointee.inspection_date = try value.makeCStruct(in: arena) }
+        if self.result.rawValue != 0 { c.pointee.result = .init(rawValue: .init(truncatingIfNeeded: self.result.rawValue)) }
+        if !self.inspector.isEmpty { c.pointee.inspector = try arena.cString(self.inspector, field: "inspector") }
+        if !self.findings.isEmpty { c.pointee.findings = try arena.cString(self.findings, field: "findings") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__RecordInspectionRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.expectedVersion = c.pointee.expected_version
+        self.inspectionDate = c.pointee.inspection_date.map { TypeV1.Date(copying: $0) }
+        self.result = SchedulingV1.InspectionResult(rawValue: Int32(truncatingIfNeeded: c.pointee.result.rawValue))
+        self.inspector = swiftString(c.pointee.inspector)
+        self.findings = swiftString(c.pointee.findings)
+    }
+}
+
+extension SchedulingV1.RecordInspectionRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.expectedVersion != 0 { members.append(("expectedVersion", .int64(self.expectedVersion))) }
+        if let value = self.inspectionDate { members.append(("inspectionDate", value.jsonValue())) }
+        if self.result.rawValue != 0 { members.append(("result", .enumValue(self.result))) }
+        if !self.inspector.isEmpty { members.append(("inspector", .string(self.inspector))) }
+        if !self.findings.isEmpty { members.append(("findings", .string(self.findings))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "expectedVersion", "expected_version": self.expectedVersion = try value.int64(fieldPath)
+            case "inspectionDate", "inspection_date": self.inspectionDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "result": self.result = try value.enumValue(SchedulingV1.InspectionResult.self, fieldPath)
+            case "inspector": self.inspector = try value.string(fieldPath)
+            case "findings": self.findings = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.RecordInspectionRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.SuspendAgencyRequest
+
+extension SchedulingV1.SuspendAgencyRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.SuspendAgencyRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "agency_id", kind: .string, repeated: false),
+        3: .init(name: "expected_version", kind: .varint, repeated: false),
+        4: .init(name: "reason", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.SuspendAgencyRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__SuspendAgencyRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__suspend_agency_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__SuspendAgencyRequest>) { doorstep__scheduling__v1__suspend_agency_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__SuspendAgencyRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        c.pointee.expected_version = self.expectedVersion
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__SuspendAgencyRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.expectedVersion = c.pointee.expected_version
+        self.reason = swiftString(c.pointee.reason)
+    }
+}
+
+extension SchedulingV1.SuspendAgencyRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.expectedVersion != 0 { members.append(("expectedVersion", .int64(self.expectedVersion))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "expectedVersion", "expected_version": self.expectedVersion = try value.int64(fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.SuspendAgencyRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.ReinstateAgencyRequest
+
+extension SchedulingV1.ReinstateAgencyRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.ReinstateAgencyRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "agency_id", kind: .string, repeated: false),
+        3: .init(name: "expected_version", kind: .varint, repeated: false),
+        4: .init(name: "reason", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.ReinstateAgencyRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__ReinstateAgencyRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__reinstate_agency_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__ReinstateAgencyRequest>) { doorstep__scheduling__v1__reinstate_agency_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__ReinstateAgencyRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        c.pointee.expected_version = self.expectedVersion
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__ReinstateAgencyRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.expectedVersion = c.pointee.expected_version
+        self.reason = swiftString(c.pointee.reason)
+    }
+}
+
+extension SchedulingV1.ReinstateAgencyRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.expectedVersion != 0 { members.append(("expectedVersion", .int64(self.expectedVersion))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "expectedVersion", "expected_version": self.expectedVersion = try value.int64(fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ReinstateAgencyRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.ExitAgencyRequest
+
+extension SchedulingV1.ExitAgencyRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.ExitAgencyRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "agency_id", kind: .string, repeated: false),
+        3: .init(name: "expected_version", kind: .varint, repeated: false),
+        4: .init(name: "reason", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.ExitAgencyRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__ExitAgencyRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__exit_agency_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__ExitAgencyRequest>) { doorstep__scheduling__v1__exit_agency_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__ExitAgencyRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        c.pointee.expected_version = self.expectedVersion
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__ExitAgencyRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.expectedVersion = c.pointee.expected_version
+        self.reason = swiftString(c.pointee.reason)
+    }
+}
+
+extension SchedulingV1.ExitAgencyRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.expectedVersion != 0 { members.append(("expectedVersion", .int64(self.expectedVersion))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "expectedVersion", "expected_version": self.expectedVersion = try value.int64(fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ExitAgencyRequest")
             }
         }
     }
@@ -2688,6 +4243,7 @@ extension SchedulingV1.Collector {
         14: .init(name: "version", kind: .varint, repeated: false),
         15: .init(name: "created_ms", kind: .varint, repeated: false),
         16: .init(name: "updated_ms", kind: .varint, repeated: false),
+        17: .init(name: "contact", kind: .message({ SchedulingV1.ContactDetails.wireSchema }), repeated: false),
     ])
 }
 
@@ -2718,6 +4274,7 @@ extension SchedulingV1.Collector: CMessageBridge {
         c.pointee.version = self.version
         c.pointee.created_ms = self.createdMs
         c.pointee.updated_ms = self.updatedMs
+        if let value = self.contact { c.pointee.contact = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Scheduling__V1__Collector>) {
@@ -2738,6 +4295,7 @@ extension SchedulingV1.Collector: CMessageBridge {
         self.version = c.pointee.version
         self.createdMs = c.pointee.created_ms
         self.updatedMs = c.pointee.updated_ms
+        self.contact = c.pointee.contact.map { SchedulingV1.ContactDetails(copying: $0) }
     }
 }
 
@@ -2760,6 +4318,7 @@ extension SchedulingV1.Collector {
         if self.version != 0 { members.append(("version", .int64(self.version))) }
         if self.createdMs != 0 { members.append(("createdMs", .int64(self.createdMs))) }
         if self.updatedMs != 0 { members.append(("updatedMs", .int64(self.updatedMs))) }
+        if let value = self.contact { members.append(("contact", value.jsonValue())) }
         return .object(members)
     }
 
@@ -2788,6 +4347,7 @@ extension SchedulingV1.Collector {
             case "version": self.version = try value.int64(fieldPath)
             case "createdMs", "created_ms": self.createdMs = try value.int64(fieldPath)
             case "updatedMs", "updated_ms": self.updatedMs = try value.int64(fieldPath)
+            case "contact": self.contact = try SchedulingV1.ContactDetails(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.Collector")
             }
         }
@@ -2998,6 +4558,468 @@ extension SchedulingV1.ReinstateCollectorRequest {
             case "complaintId", "complaint_id": self.suspension = .complaintId(try value.string(fieldPath))
             case "note": self.note = try value.string(fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ReinstateCollectorRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.GetCollectorRequest
+
+extension SchedulingV1.GetCollectorRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.GetCollectorRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "collector_id", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.GetCollectorRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__GetCollectorRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__get_collector_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__GetCollectorRequest>) { doorstep__scheduling__v1__get_collector_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__GetCollectorRequest>, arena: Arena) throws(WireError) {
+        if !self.collectorId.isEmpty { c.pointee.collector_id = try arena.cString(self.collectorId, field: "collector_id") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__GetCollectorRequest>) {
+        self.init()
+        self.collectorId = swiftString(c.pointee.collector_id)
+    }
+}
+
+extension SchedulingV1.GetCollectorRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.collectorId.isEmpty { members.append(("collectorId", .string(self.collectorId))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "collectorId", "collector_id": self.collectorId = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.GetCollectorRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.ListCollectorsRequest
+
+extension SchedulingV1.ListCollectorsRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.ListCollectorsRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "page_size", kind: .varint, repeated: false),
+        2: .init(name: "page_token", kind: .string, repeated: false),
+        3: .init(name: "agency_id", kind: .string, repeated: false),
+        4: .init(name: "status", kind: .varint, repeated: false),
+        5: .init(name: "region_code", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.ListCollectorsRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__ListCollectorsRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__list_collectors_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListCollectorsRequest>) { doorstep__scheduling__v1__list_collectors_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListCollectorsRequest>, arena: Arena) throws(WireError) {
+        c.pointee.page_size = self.pageSize
+        if !self.pageToken.isEmpty { c.pointee.page_token = try arena.cString(self.pageToken, field: "page_token") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        if self.status.rawValue != 0 { c.pointee.status = .init(rawValue: .init(truncatingIfNeeded: self.status.rawValue)) }
+        if !self.regionCode.isEmpty { c.pointee.region_code = try arena.cString(self.regionCode, field: "region_code") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__ListCollectorsRequest>) {
+        self.init()
+        self.pageSize = c.pointee.page_size
+        self.pageToken = swiftString(c.pointee.page_token)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.status = SchedulingV1.CollectorStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.status.rawValue))
+        self.regionCode = swiftString(c.pointee.region_code)
+    }
+}
+
+extension SchedulingV1.ListCollectorsRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.pageSize != 0 { members.append(("pageSize", .integer(Int64(self.pageSize)))) }
+        if !self.pageToken.isEmpty { members.append(("pageToken", .string(self.pageToken))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.status.rawValue != 0 { members.append(("status", .enumValue(self.status))) }
+        if !self.regionCode.isEmpty { members.append(("regionCode", .string(self.regionCode))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "pageSize", "page_size": self.pageSize = try value.int32(fieldPath)
+            case "pageToken", "page_token": self.pageToken = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "status": self.status = try value.enumValue(SchedulingV1.CollectorStatus.self, fieldPath)
+            case "regionCode", "region_code": self.regionCode = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ListCollectorsRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.ListCollectorsResponse
+
+extension SchedulingV1.ListCollectorsResponse {
+    public static let protoMessageName = "doorstep.scheduling.v1.ListCollectorsResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "collectors", kind: .message({ SchedulingV1.Collector.wireSchema }), repeated: true),
+        2: .init(name: "next_page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.ListCollectorsResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__ListCollectorsResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__list_collectors_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListCollectorsResponse>) { doorstep__scheduling__v1__list_collectors_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListCollectorsResponse>, arena: Arena) throws(WireError) {
+        if !self.collectors.isEmpty {
+            c.pointee.n_collectors = self.collectors.count
+            c.pointee.collectors = try arena.array(self.collectors) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Scheduling__V1__Collector>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.nextPageToken.isEmpty { c.pointee.next_page_token = try arena.cString(self.nextPageToken, field: "next_page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__ListCollectorsResponse>) {
+        self.init()
+        self.collectors = swiftArray(c.pointee.collectors, c.pointee.n_collectors) { SchedulingV1.Collector(copying: $0!) }
+        self.nextPageToken = swiftString(c.pointee.next_page_token)
+    }
+}
+
+extension SchedulingV1.ListCollectorsResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.collectors.isEmpty { members.append(("collectors", .array(self.collectors.map { $0.jsonValue() }))) }
+        if !self.nextPageToken.isEmpty { members.append(("nextPageToken", .string(self.nextPageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "collectors":
+                self.collectors = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try SchedulingV1.Collector(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ListCollectorsResponse")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.UpdateCollectorRequest
+
+extension SchedulingV1.UpdateCollectorRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.UpdateCollectorRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "collector_id", kind: .string, repeated: false),
+        3: .init(name: "expected_version", kind: .varint, repeated: false),
+        4: .init(name: "collector", kind: .message({ SchedulingV1.Collector.wireSchema }), repeated: false),
+        5: .init(name: "update_mask", kind: .string, repeated: true),
+    ])
+}
+
+extension SchedulingV1.UpdateCollectorRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__UpdateCollectorRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__update_collector_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__UpdateCollectorRequest>) { doorstep__scheduling__v1__update_collector_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__UpdateCollectorRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.collectorId.isEmpty { c.pointee.collector_id = try arena.cString(self.collectorId, field: "collector_id") }
+        c.pointee.expected_version = self.expectedVersion
+        if let value = self.collector { c.pointee.collector = try value.makeCStruct(in: arena) }
+        if !self.updateMask.isEmpty {
+            c.pointee.n_update_mask = self.updateMask.count
+            c.pointee.update_mask = try arena.array(self.updateMask) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "update_mask") }
+        }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__UpdateCollectorRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.collectorId = swiftString(c.pointee.collector_id)
+        self.expectedVersion = c.pointee.expected_version
+        self.collector = c.pointee.collector.map { SchedulingV1.Collector(copying: $0) }
+        self.updateMask = swiftArray(c.pointee.update_mask, c.pointee.n_update_mask) { swiftString($0) }
+    }
+}
+
+extension SchedulingV1.UpdateCollectorRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.collectorId.isEmpty { members.append(("collectorId", .string(self.collectorId))) }
+        if self.expectedVersion != 0 { members.append(("expectedVersion", .int64(self.expectedVersion))) }
+        if let value = self.collector { members.append(("collector", value.jsonValue())) }
+        if !self.updateMask.isEmpty { members.append(("updateMask", .array(self.updateMask.map { .string($0) }))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "collectorId", "collector_id": self.collectorId = try value.string(fieldPath)
+            case "expectedVersion", "expected_version": self.expectedVersion = try value.int64(fieldPath)
+            case "collector": self.collector = try SchedulingV1.Collector(json: value, path: fieldPath)
+            case "updateMask", "update_mask":
+                self.updateMask = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try element.string("\(fieldPath)[\(index)]")
+                }
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.UpdateCollectorRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.ListExpiringRequest
+
+extension SchedulingV1.ListExpiringRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.ListExpiringRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "within_days", kind: .varint, repeated: false),
+        2: .init(name: "agency_id", kind: .string, repeated: false),
+        3: .init(name: "page_size", kind: .varint, repeated: false),
+        4: .init(name: "page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.ListExpiringRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__ListExpiringRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__list_expiring_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListExpiringRequest>) { doorstep__scheduling__v1__list_expiring_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListExpiringRequest>, arena: Arena) throws(WireError) {
+        c.pointee.within_days = self.withinDays
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        c.pointee.page_size = self.pageSize
+        if !self.pageToken.isEmpty { c.pointee.page_token = try arena.cString(self.pageToken, field: "page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__ListExpiringRequest>) {
+        self.init()
+        self.withinDays = c.pointee.within_days
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.pageSize = c.pointee.page_size
+        self.pageToken = swiftString(c.pointee.page_token)
+    }
+}
+
+extension SchedulingV1.ListExpiringRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.withinDays != 0 { members.append(("withinDays", .integer(Int64(self.withinDays)))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.pageSize != 0 { members.append(("pageSize", .integer(Int64(self.pageSize)))) }
+        if !self.pageToken.isEmpty { members.append(("pageToken", .string(self.pageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "withinDays", "within_days": self.withinDays = try value.int32(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "pageSize", "page_size": self.pageSize = try value.int32(fieldPath)
+            case "pageToken", "page_token": self.pageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ListExpiringRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.ExpiringItem
+
+extension SchedulingV1.ExpiringItem {
+    public static let protoMessageName = "doorstep.scheduling.v1.ExpiringItem"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "kind", kind: .varint, repeated: false),
+        2: .init(name: "resource_id", kind: .string, repeated: false),
+        3: .init(name: "agency_id", kind: .string, repeated: false),
+        4: .init(name: "name", kind: .string, repeated: false),
+        5: .init(name: "reference", kind: .string, repeated: false),
+        6: .init(name: "last_valid_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        7: .init(name: "days_left", kind: .varint, repeated: false),
+        8: .init(name: "rule_id", kind: .string, repeated: false),
+        9: .init(name: "detail", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.ExpiringItem: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__ExpiringItem
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__expiring_item() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__ExpiringItem>) { doorstep__scheduling__v1__expiring_item__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__ExpiringItem>, arena: Arena) throws(WireError) {
+        if self.kind.rawValue != 0 { c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: self.kind.rawValue)) }
+        if !self.resourceId.isEmpty { c.pointee.resource_id = try arena.cString(self.resourceId, field: "resource_id") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        if !self.name.isEmpty { c.pointee.name = try arena.cString(self.name, field: "name") }
+        if !self.reference.isEmpty { c.pointee.reference = try arena.cString(self.reference, field: "reference") }
+        if let value = self.lastValidDate { c.pointee.last_valid_date = try value.makeCStruct(in: arena) }
+        c.pointee.days_left = self.daysLeft
+        if !self.ruleId.isEmpty { c.pointee.rule_id = try arena.cString(self.ruleId, field: "rule_id") }
+        if !self.detail.isEmpty { c.pointee.detail = try arena.cString(self.detail, field: "detail") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__ExpiringItem>) {
+        self.init()
+        self.kind = SchedulingV1.ExpiryKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        self.resourceId = swiftString(c.pointee.resource_id)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.name = swiftString(c.pointee.name)
+        self.reference = swiftString(c.pointee.reference)
+        self.lastValidDate = c.pointee.last_valid_date.map { TypeV1.Date(copying: $0) }
+        self.daysLeft = c.pointee.days_left
+        self.ruleId = swiftString(c.pointee.rule_id)
+        self.detail = swiftString(c.pointee.detail)
+    }
+}
+
+extension SchedulingV1.ExpiringItem {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.kind.rawValue != 0 { members.append(("kind", .enumValue(self.kind))) }
+        if !self.resourceId.isEmpty { members.append(("resourceId", .string(self.resourceId))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if !self.name.isEmpty { members.append(("name", .string(self.name))) }
+        if !self.reference.isEmpty { members.append(("reference", .string(self.reference))) }
+        if let value = self.lastValidDate { members.append(("lastValidDate", value.jsonValue())) }
+        if self.daysLeft != 0 { members.append(("daysLeft", .integer(Int64(self.daysLeft)))) }
+        if !self.ruleId.isEmpty { members.append(("ruleId", .string(self.ruleId))) }
+        if !self.detail.isEmpty { members.append(("detail", .string(self.detail))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "kind": self.kind = try value.enumValue(SchedulingV1.ExpiryKind.self, fieldPath)
+            case "resourceId", "resource_id": self.resourceId = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "name": self.name = try value.string(fieldPath)
+            case "reference": self.reference = try value.string(fieldPath)
+            case "lastValidDate", "last_valid_date": self.lastValidDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "daysLeft", "days_left": self.daysLeft = try value.int32(fieldPath)
+            case "ruleId", "rule_id": self.ruleId = try value.string(fieldPath)
+            case "detail": self.detail = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ExpiringItem")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.ListExpiringResponse
+
+extension SchedulingV1.ListExpiringResponse {
+    public static let protoMessageName = "doorstep.scheduling.v1.ListExpiringResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "items", kind: .message({ SchedulingV1.ExpiringItem.wireSchema }), repeated: true),
+        2: .init(name: "next_page_token", kind: .string, repeated: false),
+        3: .init(name: "as_of_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        4: .init(name: "time_zone", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.ListExpiringResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__ListExpiringResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__list_expiring_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListExpiringResponse>) { doorstep__scheduling__v1__list_expiring_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__ListExpiringResponse>, arena: Arena) throws(WireError) {
+        if !self.items.isEmpty {
+            c.pointee.n_items = self.items.count
+            c.pointee.items = try arena.array(self.items) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Scheduling__V1__ExpiringItem>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.nextPageToken.isEmpty { c.pointee.next_page_token = try arena.cString(self.nextPageToken, field: "next_page_token") }
+        if let value = self.asOfDate { c.pointee.as_of_date = try value.makeCStruct(in: arena) }
+        if !self.timeZone.isEmpty { c.pointee.time_zone = try arena.cString(self.timeZone, field: "time_zone") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__ListExpiringResponse>) {
+        self.init()
+        self.items = swiftArray(c.pointee.items, c.pointee.n_items) { SchedulingV1.ExpiringItem(copying: $0!) }
+        self.nextPageToken = swiftString(c.pointee.next_page_token)
+        self.asOfDate = c.pointee.as_of_date.map { TypeV1.Date(copying: $0) }
+        self.timeZone = swiftString(c.pointee.time_zone)
+    }
+}
+
+extension SchedulingV1.ListExpiringResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.items.isEmpty { members.append(("items", .array(self.items.map { $0.jsonValue() }))) }
+        if !self.nextPageToken.isEmpty { members.append(("nextPageToken", .string(self.nextPageToken))) }
+        if let value = self.asOfDate { members.append(("asOfDate", value.jsonValue())) }
+        if !self.timeZone.isEmpty { members.append(("timeZone", .string(self.timeZone))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "items":
+                self.items = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try SchedulingV1.ExpiringItem(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
+            case "asOfDate", "as_of_date": self.asOfDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "timeZone", "time_zone": self.timeZone = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ListExpiringResponse")
             }
         }
     }

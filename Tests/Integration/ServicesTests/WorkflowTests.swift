@@ -561,7 +561,7 @@ struct WorkflowTests {
         print(result.output)
         #expect(result.status == 0, "\(result.output)")
         for step in ["open_account_remote", "reminders_then_field", "visit_candidate", "agency_and_crew", "refused_advance_notice",
-                     "standard_error_details", "booked_notified_confirmed"] {
+                     "standard_error_details", "booked_notified_confirmed", "agency_suspended_visit_cancelled"] {
             #expect(result.output.contains("ok \(step)"), "\(step) did not pass")
         }
         for process in [schedulingProcess, accountsProcess] {

@@ -168,25 +168,35 @@ extension SchedulingService {
         let store = self.store
         let configuration = self.configuration
         return try await mutateAppointment(request, context, id: request.appointmentId, expectedVersion: request.expectedVersion) { appointment, db, now in
-            try Self.transition(&appointment, on: .cancel, "only PROPOSED, NOTIFIED or CONFIRMED appointments can be cancelled")
-            appointment.cancellation = SchedulingV1.Cancellation(cancelledMs: now, reason: request.reason, note: request.note,
-                                                                 cancelledBy: caller.actor)
-            // A notice already delivered — or still pending, so it may yet arrive — is
-            // followed by a cancellation notice: the debtor never waits for a crew that
-            // will not come.
-            let deliveries = try Outbox.deliveries(db, ids: appointment.notices.map(\.id))
-            let announced = deliveries.values.contains { $0.status == .delivered || $0.status == .pending }
-            if announced {
-                var collectors: [String: SchedulingV1.Collector] = [:]
-                for member in appointment.crewCollectorIds { collectors[member] = try store.collector(db, id: member) }
-                let agencies = try store.agencies(db, ids: collectors.values.map(\.agencyId))
-                try Self.writeNotice(db, kind: .cancelled, for: &appointment,
-                                     judgement: VisitJudgement(collectors: collectors, agencies: agencies, violations: []),
-                                     nowMs: now, configuration: configuration)
-                return true
-            }
-            return false
+            try Self.cancel(&appointment, db, store, reason: request.reason, note: request.note, by: caller.actor, nowMs: now,
+                            configuration: configuration)
         }
+    }
+
+    /// Cancels `appointment` (PROPOSED, NOTIFIED or CONFIRMED, else `appointment-state`) in
+    /// the caller's transaction and, when it was announced, writes the CANCELLED notice to the
+    /// outbox; returns whether it wrote one. The caller bumps the version and stores it.
+    /// CancelAppointment and an agency's suspension or exit cancel through here.
+    static func cancel(
+        _ appointment: inout SchedulingV1.Appointment, _ db: SQLSession, _ store: SchedulingStore,
+        reason: SchedulingV1.CancellationReason, note: String, by actor: TypeV1.Actor, nowMs now: Int64,
+        configuration: SchedulingConfiguration
+    ) throws -> Bool {
+        try transition(&appointment, on: .cancel, "only PROPOSED, NOTIFIED or CONFIRMED appointments can be cancelled")
+        appointment.cancellation = SchedulingV1.Cancellation(cancelledMs: now, reason: reason, note: note, cancelledBy: actor)
+        // A notice already delivered — or still pending, so it may yet arrive — is
+        // followed by a cancellation notice: the debtor never waits for a crew that
+        // will not come.
+        let deliveries = try Outbox.deliveries(db, ids: appointment.notices.map(\.id))
+        let announced = deliveries.values.contains { $0.status == .delivered || $0.status == .pending }
+        guard announced else { return false }
+        var collectors: [String: SchedulingV1.Collector] = [:]
+        for member in appointment.crewCollectorIds { collectors[member] = try store.collector(db, id: member) }
+        let agencies = try store.agencies(db, ids: collectors.values.map(\.agencyId))
+        try writeNotice(db, kind: .cancelled, for: &appointment,
+                        judgement: VisitJudgement(collectors: collectors, agencies: agencies, violations: []),
+                        nowMs: now, configuration: configuration)
+        return true
     }
 
     // MARK: Complete

@@ -103,6 +103,79 @@ extension SchedulingService {
         }
     }
 
+    // MARK: Read
+
+    func getCollector(_ request: SchedulingV1.GetCollectorRequest, _ context: ServerContext) async throws -> SchedulingV1.Collector {
+        try Validate.resourceID(request.collectorId, field: "collector_id", prefix: "col")
+        let scope = try context.requireScope()
+        let store = self.store
+        return try await store.database.read { db in try Self.visibleCollector(db, store, id: request.collectorId, scope: scope) }
+    }
+
+    func listCollectors(_ request: SchedulingV1.ListCollectorsRequest, _ context: ServerContext) async throws -> SchedulingV1.ListCollectorsResponse {
+        let pageSize = try Validate.pageSize(request.pageSize)
+        if !request.agencyId.isEmpty { try Validate.resourceID(request.agencyId, field: "agency_id", prefix: "agy") }
+        if case .unrecognized(let value) = request.status { throw RPCError.invalidArgument("status", "unknown value \(value)") }
+        if !request.regionCode.isEmpty { try Validate.regionCode(request.regionCode, field: "region_code") }
+        // Results are silently restricted to what the caller may see.
+        guard let narrowed = try context.requireScope().narrow(agencyID: request.agencyId, collectorID: nil) else {
+            return SchedulingV1.ListCollectorsResponse()
+        }
+        let filter = CollectorFilter(agencyID: narrowed.agencyID, status: request.status, regionCode: request.regionCode)
+        let after = try Self.collectorPageToken.decode(request.pageToken)
+        let store = self.store
+        return try await store.database.read { db in
+            let page = try store.collectors(db, filter: filter, after: after, limit: pageSize + 1)
+            var response = SchedulingV1.ListCollectorsResponse(collectors: Array(page.prefix(pageSize)))
+            if page.count > pageSize, let last = response.collectors.last {
+                response.nextPageToken = Self.collectorPageToken.encode(ms: last.createdMs, id: last.id)
+            }
+            return response
+        }
+    }
+
+    /// Page tokens of ListCollectors: created_ms and id of the last row.
+    static let collectorPageToken = KeysetPageToken(tag: "k1")
+
+    // MARK: Update
+
+    /// UpdateCollector: the fields the mask names, checked as at registration; a new
+    /// certification number must be free and a new region served by the agency.
+    func updateCollector(_ request: SchedulingV1.UpdateCollectorRequest, _ context: ServerContext) async throws -> SchedulingV1.Collector {
+        try Validate.requestID(request.requestId)
+        try Validate.resourceID(request.collectorId, field: "collector_id", prefix: "col")
+        _ = try RegistryValidation.updateMask(request.updateMask, of: RegistryValidation.CollectorField.self)
+        guard request.collector != nil else { throw RPCError.invalidArgument("collector", "required: the new values") }
+        let scope = try context.requireScope()
+        let now = clock.nowMs()
+        let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
+        let store = self.store
+        return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
+            let current = try Self.visibleCollector(db, store, id: request.collectorId, scope: scope)
+            try Self.checkVersion(request.expectedVersion, current.version, "collector")
+            var collector = try RegistryValidation.updatedCollector(current, with: request.collector, mask: request.updateMask)
+            if collector.certificationNumber != current.certificationNumber,
+               try store.certificationTaken(db, collector.certificationNumber, excluding: collector.id) {
+                throw RPCError(code: .alreadyExists,
+                               message: "a collector with certification_number '\(collector.certificationNumber)' already exists")
+            }
+            if collector.regionCode != current.regionCode {
+                guard let agency = try store.agency(db, id: collector.agencyId) else {
+                    throw RPCError.notFound("agency \(collector.agencyId) not found")
+                }
+                guard agency.regionsServed.contains(collector.regionCode) else {
+                    throw RPCError.refused([RuleID.agencyRegion.violation(
+                        quoting: nil, field: "collector.region_code", subject: agency.id,
+                        "agency \(agency.id) does not serve region \(collector.regionCode)")])
+                }
+            }
+            collector.version += 1
+            collector.updatedMs = now
+            try store.update(db, collector: collector)
+            return collector
+        }
+    }
+
     /// The collector as `scope` may see it (agency managers: their agency's), or NOT_FOUND.
     static func visibleCollector(_ db: SQLSession, _ store: SchedulingStore, id: String, scope: CallerScope) throws -> SchedulingV1.Collector {
         guard let collector = try store.collector(db, id: id), scope.sees(agencyID: collector.agencyId, collectorIDs: [collector.id]) else {

@@ -9,10 +9,11 @@ import ServiceKit
 import Storage
 import Validation
 
-/// `doorstep.scheduling.v1.Scheduling`: the agency whitelist and its certified collectors,
-/// compliance as code on every booking, appointments with their state machine and customer
-/// notices (transactional outbox), day plans and the contact budget. Every mutation is
-/// idempotent by `request_id` and versioned.
+/// `doorstep.scheduling.v1.Scheduling`: the agency whitelist and its certified collectors over
+/// their whole life (renewals, inspections, suspension and exit), compliance as code on every
+/// booking, appointments with their state machine and customer notices (transactional
+/// outbox), day plans and the contact budget. Every mutation is idempotent by `request_id`
+/// and versioned.
 public struct SchedulingService: Sendable {
     let store: SchedulingStore
     let clock: ServiceClock
@@ -43,6 +44,17 @@ public struct SchedulingService: Sendable {
         definition.unary(S.registerCollector, roles: [.platform, .agencyManager]) { try await registerCollector($0, $1) }
         definition.unary(S.suspendCollector, roles: [.platform, .compliance, .agencyManager, .service]) { try await suspendCollector($0, $1) }
         definition.unary(S.reinstateCollector, roles: [.platform, .compliance, .agencyManager, .service]) { try await reinstateCollector($0, $1) }
+        definition.unary(S.getAgency, roles: [.platform, .compliance, .agencyManager, .service]) { try await getAgency($0, $1) }
+        definition.unary(S.listAgencies, roles: [.platform, .compliance, .agencyManager, .service]) { try await listAgencies($0, $1) }
+        definition.unary(S.updateAgency, roles: [.platform]) { try await updateAgency($0, $1) }
+        definition.unary(S.recordInspection, roles: [.platform]) { try await recordInspection($0, $1) }
+        definition.unary(S.suspendAgency, roles: [.platform]) { try await suspendAgency($0, $1) }
+        definition.unary(S.reinstateAgency, roles: [.platform]) { try await reinstateAgency($0, $1) }
+        definition.unary(S.exitAgency, roles: [.platform]) { try await exitAgency($0, $1) }
+        definition.unary(S.getCollector, roles: [.platform, .compliance, .agencyManager, .service]) { try await getCollector($0, $1) }
+        definition.unary(S.listCollectors, roles: [.platform, .compliance, .agencyManager, .service]) { try await listCollectors($0, $1) }
+        definition.unary(S.updateCollector, roles: [.platform]) { try await updateCollector($0, $1) }
+        definition.unary(S.listExpiring, roles: [.platform, .compliance, .agencyManager, .service]) { try await listExpiring($0, $1) }
         definition.unary(S.checkCompliance, roles: [.platform, .compliance, .agencyManager, .service]) { try await checkCompliance($0, $1) }
         definition.unary(S.bookAppointment, roles: [.platform, .agencyManager]) { try await bookAppointment($0, $1) }
         definition.unary(S.confirmAppointment, roles: [.platform, .agencyManager]) { try await confirmAppointment($0, $1) }

@@ -79,8 +79,10 @@ struct SchedulingStore: Sendable {
 
     // MARK: Agencies
 
-    func licenceTaken(_ db: SQLSession, _ licence: String) throws -> Bool {
-        try db.fetchValue(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM agencies WHERE licence_number = ?)", arguments: [licence]) ?? false
+    /// Whether an agency other than `excluding` has the licence number.
+    func licenceTaken(_ db: SQLSession, _ licence: String, excluding: String = "") throws -> Bool {
+        try db.fetchValue(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM agencies WHERE licence_number = ? AND id <> ?)",
+                          arguments: [licence, excluding]) ?? false
     }
 
     func insert(_ db: SQLSession, agency: SchedulingV1.Agency) throws {
@@ -106,8 +108,10 @@ struct SchedulingStore: Sendable {
 
     // MARK: Collectors
 
-    func certificationTaken(_ db: SQLSession, _ number: String) throws -> Bool {
-        try db.fetchValue(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM collectors WHERE certification_number = ?)", arguments: [number]) ?? false
+    /// Whether a collector other than `excluding` has the certification number.
+    func certificationTaken(_ db: SQLSession, _ number: String, excluding: String = "") throws -> Bool {
+        try db.fetchValue(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM collectors WHERE certification_number = ? AND id <> ?)",
+                          arguments: [number, excluding]) ?? false
     }
 
     func insert(_ db: SQLSession, collector: SchedulingV1.Collector) throws {
@@ -123,8 +127,12 @@ struct SchedulingStore: Sendable {
 
     func update(_ db: SQLSession, collector: SchedulingV1.Collector) throws {
         try db.execute(
-            sql: "UPDATE collectors SET status = ?, body = ?, version = ?, updated_ms = ? WHERE id = ?",
-            arguments: [collector.status.rawValue, Data(try collector.encode()), collector.version, collector.updatedMs, collector.id])
+            sql: """
+                UPDATE collectors SET certification_number = ?, region_code = ?, status = ?, body = ?, version = ?, updated_ms = ?
+                WHERE id = ?
+                """,
+            arguments: [collector.certificationNumber, collector.regionCode, collector.status.rawValue, Data(try collector.encode()),
+                        collector.version, collector.updatedMs, collector.id])
     }
 
     func collector(_ db: SQLSession, id: String) throws -> SchedulingV1.Collector? {

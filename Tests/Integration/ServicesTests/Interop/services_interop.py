@@ -24,7 +24,9 @@ Checks are named SERVICE.CHECK (e.g. `accounts.health_serving`). Per service:
     invalid_argument   a request with one bad field -> INVALID_ARGUMENT whose message starts
                        with the field's path
     not_found          a well-formed but unknown id -> NOT_FOUND
-and the domain flows `accounts.create_open_get` and `scheduling.register_agency_collector`.
+and the domain flows `accounts.create_open_get`, `scheduling.register_agency_collector` and
+`scheduling.agency_lifecycle` (every registry RPC: agencies and collectors read, listed,
+updated, inspected, suspended, reinstated and exited, and ListExpiring).
 
 --only takes a comma-separated list; each item is a full check name (`accounts.not_found`), a
 service name (`visits`: all its checks) or a bare check name (`health_serving`: that check on
@@ -571,6 +573,131 @@ def check_scheduling_register_agency_collector(ctx):
     expect(collector.version == 1, f"collector.version {collector.version}")
 
 
+def check_scheduling_agency_lifecycle(ctx):
+    """An agency and its collector over their whole life, through every registry RPC:
+    GetAgency and ListAgencies (every page once), ListExpiring (a licence running out in 10
+    days; within_days 0 refused), UpdateAgency (the licence renewed through update_mask, no
+    longer expiring; a field it cannot change and a stale expected_version refused),
+    RecordInspection (PASSED moves last_inspection_date), GetCollector, ListCollectors,
+    UpdateCollector (capacity changed; a bad shift refused naming collector.shift_end),
+    SuspendAgency (suspending twice: `agency-state`), ReinstateAgency, ExitAgency (final);
+    another agency's manager sees none of it and compliance may not write."""
+    pb = ctx.pb
+    s = pb.scheduling
+    stub = ctx.scheduling()
+    platform = ctx.auth("platform")
+
+    register = register_agency_request(pb)
+    licence_expiry = shanghai_today() + datetime.timedelta(days=10)
+    register.agency.licence_expiry_date.CopyFrom(pb_date(pb, licence_expiry))
+    agency = stub.RegisterAgency(register, timeout=RPC_TIMEOUT, metadata=platform)
+    collector = stub.RegisterCollector(register_collector_request(pb, agency.id), timeout=RPC_TIMEOUT, metadata=platform)
+
+    # GetAgency and ListAgencies.
+    read = stub.GetAgency(s.GetAgencyRequest(agency_id=agency.id), timeout=RPC_TIMEOUT, metadata=platform)
+    expect(read == agency, "GetAgency returned another agency than RegisterAgency")
+    listed, token = [], ""
+    while True:
+        page = stub.ListAgencies(s.ListAgenciesRequest(page_size=2, page_token=token, status=s.AGENCY_STATUS_ACTIVE,
+                                                       region_code=REGION), timeout=RPC_TIMEOUT, metadata=platform)
+        listed += [a.id for a in page.agencies]
+        token = page.next_page_token
+        if not token:
+            break
+    expect(agency.id in listed, f"ListAgencies did not list {agency.id}")
+    expect(len(listed) == len(set(listed)), f"ListAgencies listed an agency twice: {listed}")
+
+    # ListExpiring: the licence runs out in 10 days.
+    expiring = stub.ListExpiring(s.ListExpiringRequest(within_days=30, agency_id=agency.id), timeout=RPC_TIMEOUT, metadata=platform)
+    licences = [item for item in expiring.items if item.kind == s.EXPIRY_KIND_AGENCY_LICENCE]
+    expect(len(licences) == 1 and licences[0].resource_id == agency.id, f"ListExpiring items {list(expiring.items)}")
+    as_of = py_date(expiring.as_of_date, "ListExpiringResponse.as_of_date")
+    expect(licences[0].rule_id == "agency-licence", f"rule_id {licences[0].rule_id!r}")
+    expect(licences[0].days_left == (licence_expiry - as_of).days,
+           f"days_left {licences[0].days_left}, expected {(licence_expiry - as_of).days} from {as_of}")
+    expect(expiring.time_zone == "Asia/Shanghai", f"time_zone {expiring.time_zone!r}")
+    expect_code(lambda: stub.ListExpiring(s.ListExpiringRequest(within_days=0), timeout=RPC_TIMEOUT, metadata=platform),
+                grpc.StatusCode.INVALID_ARGUMENT, field="within_days")
+
+    # UpdateAgency: the licence renewed (only the fields in update_mask change).
+    new_licence = fresh("lic")
+    update = s.UpdateAgencyRequest(
+        request_id=request_id(), agency_id=agency.id, expected_version=1,
+        agency=s.Agency(display_name="not in the mask", licence_number=new_licence,
+                        licence_expiry_date=pb_date(pb, utc_today() + datetime.timedelta(days=730)),
+                        contact=s.ContactDetails(name="王经理", phone="+86 21 5888 0000")),
+        update_mask=["licence_number", "licence_expiry_date", "contact"])
+    renewed = stub.UpdateAgency(update, timeout=RPC_TIMEOUT, metadata=platform)
+    expect(renewed.version == 2 and renewed.licence_number == new_licence, f"renewed {renewed}")
+    expect(renewed.display_name == agency.display_name, f"display_name changed to {renewed.display_name!r}")
+    expect(renewed.contact.phone == "+86 21 5888 0000", f"contact {renewed.contact}")
+    expect(stub.UpdateAgency(update, timeout=RPC_TIMEOUT, metadata=platform) == renewed, "replayed UpdateAgency differs")
+    expiring = stub.ListExpiring(s.ListExpiringRequest(within_days=30, agency_id=agency.id), timeout=RPC_TIMEOUT, metadata=platform)
+    expect(not [i for i in expiring.items if i.kind == s.EXPIRY_KIND_AGENCY_LICENCE], f"still expiring: {list(expiring.items)}")
+    bad = s.UpdateAgencyRequest(request_id=request_id(), agency_id=agency.id, agency=s.Agency(), update_mask=["status"])
+    expect_code(lambda: stub.UpdateAgency(bad, timeout=RPC_TIMEOUT, metadata=platform),
+                grpc.StatusCode.INVALID_ARGUMENT, field="update_mask[0]")
+    stale = s.UpdateAgencyRequest(request_id=request_id(), agency_id=agency.id, expected_version=1,
+                                  agency=s.Agency(daily_visit_capacity=30), update_mask=["daily_visit_capacity"])
+    expect_code(lambda: stub.UpdateAgency(stale, timeout=RPC_TIMEOUT, metadata=platform), grpc.StatusCode.ABORTED)
+
+    # RecordInspection: passed today.
+    inspected = stub.RecordInspection(s.RecordInspectionRequest(
+        request_id=request_id(), agency_id=agency.id, inspection_date=pb_date(pb, utc_today()),
+        result=s.INSPECTION_RESULT_PASSED, inspector="互操作检查组"), timeout=RPC_TIMEOUT, metadata=platform)
+    expect(py_date(inspected.last_inspection_date, "last_inspection_date") == utc_today(),
+           f"last_inspection_date {inspected.last_inspection_date}")
+    expect(len(inspected.inspections) == 1 and inspected.inspections[0].result == s.INSPECTION_RESULT_PASSED,
+           f"inspections {list(inspected.inspections)}")
+
+    # The collector: read, listed, updated.
+    got = stub.GetCollector(s.GetCollectorRequest(collector_id=collector.id), timeout=RPC_TIMEOUT, metadata=platform)
+    expect(got == collector, "GetCollector returned another collector than RegisterCollector")
+    ours = stub.ListCollectors(s.ListCollectorsRequest(agency_id=agency.id), timeout=RPC_TIMEOUT, metadata=platform)
+    expect([c.id for c in ours.collectors] == [collector.id], f"ListCollectors {[c.id for c in ours.collectors]}")
+    changed = stub.UpdateCollector(s.UpdateCollectorRequest(
+        request_id=request_id(), collector_id=collector.id, expected_version=1, collector=s.Collector(daily_capacity=5),
+        update_mask=["daily_capacity"]), timeout=RPC_TIMEOUT, metadata=platform)
+    expect(changed.daily_capacity == 5 and changed.version == 2, f"UpdateCollector {changed}")
+    bad_shift = s.UpdateCollectorRequest(request_id=request_id(), collector_id=collector.id,
+                                         collector=s.Collector(shift_end=pb.types.TimeOfDay(hours=7)), update_mask=["shift_end"])
+    expect_code(lambda: stub.UpdateCollector(bad_shift, timeout=RPC_TIMEOUT, metadata=platform),
+                grpc.StatusCode.INVALID_ARGUMENT, field="collector.shift_end")
+
+    # Status: suspended (once), reinstated, exited for good.
+    suspended = stub.SuspendAgency(s.SuspendAgencyRequest(request_id=request_id(), agency_id=agency.id, reason="interop review"),
+                                   timeout=RPC_TIMEOUT, metadata=platform)
+    expect(suspended.status == s.AGENCY_STATUS_SUSPENDED and suspended.status_reason == "interop review", f"{suspended}")
+    expect(suspended.status_changes[-1].appointments_cancelled == 0, f"{suspended.status_changes}")
+    expect_code(lambda: stub.SuspendAgency(s.SuspendAgencyRequest(request_id=request_id(), agency_id=agency.id, reason="again"),
+                                           timeout=RPC_TIMEOUT, metadata=platform),
+                grpc.StatusCode.FAILED_PRECONDITION, field="agency-state")
+    reinstated = stub.ReinstateAgency(s.ReinstateAgencyRequest(request_id=request_id(), agency_id=agency.id, reason="closed"),
+                                      timeout=RPC_TIMEOUT, metadata=platform)
+    expect(reinstated.status == s.AGENCY_STATUS_ACTIVE and not reinstated.status_reason, f"{reinstated}")
+    exited = stub.ExitAgency(s.ExitAgencyRequest(request_id=request_id(), agency_id=agency.id, reason="contract ended"),
+                             timeout=RPC_TIMEOUT, metadata=platform)
+    expect(exited.status == s.AGENCY_STATUS_EXITED, f"{exited}")
+    expect([c.status for c in exited.status_changes] ==
+           [s.AGENCY_STATUS_SUSPENDED, s.AGENCY_STATUS_ACTIVE, s.AGENCY_STATUS_EXITED], f"{exited.status_changes}")
+    expect_code(lambda: stub.ReinstateAgency(s.ReinstateAgencyRequest(request_id=request_id(), agency_id=agency.id, reason="back"),
+                                             timeout=RPC_TIMEOUT, metadata=platform),
+                grpc.StatusCode.FAILED_PRECONDITION, field="agency-state")
+
+    # Roles: another agency's manager sees nothing of it; compliance reads but may not write.
+    manager = ctx.auth("agency_manager")
+    expect_code(lambda: stub.GetAgency(s.GetAgencyRequest(agency_id=agency.id), timeout=RPC_TIMEOUT, metadata=manager),
+                grpc.StatusCode.NOT_FOUND, what="GetAgency by another agency's manager")
+    theirs = stub.ListCollectors(s.ListCollectorsRequest(agency_id=agency.id), timeout=RPC_TIMEOUT, metadata=manager)
+    expect(not theirs.collectors, "ListCollectors showed another agency's collectors to a manager")
+    compliance = ctx.auth("compliance")
+    expect(stub.GetAgency(s.GetAgencyRequest(agency_id=agency.id), timeout=RPC_TIMEOUT, metadata=compliance) == exited,
+           "GetAgency by compliance")
+    expect_code(lambda: stub.SuspendAgency(s.SuspendAgencyRequest(request_id=request_id(), agency_id=agency.id, reason="x"),
+                                           timeout=RPC_TIMEOUT, metadata=compliance),
+                grpc.StatusCode.PERMISSION_DENIED, what="SuspendAgency by compliance")
+
+
 # ---------------------------------------------------------------------------
 # Visits
 # ---------------------------------------------------------------------------
@@ -632,6 +759,7 @@ def build_registry():
             "invalid_argument": check_scheduling_invalid_argument,
             "not_found": check_scheduling_not_found,
             "register_agency_collector": check_scheduling_register_agency_collector,
+            "agency_lifecycle": check_scheduling_agency_lifecycle,
         },
         "visits": {
             "unauthenticated": check_visits_unauthenticated,

@@ -15,7 +15,10 @@ plain bearer JWTs. Against the three running services (dev mode, started with
      of a booking that breaks two rules lists both rule ids, a booking without request_id
      carries a google.rpc.BadRequest naming the field,
   6. books a visit two days ahead -> PROPOSED, and waits until its notice is delivered
-     (NOTIFIED), then confirms it.
+     (NOTIFIED), then confirms it,
+  7. suspends the agency: the confirmed visit is CANCELLED (reason COMPLIANCE) and its
+     cancellation notice delivered; a booking with the agency fails `agency-status`; the
+     agency is reinstated.
 
 Usage:
     story_grpcio.py --accounts HOST:PORT --scheduling HOST:PORT --token PLATFORM_JWT --base-ms MS
@@ -201,6 +204,39 @@ def main():
         request_id=str(uuid.uuid4()), appointment_id=booked.id), metadata=metadata, timeout=10)
     assert confirmed.state == s.scheduling.APPOINTMENT_STATE_CONFIRMED
     step("booked_notified_confirmed")
+
+    # 7. The agency is suspended: its confirmed visit is cancelled and the debtor is told;
+    #    nothing can be booked with it until it is reinstated.
+    suspended = scheduling.SuspendAgency(s.scheduling.SuspendAgencyRequest(
+        request_id=str(uuid.uuid4()), agency_id=agency.id, expected_version=agency.version,
+        reason="licence under review"), metadata=metadata, timeout=10)
+    assert suspended.status == s.scheduling.AGENCY_STATUS_SUSPENDED, suspended
+    assert suspended.status_changes[-1].appointments_cancelled == 1, suspended.status_changes
+    deadline = time.time() + 20
+    while True:
+        current = scheduling.GetAppointment(s.scheduling.GetAppointmentRequest(appointment_id=booked.id), metadata=metadata, timeout=10)
+        assert current.state == s.scheduling.APPOINTMENT_STATE_CANCELLED, current.state
+        assert current.cancellation.reason == s.scheduling.CANCELLATION_REASON_COMPLIANCE, current.cancellation
+        notice = current.notices[-1]
+        assert notice.kind == s.scheduling.NOTICE_KIND_CANCELLED, notice
+        if notice.delivery.status == s.types.DELIVERY_STATUS_DELIVERED:
+            break
+        assert time.time() < deadline, "the cancellation notice was not delivered"
+        time.sleep(0.1)
+    try:
+        scheduling.BookAppointment(s.scheduling.BookAppointmentRequest(
+            request_id=str(uuid.uuid4()), account_id=account.id, crew_collector_ids=crew, window_start_ms=later + DAY_MS,
+            window_end_ms=later + DAY_MS + 2 * HOUR_MS, purpose=s.scheduling.VISIT_PURPOSE_DISCUSS_REPAYMENT),
+            metadata=metadata, timeout=10)
+        raise AssertionError("a booking with a suspended agency must be refused")
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, (error.code(), error.details())
+        refusal = s.types.Refusal.FromString(rpc_status.from_call(error).details[0].value)
+        assert [v.rule_id for v in refusal.violations] == ["agency-status"], refusal
+    reinstated = scheduling.ReinstateAgency(s.scheduling.ReinstateAgencyRequest(
+        request_id=str(uuid.uuid4()), agency_id=agency.id, reason="review closed"), metadata=metadata, timeout=10)
+    assert reinstated.status == s.scheduling.AGENCY_STATUS_ACTIVE, reinstated
+    step("agency_suspended_visit_cancelled")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,29 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Doorstep__Scheduling__V1__Agency Doorstep__Scheduling__V1__Agency;
 typedef struct Doorstep__Scheduling__V1__RegisterAgencyRequest Doorstep__Scheduling__V1__RegisterAgencyRequest;
+typedef struct Doorstep__Scheduling__V1__ContactDetails Doorstep__Scheduling__V1__ContactDetails;
+typedef struct Doorstep__Scheduling__V1__AgencyInspection Doorstep__Scheduling__V1__AgencyInspection;
+typedef struct Doorstep__Scheduling__V1__AgencyStatusChange Doorstep__Scheduling__V1__AgencyStatusChange;
+typedef struct Doorstep__Scheduling__V1__GetAgencyRequest Doorstep__Scheduling__V1__GetAgencyRequest;
+typedef struct Doorstep__Scheduling__V1__ListAgenciesRequest Doorstep__Scheduling__V1__ListAgenciesRequest;
+typedef struct Doorstep__Scheduling__V1__ListAgenciesResponse Doorstep__Scheduling__V1__ListAgenciesResponse;
+typedef struct Doorstep__Scheduling__V1__UpdateAgencyRequest Doorstep__Scheduling__V1__UpdateAgencyRequest;
+typedef struct Doorstep__Scheduling__V1__RecordInspectionRequest Doorstep__Scheduling__V1__RecordInspectionRequest;
+typedef struct Doorstep__Scheduling__V1__SuspendAgencyRequest Doorstep__Scheduling__V1__SuspendAgencyRequest;
+typedef struct Doorstep__Scheduling__V1__ReinstateAgencyRequest Doorstep__Scheduling__V1__ReinstateAgencyRequest;
+typedef struct Doorstep__Scheduling__V1__ExitAgencyRequest Doorstep__Scheduling__V1__ExitAgencyRequest;
 typedef struct Doorstep__Scheduling__V1__Suspension Doorstep__Scheduling__V1__Suspension;
 typedef struct Doorstep__Scheduling__V1__Collector Doorstep__Scheduling__V1__Collector;
 typedef struct Doorstep__Scheduling__V1__RegisterCollectorRequest Doorstep__Scheduling__V1__RegisterCollectorRequest;
 typedef struct Doorstep__Scheduling__V1__SuspendCollectorRequest Doorstep__Scheduling__V1__SuspendCollectorRequest;
 typedef struct Doorstep__Scheduling__V1__ReinstateCollectorRequest Doorstep__Scheduling__V1__ReinstateCollectorRequest;
+typedef struct Doorstep__Scheduling__V1__GetCollectorRequest Doorstep__Scheduling__V1__GetCollectorRequest;
+typedef struct Doorstep__Scheduling__V1__ListCollectorsRequest Doorstep__Scheduling__V1__ListCollectorsRequest;
+typedef struct Doorstep__Scheduling__V1__ListCollectorsResponse Doorstep__Scheduling__V1__ListCollectorsResponse;
+typedef struct Doorstep__Scheduling__V1__UpdateCollectorRequest Doorstep__Scheduling__V1__UpdateCollectorRequest;
+typedef struct Doorstep__Scheduling__V1__ListExpiringRequest Doorstep__Scheduling__V1__ListExpiringRequest;
+typedef struct Doorstep__Scheduling__V1__ExpiringItem Doorstep__Scheduling__V1__ExpiringItem;
+typedef struct Doorstep__Scheduling__V1__ListExpiringResponse Doorstep__Scheduling__V1__ListExpiringResponse;
 typedef struct Doorstep__Scheduling__V1__CheckComplianceRequest Doorstep__Scheduling__V1__CheckComplianceRequest;
 typedef struct Doorstep__Scheduling__V1__CheckComplianceResponse Doorstep__Scheduling__V1__CheckComplianceResponse;
 typedef struct Doorstep__Scheduling__V1__Appointment Doorstep__Scheduling__V1__Appointment;
@@ -66,16 +84,35 @@ typedef enum _Doorstep__Scheduling__V1__AgencyStatus {
    */
   DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_ACTIVE = 1,
   /*
-   * Temporarily off the whitelist (e.g. pending re-inspection); fails
-   * `agency-status`.
+   * Temporarily off the whitelist (SuspendAgency, or a FAILED inspection;
+   * e.g. pending re-inspection); fails `agency-status`.
    */
   DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_SUSPENDED = 2,
   /*
-   * Removed from the whitelist (exit); fails `agency-status`.
+   * Removed from the whitelist for good (ExitAgency); fails
+   * `agency-status`. Final.
    */
   DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_EXITED = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__SCHEDULING__V1__AGENCY_STATUS)
 } Doorstep__Scheduling__V1__AgencyStatus;
+/*
+ * What an agency inspection found.
+ */
+typedef enum _Doorstep__Scheduling__V1__InspectionResult {
+  /*
+   * Not set; INVALID_ARGUMENT.
+   */
+  DOORSTEP__SCHEDULING__V1__INSPECTION_RESULT__INSPECTION_RESULT_UNSPECIFIED = 0,
+  /*
+   * The agency passed: last_inspection_date moves to the inspection date.
+   */
+  DOORSTEP__SCHEDULING__V1__INSPECTION_RESULT__INSPECTION_RESULT_PASSED = 1,
+  /*
+   * The agency failed: it is suspended.
+   */
+  DOORSTEP__SCHEDULING__V1__INSPECTION_RESULT__INSPECTION_RESULT_FAILED = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__SCHEDULING__V1__INSPECTION_RESULT)
+} Doorstep__Scheduling__V1__InspectionResult;
 /*
  * Whether a collector may work.
  */
@@ -121,6 +158,30 @@ typedef enum _Doorstep__Scheduling__V1__SuspensionReason {
   DOORSTEP__SCHEDULING__V1__SUSPENSION_REASON__SUSPENSION_REASON_OTHER = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__SCHEDULING__V1__SUSPENSION_REASON)
 } Doorstep__Scheduling__V1__SuspensionReason;
+/*
+ * What expires.
+ */
+typedef enum _Doorstep__Scheduling__V1__ExpiryKind {
+  /*
+   * Not set.
+   */
+  DOORSTEP__SCHEDULING__V1__EXPIRY_KIND__EXPIRY_KIND_UNSPECIFIED = 0,
+  /*
+   * An agency's licence (Agency.licence_expiry_date; `agency-licence`).
+   */
+  DOORSTEP__SCHEDULING__V1__EXPIRY_KIND__EXPIRY_KIND_AGENCY_LICENCE = 1,
+  /*
+   * An agency's inspection falling due (Agency.last_inspection_date plus
+   * the pack's inspection period; `agency-inspection`).
+   */
+  DOORSTEP__SCHEDULING__V1__EXPIRY_KIND__EXPIRY_KIND_AGENCY_INSPECTION = 2,
+  /*
+   * A collector's certification (Collector.certification_expiry_date;
+   * `collector-certification`).
+   */
+  DOORSTEP__SCHEDULING__V1__EXPIRY_KIND__EXPIRY_KIND_COLLECTOR_CERTIFICATION = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__SCHEDULING__V1__EXPIRY_KIND)
+} Doorstep__Scheduling__V1__ExpiryKind;
 /*
  * When a compliance check is made.
  */
@@ -352,11 +413,15 @@ struct  Doorstep__Scheduling__V1__Agency
   char **regions_served;
   /*
    * Date of the last annual inspection. Required; bookings need the visit
-   * date to be within 12 months after it (`agency-inspection`).
+   * date to be within 12 months after it (`agency-inspection`). Afterwards
+   * moved forward only by a PASSED RecordInspection (UpdateAgency does not
+   * change it).
    */
   Doorstep__Type__V1__Date *last_inspection_date;
   /*
-   * Output only (ACTIVE on registration). Whitelist status.
+   * Output only (ACTIVE on registration). Whitelist status; changed by
+   * SuspendAgency, ReinstateAgency, ExitAgency and a FAILED
+   * RecordInspection.
    */
   Doorstep__Scheduling__V1__AgencyStatus status;
   /*
@@ -375,10 +440,34 @@ struct  Doorstep__Scheduling__V1__Agency
    * Output only. When last changed.
    */
   int64_t updated_ms;
+  /*
+   * Visits a day the agency declares its crews can make, all regions
+   * together; 0 = not declared. At most 100000. Shown to planners: bookings
+   * are limited per collector (`collector-capacity`), not by this number.
+   */
+  int32_t daily_visit_capacity;
+  /*
+   * Whom the platform contacts at the agency (renewals, inspections,
+   * complaints). Optional: absent = none on record.
+   */
+  Doorstep__Scheduling__V1__ContactDetails *contact;
+  /*
+   * Output only. The inspections recorded with RecordInspection, oldest
+   * first; the 50 most recent are kept. The inspection given at
+   * registration is only in last_inspection_date.
+   */
+  size_t n_inspections;
+  Doorstep__Scheduling__V1__AgencyInspection **inspections;
+  /*
+   * Output only. Every status change, oldest first; the 50 most recent are
+   * kept.
+   */
+  size_t n_status_changes;
+  Doorstep__Scheduling__V1__AgencyStatusChange **status_changes;
 };
 #define DOORSTEP__SCHEDULING__V1__AGENCY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__agency__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0,NULL, NULL, DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0,NULL, NULL, DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL }
 
 
 /*
@@ -399,6 +488,335 @@ struct  Doorstep__Scheduling__V1__RegisterAgencyRequest
 #define DOORSTEP__SCHEDULING__V1__REGISTER_AGENCY_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__register_agency_request__descriptor) \
     , (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * How to reach a person or an office.
+ */
+struct  Doorstep__Scheduling__V1__ContactDetails
+{
+  ProtobufCMessage base;
+  /*
+   * Whom to ask for. Optional, 0-100 characters.
+   */
+  char *name;
+  /*
+   * Phone number as dialled, e.g. "+86 21 5888 0000". 0-32 characters of
+   * digits, spaces and + - ( ), with at least 5 digits when set.
+   */
+  char *phone;
+  /*
+   * E-mail address. 0-254 characters without spaces, with text on both
+   * sides of one "@". A ContactDetails that is present needs a phone or an
+   * e-mail address ("contact.phone: required").
+   */
+  char *email;
+};
+#define DOORSTEP__SCHEDULING__V1__CONTACT_DETAILS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__contact_details__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One inspection of an agency, as recorded with RecordInspection.
+ */
+struct  Doorstep__Scheduling__V1__AgencyInspection
+{
+  ProtobufCMessage base;
+  /*
+   * The day of the inspection.
+   */
+  Doorstep__Type__V1__Date *inspection_date;
+  /*
+   * What it found.
+   */
+  Doorstep__Scheduling__V1__InspectionResult result;
+  /*
+   * Who inspected (a name, an authority). 1-200 characters.
+   */
+  char *inspector;
+  /*
+   * What was found, for people. 0-2000 characters; set when FAILED.
+   */
+  char *findings;
+  /*
+   * Who recorded it.
+   */
+  Doorstep__Type__V1__Actor *recorded_by;
+  /*
+   * When it was recorded.
+   */
+  int64_t recorded_ms;
+};
+#define DOORSTEP__SCHEDULING__V1__AGENCY_INSPECTION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__agency_inspection__descriptor) \
+    , NULL, DOORSTEP__SCHEDULING__V1__INSPECTION_RESULT__INSPECTION_RESULT_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0 }
+
+
+/*
+ * One change of an agency's whitelist status.
+ */
+struct  Doorstep__Scheduling__V1__AgencyStatusChange
+{
+  ProtobufCMessage base;
+  /*
+   * The status before the change.
+   */
+  Doorstep__Scheduling__V1__AgencyStatus previous_status;
+  /*
+   * The status after it.
+   */
+  Doorstep__Scheduling__V1__AgencyStatus status;
+  /*
+   * Why, as given by the caller (or naming the failed inspection).
+   */
+  char *reason;
+  /*
+   * Who changed it.
+   */
+  Doorstep__Type__V1__Actor *changed_by;
+  /*
+   * When.
+   */
+  int64_t changed_ms;
+  /*
+   * How many future appointments of the agency the change cancelled (a
+   * suspension or an exit); 0 otherwise.
+   */
+  int32_t appointments_cancelled;
+};
+#define DOORSTEP__SCHEDULING__V1__AGENCY_STATUS_CHANGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__agency_status_change__descriptor) \
+    , DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_UNSPECIFIED, DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, 0, 0 }
+
+
+/*
+ * Request of Scheduling.GetAgency.
+ */
+struct  Doorstep__Scheduling__V1__GetAgencyRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The agency. Required.
+   */
+  char *agency_id;
+};
+#define DOORSTEP__SCHEDULING__V1__GET_AGENCY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__get_agency_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of Scheduling.ListAgencies. Filters combine with AND.
+ */
+struct  Doorstep__Scheduling__V1__ListAgenciesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Page size: default 50, max 500.
+   */
+  int32_t page_size;
+  /*
+   * Opaque token from a previous response; empty for the first page.
+   */
+  char *page_token;
+  /*
+   * Only agencies with this status; UNSPECIFIED = any.
+   */
+  Doorstep__Scheduling__V1__AgencyStatus status;
+  /*
+   * Only agencies serving this region (Address.region_code).
+   */
+  char *region_code;
+};
+#define DOORSTEP__SCHEDULING__V1__LIST_AGENCIES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__list_agencies_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of Scheduling.ListAgencies.
+ */
+struct  Doorstep__Scheduling__V1__ListAgenciesResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The page, in registration order.
+   */
+  size_t n_agencies;
+  Doorstep__Scheduling__V1__Agency **agencies;
+  /*
+   * Token for the next page; empty when this is the last page.
+   */
+  char *next_page_token;
+};
+#define DOORSTEP__SCHEDULING__V1__LIST_AGENCIES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__list_agencies_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of Scheduling.UpdateAgency.
+ */
+struct  Doorstep__Scheduling__V1__UpdateAgencyRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key. Required.
+   */
+  char *request_id;
+  /*
+   * The agency. Required.
+   */
+  char *agency_id;
+  /*
+   * 0 = don't check; else must equal the agency's version (ABORTED).
+   */
+  int64_t expected_version;
+  /*
+   * The new values. Required. Only the fields named in update_mask are
+   * read, each validated as on RegisterAgency (errors name "agency.<field>").
+   */
+  Doorstep__Scheduling__V1__Agency *agency;
+  /*
+   * The fields to change, by name: "display_name", "licence_number",
+   * "licence_expiry_date", "regions_served", "daily_visit_capacity",
+   * "contact" (a whole field is replaced; an unset contact removes it).
+   * Required, each at most once; any other name is INVALID_ARGUMENT naming
+   * its entry, e.g. "update_mask[0]".
+   */
+  size_t n_update_mask;
+  char **update_mask;
+};
+#define DOORSTEP__SCHEDULING__V1__UPDATE_AGENCY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__update_agency_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, 0,NULL }
+
+
+/*
+ * Request of Scheduling.RecordInspection.
+ */
+struct  Doorstep__Scheduling__V1__RecordInspectionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key. Required.
+   */
+  char *request_id;
+  /*
+   * The agency. Required.
+   */
+  char *agency_id;
+  /*
+   * 0 = don't check; else must equal the agency's version (ABORTED).
+   */
+  int64_t expected_version;
+  /*
+   * The day of the inspection. Required; not after today (UTC).
+   */
+  Doorstep__Type__V1__Date *inspection_date;
+  /*
+   * What it found. Required.
+   */
+  Doorstep__Scheduling__V1__InspectionResult result;
+  /*
+   * Who inspected. Required, 1-200 characters.
+   */
+  char *inspector;
+  /*
+   * What was found. Required for FAILED (it names the suspension),
+   * optional for PASSED; at most 2000 characters.
+   */
+  char *findings;
+};
+#define DOORSTEP__SCHEDULING__V1__RECORD_INSPECTION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__record_inspection_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, DOORSTEP__SCHEDULING__V1__INSPECTION_RESULT__INSPECTION_RESULT_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of Scheduling.SuspendAgency.
+ */
+struct  Doorstep__Scheduling__V1__SuspendAgencyRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key. Required.
+   */
+  char *request_id;
+  /*
+   * The agency. Required.
+   */
+  char *agency_id;
+  /*
+   * 0 = don't check; else must equal the agency's version (ABORTED).
+   */
+  int64_t expected_version;
+  /*
+   * Why. Required, 1-500 characters; becomes status_reason and is quoted
+   * by `agency-status` refusals and in the cancelled appointments' note.
+   */
+  char *reason;
+};
+#define DOORSTEP__SCHEDULING__V1__SUSPEND_AGENCY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__suspend_agency_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of Scheduling.ReinstateAgency.
+ */
+struct  Doorstep__Scheduling__V1__ReinstateAgencyRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key. Required.
+   */
+  char *request_id;
+  /*
+   * The agency. Required.
+   */
+  char *agency_id;
+  /*
+   * 0 = don't check; else must equal the agency's version (ABORTED).
+   */
+  int64_t expected_version;
+  /*
+   * Why. Required, 1-500 characters.
+   */
+  char *reason;
+};
+#define DOORSTEP__SCHEDULING__V1__REINSTATE_AGENCY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__reinstate_agency_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of Scheduling.ExitAgency.
+ */
+struct  Doorstep__Scheduling__V1__ExitAgencyRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key. Required.
+   */
+  char *request_id;
+  /*
+   * The agency. Required.
+   */
+  char *agency_id;
+  /*
+   * 0 = don't check; else must equal the agency's version (ABORTED).
+   */
+  int64_t expected_version;
+  /*
+   * Why. Required, 1-500 characters; becomes status_reason.
+   */
+  char *reason;
+};
+#define DOORSTEP__SCHEDULING__V1__EXIT_AGENCY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__exit_agency_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -528,10 +946,14 @@ struct  Doorstep__Scheduling__V1__Collector
    * Output only. When last changed.
    */
   int64_t updated_ms;
+  /*
+   * How to reach the collector at work. Optional: absent = none on record.
+   */
+  Doorstep__Scheduling__V1__ContactDetails *contact;
 };
 #define DOORSTEP__SCHEDULING__V1__COLLECTOR__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__collector__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, NULL, NULL, 0, DOORSTEP__SCHEDULING__V1__COLLECTOR_STATUS__COLLECTOR_STATUS_UNSPECIFIED, 0,NULL, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, NULL, NULL, 0, DOORSTEP__SCHEDULING__V1__COLLECTOR_STATUS__COLLECTOR_STATUS_UNSPECIFIED, 0,NULL, 0, 0, 0, NULL }
 
 
 /*
@@ -640,6 +1062,224 @@ struct  Doorstep__Scheduling__V1__ReinstateCollectorRequest
 #define DOORSTEP__SCHEDULING__V1__REINSTATE_COLLECTOR_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__reinstate_collector_request__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__REINSTATE_COLLECTOR_REQUEST__SUSPENSION__NOT_SET, {0} }
+
+
+/*
+ * Request of Scheduling.GetCollector.
+ */
+struct  Doorstep__Scheduling__V1__GetCollectorRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The collector. Required.
+   */
+  char *collector_id;
+};
+#define DOORSTEP__SCHEDULING__V1__GET_COLLECTOR_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__get_collector_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of Scheduling.ListCollectors. Filters combine with AND.
+ */
+struct  Doorstep__Scheduling__V1__ListCollectorsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Page size: default 50, max 500.
+   */
+  int32_t page_size;
+  /*
+   * Opaque token from a previous response; empty for the first page.
+   */
+  char *page_token;
+  /*
+   * Only this agency's collectors (forced for agency_manager tokens).
+   */
+  char *agency_id;
+  /*
+   * Only collectors with this status; UNSPECIFIED = any.
+   */
+  Doorstep__Scheduling__V1__CollectorStatus status;
+  /*
+   * Only collectors working in this region.
+   */
+  char *region_code;
+};
+#define DOORSTEP__SCHEDULING__V1__LIST_COLLECTORS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__list_collectors_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, DOORSTEP__SCHEDULING__V1__COLLECTOR_STATUS__COLLECTOR_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of Scheduling.ListCollectors.
+ */
+struct  Doorstep__Scheduling__V1__ListCollectorsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The page, in registration order.
+   */
+  size_t n_collectors;
+  Doorstep__Scheduling__V1__Collector **collectors;
+  /*
+   * Token for the next page; empty when this is the last page.
+   */
+  char *next_page_token;
+};
+#define DOORSTEP__SCHEDULING__V1__LIST_COLLECTORS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__list_collectors_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of Scheduling.UpdateCollector.
+ */
+struct  Doorstep__Scheduling__V1__UpdateCollectorRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key. Required.
+   */
+  char *request_id;
+  /*
+   * The collector. Required.
+   */
+  char *collector_id;
+  /*
+   * 0 = don't check; else must equal the collector's version (ABORTED).
+   */
+  int64_t expected_version;
+  /*
+   * The new values. Required. Only the fields named in update_mask are
+   * read; the collector as changed is validated as on RegisterCollector
+   * (errors name "collector.<field>").
+   */
+  Doorstep__Scheduling__V1__Collector *collector;
+  /*
+   * The fields to change, by name: "full_name", "certification_number",
+   * "certification_expiry_date", "region_code", "home_location",
+   * "time_zone", "shift_start", "shift_end", "daily_capacity", "contact"
+   * (a whole field is replaced; an unset contact removes it). Required,
+   * each at most once; any other name is INVALID_ARGUMENT naming its entry.
+   */
+  size_t n_update_mask;
+  char **update_mask;
+};
+#define DOORSTEP__SCHEDULING__V1__UPDATE_COLLECTOR_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__update_collector_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, 0,NULL }
+
+
+/*
+ * Request of Scheduling.ListExpiring.
+ */
+struct  Doorstep__Scheduling__V1__ListExpiringRequest
+{
+  ProtobufCMessage base;
+  /*
+   * How far ahead to look, in days: items whose last valid day is at most
+   * this many days after today (or has passed). Required, 1-365.
+   */
+  int32_t within_days;
+  /*
+   * Only this agency and its collectors (forced for agency_manager tokens).
+   */
+  char *agency_id;
+  /*
+   * Page size: default 50, max 500.
+   */
+  int32_t page_size;
+  /*
+   * Opaque token from a previous response; empty for the first page.
+   */
+  char *page_token;
+};
+#define DOORSTEP__SCHEDULING__V1__LIST_EXPIRING_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__list_expiring_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One licence, inspection or certification that runs out soon.
+ */
+struct  Doorstep__Scheduling__V1__ExpiringItem
+{
+  ProtobufCMessage base;
+  /*
+   * What expires.
+   */
+  Doorstep__Scheduling__V1__ExpiryKind kind;
+  /*
+   * The agency ("agy_…") or collector ("col_…") it belongs to.
+   */
+  char *resource_id;
+  /*
+   * The agency: the resource itself, or the collector's agency.
+   */
+  char *agency_id;
+  /*
+   * The agency's display_name or the collector's full_name.
+   */
+  char *name;
+  /*
+   * The licence or certification number; for an inspection, the date of
+   * the last inspection ("2025-04-01").
+   */
+  char *reference;
+  /*
+   * The last day a visit may be booked with it (the expiry date, or the
+   * last day of the inspection period); visits after it are refused.
+   */
+  Doorstep__Type__V1__Date *last_valid_date;
+  /*
+   * Days from as_of_date to last_valid_date; negative once it has passed.
+   */
+  int32_t days_left;
+  /*
+   * The rule that refuses bookings after last_valid_date:
+   * `agency-licence`, `agency-inspection` or `collector-certification`.
+   */
+  char *rule_id;
+  /*
+   * What expires, for people, e.g. "licence SH-COLL-2024-0001 of agency
+   * agy_… valid until 2026-04-09 (30 days)".
+   */
+  char *detail;
+};
+#define DOORSTEP__SCHEDULING__V1__EXPIRING_ITEM__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__expiring_item__descriptor) \
+    , DOORSTEP__SCHEDULING__V1__EXPIRY_KIND__EXPIRY_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of Scheduling.ListExpiring.
+ */
+struct  Doorstep__Scheduling__V1__ListExpiringResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The page, by last valid day, then kind, then resource id.
+   */
+  size_t n_items;
+  Doorstep__Scheduling__V1__ExpiringItem **items;
+  /*
+   * Token for the next page; empty when this is the last page.
+   */
+  char *next_page_token;
+  /*
+   * Today in time_zone, from which days_left is counted.
+   */
+  Doorstep__Type__V1__Date *as_of_date;
+  /*
+   * The service's default time zone (IANA), in which as_of_date is meant.
+   */
+  char *time_zone;
+};
+#define DOORSTEP__SCHEDULING__V1__LIST_EXPIRING_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__list_expiring_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -1958,6 +2598,215 @@ Doorstep__Scheduling__V1__RegisterAgencyRequest *
 void   doorstep__scheduling__v1__register_agency_request__free_unpacked
                      (Doorstep__Scheduling__V1__RegisterAgencyRequest *message,
                       ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__ContactDetails methods */
+void   doorstep__scheduling__v1__contact_details__init
+                     (Doorstep__Scheduling__V1__ContactDetails         *message);
+size_t doorstep__scheduling__v1__contact_details__get_packed_size
+                     (const Doorstep__Scheduling__V1__ContactDetails   *message);
+size_t doorstep__scheduling__v1__contact_details__pack
+                     (const Doorstep__Scheduling__V1__ContactDetails   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__contact_details__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ContactDetails   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__ContactDetails *
+       doorstep__scheduling__v1__contact_details__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__contact_details__free_unpacked
+                     (Doorstep__Scheduling__V1__ContactDetails *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__AgencyInspection methods */
+void   doorstep__scheduling__v1__agency_inspection__init
+                     (Doorstep__Scheduling__V1__AgencyInspection         *message);
+size_t doorstep__scheduling__v1__agency_inspection__get_packed_size
+                     (const Doorstep__Scheduling__V1__AgencyInspection   *message);
+size_t doorstep__scheduling__v1__agency_inspection__pack
+                     (const Doorstep__Scheduling__V1__AgencyInspection   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__agency_inspection__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__AgencyInspection   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__AgencyInspection *
+       doorstep__scheduling__v1__agency_inspection__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__agency_inspection__free_unpacked
+                     (Doorstep__Scheduling__V1__AgencyInspection *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__AgencyStatusChange methods */
+void   doorstep__scheduling__v1__agency_status_change__init
+                     (Doorstep__Scheduling__V1__AgencyStatusChange         *message);
+size_t doorstep__scheduling__v1__agency_status_change__get_packed_size
+                     (const Doorstep__Scheduling__V1__AgencyStatusChange   *message);
+size_t doorstep__scheduling__v1__agency_status_change__pack
+                     (const Doorstep__Scheduling__V1__AgencyStatusChange   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__agency_status_change__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__AgencyStatusChange   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__AgencyStatusChange *
+       doorstep__scheduling__v1__agency_status_change__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__agency_status_change__free_unpacked
+                     (Doorstep__Scheduling__V1__AgencyStatusChange *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__GetAgencyRequest methods */
+void   doorstep__scheduling__v1__get_agency_request__init
+                     (Doorstep__Scheduling__V1__GetAgencyRequest         *message);
+size_t doorstep__scheduling__v1__get_agency_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__GetAgencyRequest   *message);
+size_t doorstep__scheduling__v1__get_agency_request__pack
+                     (const Doorstep__Scheduling__V1__GetAgencyRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__get_agency_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__GetAgencyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__GetAgencyRequest *
+       doorstep__scheduling__v1__get_agency_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__get_agency_request__free_unpacked
+                     (Doorstep__Scheduling__V1__GetAgencyRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__ListAgenciesRequest methods */
+void   doorstep__scheduling__v1__list_agencies_request__init
+                     (Doorstep__Scheduling__V1__ListAgenciesRequest         *message);
+size_t doorstep__scheduling__v1__list_agencies_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListAgenciesRequest   *message);
+size_t doorstep__scheduling__v1__list_agencies_request__pack
+                     (const Doorstep__Scheduling__V1__ListAgenciesRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__list_agencies_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListAgenciesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__ListAgenciesRequest *
+       doorstep__scheduling__v1__list_agencies_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__list_agencies_request__free_unpacked
+                     (Doorstep__Scheduling__V1__ListAgenciesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__ListAgenciesResponse methods */
+void   doorstep__scheduling__v1__list_agencies_response__init
+                     (Doorstep__Scheduling__V1__ListAgenciesResponse         *message);
+size_t doorstep__scheduling__v1__list_agencies_response__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListAgenciesResponse   *message);
+size_t doorstep__scheduling__v1__list_agencies_response__pack
+                     (const Doorstep__Scheduling__V1__ListAgenciesResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__list_agencies_response__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListAgenciesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__ListAgenciesResponse *
+       doorstep__scheduling__v1__list_agencies_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__list_agencies_response__free_unpacked
+                     (Doorstep__Scheduling__V1__ListAgenciesResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__UpdateAgencyRequest methods */
+void   doorstep__scheduling__v1__update_agency_request__init
+                     (Doorstep__Scheduling__V1__UpdateAgencyRequest         *message);
+size_t doorstep__scheduling__v1__update_agency_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__UpdateAgencyRequest   *message);
+size_t doorstep__scheduling__v1__update_agency_request__pack
+                     (const Doorstep__Scheduling__V1__UpdateAgencyRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__update_agency_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__UpdateAgencyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__UpdateAgencyRequest *
+       doorstep__scheduling__v1__update_agency_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__update_agency_request__free_unpacked
+                     (Doorstep__Scheduling__V1__UpdateAgencyRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__RecordInspectionRequest methods */
+void   doorstep__scheduling__v1__record_inspection_request__init
+                     (Doorstep__Scheduling__V1__RecordInspectionRequest         *message);
+size_t doorstep__scheduling__v1__record_inspection_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__RecordInspectionRequest   *message);
+size_t doorstep__scheduling__v1__record_inspection_request__pack
+                     (const Doorstep__Scheduling__V1__RecordInspectionRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__record_inspection_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__RecordInspectionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__RecordInspectionRequest *
+       doorstep__scheduling__v1__record_inspection_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__record_inspection_request__free_unpacked
+                     (Doorstep__Scheduling__V1__RecordInspectionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__SuspendAgencyRequest methods */
+void   doorstep__scheduling__v1__suspend_agency_request__init
+                     (Doorstep__Scheduling__V1__SuspendAgencyRequest         *message);
+size_t doorstep__scheduling__v1__suspend_agency_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__SuspendAgencyRequest   *message);
+size_t doorstep__scheduling__v1__suspend_agency_request__pack
+                     (const Doorstep__Scheduling__V1__SuspendAgencyRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__suspend_agency_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__SuspendAgencyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__SuspendAgencyRequest *
+       doorstep__scheduling__v1__suspend_agency_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__suspend_agency_request__free_unpacked
+                     (Doorstep__Scheduling__V1__SuspendAgencyRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__ReinstateAgencyRequest methods */
+void   doorstep__scheduling__v1__reinstate_agency_request__init
+                     (Doorstep__Scheduling__V1__ReinstateAgencyRequest         *message);
+size_t doorstep__scheduling__v1__reinstate_agency_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__ReinstateAgencyRequest   *message);
+size_t doorstep__scheduling__v1__reinstate_agency_request__pack
+                     (const Doorstep__Scheduling__V1__ReinstateAgencyRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__reinstate_agency_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ReinstateAgencyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__ReinstateAgencyRequest *
+       doorstep__scheduling__v1__reinstate_agency_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__reinstate_agency_request__free_unpacked
+                     (Doorstep__Scheduling__V1__ReinstateAgencyRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__ExitAgencyRequest methods */
+void   doorstep__scheduling__v1__exit_agency_request__init
+                     (Doorstep__Scheduling__V1__ExitAgencyRequest         *message);
+size_t doorstep__scheduling__v1__exit_agency_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__ExitAgencyRequest   *message);
+size_t doorstep__scheduling__v1__exit_agency_request__pack
+                     (const Doorstep__Scheduling__V1__ExitAgencyRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__exit_agency_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ExitAgencyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__ExitAgencyRequest *
+       doorstep__scheduling__v1__exit_agency_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__exit_agency_request__free_unpacked
+                     (Doorstep__Scheduling__V1__ExitAgencyRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Doorstep__Scheduling__V1__Suspension methods */
 void   doorstep__scheduling__v1__suspension__init
                      (Doorstep__Scheduling__V1__Suspension         *message);
@@ -2052,6 +2901,139 @@ Doorstep__Scheduling__V1__ReinstateCollectorRequest *
                       const uint8_t       *data);
 void   doorstep__scheduling__v1__reinstate_collector_request__free_unpacked
                      (Doorstep__Scheduling__V1__ReinstateCollectorRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__GetCollectorRequest methods */
+void   doorstep__scheduling__v1__get_collector_request__init
+                     (Doorstep__Scheduling__V1__GetCollectorRequest         *message);
+size_t doorstep__scheduling__v1__get_collector_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__GetCollectorRequest   *message);
+size_t doorstep__scheduling__v1__get_collector_request__pack
+                     (const Doorstep__Scheduling__V1__GetCollectorRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__get_collector_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__GetCollectorRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__GetCollectorRequest *
+       doorstep__scheduling__v1__get_collector_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__get_collector_request__free_unpacked
+                     (Doorstep__Scheduling__V1__GetCollectorRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__ListCollectorsRequest methods */
+void   doorstep__scheduling__v1__list_collectors_request__init
+                     (Doorstep__Scheduling__V1__ListCollectorsRequest         *message);
+size_t doorstep__scheduling__v1__list_collectors_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListCollectorsRequest   *message);
+size_t doorstep__scheduling__v1__list_collectors_request__pack
+                     (const Doorstep__Scheduling__V1__ListCollectorsRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__list_collectors_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListCollectorsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__ListCollectorsRequest *
+       doorstep__scheduling__v1__list_collectors_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__list_collectors_request__free_unpacked
+                     (Doorstep__Scheduling__V1__ListCollectorsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__ListCollectorsResponse methods */
+void   doorstep__scheduling__v1__list_collectors_response__init
+                     (Doorstep__Scheduling__V1__ListCollectorsResponse         *message);
+size_t doorstep__scheduling__v1__list_collectors_response__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListCollectorsResponse   *message);
+size_t doorstep__scheduling__v1__list_collectors_response__pack
+                     (const Doorstep__Scheduling__V1__ListCollectorsResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__list_collectors_response__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListCollectorsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__ListCollectorsResponse *
+       doorstep__scheduling__v1__list_collectors_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__list_collectors_response__free_unpacked
+                     (Doorstep__Scheduling__V1__ListCollectorsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__UpdateCollectorRequest methods */
+void   doorstep__scheduling__v1__update_collector_request__init
+                     (Doorstep__Scheduling__V1__UpdateCollectorRequest         *message);
+size_t doorstep__scheduling__v1__update_collector_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__UpdateCollectorRequest   *message);
+size_t doorstep__scheduling__v1__update_collector_request__pack
+                     (const Doorstep__Scheduling__V1__UpdateCollectorRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__update_collector_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__UpdateCollectorRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__UpdateCollectorRequest *
+       doorstep__scheduling__v1__update_collector_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__update_collector_request__free_unpacked
+                     (Doorstep__Scheduling__V1__UpdateCollectorRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__ListExpiringRequest methods */
+void   doorstep__scheduling__v1__list_expiring_request__init
+                     (Doorstep__Scheduling__V1__ListExpiringRequest         *message);
+size_t doorstep__scheduling__v1__list_expiring_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListExpiringRequest   *message);
+size_t doorstep__scheduling__v1__list_expiring_request__pack
+                     (const Doorstep__Scheduling__V1__ListExpiringRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__list_expiring_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListExpiringRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__ListExpiringRequest *
+       doorstep__scheduling__v1__list_expiring_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__list_expiring_request__free_unpacked
+                     (Doorstep__Scheduling__V1__ListExpiringRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__ExpiringItem methods */
+void   doorstep__scheduling__v1__expiring_item__init
+                     (Doorstep__Scheduling__V1__ExpiringItem         *message);
+size_t doorstep__scheduling__v1__expiring_item__get_packed_size
+                     (const Doorstep__Scheduling__V1__ExpiringItem   *message);
+size_t doorstep__scheduling__v1__expiring_item__pack
+                     (const Doorstep__Scheduling__V1__ExpiringItem   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__expiring_item__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ExpiringItem   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__ExpiringItem *
+       doorstep__scheduling__v1__expiring_item__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__expiring_item__free_unpacked
+                     (Doorstep__Scheduling__V1__ExpiringItem *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__ListExpiringResponse methods */
+void   doorstep__scheduling__v1__list_expiring_response__init
+                     (Doorstep__Scheduling__V1__ListExpiringResponse         *message);
+size_t doorstep__scheduling__v1__list_expiring_response__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListExpiringResponse   *message);
+size_t doorstep__scheduling__v1__list_expiring_response__pack
+                     (const Doorstep__Scheduling__V1__ListExpiringResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__list_expiring_response__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListExpiringResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__ListExpiringResponse *
+       doorstep__scheduling__v1__list_expiring_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__list_expiring_response__free_unpacked
+                     (Doorstep__Scheduling__V1__ListExpiringResponse *message,
                       ProtobufCAllocator *allocator);
 /* Doorstep__Scheduling__V1__CheckComplianceRequest methods */
 void   doorstep__scheduling__v1__check_compliance_request__init
@@ -2555,6 +3537,39 @@ typedef void (*Doorstep__Scheduling__V1__Agency_Closure)
 typedef void (*Doorstep__Scheduling__V1__RegisterAgencyRequest_Closure)
                  (const Doorstep__Scheduling__V1__RegisterAgencyRequest *message,
                   void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__ContactDetails_Closure)
+                 (const Doorstep__Scheduling__V1__ContactDetails *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__AgencyInspection_Closure)
+                 (const Doorstep__Scheduling__V1__AgencyInspection *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__AgencyStatusChange_Closure)
+                 (const Doorstep__Scheduling__V1__AgencyStatusChange *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__GetAgencyRequest_Closure)
+                 (const Doorstep__Scheduling__V1__GetAgencyRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__ListAgenciesRequest_Closure)
+                 (const Doorstep__Scheduling__V1__ListAgenciesRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__ListAgenciesResponse_Closure)
+                 (const Doorstep__Scheduling__V1__ListAgenciesResponse *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__UpdateAgencyRequest_Closure)
+                 (const Doorstep__Scheduling__V1__UpdateAgencyRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__RecordInspectionRequest_Closure)
+                 (const Doorstep__Scheduling__V1__RecordInspectionRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__SuspendAgencyRequest_Closure)
+                 (const Doorstep__Scheduling__V1__SuspendAgencyRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__ReinstateAgencyRequest_Closure)
+                 (const Doorstep__Scheduling__V1__ReinstateAgencyRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__ExitAgencyRequest_Closure)
+                 (const Doorstep__Scheduling__V1__ExitAgencyRequest *message,
+                  void *closure_data);
 typedef void (*Doorstep__Scheduling__V1__Suspension_Closure)
                  (const Doorstep__Scheduling__V1__Suspension *message,
                   void *closure_data);
@@ -2569,6 +3584,27 @@ typedef void (*Doorstep__Scheduling__V1__SuspendCollectorRequest_Closure)
                   void *closure_data);
 typedef void (*Doorstep__Scheduling__V1__ReinstateCollectorRequest_Closure)
                  (const Doorstep__Scheduling__V1__ReinstateCollectorRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__GetCollectorRequest_Closure)
+                 (const Doorstep__Scheduling__V1__GetCollectorRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__ListCollectorsRequest_Closure)
+                 (const Doorstep__Scheduling__V1__ListCollectorsRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__ListCollectorsResponse_Closure)
+                 (const Doorstep__Scheduling__V1__ListCollectorsResponse *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__UpdateCollectorRequest_Closure)
+                 (const Doorstep__Scheduling__V1__UpdateCollectorRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__ListExpiringRequest_Closure)
+                 (const Doorstep__Scheduling__V1__ListExpiringRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__ExpiringItem_Closure)
+                 (const Doorstep__Scheduling__V1__ExpiringItem *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__ListExpiringResponse_Closure)
+                 (const Doorstep__Scheduling__V1__ListExpiringResponse *message,
                   void *closure_data);
 typedef void (*Doorstep__Scheduling__V1__CheckComplianceRequest_Closure)
                  (const Doorstep__Scheduling__V1__CheckComplianceRequest *message,
@@ -2671,6 +3707,50 @@ struct Doorstep__Scheduling__V1__Scheduling_Service
                               const Doorstep__Scheduling__V1__ReinstateCollectorRequest *input,
                               Doorstep__Scheduling__V1__Collector_Closure closure,
                               void *closure_data);
+  void (*get_agency)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                     const Doorstep__Scheduling__V1__GetAgencyRequest *input,
+                     Doorstep__Scheduling__V1__Agency_Closure closure,
+                     void *closure_data);
+  void (*list_agencies)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                        const Doorstep__Scheduling__V1__ListAgenciesRequest *input,
+                        Doorstep__Scheduling__V1__ListAgenciesResponse_Closure closure,
+                        void *closure_data);
+  void (*update_agency)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                        const Doorstep__Scheduling__V1__UpdateAgencyRequest *input,
+                        Doorstep__Scheduling__V1__Agency_Closure closure,
+                        void *closure_data);
+  void (*record_inspection)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                            const Doorstep__Scheduling__V1__RecordInspectionRequest *input,
+                            Doorstep__Scheduling__V1__Agency_Closure closure,
+                            void *closure_data);
+  void (*suspend_agency)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                         const Doorstep__Scheduling__V1__SuspendAgencyRequest *input,
+                         Doorstep__Scheduling__V1__Agency_Closure closure,
+                         void *closure_data);
+  void (*reinstate_agency)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                           const Doorstep__Scheduling__V1__ReinstateAgencyRequest *input,
+                           Doorstep__Scheduling__V1__Agency_Closure closure,
+                           void *closure_data);
+  void (*exit_agency)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                      const Doorstep__Scheduling__V1__ExitAgencyRequest *input,
+                      Doorstep__Scheduling__V1__Agency_Closure closure,
+                      void *closure_data);
+  void (*get_collector)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                        const Doorstep__Scheduling__V1__GetCollectorRequest *input,
+                        Doorstep__Scheduling__V1__Collector_Closure closure,
+                        void *closure_data);
+  void (*list_collectors)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                          const Doorstep__Scheduling__V1__ListCollectorsRequest *input,
+                          Doorstep__Scheduling__V1__ListCollectorsResponse_Closure closure,
+                          void *closure_data);
+  void (*update_collector)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                           const Doorstep__Scheduling__V1__UpdateCollectorRequest *input,
+                           Doorstep__Scheduling__V1__Collector_Closure closure,
+                           void *closure_data);
+  void (*list_expiring)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                        const Doorstep__Scheduling__V1__ListExpiringRequest *input,
+                        Doorstep__Scheduling__V1__ListExpiringResponse_Closure closure,
+                        void *closure_data);
   void (*check_compliance)(Doorstep__Scheduling__V1__Scheduling_Service *service,
                            const Doorstep__Scheduling__V1__CheckComplianceRequest *input,
                            Doorstep__Scheduling__V1__CheckComplianceResponse_Closure closure,
@@ -2723,6 +3803,17 @@ void doorstep__scheduling__v1__scheduling__init (Doorstep__Scheduling__V1__Sched
       function_prefix__ ## register_collector,\
       function_prefix__ ## suspend_collector,\
       function_prefix__ ## reinstate_collector,\
+      function_prefix__ ## get_agency,\
+      function_prefix__ ## list_agencies,\
+      function_prefix__ ## update_agency,\
+      function_prefix__ ## record_inspection,\
+      function_prefix__ ## suspend_agency,\
+      function_prefix__ ## reinstate_agency,\
+      function_prefix__ ## exit_agency,\
+      function_prefix__ ## get_collector,\
+      function_prefix__ ## list_collectors,\
+      function_prefix__ ## update_collector,\
+      function_prefix__ ## list_expiring,\
       function_prefix__ ## check_compliance,\
       function_prefix__ ## book_appointment,\
       function_prefix__ ## confirm_appointment,\
@@ -2749,6 +3840,50 @@ void doorstep__scheduling__v1__scheduling__reinstate_collector(ProtobufCService 
                                                                const Doorstep__Scheduling__V1__ReinstateCollectorRequest *input,
                                                                Doorstep__Scheduling__V1__Collector_Closure closure,
                                                                void *closure_data);
+void doorstep__scheduling__v1__scheduling__get_agency(ProtobufCService *service,
+                                                      const Doorstep__Scheduling__V1__GetAgencyRequest *input,
+                                                      Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                      void *closure_data);
+void doorstep__scheduling__v1__scheduling__list_agencies(ProtobufCService *service,
+                                                         const Doorstep__Scheduling__V1__ListAgenciesRequest *input,
+                                                         Doorstep__Scheduling__V1__ListAgenciesResponse_Closure closure,
+                                                         void *closure_data);
+void doorstep__scheduling__v1__scheduling__update_agency(ProtobufCService *service,
+                                                         const Doorstep__Scheduling__V1__UpdateAgencyRequest *input,
+                                                         Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                         void *closure_data);
+void doorstep__scheduling__v1__scheduling__record_inspection(ProtobufCService *service,
+                                                             const Doorstep__Scheduling__V1__RecordInspectionRequest *input,
+                                                             Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                             void *closure_data);
+void doorstep__scheduling__v1__scheduling__suspend_agency(ProtobufCService *service,
+                                                          const Doorstep__Scheduling__V1__SuspendAgencyRequest *input,
+                                                          Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                          void *closure_data);
+void doorstep__scheduling__v1__scheduling__reinstate_agency(ProtobufCService *service,
+                                                            const Doorstep__Scheduling__V1__ReinstateAgencyRequest *input,
+                                                            Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                            void *closure_data);
+void doorstep__scheduling__v1__scheduling__exit_agency(ProtobufCService *service,
+                                                       const Doorstep__Scheduling__V1__ExitAgencyRequest *input,
+                                                       Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                       void *closure_data);
+void doorstep__scheduling__v1__scheduling__get_collector(ProtobufCService *service,
+                                                         const Doorstep__Scheduling__V1__GetCollectorRequest *input,
+                                                         Doorstep__Scheduling__V1__Collector_Closure closure,
+                                                         void *closure_data);
+void doorstep__scheduling__v1__scheduling__list_collectors(ProtobufCService *service,
+                                                           const Doorstep__Scheduling__V1__ListCollectorsRequest *input,
+                                                           Doorstep__Scheduling__V1__ListCollectorsResponse_Closure closure,
+                                                           void *closure_data);
+void doorstep__scheduling__v1__scheduling__update_collector(ProtobufCService *service,
+                                                            const Doorstep__Scheduling__V1__UpdateCollectorRequest *input,
+                                                            Doorstep__Scheduling__V1__Collector_Closure closure,
+                                                            void *closure_data);
+void doorstep__scheduling__v1__scheduling__list_expiring(ProtobufCService *service,
+                                                         const Doorstep__Scheduling__V1__ListExpiringRequest *input,
+                                                         Doorstep__Scheduling__V1__ListExpiringResponse_Closure closure,
+                                                         void *closure_data);
 void doorstep__scheduling__v1__scheduling__check_compliance(ProtobufCService *service,
                                                             const Doorstep__Scheduling__V1__CheckComplianceRequest *input,
                                                             Doorstep__Scheduling__V1__CheckComplianceResponse_Closure closure,
@@ -2793,8 +3928,10 @@ void doorstep__scheduling__v1__scheduling__get_contact_budget(ProtobufCService *
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    doorstep__scheduling__v1__agency_status__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__scheduling__v1__inspection_result__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__scheduling__v1__collector_status__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__scheduling__v1__suspension_reason__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__scheduling__v1__expiry_kind__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__scheduling__v1__check_point__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__scheduling__v1__appointment_state__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__scheduling__v1__visit_purpose__descriptor;
@@ -2803,11 +3940,29 @@ extern const ProtobufCEnumDescriptor    doorstep__scheduling__v1__notice_kind__d
 extern const ProtobufCEnumDescriptor    doorstep__scheduling__v1__unassigned_reason__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__agency__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__register_agency_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__contact_details__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__agency_inspection__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__agency_status_change__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__get_agency_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_agencies_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_agencies_response__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__update_agency_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__record_inspection_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__suspend_agency_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__reinstate_agency_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__exit_agency_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__suspension__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__collector__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__register_collector_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__suspend_collector_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__reinstate_collector_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__get_collector_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_collectors_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_collectors_response__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__update_collector_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_expiring_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__expiring_item__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_expiring_response__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__check_compliance_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__check_compliance_response__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__appointment__descriptor;

@@ -97,6 +97,501 @@ void   doorstep__scheduling__v1__register_agency_request__free_unpacked
   assert(message->base.descriptor == &doorstep__scheduling__v1__register_agency_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   doorstep__scheduling__v1__contact_details__init
+                     (Doorstep__Scheduling__V1__ContactDetails         *message)
+{
+  static const Doorstep__Scheduling__V1__ContactDetails init_value = DOORSTEP__SCHEDULING__V1__CONTACT_DETAILS__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__contact_details__get_packed_size
+                     (const Doorstep__Scheduling__V1__ContactDetails *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__contact_details__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__contact_details__pack
+                     (const Doorstep__Scheduling__V1__ContactDetails *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__contact_details__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__contact_details__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ContactDetails *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__contact_details__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__ContactDetails *
+       doorstep__scheduling__v1__contact_details__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__ContactDetails *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__contact_details__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__contact_details__free_unpacked
+                     (Doorstep__Scheduling__V1__ContactDetails *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__contact_details__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__agency_inspection__init
+                     (Doorstep__Scheduling__V1__AgencyInspection         *message)
+{
+  static const Doorstep__Scheduling__V1__AgencyInspection init_value = DOORSTEP__SCHEDULING__V1__AGENCY_INSPECTION__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__agency_inspection__get_packed_size
+                     (const Doorstep__Scheduling__V1__AgencyInspection *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__agency_inspection__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__agency_inspection__pack
+                     (const Doorstep__Scheduling__V1__AgencyInspection *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__agency_inspection__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__agency_inspection__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__AgencyInspection *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__agency_inspection__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__AgencyInspection *
+       doorstep__scheduling__v1__agency_inspection__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__AgencyInspection *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__agency_inspection__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__agency_inspection__free_unpacked
+                     (Doorstep__Scheduling__V1__AgencyInspection *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__agency_inspection__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__agency_status_change__init
+                     (Doorstep__Scheduling__V1__AgencyStatusChange         *message)
+{
+  static const Doorstep__Scheduling__V1__AgencyStatusChange init_value = DOORSTEP__SCHEDULING__V1__AGENCY_STATUS_CHANGE__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__agency_status_change__get_packed_size
+                     (const Doorstep__Scheduling__V1__AgencyStatusChange *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__agency_status_change__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__agency_status_change__pack
+                     (const Doorstep__Scheduling__V1__AgencyStatusChange *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__agency_status_change__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__agency_status_change__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__AgencyStatusChange *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__agency_status_change__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__AgencyStatusChange *
+       doorstep__scheduling__v1__agency_status_change__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__AgencyStatusChange *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__agency_status_change__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__agency_status_change__free_unpacked
+                     (Doorstep__Scheduling__V1__AgencyStatusChange *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__agency_status_change__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__get_agency_request__init
+                     (Doorstep__Scheduling__V1__GetAgencyRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__GetAgencyRequest init_value = DOORSTEP__SCHEDULING__V1__GET_AGENCY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__get_agency_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__GetAgencyRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__get_agency_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__get_agency_request__pack
+                     (const Doorstep__Scheduling__V1__GetAgencyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__get_agency_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__get_agency_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__GetAgencyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__get_agency_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__GetAgencyRequest *
+       doorstep__scheduling__v1__get_agency_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__GetAgencyRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__get_agency_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__get_agency_request__free_unpacked
+                     (Doorstep__Scheduling__V1__GetAgencyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__get_agency_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__list_agencies_request__init
+                     (Doorstep__Scheduling__V1__ListAgenciesRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__ListAgenciesRequest init_value = DOORSTEP__SCHEDULING__V1__LIST_AGENCIES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__list_agencies_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListAgenciesRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_agencies_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__list_agencies_request__pack
+                     (const Doorstep__Scheduling__V1__ListAgenciesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_agencies_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__list_agencies_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListAgenciesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_agencies_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__ListAgenciesRequest *
+       doorstep__scheduling__v1__list_agencies_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__ListAgenciesRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__list_agencies_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__list_agencies_request__free_unpacked
+                     (Doorstep__Scheduling__V1__ListAgenciesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_agencies_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__list_agencies_response__init
+                     (Doorstep__Scheduling__V1__ListAgenciesResponse         *message)
+{
+  static const Doorstep__Scheduling__V1__ListAgenciesResponse init_value = DOORSTEP__SCHEDULING__V1__LIST_AGENCIES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__list_agencies_response__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListAgenciesResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_agencies_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__list_agencies_response__pack
+                     (const Doorstep__Scheduling__V1__ListAgenciesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_agencies_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__list_agencies_response__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListAgenciesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_agencies_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__ListAgenciesResponse *
+       doorstep__scheduling__v1__list_agencies_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__ListAgenciesResponse *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__list_agencies_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__list_agencies_response__free_unpacked
+                     (Doorstep__Scheduling__V1__ListAgenciesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_agencies_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__update_agency_request__init
+                     (Doorstep__Scheduling__V1__UpdateAgencyRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__UpdateAgencyRequest init_value = DOORSTEP__SCHEDULING__V1__UPDATE_AGENCY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__update_agency_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__UpdateAgencyRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__update_agency_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__update_agency_request__pack
+                     (const Doorstep__Scheduling__V1__UpdateAgencyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__update_agency_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__update_agency_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__UpdateAgencyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__update_agency_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__UpdateAgencyRequest *
+       doorstep__scheduling__v1__update_agency_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__UpdateAgencyRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__update_agency_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__update_agency_request__free_unpacked
+                     (Doorstep__Scheduling__V1__UpdateAgencyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__update_agency_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__record_inspection_request__init
+                     (Doorstep__Scheduling__V1__RecordInspectionRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__RecordInspectionRequest init_value = DOORSTEP__SCHEDULING__V1__RECORD_INSPECTION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__record_inspection_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__RecordInspectionRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__record_inspection_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__record_inspection_request__pack
+                     (const Doorstep__Scheduling__V1__RecordInspectionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__record_inspection_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__record_inspection_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__RecordInspectionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__record_inspection_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__RecordInspectionRequest *
+       doorstep__scheduling__v1__record_inspection_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__RecordInspectionRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__record_inspection_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__record_inspection_request__free_unpacked
+                     (Doorstep__Scheduling__V1__RecordInspectionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__record_inspection_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__suspend_agency_request__init
+                     (Doorstep__Scheduling__V1__SuspendAgencyRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__SuspendAgencyRequest init_value = DOORSTEP__SCHEDULING__V1__SUSPEND_AGENCY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__suspend_agency_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__SuspendAgencyRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__suspend_agency_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__suspend_agency_request__pack
+                     (const Doorstep__Scheduling__V1__SuspendAgencyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__suspend_agency_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__suspend_agency_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__SuspendAgencyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__suspend_agency_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__SuspendAgencyRequest *
+       doorstep__scheduling__v1__suspend_agency_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__SuspendAgencyRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__suspend_agency_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__suspend_agency_request__free_unpacked
+                     (Doorstep__Scheduling__V1__SuspendAgencyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__suspend_agency_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__reinstate_agency_request__init
+                     (Doorstep__Scheduling__V1__ReinstateAgencyRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__ReinstateAgencyRequest init_value = DOORSTEP__SCHEDULING__V1__REINSTATE_AGENCY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__reinstate_agency_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__ReinstateAgencyRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__reinstate_agency_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__reinstate_agency_request__pack
+                     (const Doorstep__Scheduling__V1__ReinstateAgencyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__reinstate_agency_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__reinstate_agency_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ReinstateAgencyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__reinstate_agency_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__ReinstateAgencyRequest *
+       doorstep__scheduling__v1__reinstate_agency_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__ReinstateAgencyRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__reinstate_agency_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__reinstate_agency_request__free_unpacked
+                     (Doorstep__Scheduling__V1__ReinstateAgencyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__reinstate_agency_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__exit_agency_request__init
+                     (Doorstep__Scheduling__V1__ExitAgencyRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__ExitAgencyRequest init_value = DOORSTEP__SCHEDULING__V1__EXIT_AGENCY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__exit_agency_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__ExitAgencyRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__exit_agency_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__exit_agency_request__pack
+                     (const Doorstep__Scheduling__V1__ExitAgencyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__exit_agency_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__exit_agency_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ExitAgencyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__exit_agency_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__ExitAgencyRequest *
+       doorstep__scheduling__v1__exit_agency_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__ExitAgencyRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__exit_agency_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__exit_agency_request__free_unpacked
+                     (Doorstep__Scheduling__V1__ExitAgencyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__exit_agency_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   doorstep__scheduling__v1__suspension__init
                      (Doorstep__Scheduling__V1__Suspension         *message)
 {
@@ -320,6 +815,321 @@ void   doorstep__scheduling__v1__reinstate_collector_request__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &doorstep__scheduling__v1__reinstate_collector_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__get_collector_request__init
+                     (Doorstep__Scheduling__V1__GetCollectorRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__GetCollectorRequest init_value = DOORSTEP__SCHEDULING__V1__GET_COLLECTOR_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__get_collector_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__GetCollectorRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__get_collector_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__get_collector_request__pack
+                     (const Doorstep__Scheduling__V1__GetCollectorRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__get_collector_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__get_collector_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__GetCollectorRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__get_collector_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__GetCollectorRequest *
+       doorstep__scheduling__v1__get_collector_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__GetCollectorRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__get_collector_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__get_collector_request__free_unpacked
+                     (Doorstep__Scheduling__V1__GetCollectorRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__get_collector_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__list_collectors_request__init
+                     (Doorstep__Scheduling__V1__ListCollectorsRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__ListCollectorsRequest init_value = DOORSTEP__SCHEDULING__V1__LIST_COLLECTORS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__list_collectors_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListCollectorsRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_collectors_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__list_collectors_request__pack
+                     (const Doorstep__Scheduling__V1__ListCollectorsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_collectors_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__list_collectors_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListCollectorsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_collectors_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__ListCollectorsRequest *
+       doorstep__scheduling__v1__list_collectors_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__ListCollectorsRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__list_collectors_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__list_collectors_request__free_unpacked
+                     (Doorstep__Scheduling__V1__ListCollectorsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_collectors_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__list_collectors_response__init
+                     (Doorstep__Scheduling__V1__ListCollectorsResponse         *message)
+{
+  static const Doorstep__Scheduling__V1__ListCollectorsResponse init_value = DOORSTEP__SCHEDULING__V1__LIST_COLLECTORS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__list_collectors_response__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListCollectorsResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_collectors_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__list_collectors_response__pack
+                     (const Doorstep__Scheduling__V1__ListCollectorsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_collectors_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__list_collectors_response__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListCollectorsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_collectors_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__ListCollectorsResponse *
+       doorstep__scheduling__v1__list_collectors_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__ListCollectorsResponse *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__list_collectors_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__list_collectors_response__free_unpacked
+                     (Doorstep__Scheduling__V1__ListCollectorsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_collectors_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__update_collector_request__init
+                     (Doorstep__Scheduling__V1__UpdateCollectorRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__UpdateCollectorRequest init_value = DOORSTEP__SCHEDULING__V1__UPDATE_COLLECTOR_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__update_collector_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__UpdateCollectorRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__update_collector_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__update_collector_request__pack
+                     (const Doorstep__Scheduling__V1__UpdateCollectorRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__update_collector_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__update_collector_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__UpdateCollectorRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__update_collector_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__UpdateCollectorRequest *
+       doorstep__scheduling__v1__update_collector_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__UpdateCollectorRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__update_collector_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__update_collector_request__free_unpacked
+                     (Doorstep__Scheduling__V1__UpdateCollectorRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__update_collector_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__list_expiring_request__init
+                     (Doorstep__Scheduling__V1__ListExpiringRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__ListExpiringRequest init_value = DOORSTEP__SCHEDULING__V1__LIST_EXPIRING_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__list_expiring_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListExpiringRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_expiring_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__list_expiring_request__pack
+                     (const Doorstep__Scheduling__V1__ListExpiringRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_expiring_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__list_expiring_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListExpiringRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_expiring_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__ListExpiringRequest *
+       doorstep__scheduling__v1__list_expiring_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__ListExpiringRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__list_expiring_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__list_expiring_request__free_unpacked
+                     (Doorstep__Scheduling__V1__ListExpiringRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_expiring_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__expiring_item__init
+                     (Doorstep__Scheduling__V1__ExpiringItem         *message)
+{
+  static const Doorstep__Scheduling__V1__ExpiringItem init_value = DOORSTEP__SCHEDULING__V1__EXPIRING_ITEM__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__expiring_item__get_packed_size
+                     (const Doorstep__Scheduling__V1__ExpiringItem *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__expiring_item__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__expiring_item__pack
+                     (const Doorstep__Scheduling__V1__ExpiringItem *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__expiring_item__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__expiring_item__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ExpiringItem *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__expiring_item__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__ExpiringItem *
+       doorstep__scheduling__v1__expiring_item__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__ExpiringItem *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__expiring_item__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__expiring_item__free_unpacked
+                     (Doorstep__Scheduling__V1__ExpiringItem *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__expiring_item__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__list_expiring_response__init
+                     (Doorstep__Scheduling__V1__ListExpiringResponse         *message)
+{
+  static const Doorstep__Scheduling__V1__ListExpiringResponse init_value = DOORSTEP__SCHEDULING__V1__LIST_EXPIRING_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__list_expiring_response__get_packed_size
+                     (const Doorstep__Scheduling__V1__ListExpiringResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_expiring_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__list_expiring_response__pack
+                     (const Doorstep__Scheduling__V1__ListExpiringResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_expiring_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__list_expiring_response__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__ListExpiringResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_expiring_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__ListExpiringResponse *
+       doorstep__scheduling__v1__list_expiring_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__ListExpiringResponse *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__list_expiring_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__list_expiring_response__free_unpacked
+                     (Doorstep__Scheduling__V1__ListExpiringResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__list_expiring_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   doorstep__scheduling__v1__check_compliance_request__init
@@ -1492,7 +2302,7 @@ void   doorstep__scheduling__v1__contact_budget__free_unpacked
   assert(message->base.descriptor == &doorstep__scheduling__v1__contact_budget__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor doorstep__scheduling__v1__agency__field_descriptors[11] =
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__agency__field_descriptors[15] =
 {
   {
     "id",
@@ -1626,16 +2436,68 @@ static const ProtobufCFieldDescriptor doorstep__scheduling__v1__agency__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "daily_visit_capacity",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__Agency, daily_visit_capacity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__Agency, contact),
+    &doorstep__scheduling__v1__contact_details__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inspections",
+    14,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Scheduling__V1__Agency, n_inspections),
+    offsetof(Doorstep__Scheduling__V1__Agency, inspections),
+    &doorstep__scheduling__v1__agency_inspection__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status_changes",
+    15,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Scheduling__V1__Agency, n_status_changes),
+    offsetof(Doorstep__Scheduling__V1__Agency, status_changes),
+    &doorstep__scheduling__v1__agency_status_change__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__scheduling__v1__agency__field_indices_by_name[] = {
+  12,   /* field[12] = contact */
   9,   /* field[9] = created_ms */
+  11,   /* field[11] = daily_visit_capacity */
   1,   /* field[1] = display_name */
   0,   /* field[0] = id */
+  13,   /* field[13] = inspections */
   5,   /* field[5] = last_inspection_date */
   3,   /* field[3] = licence_expiry_date */
   2,   /* field[2] = licence_number */
   4,   /* field[4] = regions_served */
   6,   /* field[6] = status */
+  14,   /* field[14] = status_changes */
   7,   /* field[7] = status_reason */
   10,   /* field[10] = updated_ms */
   8,   /* field[8] = version */
@@ -1643,7 +2505,7 @@ static const unsigned doorstep__scheduling__v1__agency__field_indices_by_name[] 
 static const ProtobufCIntRange doorstep__scheduling__v1__agency__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor doorstep__scheduling__v1__agency__descriptor =
 {
@@ -1653,7 +2515,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__agency__descriptor =
   "Doorstep__Scheduling__V1__Agency",
   "doorstep.scheduling.v1",
   sizeof(Doorstep__Scheduling__V1__Agency),
-  11,
+  15,
   doorstep__scheduling__v1__agency__field_descriptors,
   doorstep__scheduling__v1__agency__field_indices_by_name,
   1,  doorstep__scheduling__v1__agency__number_ranges,
@@ -1709,6 +2571,879 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__register_agency_reque
   doorstep__scheduling__v1__register_agency_request__field_indices_by_name,
   1,  doorstep__scheduling__v1__register_agency_request__number_ranges,
   (ProtobufCMessageInit) doorstep__scheduling__v1__register_agency_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__contact_details__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ContactDetails, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "phone",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ContactDetails, phone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ContactDetails, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__contact_details__field_indices_by_name[] = {
+  2,   /* field[2] = email */
+  0,   /* field[0] = name */
+  1,   /* field[1] = phone */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__contact_details__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__contact_details__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ContactDetails",
+  "ContactDetails",
+  "Doorstep__Scheduling__V1__ContactDetails",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__ContactDetails),
+  3,
+  doorstep__scheduling__v1__contact_details__field_descriptors,
+  doorstep__scheduling__v1__contact_details__field_indices_by_name,
+  1,  doorstep__scheduling__v1__contact_details__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__contact_details__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__agency_inspection__field_descriptors[6] =
+{
+  {
+    "inspection_date",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyInspection, inspection_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "result",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyInspection, result),
+    &doorstep__scheduling__v1__inspection_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inspector",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyInspection, inspector),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "findings",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyInspection, findings),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recorded_by",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyInspection, recorded_by),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recorded_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyInspection, recorded_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__agency_inspection__field_indices_by_name[] = {
+  3,   /* field[3] = findings */
+  0,   /* field[0] = inspection_date */
+  2,   /* field[2] = inspector */
+  4,   /* field[4] = recorded_by */
+  5,   /* field[5] = recorded_ms */
+  1,   /* field[1] = result */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__agency_inspection__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__agency_inspection__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.AgencyInspection",
+  "AgencyInspection",
+  "Doorstep__Scheduling__V1__AgencyInspection",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__AgencyInspection),
+  6,
+  doorstep__scheduling__v1__agency_inspection__field_descriptors,
+  doorstep__scheduling__v1__agency_inspection__field_indices_by_name,
+  1,  doorstep__scheduling__v1__agency_inspection__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__agency_inspection__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__agency_status_change__field_descriptors[6] =
+{
+  {
+    "previous_status",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyStatusChange, previous_status),
+    &doorstep__scheduling__v1__agency_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyStatusChange, status),
+    &doorstep__scheduling__v1__agency_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyStatusChange, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "changed_by",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyStatusChange, changed_by),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "changed_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyStatusChange, changed_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "appointments_cancelled",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__AgencyStatusChange, appointments_cancelled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__agency_status_change__field_indices_by_name[] = {
+  5,   /* field[5] = appointments_cancelled */
+  3,   /* field[3] = changed_by */
+  4,   /* field[4] = changed_ms */
+  0,   /* field[0] = previous_status */
+  2,   /* field[2] = reason */
+  1,   /* field[1] = status */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__agency_status_change__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__agency_status_change__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.AgencyStatusChange",
+  "AgencyStatusChange",
+  "Doorstep__Scheduling__V1__AgencyStatusChange",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__AgencyStatusChange),
+  6,
+  doorstep__scheduling__v1__agency_status_change__field_descriptors,
+  doorstep__scheduling__v1__agency_status_change__field_indices_by_name,
+  1,  doorstep__scheduling__v1__agency_status_change__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__agency_status_change__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__get_agency_request__field_descriptors[1] =
+{
+  {
+    "agency_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__GetAgencyRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__get_agency_request__field_indices_by_name[] = {
+  0,   /* field[0] = agency_id */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__get_agency_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__get_agency_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.GetAgencyRequest",
+  "GetAgencyRequest",
+  "Doorstep__Scheduling__V1__GetAgencyRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__GetAgencyRequest),
+  1,
+  doorstep__scheduling__v1__get_agency_request__field_descriptors,
+  doorstep__scheduling__v1__get_agency_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__get_agency_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__get_agency_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__list_agencies_request__field_descriptors[4] =
+{
+  {
+    "page_size",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListAgenciesRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListAgenciesRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListAgenciesRequest, status),
+    &doorstep__scheduling__v1__agency_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "region_code",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListAgenciesRequest, region_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__list_agencies_request__field_indices_by_name[] = {
+  0,   /* field[0] = page_size */
+  1,   /* field[1] = page_token */
+  3,   /* field[3] = region_code */
+  2,   /* field[2] = status */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__list_agencies_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_agencies_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ListAgenciesRequest",
+  "ListAgenciesRequest",
+  "Doorstep__Scheduling__V1__ListAgenciesRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__ListAgenciesRequest),
+  4,
+  doorstep__scheduling__v1__list_agencies_request__field_descriptors,
+  doorstep__scheduling__v1__list_agencies_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__list_agencies_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__list_agencies_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__list_agencies_response__field_descriptors[2] =
+{
+  {
+    "agencies",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Scheduling__V1__ListAgenciesResponse, n_agencies),
+    offsetof(Doorstep__Scheduling__V1__ListAgenciesResponse, agencies),
+    &doorstep__scheduling__v1__agency__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListAgenciesResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__list_agencies_response__field_indices_by_name[] = {
+  0,   /* field[0] = agencies */
+  1,   /* field[1] = next_page_token */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__list_agencies_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_agencies_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ListAgenciesResponse",
+  "ListAgenciesResponse",
+  "Doorstep__Scheduling__V1__ListAgenciesResponse",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__ListAgenciesResponse),
+  2,
+  doorstep__scheduling__v1__list_agencies_response__field_descriptors,
+  doorstep__scheduling__v1__list_agencies_response__field_indices_by_name,
+  1,  doorstep__scheduling__v1__list_agencies_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__list_agencies_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__update_agency_request__field_descriptors[5] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__UpdateAgencyRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__UpdateAgencyRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__UpdateAgencyRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__UpdateAgencyRequest, agency),
+    &doorstep__scheduling__v1__agency__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "update_mask",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Doorstep__Scheduling__V1__UpdateAgencyRequest, n_update_mask),
+    offsetof(Doorstep__Scheduling__V1__UpdateAgencyRequest, update_mask),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__update_agency_request__field_indices_by_name[] = {
+  3,   /* field[3] = agency */
+  1,   /* field[1] = agency_id */
+  2,   /* field[2] = expected_version */
+  0,   /* field[0] = request_id */
+  4,   /* field[4] = update_mask */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__update_agency_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__update_agency_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.UpdateAgencyRequest",
+  "UpdateAgencyRequest",
+  "Doorstep__Scheduling__V1__UpdateAgencyRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__UpdateAgencyRequest),
+  5,
+  doorstep__scheduling__v1__update_agency_request__field_descriptors,
+  doorstep__scheduling__v1__update_agency_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__update_agency_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__update_agency_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__record_inspection_request__field_descriptors[7] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RecordInspectionRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RecordInspectionRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RecordInspectionRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inspection_date",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RecordInspectionRequest, inspection_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "result",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RecordInspectionRequest, result),
+    &doorstep__scheduling__v1__inspection_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inspector",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RecordInspectionRequest, inspector),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "findings",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RecordInspectionRequest, findings),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__record_inspection_request__field_indices_by_name[] = {
+  1,   /* field[1] = agency_id */
+  2,   /* field[2] = expected_version */
+  6,   /* field[6] = findings */
+  3,   /* field[3] = inspection_date */
+  5,   /* field[5] = inspector */
+  0,   /* field[0] = request_id */
+  4,   /* field[4] = result */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__record_inspection_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__record_inspection_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.RecordInspectionRequest",
+  "RecordInspectionRequest",
+  "Doorstep__Scheduling__V1__RecordInspectionRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__RecordInspectionRequest),
+  7,
+  doorstep__scheduling__v1__record_inspection_request__field_descriptors,
+  doorstep__scheduling__v1__record_inspection_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__record_inspection_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__record_inspection_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__suspend_agency_request__field_descriptors[4] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__SuspendAgencyRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__SuspendAgencyRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__SuspendAgencyRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__SuspendAgencyRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__suspend_agency_request__field_indices_by_name[] = {
+  1,   /* field[1] = agency_id */
+  2,   /* field[2] = expected_version */
+  3,   /* field[3] = reason */
+  0,   /* field[0] = request_id */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__suspend_agency_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__suspend_agency_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.SuspendAgencyRequest",
+  "SuspendAgencyRequest",
+  "Doorstep__Scheduling__V1__SuspendAgencyRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__SuspendAgencyRequest),
+  4,
+  doorstep__scheduling__v1__suspend_agency_request__field_descriptors,
+  doorstep__scheduling__v1__suspend_agency_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__suspend_agency_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__suspend_agency_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__reinstate_agency_request__field_descriptors[4] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ReinstateAgencyRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ReinstateAgencyRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ReinstateAgencyRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ReinstateAgencyRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__reinstate_agency_request__field_indices_by_name[] = {
+  1,   /* field[1] = agency_id */
+  2,   /* field[2] = expected_version */
+  3,   /* field[3] = reason */
+  0,   /* field[0] = request_id */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__reinstate_agency_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__reinstate_agency_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ReinstateAgencyRequest",
+  "ReinstateAgencyRequest",
+  "Doorstep__Scheduling__V1__ReinstateAgencyRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__ReinstateAgencyRequest),
+  4,
+  doorstep__scheduling__v1__reinstate_agency_request__field_descriptors,
+  doorstep__scheduling__v1__reinstate_agency_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__reinstate_agency_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__reinstate_agency_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__exit_agency_request__field_descriptors[4] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExitAgencyRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExitAgencyRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExitAgencyRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExitAgencyRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__exit_agency_request__field_indices_by_name[] = {
+  1,   /* field[1] = agency_id */
+  2,   /* field[2] = expected_version */
+  3,   /* field[3] = reason */
+  0,   /* field[0] = request_id */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__exit_agency_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__exit_agency_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ExitAgencyRequest",
+  "ExitAgencyRequest",
+  "Doorstep__Scheduling__V1__ExitAgencyRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__ExitAgencyRequest),
+  4,
+  doorstep__scheduling__v1__exit_agency_request__field_descriptors,
+  doorstep__scheduling__v1__exit_agency_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__exit_agency_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__exit_agency_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor doorstep__scheduling__v1__suspension__field_descriptors[10] =
@@ -1866,7 +3601,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__suspension__descripto
   (ProtobufCMessageInit) doorstep__scheduling__v1__suspension__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__scheduling__v1__collector__field_descriptors[16] =
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__collector__field_descriptors[17] =
 {
   {
     "id",
@@ -2060,11 +3795,24 @@ static const ProtobufCFieldDescriptor doorstep__scheduling__v1__collector__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "contact",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__Collector, contact),
+    &doorstep__scheduling__v1__contact_details__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__scheduling__v1__collector__field_indices_by_name[] = {
   1,   /* field[1] = agency_id */
   4,   /* field[4] = certification_expiry_date */
   3,   /* field[3] = certification_number */
+  16,   /* field[16] = contact */
   14,   /* field[14] = created_ms */
   10,   /* field[10] = daily_capacity */
   2,   /* field[2] = full_name */
@@ -2082,7 +3830,7 @@ static const unsigned doorstep__scheduling__v1__collector__field_indices_by_name
 static const ProtobufCIntRange doorstep__scheduling__v1__collector__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor doorstep__scheduling__v1__collector__descriptor =
 {
@@ -2092,7 +3840,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__collector__descriptor
   "Doorstep__Scheduling__V1__Collector",
   "doorstep.scheduling.v1",
   sizeof(Doorstep__Scheduling__V1__Collector),
-  16,
+  17,
   doorstep__scheduling__v1__collector__field_descriptors,
   doorstep__scheduling__v1__collector__field_indices_by_name,
   1,  doorstep__scheduling__v1__collector__number_ranges,
@@ -2354,6 +4102,571 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__reinstate_collector_r
   doorstep__scheduling__v1__reinstate_collector_request__field_indices_by_name,
   1,  doorstep__scheduling__v1__reinstate_collector_request__number_ranges,
   (ProtobufCMessageInit) doorstep__scheduling__v1__reinstate_collector_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__get_collector_request__field_descriptors[1] =
+{
+  {
+    "collector_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__GetCollectorRequest, collector_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__get_collector_request__field_indices_by_name[] = {
+  0,   /* field[0] = collector_id */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__get_collector_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__get_collector_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.GetCollectorRequest",
+  "GetCollectorRequest",
+  "Doorstep__Scheduling__V1__GetCollectorRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__GetCollectorRequest),
+  1,
+  doorstep__scheduling__v1__get_collector_request__field_descriptors,
+  doorstep__scheduling__v1__get_collector_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__get_collector_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__get_collector_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__list_collectors_request__field_descriptors[5] =
+{
+  {
+    "page_size",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListCollectorsRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListCollectorsRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListCollectorsRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListCollectorsRequest, status),
+    &doorstep__scheduling__v1__collector_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "region_code",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListCollectorsRequest, region_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__list_collectors_request__field_indices_by_name[] = {
+  2,   /* field[2] = agency_id */
+  0,   /* field[0] = page_size */
+  1,   /* field[1] = page_token */
+  4,   /* field[4] = region_code */
+  3,   /* field[3] = status */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__list_collectors_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_collectors_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ListCollectorsRequest",
+  "ListCollectorsRequest",
+  "Doorstep__Scheduling__V1__ListCollectorsRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__ListCollectorsRequest),
+  5,
+  doorstep__scheduling__v1__list_collectors_request__field_descriptors,
+  doorstep__scheduling__v1__list_collectors_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__list_collectors_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__list_collectors_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__list_collectors_response__field_descriptors[2] =
+{
+  {
+    "collectors",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Scheduling__V1__ListCollectorsResponse, n_collectors),
+    offsetof(Doorstep__Scheduling__V1__ListCollectorsResponse, collectors),
+    &doorstep__scheduling__v1__collector__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListCollectorsResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__list_collectors_response__field_indices_by_name[] = {
+  0,   /* field[0] = collectors */
+  1,   /* field[1] = next_page_token */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__list_collectors_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_collectors_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ListCollectorsResponse",
+  "ListCollectorsResponse",
+  "Doorstep__Scheduling__V1__ListCollectorsResponse",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__ListCollectorsResponse),
+  2,
+  doorstep__scheduling__v1__list_collectors_response__field_descriptors,
+  doorstep__scheduling__v1__list_collectors_response__field_indices_by_name,
+  1,  doorstep__scheduling__v1__list_collectors_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__list_collectors_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__update_collector_request__field_descriptors[5] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__UpdateCollectorRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "collector_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__UpdateCollectorRequest, collector_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__UpdateCollectorRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "collector",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__UpdateCollectorRequest, collector),
+    &doorstep__scheduling__v1__collector__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "update_mask",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Doorstep__Scheduling__V1__UpdateCollectorRequest, n_update_mask),
+    offsetof(Doorstep__Scheduling__V1__UpdateCollectorRequest, update_mask),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__update_collector_request__field_indices_by_name[] = {
+  3,   /* field[3] = collector */
+  1,   /* field[1] = collector_id */
+  2,   /* field[2] = expected_version */
+  0,   /* field[0] = request_id */
+  4,   /* field[4] = update_mask */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__update_collector_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__update_collector_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.UpdateCollectorRequest",
+  "UpdateCollectorRequest",
+  "Doorstep__Scheduling__V1__UpdateCollectorRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__UpdateCollectorRequest),
+  5,
+  doorstep__scheduling__v1__update_collector_request__field_descriptors,
+  doorstep__scheduling__v1__update_collector_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__update_collector_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__update_collector_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__list_expiring_request__field_descriptors[4] =
+{
+  {
+    "within_days",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListExpiringRequest, within_days),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListExpiringRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListExpiringRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListExpiringRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__list_expiring_request__field_indices_by_name[] = {
+  1,   /* field[1] = agency_id */
+  2,   /* field[2] = page_size */
+  3,   /* field[3] = page_token */
+  0,   /* field[0] = within_days */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__list_expiring_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_expiring_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ListExpiringRequest",
+  "ListExpiringRequest",
+  "Doorstep__Scheduling__V1__ListExpiringRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__ListExpiringRequest),
+  4,
+  doorstep__scheduling__v1__list_expiring_request__field_descriptors,
+  doorstep__scheduling__v1__list_expiring_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__list_expiring_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__list_expiring_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__expiring_item__field_descriptors[9] =
+{
+  {
+    "kind",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExpiringItem, kind),
+    &doorstep__scheduling__v1__expiry_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "resource_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExpiringItem, resource_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExpiringItem, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExpiringItem, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reference",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExpiringItem, reference),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_valid_date",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExpiringItem, last_valid_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "days_left",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExpiringItem, days_left),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_id",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExpiringItem, rule_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ExpiringItem, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__expiring_item__field_indices_by_name[] = {
+  2,   /* field[2] = agency_id */
+  6,   /* field[6] = days_left */
+  8,   /* field[8] = detail */
+  0,   /* field[0] = kind */
+  5,   /* field[5] = last_valid_date */
+  3,   /* field[3] = name */
+  4,   /* field[4] = reference */
+  1,   /* field[1] = resource_id */
+  7,   /* field[7] = rule_id */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__expiring_item__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__expiring_item__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ExpiringItem",
+  "ExpiringItem",
+  "Doorstep__Scheduling__V1__ExpiringItem",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__ExpiringItem),
+  9,
+  doorstep__scheduling__v1__expiring_item__field_descriptors,
+  doorstep__scheduling__v1__expiring_item__field_indices_by_name,
+  1,  doorstep__scheduling__v1__expiring_item__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__expiring_item__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__list_expiring_response__field_descriptors[4] =
+{
+  {
+    "items",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Scheduling__V1__ListExpiringResponse, n_items),
+    offsetof(Doorstep__Scheduling__V1__ListExpiringResponse, items),
+    &doorstep__scheduling__v1__expiring_item__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListExpiringResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "as_of_date",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListExpiringResponse, as_of_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "time_zone",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__ListExpiringResponse, time_zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__list_expiring_response__field_indices_by_name[] = {
+  2,   /* field[2] = as_of_date */
+  0,   /* field[0] = items */
+  1,   /* field[1] = next_page_token */
+  3,   /* field[3] = time_zone */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__list_expiring_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__list_expiring_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ListExpiringResponse",
+  "ListExpiringResponse",
+  "Doorstep__Scheduling__V1__ListExpiringResponse",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__ListExpiringResponse),
+  4,
+  doorstep__scheduling__v1__list_expiring_response__field_descriptors,
+  doorstep__scheduling__v1__list_expiring_response__field_indices_by_name,
+  1,  doorstep__scheduling__v1__list_expiring_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__list_expiring_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor doorstep__scheduling__v1__check_compliance_request__field_descriptors[8] =
@@ -5833,6 +8146,36 @@ const ProtobufCEnumDescriptor doorstep__scheduling__v1__agency_status__descripto
   doorstep__scheduling__v1__agency_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
+static const ProtobufCEnumValue doorstep__scheduling__v1__inspection_result__enum_values_by_number[3] =
+{
+  { "INSPECTION_RESULT_UNSPECIFIED", "DOORSTEP__SCHEDULING__V1__INSPECTION_RESULT__INSPECTION_RESULT_UNSPECIFIED", 0 },
+  { "INSPECTION_RESULT_PASSED", "DOORSTEP__SCHEDULING__V1__INSPECTION_RESULT__INSPECTION_RESULT_PASSED", 1 },
+  { "INSPECTION_RESULT_FAILED", "DOORSTEP__SCHEDULING__V1__INSPECTION_RESULT__INSPECTION_RESULT_FAILED", 2 },
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__inspection_result__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex doorstep__scheduling__v1__inspection_result__enum_values_by_name[3] =
+{
+  { "INSPECTION_RESULT_FAILED", 2 },
+  { "INSPECTION_RESULT_PASSED", 1 },
+  { "INSPECTION_RESULT_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor doorstep__scheduling__v1__inspection_result__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.InspectionResult",
+  "InspectionResult",
+  "Doorstep__Scheduling__V1__InspectionResult",
+  "doorstep.scheduling.v1",
+  3,
+  doorstep__scheduling__v1__inspection_result__enum_values_by_number,
+  3,
+  doorstep__scheduling__v1__inspection_result__enum_values_by_name,
+  1,
+  doorstep__scheduling__v1__inspection_result__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
 static const ProtobufCEnumValue doorstep__scheduling__v1__collector_status__enum_values_by_number[3] =
 {
   { "COLLECTOR_STATUS_UNSPECIFIED", "DOORSTEP__SCHEDULING__V1__COLLECTOR_STATUS__COLLECTOR_STATUS_UNSPECIFIED", 0 },
@@ -5895,6 +8238,38 @@ const ProtobufCEnumDescriptor doorstep__scheduling__v1__suspension_reason__descr
   doorstep__scheduling__v1__suspension_reason__enum_values_by_name,
   1,
   doorstep__scheduling__v1__suspension_reason__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue doorstep__scheduling__v1__expiry_kind__enum_values_by_number[4] =
+{
+  { "EXPIRY_KIND_UNSPECIFIED", "DOORSTEP__SCHEDULING__V1__EXPIRY_KIND__EXPIRY_KIND_UNSPECIFIED", 0 },
+  { "EXPIRY_KIND_AGENCY_LICENCE", "DOORSTEP__SCHEDULING__V1__EXPIRY_KIND__EXPIRY_KIND_AGENCY_LICENCE", 1 },
+  { "EXPIRY_KIND_AGENCY_INSPECTION", "DOORSTEP__SCHEDULING__V1__EXPIRY_KIND__EXPIRY_KIND_AGENCY_INSPECTION", 2 },
+  { "EXPIRY_KIND_COLLECTOR_CERTIFICATION", "DOORSTEP__SCHEDULING__V1__EXPIRY_KIND__EXPIRY_KIND_COLLECTOR_CERTIFICATION", 3 },
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__expiry_kind__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex doorstep__scheduling__v1__expiry_kind__enum_values_by_name[4] =
+{
+  { "EXPIRY_KIND_AGENCY_INSPECTION", 2 },
+  { "EXPIRY_KIND_AGENCY_LICENCE", 1 },
+  { "EXPIRY_KIND_COLLECTOR_CERTIFICATION", 3 },
+  { "EXPIRY_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor doorstep__scheduling__v1__expiry_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.ExpiryKind",
+  "ExpiryKind",
+  "Doorstep__Scheduling__V1__ExpiryKind",
+  "doorstep.scheduling.v1",
+  4,
+  doorstep__scheduling__v1__expiry_kind__enum_values_by_number,
+  4,
+  doorstep__scheduling__v1__expiry_kind__enum_values_by_name,
+  1,
+  doorstep__scheduling__v1__expiry_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue doorstep__scheduling__v1__check_point__enum_values_by_number[3] =
@@ -6115,12 +8490,23 @@ const ProtobufCEnumDescriptor doorstep__scheduling__v1__unassigned_reason__descr
   doorstep__scheduling__v1__unassigned_reason__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor doorstep__scheduling__v1__scheduling__method_descriptors[14] =
+static const ProtobufCMethodDescriptor doorstep__scheduling__v1__scheduling__method_descriptors[25] =
 {
   { "RegisterAgency", &doorstep__scheduling__v1__register_agency_request__descriptor, &doorstep__scheduling__v1__agency__descriptor },
   { "RegisterCollector", &doorstep__scheduling__v1__register_collector_request__descriptor, &doorstep__scheduling__v1__collector__descriptor },
   { "SuspendCollector", &doorstep__scheduling__v1__suspend_collector_request__descriptor, &doorstep__scheduling__v1__collector__descriptor },
   { "ReinstateCollector", &doorstep__scheduling__v1__reinstate_collector_request__descriptor, &doorstep__scheduling__v1__collector__descriptor },
+  { "GetAgency", &doorstep__scheduling__v1__get_agency_request__descriptor, &doorstep__scheduling__v1__agency__descriptor },
+  { "ListAgencies", &doorstep__scheduling__v1__list_agencies_request__descriptor, &doorstep__scheduling__v1__list_agencies_response__descriptor },
+  { "UpdateAgency", &doorstep__scheduling__v1__update_agency_request__descriptor, &doorstep__scheduling__v1__agency__descriptor },
+  { "RecordInspection", &doorstep__scheduling__v1__record_inspection_request__descriptor, &doorstep__scheduling__v1__agency__descriptor },
+  { "SuspendAgency", &doorstep__scheduling__v1__suspend_agency_request__descriptor, &doorstep__scheduling__v1__agency__descriptor },
+  { "ReinstateAgency", &doorstep__scheduling__v1__reinstate_agency_request__descriptor, &doorstep__scheduling__v1__agency__descriptor },
+  { "ExitAgency", &doorstep__scheduling__v1__exit_agency_request__descriptor, &doorstep__scheduling__v1__agency__descriptor },
+  { "GetCollector", &doorstep__scheduling__v1__get_collector_request__descriptor, &doorstep__scheduling__v1__collector__descriptor },
+  { "ListCollectors", &doorstep__scheduling__v1__list_collectors_request__descriptor, &doorstep__scheduling__v1__list_collectors_response__descriptor },
+  { "UpdateCollector", &doorstep__scheduling__v1__update_collector_request__descriptor, &doorstep__scheduling__v1__collector__descriptor },
+  { "ListExpiring", &doorstep__scheduling__v1__list_expiring_request__descriptor, &doorstep__scheduling__v1__list_expiring_response__descriptor },
   { "CheckCompliance", &doorstep__scheduling__v1__check_compliance_request__descriptor, &doorstep__scheduling__v1__check_compliance_response__descriptor },
   { "BookAppointment", &doorstep__scheduling__v1__book_appointment_request__descriptor, &doorstep__scheduling__v1__appointment__descriptor },
   { "ConfirmAppointment", &doorstep__scheduling__v1__confirm_appointment_request__descriptor, &doorstep__scheduling__v1__appointment__descriptor },
@@ -6133,20 +8519,31 @@ static const ProtobufCMethodDescriptor doorstep__scheduling__v1__scheduling__met
   { "GetContactBudget", &doorstep__scheduling__v1__get_contact_budget_request__descriptor, &doorstep__scheduling__v1__contact_budget__descriptor },
 };
 const unsigned doorstep__scheduling__v1__scheduling__method_indices_by_name[] = {
-  5,        /* BookAppointment */
-  8,        /* CancelAppointment */
-  4,        /* CheckCompliance */
-  9,        /* CompleteAppointment */
-  6,        /* ConfirmAppointment */
-  10,        /* GetAppointment */
-  13,        /* GetContactBudget */
-  11,        /* ListAppointments */
-  12,        /* PlanDay */
+  16,        /* BookAppointment */
+  19,        /* CancelAppointment */
+  15,        /* CheckCompliance */
+  20,        /* CompleteAppointment */
+  17,        /* ConfirmAppointment */
+  10,        /* ExitAgency */
+  4,        /* GetAgency */
+  21,        /* GetAppointment */
+  11,        /* GetCollector */
+  24,        /* GetContactBudget */
+  5,        /* ListAgencies */
+  22,        /* ListAppointments */
+  12,        /* ListCollectors */
+  14,        /* ListExpiring */
+  23,        /* PlanDay */
+  7,        /* RecordInspection */
   0,        /* RegisterAgency */
   1,        /* RegisterCollector */
+  9,        /* ReinstateAgency */
   3,        /* ReinstateCollector */
-  7,        /* RescheduleAppointment */
-  2         /* SuspendCollector */
+  18,        /* RescheduleAppointment */
+  8,        /* SuspendAgency */
+  2,        /* SuspendCollector */
+  6,        /* UpdateAgency */
+  13         /* UpdateCollector */
 };
 const ProtobufCServiceDescriptor doorstep__scheduling__v1__scheduling__descriptor =
 {
@@ -6155,7 +8552,7 @@ const ProtobufCServiceDescriptor doorstep__scheduling__v1__scheduling__descripto
   "Scheduling",
   "Doorstep__Scheduling__V1__Scheduling",
   "doorstep.scheduling.v1",
-  14,
+  25,
   doorstep__scheduling__v1__scheduling__method_descriptors,
   doorstep__scheduling__v1__scheduling__method_indices_by_name
 };
@@ -6191,13 +8588,101 @@ void doorstep__scheduling__v1__scheduling__reinstate_collector(ProtobufCService 
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
   service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void doorstep__scheduling__v1__scheduling__get_agency(ProtobufCService *service,
+                                                      const Doorstep__Scheduling__V1__GetAgencyRequest *input,
+                                                      Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__list_agencies(ProtobufCService *service,
+                                                         const Doorstep__Scheduling__V1__ListAgenciesRequest *input,
+                                                         Doorstep__Scheduling__V1__ListAgenciesResponse_Closure closure,
+                                                         void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__update_agency(ProtobufCService *service,
+                                                         const Doorstep__Scheduling__V1__UpdateAgencyRequest *input,
+                                                         Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                         void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__record_inspection(ProtobufCService *service,
+                                                             const Doorstep__Scheduling__V1__RecordInspectionRequest *input,
+                                                             Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                             void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__suspend_agency(ProtobufCService *service,
+                                                          const Doorstep__Scheduling__V1__SuspendAgencyRequest *input,
+                                                          Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                          void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__reinstate_agency(ProtobufCService *service,
+                                                            const Doorstep__Scheduling__V1__ReinstateAgencyRequest *input,
+                                                            Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                            void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__exit_agency(ProtobufCService *service,
+                                                       const Doorstep__Scheduling__V1__ExitAgencyRequest *input,
+                                                       Doorstep__Scheduling__V1__Agency_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__get_collector(ProtobufCService *service,
+                                                         const Doorstep__Scheduling__V1__GetCollectorRequest *input,
+                                                         Doorstep__Scheduling__V1__Collector_Closure closure,
+                                                         void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__list_collectors(ProtobufCService *service,
+                                                           const Doorstep__Scheduling__V1__ListCollectorsRequest *input,
+                                                           Doorstep__Scheduling__V1__ListCollectorsResponse_Closure closure,
+                                                           void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__update_collector(ProtobufCService *service,
+                                                            const Doorstep__Scheduling__V1__UpdateCollectorRequest *input,
+                                                            Doorstep__Scheduling__V1__Collector_Closure closure,
+                                                            void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__list_expiring(ProtobufCService *service,
+                                                         const Doorstep__Scheduling__V1__ListExpiringRequest *input,
+                                                         Doorstep__Scheduling__V1__ListExpiringResponse_Closure closure,
+                                                         void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void doorstep__scheduling__v1__scheduling__check_compliance(ProtobufCService *service,
                                                             const Doorstep__Scheduling__V1__CheckComplianceRequest *input,
                                                             Doorstep__Scheduling__V1__CheckComplianceResponse_Closure closure,
                                                             void *closure_data)
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
-  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__book_appointment(ProtobufCService *service,
                                                             const Doorstep__Scheduling__V1__BookAppointmentRequest *input,
@@ -6205,7 +8690,7 @@ void doorstep__scheduling__v1__scheduling__book_appointment(ProtobufCService *se
                                                             void *closure_data)
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
-  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__confirm_appointment(ProtobufCService *service,
                                                                const Doorstep__Scheduling__V1__ConfirmAppointmentRequest *input,
@@ -6213,7 +8698,7 @@ void doorstep__scheduling__v1__scheduling__confirm_appointment(ProtobufCService 
                                                                void *closure_data)
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__reschedule_appointment(ProtobufCService *service,
                                                                   const Doorstep__Scheduling__V1__RescheduleAppointmentRequest *input,
@@ -6221,7 +8706,7 @@ void doorstep__scheduling__v1__scheduling__reschedule_appointment(ProtobufCServi
                                                                   void *closure_data)
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__cancel_appointment(ProtobufCService *service,
                                                               const Doorstep__Scheduling__V1__CancelAppointmentRequest *input,
@@ -6229,7 +8714,7 @@ void doorstep__scheduling__v1__scheduling__cancel_appointment(ProtobufCService *
                                                               void *closure_data)
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__complete_appointment(ProtobufCService *service,
                                                                 const Doorstep__Scheduling__V1__CompleteAppointmentRequest *input,
@@ -6237,7 +8722,7 @@ void doorstep__scheduling__v1__scheduling__complete_appointment(ProtobufCService
                                                                 void *closure_data)
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
-  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__get_appointment(ProtobufCService *service,
                                                            const Doorstep__Scheduling__V1__GetAppointmentRequest *input,
@@ -6245,7 +8730,7 @@ void doorstep__scheduling__v1__scheduling__get_appointment(ProtobufCService *ser
                                                            void *closure_data)
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
-  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__list_appointments(ProtobufCService *service,
                                                              const Doorstep__Scheduling__V1__ListAppointmentsRequest *input,
@@ -6253,7 +8738,7 @@ void doorstep__scheduling__v1__scheduling__list_appointments(ProtobufCService *s
                                                              void *closure_data)
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__plan_day(ProtobufCService *service,
                                                     const Doorstep__Scheduling__V1__PlanDayRequest *input,
@@ -6261,7 +8746,7 @@ void doorstep__scheduling__v1__scheduling__plan_day(ProtobufCService *service,
                                                     void *closure_data)
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__get_contact_budget(ProtobufCService *service,
                                                               const Doorstep__Scheduling__V1__GetContactBudgetRequest *input,
@@ -6269,7 +8754,7 @@ void doorstep__scheduling__v1__scheduling__get_contact_budget(ProtobufCService *
                                                               void *closure_data)
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__init (Doorstep__Scheduling__V1__Scheduling_Service *service,
                                                  Doorstep__Scheduling__V1__Scheduling_ServiceDestroy destroy)
