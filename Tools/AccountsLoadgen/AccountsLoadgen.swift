@@ -89,31 +89,9 @@ struct AccountsLoadgen: AsyncParsableCommand {
                             timeZone: "Asia/Shanghai", version: 1, createdMs: nowMs, updatedMs: nowMs))
                 }
                 let dpd = 1 + n % 400
-                let cny = { (amount: Int64) in TypeV1.Money(amountMinor: amount, currencyCode: "CNY") }
-                let firstDue = today.adding(days: -dpd)
-                var account = AccountsV1.Account()
-                account.id = IDGenerator.make(prefix: "acc", nowMs: nowMs, using: &generator)
-                account.debtorId = debtorID
-                account.externalId = "loan-\(n)"
-                account.lenderId = "lender-\(n % 5)"
-                account.product = .instalmentLoan
-                account.principal = cny(1_200_000)
-                account.openedDate = firstDue.adding(days: -30).proto
-                account.instalments = (0..<12).map { i in
-                    AccountsV1.Instalment(sequence: Int32(i + 1), dueDate: firstDue.adding(days: 30 * i).proto,
-                                          amountDue: cny(100_000), amountPaid: cny(0), status: .unpaid)
-                }
-                account.stage = dpd >= 31 && n % 3 == 0 ? .field : .remote
-                account.stageReason = "generated"
-                account.regionCode = region
-                account.debtorTimeZone = "Asia/Shanghai"
-                var summary = AccountsV1.ContactSummary()
-                summary.unsuccessfulRemoteContacts = Int32(n % 5)
-                account.contactSummary = summary
-                account.version = 1
-                account.createdMs = nowMs
-                account.updatedMs = nowMs
-                rows.append(account)
+                rows.append(GeneratedAccount.make(
+                    number: n, debtorID: debtorID, dpd: dpd, stage: dpd >= 31 && n % 3 == 0 ? .field : .remote, reason: "generated",
+                    region: region, unsuccessfulContacts: n % 5, today: today, nowMs: nowMs, using: &generator))
             }
             try await AccountsService.seed(database: database, cipher: cipher, debtors: debtors, accounts: rows)
             made += count
@@ -166,13 +144,27 @@ struct FieldRegion {
             nationalId: "11010519491231002X", phone: "+861380000\(String(format: "%04d", debtorIndex % 10_000))",
             address: TypeV1.Address(text: "Generated field address \(index)", regionCode: code, location: Self.location(index)),
             timeZone: "Asia/Shanghai", version: 1, createdMs: nowMs, updatedMs: nowMs)
+        let account = GeneratedAccount.make(
+            number: accountNumber, debtorID: debtorID, dpd: dpd, stage: .field,
+            reason: "generated: DPD \(dpd) and \(contacts) unsuccessful remote contacts", region: code, unsuccessfulContacts: contacts,
+            today: today, nowMs: nowMs, using: &generator)
+        return (debtor, account)
+    }
+}
+
+/// One generated loan: 12 monthly instalments of 1,000.00 CNY, the first due `dpd` days ago,
+/// nothing paid.
+enum GeneratedAccount {
+    static func make(number: Int, debtorID: String, dpd: Int, stage: AccountsV1.Stage, reason: String, region: String,
+                     unsuccessfulContacts: Int, today: CivilDate, nowMs: Int64,
+                     using generator: inout some RandomNumberGenerator) -> AccountsV1.Account {
         let cny = { (amount: Int64) in TypeV1.Money(amountMinor: amount, currencyCode: "CNY") }
         let firstDue = today.adding(days: -dpd)
         var account = AccountsV1.Account()
         account.id = IDGenerator.make(prefix: "acc", nowMs: nowMs, using: &generator)
         account.debtorId = debtorID
-        account.externalId = "loan-\(accountNumber)"
-        account.lenderId = "lender-\(accountNumber % 5)"
+        account.externalId = "loan-\(number)"
+        account.lenderId = "lender-\(number % 5)"
         account.product = .instalmentLoan
         account.principal = cny(1_200_000)
         account.openedDate = firstDue.adding(days: -30).proto
@@ -180,16 +172,16 @@ struct FieldRegion {
             AccountsV1.Instalment(sequence: Int32(i + 1), dueDate: firstDue.adding(days: 30 * i).proto,
                                   amountDue: cny(100_000), amountPaid: cny(0), status: .unpaid)
         }
-        account.stage = .field
-        account.stageReason = "generated: DPD \(dpd) and \(contacts) unsuccessful remote contacts"
-        account.regionCode = code
+        account.stage = stage
+        account.stageReason = reason
+        account.regionCode = region
         account.debtorTimeZone = "Asia/Shanghai"
         var summary = AccountsV1.ContactSummary()
-        summary.unsuccessfulRemoteContacts = Int32(contacts)
+        summary.unsuccessfulRemoteContacts = Int32(unsuccessfulContacts)
         account.contactSummary = summary
         account.version = 1
         account.createdMs = nowMs
         account.updatedMs = nowMs
-        return (debtor, account)
+        return account
     }
 }

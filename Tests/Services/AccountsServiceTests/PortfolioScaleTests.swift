@@ -343,16 +343,7 @@ struct PortfolioScaleTests {
                 evaluation.account.updatedMs = now
                 expected[id] = (evaluation.account, evaluation.events)
             }
-            let service = try await harness.metadata(.service)
-            var token = ""
-            var page = 0
-            repeat {
-                let response = try await harness.client.unary(AccountsV1.AccountsService.evaluateStages, AccountsV1.EvaluateStagesRequest(
-                    requestId: "day-\(dayIndex)-\(page)", pageSize: 7, pageToken: token), metadata: service)
-                read += Int(response.accountsEvaluated)
-                token = response.nextPageToken
-                page += 1
-            } while !token.isEmpty
+            read += try await Self.evaluate(harness, label: "day-\(dayIndex)")
             let after = try await Self.snapshot(harness)
             for (id, old) in before {
                 let new = try #require(after[id])

@@ -33,6 +33,7 @@ extension AccountsService {
         query.lenderID = request.lenderId
         query.externalID = request.externalId
         query.assignedAgencyID = narrowed.agencyID
+        query.regionCode = request.regionCode
         query.stages = Array(Set(request.stages.map(\.rawValue))).sorted()
         let buckets = Set(request.buckets)
         // The token is only valid with the filters it was issued for.
@@ -57,18 +58,13 @@ extension AccountsService {
         var more = false
         scan: while true {
             let start = after
-            let rows = try await store.database.read { db in
-                try store.accounts(db, matching: sqlQuery, after: start, limit: batch).map {
-                    ($0.row, $0.account, try store.contactStats(db, accountID: $0.account.id))
-                }
-            }
+            let rows = try await store.database.read { db in try store.accounts(db, matching: sqlQuery, after: start, limit: batch) }
             for (row, stored, contacts) in rows {
                 var account = stored
                 after = row
                 let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
                 Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
                 guard buckets.isEmpty || buckets.contains(account.bucket),
-                      request.regionCode.isEmpty || account.regionCode == request.regionCode,
                       request.holdFilter != .onHold || account.onHold,
                       request.holdFilter != .notOnHold || !account.onHold
                 else { continue }

@@ -315,12 +315,15 @@ struct AccountsStore: Sendable {
         var lenderID = ""
         var externalID = ""
         var assignedAgencyID = ""
+        var regionCode = ""
         var stages: [Int32] = []
     }
 
     /// Up to `limit` accounts in creation (insertion) order after the row `after`, each with
-    /// its row number (rows are never deleted, so row numbers only grow).
-    func accounts(_ db: SQLSession, matching query: AccountQuery, after: Int64?, limit: Int) throws -> [(row: Int64, account: AccountsV1.Account)] {
+    /// its row number (rows are never deleted, so row numbers only grow) and its contact
+    /// statistics.
+    func accounts(_ db: SQLSession, matching query: AccountQuery, after: Int64?, limit: Int) throws
+        -> [(row: Int64, account: AccountsV1.Account, contacts: ContactStats)] {
         var conditions: [String] = []
         var arguments = SQLArguments()
         func add(_ condition: String, _ values: [any SQLValueConvertible]) {
@@ -331,15 +334,18 @@ struct AccountsStore: Sendable {
         if !query.lenderID.isEmpty { add("lender_id = ?", [query.lenderID]) }
         if !query.externalID.isEmpty { add("external_id = ?", [query.externalID]) }
         if !query.assignedAgencyID.isEmpty { add("assigned_agency_id = ?", [query.assignedAgencyID]) }
+        if !query.regionCode.isEmpty { add("region_code = ?", [query.regionCode]) }
         if !query.stages.isEmpty { add("stage IN (\(query.stages.map { _ in "?" }.joined(separator: ",")))", query.stages) }
         if let after { add("rowid > ?", [after]) }
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         arguments += [limit]
-        return try db.fetchAll(sql: "SELECT rowid, body FROM accounts \(filter) ORDER BY rowid LIMIT ?", arguments: arguments)
-            .map { row in
-                let body: Data = row["body"]
-                return (row["rowid"], try AccountsV1.Account(decoding: [UInt8](body)))
-            }
+        return try db.fetchAll(
+            sql: "SELECT rowid, body, remote_attempts, connected_attempts, last_visit_ms FROM accounts \(filter) ORDER BY rowid LIMIT ?",
+            arguments: arguments
+        ).map { row in
+            let body: Data = row["body"]
+            return (row["rowid"], try AccountsV1.Account(decoding: [UInt8](body)), Self.contactStats(row))
+        }
     }
 
     /// One account as the stage engine reads it.
