@@ -140,7 +140,7 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
             "No crew member's other visits overlap the window or leave too little time to travel between them"
         case .accountStage: "Only accounts in the FIELD stage are visited"
         case .accountHold: "An account on hold is not contacted"
-        case .debtorLocation: "The debtor's address has coordinates"
+        case .debtorLocation: "The debtor's address has coordinates and was not found wrong at a visit since its last correction"
         case .appointmentState: "An appointment changes only as its state machine allows"
         case .agencyState: "An agency's whitelist status changes only as its lifecycle allows: ACTIVE to SUSPENDED and back, either to EXITED, and never from EXITED"
         case .suspensionLifted: "A suspension is lifted once"

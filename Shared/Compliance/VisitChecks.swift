@@ -235,9 +235,17 @@ public enum VisitChecks {
         account.onHold ? [Finding(subject: account.accountID, "account \(account.accountID) is on hold")] : []
     }
 
-    /// `debtor-location`: the debtor's address has coordinates.
+    /// `debtor-location`: the debtor's address has coordinates, and no visit found it wrong
+    /// since it was last corrected.
     public static let debtorLocation = VisitCheck<VisitedAccount>(.debtorLocation) { account, _ in
-        account.location == nil ? [Finding(subject: account.accountID, "the debtor's address has no coordinates")] : []
+        var findings: [Finding] = []
+        if account.location == nil { findings.append(Finding(subject: account.accountID, "the debtor's address has no coordinates")) }
+        if let wrong = account.wrongAddress {
+            let day = DebtorLocalTime(ms: wrong.visitedMs, zone: account.timeZone).date
+            findings.append(Finding(subject: account.accountID,
+                                    "the debtor's address was found wrong at visit \(wrong.visitId) on \(day); correct it with UpdateDebtor"))
+        }
+        return findings
     }
 
     // MARK: Groups

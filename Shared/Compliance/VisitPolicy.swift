@@ -43,15 +43,19 @@ public struct VisitedAccount: Sendable, Hashable {
     public var timeZone: TimeZone
     /// The debtor's address coordinates; nil = none recorded (`debtor-location`).
     public var location: TypeV1.GeoPoint?
+    /// The visit that found the debtor's address wrong, while it is not corrected
+    /// (accounts.proto `Debtor.address_unverified`; `debtor-location`); nil = not found wrong.
+    public var wrongAddress: AccountsV1.WrongAddressFinding?
 
     public init(accountID: String, stage: AccountsV1.Stage, onHold: Bool, regionCode: String, timeZone: TimeZone,
-                location: TypeV1.GeoPoint?) {
+                location: TypeV1.GeoPoint?, wrongAddress: AccountsV1.WrongAddressFinding? = nil) {
         self.accountID = accountID
         self.stage = stage
         self.onHold = onHold
         self.regionCode = regionCode
         self.timeZone = timeZone
         self.location = location
+        self.wrongAddress = wrongAddress
     }
 }
 

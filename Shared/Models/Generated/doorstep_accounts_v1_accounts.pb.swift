@@ -1090,11 +1090,16 @@ extension AccountsV1 {
         case referredToLegal
         /// Written off. Details: write_off.
         case writtenOff
+        /// The debtor's data changed in a way that changes the account
+        /// (UpdateDebtor): its region_code or debtor_time_zone, or the debtor's
+        /// phone (the contact counters were recomputed). No details; the reason
+        /// names what changed, never a personal value.
+        case debtorUpdated
         /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
         case unrecognized(Int32)
 
         /// The known values.
-        public static let allCases: [TimelineEventType] = [.unspecified, .accountOpened, .stageChanged, .paymentRecorded, .contactAttemptRecorded, .promiseRecorded, .promiseKept, .promiseBroken, .planProposed, .planAccepted, .planBroken, .planCompleted, .planSuperseded, .holdPlaced, .holdReleased, .riskTierChanged, .referredToLegal, .writtenOff]
+        public static let allCases: [TimelineEventType] = [.unspecified, .accountOpened, .stageChanged, .paymentRecorded, .contactAttemptRecorded, .promiseRecorded, .promiseKept, .promiseBroken, .planProposed, .planAccepted, .planBroken, .planCompleted, .planSuperseded, .holdPlaced, .holdReleased, .riskTierChanged, .referredToLegal, .writtenOff, .debtorUpdated]
 
         public init() { self = .unspecified }
 
@@ -1118,6 +1123,7 @@ extension AccountsV1 {
             case 15: self = .riskTierChanged
             case 16: self = .referredToLegal
             case 17: self = .writtenOff
+            case 18: self = .debtorUpdated
             default: self = .unrecognized(rawValue)
             }
         }
@@ -1142,6 +1148,7 @@ extension AccountsV1 {
             case .riskTierChanged: return 15
             case .referredToLegal: return 16
             case .writtenOff: return 17
+            case .debtorUpdated: return 18
             case .unrecognized(let value): return value
             }
         }
@@ -1166,6 +1173,7 @@ extension AccountsV1 {
             case .riskTierChanged: return "TIMELINE_EVENT_TYPE_RISK_TIER_CHANGED"
             case .referredToLegal: return "TIMELINE_EVENT_TYPE_REFERRED_TO_LEGAL"
             case .writtenOff: return "TIMELINE_EVENT_TYPE_WRITTEN_OFF"
+            case .debtorUpdated: return "TIMELINE_EVENT_TYPE_DEBTOR_UPDATED"
             case .unrecognized: return nil
             }
         }
@@ -1190,6 +1198,61 @@ extension AccountsV1 {
             case "TIMELINE_EVENT_TYPE_RISK_TIER_CHANGED": self = .riskTierChanged
             case "TIMELINE_EVENT_TYPE_REFERRED_TO_LEGAL": self = .referredToLegal
             case "TIMELINE_EVENT_TYPE_WRITTEN_OFF": self = .writtenOff
+            case "TIMELINE_EVENT_TYPE_DEBTOR_UPDATED": self = .debtorUpdated
+            default: return nil
+            }
+        }
+    }
+
+    /// What a debtor change-trail entry records.
+    public enum DebtorChangeKind: ProtoEnum, CaseIterable {
+        /// Not set.
+        case unspecified
+        /// UpdateDebtor changed the fields listed.
+        case updated
+        /// A visit found that the debtor does not live at the address (visit
+        /// outcome WRONG_ADDRESS): the address became unverified.
+        case addressFoundWrong
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [DebtorChangeKind] = [.unspecified, .updated, .addressFoundWrong]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .updated
+            case 2: self = .addressFoundWrong
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .updated: return 1
+            case .addressFoundWrong: return 2
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "DEBTOR_CHANGE_KIND_UNSPECIFIED"
+            case .updated: return "DEBTOR_CHANGE_KIND_UPDATED"
+            case .addressFoundWrong: return "DEBTOR_CHANGE_KIND_ADDRESS_FOUND_WRONG"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "DEBTOR_CHANGE_KIND_UNSPECIFIED": self = .unspecified
+            case "DEBTOR_CHANGE_KIND_UPDATED": self = .updated
+            case "DEBTOR_CHANGE_KIND_ADDRESS_FOUND_WRONG": self = .addressFoundWrong
             default: return nil
             }
         }
@@ -1242,6 +1305,19 @@ extension AccountsV1 {
         public var createdMs: Int64 = 0
         /// Output only. When the debtor was last changed.
         public var updatedMs: Int64 = 0
+        /// Output only. True while the address is unverified: a visit found that
+        /// the debtor does not live there (the visits service delivers a
+        /// WRONG_ADDRESS visit outcome as a VISIT contact attempt with outcome
+        /// CONTACT_OUTCOME_VISIT_WRONG_ADDRESS). While true, none of the debtor's
+        /// accounts is a visit candidate (nor listed as deferred), and bookings,
+        /// reschedules and check-ins are refused (`debtor-location`). An
+        /// UpdateDebtor whose update_mask names "address" or "address.location"
+        /// clears it. A wrong-address visit that took place before the address was
+        /// last corrected does not set it.
+        public var addressUnverified: Bool = false
+        /// Output only. While address_unverified: the visit that found the address
+        /// wrong. Absent otherwise.
+        public var wrongAddressFinding: AccountsV1.WrongAddressFinding? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1259,7 +1335,9 @@ extension AccountsV1 {
             personalDataMasked: Bool = false,
             version: Int64 = 0,
             createdMs: Int64 = 0,
-            updatedMs: Int64 = 0
+            updatedMs: Int64 = 0,
+            addressUnverified: Bool = false,
+            wrongAddressFinding: AccountsV1.WrongAddressFinding? = nil
         ) {
             self.id = id
             self.externalId = externalId
@@ -1273,6 +1351,40 @@ extension AccountsV1 {
             self.version = version
             self.createdMs = createdMs
             self.updatedMs = updatedMs
+            self.addressUnverified = addressUnverified
+            self.wrongAddressFinding = wrongAddressFinding
+        }
+    }
+
+    /// A visit that found that the debtor does not live at the address.
+    public struct WrongAddressFinding: ProtoMessage {
+        /// The visit (visits service id, "vis_…").
+        public var visitId: String = ""
+        /// The account the visit was about.
+        public var accountId: String = ""
+        /// When the visit took place (the crew's check-in time).
+        public var visitedMs: Int64 = 0
+        /// The agency whose crew made the visit; empty if not reported.
+        public var agencyId: String = ""
+        /// When accounts recorded the finding.
+        public var recordedMs: Int64 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            visitId: String = "",
+            accountId: String = "",
+            visitedMs: Int64 = 0,
+            agencyId: String = "",
+            recordedMs: Int64 = 0
+        ) {
+            self.visitId = visitId
+            self.accountId = accountId
+            self.visitedMs = visitedMs
+            self.agencyId = agencyId
+            self.recordedMs = recordedMs
         }
     }
 
@@ -1349,6 +1461,151 @@ extension AccountsV1 {
             self.debtorId = debtorId
             self.revealPersonalData = revealPersonalData
             self.accessReason = accessReason
+        }
+    }
+
+    /// Request of Accounts.UpdateDebtor.
+    public struct UpdateDebtorRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key. Required.
+        public var requestId: String = ""
+        /// The debtor. Required.
+        public var debtorId: String = ""
+        /// 0 = don't check; else must equal the debtor's version (ABORTED).
+        public var expectedVersion: Int64 = 0
+        /// The new values. Required. Only the fields named in update_mask are
+        /// read; the debtor as changed is validated as on CreateDebtor (errors name
+        /// "debtor.<field>"). An emergency contact with the id of one of the
+        /// debtor's contacts replaces that contact and keeps its id; one without
+        /// an id is new and gets one; a contact left out is removed.
+        public var debtor: AccountsV1.Debtor? = nil
+        /// The fields to change, by name: "address" (the whole address: text,
+        /// region_code, postal_code, location), "address.location" (only the
+        /// coordinates; not with "address"), "phone", "emergency_contacts",
+        /// "time_zone". A whole field is replaced. Required, each at most once; any
+        /// other name is INVALID_ARGUMENT naming its entry, e.g. "update_mask[0]".
+        public var updateMask: [String] = []
+        /// Why the data is changed, e.g. "address confirmed by the debtor on the
+        /// hotline, ticket 5521". Required, 1-500 characters; written to the
+        /// change trail. Must not repeat personal data.
+        public var reason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            debtorId: String = "",
+            expectedVersion: Int64 = 0,
+            debtor: AccountsV1.Debtor? = nil,
+            updateMask: [String] = [],
+            reason: String = ""
+        ) {
+            self.requestId = requestId
+            self.debtorId = debtorId
+            self.expectedVersion = expectedVersion
+            self.debtor = debtor
+            self.updateMask = updateMask
+            self.reason = reason
+        }
+    }
+
+    /// One entry of a debtor's change trail. It names fields, never their
+    /// values.
+    public struct DebtorChange: ProtoMessage, RequestIdentified {
+        /// 1-based position in the debtor's trail; strictly increasing.
+        public var sequence: Int64 = 0
+        /// What happened.
+        public var kind: AccountsV1.DebtorChangeKind = .init()
+        /// When it was recorded (service clock).
+        public var changedMs: Int64 = 0
+        /// The fields that changed: UpdateDebtor's update_mask entries (and
+        /// "address_unverified" when the correction cleared it); for
+        /// ADDRESS_FOUND_WRONG, "address_unverified".
+        public var fields: [String] = []
+        /// Who made the change: the UpdateDebtor caller; for ADDRESS_FOUND_WRONG,
+        /// the caller that recorded the visit's contact attempt (the visits
+        /// service).
+        public var actor: TypeV1.Actor? = nil
+        /// Why: UpdateDebtor's reason; for ADDRESS_FOUND_WRONG, the visit and when
+        /// it took place.
+        public var reason: String = ""
+        /// request_id of the call that made the change.
+        public var requestId: String = ""
+        /// The debtor's version after the change.
+        public var debtorVersion: Int64 = 0
+        /// For ADDRESS_FOUND_WRONG: the visit that found the address wrong; empty
+        /// otherwise.
+        public var visitId: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            sequence: Int64 = 0,
+            kind: AccountsV1.DebtorChangeKind = .init(),
+            changedMs: Int64 = 0,
+            fields: [String] = [],
+            actor: TypeV1.Actor? = nil,
+            reason: String = "",
+            requestId: String = "",
+            debtorVersion: Int64 = 0,
+            visitId: String = ""
+        ) {
+            self.sequence = sequence
+            self.kind = kind
+            self.changedMs = changedMs
+            self.fields = fields
+            self.actor = actor
+            self.reason = reason
+            self.requestId = requestId
+            self.debtorVersion = debtorVersion
+            self.visitId = visitId
+        }
+    }
+
+    /// Request of Accounts.ListDebtorChanges.
+    public struct ListDebtorChangesRequest: ProtoMessage {
+        /// The debtor. Required.
+        public var debtorId: String = ""
+        /// Page size: default 100, max 1000 (coerced).
+        public var pageSize: Int32 = 0
+        /// Opaque token from a previous response; empty for the first page.
+        public var pageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            debtorId: String = "",
+            pageSize: Int32 = 0,
+            pageToken: String = ""
+        ) {
+            self.debtorId = debtorId
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+        }
+    }
+
+    /// Response of Accounts.ListDebtorChanges.
+    public struct ListDebtorChangesResponse: ProtoMessage {
+        /// The changes, oldest first.
+        public var changes: [AccountsV1.DebtorChange] = []
+        /// Token for the next page; empty when this is the last page.
+        public var nextPageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            changes: [AccountsV1.DebtorChange] = [],
+            nextPageToken: String = ""
+        ) {
+            self.changes = changes
+            self.nextPageToken = nextPageToken
         }
     }
 
@@ -3174,11 +3431,17 @@ extension AccountsV1 {
     ///   ReferToLegal          yes       -           -               -
     ///   WriteOff              yes       -           -               -
     ///   GetAccountTimeline    yes       yes         own             yes
+    ///   UpdateDebtor          yes       -           -               -
+    ///   ListDebtorChanges     yes       yes         -               -
     ///
     ///   (1) may ask for unmasked personal data (reveal_personal_data with an
     ///       access_reason); every unmasked read is written to the audit log
     ///       (who, what, when, why).
     ///   (2) results are silently restricted to the agency's assigned accounts.
+    ///   Corrections of a debtor's data come from the lender's platform, which
+    ///   holds the customer relationship (UpdateDebtor); compliance reviews them
+    ///   through the debtor's change trail (ListDebtorChanges) but does not make
+    ///   them.
     ///   Reading another agency's account is NOT_FOUND (its existence is not
     ///   disclosed); calling an RPC the role may not call is PERMISSION_DENIED.
     ///
@@ -3243,7 +3506,9 @@ extension AccountsV1 {
         public static let recordPayment = MethodDescriptor<AccountsV1.RecordPaymentRequest, AccountsV1.Account>(
             service: name, method: "RecordPayment", isServerStreaming: false)
 
-        /// Records a contact attempt (SMS, phone or visit) with its outcome. Remote
+        /// Records a contact attempt (SMS, phone or visit) with its outcome. A
+        /// VISIT attempt with outcome CONTACT_OUTCOME_VISIT_WRONG_ADDRESS makes the
+        /// debtor's address unverified (Debtor.address_unverified). Remote
         /// attempts (SMS, phone) are checked against the rule pack's contact-hours
         /// and frequency rules as of `attempted_ms`, counting all of the debtor's
         /// accounts, all lenders and agencies combined; a refused attempt is not
@@ -3334,7 +3599,9 @@ extension AccountsV1 {
             service: name, method: "EvaluateStages", isServerStreaming: false)
 
         /// Lists the accounts that may be visited in a region: FIELD stage, no
-        /// active hold, debtor location known, and not deferred; ranked by
+        /// active hold, debtor location known and not found wrong at a visit
+        /// (Debtor.address_unverified; such accounts are not listed as deferred
+        /// either), and not deferred; ranked by
         /// expected recovery (highest first), ties by days past due (highest
         /// first), then by account id. Carries the data a visit needs, with contact
         /// data masked. An account is deferred (not a candidate for now) while
@@ -3373,8 +3640,38 @@ extension AccountsV1 {
         public static let getAccountTimeline = MethodDescriptor<AccountsV1.GetAccountTimelineRequest, AccountsV1.GetAccountTimelineResponse>(
             service: name, method: "GetAccountTimeline", isServerStreaming: false)
 
+        /// Corrects a debtor's data: the fields named in update_mask (the address
+        /// or only its coordinates, the phone, the emergency contacts, the time
+        /// zone), each checked as on CreateDebtor, with the reason for the change.
+        /// The change is written to the debtor's change trail (ListDebtorChanges:
+        /// who, when, which fields, why; never the values). Naming "address" or
+        /// "address.location" clears address_unverified: the debtor's accounts are
+        /// visit candidates and may be booked again. A new region or time zone is
+        /// copied to every account of the debtor (each gets a new version and a
+        /// DEBTOR_UPDATED timeline event), so the accounts move to the new
+        /// region's visit candidates and their dates follow the new zone; a new
+        /// phone recomputes the accounts' contact counters (a NUMBER_INVALID on the
+        /// old number no longer counts). The response is masked.
+        ///
+        /// Errors: NOT_FOUND; ABORTED (stale expected_version); INVALID_ARGUMENT
+        /// (e.g. "update_mask[0]: 'national_id' cannot be updated; updatable: ...",
+        /// "debtor.address.location.latitude: must be between -90 and 90",
+        /// "debtor.emergency_contacts[1].id: not one of the debtor's emergency
+        /// contacts", "reason: required").
+        public static let updateDebtor = MethodDescriptor<AccountsV1.UpdateDebtorRequest, AccountsV1.Debtor>(
+            service: name, method: "UpdateDebtor", isServerStreaming: false)
+
+        /// Reads a debtor's change trail, oldest first: every UpdateDebtor and
+        /// every address a visit found wrong, each with who, when, which fields,
+        /// why and the request id. Personal values (the address, phone numbers,
+        /// names) are never part of it.
+        ///
+        /// Errors: NOT_FOUND; INVALID_ARGUMENT (page_token of another debtor).
+        public static let listDebtorChanges = MethodDescriptor<AccountsV1.ListDebtorChangesRequest, AccountsV1.ListDebtorChangesResponse>(
+            service: name, method: "ListDebtorChanges", isServerStreaming: false)
+
         /// The `:path` of every method of the service.
-        public static let methodPaths: [String] = ["/doorstep.accounts.v1.Accounts/CreateDebtor", "/doorstep.accounts.v1.Accounts/GetDebtor", "/doorstep.accounts.v1.Accounts/OpenAccount", "/doorstep.accounts.v1.Accounts/GetAccount", "/doorstep.accounts.v1.Accounts/ListAccounts", "/doorstep.accounts.v1.Accounts/RecordPayment", "/doorstep.accounts.v1.Accounts/RecordContactAttempt", "/doorstep.accounts.v1.Accounts/RecordPromiseToPay", "/doorstep.accounts.v1.Accounts/ProposeRepaymentPlan", "/doorstep.accounts.v1.Accounts/AcceptRepaymentPlan", "/doorstep.accounts.v1.Accounts/PlaceHold", "/doorstep.accounts.v1.Accounts/ReleaseHold", "/doorstep.accounts.v1.Accounts/EvaluateStages", "/doorstep.accounts.v1.Accounts/ListVisitCandidates", "/doorstep.accounts.v1.Accounts/ReferToLegal", "/doorstep.accounts.v1.Accounts/WriteOff", "/doorstep.accounts.v1.Accounts/GetAccountTimeline"]
+        public static let methodPaths: [String] = ["/doorstep.accounts.v1.Accounts/CreateDebtor", "/doorstep.accounts.v1.Accounts/GetDebtor", "/doorstep.accounts.v1.Accounts/OpenAccount", "/doorstep.accounts.v1.Accounts/GetAccount", "/doorstep.accounts.v1.Accounts/ListAccounts", "/doorstep.accounts.v1.Accounts/RecordPayment", "/doorstep.accounts.v1.Accounts/RecordContactAttempt", "/doorstep.accounts.v1.Accounts/RecordPromiseToPay", "/doorstep.accounts.v1.Accounts/ProposeRepaymentPlan", "/doorstep.accounts.v1.Accounts/AcceptRepaymentPlan", "/doorstep.accounts.v1.Accounts/PlaceHold", "/doorstep.accounts.v1.Accounts/ReleaseHold", "/doorstep.accounts.v1.Accounts/EvaluateStages", "/doorstep.accounts.v1.Accounts/ListVisitCandidates", "/doorstep.accounts.v1.Accounts/ReferToLegal", "/doorstep.accounts.v1.Accounts/WriteOff", "/doorstep.accounts.v1.Accounts/GetAccountTimeline", "/doorstep.accounts.v1.Accounts/UpdateDebtor", "/doorstep.accounts.v1.Accounts/ListDebtorChanges"]
     }
 }
 
@@ -3396,6 +3693,8 @@ extension AccountsV1.Debtor {
         10: .init(name: "version", kind: .varint, repeated: false),
         11: .init(name: "created_ms", kind: .varint, repeated: false),
         12: .init(name: "updated_ms", kind: .varint, repeated: false),
+        13: .init(name: "address_unverified", kind: .varint, repeated: false),
+        14: .init(name: "wrong_address_finding", kind: .message({ AccountsV1.WrongAddressFinding.wireSchema }), repeated: false),
     ])
 }
 
@@ -3422,6 +3721,8 @@ extension AccountsV1.Debtor: CMessageBridge {
         c.pointee.version = self.version
         c.pointee.created_ms = self.createdMs
         c.pointee.updated_ms = self.updatedMs
+        if self.addressUnverified { c.pointee.address_unverified = (self.addressUnverified ? 1 : 0) }
+        if let value = self.wrongAddressFinding { c.pointee.wrong_address_finding = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Accounts__V1__Debtor>) {
@@ -3438,6 +3739,8 @@ extension AccountsV1.Debtor: CMessageBridge {
         self.version = c.pointee.version
         self.createdMs = c.pointee.created_ms
         self.updatedMs = c.pointee.updated_ms
+        self.addressUnverified = (c.pointee.address_unverified != 0)
+        self.wrongAddressFinding = c.pointee.wrong_address_finding.map { AccountsV1.WrongAddressFinding(copying: $0) }
     }
 }
 
@@ -3456,6 +3759,8 @@ extension AccountsV1.Debtor {
         if self.version != 0 { members.append(("version", .int64(self.version))) }
         if self.createdMs != 0 { members.append(("createdMs", .int64(self.createdMs))) }
         if self.updatedMs != 0 { members.append(("updatedMs", .int64(self.updatedMs))) }
+        if self.addressUnverified { members.append(("addressUnverified", .bool(self.addressUnverified))) }
+        if let value = self.wrongAddressFinding { members.append(("wrongAddressFinding", value.jsonValue())) }
         return .object(members)
     }
 
@@ -3480,7 +3785,76 @@ extension AccountsV1.Debtor {
             case "version": self.version = try value.int64(fieldPath)
             case "createdMs", "created_ms": self.createdMs = try value.int64(fieldPath)
             case "updatedMs", "updated_ms": self.updatedMs = try value.int64(fieldPath)
+            case "addressUnverified", "address_unverified": self.addressUnverified = try value.bool(fieldPath)
+            case "wrongAddressFinding", "wrong_address_finding": self.wrongAddressFinding = try AccountsV1.WrongAddressFinding(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.Debtor")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.WrongAddressFinding
+
+extension AccountsV1.WrongAddressFinding {
+    public static let protoMessageName = "doorstep.accounts.v1.WrongAddressFinding"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "visit_id", kind: .string, repeated: false),
+        2: .init(name: "account_id", kind: .string, repeated: false),
+        3: .init(name: "visited_ms", kind: .varint, repeated: false),
+        4: .init(name: "agency_id", kind: .string, repeated: false),
+        5: .init(name: "recorded_ms", kind: .varint, repeated: false),
+    ])
+}
+
+extension AccountsV1.WrongAddressFinding: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__WrongAddressFinding
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__wrong_address_finding() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__WrongAddressFinding>) { doorstep__accounts__v1__wrong_address_finding__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__WrongAddressFinding>, arena: Arena) throws(WireError) {
+        if !self.visitId.isEmpty { c.pointee.visit_id = try arena.cString(self.visitId, field: "visit_id") }
+        if !self.accountId.isEmpty { c.pointee.account_id = try arena.cString(self.accountId, field: "account_id") }
+        c.pointee.visited_ms = self.visitedMs
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        c.pointee.recorded_ms = self.recordedMs
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__WrongAddressFinding>) {
+        self.init()
+        self.visitId = swiftString(c.pointee.visit_id)
+        self.accountId = swiftString(c.pointee.account_id)
+        self.visitedMs = c.pointee.visited_ms
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.recordedMs = c.pointee.recorded_ms
+    }
+}
+
+extension AccountsV1.WrongAddressFinding {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.visitId.isEmpty { members.append(("visitId", .string(self.visitId))) }
+        if !self.accountId.isEmpty { members.append(("accountId", .string(self.accountId))) }
+        if self.visitedMs != 0 { members.append(("visitedMs", .int64(self.visitedMs))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.recordedMs != 0 { members.append(("recordedMs", .int64(self.recordedMs))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "visitId", "visit_id": self.visitId = try value.string(fieldPath)
+            case "accountId", "account_id": self.accountId = try value.string(fieldPath)
+            case "visitedMs", "visited_ms": self.visitedMs = try value.int64(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "recordedMs", "recorded_ms": self.recordedMs = try value.int64(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.WrongAddressFinding")
             }
         }
     }
@@ -3652,6 +4026,292 @@ extension AccountsV1.GetDebtorRequest {
             case "revealPersonalData", "reveal_personal_data": self.revealPersonalData = try value.bool(fieldPath)
             case "accessReason", "access_reason": self.accessReason = try value.string(fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.GetDebtorRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.UpdateDebtorRequest
+
+extension AccountsV1.UpdateDebtorRequest {
+    public static let protoMessageName = "doorstep.accounts.v1.UpdateDebtorRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "debtor_id", kind: .string, repeated: false),
+        3: .init(name: "expected_version", kind: .varint, repeated: false),
+        4: .init(name: "debtor", kind: .message({ AccountsV1.Debtor.wireSchema }), repeated: false),
+        5: .init(name: "update_mask", kind: .string, repeated: true),
+        6: .init(name: "reason", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.UpdateDebtorRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__UpdateDebtorRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__update_debtor_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__UpdateDebtorRequest>) { doorstep__accounts__v1__update_debtor_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__UpdateDebtorRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.debtorId.isEmpty { c.pointee.debtor_id = try arena.cString(self.debtorId, field: "debtor_id") }
+        c.pointee.expected_version = self.expectedVersion
+        if let value = self.debtor { c.pointee.debtor = try value.makeCStruct(in: arena) }
+        if !self.updateMask.isEmpty {
+            c.pointee.n_update_mask = self.updateMask.count
+            c.pointee.update_mask = try arena.array(self.updateMask) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "update_mask") }
+        }
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__UpdateDebtorRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.debtorId = swiftString(c.pointee.debtor_id)
+        self.expectedVersion = c.pointee.expected_version
+        self.debtor = c.pointee.debtor.map { AccountsV1.Debtor(copying: $0) }
+        self.updateMask = swiftArray(c.pointee.update_mask, c.pointee.n_update_mask) { swiftString($0) }
+        self.reason = swiftString(c.pointee.reason)
+    }
+}
+
+extension AccountsV1.UpdateDebtorRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.debtorId.isEmpty { members.append(("debtorId", .string(self.debtorId))) }
+        if self.expectedVersion != 0 { members.append(("expectedVersion", .int64(self.expectedVersion))) }
+        if let value = self.debtor { members.append(("debtor", value.jsonValue())) }
+        if !self.updateMask.isEmpty { members.append(("updateMask", .array(self.updateMask.map { .string($0) }))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "debtorId", "debtor_id": self.debtorId = try value.string(fieldPath)
+            case "expectedVersion", "expected_version": self.expectedVersion = try value.int64(fieldPath)
+            case "debtor": self.debtor = try AccountsV1.Debtor(json: value, path: fieldPath)
+            case "updateMask", "update_mask":
+                self.updateMask = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try element.string("\(fieldPath)[\(index)]")
+                }
+            case "reason": self.reason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.UpdateDebtorRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.DebtorChange
+
+extension AccountsV1.DebtorChange {
+    public static let protoMessageName = "doorstep.accounts.v1.DebtorChange"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "sequence", kind: .varint, repeated: false),
+        2: .init(name: "kind", kind: .varint, repeated: false),
+        3: .init(name: "changed_ms", kind: .varint, repeated: false),
+        4: .init(name: "fields", kind: .string, repeated: true),
+        5: .init(name: "actor", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        6: .init(name: "reason", kind: .string, repeated: false),
+        7: .init(name: "request_id", kind: .string, repeated: false),
+        8: .init(name: "debtor_version", kind: .varint, repeated: false),
+        9: .init(name: "visit_id", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.DebtorChange: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__DebtorChange
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__debtor_change() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__DebtorChange>) { doorstep__accounts__v1__debtor_change__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__DebtorChange>, arena: Arena) throws(WireError) {
+        c.pointee.sequence = self.sequence
+        if self.kind.rawValue != 0 { c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: self.kind.rawValue)) }
+        c.pointee.changed_ms = self.changedMs
+        if !self.fields.isEmpty {
+            c.pointee.n_fields = self.fields.count
+            c.pointee.fields = try arena.array(self.fields) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "fields") }
+        }
+        if let value = self.actor { c.pointee.actor = try value.makeCStruct(in: arena) }
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        c.pointee.debtor_version = self.debtorVersion
+        if !self.visitId.isEmpty { c.pointee.visit_id = try arena.cString(self.visitId, field: "visit_id") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__DebtorChange>) {
+        self.init()
+        self.sequence = c.pointee.sequence
+        self.kind = AccountsV1.DebtorChangeKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        self.changedMs = c.pointee.changed_ms
+        self.fields = swiftArray(c.pointee.fields, c.pointee.n_fields) { swiftString($0) }
+        self.actor = c.pointee.actor.map { TypeV1.Actor(copying: $0) }
+        self.reason = swiftString(c.pointee.reason)
+        self.requestId = swiftString(c.pointee.request_id)
+        self.debtorVersion = c.pointee.debtor_version
+        self.visitId = swiftString(c.pointee.visit_id)
+    }
+}
+
+extension AccountsV1.DebtorChange {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.sequence != 0 { members.append(("sequence", .int64(self.sequence))) }
+        if self.kind.rawValue != 0 { members.append(("kind", .enumValue(self.kind))) }
+        if self.changedMs != 0 { members.append(("changedMs", .int64(self.changedMs))) }
+        if !self.fields.isEmpty { members.append(("fields", .array(self.fields.map { .string($0) }))) }
+        if let value = self.actor { members.append(("actor", value.jsonValue())) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if self.debtorVersion != 0 { members.append(("debtorVersion", .int64(self.debtorVersion))) }
+        if !self.visitId.isEmpty { members.append(("visitId", .string(self.visitId))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "sequence": self.sequence = try value.int64(fieldPath)
+            case "kind": self.kind = try value.enumValue(AccountsV1.DebtorChangeKind.self, fieldPath)
+            case "changedMs", "changed_ms": self.changedMs = try value.int64(fieldPath)
+            case "fields":
+                self.fields = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try element.string("\(fieldPath)[\(index)]")
+                }
+            case "actor": self.actor = try TypeV1.Actor(json: value, path: fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "debtorVersion", "debtor_version": self.debtorVersion = try value.int64(fieldPath)
+            case "visitId", "visit_id": self.visitId = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.DebtorChange")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.ListDebtorChangesRequest
+
+extension AccountsV1.ListDebtorChangesRequest {
+    public static let protoMessageName = "doorstep.accounts.v1.ListDebtorChangesRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "debtor_id", kind: .string, repeated: false),
+        2: .init(name: "page_size", kind: .varint, repeated: false),
+        3: .init(name: "page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.ListDebtorChangesRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ListDebtorChangesRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__list_debtor_changes_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ListDebtorChangesRequest>) { doorstep__accounts__v1__list_debtor_changes_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ListDebtorChangesRequest>, arena: Arena) throws(WireError) {
+        if !self.debtorId.isEmpty { c.pointee.debtor_id = try arena.cString(self.debtorId, field: "debtor_id") }
+        c.pointee.page_size = self.pageSize
+        if !self.pageToken.isEmpty { c.pointee.page_token = try arena.cString(self.pageToken, field: "page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ListDebtorChangesRequest>) {
+        self.init()
+        self.debtorId = swiftString(c.pointee.debtor_id)
+        self.pageSize = c.pointee.page_size
+        self.pageToken = swiftString(c.pointee.page_token)
+    }
+}
+
+extension AccountsV1.ListDebtorChangesRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.debtorId.isEmpty { members.append(("debtorId", .string(self.debtorId))) }
+        if self.pageSize != 0 { members.append(("pageSize", .integer(Int64(self.pageSize)))) }
+        if !self.pageToken.isEmpty { members.append(("pageToken", .string(self.pageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "debtorId", "debtor_id": self.debtorId = try value.string(fieldPath)
+            case "pageSize", "page_size": self.pageSize = try value.int32(fieldPath)
+            case "pageToken", "page_token": self.pageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ListDebtorChangesRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.ListDebtorChangesResponse
+
+extension AccountsV1.ListDebtorChangesResponse {
+    public static let protoMessageName = "doorstep.accounts.v1.ListDebtorChangesResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "changes", kind: .message({ AccountsV1.DebtorChange.wireSchema }), repeated: true),
+        2: .init(name: "next_page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.ListDebtorChangesResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ListDebtorChangesResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__list_debtor_changes_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ListDebtorChangesResponse>) { doorstep__accounts__v1__list_debtor_changes_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ListDebtorChangesResponse>, arena: Arena) throws(WireError) {
+        if !self.changes.isEmpty {
+            c.pointee.n_changes = self.changes.count
+            c.pointee.changes = try arena.array(self.changes) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__DebtorChange>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.nextPageToken.isEmpty { c.pointee.next_page_token = try arena.cString(self.nextPageToken, field: "next_page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ListDebtorChangesResponse>) {
+        self.init()
+        self.changes = swiftArray(c.pointee.changes, c.pointee.n_changes) { AccountsV1.DebtorChange(copying: $0!) }
+        self.nextPageToken = swiftString(c.pointee.next_page_token)
+    }
+}
+
+extension AccountsV1.ListDebtorChangesResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.changes.isEmpty { members.append(("changes", .array(self.changes.map { $0.jsonValue() }))) }
+        if !self.nextPageToken.isEmpty { members.append(("nextPageToken", .string(self.nextPageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "changes":
+                self.changes = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try AccountsV1.DebtorChange(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ListDebtorChangesResponse")
             }
         }
     }

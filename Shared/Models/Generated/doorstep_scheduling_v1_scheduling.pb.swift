@@ -2955,7 +2955,9 @@ extension SchedulingV1 {
     ///   visit-weekly-cap         visits to the account per 7 days (default 2)
     ///   account-stage            account in FIELD (asked of accounts)
     ///   account-hold             account on no hold (asked of accounts)
-    ///   debtor-location          the debtor's address has coordinates
+    ///   debtor-location          the debtor's address has coordinates and no
+    ///                            visit found it wrong since it was last
+    ///                            corrected (Debtor.address_unverified)
     /// At check-in the visits service asks CheckCompliance again with
     /// check_point CHECK_IN: the same rules as of now for the booked appointment,
     /// except that advance-notice becomes "the booking notice was delivered at

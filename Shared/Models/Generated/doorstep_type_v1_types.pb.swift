@@ -319,7 +319,9 @@ extension TypeV1 {
         public var postalCode: String = ""
         /// Coordinates of the entrance, used for geofenced check-in and route
         /// planning. Optional on input; an account whose debtor has no location is
-        /// never a visit candidate and cannot be booked (rule `debtor-location`).
+        /// never a visit candidate and cannot be booked (rule `debtor-location`;
+        /// nor while a visit found the debtor's address wrong:
+        /// accounts.v1.Debtor.address_unverified).
         public var location: TypeV1.GeoPoint? = nil
 
         /// The default instance: every field at its proto3 default.

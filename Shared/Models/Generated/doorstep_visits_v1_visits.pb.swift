@@ -84,6 +84,9 @@ extension VisitsV1 {
         /// Nobody at home. Assessments must be unset.
         case notHome
         /// The debtor does not live at the address. Assessments must be unset.
+        /// Accounts marks the debtor's address unverified (accounts.v1
+        /// Debtor.address_unverified): no visit candidate and no booking until it
+        /// is corrected with UpdateDebtor.
         case wrongAddress
         /// The debtor is in hardship; a HARDSHIP hold is placed. Assessments
         /// required.

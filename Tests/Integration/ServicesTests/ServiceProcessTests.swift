@@ -80,7 +80,8 @@ struct ServiceProcessTests {
         print(result.output)
         #expect(result.status == 0, "\(result.output)")
         #expect(!result.output.contains("FAIL"), "\(result.output)")
-        for check in ["accounts.create_open_get", "scheduling.register_agency_collector", "scheduling.agency_lifecycle", "visits.not_found",
+        for check in ["accounts.create_open_get", "accounts.debtor_corrections", "scheduling.register_agency_collector",
+                      "scheduling.agency_lifecycle", "scheduling.wrong_address_refused", "visits.not_found",
                       "accounts.deadline_exceeded", "visits.permission_denied", "scheduling.metadata_echo"] {
             #expect(result.output.contains("ok \(check)"), "\(check) did not run")
         }

@@ -60,8 +60,10 @@ extension AccountsService {
         var response = AccountsV1.ListVisitCandidatesResponse()
         var zones: [String: TimeZone] = [:]
         for (index, rank) in page.prefix(pageSize).enumerated() {
-            // A debtor without coordinates cannot be visited (rule `debtor-location`).
-            guard let debtor = debtors[rank.debtorID], let address = debtor.address, address.location != nil else { continue }
+            // A debtor without coordinates, or whose address a visit found wrong, cannot be
+            // visited (rule `debtor-location`).
+            guard let debtor = debtors[rank.debtorID], !debtor.addressUnverified, let address = debtor.address, address.location != nil
+            else { continue }
             let zone = zones[rank.timeZone] ?? (TimeZone(identifier: rank.timeZone) ?? .gmt)
             zones[rank.timeZone] = zone
             let daysPastDue = rank.daysPastDue(today: CivilDate.today(in: zone, nowMs: now))
@@ -75,8 +77,18 @@ extension AccountsService {
                 assignedAgencyId: rank.agencyID, lastVisitMs: rank.lastVisitMs, accountVersion: rank.version))
         }
         if request.includeDeferred && offset == 0 {
-            let deferredAccounts = try await store.database.read { db in try store.deferredCandidates(db, filter, nowMs: now) }
-            for (account, contacts) in deferredAccounts {
+            let (deferredAccounts, unverified) = try await store.database.read { db in
+                let accounts = try store.deferredCandidates(db, filter, nowMs: now)
+                let ids = Array(Set(accounts.map { $0.0.debtorId }))
+                var wrong: Set<String> = []
+                for start in stride(from: 0, to: ids.count, by: 500) {
+                    let debtors = try store.debtors(db, ids: Array(ids[start..<min(start + 500, ids.count)]))
+                    wrong.formUnion(debtors.values.filter(\.addressUnverified).map(\.id))
+                }
+                return (accounts, wrong)
+            }
+            // Not deferred but no candidate at all until the address is corrected.
+            for (account, contacts) in deferredAccounts where !unverified.contains(account.debtorId) {
                 let zone = TimeZone(identifier: account.debtorTimeZone) ?? .gmt
                 let today = CivilDate.today(in: zone, nowMs: now)
                 guard let deferral = VisitDeferral.of(account, today: today, zone: zone, nowMs: now, lastVisitMs: contacts.lastVisitMs,

@@ -86,6 +86,10 @@ extension AccountsService {
             let remote = ContactPolicy.isRemote(request.channel)
             try store.insert(db, attempt: attempt, debtorID: debtor.id, remote: remote,
                              connected: ContactPolicy.isConnected(request.outcome), numberDigest: numberDigest)
+            if request.outcome == .visitWrongAddress {
+                try Self.recordWrongAddress(db, debtor: debtor, attempt: attempt, store: store, nowMs: now, actor: scope.actor,
+                                            requestID: scope.requestID)
+            }
             var summary = account.contactSummary ?? AccountsV1.ContactSummary()
             ContactPolicy.summary(history: past + [PastContact(attempt, number: numberDigest)], asOfMs: now, zone: zone,
                                   pack: pack, debtorNumber: debtorDigest).apply(to: &summary)

@@ -107,6 +107,12 @@ public struct AccountsService: Sendable {
                          roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
             try await getAccountTimeline(request, context)
         }
+        definition.unary(AccountsV1.AccountsService.updateDebtor, roles: [.platform]) { request, context in
+            try await updateDebtor(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.listDebtorChanges, roles: [.platform, .compliance]) { request, context in
+            try await listDebtorChanges(request, context)
+        }
         return definition
     }
 
@@ -200,7 +206,8 @@ public struct AccountsService: Sendable {
         let configuration = self.configuration
         let actor = try context.requireCaller().actor
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            guard try store.debtor(db, id: debtorID) != nil else {
+            // Read again in the transaction: the region and zone copied are the current ones.
+            guard let debtor = try store.debtor(db, id: debtorID) else {
                 throw RPCError.notFound("debtor \(debtorID) not found")
             }
             guard try !store.accountExists(db, lenderID: opening.lenderID, externalID: opening.externalID) else {

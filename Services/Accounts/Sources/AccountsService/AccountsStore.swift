@@ -154,6 +154,20 @@ struct AccountsStore: Sendable {
             """, postgres: """
             CREATE INDEX accounts_next_evaluation ON accounts (next_evaluation_day, rowid)
             """)
+        // Each debtor's change trail (ListDebtorChanges): who changed which fields, when and
+        // why, never the values (`body` is a `DebtorChange`); `address_corrected` marks the
+        // entries that re-checked the address (a wrong-address visit from before the last
+        // one does not make the address unverified again).
+        migrations.add("accounts-v9-debtor-changes", sql: """
+            CREATE TABLE debtor_changes (
+                debtor_id TEXT NOT NULL REFERENCES debtors(id),
+                sequence INTEGER NOT NULL,
+                changed_ms INTEGER NOT NULL,
+                address_corrected INTEGER NOT NULL,
+                body BLOB NOT NULL,
+                PRIMARY KEY (debtor_id, sequence)
+            ) WITHOUT ROWID;
+            """)
         return migrations
     }
 
@@ -209,6 +223,41 @@ struct AccountsStore: Sendable {
             debtors[id] = try AccountsV1.Debtor(decoding: try cipher.open(sealed, context: id))
         }
         return debtors
+    }
+
+    /// Writes a changed debtor (its version already incremented by the caller), sealed again.
+    func update(_ db: SQLSession, debtor: AccountsV1.Debtor) throws {
+        try db.execute(
+            sql: "UPDATE debtors SET region_code = ?, sealed = ?, version = ?, updated_ms = ? WHERE id = ?",
+            arguments: [debtor.address?.regionCode ?? "", try cipher.seal(try debtor.encode(), context: debtor.id),
+                        debtor.version, debtor.updatedMs, debtor.id])
+    }
+
+    /// Appends an entry to the debtor's change trail, numbered after the last one; returns it
+    /// with its sequence.
+    @discardableResult
+    func append(_ db: SQLSession, change: AccountsV1.DebtorChange, debtorID: String) throws -> AccountsV1.DebtorChange {
+        var change = change
+        change.sequence = (try db.fetchValue(Int64.self, sql: "SELECT COALESCE(MAX(sequence), 0) FROM debtor_changes WHERE debtor_id = ?",
+                                             arguments: [debtorID]) ?? 0) + 1
+        let corrected = change.kind == .updated && change.fields.contains { DebtorCorrection.Field(rawValue: $0)?.correctsAddress == true }
+        try db.execute(
+            sql: "INSERT INTO debtor_changes (debtor_id, sequence, changed_ms, address_corrected, body) VALUES (?, ?, ?, ?, ?)",
+            arguments: [debtorID, change.sequence, change.changedMs, corrected, Data(try change.encode())])
+        return change
+    }
+
+    /// Up to `limit` entries of the debtor's trail after `sequence`, oldest first.
+    func changes(_ db: SQLSession, debtorID: String, after sequence: Int64, limit: Int) throws -> [AccountsV1.DebtorChange] {
+        try db.fetchValues(Data.self, sql: "SELECT body FROM debtor_changes WHERE debtor_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                           arguments: [debtorID, sequence, limit])
+            .map { try AccountsV1.DebtorChange(decoding: [UInt8]($0)) }
+    }
+
+    /// When the debtor's address was last corrected (UpdateDebtor naming it), or nil if never.
+    func lastAddressCorrectionMs(_ db: SQLSession, debtorID: String) throws -> Int64? {
+        try db.fetchValue(Int64.self, sql: "SELECT MAX(changed_ms) FROM debtor_changes WHERE debtor_id = ? AND address_corrected = 1",
+                          arguments: [debtorID])
     }
 
     /// Writes a line to the personal-data access log (who, what, when, why).

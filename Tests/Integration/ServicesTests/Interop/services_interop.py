@@ -24,9 +24,12 @@ Checks are named SERVICE.CHECK (e.g. `accounts.health_serving`). Per service:
     invalid_argument   a request with one bad field -> INVALID_ARGUMENT whose message starts
                        with the field's path
     not_found          a well-formed but unknown id -> NOT_FOUND
-and the domain flows `accounts.create_open_get`, `scheduling.register_agency_collector` and
-`scheduling.agency_lifecycle` (every registry RPC: agencies and collectors read, listed,
-updated, inspected, suspended, reinstated and exited, and ListExpiring).
+and the domain flows `accounts.create_open_get`, `accounts.debtor_corrections` (a visit finds
+the address wrong; UpdateDebtor corrects it; ListDebtorChanges shows who changed what),
+`scheduling.register_agency_collector`, `scheduling.agency_lifecycle` (every registry RPC:
+agencies and collectors read, listed, updated, inspected, suspended, reinstated and exited,
+and ListExpiring) and `scheduling.wrong_address_refused` (CheckCompliance names
+`debtor-location` while accounts holds the address unverified; it also needs --accounts).
 
 --only takes a comma-separated list; each item is a full check name (`accounts.not_found`), a
 service name (`visits`: all its checks) or a bare check name (`health_serving`: that check on
@@ -170,6 +173,12 @@ def request_id():
     return str(uuid.uuid4())
 
 
+def random_id(prefix):
+    """A well-formed resource id no server assigned, different on every call (e.g. the id of a
+    visit as the visits service would report it)."""
+    return f"{prefix}_01J" + "".join(ULID_CHARS[b % 32] for b in os.urandom(23))
+
+
 # ---------------------------------------------------------------------------
 # Dates and money
 # ---------------------------------------------------------------------------
@@ -282,6 +291,33 @@ def create_debtor_request(pb, national_id="11010519491231002X"):
                 postal_code="200120",
                 location=pb.types.GeoPoint(latitude=PUDONG[0], longitude=PUDONG[1])),
             time_zone="Asia/Shanghai"))
+
+
+def open_account_request(pb, debtor_id):
+    """A valid OpenAccount request: 3 monthly instalments of 1,000.00 CNY, the first due 45 days
+    ago (UTC dates), so the account opens in REMOTE."""
+    a = pb.accounts
+    today = utc_today()
+    return a.OpenAccountRequest(
+        request_id=request_id(), debtor_id=debtor_id, external_id=fresh("acc"), lender_id="lender-1",
+        product=a.PRODUCT_TYPE_CASH_LOAN, principal=cny(pb, 300000),
+        opened_date=pb_date(pb, today - datetime.timedelta(days=75)),
+        instalments=[a.OpeningInstalment(due_date=pb_date(pb, today + datetime.timedelta(days=-45 + 30 * i)),
+                                         amount_due=cny(pb, 100000)) for i in range(3)])
+
+
+def report_wrong_address(ctx, account_id):
+    """What the visits service delivers for a WRONG_ADDRESS visit outcome: a VISIT contact attempt
+    with outcome CONTACT_OUTCOME_VISIT_WRONG_ADDRESS at the crew's check-in time (30 minutes ago),
+    as role service. Returns (visit id, check-in ms)."""
+    pb = ctx.pb
+    visit_id = random_id("vis")
+    attempted_ms = int(time.time() * 1000) - 30 * 60_000
+    ctx.accounts().RecordContactAttempt(pb.accounts.RecordContactAttemptRequest(
+        request_id=f"{visit_id}.contact", account_id=account_id, channel=pb.types.CONTACT_CHANNEL_VISIT,
+        outcome=pb.accounts.CONTACT_OUTCOME_VISIT_WRONG_ADDRESS, attempted_ms=attempted_ms, visit_id=visit_id),
+        timeout=RPC_TIMEOUT, metadata=ctx.auth("service"))
+    return visit_id, attempted_ms
 
 
 def register_agency_request(pb, display_name=None):
@@ -500,6 +536,82 @@ def check_accounts_create_open_get(ctx):
                 grpc.StatusCode.NOT_FOUND, what="GetAccount by an agency manager of another agency")
 
 
+def check_accounts_debtor_corrections(ctx):
+    """A wrong address found at the door, corrected: a WRONG_ADDRESS visit (as visits delivers
+    it) makes the debtor's address unverified, naming the visit; UpdateDebtor (update_mask
+    address and phone, with a reason) clears it, answers masked, keeps the fields it was not
+    asked to change and replays idempotently; a field it cannot change, a bad phone, a missing
+    reason and a stale expected_version are refused, and only the platform may call it;
+    ListDebtorChanges (compliance) shows both changes with actor, fields, reason and request
+    id, and no personal value."""
+    pb = ctx.pb
+    a = pb.accounts
+    stub = ctx.accounts()
+    platform = ctx.auth("platform")
+    debtor = stub.CreateDebtor(create_debtor_request(pb), timeout=RPC_TIMEOUT, metadata=platform)
+    account = stub.OpenAccount(open_account_request(pb, debtor.id), timeout=RPC_TIMEOUT, metadata=platform)
+
+    visit_id, visited_ms = report_wrong_address(ctx, account.id)
+    found = stub.GetDebtor(a.GetDebtorRequest(debtor_id=debtor.id), timeout=RPC_TIMEOUT, metadata=platform)
+    expect(found.address_unverified, "address_unverified is false after a WRONG_ADDRESS visit")
+    finding = found.wrong_address_finding
+    expect(finding.visit_id == visit_id and finding.account_id == account.id and finding.visited_ms == visited_ms,
+           f"wrong_address_finding {finding}")
+    expect(found.version == debtor.version + 1, f"debtor.version {found.version}, expected {debtor.version + 1}")
+
+    corrected_address = pb.types.Address(text="上海市浦东新区张杨路500号 3楼", region_code=REGION, postal_code="200122",
+                                         location=pb.types.GeoPoint(latitude=31.2280, longitude=121.5150))
+    update = a.UpdateDebtorRequest(
+        request_id=request_id(), debtor_id=debtor.id, expected_version=found.version,
+        debtor=a.Debtor(full_name="not in the mask", address=corrected_address, phone="13912345670"),
+        update_mask=["address", "phone"], reason="interop: address confirmed by the debtor, ticket 5521")
+    corrected = stub.UpdateDebtor(update, timeout=RPC_TIMEOUT, metadata=platform)
+    expect(not corrected.address_unverified and not corrected.HasField("wrong_address_finding"),
+           f"the correction left the address unverified: {corrected.wrong_address_finding}")
+    expect(corrected.version == found.version + 1, f"debtor.version {corrected.version}")
+    expect(corrected.address == corrected_address, f"debtor.address {corrected.address}")
+    expect(corrected.full_name == debtor.full_name, f"full_name changed to {corrected.full_name!r} (not in update_mask)")
+    expect(corrected.personal_data_masked and corrected.phone == "139****5670", f"debtor.phone {corrected.phone!r}")
+    expect(stub.UpdateDebtor(update, timeout=RPC_TIMEOUT, metadata=platform) == corrected, "replayed UpdateDebtor differs")
+
+    def refused(mask, new, reason="interop", expected_version=0, role="platform"):
+        request = a.UpdateDebtorRequest(request_id=request_id(), debtor_id=debtor.id, expected_version=expected_version,
+                                        debtor=new, update_mask=mask, reason=reason)
+        return lambda: stub.UpdateDebtor(request, timeout=RPC_TIMEOUT, metadata=ctx.auth(role))
+    expect_code(refused(["national_id"], a.Debtor(national_id="11010519491231002X")), grpc.StatusCode.INVALID_ARGUMENT,
+                field="update_mask[0]", what="national_id in update_mask")
+    expect_code(refused(["phone"], a.Debtor(phone="123")), grpc.StatusCode.INVALID_ARGUMENT, field="debtor.phone")
+    expect_code(refused(["time_zone"], a.Debtor(time_zone="Asia/Urumqi"), reason=""), grpc.StatusCode.INVALID_ARGUMENT,
+                field="reason")
+    expect_code(refused(["time_zone"], a.Debtor(time_zone="Asia/Urumqi"), expected_version=found.version),
+                grpc.StatusCode.ABORTED, what="a stale expected_version")
+    for role in ("compliance", "agency_manager", "service"):
+        expect_code(refused(["time_zone"], a.Debtor(time_zone="Asia/Urumqi"), role=role), grpc.StatusCode.PERMISSION_DENIED,
+                    what=f"UpdateDebtor by {role}")
+
+    trail = stub.ListDebtorChanges(a.ListDebtorChangesRequest(debtor_id=debtor.id), timeout=RPC_TIMEOUT,
+                                   metadata=ctx.auth("compliance"))
+    changes = list(trail.changes)
+    expect([c.kind for c in changes] == [a.DEBTOR_CHANGE_KIND_ADDRESS_FOUND_WRONG, a.DEBTOR_CHANGE_KIND_UPDATED],
+           f"trail kinds {[a.DebtorChangeKind.Name(c.kind) for c in changes]}")
+    wrong, fix = changes
+    expect(wrong.actor.role == pb.types.ROLE_SERVICE and list(wrong.fields) == ["address_unverified"]
+           and wrong.visit_id == visit_id and visit_id in wrong.reason and wrong.request_id == f"{visit_id}.contact",
+           f"the wrong-address entry {wrong}")
+    expect(fix.actor.role == pb.types.ROLE_PLATFORM and list(fix.fields) == ["address", "phone", "address_unverified"]
+           and fix.reason == update.reason and fix.request_id == update.request_id and fix.debtor_version == corrected.version,
+           f"the correction entry {fix}")
+    expect([c.sequence for c in changes] == [1, 2], f"sequences {[c.sequence for c in changes]}")
+    expect(b"13912345670" not in trail.SerializeToString() and "张杨路".encode() not in trail.SerializeToString(),
+           "the trail carries a personal value")
+    expect_code(lambda: stub.ListDebtorChanges(a.ListDebtorChangesRequest(debtor_id=debtor.id), timeout=RPC_TIMEOUT,
+                                               metadata=ctx.auth("agency_manager")),
+                grpc.StatusCode.PERMISSION_DENIED, what="ListDebtorChanges by an agency manager")
+    expect_code(lambda: stub.ListDebtorChanges(a.ListDebtorChangesRequest(debtor_id=unknown_id("dbt")), timeout=RPC_TIMEOUT,
+                                               metadata=platform),
+                grpc.StatusCode.NOT_FOUND, what="ListDebtorChanges of an unknown debtor")
+
+
 # ---------------------------------------------------------------------------
 # Scheduling
 # ---------------------------------------------------------------------------
@@ -698,6 +810,43 @@ def check_scheduling_agency_lifecycle(ctx):
                 grpc.StatusCode.PERMISSION_DENIED, what="SuspendAgency by compliance")
 
 
+def check_scheduling_wrong_address_refused(ctx):
+    """Scheduling asks the accounts process about the debtor: CheckCompliance for an account whose
+    debtor's address a visit found wrong reports `debtor-location` naming the visit; once
+    UpdateDebtor corrects the coordinates it does not (the account is REMOTE, so
+    `account-stage` stays either way)."""
+    pb = ctx.pb
+    a, s = pb.accounts, pb.scheduling
+    platform = ctx.auth("platform")
+    agency = ctx.scheduling().RegisterAgency(register_agency_request(pb), timeout=RPC_TIMEOUT, metadata=platform)
+    crew = [ctx.scheduling().RegisterCollector(register_collector_request(pb, agency.id), timeout=RPC_TIMEOUT,
+                                               metadata=platform).id for _ in range(2)]
+    debtor = ctx.accounts().CreateDebtor(create_debtor_request(pb), timeout=RPC_TIMEOUT, metadata=platform)
+    account = ctx.accounts().OpenAccount(open_account_request(pb, debtor.id), timeout=RPC_TIMEOUT, metadata=platform)
+    visit_id, _ = report_wrong_address(ctx, account.id)
+    # Three days ahead, 10:00-12:00 Shanghai: inside the collectors' 09:00-18:00 shift.
+    day = 86_400_000
+    start = (int(time.time() * 1000) // day + 3) * day + 2 * 3_600_000
+    check = s.CheckComplianceRequest(account_id=account.id, crew_collector_ids=crew, window_start_ms=start,
+                                     window_end_ms=start + 2 * 3_600_000)
+
+    def location_violations():
+        response = ctx.scheduling().CheckCompliance(check, timeout=RPC_TIMEOUT, metadata=platform)
+        return [v for v in response.violations if v.rule_id == "debtor-location"], [v.rule_id for v in response.violations]
+    found, rules = location_violations()
+    expect(len(found) == 1, f"violations {rules}, expected debtor-location among them")
+    expect(visit_id in found[0].detail and "UpdateDebtor" in found[0].detail, f"debtor-location detail {found[0].detail!r}")
+    expect(found[0].subject_id == account.id, f"subject_id {found[0].subject_id!r}")
+
+    ctx.accounts().UpdateDebtor(a.UpdateDebtorRequest(
+        request_id=request_id(), debtor_id=debtor.id,
+        debtor=a.Debtor(address=pb.types.Address(location=pb.types.GeoPoint(latitude=31.2281, longitude=121.5151))),
+        update_mask=["address.location"], reason="interop: the pin was on the neighbouring block"),
+        timeout=RPC_TIMEOUT, metadata=platform)
+    found, rules = location_violations()
+    expect(not found and "account-stage" in rules, f"violations after the correction {rules}")
+
+
 # ---------------------------------------------------------------------------
 # Visits
 # ---------------------------------------------------------------------------
@@ -752,6 +901,7 @@ def build_registry():
             "invalid_argument": check_accounts_invalid_argument,
             "not_found": check_accounts_not_found,
             "create_open_get": check_accounts_create_open_get,
+            "debtor_corrections": check_accounts_debtor_corrections,
         },
         "scheduling": {
             "unauthenticated": check_scheduling_unauthenticated,
@@ -760,6 +910,7 @@ def build_registry():
             "not_found": check_scheduling_not_found,
             "register_agency_collector": check_scheduling_register_agency_collector,
             "agency_lifecycle": check_scheduling_agency_lifecycle,
+            "wrong_address_refused": check_scheduling_wrong_address_refused,
         },
         "visits": {
             "unauthenticated": check_visits_unauthenticated,
@@ -783,6 +934,10 @@ def build_registry():
             fn = _generic(generic[name], service) if name in generic else specific[service][name]
             registry.append((f"{service}.{name}", service, fn))
     return registry
+
+
+# Checks that call another service besides their own (whose address is then required too).
+ALSO_NEEDS = {"scheduling.wrong_address_refused": ("accounts",)}
 
 
 def select(registry, only):
@@ -832,7 +987,8 @@ def parse_arguments(argv):
         tokens = load_tokens(args.tokens)
     except (OSError, ValueError) as error:
         parser.error(str(error))
-    missing = sorted({service for _, service, _ in checks if not getattr(args, service)})
+    needed = {service for _, service, _ in checks} | {other for name, _, _ in checks for other in ALSO_NEEDS.get(name, ())}
+    missing = sorted(service for service in needed if not getattr(args, service))
     if missing:
         parser.error("missing address: " + ", ".join(f"--{service}" for service in missing))
     return args, checks, tokens

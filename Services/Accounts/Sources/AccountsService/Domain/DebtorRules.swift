@@ -25,7 +25,8 @@ public enum DebtorValidation {
 
     /// The debtor, normalised (phones as E.164, the national id's check character
     /// upper-case) and with every output-only field cleared (ids, version, timestamps,
-    /// `personal_data_masked`); or INVALID_ARGUMENT naming the field path, e.g.
+    /// `personal_data_masked`, `address_unverified` and its finding); or INVALID_ARGUMENT
+    /// naming the field path, e.g.
     /// "debtor.emergency_contacts[2].phone: required".
     public static func validate(_ debtor: AccountsV1.Debtor?, rules: DebtorRules, field: String = "debtor") throws(DomainError) -> AccountsV1.Debtor {
         guard var debtor else { throw .invalidArgument(field, "required") }
@@ -52,6 +53,8 @@ public enum DebtorValidation {
         debtor.version = 0
         debtor.createdMs = 0
         debtor.updatedMs = 0
+        debtor.addressUnverified = false
+        debtor.wrongAddressFinding = nil
         return debtor
     }
 

@@ -155,29 +155,11 @@ public enum RegistryValidation {
         case contact
     }
 
-    /// The fields an `update_mask` names: at least one, each once, each one of `Field`'s
-    /// (any other name is refused naming its entry, with the names that are allowed).
+    /// The fields an `update_mask` names (`Validate.updateMask`).
     public static func updateMask<Field: RawRepresentable & CaseIterable>(
-        _ mask: [String], of _: Field.Type, field: String = "update_mask"
+        _ mask: [String], of type: Field.Type, field: String = "update_mask"
     ) throws(DomainError) -> [Field] where Field.RawValue == String {
-        guard !mask.isEmpty else { throw .invalidArgument(field, "required: the names of the fields to change") }
-        var fields: [Field] = []
-        var firstIndex: [String: Int] = [:]
-        for (index, name) in mask.enumerated() {
-            guard let chosen = Field(rawValue: name) else {
-                let allowed = Field.allCases.map(\.rawValue).joined(separator: ", ")
-                // Echoed for people: at most 64 characters, control characters left out.
-                var shown = String(String.UnicodeScalarView(name.unicodeScalars.prefix(64).filter { $0.value >= 0x20 && $0.value != 0x7F }))
-                if name.unicodeScalars.count > 64 { shown += "…" }
-                throw .invalidArgument("\(field)[\(index)]", "'\(shown)' cannot be updated; updatable: \(allowed)")
-            }
-            if let earlier = firstIndex[name] {
-                throw .invalidArgument("\(field)[\(index)]", "duplicate of \(field)[\(earlier)]")
-            }
-            firstIndex[name] = index
-            fields.append(chosen)
-        }
-        return fields
+        try Validate.updateMask(mask, of: type, field: field)
     }
 
     /// `current` with the fields `mask` names taken from `patch`, checked as RegisterAgency

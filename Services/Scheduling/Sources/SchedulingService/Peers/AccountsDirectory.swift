@@ -21,10 +21,15 @@ public struct AccountFacts: Sendable, Hashable {
     /// The agency the account is assigned to (accounts.proto `assigned_agency_id`); empty
     /// if none.
     public var assignedAgencyID: String
+    /// The visit that found the debtor's address wrong, while it is not corrected
+    /// (accounts.proto `Debtor.address_unverified`, `wrong_address_finding`); nil otherwise.
+    public var wrongAddress: AccountsV1.WrongAddressFinding?
 
     public init(accountID: String, debtorID: String, stage: AccountsV1.Stage, onHold: Bool, regionCode: String,
-                timeZoneID: String, address: TypeV1.Address?, assignedAgencyID: String = "") {
+                timeZoneID: String, address: TypeV1.Address?, assignedAgencyID: String = "",
+                wrongAddress: AccountsV1.WrongAddressFinding? = nil) {
         self.assignedAgencyID = assignedAgencyID
+        self.wrongAddress = wrongAddress
         self.accountID = accountID
         self.debtorID = debtorID
         self.stage = stage
@@ -38,7 +43,7 @@ public struct AccountFacts: Sendable, Hashable {
     /// accounts would never return (its zones are validated).
     var visited: VisitedAccount {
         VisitedAccount(accountID: accountID, stage: stage, onHold: onHold, regionCode: regionCode,
-                       timeZone: TimeZone(identifier: timeZoneID) ?? .gmt, location: address?.location)
+                       timeZone: TimeZone(identifier: timeZoneID) ?? .gmt, location: address?.location, wrongAddress: wrongAddress)
     }
 }
 
@@ -92,7 +97,8 @@ public final class GRPCAccountsDirectory: AccountsDirectory {
         let debtor = try await self.debtor(account.debtorId)
         return AccountFacts(accountID: account.id, debtorID: account.debtorId, stage: account.stage, onHold: account.onHold,
                             regionCode: account.regionCode, timeZoneID: account.debtorTimeZone, address: debtor.address,
-                            assignedAgencyID: account.assignedAgencyId)
+                            assignedAgencyID: account.assignedAgencyId,
+                            wrongAddress: debtor.addressUnverified ? debtor.wrongAddressFinding ?? AccountsV1.WrongAddressFinding() : nil)
     }
 
     public func debtor(_ debtorID: String) async throws(RPCError) -> AccountsV1.Debtor {

@@ -17,9 +17,14 @@ PROTOBUF_C__BEGIN_DECLS
 #include "doorstep/type/v1/types.pb-c.h"
 
 typedef struct Doorstep__Accounts__V1__Debtor Doorstep__Accounts__V1__Debtor;
+typedef struct Doorstep__Accounts__V1__WrongAddressFinding Doorstep__Accounts__V1__WrongAddressFinding;
 typedef struct Doorstep__Accounts__V1__EmergencyContact Doorstep__Accounts__V1__EmergencyContact;
 typedef struct Doorstep__Accounts__V1__CreateDebtorRequest Doorstep__Accounts__V1__CreateDebtorRequest;
 typedef struct Doorstep__Accounts__V1__GetDebtorRequest Doorstep__Accounts__V1__GetDebtorRequest;
+typedef struct Doorstep__Accounts__V1__UpdateDebtorRequest Doorstep__Accounts__V1__UpdateDebtorRequest;
+typedef struct Doorstep__Accounts__V1__DebtorChange Doorstep__Accounts__V1__DebtorChange;
+typedef struct Doorstep__Accounts__V1__ListDebtorChangesRequest Doorstep__Accounts__V1__ListDebtorChangesRequest;
+typedef struct Doorstep__Accounts__V1__ListDebtorChangesResponse Doorstep__Accounts__V1__ListDebtorChangesResponse;
 typedef struct Doorstep__Accounts__V1__Account Doorstep__Accounts__V1__Account;
 typedef struct Doorstep__Accounts__V1__Instalment Doorstep__Accounts__V1__Instalment;
 typedef struct Doorstep__Accounts__V1__OpeningInstalment Doorstep__Accounts__V1__OpeningInstalment;
@@ -609,9 +614,35 @@ typedef enum _Doorstep__Accounts__V1__TimelineEventType {
   /*
    * Written off. Details: write_off.
    */
-  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_WRITTEN_OFF = 17
+  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_WRITTEN_OFF = 17,
+  /*
+   * The debtor's data changed in a way that changes the account
+   * (UpdateDebtor): its region_code or debtor_time_zone, or the debtor's
+   * phone (the contact counters were recomputed). No details; the reason
+   * names what changed, never a personal value.
+   */
+  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_DEBTOR_UPDATED = 18
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE)
 } Doorstep__Accounts__V1__TimelineEventType;
+/*
+ * What a debtor change-trail entry records.
+ */
+typedef enum _Doorstep__Accounts__V1__DebtorChangeKind {
+  /*
+   * Not set.
+   */
+  DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE_KIND__DEBTOR_CHANGE_KIND_UNSPECIFIED = 0,
+  /*
+   * UpdateDebtor changed the fields listed.
+   */
+  DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE_KIND__DEBTOR_CHANGE_KIND_UPDATED = 1,
+  /*
+   * A visit found that the debtor does not live at the address (visit
+   * outcome WRONG_ADDRESS): the address became unverified.
+   */
+  DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE_KIND__DEBTOR_CHANGE_KIND_ADDRESS_FOUND_WRONG = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE_KIND)
+} Doorstep__Accounts__V1__DebtorChangeKind;
 
 /* --- messages --- */
 
@@ -690,10 +721,59 @@ struct  Doorstep__Accounts__V1__Debtor
    * Output only. When the debtor was last changed.
    */
   int64_t updated_ms;
+  /*
+   * Output only. True while the address is unverified: a visit found that
+   * the debtor does not live there (the visits service delivers a
+   * WRONG_ADDRESS visit outcome as a VISIT contact attempt with outcome
+   * CONTACT_OUTCOME_VISIT_WRONG_ADDRESS). While true, none of the debtor's
+   * accounts is a visit candidate (nor listed as deferred), and bookings,
+   * reschedules and check-ins are refused (`debtor-location`). An
+   * UpdateDebtor whose update_mask names "address" or "address.location"
+   * clears it. A wrong-address visit that took place before the address was
+   * last corrected does not set it.
+   */
+  protobuf_c_boolean address_unverified;
+  /*
+   * Output only. While address_unverified: the visit that found the address
+   * wrong. Absent otherwise.
+   */
+  Doorstep__Accounts__V1__WrongAddressFinding *wrong_address_finding;
 };
 #define DOORSTEP__ACCOUNTS__V1__DEBTOR__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__debtor__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0, 0, NULL }
+
+
+/*
+ * A visit that found that the debtor does not live at the address.
+ */
+struct  Doorstep__Accounts__V1__WrongAddressFinding
+{
+  ProtobufCMessage base;
+  /*
+   * The visit (visits service id, "vis_…").
+   */
+  char *visit_id;
+  /*
+   * The account the visit was about.
+   */
+  char *account_id;
+  /*
+   * When the visit took place (the crew's check-in time).
+   */
+  int64_t visited_ms;
+  /*
+   * The agency whose crew made the visit; empty if not reported.
+   */
+  char *agency_id;
+  /*
+   * When accounts recorded the finding.
+   */
+  int64_t recorded_ms;
+};
+#define DOORSTEP__ACCOUNTS__V1__WRONG_ADDRESS_FINDING__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__wrong_address_finding__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -770,6 +850,154 @@ struct  Doorstep__Accounts__V1__GetDebtorRequest
 #define DOORSTEP__ACCOUNTS__V1__GET_DEBTOR_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__get_debtor_request__descriptor) \
     , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of Accounts.UpdateDebtor.
+ */
+struct  Doorstep__Accounts__V1__UpdateDebtorRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key. Required.
+   */
+  char *request_id;
+  /*
+   * The debtor. Required.
+   */
+  char *debtor_id;
+  /*
+   * 0 = don't check; else must equal the debtor's version (ABORTED).
+   */
+  int64_t expected_version;
+  /*
+   * The new values. Required. Only the fields named in update_mask are
+   * read; the debtor as changed is validated as on CreateDebtor (errors name
+   * "debtor.<field>"). An emergency contact with the id of one of the
+   * debtor's contacts replaces that contact and keeps its id; one without
+   * an id is new and gets one; a contact left out is removed.
+   */
+  Doorstep__Accounts__V1__Debtor *debtor;
+  /*
+   * The fields to change, by name: "address" (the whole address: text,
+   * region_code, postal_code, location), "address.location" (only the
+   * coordinates; not with "address"), "phone", "emergency_contacts",
+   * "time_zone". A whole field is replaced. Required, each at most once; any
+   * other name is INVALID_ARGUMENT naming its entry, e.g. "update_mask[0]".
+   */
+  size_t n_update_mask;
+  char **update_mask;
+  /*
+   * Why the data is changed, e.g. "address confirmed by the debtor on the
+   * hotline, ticket 5521". Required, 1-500 characters; written to the
+   * change trail. Must not repeat personal data.
+   */
+  char *reason;
+};
+#define DOORSTEP__ACCOUNTS__V1__UPDATE_DEBTOR_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__update_debtor_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One entry of a debtor's change trail. It names fields, never their
+ * values.
+ */
+struct  Doorstep__Accounts__V1__DebtorChange
+{
+  ProtobufCMessage base;
+  /*
+   * 1-based position in the debtor's trail; strictly increasing.
+   */
+  int64_t sequence;
+  /*
+   * What happened.
+   */
+  Doorstep__Accounts__V1__DebtorChangeKind kind;
+  /*
+   * When it was recorded (service clock).
+   */
+  int64_t changed_ms;
+  /*
+   * The fields that changed: UpdateDebtor's update_mask entries (and
+   * "address_unverified" when the correction cleared it); for
+   * ADDRESS_FOUND_WRONG, "address_unverified".
+   */
+  size_t n_fields;
+  char **fields;
+  /*
+   * Who made the change: the UpdateDebtor caller; for ADDRESS_FOUND_WRONG,
+   * the caller that recorded the visit's contact attempt (the visits
+   * service).
+   */
+  Doorstep__Type__V1__Actor *actor;
+  /*
+   * Why: UpdateDebtor's reason; for ADDRESS_FOUND_WRONG, the visit and when
+   * it took place.
+   */
+  char *reason;
+  /*
+   * request_id of the call that made the change.
+   */
+  char *request_id;
+  /*
+   * The debtor's version after the change.
+   */
+  int64_t debtor_version;
+  /*
+   * For ADDRESS_FOUND_WRONG: the visit that found the address wrong; empty
+   * otherwise.
+   */
+  char *visit_id;
+};
+#define DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__debtor_change__descriptor) \
+    , 0, DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE_KIND__DEBTOR_CHANGE_KIND_UNSPECIFIED, 0, 0,NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of Accounts.ListDebtorChanges.
+ */
+struct  Doorstep__Accounts__V1__ListDebtorChangesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The debtor. Required.
+   */
+  char *debtor_id;
+  /*
+   * Page size: default 100, max 1000 (coerced).
+   */
+  int32_t page_size;
+  /*
+   * Opaque token from a previous response; empty for the first page.
+   */
+  char *page_token;
+};
+#define DOORSTEP__ACCOUNTS__V1__LIST_DEBTOR_CHANGES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__list_debtor_changes_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of Accounts.ListDebtorChanges.
+ */
+struct  Doorstep__Accounts__V1__ListDebtorChangesResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The changes, oldest first.
+   */
+  size_t n_changes;
+  Doorstep__Accounts__V1__DebtorChange **changes;
+  /*
+   * Token for the next page; empty when this is the last page.
+   */
+  char *next_page_token;
+};
+#define DOORSTEP__ACCOUNTS__V1__LIST_DEBTOR_CHANGES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__list_debtor_changes_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -2639,6 +2867,25 @@ Doorstep__Accounts__V1__Debtor *
 void   doorstep__accounts__v1__debtor__free_unpacked
                      (Doorstep__Accounts__V1__Debtor *message,
                       ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__WrongAddressFinding methods */
+void   doorstep__accounts__v1__wrong_address_finding__init
+                     (Doorstep__Accounts__V1__WrongAddressFinding         *message);
+size_t doorstep__accounts__v1__wrong_address_finding__get_packed_size
+                     (const Doorstep__Accounts__V1__WrongAddressFinding   *message);
+size_t doorstep__accounts__v1__wrong_address_finding__pack
+                     (const Doorstep__Accounts__V1__WrongAddressFinding   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__wrong_address_finding__pack_to_buffer
+                     (const Doorstep__Accounts__V1__WrongAddressFinding   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__WrongAddressFinding *
+       doorstep__accounts__v1__wrong_address_finding__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__wrong_address_finding__free_unpacked
+                     (Doorstep__Accounts__V1__WrongAddressFinding *message,
+                      ProtobufCAllocator *allocator);
 /* Doorstep__Accounts__V1__EmergencyContact methods */
 void   doorstep__accounts__v1__emergency_contact__init
                      (Doorstep__Accounts__V1__EmergencyContact         *message);
@@ -2695,6 +2942,82 @@ Doorstep__Accounts__V1__GetDebtorRequest *
                       const uint8_t       *data);
 void   doorstep__accounts__v1__get_debtor_request__free_unpacked
                      (Doorstep__Accounts__V1__GetDebtorRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__UpdateDebtorRequest methods */
+void   doorstep__accounts__v1__update_debtor_request__init
+                     (Doorstep__Accounts__V1__UpdateDebtorRequest         *message);
+size_t doorstep__accounts__v1__update_debtor_request__get_packed_size
+                     (const Doorstep__Accounts__V1__UpdateDebtorRequest   *message);
+size_t doorstep__accounts__v1__update_debtor_request__pack
+                     (const Doorstep__Accounts__V1__UpdateDebtorRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__update_debtor_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__UpdateDebtorRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__UpdateDebtorRequest *
+       doorstep__accounts__v1__update_debtor_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__update_debtor_request__free_unpacked
+                     (Doorstep__Accounts__V1__UpdateDebtorRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__DebtorChange methods */
+void   doorstep__accounts__v1__debtor_change__init
+                     (Doorstep__Accounts__V1__DebtorChange         *message);
+size_t doorstep__accounts__v1__debtor_change__get_packed_size
+                     (const Doorstep__Accounts__V1__DebtorChange   *message);
+size_t doorstep__accounts__v1__debtor_change__pack
+                     (const Doorstep__Accounts__V1__DebtorChange   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__debtor_change__pack_to_buffer
+                     (const Doorstep__Accounts__V1__DebtorChange   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__DebtorChange *
+       doorstep__accounts__v1__debtor_change__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__debtor_change__free_unpacked
+                     (Doorstep__Accounts__V1__DebtorChange *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ListDebtorChangesRequest methods */
+void   doorstep__accounts__v1__list_debtor_changes_request__init
+                     (Doorstep__Accounts__V1__ListDebtorChangesRequest         *message);
+size_t doorstep__accounts__v1__list_debtor_changes_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ListDebtorChangesRequest   *message);
+size_t doorstep__accounts__v1__list_debtor_changes_request__pack
+                     (const Doorstep__Accounts__V1__ListDebtorChangesRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__list_debtor_changes_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListDebtorChangesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ListDebtorChangesRequest *
+       doorstep__accounts__v1__list_debtor_changes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__list_debtor_changes_request__free_unpacked
+                     (Doorstep__Accounts__V1__ListDebtorChangesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ListDebtorChangesResponse methods */
+void   doorstep__accounts__v1__list_debtor_changes_response__init
+                     (Doorstep__Accounts__V1__ListDebtorChangesResponse         *message);
+size_t doorstep__accounts__v1__list_debtor_changes_response__get_packed_size
+                     (const Doorstep__Accounts__V1__ListDebtorChangesResponse   *message);
+size_t doorstep__accounts__v1__list_debtor_changes_response__pack
+                     (const Doorstep__Accounts__V1__ListDebtorChangesResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__list_debtor_changes_response__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListDebtorChangesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ListDebtorChangesResponse *
+       doorstep__accounts__v1__list_debtor_changes_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__list_debtor_changes_response__free_unpacked
+                     (Doorstep__Accounts__V1__ListDebtorChangesResponse *message,
                       ProtobufCAllocator *allocator);
 /* Doorstep__Accounts__V1__Account methods */
 void   doorstep__accounts__v1__account__init
@@ -3480,6 +3803,9 @@ void   doorstep__accounts__v1__get_account_timeline_response__free_unpacked
 typedef void (*Doorstep__Accounts__V1__Debtor_Closure)
                  (const Doorstep__Accounts__V1__Debtor *message,
                   void *closure_data);
+typedef void (*Doorstep__Accounts__V1__WrongAddressFinding_Closure)
+                 (const Doorstep__Accounts__V1__WrongAddressFinding *message,
+                  void *closure_data);
 typedef void (*Doorstep__Accounts__V1__EmergencyContact_Closure)
                  (const Doorstep__Accounts__V1__EmergencyContact *message,
                   void *closure_data);
@@ -3488,6 +3814,18 @@ typedef void (*Doorstep__Accounts__V1__CreateDebtorRequest_Closure)
                   void *closure_data);
 typedef void (*Doorstep__Accounts__V1__GetDebtorRequest_Closure)
                  (const Doorstep__Accounts__V1__GetDebtorRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__UpdateDebtorRequest_Closure)
+                 (const Doorstep__Accounts__V1__UpdateDebtorRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__DebtorChange_Closure)
+                 (const Doorstep__Accounts__V1__DebtorChange *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ListDebtorChangesRequest_Closure)
+                 (const Doorstep__Accounts__V1__ListDebtorChangesRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ListDebtorChangesResponse_Closure)
+                 (const Doorstep__Accounts__V1__ListDebtorChangesResponse *message,
                   void *closure_data);
 typedef void (*Doorstep__Accounts__V1__Account_Closure)
                  (const Doorstep__Accounts__V1__Account *message,
@@ -3687,6 +4025,14 @@ struct Doorstep__Accounts__V1__Accounts_Service
                                const Doorstep__Accounts__V1__GetAccountTimelineRequest *input,
                                Doorstep__Accounts__V1__GetAccountTimelineResponse_Closure closure,
                                void *closure_data);
+  void (*update_debtor)(Doorstep__Accounts__V1__Accounts_Service *service,
+                        const Doorstep__Accounts__V1__UpdateDebtorRequest *input,
+                        Doorstep__Accounts__V1__Debtor_Closure closure,
+                        void *closure_data);
+  void (*list_debtor_changes)(Doorstep__Accounts__V1__Accounts_Service *service,
+                              const Doorstep__Accounts__V1__ListDebtorChangesRequest *input,
+                              Doorstep__Accounts__V1__ListDebtorChangesResponse_Closure closure,
+                              void *closure_data);
 };
 typedef void (*Doorstep__Accounts__V1__Accounts_ServiceDestroy)(Doorstep__Accounts__V1__Accounts_Service *);
 void doorstep__accounts__v1__accounts__init (Doorstep__Accounts__V1__Accounts_Service *service,
@@ -3711,7 +4057,9 @@ void doorstep__accounts__v1__accounts__init (Doorstep__Accounts__V1__Accounts_Se
       function_prefix__ ## list_visit_candidates,\
       function_prefix__ ## refer_to_legal,\
       function_prefix__ ## write_off,\
-      function_prefix__ ## get_account_timeline  }
+      function_prefix__ ## get_account_timeline,\
+      function_prefix__ ## update_debtor,\
+      function_prefix__ ## list_debtor_changes  }
 void doorstep__accounts__v1__accounts__create_debtor(ProtobufCService *service,
                                                      const Doorstep__Accounts__V1__CreateDebtorRequest *input,
                                                      Doorstep__Accounts__V1__Debtor_Closure closure,
@@ -3780,6 +4128,14 @@ void doorstep__accounts__v1__accounts__get_account_timeline(ProtobufCService *se
                                                             const Doorstep__Accounts__V1__GetAccountTimelineRequest *input,
                                                             Doorstep__Accounts__V1__GetAccountTimelineResponse_Closure closure,
                                                             void *closure_data);
+void doorstep__accounts__v1__accounts__update_debtor(ProtobufCService *service,
+                                                     const Doorstep__Accounts__V1__UpdateDebtorRequest *input,
+                                                     Doorstep__Accounts__V1__Debtor_Closure closure,
+                                                     void *closure_data);
+void doorstep__accounts__v1__accounts__list_debtor_changes(ProtobufCService *service,
+                                                           const Doorstep__Accounts__V1__ListDebtorChangesRequest *input,
+                                                           Doorstep__Accounts__V1__ListDebtorChangesResponse_Closure closure,
+                                                           void *closure_data);
 
 /* --- descriptors --- */
 
@@ -3798,10 +4154,16 @@ extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__risk_factor_code
 extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__account_view__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__hold_filter__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__timeline_event_type__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__debtor_change_kind__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__wrong_address_finding__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__emergency_contact__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__create_debtor_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__get_debtor_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__update_debtor_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor_change__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__list_debtor_changes_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__list_debtor_changes_response__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__account__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__instalment__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__opening_instalment__descriptor;

@@ -245,7 +245,9 @@ struct  Doorstep__Type__V1__Address
   /*
    * Coordinates of the entrance, used for geofenced check-in and route
    * planning. Optional on input; an account whose debtor has no location is
-   * never a visit candidate and cannot be booked (rule `debtor-location`).
+   * never a visit candidate and cannot be booked (rule `debtor-location`;
+   * nor while a visit found the debtor's address wrong:
+   * accounts.v1.Debtor.address_unverified).
    */
   Doorstep__Type__V1__GeoPoint *location;
 };

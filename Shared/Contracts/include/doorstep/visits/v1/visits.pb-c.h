@@ -109,6 +109,9 @@ typedef enum _Doorstep__Visits__V1__VisitOutcomeCode {
   DOORSTEP__VISITS__V1__VISIT_OUTCOME_CODE__VISIT_OUTCOME_CODE_NOT_HOME = 6,
   /*
    * The debtor does not live at the address. Assessments must be unset.
+   * Accounts marks the debtor's address unverified (accounts.v1
+   * Debtor.address_unverified): no visit candidate and no booking until it
+   * is corrected with UpdateDebtor.
    */
   DOORSTEP__VISITS__V1__VISIT_OUTCOME_CODE__VISIT_OUTCOME_CODE_WRONG_ADDRESS = 7,
   /*

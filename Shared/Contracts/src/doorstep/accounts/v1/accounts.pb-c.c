@@ -52,6 +52,51 @@ void   doorstep__accounts__v1__debtor__free_unpacked
   assert(message->base.descriptor == &doorstep__accounts__v1__debtor__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   doorstep__accounts__v1__wrong_address_finding__init
+                     (Doorstep__Accounts__V1__WrongAddressFinding         *message)
+{
+  static const Doorstep__Accounts__V1__WrongAddressFinding init_value = DOORSTEP__ACCOUNTS__V1__WRONG_ADDRESS_FINDING__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__wrong_address_finding__get_packed_size
+                     (const Doorstep__Accounts__V1__WrongAddressFinding *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__wrong_address_finding__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__wrong_address_finding__pack
+                     (const Doorstep__Accounts__V1__WrongAddressFinding *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__wrong_address_finding__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__wrong_address_finding__pack_to_buffer
+                     (const Doorstep__Accounts__V1__WrongAddressFinding *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__wrong_address_finding__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__WrongAddressFinding *
+       doorstep__accounts__v1__wrong_address_finding__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__WrongAddressFinding *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__wrong_address_finding__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__wrong_address_finding__free_unpacked
+                     (Doorstep__Accounts__V1__WrongAddressFinding *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__wrong_address_finding__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   doorstep__accounts__v1__emergency_contact__init
                      (Doorstep__Accounts__V1__EmergencyContact         *message)
 {
@@ -185,6 +230,186 @@ void   doorstep__accounts__v1__get_debtor_request__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &doorstep__accounts__v1__get_debtor_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__update_debtor_request__init
+                     (Doorstep__Accounts__V1__UpdateDebtorRequest         *message)
+{
+  static const Doorstep__Accounts__V1__UpdateDebtorRequest init_value = DOORSTEP__ACCOUNTS__V1__UPDATE_DEBTOR_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__update_debtor_request__get_packed_size
+                     (const Doorstep__Accounts__V1__UpdateDebtorRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__update_debtor_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__update_debtor_request__pack
+                     (const Doorstep__Accounts__V1__UpdateDebtorRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__update_debtor_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__update_debtor_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__UpdateDebtorRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__update_debtor_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__UpdateDebtorRequest *
+       doorstep__accounts__v1__update_debtor_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__UpdateDebtorRequest *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__update_debtor_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__update_debtor_request__free_unpacked
+                     (Doorstep__Accounts__V1__UpdateDebtorRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__update_debtor_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__debtor_change__init
+                     (Doorstep__Accounts__V1__DebtorChange         *message)
+{
+  static const Doorstep__Accounts__V1__DebtorChange init_value = DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__debtor_change__get_packed_size
+                     (const Doorstep__Accounts__V1__DebtorChange *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__debtor_change__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__debtor_change__pack
+                     (const Doorstep__Accounts__V1__DebtorChange *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__debtor_change__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__debtor_change__pack_to_buffer
+                     (const Doorstep__Accounts__V1__DebtorChange *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__debtor_change__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__DebtorChange *
+       doorstep__accounts__v1__debtor_change__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__DebtorChange *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__debtor_change__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__debtor_change__free_unpacked
+                     (Doorstep__Accounts__V1__DebtorChange *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__debtor_change__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__list_debtor_changes_request__init
+                     (Doorstep__Accounts__V1__ListDebtorChangesRequest         *message)
+{
+  static const Doorstep__Accounts__V1__ListDebtorChangesRequest init_value = DOORSTEP__ACCOUNTS__V1__LIST_DEBTOR_CHANGES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__list_debtor_changes_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ListDebtorChangesRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_debtor_changes_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__list_debtor_changes_request__pack
+                     (const Doorstep__Accounts__V1__ListDebtorChangesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_debtor_changes_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__list_debtor_changes_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListDebtorChangesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_debtor_changes_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ListDebtorChangesRequest *
+       doorstep__accounts__v1__list_debtor_changes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ListDebtorChangesRequest *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__list_debtor_changes_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__list_debtor_changes_request__free_unpacked
+                     (Doorstep__Accounts__V1__ListDebtorChangesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_debtor_changes_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__list_debtor_changes_response__init
+                     (Doorstep__Accounts__V1__ListDebtorChangesResponse         *message)
+{
+  static const Doorstep__Accounts__V1__ListDebtorChangesResponse init_value = DOORSTEP__ACCOUNTS__V1__LIST_DEBTOR_CHANGES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__list_debtor_changes_response__get_packed_size
+                     (const Doorstep__Accounts__V1__ListDebtorChangesResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_debtor_changes_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__list_debtor_changes_response__pack
+                     (const Doorstep__Accounts__V1__ListDebtorChangesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_debtor_changes_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__list_debtor_changes_response__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListDebtorChangesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_debtor_changes_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ListDebtorChangesResponse *
+       doorstep__accounts__v1__list_debtor_changes_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ListDebtorChangesResponse *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__list_debtor_changes_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__list_debtor_changes_response__free_unpacked
+                     (Doorstep__Accounts__V1__ListDebtorChangesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_debtor_changes_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   doorstep__accounts__v1__account__init
@@ -2032,7 +2257,7 @@ void   doorstep__accounts__v1__get_account_timeline_response__free_unpacked
   assert(message->base.descriptor == &doorstep__accounts__v1__get_account_timeline_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor doorstep__accounts__v1__debtor__field_descriptors[12] =
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__debtor__field_descriptors[14] =
 {
   {
     "id",
@@ -2178,9 +2403,34 @@ static const ProtobufCFieldDescriptor doorstep__accounts__v1__debtor__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "address_unverified",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Debtor, address_unverified),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "wrong_address_finding",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Debtor, wrong_address_finding),
+    &doorstep__accounts__v1__wrong_address_finding__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__accounts__v1__debtor__field_indices_by_name[] = {
   5,   /* field[5] = address */
+  12,   /* field[12] = address_unverified */
   10,   /* field[10] = created_ms */
   7,   /* field[7] = emergency_contacts */
   1,   /* field[1] = external_id */
@@ -2192,11 +2442,12 @@ static const unsigned doorstep__accounts__v1__debtor__field_indices_by_name[] = 
   6,   /* field[6] = time_zone */
   11,   /* field[11] = updated_ms */
   9,   /* field[9] = version */
+  13,   /* field[13] = wrong_address_finding */
 };
 static const ProtobufCIntRange doorstep__accounts__v1__debtor__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor__descriptor =
 {
@@ -2206,11 +2457,101 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor__descriptor =
   "Doorstep__Accounts__V1__Debtor",
   "doorstep.accounts.v1",
   sizeof(Doorstep__Accounts__V1__Debtor),
-  12,
+  14,
   doorstep__accounts__v1__debtor__field_descriptors,
   doorstep__accounts__v1__debtor__field_indices_by_name,
   1,  doorstep__accounts__v1__debtor__number_ranges,
   (ProtobufCMessageInit) doorstep__accounts__v1__debtor__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__wrong_address_finding__field_descriptors[5] =
+{
+  {
+    "visit_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__WrongAddressFinding, visit_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__WrongAddressFinding, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "visited_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__WrongAddressFinding, visited_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__WrongAddressFinding, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recorded_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__WrongAddressFinding, recorded_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__wrong_address_finding__field_indices_by_name[] = {
+  1,   /* field[1] = account_id */
+  3,   /* field[3] = agency_id */
+  4,   /* field[4] = recorded_ms */
+  0,   /* field[0] = visit_id */
+  2,   /* field[2] = visited_ms */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__wrong_address_finding__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__wrong_address_finding__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.WrongAddressFinding",
+  "WrongAddressFinding",
+  "Doorstep__Accounts__V1__WrongAddressFinding",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__WrongAddressFinding),
+  5,
+  doorstep__accounts__v1__wrong_address_finding__field_descriptors,
+  doorstep__accounts__v1__wrong_address_finding__field_indices_by_name,
+  1,  doorstep__accounts__v1__wrong_address_finding__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__wrong_address_finding__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor doorstep__accounts__v1__emergency_contact__field_descriptors[4] =
@@ -2403,6 +2744,366 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__get_debtor_request__des
   doorstep__accounts__v1__get_debtor_request__field_indices_by_name,
   1,  doorstep__accounts__v1__get_debtor_request__number_ranges,
   (ProtobufCMessageInit) doorstep__accounts__v1__get_debtor_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__update_debtor_request__field_descriptors[6] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__UpdateDebtorRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "debtor_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__UpdateDebtorRequest, debtor_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__UpdateDebtorRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "debtor",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__UpdateDebtorRequest, debtor),
+    &doorstep__accounts__v1__debtor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "update_mask",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Doorstep__Accounts__V1__UpdateDebtorRequest, n_update_mask),
+    offsetof(Doorstep__Accounts__V1__UpdateDebtorRequest, update_mask),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__UpdateDebtorRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__update_debtor_request__field_indices_by_name[] = {
+  3,   /* field[3] = debtor */
+  1,   /* field[1] = debtor_id */
+  2,   /* field[2] = expected_version */
+  5,   /* field[5] = reason */
+  0,   /* field[0] = request_id */
+  4,   /* field[4] = update_mask */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__update_debtor_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__update_debtor_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.UpdateDebtorRequest",
+  "UpdateDebtorRequest",
+  "Doorstep__Accounts__V1__UpdateDebtorRequest",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__UpdateDebtorRequest),
+  6,
+  doorstep__accounts__v1__update_debtor_request__field_descriptors,
+  doorstep__accounts__v1__update_debtor_request__field_indices_by_name,
+  1,  doorstep__accounts__v1__update_debtor_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__update_debtor_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__debtor_change__field_descriptors[9] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DebtorChange, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DebtorChange, kind),
+    &doorstep__accounts__v1__debtor_change_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "changed_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DebtorChange, changed_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "fields",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Doorstep__Accounts__V1__DebtorChange, n_fields),
+    offsetof(Doorstep__Accounts__V1__DebtorChange, fields),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DebtorChange, actor),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DebtorChange, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DebtorChange, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "debtor_version",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DebtorChange, debtor_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "visit_id",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__DebtorChange, visit_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__debtor_change__field_indices_by_name[] = {
+  4,   /* field[4] = actor */
+  2,   /* field[2] = changed_ms */
+  7,   /* field[7] = debtor_version */
+  3,   /* field[3] = fields */
+  1,   /* field[1] = kind */
+  5,   /* field[5] = reason */
+  6,   /* field[6] = request_id */
+  0,   /* field[0] = sequence */
+  8,   /* field[8] = visit_id */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__debtor_change__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor_change__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.DebtorChange",
+  "DebtorChange",
+  "Doorstep__Accounts__V1__DebtorChange",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__DebtorChange),
+  9,
+  doorstep__accounts__v1__debtor_change__field_descriptors,
+  doorstep__accounts__v1__debtor_change__field_indices_by_name,
+  1,  doorstep__accounts__v1__debtor_change__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__debtor_change__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_debtor_changes_request__field_descriptors[3] =
+{
+  {
+    "debtor_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListDebtorChangesRequest, debtor_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListDebtorChangesRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListDebtorChangesRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__list_debtor_changes_request__field_indices_by_name[] = {
+  0,   /* field[0] = debtor_id */
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__list_debtor_changes_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__list_debtor_changes_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ListDebtorChangesRequest",
+  "ListDebtorChangesRequest",
+  "Doorstep__Accounts__V1__ListDebtorChangesRequest",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ListDebtorChangesRequest),
+  3,
+  doorstep__accounts__v1__list_debtor_changes_request__field_descriptors,
+  doorstep__accounts__v1__list_debtor_changes_request__field_indices_by_name,
+  1,  doorstep__accounts__v1__list_debtor_changes_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__list_debtor_changes_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_debtor_changes_response__field_descriptors[2] =
+{
+  {
+    "changes",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__ListDebtorChangesResponse, n_changes),
+    offsetof(Doorstep__Accounts__V1__ListDebtorChangesResponse, changes),
+    &doorstep__accounts__v1__debtor_change__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListDebtorChangesResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__list_debtor_changes_response__field_indices_by_name[] = {
+  0,   /* field[0] = changes */
+  1,   /* field[1] = next_page_token */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__list_debtor_changes_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__list_debtor_changes_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ListDebtorChangesResponse",
+  "ListDebtorChangesResponse",
+  "Doorstep__Accounts__V1__ListDebtorChangesResponse",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ListDebtorChangesResponse),
+  2,
+  doorstep__accounts__v1__list_debtor_changes_response__field_descriptors,
+  doorstep__accounts__v1__list_debtor_changes_response__field_indices_by_name,
+  1,  doorstep__accounts__v1__list_debtor_changes_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__list_debtor_changes_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor doorstep__accounts__v1__account__field_descriptors[35] =
@@ -7904,7 +8605,7 @@ const ProtobufCEnumDescriptor doorstep__accounts__v1__hold_filter__descriptor =
   doorstep__accounts__v1__hold_filter__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue doorstep__accounts__v1__timeline_event_type__enum_values_by_number[18] =
+static const ProtobufCEnumValue doorstep__accounts__v1__timeline_event_type__enum_values_by_number[19] =
 {
   { "TIMELINE_EVENT_TYPE_UNSPECIFIED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_UNSPECIFIED", 0 },
   { "TIMELINE_EVENT_TYPE_ACCOUNT_OPENED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_ACCOUNT_OPENED", 1 },
@@ -7924,14 +8625,16 @@ static const ProtobufCEnumValue doorstep__accounts__v1__timeline_event_type__enu
   { "TIMELINE_EVENT_TYPE_RISK_TIER_CHANGED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_RISK_TIER_CHANGED", 15 },
   { "TIMELINE_EVENT_TYPE_REFERRED_TO_LEGAL", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_REFERRED_TO_LEGAL", 16 },
   { "TIMELINE_EVENT_TYPE_WRITTEN_OFF", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_WRITTEN_OFF", 17 },
+  { "TIMELINE_EVENT_TYPE_DEBTOR_UPDATED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_DEBTOR_UPDATED", 18 },
 };
 static const ProtobufCIntRange doorstep__accounts__v1__timeline_event_type__value_ranges[] = {
-{0, 0},{0, 18}
+{0, 0},{0, 19}
 };
-static const ProtobufCEnumValueIndex doorstep__accounts__v1__timeline_event_type__enum_values_by_name[18] =
+static const ProtobufCEnumValueIndex doorstep__accounts__v1__timeline_event_type__enum_values_by_name[19] =
 {
   { "TIMELINE_EVENT_TYPE_ACCOUNT_OPENED", 1 },
   { "TIMELINE_EVENT_TYPE_CONTACT_ATTEMPT_RECORDED", 4 },
+  { "TIMELINE_EVENT_TYPE_DEBTOR_UPDATED", 18 },
   { "TIMELINE_EVENT_TYPE_HOLD_PLACED", 13 },
   { "TIMELINE_EVENT_TYPE_HOLD_RELEASED", 14 },
   { "TIMELINE_EVENT_TYPE_PAYMENT_RECORDED", 3 },
@@ -7956,15 +8659,45 @@ const ProtobufCEnumDescriptor doorstep__accounts__v1__timeline_event_type__descr
   "TimelineEventType",
   "Doorstep__Accounts__V1__TimelineEventType",
   "doorstep.accounts.v1",
-  18,
+  19,
   doorstep__accounts__v1__timeline_event_type__enum_values_by_number,
-  18,
+  19,
   doorstep__accounts__v1__timeline_event_type__enum_values_by_name,
   1,
   doorstep__accounts__v1__timeline_event_type__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor doorstep__accounts__v1__accounts__method_descriptors[17] =
+static const ProtobufCEnumValue doorstep__accounts__v1__debtor_change_kind__enum_values_by_number[3] =
+{
+  { "DEBTOR_CHANGE_KIND_UNSPECIFIED", "DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE_KIND__DEBTOR_CHANGE_KIND_UNSPECIFIED", 0 },
+  { "DEBTOR_CHANGE_KIND_UPDATED", "DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE_KIND__DEBTOR_CHANGE_KIND_UPDATED", 1 },
+  { "DEBTOR_CHANGE_KIND_ADDRESS_FOUND_WRONG", "DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE_KIND__DEBTOR_CHANGE_KIND_ADDRESS_FOUND_WRONG", 2 },
+};
+static const ProtobufCIntRange doorstep__accounts__v1__debtor_change_kind__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex doorstep__accounts__v1__debtor_change_kind__enum_values_by_name[3] =
+{
+  { "DEBTOR_CHANGE_KIND_ADDRESS_FOUND_WRONG", 2 },
+  { "DEBTOR_CHANGE_KIND_UNSPECIFIED", 0 },
+  { "DEBTOR_CHANGE_KIND_UPDATED", 1 },
+};
+const ProtobufCEnumDescriptor doorstep__accounts__v1__debtor_change_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.DebtorChangeKind",
+  "DebtorChangeKind",
+  "Doorstep__Accounts__V1__DebtorChangeKind",
+  "doorstep.accounts.v1",
+  3,
+  doorstep__accounts__v1__debtor_change_kind__enum_values_by_number,
+  3,
+  doorstep__accounts__v1__debtor_change_kind__enum_values_by_name,
+  1,
+  doorstep__accounts__v1__debtor_change_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor doorstep__accounts__v1__accounts__method_descriptors[19] =
 {
   { "CreateDebtor", &doorstep__accounts__v1__create_debtor_request__descriptor, &doorstep__accounts__v1__debtor__descriptor },
   { "GetDebtor", &doorstep__accounts__v1__get_debtor_request__descriptor, &doorstep__accounts__v1__debtor__descriptor },
@@ -7983,6 +8716,8 @@ static const ProtobufCMethodDescriptor doorstep__accounts__v1__accounts__method_
   { "ReferToLegal", &doorstep__accounts__v1__refer_to_legal_request__descriptor, &doorstep__accounts__v1__account__descriptor },
   { "WriteOff", &doorstep__accounts__v1__write_off_request__descriptor, &doorstep__accounts__v1__account__descriptor },
   { "GetAccountTimeline", &doorstep__accounts__v1__get_account_timeline_request__descriptor, &doorstep__accounts__v1__get_account_timeline_response__descriptor },
+  { "UpdateDebtor", &doorstep__accounts__v1__update_debtor_request__descriptor, &doorstep__accounts__v1__debtor__descriptor },
+  { "ListDebtorChanges", &doorstep__accounts__v1__list_debtor_changes_request__descriptor, &doorstep__accounts__v1__list_debtor_changes_response__descriptor },
 };
 const unsigned doorstep__accounts__v1__accounts__method_indices_by_name[] = {
   9,        /* AcceptRepaymentPlan */
@@ -7992,6 +8727,7 @@ const unsigned doorstep__accounts__v1__accounts__method_indices_by_name[] = {
   16,        /* GetAccountTimeline */
   1,        /* GetDebtor */
   4,        /* ListAccounts */
+  18,        /* ListDebtorChanges */
   13,        /* ListVisitCandidates */
   2,        /* OpenAccount */
   10,        /* PlaceHold */
@@ -8001,6 +8737,7 @@ const unsigned doorstep__accounts__v1__accounts__method_indices_by_name[] = {
   7,        /* RecordPromiseToPay */
   14,        /* ReferToLegal */
   11,        /* ReleaseHold */
+  17,        /* UpdateDebtor */
   15         /* WriteOff */
 };
 const ProtobufCServiceDescriptor doorstep__accounts__v1__accounts__descriptor =
@@ -8010,7 +8747,7 @@ const ProtobufCServiceDescriptor doorstep__accounts__v1__accounts__descriptor =
   "Accounts",
   "Doorstep__Accounts__V1__Accounts",
   "doorstep.accounts.v1",
-  17,
+  19,
   doorstep__accounts__v1__accounts__method_descriptors,
   doorstep__accounts__v1__accounts__method_indices_by_name
 };
@@ -8149,6 +8886,22 @@ void doorstep__accounts__v1__accounts__get_account_timeline(ProtobufCService *se
 {
   assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
   service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__update_debtor(ProtobufCService *service,
+                                                     const Doorstep__Accounts__V1__UpdateDebtorRequest *input,
+                                                     Doorstep__Accounts__V1__Debtor_Closure closure,
+                                                     void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__list_debtor_changes(ProtobufCService *service,
+                                                           const Doorstep__Accounts__V1__ListDebtorChangesRequest *input,
+                                                           Doorstep__Accounts__V1__ListDebtorChangesResponse_Closure closure,
+                                                           void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__accounts__v1__accounts__init (Doorstep__Accounts__V1__Accounts_Service *service,
                                              Doorstep__Accounts__V1__Accounts_ServiceDestroy destroy)
