@@ -138,11 +138,11 @@ extension AccountsService {
             || evaluation.account.repaymentPlans != account.repaymentPlans {
             evaluation.account.version += 1
             evaluation.account.updatedMs = nowMs
-            try store.update(db, account: evaluation.account, contacts: row.contacts, nowMs: nowMs, nextEvaluationDay: nextDay)
+            try store.update(db, account: evaluation.account, contacts: row.contacts, nowMs: nowMs,
+                             evaluated: (day.dayNumber, nextDay))
             try store.append(db, events: evaluation.events, accountID: account.id, nowMs: nowMs)
-            try store.setEvaluatedDay(db, accountID: account.id, day: day.dayNumber)
         } else {
-            _ = try store.setEvaluated(db, accountID: account.id, version: account.version, day: day.dayNumber, nextDay: nextDay)
+            try store.setEvaluated(db, accountID: account.id, day: day.dayNumber, nextDay: nextDay)
             // Unchanged, but its ranking figures move with the days.
             if account.stage == .field { try store.keepRank(db, account: account, contacts: row.contacts, nowMs: nowMs) }
         }

@@ -293,14 +293,24 @@ struct AccountsStore: Sendable {
     }
 
     /// Writes a changed account (its version already incremented by the caller) and its
-    /// ranking entry. `nextEvaluationDay`: the stage engine's next look (``EvaluationSchedule``);
-    /// nil for any other change, which the next run looks at.
+    /// ranking entry. `evaluated`: the day the stage engine evaluated it for and its next look
+    /// (``EvaluationSchedule``); nil for any other change, which the next run looks at.
     func update(_ db: SQLSession, account: AccountsV1.Account, contacts: ContactStats, nowMs: Int64,
-                nextEvaluationDay: Int? = nil) throws {
-        try db.execute(
-            sql: "UPDATE accounts SET stage = ?, region_code = ?, body = ?, version = ?, updated_ms = ?, next_evaluation_day = ? WHERE id = ?",
-            arguments: [account.stage.rawValue, account.regionCode, Data(try account.encode()), account.version, account.updatedMs,
-                        nextEvaluationDay ?? 0, account.id])
+                evaluated: (day: Int, nextDay: Int)? = nil) throws {
+        let body = Data(try account.encode())
+        if let evaluated {
+            try db.execute(
+                sql: """
+                    UPDATE accounts SET stage = ?, region_code = ?, body = ?, version = ?, updated_ms = ?, evaluated_day = ?,
+                        next_evaluation_day = ? WHERE id = ?
+                    """,
+                arguments: [account.stage.rawValue, account.regionCode, body, account.version, account.updatedMs, evaluated.day,
+                            evaluated.nextDay, account.id])
+        } else {
+            try db.execute(
+                sql: "UPDATE accounts SET stage = ?, region_code = ?, body = ?, version = ?, updated_ms = ?, next_evaluation_day = 0 WHERE id = ?",
+                arguments: [account.stage.rawValue, account.regionCode, body, account.version, account.updatedMs, account.id])
+        }
         try keepRank(db, account: account, contacts: contacts, nowMs: nowMs)
     }
 
@@ -456,15 +466,10 @@ struct AccountsStore: Sendable {
     }
 
     /// Marks the day an account was evaluated for and the next day to look at it, when the
-    /// account itself did not change; false when it changed since `version` was read.
-    func setEvaluated(_ db: SQLSession, accountID: String, version: Int64, day: Int, nextDay: Int) throws -> Bool {
-        try db.execute(sql: "UPDATE accounts SET evaluated_day = ?, next_evaluation_day = ? WHERE id = ? AND version = ?",
-                       arguments: [day, nextDay, accountID, version]) == 1
-    }
-
-    /// Marks the day a changed account was evaluated for.
-    func setEvaluatedDay(_ db: SQLSession, accountID: String, day: Int) throws {
-        try db.execute(sql: "UPDATE accounts SET evaluated_day = ? WHERE id = ?", arguments: [day, accountID])
+    /// account itself did not change.
+    func setEvaluated(_ db: SQLSession, accountID: String, day: Int, nextDay: Int) throws {
+        try db.execute(sql: "UPDATE accounts SET evaluated_day = ?, next_evaluation_day = ? WHERE id = ?",
+                       arguments: [day, nextDay, accountID])
     }
 
     /// Records a contact attempt; `numberDigest` identifies the number dialled or texted.
