@@ -74,16 +74,50 @@ public enum Idempotency {
     }
 
     /// Runs `body` once per key: a retry gets the first response without running it again.
+    ///
+    /// On SQLite the lookup, the body and the record share one write transaction (one writer:
+    /// nothing can come between them). On PostgreSQL a lookup that finds nothing inside a
+    /// SERIALIZABLE transaction takes a predicate lock on the index page where the key would
+    /// be, and every concurrent request whose new key lands on that page then counts as a
+    /// conflict: two payments to different accounts failed each other by the thousand under
+    /// load. So the lookup runs first, on its own; the transaction then runs the body and
+    /// records the response with `ON CONFLICT DO NOTHING` — no read of the table at all. The
+    /// rare loser of a race between two first tries of one key finds the winner's row there,
+    /// rolls its own work back and returns the winner's response (or INVALID_ARGUMENT when
+    /// the winner's request differed).
     public static func perform<Response: ProtoMessage>(
         in database: SQLDatabase, key: Key, nowMs: Int64,
         _ body: @escaping @Sendable (SQLSession) throws -> Response
     ) async throws -> Response {
-        try await database.write { db in
-            if let remembered = try lookup(db, key, as: Response.self) { return remembered }
-            let response = try body(db)
-            try remember(db, key, response: response, nowMs: nowMs)
-            return response
+        guard database.dialect == .postgres else {
+            return try await database.write { db in
+                if let remembered = try lookup(db, key, as: Response.self) { return remembered }
+                let response = try body(db)
+                try remember(db, key, response: response, nowMs: nowMs)
+                return response
+            }
         }
+        if let remembered = try await database.readPoint({ db in try lookup(db, key, as: Response.self) }) { return remembered }
+        do {
+            return try await database.write { db in
+                let response = try body(db)
+                let recorded = try db.fetchOne(
+                    sql: """
+                        INSERT INTO doorstep_idempotency (method, request_id, fingerprint, response, created_ms) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (method, request_id) DO NOTHING RETURNING created_ms
+                        """,
+                    arguments: [key.method, key.requestID, key.fingerprint, Data(try response.encode()), nowMs])
+                guard recorded == nil, let remembered = try lookup(db, key, as: Response.self) else { return response }
+                throw RememberedMeanwhile(response: remembered)
+            }
+        } catch let meanwhile as RememberedMeanwhile<Response> {
+            return meanwhile.response
+        }
+    }
+
+    /// Rolls back a first try that lost the race to record its key: the winner's response.
+    private struct RememberedMeanwhile<Response: ProtoMessage>: Error {
+        let response: Response
     }
 
     /// Forgets responses older than `retentionMs`; returns how many.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Models
 import RPCWire
 import ServiceTestSupport
 import Storage
@@ -119,6 +120,48 @@ struct EngineTests {
             try await group.waitForAll()
         }
         #expect(try await database.read { db in try db.fetchValue(Int.self, sql: "SELECT value FROM counters WHERE name = 'hits'") } == 200)
+        await database.close()
+    }
+
+    @Test("request ids under concurrency: 8 first tries of one id act once and all get its response; 8 × 20 new ids each act once")
+    func idempotencyRaces() async throws {
+        let database = try await Self.open()
+        let act: @Sendable (String) -> @Sendable (SQLSession) throws -> TestingV1.Leaf = { id in
+            { db in
+                try db.execute(sql: "INSERT INTO log (line) VALUES (?)", arguments: [id])
+                let n = try db.fetchValue(Int.self, sql: "SELECT COUNT(*) FROM log WHERE line = ?", arguments: [id]) ?? 0
+                return TestingV1.Leaf(label: "\(id) #\(n)")
+            }
+        }
+        let key: @Sendable (String) throws -> Idempotency.Key = { id in
+            try Idempotency.Key(method: "/x/Race", requestID: id, request: TestingV1.FailRequest(code: 1, message: id), caller: "platform|race")
+        }
+        let same = try await withThrowingTaskGroup(of: TestingV1.Leaf.self) { group in
+            for _ in 0..<8 {
+                group.addTask { try await Idempotency.perform(in: database, key: try key("shared"), nowMs: 1, act("shared")) }
+            }
+            return try await group.reduce(into: [TestingV1.Leaf]()) { $0.append($1) }
+        }
+        #expect(Set(same.map(\.label)) == ["shared #1"])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for index in 0..<20 {
+                        let id = "t\(task)-\(index)"
+                        let answer = try await Idempotency.perform(in: database, key: try key(id), nowMs: 1, act(id))
+                        #expect(answer.label == "\(id) #1")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await database.read { db in try db.fetchValue(Int.self, sql: "SELECT COUNT(*) FROM log") } == 161)
+        // A different request under a raced id is still refused.
+        await #expect(throws: RPCError.self) {
+            _ = try await Idempotency.perform(in: database, key: try Idempotency.Key(
+                method: "/x/Race", requestID: "shared", request: TestingV1.FailRequest(code: 2, message: "other"), caller: "platform|race"),
+                nowMs: 2, act("shared"))
+        }
         await database.close()
     }
 

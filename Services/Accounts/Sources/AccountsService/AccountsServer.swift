@@ -16,6 +16,11 @@ public struct AccountsOptions: ParsableArguments {
         valueName: "id|path"))
     public var rulePack: String?
 
+    @Option(help: ArgumentHelp(
+        "Decoded accounts GetAccount keeps, each checked against the stored bytes on every read; 0 turns the memo off. Env DOORSTEP_READ_CACHE_ENTRIES. Default 4096.",
+        valueName: "n"))
+    public var readCacheEntries: Int?
+
     public init() {}
 
     public static var rulePacks: [String] { RulePacks.all.map(\.id) }
@@ -29,6 +34,7 @@ public struct AccountsOptions: ParsableArguments {
         var configuration = AccountsService.Configuration()
         configuration.debtorRules.requirePRCNationalID = pack.id.hasPrefix("cn-")
         configuration.rulePack = pack
+        configuration.readCacheEntries = try options.number(readCacheEntries, "DOORSTEP_READ_CACHE_ENTRIES", in: 0...1_000_000) ?? 4096
         return (configuration, options.text(dataKeyFile, "DOORSTEP_DATA_KEY_FILE")?.value)
     }
 }

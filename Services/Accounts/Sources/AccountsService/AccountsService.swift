@@ -33,6 +33,9 @@ public struct AccountsService: Sendable {
         /// 100 ms on PostgreSQL, where the run locks only the accounts it evaluates and each
         /// commit costs a flush.
         public var evaluationTransactionBudget: Duration?
+        /// How many decoded accounts GetAccount keeps, each validated against the stored bytes on
+        /// every read (`StoredAccountCache`); 0 turns the memo off. Default 4096.
+        public var readCacheEntries = 4096
 
         public init() {}
         public static let defaults = Configuration()
@@ -41,11 +44,13 @@ public struct AccountsService: Sendable {
     let store: AccountsStore
     let configuration: Configuration
     let clock: ServiceClock
+    let readCache: StoredAccountCache
 
     public init(database: SQLDatabase, cipher: DataCipher, configuration: Configuration = .defaults, clock: ServiceClock) {
         self.store = AccountsStore(database: database, cipher: cipher, configuration: configuration)
         self.configuration = configuration
         self.clock = clock
+        self.readCache = StoredAccountCache(capacity: configuration.readCacheEntries)
     }
 
     public static let serviceName = "doorstep.accounts.v1.Accounts"
@@ -254,15 +259,24 @@ public struct AccountsService: Sendable {
         let store = self.store
         let id = request.accountId
         // One statement: the account and its contact counters come from the same row.
-        let stored = try await store.database.readPoint { db in try store.accountForRead(db, id: id) }
-        guard let (found, contacts) = stored, scope.sees(agencyID: found.assignedAgencyId)
+        let cache = self.readCache
+        let stored = try await store.database.readPoint { db in try store.accountForRead(db, id: id, cache: cache) }
+        guard let (entry, contacts) = stored, scope.sees(agencyID: entry.account.assignedAgencyId)
         else {
             throw RPCError.notFound("account \(id) not found")
         }
-        var account = found
-        // Days past due move with the clock: recomputed as of today, debtor-local.
-        let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: clock.nowMs())
-        Self.refresh(&account, asOf: today, nowMs: clock.nowMs(), configuration: configuration, contacts: contacts)
+        // Days past due move with the clock: recomputed as of today, debtor-local — once a day
+        // per stored body and set of contact counters (StoredAccountCache).
+        let now = clock.nowMs()
+        let today = CivilDate.today(in: entry.zone, nowMs: now)
+        var account: AccountsV1.Account
+        if let refreshed = entry.refreshed, refreshed.dayNumber == today.dayNumber, refreshed.contacts == contacts {
+            account = refreshed.account
+        } else {
+            account = entry.account
+            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
+            cache.remember(.init(dayNumber: today.dayNumber, contacts: contacts, account: account), id: id, body: entry.body)
+        }
         if request.view == .basic { account.basicView() }
         return account
     }

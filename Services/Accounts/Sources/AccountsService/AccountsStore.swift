@@ -624,12 +624,13 @@ struct AccountsStore: Sendable {
     }
 
     /// GetAccount's lookup: the stored account with its contact statistics, or nil, in one
-    /// statement whose row is read in place (the account decoded straight from the stored
-    /// bytes, no copy of them first, without the check input from outside gets).
-    func accountForRead(_ db: SQLSession, id: String) throws -> (AccountsV1.Account, ContactStats)? {
+    /// statement whose row is read in place. The stored bytes are compared with the ones
+    /// `cache` decoded last for this id, and decoded (without the checks input from outside
+    /// gets) only when they differ.
+    func accountForRead(_ db: SQLSession, id: String, cache: StoredAccountCache) throws -> (StoredAccountCache.Entry, ContactStats)? {
         try db.readFirstRow(sql: "SELECT body, remote_attempts, connected_attempts, last_visit_ms FROM accounts WHERE id = ?",
                             arguments: [id]) { row in
-            (try row.withBytes(0) { try AccountsV1.Account(decodingStored: $0) },
+            (try row.withBytes(0) { bytes in try cache.entry(id: id, bytes: bytes) },
              ContactStats(remote: row[1], connected: row[2], lastVisitMs: row[3]))
         }
     }

@@ -1,0 +1,104 @@
+import Foundation
+import Models
+import Synchronization
+
+/// GetAccount's memo of decoded accounts, keyed by account id and validated by the stored bytes
+/// themselves: a read compares the row's `body` with the bytes an entry was decoded from, and
+/// only identical bytes reuse the entry. Nothing has to invalidate it — a write anywhere (this
+/// process, another replica, a restore) changes the bytes, and the next read decodes afresh —
+/// so it can never answer with an account other than the one stored.
+///
+/// An entry also keeps its account refreshed as of one debtor-local day with one set of contact
+/// counters (`AccountsService.refresh`): delinquency and risk are a function of the body, the
+/// day, the counters and the process's configuration, so a read on the same day with the same
+/// counters takes them as they are. The risk then reports when it was first assessed that day
+/// (`assessed_ms`) rather than the instant of the read.
+///
+/// Bounded: two generations of at most `capacity / 2` entries each. When the current one fills,
+/// it becomes the previous one and the one before is dropped; a hit in the previous generation
+/// moves to the current one. `capacity` 0 turns the cache off (every read decodes).
+final class StoredAccountCache: Sendable {
+    /// One decoded account and, once computed, its refresh for one day and set of counters.
+    struct Entry: Sendable {
+        let body: [UInt8]
+        let account: AccountsV1.Account
+        let zone: TimeZone
+        var refreshed: Refreshed?
+    }
+
+    struct Refreshed: Sendable {
+        let dayNumber: Int
+        let contacts: ContactStats
+        let account: AccountsV1.Account
+    }
+
+    private struct Generations {
+        var current: [String: Entry] = [:]
+        var previous: [String: Entry] = [:]
+    }
+
+    let capacity: Int
+    private let generations = Mutex(Generations())
+
+    init(capacity: Int) {
+        self.capacity = max(0, capacity)
+    }
+
+    /// The entry for `id` when it was decoded from exactly `bytes`; otherwise `bytes` decoded
+    /// (without the checks input from outside gets: these bytes were written by this service)
+    /// and remembered.
+    func entry(id: String, bytes: UnsafeRawBufferPointer) throws(WireError) -> Entry {
+        if capacity > 0, let entry = lookup(id: id, bytes: bytes) { return entry }
+        let account = try AccountsV1.Account(decodingStored: bytes)
+        let entry = Entry(body: [UInt8](bytes), account: account,
+                          zone: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, refreshed: nil)
+        if capacity > 0 { insert(id: id, entry) }
+        return entry
+    }
+
+    /// Remembers `refreshed` with the entry of `id` if that entry still holds `body`.
+    func remember(_ refreshed: Refreshed, id: String, body: [UInt8]) {
+        guard capacity > 0 else { return }
+        generations.withLock { state in
+            guard state.current[id]?.body == body else { return }
+            state.current[id]?.refreshed = refreshed
+        }
+    }
+
+    /// How many entries the cache holds now (both generations).
+    var count: Int {
+        generations.withLock { $0.current.count + $0.previous.count }
+    }
+
+    private func lookup(id: String, bytes: UnsafeRawBufferPointer) -> Entry? {
+        generations.withLock { state in
+            if let entry = state.current[id] {
+                return Self.holds(entry, bytes) ? entry : nil
+            }
+            guard let entry = state.previous.removeValue(forKey: id), Self.holds(entry, bytes) else { return nil }
+            Self.add(id, entry, to: &state, capacity: capacity)
+            return entry
+        }
+    }
+
+    private func insert(id: String, _ entry: Entry) {
+        generations.withLock { state in
+            state.previous.removeValue(forKey: id)
+            Self.add(id, entry, to: &state, capacity: capacity)
+        }
+    }
+
+    private static func add(_ id: String, _ entry: Entry, to state: inout Generations, capacity: Int) {
+        if state.current[id] == nil, state.current.count >= max(1, capacity / 2) {
+            state.previous = state.current
+            state.current = [:]
+        }
+        state.current[id] = entry
+    }
+
+    private static func holds(_ entry: Entry, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        entry.body.count == bytes.count && entry.body.withUnsafeBytes { stored in
+            stored.count == 0 || memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0
+        }
+    }
+}
