@@ -338,6 +338,13 @@ public final class HTTP2ServerSession: HTTP2OutputSource {
         resumeIfDeferred(session, streamID, body)
     }
 
+    /// Bytes of an open streaming response not yet handed to nghttp2 (what the peer's flow
+    /// control holds back, or what the socket has not taken yet); 0 once the stream is gone.
+    public func pendingBodyBytes(streamID: Int32) -> Int {
+        guard let body = outgoing[streamID] else { return 0 }
+        return body.buffer.count - body.offset
+    }
+
     /// Ends an open streaming response with trailers.
     public func finish(streamID: Int32, trailers: [(name: String, value: String)]) {
         guard let session, let body = outgoing[streamID] else { return }

@@ -29,6 +29,13 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
     private var idleTimer: Scheduled<Void>?
     private var keepaliveTimer: RepeatedTask?
     private var writabilityWaiters: [CheckedContinuation<Void, any Error>] = []
+    /// Streaming handlers whose stream has more than `streamedBacklogLimit` bytes waiting for
+    /// the peer's flow control: each waits here until nghttp2 has taken enough of them, or the
+    /// stream ends. A peer that does not read a stream therefore stops its handler (and, for a
+    /// bidirectional call, the reading of its requests) instead of growing its buffer.
+    private var backlogWaiters: [Int32: CheckedContinuation<Void, any Error>] = [:]
+    /// Unsent response bytes one stream may hold before its handler waits (256 KiB).
+    static let streamedBacklogLimit = 256 << 10
     private var peer = "unknown"
     /// The connection's event loop as a task executor: handlers run there (no thread hand-off
     /// per call; they must not block).
@@ -114,6 +121,8 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         inboundBudget = nil  // (its drained callback refers to this handler)
         for waiter in writabilityWaiters { waiter.resume(throwing: CancellationError()) }
         writabilityWaiters.removeAll()
+        for waiter in backlogWaiters.values { waiter.resume(throwing: CancellationError()) }
+        backlogWaiters.removeAll()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -490,10 +499,29 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
                             trailers: nil)
         }
         scheduleFlush(context: context)
-        if context.channel.isWritable {
+        if session.pendingBodyBytes(streamID: streamID) > Self.streamedBacklogLimit {
+            backlogWaiters[streamID] = continuation  // resumed by `resumeBacklogWaiters` after a flush
+        } else if context.channel.isWritable {
             continuation.resume()
         } else {
             writabilityWaiters.append(continuation)
+        }
+    }
+
+    /// Resumes the streaming handlers whose backlog nghttp2 has taken (the peer opened its
+    /// window and the socket took the bytes), and fails those whose stream has ended.
+    private func resumeBacklogWaiters() {
+        guard !backlogWaiters.isEmpty else { return }
+        for (streamID, waiter) in backlogWaiters {
+            guard let stream = streams[streamID], !stream.finished else {
+                backlogWaiters[streamID] = nil
+                waiter.resume(throwing: CancellationError())
+                continue
+            }
+            if session.pendingBodyBytes(streamID: streamID) <= Self.streamedBacklogLimit {
+                backlogWaiters[streamID] = nil
+                waiter.resume()
+            }
         }
     }
 
@@ -578,6 +606,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         }
         // Streams that ended or were reset by what we just wrote.
         for event in session.takeEvents() { handle(event, context: context) }
+        resumeBacklogWaiters()
         if !session.wantsIO {
             if session.exhaustedErrorBudget, context.channel.isActive {
                 shared.logger.debug("closing connection: too many streams reset or refused (GOAWAY ENHANCE_YOUR_CALM)",

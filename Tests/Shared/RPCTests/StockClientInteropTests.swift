@@ -59,6 +59,7 @@ struct HostilePeerTests {
         #expect(result.output.contains("ok rapid_reset"), "\(result.output)")
         #expect(result.output.contains("ok made_you_reset"), "\(result.output)")
         #expect(result.output.contains("ok concurrent_stream_limit"), "\(result.output)")
+        #expect(result.output.contains("ok unread_responses"), "\(result.output)")
         #expect(echoed.fInt32 == 42)
     }
 

@@ -10,6 +10,8 @@ public final class TestServiceImplementation: Sendable {
     public let cancelledSleeps = NIOLockedValueBox(0)
     /// Sleeps whose handler has started.
     public let startedSleeps = NIOLockedValueBox(0)
+    /// Collect (client streaming) and Chat (bidirectional streaming).
+    public let streaming = StreamingProbe()
 
     public init() {}
 
@@ -45,6 +47,7 @@ public final class TestServiceImplementation: Sendable {
                 try await responses.send(TestingV1.Leaf(label: "leaf \(index)", amount: Int64(index)))
             }
         }
+        definition.merge(streaming.definition)
         return definition
     }
 }

@@ -72,6 +72,7 @@ RESET_BURST, RESET_REFILL_PER_SECOND = 10, 1
 SERVICE = "/doorstep.testing.v1.TestService/"
 ECHO = SERVICE + "Echo"
 SLEEP = SERVICE + "Sleep"
+CHAT = SERVICE + "Chat"
 
 # HTTP/2 frame types and flags (RFC 9113 §6).
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
@@ -447,6 +448,7 @@ class Client:
         self.close_reason = None
         self.ping_acks = []
         self.h2_error = None
+        self.ack_data = True            # False: never open our receive windows (a peer that does not read)
         self.conn.initiate_connection()
         self.flush()
         if handshake:
@@ -532,10 +534,11 @@ class Client:
         elif isinstance(event, DataReceived):
             if stream is not None:
                 stream.data += event.data
-            try:
-                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            except ProtocolError:
-                pass
+            if self.ack_data:
+                try:
+                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                except ProtocolError:
+                    pass
         elif isinstance(event, StreamEnded) and stream is not None:
             stream.ended = True
         elif isinstance(event, StreamReset) and stream is not None:
@@ -1131,6 +1134,41 @@ def make_checks(address, servers):
             for index, (stream_id, message) in enumerate(messages.items()):
                 expect_echo(client.wait(stream_id, timeout=10.0), message, what=f"stream {index} (id {stream_id})")
             expect(client.goaway is None and not client.closed, client.state())
+        finally:
+            client.close()
+        still_serves(address)
+
+    def check_unread_responses():
+        """A Chat whose responses the peer never reads (it opens no window for them): the server's
+        handler waits once the stream's unsent backlog is full, so it stops taking requests too, and
+        the peer can push only a few MiB however long it tries — not its whole 96 MiB through a
+        buffer that grows with it. The connection stays up and the server keeps serving."""
+        client = Client(address)
+        client.ack_data = False
+        try:
+            leaf = grpc_frame(pb_bytes(1, b"x" * 16000))
+            block = leaf * 64
+            stream_id = client.request(CHAT, end_stream=False)
+            target, sent = 96 << 20, 0
+            last_progress = time.monotonic()
+            while sent < target and time.monotonic() - last_progress < 2.0 and not client.closed:
+                window = min(client.conn.local_flow_control_window(stream_id), client.conn.max_outbound_frame_size)
+                if window <= 0:
+                    client.pump(timeout=0.05)
+                    continue
+                start = sent % len(block)
+                count = min(window, len(block) - start)
+                client.conn.send_data(stream_id, block[start:start + count])
+                client.flush()
+                sent += count
+                last_progress = time.monotonic()
+            received = len(client.streams[stream_id].data)
+            note(f"the peer pushed {sent >> 10} KiB of requests and got {received >> 10} KiB of responses before it stalled")
+            expect(not client.closed and client.goaway is None, client.state())
+            expect(sent < 24 << 20, f"the server kept taking requests whose responses nobody read: {sent >> 20} MiB pushed")
+            expect(client.streams[stream_id].reset is None, client.streams[stream_id].describe())
+            client.conn.reset_stream(stream_id, ErrorCodes.CANCEL)
+            client.flush()
         finally:
             client.close()
         still_serves(address)
