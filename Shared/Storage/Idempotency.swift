@@ -84,7 +84,8 @@ public enum Idempotency {
     /// records the response with `ON CONFLICT DO NOTHING` — no read of the table at all. The
     /// rare loser of a race between two first tries of one key finds the winner's row there,
     /// rolls its own work back and returns the winner's response (or INVALID_ARGUMENT when
-    /// the winner's request differed).
+    /// the winner's request differed); a loser whose body failed (it saw the winner's work,
+    /// e.g. the debtor already created) looks again and returns the winner's response too.
     public static func perform<Response: ProtoMessage>(
         in database: SQLDatabase, key: Key, nowMs: Int64,
         _ body: @escaping @Sendable (SQLSession) throws -> Response
@@ -112,6 +113,12 @@ public enum Idempotency {
             }
         } catch let meanwhile as RememberedMeanwhile<Response> {
             return meanwhile.response
+        } catch {
+            // A first try of the same id may have committed between the lookup and this
+            // transaction, and the body refused because of what it did (e.g. ALREADY_EXISTS
+            // for the debtor it created): its response is the answer.
+            if let remembered = try await database.readPoint({ db in try lookup(db, key, as: Response.self) }) { return remembered }
+            throw error
         }
     }
 

@@ -123,7 +123,7 @@ struct EngineTests {
         await database.close()
     }
 
-    @Test("request ids under concurrency: 8 first tries of one id act once and all get its response; 8 × 20 new ids each act once")
+    @Test("request ids under concurrency: 8 first tries of one id act once and all get its response, also when the losers' bodies refuse; 8 × 20 new ids each act once")
     func idempotencyRaces() async throws {
         let database = try await Self.open()
         let act: @Sendable (String) -> @Sendable (SQLSession) throws -> TestingV1.Leaf = { id in
@@ -143,6 +143,22 @@ struct EngineTests {
             return try await group.reduce(into: [TestingV1.Leaf]()) { $0.append($1) }
         }
         #expect(Set(same.map(\.label)) == ["shared #1"])
+        // First tries whose body refuses once the winner's work is visible (a unique thing
+        // already made, as CreateDebtor refuses a taken external id): still the winner's answer.
+        let claim: @Sendable (SQLSession) throws -> TestingV1.Leaf = { db in
+            if try db.fetchValue(Int.self, sql: "SELECT COUNT(*) FROM items WHERE id = 'claimed'") ?? 0 > 0 {
+                throw RPCError(code: .alreadyExists, message: "already claimed")
+            }
+            try db.execute(sql: "INSERT INTO items (id, n) VALUES ('claimed', 1)")
+            return TestingV1.Leaf(label: "claimed")
+        }
+        let claims = try await withThrowingTaskGroup(of: TestingV1.Leaf.self) { group in
+            for _ in 0..<8 {
+                group.addTask { try await Idempotency.perform(in: database, key: try key("claim"), nowMs: 1, claim) }
+            }
+            return try await group.reduce(into: [TestingV1.Leaf]()) { $0.append($1) }
+        }
+        #expect(claims.map(\.label) == Array(repeating: "claimed", count: 8))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<8 {
                 group.addTask {
