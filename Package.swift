@@ -182,7 +182,8 @@ let package = Package(
             name: "AccountsService",
             dependencies: ["ServiceKit", "Storage", "Validation", "Compliance", "Models", "RPC", "RPCWire",
                            .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Services/Accounts/Sources/AccountsService"
         ),
         .executableTarget(
@@ -341,7 +342,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SchedulingServiceTests",
-            dependencies: ["ServiceTestSupport", "SchedulingService", "Compliance", "RoutePlanner", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
+            dependencies: ["ServiceTestSupport", "SchedulingService", "AccountsService", "Compliance", "RoutePlanner", "Outbox", "Storage", "ServiceKit", "ServiceAuth", "RPC",
                            "Validation", "Models", "RPCWire", "TestSupport",
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/Services/SchedulingServiceTests"

@@ -95,6 +95,11 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
     case promisePending = "promise-pending"
     case planKept = "plan-kept"
 
+    // MARK: Accounts: placements with agencies
+
+    case placementActive = "placement-active"
+    case placementMissing = "placement-missing"
+
     /// Whether the rule's text is the pack's or Doorstep's own.
     public var source: Source {
         switch self {
@@ -167,6 +172,8 @@ public enum RuleID: String, CaseIterable, Sendable, Hashable {
         case .writeOffDPD: "An account is written off only after the configured days past due (or from LEGAL)"
         case .promisePending: "An account whose debtor promised to pay is not a visit candidate until the promised date has passed"
         case .planKept: "An account whose accepted repayment plan is being kept is not a visit candidate"
+        case .placementActive: "An account is placed with at most one agency at a time"
+        case .placementMissing: "Only an account placed (with the agency named) is recalled"
         }
     }
 

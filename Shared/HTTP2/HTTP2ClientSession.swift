@@ -38,6 +38,18 @@ public final class HTTP2ClientSession: HTTP2OutputSource {
     private var events: [HTTP2ClientEvent] = []
     private var incomingHeaders: [Int32: (headers: [(name: String, value: String)], size: Int, isTrailers: Bool)] = [:]
     private var bodies: [Int32: (bytes: [UInt8], offset: Int)] = [:]
+    /// Request bodies of streams opened with ``openStream(headers:)``: they grow as the
+    /// caller appends messages and end when it finishes.
+    private var streamingBodies: [Int32: StreamingBody] = [:]
+
+    /// A request body still being written: bytes not yet handed to nghttp2 from `offset`.
+    fileprivate final class StreamingBody {
+        var buffer: [UInt8] = []
+        var offset = 0
+        var finished = false
+        /// True while nghttp2 has been told to wait (NGHTTP2_ERR_DEFERRED).
+        var deferred = false
+    }
 
     public init(configuration: HTTP2ClientConfiguration = .defaults) throws {
         self.configuration = configuration
@@ -113,6 +125,50 @@ public final class HTTP2ClientSession: HTTP2OutputSource {
         return streamID
     }
 
+    /// Opens a stream whose request body is written later (``appendBody(streamID:_:)``,
+    /// ``finishBody(streamID:)``): client- and bidirectional-streaming calls. Returns the new
+    /// stream id, or throws when no stream can be opened (e.g. after GOAWAY).
+    public func openStream(headers: [(name: String, value: String)]) throws -> Int32 {
+        guard let session else { throw HTTP2ConnectionError(code: -902, description: "session closed") }
+        var provider = nghttp2_data_provider()
+        provider.read_callback = clientOnDataRead
+        let streamID = withNameValues(headers) { nva in
+            nghttp2_submit_request(session, nil, nva.baseAddress, nva.count, &provider, nil)
+        }
+        guard streamID > 0 else {
+            throw HTTP2ConnectionError(nghttp2: Int(streamID))
+        }
+        streamingBodies[streamID] = StreamingBody()
+        return streamID
+    }
+
+    /// Appends bytes to a streaming request body (ignored once the stream is gone).
+    public func appendBody(streamID: Int32, _ bytes: [UInt8]) {
+        guard let body = streamingBodies[streamID], !body.finished else { return }
+        body.buffer += bytes
+        resumeIfDeferred(streamID, body)
+    }
+
+    /// Ends a streaming request body (END_STREAM after what was appended).
+    public func finishBody(streamID: Int32) {
+        guard let body = streamingBodies[streamID], !body.finished else { return }
+        body.finished = true
+        resumeIfDeferred(streamID, body)
+    }
+
+    /// Bytes of a streaming request body not yet handed to nghttp2 (what the server's flow
+    /// control holds back); 0 once the stream is gone.
+    public func pendingBodyBytes(streamID: Int32) -> Int {
+        guard let body = streamingBodies[streamID] else { return 0 }
+        return body.buffer.count - body.offset
+    }
+
+    private func resumeIfDeferred(_ streamID: Int32, _ body: StreamingBody) {
+        guard body.deferred, let session else { return }
+        body.deferred = false
+        nghttp2_session_resume_data(session, streamID)
+    }
+
     /// Cancels a stream (RST_STREAM CANCEL).
     public func cancel(streamID: Int32) {
         guard let session else { return }
@@ -172,11 +228,15 @@ public final class HTTP2ClientSession: HTTP2OutputSource {
     fileprivate func streamClosed(_ streamID: Int32, errorCode: UInt32) {
         incomingHeaders[streamID] = nil
         bodies[streamID] = nil
+        streamingBodies[streamID] = nil
         events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
     }
 
     fileprivate func readBody(_ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>, _ capacity: Int,
                               _ flags: UnsafeMutablePointer<UInt32>) -> Int {
+        if let streaming = streamingBodies[streamID] {
+            return readStreamingBody(streaming, buffer, capacity, flags)
+        }
         guard var body = bodies[streamID] else {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
@@ -191,6 +251,32 @@ public final class HTTP2ClientSession: HTTP2OutputSource {
             bodies[streamID] = nil
         } else {
             bodies[streamID] = body
+        }
+        return count
+    }
+}
+
+extension HTTP2ClientSession {
+    /// Fills nghttp2's buffer from a streaming body; defers while it is empty and not finished.
+    fileprivate func readStreamingBody(_ body: StreamingBody, _ buffer: UnsafeMutablePointer<UInt8>, _ capacity: Int,
+                                       _ flags: UnsafeMutablePointer<UInt32>) -> Int {
+        let count = min(capacity, body.buffer.count - body.offset)
+        if count > 0 {
+            body.buffer.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress! + body.offset, count: count) }
+            body.offset += count
+        }
+        if body.offset == body.buffer.count {
+            body.buffer.removeAll(keepingCapacity: true)
+            body.offset = 0
+            if body.finished {
+                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            } else if count == 0 {
+                body.deferred = true
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
+        } else if body.offset > 1 << 16, body.offset * 2 > body.buffer.count {
+            body.buffer.removeFirst(body.offset)
+            body.offset = 0
         }
         return count
     }

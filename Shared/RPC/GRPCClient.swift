@@ -177,6 +177,59 @@ public final class GRPCClient: Sendable {
         return responses
     }
 
+    /// Opens a bidirectional-streaming call (also suits a client-streaming method): request
+    /// messages are sent with ``StreamingCall/send(_:)`` (which waits while the server's flow
+    /// control holds back more than a few tens of KiB, so a fast sender does not queue its
+    /// whole input in memory), ``StreamingCall/finish()`` half-closes, and the responses are
+    /// read from ``StreamingCall/responses`` as they arrive; that sequence ends when the call
+    /// ends with OK and throws its `RPCError` otherwise. Not retried: a call that failed may
+    /// have been partly processed (the caller resumes it, e.g. from its last acknowledged
+    /// message). Not available on a client made with ``init(inProcess:configuration:)``.
+    public func streamingCall<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>, metadata: Metadata = Metadata(), timeout: Duration? = nil
+    ) async throws(RPCError) -> StreamingCall<Request, Response> {
+        guard method.isClientStreaming else {
+            throw RPCError(code: .invalidArgument, message: "\(method.path) is not a client- or bidirectional-streaming method")
+        }
+        guard inProcess == nil else {
+            throw RPCError(code: .unimplemented, message: "streaming calls need a server reached over HTTP/2")
+        }
+        let connection = try await nextConnection()
+        let token = state.withLockedValue { state -> UInt64 in
+            state.nextToken += 1
+            return state.nextToken
+        }
+        let metrics = RPCMetrics.client(method.path, type: method.isServerStreaming ? .bidiStream : .clientStream)
+        metrics.start()
+        let started = ContinuousClock.now
+        let (responses, continuation) = AsyncThrowingStream<Response, any Error>.makeStream()
+        let eventLoop = connection.channel.eventLoop
+        let handler = connection.handler
+        let promise = eventLoop.makePromise(of: ClientCallResult.self)
+        let timer = timeout.map { timeout in
+            eventLoop.scheduleTask(in: .nanoseconds(Self.nanoseconds(timeout))) {
+                handler.value.cancel(token: token, status: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
+            }
+        }
+        promise.futureResult.whenSuccess { result in
+            timer?.cancel()
+            metrics.record(code: result.status.code, duration: ContinuousClock.now - started)
+            if let error = result.status.error { continuation.finish(throwing: error) } else { continuation.finish() }
+        }
+        let path = method.path
+        eventLoop.execute {
+            handler.value.startStreaming(token: token, path: path, metadata: metadata, timeout: timeout, onMessage: { bytes in
+                do {
+                    continuation.yield(try Response(decoding: bytes))
+                } catch {
+                    handler.value.cancel(token: token, status: RPCError(
+                        code: .internal, message: "malformed \(Response.protoMessageName) from the server: \(error)"))
+                }
+            }, promise: promise)
+        }
+        return StreamingCall(responses: responses, eventLoop: eventLoop, handler: handler, token: token)
+    }
+
     /// Calls a method by path with an already-encoded request (for tools such as
     /// `doorstep call`); returns the status, metadata and raw response messages.
     public func rawCall(path: String, request: [UInt8], metadata: Metadata = Metadata(), timeout: Duration? = nil)
@@ -440,5 +493,48 @@ public final class GRPCClient: Sendable {
         for future in futures {
             if let connection = try? await future.get() { try? await connection.channel.close() }
         }
+    }
+}
+
+/// A client- or bidirectional-streaming call in progress (``GRPCClient/streamingCall(_:metadata:timeout:)``).
+public struct StreamingCall<Request: ProtoMessage, Response: ProtoMessage>: Sendable {
+    /// The response messages as they arrive; ends when the call ends with OK, throws its
+    /// `RPCError` otherwise. Read it once.
+    public let responses: AsyncThrowingStream<Response, any Error>
+    fileprivate let eventLoop: any EventLoop
+    fileprivate let handler: NIOLoopBound<GRPCClientConnectionHandler>
+    fileprivate let token: UInt64
+
+    /// Sends one request message; waits while the server holds back more than
+    /// `GRPCClientConnectionHandler.streamingSendLimit` bytes of the call's requests. Throws
+    /// CANCELLED (or the connection's error) once the call is over.
+    public func send(_ request: Request) async throws(RPCError) {
+        let bytes: [UInt8]
+        do {
+            bytes = try request.encode()
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "\(error.field.map { "\($0): " } ?? "")\(error)")
+        }
+        let promise = eventLoop.makePromise(of: Void.self)
+        let (handler, token) = (self.handler, self.token)
+        eventLoop.execute { handler.value.send(token: token, message: bytes, promise: promise) }
+        do {
+            try await promise.futureResult.get()
+        } catch {
+            throw RPCError(from: error)
+        }
+    }
+
+    /// No more request messages (half-close); the responses continue until the server ends
+    /// the call.
+    public func finish() {
+        let (handler, token) = (self.handler, self.token)
+        eventLoop.execute { handler.value.finishSending(token: token) }
+    }
+
+    /// Cancels the call (RST_STREAM CANCEL); `responses` throws CANCELLED.
+    public func cancel() {
+        let (handler, token) = (self.handler, self.token)
+        eventLoop.execute { handler.value.cancel(token: token, status: RPCError(code: .cancelled, message: "cancelled by the caller")) }
     }
 }

@@ -42,6 +42,10 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         var httpStatus: Int?
         var sawTrailers = false
         var failed: RPCError?
+        /// Streaming calls: each response message as it arrives (not kept in the result).
+        var onMessage: (([UInt8]) -> Void)?
+        /// Streaming calls: a send waiting for the request body to drain below the limit.
+        var sendWaiters: [EventLoopPromise<Void>] = []
 
         init(token: UInt64, promise: EventLoopPromise<ClientCallResult>, maxMessageSize: Int) {
             self.token = token
@@ -146,6 +150,84 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         flushOutput()
     }
 
+    /// Request bytes of a streaming call held back (not yet accepted by the server's flow
+    /// control) past which a send waits.
+    static let streamingSendLimit = 64 << 10
+
+    /// Starts a client- or bidirectional-streaming call: headers now, request messages with
+    /// ``send(token:message:promise:)``, response messages to `onMessage` as they arrive; the
+    /// promise completes when the stream ends (never fails: errors are in the status).
+    func startStreaming(
+        token: UInt64, path: String, metadata: Metadata, timeout: Duration?,
+        onMessage: @escaping ([UInt8]) -> Void, promise: EventLoopPromise<ClientCallResult>
+    ) {
+        guard isUsable else {
+            let message = failure.map { "connection to \(authority) closed: \($0)" } ?? "connection to \(authority) is closing"
+            var result = ClientCallResult(status: Status(code: .unavailable, message: message))
+            result.unprocessed = true
+            promise.succeed(result)
+            return
+        }
+        do {
+            let streamID = try session.openStream(headers: requestHeaders(path: path, metadata: metadata, timeout: timeout))
+            let call = Call(token: token, promise: promise, maxMessageSize: maxReceiveMessageSize)
+            call.onMessage = onMessage
+            calls[streamID] = call
+            streamsByToken[token] = streamID
+        } catch {
+            var result = ClientCallResult(status: Status(code: .unavailable, message: "cannot open a stream: \(error)"))
+            result.unprocessed = true
+            promise.succeed(result)
+        }
+        flushOutput()
+    }
+
+    /// Sends one request message of a streaming call; `promise` completes once the call's
+    /// held-back request bytes are under ``streamingSendLimit`` (backpressure), or fails when
+    /// the call is over.
+    func send(token: UInt64, message: [UInt8], promise: EventLoopPromise<Void>) {
+        guard let streamID = streamsByToken[token], let call = calls[streamID], call.failed == nil else {
+            promise.fail(RPCError(code: .cancelled, message: "the call is over"))
+            return
+        }
+        session.appendBody(streamID: streamID, MessageFraming.frame(message))
+        flushOutput()
+        if session.pendingBodyBytes(streamID: streamID) < Self.streamingSendLimit {
+            promise.succeed(())
+        } else {
+            call.sendWaiters.append(promise)
+        }
+    }
+
+    /// Ends the request messages of a streaming call (half-close).
+    func finishSending(token: UInt64) {
+        guard let streamID = streamsByToken[token] else { return }
+        session.finishBody(streamID: streamID)
+        flushOutput()
+    }
+
+    /// Resumes the sends waiting on streams whose held-back bytes went under the limit.
+    private func releaseSendWaiters() {
+        for (streamID, call) in calls where !call.sendWaiters.isEmpty
+            && session.pendingBodyBytes(streamID: streamID) < Self.streamingSendLimit {
+            let waiters = call.sendWaiters
+            call.sendWaiters = []
+            for waiter in waiters { waiter.succeed(()) }
+        }
+    }
+
+    private func requestHeaders(path: String, metadata: Metadata, timeout: Duration?) -> [(name: String, value: String)] {
+        var headers: [(name: String, value: String)] = [
+            (":method", "POST"), (":scheme", scheme), (":path", path), (":authority", authority),
+            ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "doorstep-grpc/1"),
+        ]
+        if let timeout { headers.append(("grpc-timeout", GRPCTimeout.format(timeout))) }
+        for entry in metadata where Metadata.isValidName(entry.name) && !Metadata.isReserved(entry.name) {
+            headers.append((entry.name, Metadata.headerValue(entry.value)))
+        }
+        return headers
+    }
+
     /// Cancels a call (RST_STREAM CANCEL) and completes it with `status`.
     func cancel(token: UInt64, status: RPCError) {
         guard let streamID = streamsByToken[token], let call = calls[streamID] else { return }
@@ -165,6 +247,9 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
                 call.sawTrailers = true
                 call.result.status = status
                 call.result.trailingMetadata = decoded.metadata
+                // A streaming call the server ended while we were still sending: our side ends
+                // too (END_STREAM), which closes the stream and completes the call now.
+                if call.onMessage != nil { session.finishBody(streamID: streamID) }
             } else if !isTrailers {
                 call.result.initialMetadata = decoded.metadata
             }
@@ -172,7 +257,9 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
             guard let call = calls[streamID], call.failed == nil else { return }
             do {
                 try bytes.withUnsafeBytes { buffer in
-                    try call.deframer.process(buffer) { call.result.messages.append(Array($0)) }
+                    try call.deframer.process(buffer) { message in
+                        if let onMessage = call.onMessage { onMessage(Array(message)) } else { call.result.messages.append(Array(message)) }
+                    }
                 }
             } catch {
                 call.failed = (error as? DeframingError)?.rpcError ?? RPCError(code: .internal, message: "\(error)")
@@ -195,6 +282,9 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
     }
 
     private func complete(_ call: Call, errorCode: UInt32) {
+        let waiters = call.sendWaiters
+        call.sendWaiters = []
+        for waiter in waiters { waiter.fail(RPCError(code: .cancelled, message: "the call is over")) }
         var result = call.result
         if let failed = call.failed {
             result.status = Status(failed)
@@ -225,6 +315,9 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         calls.removeAll()
         streamsByToken.removeAll()
         for call in pending.values {
+            let waiters = call.sendWaiters
+            call.sendWaiters = []
+            for waiter in waiters { waiter.fail(status) }
             var result = call.result
             result.status = Status(status)
             call.promise.succeed(result)
@@ -241,5 +334,6 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         }
         // Streams that ended or were reset by what we just wrote (e.g. a cancelled call).
         for event in session.takeEvents() { handle(event) }
+        releaseSendWaiters()
     }
 }

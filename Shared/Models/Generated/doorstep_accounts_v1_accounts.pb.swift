@@ -1095,11 +1095,23 @@ extension AccountsV1 {
         /// phone (the contact counters were recomputed). No details; the reason
         /// names what changed, never a personal value.
         case debtorUpdated
+        /// An import (ImportAccounts) changed the account's terms or replaced its
+        /// schedule. No details; the reason names the import, the record and the
+        /// fields that changed.
+        case accountImported
+        /// Placed with an agency (PlaceAccounts). Details: placement.
+        case accountPlaced
+        /// A placement recalled early (RecallAccounts, or the agency suspended or
+        /// exited). Details: placement.
+        case accountRecalled
+        /// A placement ended by itself after its end date (stage engine). Details:
+        /// placement.
+        case placementExpired
         /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
         case unrecognized(Int32)
 
         /// The known values.
-        public static let allCases: [TimelineEventType] = [.unspecified, .accountOpened, .stageChanged, .paymentRecorded, .contactAttemptRecorded, .promiseRecorded, .promiseKept, .promiseBroken, .planProposed, .planAccepted, .planBroken, .planCompleted, .planSuperseded, .holdPlaced, .holdReleased, .riskTierChanged, .referredToLegal, .writtenOff, .debtorUpdated]
+        public static let allCases: [TimelineEventType] = [.unspecified, .accountOpened, .stageChanged, .paymentRecorded, .contactAttemptRecorded, .promiseRecorded, .promiseKept, .promiseBroken, .planProposed, .planAccepted, .planBroken, .planCompleted, .planSuperseded, .holdPlaced, .holdReleased, .riskTierChanged, .referredToLegal, .writtenOff, .debtorUpdated, .accountImported, .accountPlaced, .accountRecalled, .placementExpired]
 
         public init() { self = .unspecified }
 
@@ -1124,6 +1136,10 @@ extension AccountsV1 {
             case 16: self = .referredToLegal
             case 17: self = .writtenOff
             case 18: self = .debtorUpdated
+            case 19: self = .accountImported
+            case 25: self = .accountPlaced
+            case 26: self = .accountRecalled
+            case 27: self = .placementExpired
             default: self = .unrecognized(rawValue)
             }
         }
@@ -1149,6 +1165,10 @@ extension AccountsV1 {
             case .referredToLegal: return 16
             case .writtenOff: return 17
             case .debtorUpdated: return 18
+            case .accountImported: return 19
+            case .accountPlaced: return 25
+            case .accountRecalled: return 26
+            case .placementExpired: return 27
             case .unrecognized(let value): return value
             }
         }
@@ -1174,6 +1194,10 @@ extension AccountsV1 {
             case .referredToLegal: return "TIMELINE_EVENT_TYPE_REFERRED_TO_LEGAL"
             case .writtenOff: return "TIMELINE_EVENT_TYPE_WRITTEN_OFF"
             case .debtorUpdated: return "TIMELINE_EVENT_TYPE_DEBTOR_UPDATED"
+            case .accountImported: return "TIMELINE_EVENT_TYPE_ACCOUNT_IMPORTED"
+            case .accountPlaced: return "TIMELINE_EVENT_TYPE_ACCOUNT_PLACED"
+            case .accountRecalled: return "TIMELINE_EVENT_TYPE_ACCOUNT_RECALLED"
+            case .placementExpired: return "TIMELINE_EVENT_TYPE_PLACEMENT_EXPIRED"
             case .unrecognized: return nil
             }
         }
@@ -1199,6 +1223,10 @@ extension AccountsV1 {
             case "TIMELINE_EVENT_TYPE_REFERRED_TO_LEGAL": self = .referredToLegal
             case "TIMELINE_EVENT_TYPE_WRITTEN_OFF": self = .writtenOff
             case "TIMELINE_EVENT_TYPE_DEBTOR_UPDATED": self = .debtorUpdated
+            case "TIMELINE_EVENT_TYPE_ACCOUNT_IMPORTED": self = .accountImported
+            case "TIMELINE_EVENT_TYPE_ACCOUNT_PLACED": self = .accountPlaced
+            case "TIMELINE_EVENT_TYPE_ACCOUNT_RECALLED": self = .accountRecalled
+            case "TIMELINE_EVENT_TYPE_PLACEMENT_EXPIRED": self = .placementExpired
             default: return nil
             }
         }
@@ -1253,6 +1281,133 @@ extension AccountsV1 {
             case "DEBTOR_CHANGE_KIND_UNSPECIFIED": self = .unspecified
             case "DEBTOR_CHANGE_KIND_UPDATED": self = .updated
             case "DEBTOR_CHANGE_KIND_ADDRESS_FOUND_WRONG": self = .addressFoundWrong
+            default: return nil
+            }
+        }
+    }
+
+    /// What an import did with one record.
+    public enum ImportOutcome: ProtoEnum, CaseIterable {
+        /// Not set.
+        case unspecified
+        /// The record's key was new: the debtor and/or account was created (the
+        /// payment recorded).
+        case created
+        /// The record differed from the last one imported for its key: the debtor
+        /// and/or account was updated.
+        case updated
+        /// The record equals the last one imported for its key: nothing written.
+        case unchanged
+        /// The record was refused (see ImportResult.code and refusal); nothing of
+        /// it was written.
+        case rejected
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [ImportOutcome] = [.unspecified, .created, .updated, .unchanged, .rejected]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .created
+            case 2: self = .updated
+            case 3: self = .unchanged
+            case 4: self = .rejected
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .created: return 1
+            case .updated: return 2
+            case .unchanged: return 3
+            case .rejected: return 4
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "IMPORT_OUTCOME_UNSPECIFIED"
+            case .created: return "IMPORT_OUTCOME_CREATED"
+            case .updated: return "IMPORT_OUTCOME_UPDATED"
+            case .unchanged: return "IMPORT_OUTCOME_UNCHANGED"
+            case .rejected: return "IMPORT_OUTCOME_REJECTED"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "IMPORT_OUTCOME_UNSPECIFIED": self = .unspecified
+            case "IMPORT_OUTCOME_CREATED": self = .created
+            case "IMPORT_OUTCOME_UPDATED": self = .updated
+            case "IMPORT_OUTCOME_UNCHANGED": self = .unchanged
+            case "IMPORT_OUTCOME_REJECTED": self = .rejected
+            default: return nil
+            }
+        }
+    }
+
+    /// Where a placement stands.
+    public enum PlacementState: ProtoEnum, CaseIterable {
+        /// Not set.
+        case unspecified
+        /// In force: the account is assigned to the placement's agency.
+        case active
+        /// Ended early by RecallAccounts (or the agency's suspension or exit).
+        case recalled
+        /// Ended by itself after its end_date.
+        case expired
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [PlacementState] = [.unspecified, .active, .recalled, .expired]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .active
+            case 2: self = .recalled
+            case 3: self = .expired
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .active: return 1
+            case .recalled: return 2
+            case .expired: return 3
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "PLACEMENT_STATE_UNSPECIFIED"
+            case .active: return "PLACEMENT_STATE_ACTIVE"
+            case .recalled: return "PLACEMENT_STATE_RECALLED"
+            case .expired: return "PLACEMENT_STATE_EXPIRED"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "PLACEMENT_STATE_UNSPECIFIED": self = .unspecified
+            case "PLACEMENT_STATE_ACTIVE": self = .active
+            case "PLACEMENT_STATE_RECALLED": self = .recalled
+            case "PLACEMENT_STATE_EXPIRED": self = .expired
             default: return nil
             }
         }
@@ -1609,6 +1764,158 @@ extension AccountsV1 {
         }
     }
 
+    /// Request of Accounts.ListPersonalDataAccess.
+    public struct ListPersonalDataAccessRequest: ProtoMessage {
+        /// Only reads of this debtor ("dbt_…"); empty = every debtor.
+        public var debtorId: String = ""
+        /// Only reads by this token subject (1-128 characters); empty = anyone.
+        public var actorSubject: String = ""
+        /// Only reads by callers speaking for this agency ("agy_…"); empty = any.
+        public var agencyId: String = ""
+        /// Only reads at or after this instant (ms since 1970); 0 = from the start.
+        public var startMs: Int64 = 0
+        /// Only reads before this instant (ms since 1970); 0 = up to now. Must be
+        /// after start_ms when both are set.
+        public var endMs: Int64 = 0
+        /// Page size: default 100, max 1000 (coerced).
+        public var pageSize: Int32 = 0
+        /// Opaque token from a previous response with the same filters; empty for
+        /// the first page.
+        public var pageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            debtorId: String = "",
+            actorSubject: String = "",
+            agencyId: String = "",
+            startMs: Int64 = 0,
+            endMs: Int64 = 0,
+            pageSize: Int32 = 0,
+            pageToken: String = ""
+        ) {
+            self.debtorId = debtorId
+            self.actorSubject = actorSubject
+            self.agencyId = agencyId
+            self.startMs = startMs
+            self.endMs = endMs
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+        }
+    }
+
+    /// One read of a debtor's unmasked personal data.
+    public struct PersonalDataAccess: ProtoMessage {
+        /// Output only. Increasing with each recorded read.
+        public var sequence: Int64 = 0
+        /// The debtor whose data was read.
+        public var debtorId: String = ""
+        /// Who read it (role, subject, agency).
+        public var actor: TypeV1.Actor? = nil
+        /// The fields revealed, e.g. "national_id", "phone",
+        /// "emergency_contacts.phone".
+        public var fields: [String] = []
+        /// The access_reason the caller gave.
+        public var reason: String = ""
+        /// When the read took place (ms since 1970).
+        public var accessedMs: Int64 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            sequence: Int64 = 0,
+            debtorId: String = "",
+            actor: TypeV1.Actor? = nil,
+            fields: [String] = [],
+            reason: String = "",
+            accessedMs: Int64 = 0
+        ) {
+            self.sequence = sequence
+            self.debtorId = debtorId
+            self.actor = actor
+            self.fields = fields
+            self.reason = reason
+            self.accessedMs = accessedMs
+        }
+    }
+
+    /// Response of Accounts.ListPersonalDataAccess.
+    public struct ListPersonalDataAccessResponse: ProtoMessage {
+        /// The reads, oldest first.
+        public var accesses: [AccountsV1.PersonalDataAccess] = []
+        /// Token for the next page; empty when this is the last page.
+        public var nextPageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            accesses: [AccountsV1.PersonalDataAccess] = [],
+            nextPageToken: String = ""
+        ) {
+            self.accesses = accesses
+            self.nextPageToken = nextPageToken
+        }
+    }
+
+    /// Request of Accounts.ExportDebtorRecord.
+    public struct ExportDebtorRecordRequest: ProtoMessage {
+        /// The debtor ("dbt_…"). Required.
+        public var debtorId: String = ""
+        /// Why the record is exported, e.g. "subject access request SAR-2026-114".
+        /// Required, 1-500 characters; written to the personal-data access log.
+        public var accessReason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            debtorId: String = "",
+            accessReason: String = ""
+        ) {
+            self.debtorId = debtorId
+            self.accessReason = accessReason
+        }
+    }
+
+    /// One part of a subject-access export.
+    public struct DebtorRecordPart: ProtoMessage {
+        /// What this part carries; exactly one is set.
+        public var part: Part? = nil
+
+        /// The members of oneof `part`: at most one is set.
+        public enum Part: Sendable, Hashable {
+            /// The debtor, unmasked (personal_data_masked false). The first part.
+            case debtor(AccountsV1.Debtor)
+            /// One of the debtor's accounts, in full.
+            case account(AccountsV1.Account)
+            /// One event of an account's timeline (its account_id names the account).
+            case timelineEvent(AccountsV1.TimelineEvent)
+            /// One contact attempt about one of the debtor's accounts.
+            case contactAttempt(AccountsV1.ContactAttempt)
+            /// One entry of the debtor's change trail.
+            case debtorChange(AccountsV1.DebtorChange)
+            /// One read of the debtor's unmasked personal data.
+            case personalDataAccess(AccountsV1.PersonalDataAccess)
+        }
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            part: Part? = nil
+        ) {
+            self.part = part
+        }
+    }
+
     /// A credit account in collection: its schedule, balances, delinquency,
     /// stage, holds, risk, payments, promises and plans.
     public struct Account: ProtoMessage {
@@ -1676,8 +1983,10 @@ extension AccountsV1 {
         /// Output only. Set once written off.
         public var writeOff: AccountsV1.WriteOffRecord? = nil
         /// The collection agency the account is assigned to; empty if none. Set at
-        /// OpenAccount; governs what an agency_manager may read. Not validated
-        /// against the scheduling service.
+        /// OpenAccount, then by placements: the agency of the active placement
+        /// while there is one, empty once it is recalled or expired. Governs what
+        /// an agency_manager may read. Not validated against the scheduling
+        /// service.
         public var assignedAgencyId: String = ""
         /// Output only. The debtor's address region (Address.region_code).
         public var regionCode: String = ""
@@ -1691,6 +2000,10 @@ extension AccountsV1 {
         public var createdMs: Int64 = 0
         /// Output only. When the account last changed.
         public var updatedMs: Int64 = 0
+        /// Output only. The active placement (PlaceAccounts); absent when the
+        /// account is not placed, including from the day after a placement's
+        /// end_date on.
+        public var placement: AccountsV1.Placement? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1731,7 +2044,8 @@ extension AccountsV1 {
             waivedAmount: TypeV1.Money? = nil,
             version: Int64 = 0,
             createdMs: Int64 = 0,
-            updatedMs: Int64 = 0
+            updatedMs: Int64 = 0,
+            placement: AccountsV1.Placement? = nil
         ) {
             self.id = id
             self.debtorId = debtorId
@@ -1768,6 +2082,7 @@ extension AccountsV1 {
             self.version = version
             self.createdMs = createdMs
             self.updatedMs = updatedMs
+            self.placement = placement
         }
     }
 
@@ -2971,6 +3286,9 @@ extension AccountsV1 {
         /// Also list, in the first page's response (deferred), the region's FIELD
         /// accounts that are not candidates for now and why. Default false.
         public var includeDeferred: Bool = false
+        /// Only accounts placed with (assigned to) this agency; empty = any.
+        /// Forced to the caller's agency for agency_manager tokens.
+        public var agencyId: String = ""
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -2982,7 +3300,8 @@ extension AccountsV1 {
             pageToken: String = "",
             minExpectedRecovery: TypeV1.Money? = nil,
             excludeAccountIds: [String] = [],
-            includeDeferred: Bool = false
+            includeDeferred: Bool = false,
+            agencyId: String = ""
         ) {
             self.regionCode = regionCode
             self.pageSize = pageSize
@@ -2990,6 +3309,7 @@ extension AccountsV1 {
             self.minExpectedRecovery = minExpectedRecovery
             self.excludeAccountIds = excludeAccountIds
             self.includeDeferred = includeDeferred
+            self.agencyId = agencyId
         }
     }
 
@@ -3326,6 +3646,8 @@ extension AccountsV1 {
             case legalReferral(AccountsV1.LegalReferral)
             /// WRITTEN_OFF.
             case writeOff(AccountsV1.WriteOffRecord)
+            /// ACCOUNT_PLACED, ACCOUNT_RECALLED, PLACEMENT_EXPIRED.
+            case placement(AccountsV1.Placement)
         }
 
         /// The default instance: every field at its proto3 default.
@@ -3402,6 +3724,424 @@ extension AccountsV1 {
             self.nextPageToken = nextPageToken
         }
     }
+
+    /// One record of an ImportAccounts stream: a debtor and one of their accounts
+    /// with its schedule.
+    public struct ImportAccountsRequest: ProtoMessage {
+        /// The record's position in the import, e.g. its line in the file. Required,
+        /// > 0, strictly increasing within a stream; the result carries it back.
+        public var sequence: Int64 = 0
+        /// Names the import (e.g. the file name) on the timeline events and change
+        /// trail entries it causes. Required, 1-100 characters.
+        public var importId: String = ""
+        /// The debtor, keyed by its external_id; the rules of CreateDebtor.
+        /// Output-only fields are ignored; emergency contacts are matched by
+        /// position (their ids are ignored).
+        public var debtor: AccountsV1.Debtor? = nil
+        /// The account, keyed by (lender_id, external_id); the rules of OpenAccount.
+        public var account: AccountsV1.ImportedAccount? = nil
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            sequence: Int64 = 0,
+            importId: String = "",
+            debtor: AccountsV1.Debtor? = nil,
+            account: AccountsV1.ImportedAccount? = nil
+        ) {
+            self.sequence = sequence
+            self.importId = importId
+            self.debtor = debtor
+            self.account = account
+        }
+    }
+
+    /// The account of an ImportAccountsRequest: OpenAccountRequest's terms without
+    /// request_id and debtor_id (the record's debtor is the account's).
+    public struct ImportedAccount: ProtoMessage {
+        /// The lender's contract/loan number. Required; with lender_id, the key.
+        public var externalId: String = ""
+        /// The lending platform or product line. Required, 1-64 characters of
+        /// [a-z0-9_-].
+        public var lenderId: String = ""
+        /// Kind of product. Required.
+        public var product: AccountsV1.ProductType = .init()
+        /// Product name for people. Optional, 0-100 characters.
+        public var productName: String = ""
+        /// Amount lent. Required, > 0.
+        public var principal: TypeV1.Money? = nil
+        /// Date opened by the lender (debtor-local). Required; not after today.
+        public var openedDate: TypeV1.Date? = nil
+        /// The schedule, with what the lender has received on each instalment.
+        /// Required, 1-360 entries (OpenAccountRequest.instalments). On an existing
+        /// account a different schedule replaces the account's (a restructuring or
+        /// a correction): the lender's amounts paid are taken as they are.
+        public var instalments: [AccountsV1.OpeningInstalment] = []
+        /// Agency the account is assigned to; optional.
+        public var assignedAgencyId: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            externalId: String = "",
+            lenderId: String = "",
+            product: AccountsV1.ProductType = .init(),
+            productName: String = "",
+            principal: TypeV1.Money? = nil,
+            openedDate: TypeV1.Date? = nil,
+            instalments: [AccountsV1.OpeningInstalment] = [],
+            assignedAgencyId: String = ""
+        ) {
+            self.externalId = externalId
+            self.lenderId = lenderId
+            self.product = product
+            self.productName = productName
+            self.principal = principal
+            self.openedDate = openedDate
+            self.instalments = instalments
+            self.assignedAgencyId = assignedAgencyId
+        }
+    }
+
+    /// One record of an ImportPayments stream.
+    public struct ImportPaymentsRequest: ProtoMessage {
+        /// As ImportAccountsRequest.sequence.
+        public var sequence: Int64 = 0
+        /// As ImportAccountsRequest.import_id.
+        public var importId: String = ""
+        /// The account paid: its lender. Required.
+        public var lenderId: String = ""
+        /// The account paid: the lender's contract number (Account.external_id).
+        /// Required.
+        public var accountExternalId: String = ""
+        /// The lender's transaction id. Required, 1-64 characters; with the
+        /// account, the key.
+        public var externalId: String = ""
+        /// Amount received. Required, > 0, in the account's currency.
+        public var amount: TypeV1.Money? = nil
+        /// When the money was received. Required; not in the future, not before
+        /// the account's opened_date.
+        public var receivedMs: Int64 = 0
+        /// Free-text note. Optional, 0-500 characters.
+        public var note: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            sequence: Int64 = 0,
+            importId: String = "",
+            lenderId: String = "",
+            accountExternalId: String = "",
+            externalId: String = "",
+            amount: TypeV1.Money? = nil,
+            receivedMs: Int64 = 0,
+            note: String = ""
+        ) {
+            self.sequence = sequence
+            self.importId = importId
+            self.lenderId = lenderId
+            self.accountExternalId = accountExternalId
+            self.externalId = externalId
+            self.amount = amount
+            self.receivedMs = receivedMs
+            self.note = note
+        }
+    }
+
+    /// The result of one import record, sent once the record's batch committed.
+    public struct ImportResult: ProtoMessage {
+        /// The record's sequence.
+        public var sequence: Int64 = 0
+        /// What was done.
+        public var outcome: AccountsV1.ImportOutcome = .init()
+        /// The account (ImportAccounts) or the account paid (ImportPayments);
+        /// empty when rejected before it was known.
+        public var accountId: String = ""
+        /// The debtor (ImportAccounts); empty otherwise.
+        public var debtorId: String = ""
+        /// The payment recorded (ImportPayments); empty otherwise.
+        public var paymentId: String = ""
+        /// REJECTED: the status code the single RPC would have returned
+        /// (google.rpc.Code, e.g. 3 INVALID_ARGUMENT, 9 FAILED_PRECONDITION).
+        public var code: Int32 = 0
+        /// REJECTED: the error message, "field.path: problem" or "rule-id: detail".
+        public var message: String = ""
+        /// REJECTED with INVALID_ARGUMENT or FAILED_PRECONDITION: the field path
+        /// (relative to the record) or the rule id, as in a Refusal detail.
+        public var refusal: TypeV1.Refusal? = nil
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            sequence: Int64 = 0,
+            outcome: AccountsV1.ImportOutcome = .init(),
+            accountId: String = "",
+            debtorId: String = "",
+            paymentId: String = "",
+            code: Int32 = 0,
+            message: String = "",
+            refusal: TypeV1.Refusal? = nil
+        ) {
+            self.sequence = sequence
+            self.outcome = outcome
+            self.accountId = accountId
+            self.debtorId = debtorId
+            self.paymentId = paymentId
+            self.code = code
+            self.message = message
+            self.refusal = refusal
+        }
+    }
+
+    /// An account placed with a collection agency for a period.
+    public struct Placement: ProtoMessage, RequestIdentified {
+        /// Server-assigned id, "plc_…".
+        public var id: String = ""
+        /// The account.
+        public var accountId: String = ""
+        /// The agency it is placed with (scheduling's Agency.id).
+        public var agencyId: String = ""
+        /// The debtor-local day it was placed.
+        public var startDate: TypeV1.Date? = nil
+        /// The last debtor-local day it is placed (inclusive); it expires the day
+        /// after.
+        public var endDate: TypeV1.Date? = nil
+        /// Why it was placed (by hand: the caller's reason; by rule: the agency's
+        /// rank and the account's figures).
+        public var reason: String = ""
+        /// Who placed it.
+        public var placedBy: TypeV1.Actor? = nil
+        /// When it was placed (service clock).
+        public var placedMs: Int64 = 0
+        /// request_id of the PlaceAccounts call.
+        public var requestId: String = ""
+        /// Where it stands.
+        public var state: AccountsV1.PlacementState = .init()
+        /// When it was recalled or expired; 0 while ACTIVE.
+        public var endedMs: Int64 = 0
+        /// Why it was recalled or expired; empty while ACTIVE.
+        public var endReason: String = ""
+        /// Who recalled it (ROLE_SYSTEM for an expiry); absent while ACTIVE.
+        public var endedBy: TypeV1.Actor? = nil
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            id: String = "",
+            accountId: String = "",
+            agencyId: String = "",
+            startDate: TypeV1.Date? = nil,
+            endDate: TypeV1.Date? = nil,
+            reason: String = "",
+            placedBy: TypeV1.Actor? = nil,
+            placedMs: Int64 = 0,
+            requestId: String = "",
+            state: AccountsV1.PlacementState = .init(),
+            endedMs: Int64 = 0,
+            endReason: String = "",
+            endedBy: TypeV1.Actor? = nil
+        ) {
+            self.id = id
+            self.accountId = accountId
+            self.agencyId = agencyId
+            self.startDate = startDate
+            self.endDate = endDate
+            self.reason = reason
+            self.placedBy = placedBy
+            self.placedMs = placedMs
+            self.requestId = requestId
+            self.state = state
+            self.endedMs = endedMs
+            self.endReason = endReason
+            self.endedBy = endedBy
+        }
+    }
+
+    /// One account of a PlaceAccounts or RecallAccounts request.
+    public struct PlacementTarget: ProtoMessage {
+        /// The account. Required.
+        public var accountId: String = ""
+        /// 0 = don't check; else must equal the account's version (ABORTED).
+        public var expectedVersion: Int64 = 0
+        /// Why this account (PlaceAccounts); empty = the request's reason.
+        public var reason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            accountId: String = "",
+            expectedVersion: Int64 = 0,
+            reason: String = ""
+        ) {
+            self.accountId = accountId
+            self.expectedVersion = expectedVersion
+            self.reason = reason
+        }
+    }
+
+    /// An agency a placement by rule may fill, with how many accounts it takes.
+    public struct AgencyQuota: ProtoMessage {
+        /// The agency. Required, at most once per request.
+        public var agencyId: String = ""
+        /// Accounts placed with it at once at most, counting those already placed
+        /// with it. Required, 1-1000000.
+        public var capacity: Int32 = 0
+        /// Why this agency and where it ranks, e.g. "rank 1 of 3: 0 upheld
+        /// complaints, 9 of 10 promises kept"; copied into each placement's reason.
+        /// 0-500 characters.
+        public var reason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            agencyId: String = "",
+            capacity: Int32 = 0,
+            reason: String = ""
+        ) {
+            self.agencyId = agencyId
+            self.capacity = capacity
+            self.reason = reason
+        }
+    }
+
+    /// A placement by rule: a region's unplaced FIELD accounts across agencies.
+    public struct RegionPlacement: ProtoMessage {
+        /// The region (Address.region_code). Required.
+        public var regionCode: String = ""
+        /// The agencies, best first. Required, 1-100 entries.
+        public var agencies: [AccountsV1.AgencyQuota] = []
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            regionCode: String = "",
+            agencies: [AccountsV1.AgencyQuota] = []
+        ) {
+            self.regionCode = regionCode
+            self.agencies = agencies
+        }
+    }
+
+    /// Request of Accounts.PlaceAccounts.
+    public struct PlaceAccountsRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key. Required.
+        public var requestId: String = ""
+        /// By hand: the agency. Required with accounts; empty with region.
+        public var agencyId: String = ""
+        /// By hand: the accounts, 1-1000, each at most once. Empty with region.
+        public var accounts: [AccountsV1.PlacementTarget] = []
+        /// The last day of the placements (debtor-local, inclusive). Required;
+        /// after today and at most 366 days ahead.
+        public var endDate: TypeV1.Date? = nil
+        /// Why. Required by hand unless every account has its own reason, 1-500
+        /// characters; by rule it prefixes each placement's reason.
+        public var reason: String = ""
+        /// By rule: the region and its agencies. Absent by hand.
+        public var region: AccountsV1.RegionPlacement? = nil
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            agencyId: String = "",
+            accounts: [AccountsV1.PlacementTarget] = [],
+            endDate: TypeV1.Date? = nil,
+            reason: String = "",
+            region: AccountsV1.RegionPlacement? = nil
+        ) {
+            self.requestId = requestId
+            self.agencyId = agencyId
+            self.accounts = accounts
+            self.endDate = endDate
+            self.reason = reason
+            self.region = region
+        }
+    }
+
+    /// Response of Accounts.PlaceAccounts.
+    public struct PlaceAccountsResponse: ProtoMessage {
+        /// The placements made, in the order made.
+        public var placements: [AccountsV1.Placement] = []
+        /// By rule: the region's unplaced FIELD accounts (on no hold) left unplaced
+        /// because every agency was full.
+        public var accountsLeftUnplaced: Int32 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            placements: [AccountsV1.Placement] = [],
+            accountsLeftUnplaced: Int32 = 0
+        ) {
+            self.placements = placements
+            self.accountsLeftUnplaced = accountsLeftUnplaced
+        }
+    }
+
+    /// Request of Accounts.RecallAccounts.
+    public struct RecallAccountsRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key. Required.
+        public var requestId: String = ""
+        /// The accounts to recall, 0-1000, each at most once; empty = every
+        /// account placed with agency_id.
+        public var accounts: [AccountsV1.PlacementTarget] = []
+        /// The agency whose accounts are recalled. Required when accounts is
+        /// empty; otherwise, if set, every named account must be placed with it.
+        public var agencyId: String = ""
+        /// Why. Required, 1-500 characters.
+        public var reason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            accounts: [AccountsV1.PlacementTarget] = [],
+            agencyId: String = "",
+            reason: String = ""
+        ) {
+            self.requestId = requestId
+            self.accounts = accounts
+            self.agencyId = agencyId
+            self.reason = reason
+        }
+    }
+
+    /// Response of Accounts.RecallAccounts.
+    public struct RecallAccountsResponse: ProtoMessage {
+        /// The placements ended, state RECALLED.
+        public var placements: [AccountsV1.Placement] = []
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            placements: [AccountsV1.Placement] = []
+        ) {
+            self.placements = placements
+        }
+    }
 }
 
 extension AccountsV1 {
@@ -3433,6 +4173,12 @@ extension AccountsV1 {
     ///   GetAccountTimeline    yes       yes         own             yes
     ///   UpdateDebtor          yes       -           -               -
     ///   ListDebtorChanges     yes       yes         -               -
+    ///   PlaceAccounts         yes       -           -               yes
+    ///   RecallAccounts        yes       yes         -               yes
+    ///   ListPersonalDataAccess -         yes         -               -
+    ///   ExportDebtorRecord    -         yes (1)     -               -
+    ///   ImportAccounts        yes       -           -               -
+    ///   ImportPayments        yes       -           -               -
     ///
     ///   (1) may ask for unmasked personal data (reveal_personal_data with an
     ///       access_reason); every unmasked read is written to the audit log
@@ -3670,8 +4416,121 @@ extension AccountsV1 {
         public static let listDebtorChanges = MethodDescriptor<AccountsV1.ListDebtorChangesRequest, AccountsV1.ListDebtorChangesResponse>(
             service: name, method: "ListDebtorChanges", isServerStreaming: false)
 
+        /// Bulk loading from the lender's books: a stream of debtor + account +
+        /// schedule records, each keyed by the lender's external ids (the debtor's
+        /// external_id; the account's lender_id and external_id), answered by one
+        /// ImportResult per record, in the order sent. A record whose key is new
+        /// creates (CreateDebtor / OpenAccount's rules and events); one identical to
+        /// the last imported record of its key is UNCHANGED and writes nothing; one
+        /// that differs updates the debtor (as UpdateDebtor would: change trail,
+        /// DEBTOR_UPDATED on its accounts) and/or the account (new terms or a new
+        /// schedule, ACCOUNT_IMPORTED on its timeline), each change naming the
+        /// import. Sending the same records again changes nothing.
+        ///
+        /// A bad record is REJECTED with the status code, field path or rule id the
+        /// single RPC would have returned (field paths are relative to the record,
+        /// e.g. "debtor.national_id", "account.instalments[2].due_date"); the other
+        /// records are processed. Records are committed in batches and a result is
+        /// sent only after its record's batch committed: the sequence of the last
+        /// result received is acknowledged, and an import whose stream broke resumes
+        /// by sending the records after it (records sent again are UNCHANGED).
+        /// The stream's own status is OK unless the whole call fails (UNAUTHENTICATED,
+        /// PERMISSION_DENIED, UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED).
+        ///
+        /// Rejections: INVALID_ARGUMENT (a field of the record, e.g. "sequence:
+        /// must be greater than the previous record's", "import_id: required",
+        /// "debtor.national_id: differs from the debtor on record; an import does
+        /// not change it" (likewise full_name), "account.external_id: the account
+        /// belongs to another debtor").
+        public static let importAccounts = MethodDescriptor<AccountsV1.ImportAccountsRequest, AccountsV1.ImportResult>(
+            service: name, method: "ImportAccounts", isServerStreaming: true, isClientStreaming: true)
+
+        /// Bulk loading of payments received by the lender: a stream of payment
+        /// records, each keyed by the account (lender_id, account_external_id) and
+        /// the payment's external_id, answered as ImportAccounts answers. A new
+        /// payment is recorded exactly as RecordPayment records it (allocation,
+        /// promises, plan, stage cure, risk, timeline naming the import); a payment
+        /// already recorded with the same amount and received_ms is UNCHANGED.
+        ///
+        /// Rejections: INVALID_ARGUMENT (a field of the record); NOT_FOUND (no such
+        /// account); FAILED_PRECONDITION `payment-exceeds-outstanding`;
+        /// ALREADY_EXISTS (a payment with this external_id is recorded on the
+        /// account with another amount or time: payments are not corrected by
+        /// imports).
+        public static let importPayments = MethodDescriptor<AccountsV1.ImportPaymentsRequest, AccountsV1.ImportResult>(
+            service: name, method: "ImportPayments", isServerStreaming: true, isClientStreaming: true)
+
+        /// Places accounts with a collection agency until an end date, with the
+        /// reason recorded per account. An account has at most one ACTIVE
+        /// placement; while it lasts the account's assigned_agency_id is the
+        /// placement's agency (so the agency's managers see it in GetAccount,
+        /// ListAccounts and ListVisitCandidates, and PlanDay for the agency plans
+        /// it), and it ends by RecallAccounts or by itself after end_date (the
+        /// stage engine records PLACEMENT_EXPIRED; reads from the day after
+        /// end_date on already show the account unplaced). Each placed account gets
+        /// a new version and an ACCOUNT_PLACED timeline event.
+        ///
+        /// By hand: agency_id and accounts (all placed or none). By rule (region,
+        /// sent by Scheduling.PlaceRegion): the region's unplaced FIELD accounts on
+        /// no hold, best expected recovery first, fill the agencies in the order
+        /// given, each up to its capacity counting the accounts already placed
+        /// with it; the reason of each placement names the agency's rank and the
+        /// account's figures.
+        ///
+        /// Errors: NOT_FOUND (an account); ABORTED (stale expected_version);
+        /// INVALID_ARGUMENT (e.g. "accounts[2].account_id: listed twice",
+        /// "end_date: must be after today (2026-03-10)",
+        /// "region.agencies[0].capacity: must be 1-1000000"); FAILED_PRECONDITION
+        /// `placement-active` (an account is already placed; the Refusal names
+        /// every one), `account-stage` (SETTLED or WRITTEN_OFF).
+        public static let placeAccounts = MethodDescriptor<AccountsV1.PlaceAccountsRequest, AccountsV1.PlaceAccountsResponse>(
+            service: name, method: "PlaceAccounts", isServerStreaming: false)
+
+        /// Ends placements early with a reason: the accounts named, or (accounts
+        /// empty) every account placed with agency_id, which is how scheduling
+        /// recalls an agency's accounts when it is suspended or exits. Each
+        /// recalled account is unplaced (assigned_agency_id empty), gets a new
+        /// version and an ACCOUNT_RECALLED timeline event. Recalling an agency
+        /// with no placed account changes nothing and is not an error.
+        ///
+        /// Errors: NOT_FOUND (an account); ABORTED; INVALID_ARGUMENT ("reason:
+        /// required", "agency_id: required when accounts is empty");
+        /// FAILED_PRECONDITION `placement-missing` (a named account is not placed,
+        /// or not with agency_id when one is given).
+        public static let recallAccounts = MethodDescriptor<AccountsV1.RecallAccountsRequest, AccountsV1.RecallAccountsResponse>(
+            service: name, method: "RecallAccounts", isServerStreaming: false)
+
+        /// The audit of unmasked personal data (compliance only): every read that
+        /// revealed a debtor's national id, phone numbers or emergency contacts'
+        /// phones (GetDebtor with reveal_personal_data), with who read it, for
+        /// which agency, which fields, when and the stated reason. Oldest first;
+        /// filtered by debtor, actor subject, agency and period (all optional,
+        /// combined with AND). The audit holds no personal values itself.
+        ///
+        /// Errors: INVALID_ARGUMENT ("end_ms: must be after start_ms", "page_token:
+        /// not a token of this query", an id of the wrong form).
+        public static let listPersonalDataAccess = MethodDescriptor<AccountsV1.ListPersonalDataAccessRequest, AccountsV1.ListPersonalDataAccessResponse>(
+            service: name, method: "ListPersonalDataAccess", isServerStreaming: false)
+
+        /// A subject-access export (compliance only): everything the accounts
+        /// service holds about one debtor, streamed in parts, in this order — the
+        /// debtor unmasked; each of the debtor's accounts in full (schedule,
+        /// payments, promises, plans, holds, placement), oldest first; each
+        /// account's timeline, oldest first; the contact attempts about the
+        /// debtor; the debtor's change trail; the personal-data access log of the
+        /// debtor. The export is itself written to that log (fields "export", the
+        /// access_reason) in the transaction that reads the record, so the record
+        /// is one consistent snapshot and no export goes unrecorded; the log part
+        /// of the export ends with that entry.
+        ///
+        /// Errors: NOT_FOUND; INVALID_ARGUMENT ("access_reason: required");
+        /// RESOURCE_EXHAUSTED (more than 200,000 parts: ask for the accounts one by
+        /// one through GetAccount and GetAccountTimeline).
+        public static let exportDebtorRecord = MethodDescriptor<AccountsV1.ExportDebtorRecordRequest, AccountsV1.DebtorRecordPart>(
+            service: name, method: "ExportDebtorRecord", isServerStreaming: true)
+
         /// The `:path` of every method of the service.
-        public static let methodPaths: [String] = ["/doorstep.accounts.v1.Accounts/CreateDebtor", "/doorstep.accounts.v1.Accounts/GetDebtor", "/doorstep.accounts.v1.Accounts/OpenAccount", "/doorstep.accounts.v1.Accounts/GetAccount", "/doorstep.accounts.v1.Accounts/ListAccounts", "/doorstep.accounts.v1.Accounts/RecordPayment", "/doorstep.accounts.v1.Accounts/RecordContactAttempt", "/doorstep.accounts.v1.Accounts/RecordPromiseToPay", "/doorstep.accounts.v1.Accounts/ProposeRepaymentPlan", "/doorstep.accounts.v1.Accounts/AcceptRepaymentPlan", "/doorstep.accounts.v1.Accounts/PlaceHold", "/doorstep.accounts.v1.Accounts/ReleaseHold", "/doorstep.accounts.v1.Accounts/EvaluateStages", "/doorstep.accounts.v1.Accounts/ListVisitCandidates", "/doorstep.accounts.v1.Accounts/ReferToLegal", "/doorstep.accounts.v1.Accounts/WriteOff", "/doorstep.accounts.v1.Accounts/GetAccountTimeline", "/doorstep.accounts.v1.Accounts/UpdateDebtor", "/doorstep.accounts.v1.Accounts/ListDebtorChanges"]
+        public static let methodPaths: [String] = ["/doorstep.accounts.v1.Accounts/CreateDebtor", "/doorstep.accounts.v1.Accounts/GetDebtor", "/doorstep.accounts.v1.Accounts/OpenAccount", "/doorstep.accounts.v1.Accounts/GetAccount", "/doorstep.accounts.v1.Accounts/ListAccounts", "/doorstep.accounts.v1.Accounts/RecordPayment", "/doorstep.accounts.v1.Accounts/RecordContactAttempt", "/doorstep.accounts.v1.Accounts/RecordPromiseToPay", "/doorstep.accounts.v1.Accounts/ProposeRepaymentPlan", "/doorstep.accounts.v1.Accounts/AcceptRepaymentPlan", "/doorstep.accounts.v1.Accounts/PlaceHold", "/doorstep.accounts.v1.Accounts/ReleaseHold", "/doorstep.accounts.v1.Accounts/EvaluateStages", "/doorstep.accounts.v1.Accounts/ListVisitCandidates", "/doorstep.accounts.v1.Accounts/ReferToLegal", "/doorstep.accounts.v1.Accounts/WriteOff", "/doorstep.accounts.v1.Accounts/GetAccountTimeline", "/doorstep.accounts.v1.Accounts/UpdateDebtor", "/doorstep.accounts.v1.Accounts/ListDebtorChanges", "/doorstep.accounts.v1.Accounts/ImportAccounts", "/doorstep.accounts.v1.Accounts/ImportPayments", "/doorstep.accounts.v1.Accounts/PlaceAccounts", "/doorstep.accounts.v1.Accounts/RecallAccounts", "/doorstep.accounts.v1.Accounts/ListPersonalDataAccess", "/doorstep.accounts.v1.Accounts/ExportDebtorRecord"]
     }
 }
 
@@ -4317,6 +5176,364 @@ extension AccountsV1.ListDebtorChangesResponse {
     }
 }
 
+// MARK: - doorstep.accounts.v1.ListPersonalDataAccessRequest
+
+extension AccountsV1.ListPersonalDataAccessRequest {
+    public static let protoMessageName = "doorstep.accounts.v1.ListPersonalDataAccessRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "debtor_id", kind: .string, repeated: false),
+        2: .init(name: "actor_subject", kind: .string, repeated: false),
+        3: .init(name: "agency_id", kind: .string, repeated: false),
+        4: .init(name: "start_ms", kind: .varint, repeated: false),
+        5: .init(name: "end_ms", kind: .varint, repeated: false),
+        6: .init(name: "page_size", kind: .varint, repeated: false),
+        7: .init(name: "page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.ListPersonalDataAccessRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ListPersonalDataAccessRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__list_personal_data_access_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ListPersonalDataAccessRequest>) { doorstep__accounts__v1__list_personal_data_access_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ListPersonalDataAccessRequest>, arena: Arena) throws(WireError) {
+        if !self.debtorId.isEmpty { c.pointee.debtor_id = try arena.cString(self.debtorId, field: "debtor_id") }
+        if !self.actorSubject.isEmpty { c.pointee.actor_subject = try arena.cString(self.actorSubject, field: "actor_subject") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        c.pointee.start_ms = self.startMs
+        c.pointee.end_ms = self.endMs
+        c.pointee.page_size = self.pageSize
+        if !self.pageToken.isEmpty { c.pointee.page_token = try arena.cString(self.pageToken, field: "page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ListPersonalDataAccessRequest>) {
+        self.init()
+        self.debtorId = swiftString(c.pointee.debtor_id)
+        self.actorSubject = swiftString(c.pointee.actor_subject)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.startMs = c.pointee.start_ms
+        self.endMs = c.pointee.end_ms
+        self.pageSize = c.pointee.page_size
+        self.pageToken = swiftString(c.pointee.page_token)
+    }
+}
+
+extension AccountsV1.ListPersonalDataAccessRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.debtorId.isEmpty { members.append(("debtorId", .string(self.debtorId))) }
+        if !self.actorSubject.isEmpty { members.append(("actorSubject", .string(self.actorSubject))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.startMs != 0 { members.append(("startMs", .int64(self.startMs))) }
+        if self.endMs != 0 { members.append(("endMs", .int64(self.endMs))) }
+        if self.pageSize != 0 { members.append(("pageSize", .integer(Int64(self.pageSize)))) }
+        if !self.pageToken.isEmpty { members.append(("pageToken", .string(self.pageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "debtorId", "debtor_id": self.debtorId = try value.string(fieldPath)
+            case "actorSubject", "actor_subject": self.actorSubject = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "startMs", "start_ms": self.startMs = try value.int64(fieldPath)
+            case "endMs", "end_ms": self.endMs = try value.int64(fieldPath)
+            case "pageSize", "page_size": self.pageSize = try value.int32(fieldPath)
+            case "pageToken", "page_token": self.pageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ListPersonalDataAccessRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.PersonalDataAccess
+
+extension AccountsV1.PersonalDataAccess {
+    public static let protoMessageName = "doorstep.accounts.v1.PersonalDataAccess"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "sequence", kind: .varint, repeated: false),
+        2: .init(name: "debtor_id", kind: .string, repeated: false),
+        3: .init(name: "actor", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        4: .init(name: "fields", kind: .string, repeated: true),
+        5: .init(name: "reason", kind: .string, repeated: false),
+        6: .init(name: "accessed_ms", kind: .varint, repeated: false),
+    ])
+}
+
+extension AccountsV1.PersonalDataAccess: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__PersonalDataAccess
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__personal_data_access() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__PersonalDataAccess>) { doorstep__accounts__v1__personal_data_access__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__PersonalDataAccess>, arena: Arena) throws(WireError) {
+        c.pointee.sequence = self.sequence
+        if !self.debtorId.isEmpty { c.pointee.debtor_id = try arena.cString(self.debtorId, field: "debtor_id") }
+        if let value = self.actor { c.pointee.actor = try value.makeCStruct(in: arena) }
+        if !self.fields.isEmpty {
+            c.pointee.n_fields = self.fields.count
+            c.pointee.fields = try arena.array(self.fields) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "fields") }
+        }
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+        c.pointee.accessed_ms = self.accessedMs
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__PersonalDataAccess>) {
+        self.init()
+        self.sequence = c.pointee.sequence
+        self.debtorId = swiftString(c.pointee.debtor_id)
+        self.actor = c.pointee.actor.map { TypeV1.Actor(copying: $0) }
+        self.fields = swiftArray(c.pointee.fields, c.pointee.n_fields) { swiftString($0) }
+        self.reason = swiftString(c.pointee.reason)
+        self.accessedMs = c.pointee.accessed_ms
+    }
+}
+
+extension AccountsV1.PersonalDataAccess {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.sequence != 0 { members.append(("sequence", .int64(self.sequence))) }
+        if !self.debtorId.isEmpty { members.append(("debtorId", .string(self.debtorId))) }
+        if let value = self.actor { members.append(("actor", value.jsonValue())) }
+        if !self.fields.isEmpty { members.append(("fields", .array(self.fields.map { .string($0) }))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        if self.accessedMs != 0 { members.append(("accessedMs", .int64(self.accessedMs))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "sequence": self.sequence = try value.int64(fieldPath)
+            case "debtorId", "debtor_id": self.debtorId = try value.string(fieldPath)
+            case "actor": self.actor = try TypeV1.Actor(json: value, path: fieldPath)
+            case "fields":
+                self.fields = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try element.string("\(fieldPath)[\(index)]")
+                }
+            case "reason": self.reason = try value.string(fieldPath)
+            case "accessedMs", "accessed_ms": self.accessedMs = try value.int64(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.PersonalDataAccess")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.ListPersonalDataAccessResponse
+
+extension AccountsV1.ListPersonalDataAccessResponse {
+    public static let protoMessageName = "doorstep.accounts.v1.ListPersonalDataAccessResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "accesses", kind: .message({ AccountsV1.PersonalDataAccess.wireSchema }), repeated: true),
+        2: .init(name: "next_page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.ListPersonalDataAccessResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ListPersonalDataAccessResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__list_personal_data_access_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ListPersonalDataAccessResponse>) { doorstep__accounts__v1__list_personal_data_access_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ListPersonalDataAccessResponse>, arena: Arena) throws(WireError) {
+        if !self.accesses.isEmpty {
+            c.pointee.n_accesses = self.accesses.count
+            c.pointee.accesses = try arena.array(self.accesses) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__PersonalDataAccess>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.nextPageToken.isEmpty { c.pointee.next_page_token = try arena.cString(self.nextPageToken, field: "next_page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ListPersonalDataAccessResponse>) {
+        self.init()
+        self.accesses = swiftArray(c.pointee.accesses, c.pointee.n_accesses) { AccountsV1.PersonalDataAccess(copying: $0!) }
+        self.nextPageToken = swiftString(c.pointee.next_page_token)
+    }
+}
+
+extension AccountsV1.ListPersonalDataAccessResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.accesses.isEmpty { members.append(("accesses", .array(self.accesses.map { $0.jsonValue() }))) }
+        if !self.nextPageToken.isEmpty { members.append(("nextPageToken", .string(self.nextPageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "accesses":
+                self.accesses = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try AccountsV1.PersonalDataAccess(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ListPersonalDataAccessResponse")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.ExportDebtorRecordRequest
+
+extension AccountsV1.ExportDebtorRecordRequest {
+    public static let protoMessageName = "doorstep.accounts.v1.ExportDebtorRecordRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "debtor_id", kind: .string, repeated: false),
+        2: .init(name: "access_reason", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.ExportDebtorRecordRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ExportDebtorRecordRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__export_debtor_record_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ExportDebtorRecordRequest>) { doorstep__accounts__v1__export_debtor_record_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ExportDebtorRecordRequest>, arena: Arena) throws(WireError) {
+        if !self.debtorId.isEmpty { c.pointee.debtor_id = try arena.cString(self.debtorId, field: "debtor_id") }
+        if !self.accessReason.isEmpty { c.pointee.access_reason = try arena.cString(self.accessReason, field: "access_reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ExportDebtorRecordRequest>) {
+        self.init()
+        self.debtorId = swiftString(c.pointee.debtor_id)
+        self.accessReason = swiftString(c.pointee.access_reason)
+    }
+}
+
+extension AccountsV1.ExportDebtorRecordRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.debtorId.isEmpty { members.append(("debtorId", .string(self.debtorId))) }
+        if !self.accessReason.isEmpty { members.append(("accessReason", .string(self.accessReason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "debtorId", "debtor_id": self.debtorId = try value.string(fieldPath)
+            case "accessReason", "access_reason": self.accessReason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ExportDebtorRecordRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.DebtorRecordPart
+
+extension AccountsV1.DebtorRecordPart {
+    public static let protoMessageName = "doorstep.accounts.v1.DebtorRecordPart"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "debtor", kind: .message({ AccountsV1.Debtor.wireSchema }), repeated: false),
+        2: .init(name: "account", kind: .message({ AccountsV1.Account.wireSchema }), repeated: false),
+        3: .init(name: "timeline_event", kind: .message({ AccountsV1.TimelineEvent.wireSchema }), repeated: false),
+        4: .init(name: "contact_attempt", kind: .message({ AccountsV1.ContactAttempt.wireSchema }), repeated: false),
+        5: .init(name: "debtor_change", kind: .message({ AccountsV1.DebtorChange.wireSchema }), repeated: false),
+        6: .init(name: "personal_data_access", kind: .message({ AccountsV1.PersonalDataAccess.wireSchema }), repeated: false),
+    ])
+}
+
+extension AccountsV1.DebtorRecordPart: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__DebtorRecordPart
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__debtor_record_part() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__DebtorRecordPart>) { doorstep__accounts__v1__debtor_record_part__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__DebtorRecordPart>, arena: Arena) throws(WireError) {
+        switch self.part {
+        case nil: break
+        case .debtor(let value)?:
+            c.pointee.part_case = .init(rawValue: 1)
+            c.pointee.debtor = try value.makeCStruct(in: arena)
+        case .account(let value)?:
+            c.pointee.part_case = .init(rawValue: 2)
+            c.pointee.account = try value.makeCStruct(in: arena)
+        case .timelineEvent(let value)?:
+            c.pointee.part_case = .init(rawValue: 3)
+            c.pointee.timeline_event = try value.makeCStruct(in: arena)
+        case .contactAttempt(let value)?:
+            c.pointee.part_case = .init(rawValue: 4)
+            c.pointee.contact_attempt = try value.makeCStruct(in: arena)
+        case .debtorChange(let value)?:
+            c.pointee.part_case = .init(rawValue: 5)
+            c.pointee.debtor_change = try value.makeCStruct(in: arena)
+        case .personalDataAccess(let value)?:
+            c.pointee.part_case = .init(rawValue: 6)
+            c.pointee.personal_data_access = try value.makeCStruct(in: arena)
+        }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__DebtorRecordPart>) {
+        self.init()
+        switch c.pointee.part_case.rawValue {
+        case 1: self.part = c.pointee.debtor.map { .debtor(AccountsV1.Debtor(copying: $0)) }
+        case 2: self.part = c.pointee.account.map { .account(AccountsV1.Account(copying: $0)) }
+        case 3: self.part = c.pointee.timeline_event.map { .timelineEvent(AccountsV1.TimelineEvent(copying: $0)) }
+        case 4: self.part = c.pointee.contact_attempt.map { .contactAttempt(AccountsV1.ContactAttempt(copying: $0)) }
+        case 5: self.part = c.pointee.debtor_change.map { .debtorChange(AccountsV1.DebtorChange(copying: $0)) }
+        case 6: self.part = c.pointee.personal_data_access.map { .personalDataAccess(AccountsV1.PersonalDataAccess(copying: $0)) }
+        default: self.part = nil
+        }
+    }
+}
+
+extension AccountsV1.DebtorRecordPart {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        switch self.part {
+        case nil: break
+        case .debtor(let value)?: members.append(("debtor", value.jsonValue()))
+        case .account(let value)?: members.append(("account", value.jsonValue()))
+        case .timelineEvent(let value)?: members.append(("timelineEvent", value.jsonValue()))
+        case .contactAttempt(let value)?: members.append(("contactAttempt", value.jsonValue()))
+        case .debtorChange(let value)?: members.append(("debtorChange", value.jsonValue()))
+        case .personalDataAccess(let value)?: members.append(("personalDataAccess", value.jsonValue()))
+        }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "debtor": self.part = .debtor(try AccountsV1.Debtor(json: value, path: fieldPath))
+            case "account": self.part = .account(try AccountsV1.Account(json: value, path: fieldPath))
+            case "timelineEvent", "timeline_event": self.part = .timelineEvent(try AccountsV1.TimelineEvent(json: value, path: fieldPath))
+            case "contactAttempt", "contact_attempt": self.part = .contactAttempt(try AccountsV1.ContactAttempt(json: value, path: fieldPath))
+            case "debtorChange", "debtor_change": self.part = .debtorChange(try AccountsV1.DebtorChange(json: value, path: fieldPath))
+            case "personalDataAccess", "personal_data_access": self.part = .personalDataAccess(try AccountsV1.PersonalDataAccess(json: value, path: fieldPath))
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.DebtorRecordPart")
+            }
+        }
+    }
+}
+
 // MARK: - doorstep.accounts.v1.Account
 
 extension AccountsV1.Account {
@@ -4358,6 +5575,7 @@ extension AccountsV1.Account {
         33: .init(name: "version", kind: .varint, repeated: false),
         34: .init(name: "created_ms", kind: .varint, repeated: false),
         35: .init(name: "updated_ms", kind: .varint, repeated: false),
+        40: .init(name: "placement", kind: .message({ AccountsV1.Placement.wireSchema }), repeated: false),
     ])
 }
 
@@ -4419,6 +5637,7 @@ extension AccountsV1.Account: CMessageBridge {
         c.pointee.version = self.version
         c.pointee.created_ms = self.createdMs
         c.pointee.updated_ms = self.updatedMs
+        if let value = self.placement { c.pointee.placement = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Accounts__V1__Account>) {
@@ -4458,6 +5677,7 @@ extension AccountsV1.Account: CMessageBridge {
         self.version = c.pointee.version
         self.createdMs = c.pointee.created_ms
         self.updatedMs = c.pointee.updated_ms
+        self.placement = c.pointee.placement.map { AccountsV1.Placement(copying: $0) }
     }
 }
 
@@ -4499,6 +5719,7 @@ extension AccountsV1.Account {
         if self.version != 0 { members.append(("version", .int64(self.version))) }
         if self.createdMs != 0 { members.append(("createdMs", .int64(self.createdMs))) }
         if self.updatedMs != 0 { members.append(("updatedMs", .int64(self.updatedMs))) }
+        if let value = self.placement { members.append(("placement", value.jsonValue())) }
         return .object(members)
     }
 
@@ -4558,6 +5779,7 @@ extension AccountsV1.Account {
             case "version": self.version = try value.int64(fieldPath)
             case "createdMs", "created_ms": self.createdMs = try value.int64(fieldPath)
             case "updatedMs", "updated_ms": self.updatedMs = try value.int64(fieldPath)
+            case "placement": self.placement = try AccountsV1.Placement(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.Account")
             }
         }
@@ -6801,6 +8023,7 @@ extension AccountsV1.ListVisitCandidatesRequest {
         4: .init(name: "min_expected_recovery", kind: .message({ TypeV1.Money.wireSchema }), repeated: false),
         5: .init(name: "exclude_account_ids", kind: .string, repeated: true),
         6: .init(name: "include_deferred", kind: .varint, repeated: false),
+        7: .init(name: "agency_id", kind: .string, repeated: false),
     ])
 }
 
@@ -6821,6 +8044,7 @@ extension AccountsV1.ListVisitCandidatesRequest: CMessageBridge {
             c.pointee.exclude_account_ids = try arena.array(self.excludeAccountIds) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "exclude_account_ids") }
         }
         if self.includeDeferred { c.pointee.include_deferred = (self.includeDeferred ? 1 : 0) }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
     }
 
     init(copying c: UnsafePointer<Doorstep__Accounts__V1__ListVisitCandidatesRequest>) {
@@ -6831,6 +8055,7 @@ extension AccountsV1.ListVisitCandidatesRequest: CMessageBridge {
         self.minExpectedRecovery = c.pointee.min_expected_recovery.map { TypeV1.Money(copying: $0) }
         self.excludeAccountIds = swiftArray(c.pointee.exclude_account_ids, c.pointee.n_exclude_account_ids) { swiftString($0) }
         self.includeDeferred = (c.pointee.include_deferred != 0)
+        self.agencyId = swiftString(c.pointee.agency_id)
     }
 }
 
@@ -6843,6 +8068,7 @@ extension AccountsV1.ListVisitCandidatesRequest {
         if let value = self.minExpectedRecovery { members.append(("minExpectedRecovery", value.jsonValue())) }
         if !self.excludeAccountIds.isEmpty { members.append(("excludeAccountIds", .array(self.excludeAccountIds.map { .string($0) }))) }
         if self.includeDeferred { members.append(("includeDeferred", .bool(self.includeDeferred))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
         return .object(members)
     }
 
@@ -6861,6 +8087,7 @@ extension AccountsV1.ListVisitCandidatesRequest {
                     try element.string("\(fieldPath)[\(index)]")
                 }
             case "includeDeferred", "include_deferred": self.includeDeferred = try value.bool(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ListVisitCandidatesRequest")
             }
         }
@@ -7479,6 +8706,7 @@ extension AccountsV1.TimelineEvent {
         16: .init(name: "risk", kind: .message({ AccountsV1.RiskAssessment.wireSchema }), repeated: false),
         17: .init(name: "legal_referral", kind: .message({ AccountsV1.LegalReferral.wireSchema }), repeated: false),
         18: .init(name: "write_off", kind: .message({ AccountsV1.WriteOffRecord.wireSchema }), repeated: false),
+        25: .init(name: "placement", kind: .message({ AccountsV1.Placement.wireSchema }), repeated: false),
     ])
 }
 
@@ -7527,6 +8755,9 @@ extension AccountsV1.TimelineEvent: CMessageBridge {
         case .writeOff(let value)?:
             c.pointee.details_case = .init(rawValue: 18)
             c.pointee.write_off = try value.makeCStruct(in: arena)
+        case .placement(let value)?:
+            c.pointee.details_case = .init(rawValue: 25)
+            c.pointee.placement = try value.makeCStruct(in: arena)
         }
     }
 
@@ -7550,6 +8781,7 @@ extension AccountsV1.TimelineEvent: CMessageBridge {
         case 16: self.details = c.pointee.risk.map { .risk(AccountsV1.RiskAssessment(copying: $0)) }
         case 17: self.details = c.pointee.legal_referral.map { .legalReferral(AccountsV1.LegalReferral(copying: $0)) }
         case 18: self.details = c.pointee.write_off.map { .writeOff(AccountsV1.WriteOffRecord(copying: $0)) }
+        case 25: self.details = c.pointee.placement.map { .placement(AccountsV1.Placement(copying: $0)) }
         default: self.details = nil
         }
     }
@@ -7577,6 +8809,7 @@ extension AccountsV1.TimelineEvent {
         case .risk(let value)?: members.append(("risk", value.jsonValue()))
         case .legalReferral(let value)?: members.append(("legalReferral", value.jsonValue()))
         case .writeOff(let value)?: members.append(("writeOff", value.jsonValue()))
+        case .placement(let value)?: members.append(("placement", value.jsonValue()))
         }
         return .object(members)
     }
@@ -7604,6 +8837,7 @@ extension AccountsV1.TimelineEvent {
             case "risk": self.details = .risk(try AccountsV1.RiskAssessment(json: value, path: fieldPath))
             case "legalReferral", "legal_referral": self.details = .legalReferral(try AccountsV1.LegalReferral(json: value, path: fieldPath))
             case "writeOff", "write_off": self.details = .writeOff(try AccountsV1.WriteOffRecord(json: value, path: fieldPath))
+            case "placement": self.details = .placement(try AccountsV1.Placement(json: value, path: fieldPath))
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.TimelineEvent")
             }
         }
@@ -7731,6 +8965,856 @@ extension AccountsV1.GetAccountTimelineResponse {
                 }
             case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.GetAccountTimelineResponse")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.ImportAccountsRequest
+
+extension AccountsV1.ImportAccountsRequest {
+    public static let protoMessageName = "doorstep.accounts.v1.ImportAccountsRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "sequence", kind: .varint, repeated: false),
+        2: .init(name: "import_id", kind: .string, repeated: false),
+        3: .init(name: "debtor", kind: .message({ AccountsV1.Debtor.wireSchema }), repeated: false),
+        4: .init(name: "account", kind: .message({ AccountsV1.ImportedAccount.wireSchema }), repeated: false),
+    ])
+}
+
+extension AccountsV1.ImportAccountsRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ImportAccountsRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__import_accounts_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ImportAccountsRequest>) { doorstep__accounts__v1__import_accounts_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ImportAccountsRequest>, arena: Arena) throws(WireError) {
+        c.pointee.sequence = self.sequence
+        if !self.importId.isEmpty { c.pointee.import_id = try arena.cString(self.importId, field: "import_id") }
+        if let value = self.debtor { c.pointee.debtor = try value.makeCStruct(in: arena) }
+        if let value = self.account { c.pointee.account = try value.makeCStruct(in: arena) }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ImportAccountsRequest>) {
+        self.init()
+        self.sequence = c.pointee.sequence
+        self.importId = swiftString(c.pointee.import_id)
+        self.debtor = c.pointee.debtor.map { AccountsV1.Debtor(copying: $0) }
+        self.account = c.pointee.account.map { AccountsV1.ImportedAccount(copying: $0) }
+    }
+}
+
+extension AccountsV1.ImportAccountsRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.sequence != 0 { members.append(("sequence", .int64(self.sequence))) }
+        if !self.importId.isEmpty { members.append(("importId", .string(self.importId))) }
+        if let value = self.debtor { members.append(("debtor", value.jsonValue())) }
+        if let value = self.account { members.append(("account", value.jsonValue())) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "sequence": self.sequence = try value.int64(fieldPath)
+            case "importId", "import_id": self.importId = try value.string(fieldPath)
+            case "debtor": self.debtor = try AccountsV1.Debtor(json: value, path: fieldPath)
+            case "account": self.account = try AccountsV1.ImportedAccount(json: value, path: fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ImportAccountsRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.ImportedAccount
+
+extension AccountsV1.ImportedAccount {
+    public static let protoMessageName = "doorstep.accounts.v1.ImportedAccount"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "external_id", kind: .string, repeated: false),
+        2: .init(name: "lender_id", kind: .string, repeated: false),
+        3: .init(name: "product", kind: .varint, repeated: false),
+        4: .init(name: "product_name", kind: .string, repeated: false),
+        5: .init(name: "principal", kind: .message({ TypeV1.Money.wireSchema }), repeated: false),
+        6: .init(name: "opened_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        7: .init(name: "instalments", kind: .message({ AccountsV1.OpeningInstalment.wireSchema }), repeated: true),
+        8: .init(name: "assigned_agency_id", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.ImportedAccount: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ImportedAccount
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__imported_account() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ImportedAccount>) { doorstep__accounts__v1__imported_account__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ImportedAccount>, arena: Arena) throws(WireError) {
+        if !self.externalId.isEmpty { c.pointee.external_id = try arena.cString(self.externalId, field: "external_id") }
+        if !self.lenderId.isEmpty { c.pointee.lender_id = try arena.cString(self.lenderId, field: "lender_id") }
+        if self.product.rawValue != 0 { c.pointee.product = .init(rawValue: .init(truncatingIfNeeded: self.product.rawValue)) }
+        if !self.productName.isEmpty { c.pointee.product_name = try arena.cString(self.productName, field: "product_name") }
+        if let value = self.principal { c.pointee.principal = try value.makeCStruct(in: arena) }
+        if let value = self.openedDate { c.pointee.opened_date = try value.makeCStruct(in: arena) }
+        if !self.instalments.isEmpty {
+            c.pointee.n_instalments = self.instalments.count
+            c.pointee.instalments = try arena.array(self.instalments) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__OpeningInstalment>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.assignedAgencyId.isEmpty { c.pointee.assigned_agency_id = try arena.cString(self.assignedAgencyId, field: "assigned_agency_id") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ImportedAccount>) {
+        self.init()
+        self.externalId = swiftString(c.pointee.external_id)
+        self.lenderId = swiftString(c.pointee.lender_id)
+        self.product = AccountsV1.ProductType(rawValue: Int32(truncatingIfNeeded: c.pointee.product.rawValue))
+        self.productName = swiftString(c.pointee.product_name)
+        self.principal = c.pointee.principal.map { TypeV1.Money(copying: $0) }
+        self.openedDate = c.pointee.opened_date.map { TypeV1.Date(copying: $0) }
+        self.instalments = swiftArray(c.pointee.instalments, c.pointee.n_instalments) { AccountsV1.OpeningInstalment(copying: $0!) }
+        self.assignedAgencyId = swiftString(c.pointee.assigned_agency_id)
+    }
+}
+
+extension AccountsV1.ImportedAccount {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.externalId.isEmpty { members.append(("externalId", .string(self.externalId))) }
+        if !self.lenderId.isEmpty { members.append(("lenderId", .string(self.lenderId))) }
+        if self.product.rawValue != 0 { members.append(("product", .enumValue(self.product))) }
+        if !self.productName.isEmpty { members.append(("productName", .string(self.productName))) }
+        if let value = self.principal { members.append(("principal", value.jsonValue())) }
+        if let value = self.openedDate { members.append(("openedDate", value.jsonValue())) }
+        if !self.instalments.isEmpty { members.append(("instalments", .array(self.instalments.map { $0.jsonValue() }))) }
+        if !self.assignedAgencyId.isEmpty { members.append(("assignedAgencyId", .string(self.assignedAgencyId))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "externalId", "external_id": self.externalId = try value.string(fieldPath)
+            case "lenderId", "lender_id": self.lenderId = try value.string(fieldPath)
+            case "product": self.product = try value.enumValue(AccountsV1.ProductType.self, fieldPath)
+            case "productName", "product_name": self.productName = try value.string(fieldPath)
+            case "principal": self.principal = try TypeV1.Money(json: value, path: fieldPath)
+            case "openedDate", "opened_date": self.openedDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "instalments":
+                self.instalments = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try AccountsV1.OpeningInstalment(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "assignedAgencyId", "assigned_agency_id": self.assignedAgencyId = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ImportedAccount")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.ImportPaymentsRequest
+
+extension AccountsV1.ImportPaymentsRequest {
+    public static let protoMessageName = "doorstep.accounts.v1.ImportPaymentsRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "sequence", kind: .varint, repeated: false),
+        2: .init(name: "import_id", kind: .string, repeated: false),
+        3: .init(name: "lender_id", kind: .string, repeated: false),
+        4: .init(name: "account_external_id", kind: .string, repeated: false),
+        5: .init(name: "external_id", kind: .string, repeated: false),
+        6: .init(name: "amount", kind: .message({ TypeV1.Money.wireSchema }), repeated: false),
+        7: .init(name: "received_ms", kind: .varint, repeated: false),
+        8: .init(name: "note", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.ImportPaymentsRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ImportPaymentsRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__import_payments_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ImportPaymentsRequest>) { doorstep__accounts__v1__import_payments_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ImportPaymentsRequest>, arena: Arena) throws(WireError) {
+        c.pointee.sequence = self.sequence
+        if !self.importId.isEmpty { c.pointee.import_id = try arena.cString(self.importId, field: "import_id") }
+        if !self.lenderId.isEmpty { c.pointee.lender_id = try arena.cString(self.lenderId, field: "lender_id") }
+        if !self.accountExternalId.isEmpty { c.pointee.account_external_id = try arena.cString(self.accountExternalId, field: "account_external_id") }
+        if !self.externalId.isEmpty { c.pointee.external_id = try arena.cString(self.externalId, field: "external_id") }
+        if let value = self.amount { c.pointee.amount = try value.makeCStruct(in: arena) }
+        c.pointee.received_ms = self.receivedMs
+        if !self.note.isEmpty { c.pointee.note = try arena.cString(self.note, field: "note") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ImportPaymentsRequest>) {
+        self.init()
+        self.sequence = c.pointee.sequence
+        self.importId = swiftString(c.pointee.import_id)
+        self.lenderId = swiftString(c.pointee.lender_id)
+        self.accountExternalId = swiftString(c.pointee.account_external_id)
+        self.externalId = swiftString(c.pointee.external_id)
+        self.amount = c.pointee.amount.map { TypeV1.Money(copying: $0) }
+        self.receivedMs = c.pointee.received_ms
+        self.note = swiftString(c.pointee.note)
+    }
+}
+
+extension AccountsV1.ImportPaymentsRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.sequence != 0 { members.append(("sequence", .int64(self.sequence))) }
+        if !self.importId.isEmpty { members.append(("importId", .string(self.importId))) }
+        if !self.lenderId.isEmpty { members.append(("lenderId", .string(self.lenderId))) }
+        if !self.accountExternalId.isEmpty { members.append(("accountExternalId", .string(self.accountExternalId))) }
+        if !self.externalId.isEmpty { members.append(("externalId", .string(self.externalId))) }
+        if let value = self.amount { members.append(("amount", value.jsonValue())) }
+        if self.receivedMs != 0 { members.append(("receivedMs", .int64(self.receivedMs))) }
+        if !self.note.isEmpty { members.append(("note", .string(self.note))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "sequence": self.sequence = try value.int64(fieldPath)
+            case "importId", "import_id": self.importId = try value.string(fieldPath)
+            case "lenderId", "lender_id": self.lenderId = try value.string(fieldPath)
+            case "accountExternalId", "account_external_id": self.accountExternalId = try value.string(fieldPath)
+            case "externalId", "external_id": self.externalId = try value.string(fieldPath)
+            case "amount": self.amount = try TypeV1.Money(json: value, path: fieldPath)
+            case "receivedMs", "received_ms": self.receivedMs = try value.int64(fieldPath)
+            case "note": self.note = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ImportPaymentsRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.ImportResult
+
+extension AccountsV1.ImportResult {
+    public static let protoMessageName = "doorstep.accounts.v1.ImportResult"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "sequence", kind: .varint, repeated: false),
+        2: .init(name: "outcome", kind: .varint, repeated: false),
+        3: .init(name: "account_id", kind: .string, repeated: false),
+        4: .init(name: "debtor_id", kind: .string, repeated: false),
+        5: .init(name: "payment_id", kind: .string, repeated: false),
+        6: .init(name: "code", kind: .varint, repeated: false),
+        7: .init(name: "message", kind: .string, repeated: false),
+        8: .init(name: "refusal", kind: .message({ TypeV1.Refusal.wireSchema }), repeated: false),
+    ])
+}
+
+extension AccountsV1.ImportResult: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ImportResult
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__import_result() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ImportResult>) { doorstep__accounts__v1__import_result__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ImportResult>, arena: Arena) throws(WireError) {
+        c.pointee.sequence = self.sequence
+        if self.outcome.rawValue != 0 { c.pointee.outcome = .init(rawValue: .init(truncatingIfNeeded: self.outcome.rawValue)) }
+        if !self.accountId.isEmpty { c.pointee.account_id = try arena.cString(self.accountId, field: "account_id") }
+        if !self.debtorId.isEmpty { c.pointee.debtor_id = try arena.cString(self.debtorId, field: "debtor_id") }
+        if !self.paymentId.isEmpty { c.pointee.payment_id = try arena.cString(self.paymentId, field: "payment_id") }
+        c.pointee.code = self.code
+        if !self.message.isEmpty { c.pointee.message = try arena.cString(self.message, field: "message") }
+        if let value = self.refusal { c.pointee.refusal = try value.makeCStruct(in: arena) }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ImportResult>) {
+        self.init()
+        self.sequence = c.pointee.sequence
+        self.outcome = AccountsV1.ImportOutcome(rawValue: Int32(truncatingIfNeeded: c.pointee.outcome.rawValue))
+        self.accountId = swiftString(c.pointee.account_id)
+        self.debtorId = swiftString(c.pointee.debtor_id)
+        self.paymentId = swiftString(c.pointee.payment_id)
+        self.code = c.pointee.code
+        self.message = swiftString(c.pointee.message)
+        self.refusal = c.pointee.refusal.map { TypeV1.Refusal(copying: $0) }
+    }
+}
+
+extension AccountsV1.ImportResult {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.sequence != 0 { members.append(("sequence", .int64(self.sequence))) }
+        if self.outcome.rawValue != 0 { members.append(("outcome", .enumValue(self.outcome))) }
+        if !self.accountId.isEmpty { members.append(("accountId", .string(self.accountId))) }
+        if !self.debtorId.isEmpty { members.append(("debtorId", .string(self.debtorId))) }
+        if !self.paymentId.isEmpty { members.append(("paymentId", .string(self.paymentId))) }
+        if self.code != 0 { members.append(("code", .integer(Int64(self.code)))) }
+        if !self.message.isEmpty { members.append(("message", .string(self.message))) }
+        if let value = self.refusal { members.append(("refusal", value.jsonValue())) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "sequence": self.sequence = try value.int64(fieldPath)
+            case "outcome": self.outcome = try value.enumValue(AccountsV1.ImportOutcome.self, fieldPath)
+            case "accountId", "account_id": self.accountId = try value.string(fieldPath)
+            case "debtorId", "debtor_id": self.debtorId = try value.string(fieldPath)
+            case "paymentId", "payment_id": self.paymentId = try value.string(fieldPath)
+            case "code": self.code = try value.int32(fieldPath)
+            case "message": self.message = try value.string(fieldPath)
+            case "refusal": self.refusal = try TypeV1.Refusal(json: value, path: fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ImportResult")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.Placement
+
+extension AccountsV1.Placement {
+    public static let protoMessageName = "doorstep.accounts.v1.Placement"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "id", kind: .string, repeated: false),
+        2: .init(name: "account_id", kind: .string, repeated: false),
+        3: .init(name: "agency_id", kind: .string, repeated: false),
+        4: .init(name: "start_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        5: .init(name: "end_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        6: .init(name: "reason", kind: .string, repeated: false),
+        7: .init(name: "placed_by", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        8: .init(name: "placed_ms", kind: .varint, repeated: false),
+        9: .init(name: "request_id", kind: .string, repeated: false),
+        10: .init(name: "state", kind: .varint, repeated: false),
+        11: .init(name: "ended_ms", kind: .varint, repeated: false),
+        12: .init(name: "end_reason", kind: .string, repeated: false),
+        13: .init(name: "ended_by", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+    ])
+}
+
+extension AccountsV1.Placement: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__Placement
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__placement() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__Placement>) { doorstep__accounts__v1__placement__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__Placement>, arena: Arena) throws(WireError) {
+        if !self.id.isEmpty { c.pointee.id = try arena.cString(self.id, field: "id") }
+        if !self.accountId.isEmpty { c.pointee.account_id = try arena.cString(self.accountId, field: "account_id") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        if let value = self.startDate { c.pointee.start_date = try value.makeCStruct(in: arena) }
+        if let value = self.endDate { c.pointee.end_date = try value.makeCStruct(in: arena) }
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+        if let value = self.placedBy { c.pointee.placed_by = try value.makeCStruct(in: arena) }
+        c.pointee.placed_ms = self.placedMs
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if self.state.rawValue != 0 { c.pointee.state = .init(rawValue: .init(truncatingIfNeeded: self.state.rawValue)) }
+        c.pointee.ended_ms = self.endedMs
+        if !self.endReason.isEmpty { c.pointee.end_reason = try arena.cString(self.endReason, field: "end_reason") }
+        if let value = self.endedBy { c.pointee.ended_by = try value.makeCStruct(in: arena) }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__Placement>) {
+        self.init()
+        self.id = swiftString(c.pointee.id)
+        self.accountId = swiftString(c.pointee.account_id)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.startDate = c.pointee.start_date.map { TypeV1.Date(copying: $0) }
+        self.endDate = c.pointee.end_date.map { TypeV1.Date(copying: $0) }
+        self.reason = swiftString(c.pointee.reason)
+        self.placedBy = c.pointee.placed_by.map { TypeV1.Actor(copying: $0) }
+        self.placedMs = c.pointee.placed_ms
+        self.requestId = swiftString(c.pointee.request_id)
+        self.state = AccountsV1.PlacementState(rawValue: Int32(truncatingIfNeeded: c.pointee.state.rawValue))
+        self.endedMs = c.pointee.ended_ms
+        self.endReason = swiftString(c.pointee.end_reason)
+        self.endedBy = c.pointee.ended_by.map { TypeV1.Actor(copying: $0) }
+    }
+}
+
+extension AccountsV1.Placement {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.id.isEmpty { members.append(("id", .string(self.id))) }
+        if !self.accountId.isEmpty { members.append(("accountId", .string(self.accountId))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if let value = self.startDate { members.append(("startDate", value.jsonValue())) }
+        if let value = self.endDate { members.append(("endDate", value.jsonValue())) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        if let value = self.placedBy { members.append(("placedBy", value.jsonValue())) }
+        if self.placedMs != 0 { members.append(("placedMs", .int64(self.placedMs))) }
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if self.state.rawValue != 0 { members.append(("state", .enumValue(self.state))) }
+        if self.endedMs != 0 { members.append(("endedMs", .int64(self.endedMs))) }
+        if !self.endReason.isEmpty { members.append(("endReason", .string(self.endReason))) }
+        if let value = self.endedBy { members.append(("endedBy", value.jsonValue())) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "id": self.id = try value.string(fieldPath)
+            case "accountId", "account_id": self.accountId = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "startDate", "start_date": self.startDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "endDate", "end_date": self.endDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            case "placedBy", "placed_by": self.placedBy = try TypeV1.Actor(json: value, path: fieldPath)
+            case "placedMs", "placed_ms": self.placedMs = try value.int64(fieldPath)
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "state": self.state = try value.enumValue(AccountsV1.PlacementState.self, fieldPath)
+            case "endedMs", "ended_ms": self.endedMs = try value.int64(fieldPath)
+            case "endReason", "end_reason": self.endReason = try value.string(fieldPath)
+            case "endedBy", "ended_by": self.endedBy = try TypeV1.Actor(json: value, path: fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.Placement")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.PlacementTarget
+
+extension AccountsV1.PlacementTarget {
+    public static let protoMessageName = "doorstep.accounts.v1.PlacementTarget"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "account_id", kind: .string, repeated: false),
+        2: .init(name: "expected_version", kind: .varint, repeated: false),
+        3: .init(name: "reason", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.PlacementTarget: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__PlacementTarget
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__placement_target() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__PlacementTarget>) { doorstep__accounts__v1__placement_target__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__PlacementTarget>, arena: Arena) throws(WireError) {
+        if !self.accountId.isEmpty { c.pointee.account_id = try arena.cString(self.accountId, field: "account_id") }
+        c.pointee.expected_version = self.expectedVersion
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__PlacementTarget>) {
+        self.init()
+        self.accountId = swiftString(c.pointee.account_id)
+        self.expectedVersion = c.pointee.expected_version
+        self.reason = swiftString(c.pointee.reason)
+    }
+}
+
+extension AccountsV1.PlacementTarget {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.accountId.isEmpty { members.append(("accountId", .string(self.accountId))) }
+        if self.expectedVersion != 0 { members.append(("expectedVersion", .int64(self.expectedVersion))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "accountId", "account_id": self.accountId = try value.string(fieldPath)
+            case "expectedVersion", "expected_version": self.expectedVersion = try value.int64(fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.PlacementTarget")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.AgencyQuota
+
+extension AccountsV1.AgencyQuota {
+    public static let protoMessageName = "doorstep.accounts.v1.AgencyQuota"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "agency_id", kind: .string, repeated: false),
+        2: .init(name: "capacity", kind: .varint, repeated: false),
+        3: .init(name: "reason", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.AgencyQuota: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__AgencyQuota
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__agency_quota() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__AgencyQuota>) { doorstep__accounts__v1__agency_quota__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__AgencyQuota>, arena: Arena) throws(WireError) {
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        c.pointee.capacity = self.capacity
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__AgencyQuota>) {
+        self.init()
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.capacity = c.pointee.capacity
+        self.reason = swiftString(c.pointee.reason)
+    }
+}
+
+extension AccountsV1.AgencyQuota {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.capacity != 0 { members.append(("capacity", .integer(Int64(self.capacity)))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "capacity": self.capacity = try value.int32(fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.AgencyQuota")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.RegionPlacement
+
+extension AccountsV1.RegionPlacement {
+    public static let protoMessageName = "doorstep.accounts.v1.RegionPlacement"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "region_code", kind: .string, repeated: false),
+        2: .init(name: "agencies", kind: .message({ AccountsV1.AgencyQuota.wireSchema }), repeated: true),
+    ])
+}
+
+extension AccountsV1.RegionPlacement: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__RegionPlacement
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__region_placement() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__RegionPlacement>) { doorstep__accounts__v1__region_placement__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__RegionPlacement>, arena: Arena) throws(WireError) {
+        if !self.regionCode.isEmpty { c.pointee.region_code = try arena.cString(self.regionCode, field: "region_code") }
+        if !self.agencies.isEmpty {
+            c.pointee.n_agencies = self.agencies.count
+            c.pointee.agencies = try arena.array(self.agencies) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__AgencyQuota>? in try element.makeCStruct(in: arena) }
+        }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__RegionPlacement>) {
+        self.init()
+        self.regionCode = swiftString(c.pointee.region_code)
+        self.agencies = swiftArray(c.pointee.agencies, c.pointee.n_agencies) { AccountsV1.AgencyQuota(copying: $0!) }
+    }
+}
+
+extension AccountsV1.RegionPlacement {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.regionCode.isEmpty { members.append(("regionCode", .string(self.regionCode))) }
+        if !self.agencies.isEmpty { members.append(("agencies", .array(self.agencies.map { $0.jsonValue() }))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "regionCode", "region_code": self.regionCode = try value.string(fieldPath)
+            case "agencies":
+                self.agencies = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try AccountsV1.AgencyQuota(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.RegionPlacement")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.PlaceAccountsRequest
+
+extension AccountsV1.PlaceAccountsRequest {
+    public static let protoMessageName = "doorstep.accounts.v1.PlaceAccountsRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "agency_id", kind: .string, repeated: false),
+        3: .init(name: "accounts", kind: .message({ AccountsV1.PlacementTarget.wireSchema }), repeated: true),
+        4: .init(name: "end_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        5: .init(name: "reason", kind: .string, repeated: false),
+        6: .init(name: "region", kind: .message({ AccountsV1.RegionPlacement.wireSchema }), repeated: false),
+    ])
+}
+
+extension AccountsV1.PlaceAccountsRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__PlaceAccountsRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__place_accounts_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__PlaceAccountsRequest>) { doorstep__accounts__v1__place_accounts_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__PlaceAccountsRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        if !self.accounts.isEmpty {
+            c.pointee.n_accounts = self.accounts.count
+            c.pointee.accounts = try arena.array(self.accounts) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__PlacementTarget>? in try element.makeCStruct(in: arena) }
+        }
+        if let value = self.endDate { c.pointee.end_date = try value.makeCStruct(in: arena) }
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+        if let value = self.region { c.pointee.region = try value.makeCStruct(in: arena) }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__PlaceAccountsRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.accounts = swiftArray(c.pointee.accounts, c.pointee.n_accounts) { AccountsV1.PlacementTarget(copying: $0!) }
+        self.endDate = c.pointee.end_date.map { TypeV1.Date(copying: $0) }
+        self.reason = swiftString(c.pointee.reason)
+        self.region = c.pointee.region.map { AccountsV1.RegionPlacement(copying: $0) }
+    }
+}
+
+extension AccountsV1.PlaceAccountsRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if !self.accounts.isEmpty { members.append(("accounts", .array(self.accounts.map { $0.jsonValue() }))) }
+        if let value = self.endDate { members.append(("endDate", value.jsonValue())) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        if let value = self.region { members.append(("region", value.jsonValue())) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "accounts":
+                self.accounts = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try AccountsV1.PlacementTarget(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "endDate", "end_date": self.endDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            case "region": self.region = try AccountsV1.RegionPlacement(json: value, path: fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.PlaceAccountsRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.PlaceAccountsResponse
+
+extension AccountsV1.PlaceAccountsResponse {
+    public static let protoMessageName = "doorstep.accounts.v1.PlaceAccountsResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "placements", kind: .message({ AccountsV1.Placement.wireSchema }), repeated: true),
+        2: .init(name: "accounts_left_unplaced", kind: .varint, repeated: false),
+    ])
+}
+
+extension AccountsV1.PlaceAccountsResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__PlaceAccountsResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__place_accounts_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__PlaceAccountsResponse>) { doorstep__accounts__v1__place_accounts_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__PlaceAccountsResponse>, arena: Arena) throws(WireError) {
+        if !self.placements.isEmpty {
+            c.pointee.n_placements = self.placements.count
+            c.pointee.placements = try arena.array(self.placements) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__Placement>? in try element.makeCStruct(in: arena) }
+        }
+        c.pointee.accounts_left_unplaced = self.accountsLeftUnplaced
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__PlaceAccountsResponse>) {
+        self.init()
+        self.placements = swiftArray(c.pointee.placements, c.pointee.n_placements) { AccountsV1.Placement(copying: $0!) }
+        self.accountsLeftUnplaced = c.pointee.accounts_left_unplaced
+    }
+}
+
+extension AccountsV1.PlaceAccountsResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.placements.isEmpty { members.append(("placements", .array(self.placements.map { $0.jsonValue() }))) }
+        if self.accountsLeftUnplaced != 0 { members.append(("accountsLeftUnplaced", .integer(Int64(self.accountsLeftUnplaced)))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "placements":
+                self.placements = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try AccountsV1.Placement(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "accountsLeftUnplaced", "accounts_left_unplaced": self.accountsLeftUnplaced = try value.int32(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.PlaceAccountsResponse")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.RecallAccountsRequest
+
+extension AccountsV1.RecallAccountsRequest {
+    public static let protoMessageName = "doorstep.accounts.v1.RecallAccountsRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "accounts", kind: .message({ AccountsV1.PlacementTarget.wireSchema }), repeated: true),
+        3: .init(name: "agency_id", kind: .string, repeated: false),
+        4: .init(name: "reason", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.RecallAccountsRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__RecallAccountsRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__recall_accounts_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__RecallAccountsRequest>) { doorstep__accounts__v1__recall_accounts_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__RecallAccountsRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.accounts.isEmpty {
+            c.pointee.n_accounts = self.accounts.count
+            c.pointee.accounts = try arena.array(self.accounts) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__PlacementTarget>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__RecallAccountsRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.accounts = swiftArray(c.pointee.accounts, c.pointee.n_accounts) { AccountsV1.PlacementTarget(copying: $0!) }
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.reason = swiftString(c.pointee.reason)
+    }
+}
+
+extension AccountsV1.RecallAccountsRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.accounts.isEmpty { members.append(("accounts", .array(self.accounts.map { $0.jsonValue() }))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "accounts":
+                self.accounts = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try AccountsV1.PlacementTarget(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.RecallAccountsRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.RecallAccountsResponse
+
+extension AccountsV1.RecallAccountsResponse {
+    public static let protoMessageName = "doorstep.accounts.v1.RecallAccountsResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "placements", kind: .message({ AccountsV1.Placement.wireSchema }), repeated: true),
+    ])
+}
+
+extension AccountsV1.RecallAccountsResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__RecallAccountsResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__recall_accounts_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__RecallAccountsResponse>) { doorstep__accounts__v1__recall_accounts_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__RecallAccountsResponse>, arena: Arena) throws(WireError) {
+        if !self.placements.isEmpty {
+            c.pointee.n_placements = self.placements.count
+            c.pointee.placements = try arena.array(self.placements) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__Placement>? in try element.makeCStruct(in: arena) }
+        }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__RecallAccountsResponse>) {
+        self.init()
+        self.placements = swiftArray(c.pointee.placements, c.pointee.n_placements) { AccountsV1.Placement(copying: $0!) }
+    }
+}
+
+extension AccountsV1.RecallAccountsResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.placements.isEmpty { members.append(("placements", .array(self.placements.map { $0.jsonValue() }))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "placements":
+                self.placements = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try AccountsV1.Placement(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.RecallAccountsResponse")
             }
         }
     }

@@ -789,6 +789,10 @@ extension SchedulingV1 {
         /// Output only. Every status change, oldest first; the 50 most recent are
         /// kept.
         public var statusChanges: [SchedulingV1.AgencyStatusChange] = []
+        /// Accounts that may be placed with the agency at once by PlaceRegion,
+        /// counting those already placed with it; 0 = none by rule (placements by
+        /// hand are not limited by it). At most 1000000.
+        public var placementCapacity: Int32 = 0
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -809,7 +813,8 @@ extension SchedulingV1 {
             dailyVisitCapacity: Int32 = 0,
             contact: SchedulingV1.ContactDetails? = nil,
             inspections: [SchedulingV1.AgencyInspection] = [],
-            statusChanges: [SchedulingV1.AgencyStatusChange] = []
+            statusChanges: [SchedulingV1.AgencyStatusChange] = [],
+            placementCapacity: Int32 = 0
         ) {
             self.id = id
             self.displayName = displayName
@@ -826,6 +831,7 @@ extension SchedulingV1 {
             self.contact = contact
             self.inspections = inspections
             self.statusChanges = statusChanges
+            self.placementCapacity = placementCapacity
         }
     }
 
@@ -1026,7 +1032,8 @@ extension SchedulingV1 {
         public var agency: SchedulingV1.Agency? = nil
         /// The fields to change, by name: "display_name", "licence_number",
         /// "licence_expiry_date", "regions_served", "daily_visit_capacity",
-        /// "contact" (a whole field is replaced; an unset contact removes it).
+        /// "contact", "placement_capacity" (a whole field is replaced; an unset
+        /// contact removes it).
         /// Required, each at most once; any other name is INVALID_ARGUMENT naming
         /// its entry, e.g. "update_mask[0]".
         public var updateMask: [String] = []
@@ -2365,8 +2372,9 @@ extension SchedulingV1 {
         /// IANA zone in which `date` is meant; empty = the service's configured
         /// default zone (Asia/Shanghai for cn-2026).
         public var timeZone: String = ""
-        /// Only this agency's crews and appointments; empty = all agencies. Forced
-        /// to the caller's agency for agency_manager tokens.
+        /// Only this agency's crews and appointments, and (fill_with_candidates)
+        /// only the candidates placed with it (Accounts.PlaceAccounts); empty = all
+        /// agencies. Forced to the caller's agency for agency_manager tokens.
         public var agencyId: String = ""
         /// Planning options; absent = defaults.
         public var options: SchedulingV1.PlanDayOptions? = nil
@@ -2874,6 +2882,129 @@ extension SchedulingV1 {
             self.computedMs = computedMs
         }
     }
+
+    /// Request of Scheduling.PlaceRegion.
+    public struct PlaceRegionRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key. Required; also the request_id of the
+        /// Accounts.PlaceAccounts call it makes.
+        public var requestId: String = ""
+        /// The region. Required.
+        public var regionCode: String = ""
+        /// The last day of the placements (debtor-local, inclusive). Required;
+        /// after today and at most 366 days ahead.
+        public var endDate: TypeV1.Date? = nil
+        /// Why, prefixed to each placement's reason. Required, 1-200 characters.
+        public var reason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            regionCode: String = "",
+            endDate: TypeV1.Date? = nil,
+            reason: String = ""
+        ) {
+            self.requestId = requestId
+            self.regionCode = regionCode
+            self.endDate = endDate
+            self.reason = reason
+        }
+    }
+
+    /// An agency considered by PlaceRegion, in rank order.
+    public struct RegionAgencyRank: ProtoMessage {
+        /// The agency.
+        public var agencyId: String = ""
+        /// 1 = filled first.
+        public var rank: Int32 = 0
+        /// Its placement_capacity.
+        public var placementCapacity: Int32 = 0
+        /// Its scorecard's upheld complaints per 1000 visits.
+        public var upheldComplaintsPer1000Visits: Int32 = 0
+        /// Its scorecard's promises kept.
+        public var promisesKept: Int32 = 0
+        /// Its scorecard's broken-promise rate, basis points.
+        public var brokenPromiseRateBp: Int32 = 0
+        /// Accounts this call placed with it.
+        public var accountsPlaced: Int32 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            agencyId: String = "",
+            rank: Int32 = 0,
+            placementCapacity: Int32 = 0,
+            upheldComplaintsPer1000Visits: Int32 = 0,
+            promisesKept: Int32 = 0,
+            brokenPromiseRateBp: Int32 = 0,
+            accountsPlaced: Int32 = 0
+        ) {
+            self.agencyId = agencyId
+            self.rank = rank
+            self.placementCapacity = placementCapacity
+            self.upheldComplaintsPer1000Visits = upheldComplaintsPer1000Visits
+            self.promisesKept = promisesKept
+            self.brokenPromiseRateBp = brokenPromiseRateBp
+            self.accountsPlaced = accountsPlaced
+        }
+    }
+
+    /// One account PlaceRegion placed.
+    public struct RegionPlacementItem: ProtoMessage {
+        /// The account.
+        public var accountId: String = ""
+        /// The agency it was placed with.
+        public var agencyId: String = ""
+        /// Accounts' placement id, "plc_…".
+        public var placementId: String = ""
+        /// The placement's recorded reason.
+        public var reason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            accountId: String = "",
+            agencyId: String = "",
+            placementId: String = "",
+            reason: String = ""
+        ) {
+            self.accountId = accountId
+            self.agencyId = agencyId
+            self.placementId = placementId
+            self.reason = reason
+        }
+    }
+
+    /// Response of Scheduling.PlaceRegion.
+    public struct PlaceRegionResponse: ProtoMessage {
+        /// The agencies considered, best first.
+        public var agencies: [SchedulingV1.RegionAgencyRank] = []
+        /// The placements made.
+        public var placements: [SchedulingV1.RegionPlacementItem] = []
+        /// FIELD accounts of the region (on no hold) left unplaced because every
+        /// agency was full.
+        public var accountsLeftUnplaced: Int32 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            agencies: [SchedulingV1.RegionAgencyRank] = [],
+            placements: [SchedulingV1.RegionPlacementItem] = [],
+            accountsLeftUnplaced: Int32 = 0
+        ) {
+            self.agencies = agencies
+            self.placements = placements
+            self.accountsLeftUnplaced = accountsLeftUnplaced
+        }
+    }
 }
 
 extension SchedulingV1 {
@@ -2910,6 +3041,7 @@ extension SchedulingV1 {
     ///   ListAppointments      yes       yes         own (2)         own (2)    yes
     ///   PlanDay               yes       -           own (3)         -          yes
     ///   GetContactBudget      yes       yes         -               -          yes
+    ///   PlaceRegion           yes       -           -               -          -
     ///
     ///   (1) only suspensions with reason AGENCY_DECISION; complaint suspensions
     ///       are placed and lifted by compliance or the visits service.
@@ -3060,7 +3192,10 @@ extension SchedulingV1 {
         /// CANCELLATION_REASON_COMPLIANCE, each with a cancellation notice to the
         /// debtor when its notice was delivered or is still pending, exactly as
         /// CancelAppointment does. The change is added to status_changes with the
-        /// reason, the caller and the number of appointments cancelled.
+        /// reason, the caller and the number of appointments cancelled. Every
+        /// account placed with the agency is recalled (Accounts.RecallAccounts,
+        /// sent through the outbox in the same transaction: delivered at least
+        /// once, acted on once).
         ///
         /// Errors: NOT_FOUND; ABORTED; FAILED_PRECONDITION `agency-state` (not
         /// ACTIVE).
@@ -3076,8 +3211,9 @@ extension SchedulingV1 {
             service: name, method: "ReinstateAgency", isServerStreaming: false)
 
         /// Removes an agency from the whitelist for good (ACTIVE or SUSPENDED ->
-        /// EXITED): its future appointments are cancelled as by SuspendAgency, and
-        /// nothing changes an EXITED agency again.
+        /// EXITED): its future appointments are cancelled and its placed accounts
+        /// recalled as by SuspendAgency, and nothing changes an EXITED agency
+        /// again.
         ///
         /// Errors: NOT_FOUND; ABORTED; FAILED_PRECONDITION `agency-state` (already
         /// EXITED).
@@ -3235,8 +3371,24 @@ extension SchedulingV1 {
         public static let getContactBudget = MethodDescriptor<SchedulingV1.GetContactBudgetRequest, SchedulingV1.ContactBudget>(
             service: name, method: "GetContactBudget", isServerStreaming: false)
 
+        /// Places the region's unplaced FIELD accounts with the region's ACTIVE
+        /// agencies (serving the region, placement_capacity above 0), within each
+        /// agency's placement_capacity counting the accounts already placed with
+        /// it. Agencies with better scorecards (Visits.GetAgencyScorecard over the
+        /// last 90 days) are filled first: fewer upheld complaints per 1000 visits,
+        /// then more promises kept, then a lower broken-promise rate, then id. The
+        /// placements are made by Accounts.PlaceAccounts (by rule, with this
+        /// request's request_id, so a retry places nothing twice); each records its
+        /// reason: the agency's rank and scorecard and the account's figures.
+        ///
+        /// Errors: INVALID_ARGUMENT (region_code, end_date, reason); UNAVAILABLE if
+        /// accounts or visits cannot be reached (nothing is placed; retry with the
+        /// same request_id).
+        public static let placeRegion = MethodDescriptor<SchedulingV1.PlaceRegionRequest, SchedulingV1.PlaceRegionResponse>(
+            service: name, method: "PlaceRegion", isServerStreaming: false)
+
         /// The `:path` of every method of the service.
-        public static let methodPaths: [String] = ["/doorstep.scheduling.v1.Scheduling/RegisterAgency", "/doorstep.scheduling.v1.Scheduling/RegisterCollector", "/doorstep.scheduling.v1.Scheduling/SuspendCollector", "/doorstep.scheduling.v1.Scheduling/ReinstateCollector", "/doorstep.scheduling.v1.Scheduling/GetAgency", "/doorstep.scheduling.v1.Scheduling/ListAgencies", "/doorstep.scheduling.v1.Scheduling/UpdateAgency", "/doorstep.scheduling.v1.Scheduling/RecordInspection", "/doorstep.scheduling.v1.Scheduling/SuspendAgency", "/doorstep.scheduling.v1.Scheduling/ReinstateAgency", "/doorstep.scheduling.v1.Scheduling/ExitAgency", "/doorstep.scheduling.v1.Scheduling/GetCollector", "/doorstep.scheduling.v1.Scheduling/ListCollectors", "/doorstep.scheduling.v1.Scheduling/UpdateCollector", "/doorstep.scheduling.v1.Scheduling/ListExpiring", "/doorstep.scheduling.v1.Scheduling/CheckCompliance", "/doorstep.scheduling.v1.Scheduling/BookAppointment", "/doorstep.scheduling.v1.Scheduling/ConfirmAppointment", "/doorstep.scheduling.v1.Scheduling/RescheduleAppointment", "/doorstep.scheduling.v1.Scheduling/CancelAppointment", "/doorstep.scheduling.v1.Scheduling/CompleteAppointment", "/doorstep.scheduling.v1.Scheduling/GetAppointment", "/doorstep.scheduling.v1.Scheduling/ListAppointments", "/doorstep.scheduling.v1.Scheduling/PlanDay", "/doorstep.scheduling.v1.Scheduling/GetContactBudget"]
+        public static let methodPaths: [String] = ["/doorstep.scheduling.v1.Scheduling/RegisterAgency", "/doorstep.scheduling.v1.Scheduling/RegisterCollector", "/doorstep.scheduling.v1.Scheduling/SuspendCollector", "/doorstep.scheduling.v1.Scheduling/ReinstateCollector", "/doorstep.scheduling.v1.Scheduling/GetAgency", "/doorstep.scheduling.v1.Scheduling/ListAgencies", "/doorstep.scheduling.v1.Scheduling/UpdateAgency", "/doorstep.scheduling.v1.Scheduling/RecordInspection", "/doorstep.scheduling.v1.Scheduling/SuspendAgency", "/doorstep.scheduling.v1.Scheduling/ReinstateAgency", "/doorstep.scheduling.v1.Scheduling/ExitAgency", "/doorstep.scheduling.v1.Scheduling/GetCollector", "/doorstep.scheduling.v1.Scheduling/ListCollectors", "/doorstep.scheduling.v1.Scheduling/UpdateCollector", "/doorstep.scheduling.v1.Scheduling/ListExpiring", "/doorstep.scheduling.v1.Scheduling/CheckCompliance", "/doorstep.scheduling.v1.Scheduling/BookAppointment", "/doorstep.scheduling.v1.Scheduling/ConfirmAppointment", "/doorstep.scheduling.v1.Scheduling/RescheduleAppointment", "/doorstep.scheduling.v1.Scheduling/CancelAppointment", "/doorstep.scheduling.v1.Scheduling/CompleteAppointment", "/doorstep.scheduling.v1.Scheduling/GetAppointment", "/doorstep.scheduling.v1.Scheduling/ListAppointments", "/doorstep.scheduling.v1.Scheduling/PlanDay", "/doorstep.scheduling.v1.Scheduling/GetContactBudget", "/doorstep.scheduling.v1.Scheduling/PlaceRegion"]
     }
 }
 
@@ -3261,6 +3413,7 @@ extension SchedulingV1.Agency {
         13: .init(name: "contact", kind: .message({ SchedulingV1.ContactDetails.wireSchema }), repeated: false),
         14: .init(name: "inspections", kind: .message({ SchedulingV1.AgencyInspection.wireSchema }), repeated: true),
         15: .init(name: "status_changes", kind: .message({ SchedulingV1.AgencyStatusChange.wireSchema }), repeated: true),
+        16: .init(name: "placement_capacity", kind: .varint, repeated: false),
     ])
 }
 
@@ -3296,6 +3449,7 @@ extension SchedulingV1.Agency: CMessageBridge {
             c.pointee.n_status_changes = self.statusChanges.count
             c.pointee.status_changes = try arena.array(self.statusChanges) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Scheduling__V1__AgencyStatusChange>? in try element.makeCStruct(in: arena) }
         }
+        c.pointee.placement_capacity = self.placementCapacity
     }
 
     init(copying c: UnsafePointer<Doorstep__Scheduling__V1__Agency>) {
@@ -3315,6 +3469,7 @@ extension SchedulingV1.Agency: CMessageBridge {
         self.contact = c.pointee.contact.map { SchedulingV1.ContactDetails(copying: $0) }
         self.inspections = swiftArray(c.pointee.inspections, c.pointee.n_inspections) { SchedulingV1.AgencyInspection(copying: $0!) }
         self.statusChanges = swiftArray(c.pointee.status_changes, c.pointee.n_status_changes) { SchedulingV1.AgencyStatusChange(copying: $0!) }
+        self.placementCapacity = c.pointee.placement_capacity
     }
 }
 
@@ -3336,6 +3491,7 @@ extension SchedulingV1.Agency {
         if let value = self.contact { members.append(("contact", value.jsonValue())) }
         if !self.inspections.isEmpty { members.append(("inspections", .array(self.inspections.map { $0.jsonValue() }))) }
         if !self.statusChanges.isEmpty { members.append(("statusChanges", .array(self.statusChanges.map { $0.jsonValue() }))) }
+        if self.placementCapacity != 0 { members.append(("placementCapacity", .integer(Int64(self.placementCapacity)))) }
         return .object(members)
     }
 
@@ -3369,6 +3525,7 @@ extension SchedulingV1.Agency {
                 self.statusChanges = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
                     try SchedulingV1.AgencyStatusChange(json: element, path: "\(fieldPath)[\(index)]")
                 }
+            case "placementCapacity", "placement_capacity": self.placementCapacity = try value.int32(fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.Agency")
             }
         }
@@ -7335,6 +7492,276 @@ extension SchedulingV1.ContactBudget {
                 }
             case "computedMs", "computed_ms": self.computedMs = try value.int64(fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.ContactBudget")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.PlaceRegionRequest
+
+extension SchedulingV1.PlaceRegionRequest {
+    public static let protoMessageName = "doorstep.scheduling.v1.PlaceRegionRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "region_code", kind: .string, repeated: false),
+        3: .init(name: "end_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        4: .init(name: "reason", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.PlaceRegionRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__PlaceRegionRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__place_region_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__PlaceRegionRequest>) { doorstep__scheduling__v1__place_region_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__PlaceRegionRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.regionCode.isEmpty { c.pointee.region_code = try arena.cString(self.regionCode, field: "region_code") }
+        if let value = self.endDate { c.pointee.end_date = try value.makeCStruct(in: arena) }
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__PlaceRegionRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.regionCode = swiftString(c.pointee.region_code)
+        self.endDate = c.pointee.end_date.map { TypeV1.Date(copying: $0) }
+        self.reason = swiftString(c.pointee.reason)
+    }
+}
+
+extension SchedulingV1.PlaceRegionRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.regionCode.isEmpty { members.append(("regionCode", .string(self.regionCode))) }
+        if let value = self.endDate { members.append(("endDate", value.jsonValue())) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "regionCode", "region_code": self.regionCode = try value.string(fieldPath)
+            case "endDate", "end_date": self.endDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.PlaceRegionRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.RegionAgencyRank
+
+extension SchedulingV1.RegionAgencyRank {
+    public static let protoMessageName = "doorstep.scheduling.v1.RegionAgencyRank"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "agency_id", kind: .string, repeated: false),
+        2: .init(name: "rank", kind: .varint, repeated: false),
+        3: .init(name: "placement_capacity", kind: .varint, repeated: false),
+        4: .init(name: "upheld_complaints_per_1000_visits", kind: .varint, repeated: false),
+        5: .init(name: "promises_kept", kind: .varint, repeated: false),
+        6: .init(name: "broken_promise_rate_bp", kind: .varint, repeated: false),
+        7: .init(name: "accounts_placed", kind: .varint, repeated: false),
+    ])
+}
+
+extension SchedulingV1.RegionAgencyRank: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__RegionAgencyRank
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__region_agency_rank() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__RegionAgencyRank>) { doorstep__scheduling__v1__region_agency_rank__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__RegionAgencyRank>, arena: Arena) throws(WireError) {
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        c.pointee.rank = self.rank
+        c.pointee.placement_capacity = self.placementCapacity
+        c.pointee.upheld_complaints_per_1000_visits = self.upheldComplaintsPer1000Visits
+        c.pointee.promises_kept = self.promisesKept
+        c.pointee.broken_promise_rate_bp = self.brokenPromiseRateBp
+        c.pointee.accounts_placed = self.accountsPlaced
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__RegionAgencyRank>) {
+        self.init()
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.rank = c.pointee.rank
+        self.placementCapacity = c.pointee.placement_capacity
+        self.upheldComplaintsPer1000Visits = c.pointee.upheld_complaints_per_1000_visits
+        self.promisesKept = c.pointee.promises_kept
+        self.brokenPromiseRateBp = c.pointee.broken_promise_rate_bp
+        self.accountsPlaced = c.pointee.accounts_placed
+    }
+}
+
+extension SchedulingV1.RegionAgencyRank {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if self.rank != 0 { members.append(("rank", .integer(Int64(self.rank)))) }
+        if self.placementCapacity != 0 { members.append(("placementCapacity", .integer(Int64(self.placementCapacity)))) }
+        if self.upheldComplaintsPer1000Visits != 0 { members.append(("upheldComplaintsPer1000Visits", .integer(Int64(self.upheldComplaintsPer1000Visits)))) }
+        if self.promisesKept != 0 { members.append(("promisesKept", .integer(Int64(self.promisesKept)))) }
+        if self.brokenPromiseRateBp != 0 { members.append(("brokenPromiseRateBp", .integer(Int64(self.brokenPromiseRateBp)))) }
+        if self.accountsPlaced != 0 { members.append(("accountsPlaced", .integer(Int64(self.accountsPlaced)))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "rank": self.rank = try value.int32(fieldPath)
+            case "placementCapacity", "placement_capacity": self.placementCapacity = try value.int32(fieldPath)
+            case "upheldComplaintsPer1000Visits", "upheld_complaints_per_1000_visits": self.upheldComplaintsPer1000Visits = try value.int32(fieldPath)
+            case "promisesKept", "promises_kept": self.promisesKept = try value.int32(fieldPath)
+            case "brokenPromiseRateBp", "broken_promise_rate_bp": self.brokenPromiseRateBp = try value.int32(fieldPath)
+            case "accountsPlaced", "accounts_placed": self.accountsPlaced = try value.int32(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.RegionAgencyRank")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.RegionPlacementItem
+
+extension SchedulingV1.RegionPlacementItem {
+    public static let protoMessageName = "doorstep.scheduling.v1.RegionPlacementItem"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "account_id", kind: .string, repeated: false),
+        2: .init(name: "agency_id", kind: .string, repeated: false),
+        3: .init(name: "placement_id", kind: .string, repeated: false),
+        4: .init(name: "reason", kind: .string, repeated: false),
+    ])
+}
+
+extension SchedulingV1.RegionPlacementItem: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__RegionPlacementItem
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__region_placement_item() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__RegionPlacementItem>) { doorstep__scheduling__v1__region_placement_item__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__RegionPlacementItem>, arena: Arena) throws(WireError) {
+        if !self.accountId.isEmpty { c.pointee.account_id = try arena.cString(self.accountId, field: "account_id") }
+        if !self.agencyId.isEmpty { c.pointee.agency_id = try arena.cString(self.agencyId, field: "agency_id") }
+        if !self.placementId.isEmpty { c.pointee.placement_id = try arena.cString(self.placementId, field: "placement_id") }
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__RegionPlacementItem>) {
+        self.init()
+        self.accountId = swiftString(c.pointee.account_id)
+        self.agencyId = swiftString(c.pointee.agency_id)
+        self.placementId = swiftString(c.pointee.placement_id)
+        self.reason = swiftString(c.pointee.reason)
+    }
+}
+
+extension SchedulingV1.RegionPlacementItem {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.accountId.isEmpty { members.append(("accountId", .string(self.accountId))) }
+        if !self.agencyId.isEmpty { members.append(("agencyId", .string(self.agencyId))) }
+        if !self.placementId.isEmpty { members.append(("placementId", .string(self.placementId))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "accountId", "account_id": self.accountId = try value.string(fieldPath)
+            case "agencyId", "agency_id": self.agencyId = try value.string(fieldPath)
+            case "placementId", "placement_id": self.placementId = try value.string(fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.RegionPlacementItem")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.scheduling.v1.PlaceRegionResponse
+
+extension SchedulingV1.PlaceRegionResponse {
+    public static let protoMessageName = "doorstep.scheduling.v1.PlaceRegionResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "agencies", kind: .message({ SchedulingV1.RegionAgencyRank.wireSchema }), repeated: true),
+        2: .init(name: "placements", kind: .message({ SchedulingV1.RegionPlacementItem.wireSchema }), repeated: true),
+        3: .init(name: "accounts_left_unplaced", kind: .varint, repeated: false),
+    ])
+}
+
+extension SchedulingV1.PlaceRegionResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Scheduling__V1__PlaceRegionResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__scheduling__v1__place_region_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Scheduling__V1__PlaceRegionResponse>) { doorstep__scheduling__v1__place_region_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Scheduling__V1__PlaceRegionResponse>, arena: Arena) throws(WireError) {
+        if !self.agencies.isEmpty {
+            c.pointee.n_agencies = self.agencies.count
+            c.pointee.agencies = try arena.array(self.agencies) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Scheduling__V1__RegionAgencyRank>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.placements.isEmpty {
+            c.pointee.n_placements = self.placements.count
+            c.pointee.placements = try arena.array(self.placements) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Scheduling__V1__RegionPlacementItem>? in try element.makeCStruct(in: arena) }
+        }
+        c.pointee.accounts_left_unplaced = self.accountsLeftUnplaced
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Scheduling__V1__PlaceRegionResponse>) {
+        self.init()
+        self.agencies = swiftArray(c.pointee.agencies, c.pointee.n_agencies) { SchedulingV1.RegionAgencyRank(copying: $0!) }
+        self.placements = swiftArray(c.pointee.placements, c.pointee.n_placements) { SchedulingV1.RegionPlacementItem(copying: $0!) }
+        self.accountsLeftUnplaced = c.pointee.accounts_left_unplaced
+    }
+}
+
+extension SchedulingV1.PlaceRegionResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.agencies.isEmpty { members.append(("agencies", .array(self.agencies.map { $0.jsonValue() }))) }
+        if !self.placements.isEmpty { members.append(("placements", .array(self.placements.map { $0.jsonValue() }))) }
+        if self.accountsLeftUnplaced != 0 { members.append(("accountsLeftUnplaced", .integer(Int64(self.accountsLeftUnplaced)))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "agencies":
+                self.agencies = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try SchedulingV1.RegionAgencyRank(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "placements":
+                self.placements = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try SchedulingV1.RegionPlacementItem(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "accountsLeftUnplaced", "accounts_left_unplaced": self.accountsLeftUnplaced = try value.int32(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.scheduling.v1.PlaceRegionResponse")
             }
         }
     }

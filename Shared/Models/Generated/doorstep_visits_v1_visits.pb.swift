@@ -2079,11 +2079,12 @@ extension VisitsV1 {
     ///   ResolveComplaint     -         yes         -               -          -
     ///   GetComplaint         yes       yes         own             -          -
     ///   ListComplaints       yes       yes         own (2)         -          -
-    ///   GetAgencyScorecard   yes       yes         own             -          -
+    ///   GetAgencyScorecard   yes       yes         own             -          yes (3)
     ///
     ///   (1) the request's collector_id must be the token's collector and a
     ///       member of the appointment's crew, else PERMISSION_DENIED.
     ///   (2) results are silently restricted to what the caller may see.
+    ///   (3) scheduling ranks agencies by their scorecards (Scheduling.PlaceRegion).
     ///   Reading another agency's or collector's record is NOT_FOUND.
     ///
     /// Errors: every RPC may return the errors listed in types.proto. Each RPC's

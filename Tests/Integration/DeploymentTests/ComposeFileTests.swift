@@ -71,13 +71,16 @@ struct ComposeFileTests {
         if !engine { #expect(ComposeRunner.detect(environment: [:]) == .processes) }
     }
 
-    @Test("peers are addressed by service name and waited for until healthy")
+    @Test("peers are addressed by service name and waited for until healthy, but for a peer that waits for this one")
     func dependencies() throws {
         let compose = try loadCompose()
         for (name, service) in compose.services {
             for (variable, value) in service.environment where variable.hasSuffix("_ADDR") {
                 let peer = String(value.split(separator: ":")[0])
                 #expect(compose.services[peer] != nil, "\(name).\(variable) names unknown service \(peer)")
+                // Scheduling calls visits only for PlaceRegion's scorecards, when asked, and
+                // visits waits for scheduling: that edge of the cycle is not waited for.
+                if compose.services[peer]?.depends_on?[name]?.condition == "service_healthy" { continue }
                 #expect(service.depends_on?[peer]?.condition == "service_healthy", "\(name) must wait for \(peer)")
                 let port = Self.expected.first { $0.0 == peer }!.1
                 #expect(value == "\(peer):\(port)")

@@ -351,6 +351,8 @@ enum PostgresVariant {
             if dependencies[server]?.condition != "service_healthy" { problems.append("\(name) does not wait for \(server) to be healthy") }
             for (variable, value) in compose.services[name]?.environment ?? [:] where variable.hasSuffix("_ADDR") {
                 let peer = String(value.split(separator: ":")[0])
+                // A peer that waits for this service (scheduling's lazy visits peer) is not waited for.
+                if compose.services[peer]?.depends_on?[name]?.condition == "service_healthy" { continue }
                 if dependencies[peer]?.condition != "service_healthy" { problems.append("\(name) does not wait for \(peer) to be healthy") }
             }
         }

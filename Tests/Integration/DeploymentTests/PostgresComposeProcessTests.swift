@@ -69,7 +69,9 @@ struct PostgresComposeProcessTests {
                     environment[variable] = value.replacingOccurrences(of: "@\(PostgresVariant.server):5432/", with: "@127.0.0.1:\(cluster.port)/")
                 case _ where variable.hasSuffix("_ADDR"):
                     let peer = String(value.split(separator: ":")[0])
-                    environment[variable] = try #require(replicas[peer]).map(\.address).joined(separator: ",")
+                    // A peer started later (scheduling's visits, called only for PlaceRegion)
+                    // keeps its compose name, as ComposeCluster leaves it.
+                    environment[variable] = replicas[peer].map { $0.map(\.address).joined(separator: ",") } ?? value
                 default:
                     environment[variable] = value.hasPrefix("/keys/") ? keys.path + value.dropFirst("/keys".count)
                         : value.replacingOccurrences(of: "/data", with: data)

@@ -26,16 +26,21 @@ final class ServiceCluster: Sendable {
         try #require(keygen.status == 0, "\(keygen.output)")
         accounts = try await Self.start("accounts", directory: directory, keyFile: keyFile, extra: extra("accounts"))
         let peers = ["--accounts-addr", accounts.address]
+        // Scheduling asks visits for agency scorecards (PlaceRegion) and visits calls
+        // scheduling: visits' port is chosen before either starts.
+        let visitsListen = only.contains("visits") ? "127.0.0.1:\(try freeLoopbackPort())" : "127.0.0.1:0"
         scheduling = only.contains("scheduling")
-            ? try await Self.start("scheduling", directory: directory, keyFile: keyFile, extra: peers + extra("scheduling")) : nil
+            ? try await Self.start("scheduling", directory: directory, keyFile: keyFile,
+                                   extra: peers + ["--visits-addr", visitsListen] + extra("scheduling")) : nil
         visits = only.contains("visits")
-            ? try await Self.start("visits", directory: directory, keyFile: keyFile,
+            ? try await Self.start("visits", directory: directory, keyFile: keyFile, listen: visitsListen,
                                    extra: peers + (scheduling.map { ["--scheduling-addr", $0.address] } ?? []) + extra("visits")) : nil
     }
 
-    static func start(_ name: String, directory: URL, keyFile: String, extra: [String] = []) async throws -> RunningService {
+    static func start(_ name: String, directory: URL, keyFile: String, listen: String = "127.0.0.1:0",
+                      extra: [String] = []) async throws -> RunningService {
         try await RunningService(name, [
-            "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+            "--listen", listen, "--metrics-listen", "127.0.0.1:0",
             "--data-dir", directory.appendingPathComponent(name).path, "--auth-key-file", keyFile,
             "--log-level", "info",
         ] + extra)
@@ -80,8 +85,9 @@ struct ServiceProcessTests {
         print(result.output)
         #expect(result.status == 0, "\(result.output)")
         #expect(!result.output.contains("FAIL"), "\(result.output)")
-        for check in ["accounts.create_open_get", "accounts.debtor_corrections", "scheduling.register_agency_collector",
+        for check in ["accounts.create_open_get", "accounts.debtor_corrections", "accounts.personal_data_access", "accounts.bulk_import", "scheduling.register_agency_collector",
                       "scheduling.agency_lifecycle", "scheduling.wrong_address_refused", "visits.not_found",
+                      "accounts.placements", "scheduling.place_region",
                       "accounts.deadline_exceeded", "visits.permission_denied", "scheduling.metadata_echo"] {
             #expect(result.output.contains("ok \(check)"), "\(check) did not run")
         }

@@ -21,9 +21,35 @@ public struct AccountsOptions: ParsableArguments {
         valueName: "n"))
     public var readCacheEntries: Int?
 
+    @Option(help: ArgumentHelp(
+        "Debtor-local time (HH:MM, 24 h) at which the service runs the stage engine for each account's new day by itself, or 'off'. Env DOORSTEP_NIGHTLY_EVALUATION_TIME. Default 00:30.",
+        valueName: "HH:MM|off"))
+    public var nightlyEvaluationTime: String?
+
+    @Option(help: ArgumentHelp(
+        "How often the nightly evaluation looks for accounts whose day has begun (1-3600). Env DOORSTEP_NIGHTLY_EVALUATION_INTERVAL_SECONDS. Default 300.",
+        valueName: "seconds"))
+    public var nightlyEvaluationIntervalSeconds: Int?
+
     public init() {}
 
     public static var rulePacks: [String] { RulePacks.all.map(\.id) }
+
+    /// The nightly evaluation these flags ask for: when a debtor-local day starts for it (ms
+    /// after midnight) and how often it looks; nil when it is off.
+    public func nightlyEvaluation(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError)
+        -> (dayStartMs: Int64, interval: Duration)? {
+        let options = OptionSource(environment: environment)
+        let time = options.text(nightlyEvaluationTime, "DOORSTEP_NIGHTLY_EVALUATION_TIME")
+        let seconds = try options.number(nightlyEvaluationIntervalSeconds, "DOORSTEP_NIGHTLY_EVALUATION_INTERVAL_SECONDS", in: 1...3600) ?? 300
+        guard let (value, source) = time else { return (30 * 60_000, .seconds(seconds)) }
+        if value == "off" { return nil }
+        let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ $0.count == 2 }), let hour = Int(parts[0]), let minute = Int(parts[1]),
+              (0...23).contains(hour), (0...59).contains(minute)
+        else { throw ConfigurationError("\(source): '\(value)' is not HH:MM (00:00-23:59) or off") }
+        return (Int64(hour * 60 + minute) * 60_000, .seconds(seconds))
+    }
 
     /// The accounts service configuration these flags (or their environment) ask for.
     public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> (configuration: AccountsService.Configuration, dataKeyFile: String?) {
@@ -50,6 +76,7 @@ public enum AccountsServer {
     public static func run(common: ServiceOptions<AccountsDefaults>, options: AccountsOptions) async throws {
         let configuration = try common.resolve()
         let (accounts, dataKeyFile) = try options.resolve()
+        let nightly = try options.nightlyEvaluation()
         try await ServiceRuntime.run(configuration: configuration) { environment in
             let keyPath = dataKeyFile ?? environment.dataDirectory + "/data.key"
             let key: DataCipher
@@ -82,7 +109,14 @@ public enum AccountsServer {
                 environment.logger.notice("visit-candidate ranking filled", metadata: [
                     "accounts": "\(ranked)", "duration": "\(ContinuousClock.now - started)"])
             }
-            return .serving(service.definition, serviceName: AccountsService.serviceName, database: database, environment: environment)
+            var setup = ServiceSetup.serving(service.definition, serviceName: AccountsService.serviceName, database: database,
+                                             environment: environment)
+            if let nightly {
+                setup.background.append(NightlyEvaluation(service: service, database: database, clock: environment.clock,
+                                                          logger: environment.logger, dayStartMs: nightly.dayStartMs,
+                                                          interval: nightly.interval))
+            }
+            return setup
         }
     }
 }

@@ -22,8 +22,12 @@ extension AccountsService {
         for (index, id) in request.excludeAccountIds.enumerated() {
             try Validate.resourceID(id, field: "exclude_account_ids[\(index)]", prefix: "acc")
         }
+        if !request.agencyId.isEmpty { try Validate.resourceID(request.agencyId, field: "agency_id", prefix: "agy") }
         let scope = try context.requireScope()
-        guard let narrowed = scope.narrow(agencyID: "", collectorID: nil) else { return AccountsV1.ListVisitCandidatesResponse() }
+        // An agency manager's candidates are silently those placed with its agency.
+        guard let narrowed = scope.narrow(agencyID: request.agencyId, collectorID: nil) else {
+            return AccountsV1.ListVisitCandidatesResponse()
+        }
         let excluded = Set(request.excludeAccountIds)
         let filterKey = [request.regionCode, String(minimum), request.minExpectedRecovery?.currencyCode ?? "",
                          excluded.sorted().joined(separator: ","), narrowed.agencyID]

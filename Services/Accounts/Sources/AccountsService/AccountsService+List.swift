@@ -64,7 +64,9 @@ extension AccountsService {
                 after = row
                 let today = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: now)
                 Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
+                Self.showPlacement(&account, today: today)
                 guard buckets.isEmpty || buckets.contains(account.bucket),
+                      sqlQuery.assignedAgencyID.isEmpty || account.assignedAgencyId == sqlQuery.assignedAgencyID,
                       request.holdFilter != .onHold || account.onHold,
                       request.holdFilter != .notOnHold || !account.onHold
                 else { continue }

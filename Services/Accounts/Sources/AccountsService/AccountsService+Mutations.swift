@@ -119,47 +119,55 @@ extension AccountsService {
         try Validate.text(request.note, field: "note", min: 0, max: 500)
         return try await mutateAccount(request, requestID: request.requestId, accountID: request.accountId,
                                        expectedVersion: request.expectedVersion, context: context) { account, scope in
-            let currency = account.principal?.currencyCode ?? ""
-            guard request.amount?.currencyCode == currency else {
-                throw RPCError.invalidArgument("amount.currency_code", "must be \(currency), the account's currency")
-            }
-            let paidDate = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: request.receivedMs)
-            if let opened = account.openedDate.flatMap(CivilDate.init), paidDate < opened {
-                throw RPCError.invalidArgument("received_ms", "must not be before the account's opened_date \(opened)")
-            }
-            guard !account.payments.contains(where: { $0.externalId == request.externalId }) else {
-                throw RPCError(code: .alreadyExists,
-                               message: "a payment with external_id '\(request.externalId)' is already recorded on \(account.id)")
-            }
-            let (schedule, allocations) = try PaymentAllocation.apply(amount, currency: currency, paidDate: paidDate, to: account.instalments)
-            account.instalments = schedule
-            let payment = AccountsV1.Payment(
-                id: IDGenerator.make(prefix: "pay", nowMs: scope.nowMs), requestId: request.requestId,
-                amount: TypeV1.Money(amountMinor: amount, currencyCode: currency), receivedMs: request.receivedMs,
-                externalId: request.externalId, allocations: allocations, note: request.note, recordedMs: scope.nowMs)
-            account.payments.append(payment)
-            var events = [scope.event(.paymentRecorded, reason: "payment \(payment.id) of \(amount) \(currency)", details: .payment(payment))]
-            // Promises and the active plan are brought up to date at once (steps 1 and 2 of
-            // the stage engine): a promise the payment completes is KEPT now, not at the next
-            // EvaluateStages run.
-            var evaluation = StageEvaluation(account: account)
-            let zone = TimeZone(identifier: account.debtorTimeZone) ?? .gmt
-            StageEngine.resolvePromises(&evaluation, asOf: scope.today, zone: zone, nowMs: scope.nowMs, actor: StageEngine.actor)
-            _ = StageEngine.progressPlans(&evaluation, asOf: scope.today, zone: zone, nowMs: scope.nowMs, actor: StageEngine.actor)
-            account = evaluation.account
-            events += evaluation.events.map { event in
-                var event = event
-                event.requestId = scope.requestID
-                return event
-            }
-            let policy = scope.configuration.delinquency
-            let delinquency = Delinquency.compute(instalments: account.instalments, asOf: scope.today, policy: policy)
-            if let decision = StageCure.afterPayment(stage: account.stage, delinquency: delinquency, policy: policy) {
-                events.append(Self.stageChange(&account, to: decision, daysPastDue: delinquency.daysPastDue, nowMs: scope.nowMs,
-                                               actor: scope.actor, requestID: scope.requestID))
-            }
-            return .changed(events)
+            .changed(try Self.applyPayment(request, amount: amount, to: &account, scope: scope))
         }
+    }
+
+    /// RecordPayment's change of the account (also ImportPayments'): the payment allocated,
+    /// promises and the active plan brought up to date, a stage cured; returns the events.
+    /// `request` passed validation; `amount` is its amount in minor units.
+    static func applyPayment(_ request: AccountsV1.RecordPaymentRequest, amount: Int64, to account: inout AccountsV1.Account,
+                             scope: MutationScope) throws -> [AccountsV1.TimelineEvent] {
+        let currency = account.principal?.currencyCode ?? ""
+        guard request.amount?.currencyCode == currency else {
+            throw RPCError.invalidArgument("amount.currency_code", "must be \(currency), the account's currency")
+        }
+        let paidDate = CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: request.receivedMs)
+        if let opened = account.openedDate.flatMap(CivilDate.init), paidDate < opened {
+            throw RPCError.invalidArgument("received_ms", "must not be before the account's opened_date \(opened)")
+        }
+        guard !account.payments.contains(where: { $0.externalId == request.externalId }) else {
+            throw RPCError(code: .alreadyExists,
+                           message: "a payment with external_id '\(request.externalId)' is already recorded on \(account.id)")
+        }
+        let (schedule, allocations) = try PaymentAllocation.apply(amount, currency: currency, paidDate: paidDate, to: account.instalments)
+        account.instalments = schedule
+        let payment = AccountsV1.Payment(
+            id: IDGenerator.make(prefix: "pay", nowMs: scope.nowMs), requestId: request.requestId,
+            amount: TypeV1.Money(amountMinor: amount, currencyCode: currency), receivedMs: request.receivedMs,
+            externalId: request.externalId, allocations: allocations, note: request.note, recordedMs: scope.nowMs)
+        account.payments.append(payment)
+        var events = [scope.event(.paymentRecorded, reason: "payment \(payment.id) of \(amount) \(currency)", details: .payment(payment))]
+        // Promises and the active plan are brought up to date at once (steps 1 and 2 of
+        // the stage engine): a promise the payment completes is KEPT now, not at the next
+        // EvaluateStages run.
+        var evaluation = StageEvaluation(account: account)
+        let zone = TimeZone(identifier: account.debtorTimeZone) ?? .gmt
+        StageEngine.resolvePromises(&evaluation, asOf: scope.today, zone: zone, nowMs: scope.nowMs, actor: StageEngine.actor)
+        _ = StageEngine.progressPlans(&evaluation, asOf: scope.today, zone: zone, nowMs: scope.nowMs, actor: StageEngine.actor)
+        account = evaluation.account
+        events += evaluation.events.map { event in
+            var event = event
+            event.requestId = scope.requestID
+            return event
+        }
+        let policy = scope.configuration.delinquency
+        let delinquency = Delinquency.compute(instalments: account.instalments, asOf: scope.today, policy: policy)
+        if let decision = StageCure.afterPayment(stage: account.stage, delinquency: delinquency, policy: policy) {
+            events.append(Self.stageChange(&account, to: decision, daysPastDue: delinquency.daysPastDue, nowMs: scope.nowMs,
+                                           actor: scope.actor, requestID: scope.requestID))
+        }
+        return events
     }
 
     // MARK: Holds
@@ -248,7 +256,7 @@ extension AccountsService {
         let (account, events) = try await store.database.read { db in
             (try store.account(db, id: id), try store.timeline(db, accountID: id, after: startAfter, types: types, limit: pageSize + 1))
         }
-        guard let account, scope.sees(agencyID: account.assignedAgencyId) else {
+        guard let account, scope.sees(agencyID: Self.shownAgency(account, nowMs: clock.nowMs())) else {
             throw RPCError.notFound("account \(id) not found")
         }
         var response = AccountsV1.GetAccountTimelineResponse(events: Array(events.prefix(pageSize)))

@@ -54,13 +54,40 @@ extension AccountsService {
         if let remembered = try await store.database.read({ db in try Idempotency.lookup(db, key, as: AccountsV1.EvaluateStagesResponse.self) }) {
             return remembered
         }
-        let configuration = self.configuration
         let ids = request.accountIds
+        let pass = try await evaluationPass(ids: ids, asOf: asOf, cursor: cursor, batch: batch, nowMs: now, dayStartMs: 0)
+        let (tally, exhausted) = (pass.tally, pass.exhausted)
+        cursor = pass.cursor
+        let configuration = self.configuration
+        let requestedDay = asOf
+        var response = tally.response(asOf: requestedDay)
+        if ids.isEmpty, !exhausted {
+            response.nextPageToken = EvaluationPageToken(afterDay: configuration.evaluateEveryAccount ? 0 : cursor.day,
+                                                         afterRow: cursor.row, dateKey: dateKey).text
+        }
+        let finished = response
+        return try await store.database.write { db in
+            if let remembered = try Idempotency.lookup(db, key, as: AccountsV1.EvaluateStagesResponse.self) { return remembered }
+            try Idempotency.remember(db, key, response: finished, nowMs: now)
+            return finished
+        }
+    }
+
+    /// One run of the stage engine over at most `batch` accounts: the named ones, or (none
+    /// named) those due after `cursor` in (day, row) order, in write transactions of at most
+    /// `evaluationTransactionBudget`. `dayStartMs` is the debtor-local time a day begins at
+    /// for the run (0: midnight; the nightly job's `--nightly-evaluation-time`).
+    func evaluationPass(ids: [String], asOf: CivilDate?, cursor start: (day: Int, row: Int64), batch: Int, nowMs now: Int64,
+                        dayStartMs: Int64) async throws -> (tally: EvaluationTally, cursor: (day: Int, row: Int64), exhausted: Bool) {
+        let store = self.store
+        let configuration = self.configuration
         let requestedDay = asOf
         // The last day any account can be due for: the requested date, or today in the zone
         // furthest ahead (each account is then held to its own zone's today).
+        let latestToday = CivilDate.today(in: TimeZone(secondsFromGMT: 14 * 3600)!, nowMs: now - dayStartMs)
         let bound = (asOf ?? latestToday).dayNumber
         let streamed = ids.isEmpty && !configuration.evaluateEveryAccount
+        var cursor = start
         let budget = configuration.evaluationTransactionBudget
             ?? (store.database.dialect == .postgres ? .milliseconds(100) : .milliseconds(8))
         var tally = EvaluationTally()
@@ -83,7 +110,7 @@ extension AccountsService {
                 let started = ContinuousClock.now
                 for row in rows {
                     try Self.evaluate(row, db: db, store: store, requestedDay: requestedDay, whenDue: streamed, nowMs: now,
-                                      configuration: configuration, into: &step)
+                                      dayStartMs: dayStartMs, configuration: configuration, into: &step)
                     step.read += 1
                     step.last = (row.nextDay, row.row)
                     // Named accounts (at most 1000) go in one transaction.
@@ -100,17 +127,7 @@ extension AccountsService {
                 break
             }
         }
-        var response = tally.response(asOf: requestedDay)
-        if ids.isEmpty, !exhausted {
-            response.nextPageToken = EvaluationPageToken(afterDay: configuration.evaluateEveryAccount ? 0 : cursor.day,
-                                                         afterRow: cursor.row, dateKey: dateKey).text
-        }
-        let finished = response
-        return try await store.database.write { db in
-            if let remembered = try Idempotency.lookup(db, key, as: AccountsV1.EvaluateStagesResponse.self) { return remembered }
-            try Idempotency.remember(db, key, response: finished, nowMs: now)
-            return finished
-        }
+        return (tally, cursor, exhausted)
     }
 
     /// Evaluates one account in the caller's write transaction: as of the requested date or
@@ -118,9 +135,10 @@ extension AccountsService {
     /// streamed run) not yet due in its own zone. Writes the account and its events when anything changed, its
     /// evaluated and next evaluation days always.
     static func evaluate(_ row: AccountsStore.EvaluationRow, db: SQLSession, store: AccountsStore, requestedDay: CivilDate?,
-                         whenDue: Bool, nowMs: Int64, configuration: Configuration, into tally: inout EvaluationTally) throws {
+                         whenDue: Bool, nowMs: Int64, dayStartMs: Int64 = 0, configuration: Configuration,
+                         into tally: inout EvaluationTally) throws {
         let account = row.account
-        let day = requestedDay ?? CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: nowMs)
+        let day = requestedDay ?? CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: nowMs - dayStartMs)
         guard row.evaluatedDay <= day.dayNumber, !whenDue || row.nextDay <= day.dayNumber else {
             tally.skipped += 1
             return
@@ -128,6 +146,7 @@ extension AccountsService {
         var evaluation = StageEngine.evaluate(
             account, asOf: day, nowMs: nowMs, delinquency: configuration.delinquency, policy: configuration.collection,
             unsuccessfulRemoteContacts: Int(account.contactSummary?.unsuccessfulRemoteContacts ?? 0))
+        if let expiry = try expirePlacement(&evaluation.account, day: day, nowMs: nowMs, db: db) { evaluation.events.append(expiry) }
         if let tierChange = refresh(&evaluation.account, asOf: day, nowMs: nowMs, configuration: configuration,
                                     contacts: row.contacts, actor: StageEngine.actor) {
             evaluation.events.append(tierChange)

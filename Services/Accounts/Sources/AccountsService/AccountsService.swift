@@ -118,6 +118,24 @@ public struct AccountsService: Sendable {
         definition.unary(AccountsV1.AccountsService.listDebtorChanges, roles: [.platform, .compliance]) { request, context in
             try await listDebtorChanges(request, context)
         }
+        definition.unary(AccountsV1.AccountsService.placeAccounts, roles: [.platform, .service]) { request, context in
+            try await placeAccounts(request, context)
+        }
+        definition.unary(AccountsV1.AccountsService.listPersonalDataAccess, roles: [.compliance]) { request, context in
+            try await listPersonalDataAccess(request, context)
+        }
+        definition.serverStreaming(AccountsV1.AccountsService.exportDebtorRecord, roles: [.compliance]) { request, context, responses in
+            try await exportDebtorRecord(request, context, responses)
+        }
+        definition.unary(AccountsV1.AccountsService.recallAccounts, roles: [.platform, .compliance, .service]) { request, context in
+            try await recallAccounts(request, context)
+        }
+        definition.bidirectionalStreaming(AccountsV1.AccountsService.importAccounts, roles: [.platform]) { requests, context, responses in
+            try await importAccounts(requests, context, responses)
+        }
+        definition.bidirectionalStreaming(AccountsV1.AccountsService.importPayments, roles: [.platform]) { requests, context, responses in
+            try await importPayments(requests, context, responses)
+        }
         return definition
     }
 
@@ -164,7 +182,10 @@ public struct AccountsService: Sendable {
         let reveal = request.revealPersonalData
         let actor = caller.actor
         let read: @Sendable (SQLSession) throws -> AccountsV1.Debtor = { db in
-            guard let debtor = try store.debtor(db, id: id), try Self.mayRead(debtorID: id, scope: scope, store: store, db) else {
+            guard let debtor = try store.debtor(db, id: id),
+                  try Self.mayRead(debtorID: id, scope: scope, today: CivilDate.today(in: TimeZone(identifier: debtor.timeZone) ?? .gmt, nowMs: now),
+                                   store: store, db)
+            else {
                 throw RPCError.notFound("debtor \(id) not found")
             }
             guard reveal else { return PersonalDataMask.masked(debtor) }
@@ -183,12 +204,16 @@ public struct AccountsService: Sendable {
     }
 
     /// Whether `scope` sees the debtor: an agency manager only debtors of accounts assigned to
-    /// its agency.
-    static func mayRead(debtorID: String, scope: CallerScope, store: AccountsStore, _ db: SQLSession) throws -> Bool {
+    /// its agency — not by a placement that ended before `today` (the debtor's) and that the
+    /// nightly run has not expired yet, as GetAccount shows it (``showPlacement(_:today:)``).
+    static func mayRead(debtorID: String, scope: CallerScope, today: CivilDate, store: AccountsStore, _ db: SQLSession) throws -> Bool {
         guard let narrowed = scope.narrow(agencyID: "", collectorID: nil) else { return false }
         if narrowed.agencyID.isEmpty { return true }
-        return try db.fetchValue(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM accounts WHERE debtor_id = ? AND assigned_agency_id = ?)",
-            arguments: [debtorID, narrowed.agencyID]) ?? false
+        return try db.fetchValue(Bool.self, sql: """
+            SELECT EXISTS (SELECT 1 FROM accounts a WHERE a.debtor_id = ? AND a.assigned_agency_id = ?
+                AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.account_id = a.id AND p.state = 1 AND p.agency_id = a.assigned_agency_id
+                                AND p.end_day < ?))
+            """, arguments: [debtorID, narrowed.agencyID, today.dayNumber]) ?? false
     }
 
     // MARK: Accounts
@@ -207,7 +232,6 @@ public struct AccountsService: Sendable {
         let opening = try AccountOpening.validate(request, asOf: today)
         let key = try Idempotency.Key(
             method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
-        let policy = configuration.delinquency
         let configuration = self.configuration
         let actor = try context.requireCaller().actor
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
@@ -219,36 +243,10 @@ public struct AccountsService: Sendable {
                 throw RPCError(code: .alreadyExists,
                                message: "lender \(opening.lenderID) already has an account with external_id '\(opening.externalID)'")
             }
-            var account = AccountsV1.Account()
-            account.id = IDGenerator.make(prefix: "acc", nowMs: now)
-            account.debtorId = debtorID
-            account.externalId = opening.externalID
-            account.lenderId = opening.lenderID
-            account.product = opening.product
-            account.productName = opening.productName
-            account.principal = TypeV1.Money(amountMinor: opening.principalMinor, currencyCode: opening.currency)
-            account.openedDate = opening.openedDate.proto
-            account.instalments = opening.instalments
-            account.assignedAgencyId = opening.assignedAgencyID ?? ""
-            account.regionCode = debtor.address?.regionCode ?? ""
-            account.debtorTimeZone = debtor.timeZone
-            account.waivedAmount = TypeV1.Money(amountMinor: 0, currencyCode: opening.currency)
-            let delinquency = Delinquency.compute(instalments: account.instalments, asOf: today, policy: policy)
-            let opened = Delinquency.openingStage(daysPastDue: delinquency.daysPastDue, policy: policy)
-            account.stage = opened.stage
-            account.stageReason = opened.reason
-            account.stageEnteredMs = now
-            account.version = 1
-            account.createdMs = now
-            account.updatedMs = now
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: ContactStats())
+            let (account, events) = Self.opened(opening, debtor: debtor, today: today, nowMs: now, configuration: configuration,
+                                                actor: actor, openedReason: "opened by \(actor.subject)", requestID: request.requestId)
             try store.insert(db, account: account, nowMs: now)
-            try store.append(db, events: [
-                Self.event(.accountOpened, reason: "opened by \(actor.subject)", actor: actor, requestID: request.requestId),
-                Self.event(.stageChanged, reason: opened.reason, actor: actor, requestID: request.requestId,
-                           details: .stageChange(AccountsV1.StageChange(fromStage: .unspecified, toStage: opened.stage,
-                                                                        daysPastDue: Int32(clamping: delinquency.daysPastDue)))),
-            ], accountID: account.id, nowMs: now)
+            try store.append(db, events: events, accountID: account.id, nowMs: now)
             return account
         }
     }
@@ -261,14 +259,15 @@ public struct AccountsService: Sendable {
         // One statement: the account and its contact counters come from the same row.
         let cache = self.readCache
         let stored = try await store.database.readPoint { db in try store.accountForRead(db, id: id, cache: cache) }
-        guard let (entry, contacts) = stored, scope.sees(agencyID: entry.account.assignedAgencyId)
+        let now = clock.nowMs()
+        // A placement past its end date no longer shows its agency (nor lets it read the account).
+        guard let (entry, contacts) = stored, case let today = CivilDate.today(in: entry.zone, nowMs: now),
+              scope.sees(agencyID: Self.shownAgency(entry.account, today: today))
         else {
             throw RPCError.notFound("account \(id) not found")
         }
         // Days past due move with the clock: recomputed as of today, debtor-local — once a day
         // per stored body and set of contact counters (StoredAccountCache).
-        let now = clock.nowMs()
-        let today = CivilDate.today(in: entry.zone, nowMs: now)
         var account: AccountsV1.Account
         if let refreshed = entry.refreshed, refreshed.dayNumber == today.dayNumber, refreshed.contacts == contacts {
             account = refreshed.account
@@ -277,6 +276,7 @@ public struct AccountsService: Sendable {
             Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
             cache.remember(.init(dayNumber: today.dayNumber, contacts: contacts, account: account), id: id, body: entry.body)
         }
+        Self.showPlacement(&account, today: today)
         if request.view == .basic { account.basicView() }
         return account
     }

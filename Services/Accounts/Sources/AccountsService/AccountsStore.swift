@@ -168,6 +168,44 @@ struct AccountsStore: Sendable {
                 PRIMARY KEY (debtor_id, sequence)
             ) WITHOUT ROWID;
             """)
+        // Bulk loading (ImportAccounts, ImportPayments): per external key ("debtor" by its
+        // external_id, "account" by lender_id and external_id, "payment" by account id and
+        // the payment's external_id) the resource it names and a keyed digest of the last
+        // record imported for it, so that the same record again is UNCHANGED without a write.
+        migrations.add("accounts-v10-imports", sql: """
+            CREATE TABLE import_keys (
+                kind TEXT NOT NULL,
+                external_key TEXT NOT NULL,
+                resource_id TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                PRIMARY KEY (kind, external_key)
+            ) WITHOUT ROWID;
+            """)
+        // Placements of accounts with agencies (PlaceAccounts, RecallAccounts; `body` is a
+        // `Placement`): the history, with at most one ACTIVE (state 1) placement per account
+        // held by the partial unique index. The active one's agency is mirrored into
+        // accounts.assigned_agency_id, which scoping, filters and the ranking read.
+        migrations.add("accounts-v11-placements", sql: """
+            CREATE TABLE placements (
+                id TEXT PRIMARY KEY NOT NULL,
+                account_id TEXT NOT NULL REFERENCES accounts(id),
+                agency_id TEXT NOT NULL,
+                state INTEGER NOT NULL,
+                end_day INTEGER NOT NULL,
+                placed_ms INTEGER NOT NULL,
+                ended_ms INTEGER NOT NULL,
+                body BLOB NOT NULL
+            );
+            CREATE UNIQUE INDEX placements_active ON placements (account_id) WHERE state = 1;
+            CREATE INDEX placements_agency ON placements (agency_id, state);
+            CREATE INDEX placements_account ON placements (account_id, placed_ms);
+            """)
+        // ListPersonalDataAccess filters by actor, agency and period as well as by debtor.
+        migrations.add("accounts-v12-personal-data-access-filters", sql: """
+            CREATE INDEX personal_data_access_subject ON personal_data_access (subject, id);
+            CREATE INDEX personal_data_access_agency ON personal_data_access (agency_id, id);
+            CREATE INDEX personal_data_access_time ON personal_data_access (at_ms);
+            """)
         return migrations
     }
 
@@ -301,15 +339,19 @@ struct AccountsStore: Sendable {
         if let evaluated {
             try db.execute(
                 sql: """
-                    UPDATE accounts SET stage = ?, region_code = ?, body = ?, version = ?, updated_ms = ?, evaluated_day = ?,
-                        next_evaluation_day = ? WHERE id = ?
+                    UPDATE accounts SET stage = ?, region_code = ?, assigned_agency_id = ?, body = ?, version = ?, updated_ms = ?,
+                        evaluated_day = ?, next_evaluation_day = ? WHERE id = ?
                     """,
-                arguments: [account.stage.rawValue, account.regionCode, body, account.version, account.updatedMs, evaluated.day,
-                            evaluated.nextDay, account.id])
+                arguments: [account.stage.rawValue, account.regionCode, account.assignedAgencyId, body, account.version,
+                            account.updatedMs, evaluated.day, evaluated.nextDay, account.id])
         } else {
             try db.execute(
-                sql: "UPDATE accounts SET stage = ?, region_code = ?, body = ?, version = ?, updated_ms = ?, next_evaluation_day = 0 WHERE id = ?",
-                arguments: [account.stage.rawValue, account.regionCode, body, account.version, account.updatedMs, account.id])
+                sql: """
+                    UPDATE accounts SET stage = ?, region_code = ?, assigned_agency_id = ?, body = ?, version = ?, updated_ms = ?,
+                        next_evaluation_day = 0 WHERE id = ?
+                    """,
+                arguments: [account.stage.rawValue, account.regionCode, account.assignedAgencyId, body, account.version,
+                            account.updatedMs, account.id])
         }
         try keepRank(db, account: account, contacts: contacts, nowMs: nowMs)
     }

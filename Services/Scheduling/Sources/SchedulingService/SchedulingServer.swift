@@ -115,7 +115,8 @@ public struct SchedulingOptions: ParsableArguments {
     }
 }
 
-/// Runs the scheduling service process: the gRPC service, the customer-notice dispatcher,
+/// Runs the scheduling service process: the gRPC service, the customer-notice dispatcher, the
+/// dispatcher of placement recalls to accounts,
 /// the missed-appointment sweep and the idempotency purge.
 public enum SchedulingServer {
     public static func run(common: ServiceOptions<SchedulingDefaults>, options: SchedulingOptions) async throws {
@@ -136,9 +137,11 @@ public enum SchedulingServer {
             let database = try await environment.openDatabase("scheduling.sqlite", migrations: SchedulingService.migrations)
             let directory = GRPCAccountsDirectory(targets: configuration.peers.accounts, signingKey: environment.signingKey,
                                                   subject: "scheduling", tls: environment.peerTLS)
+            let scorecards = GRPCAgencyScorecards(targets: configuration.peers.visits, signingKey: environment.signingKey,
+                                                  subject: "scheduling", tls: environment.peerTLS)
             let wake = DispatcherWake()
             let service = SchedulingService(database: database, clock: environment.clock, configuration: scheduling,
-                                            accounts: directory, noticeWritten: { wake.fire() })
+                                            accounts: directory, noticeWritten: { wake.fire() }, scorecards: scorecards)
             let dispatcher = OutboxDispatcher(
                 database: database, topics: [SchedulingService.noticeTopic], sink: sink,
                 claimLease: .seconds(environment.configuration.outboxClaimSeconds), nowMs: environment.clock.nowMs,
@@ -148,14 +151,21 @@ public enum SchedulingServer {
             wake.attach(dispatcher)
             var setup = ServiceSetup.serving(service.definition, serviceName: SchedulingService.serviceName, database: database,
                                              environment: environment)
+            // Recalls of a suspended or exited agency's placed accounts, to accounts.
+            let recalls = OutboxDispatcher(
+                database: database, topics: [SchedulingService.recallTopic], sink: PlacementRecallSink(accounts: directory),
+                claimLease: .seconds(environment.configuration.outboxClaimSeconds), nowMs: environment.clock.nowMs,
+                logger: environment.logger)
             setup.background += [
                 dispatcher,
+                recalls,
                 MissedAppointmentSweep(database: database, graceMinutes: scheduling.missedGraceMinutes, clock: environment.clock,
                                        logger: environment.logger),
             ]
             let closeDatabase = setup.onShutdown
             setup.onShutdown = {
                 await directory.close()
+                await scorecards.close()
                 try? await webhook?.shutdown()
                 await closeDatabase()
             }

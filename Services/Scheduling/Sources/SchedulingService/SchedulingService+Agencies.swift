@@ -201,8 +201,9 @@ extension SchedulingService {
     /// Moves `agency` on `event` (or refuses with `agency-state`) and records the change. A
     /// suspension or an exit cancels, in the caller's transaction, every appointment of the
     /// agency that is PROPOSED, NOTIFIED or CONFIRMED and starts after now, as
-    /// CancelAppointment does (reason COMPLIANCE). Returns whether a customer notice was
-    /// written. The caller bumps the version and stores the agency.
+    /// CancelAppointment does (reason COMPLIANCE), and queues the recall of every account
+    /// placed with the agency (``enqueueRecall(_:agencyID:reason:nowMs:)``). Returns whether a
+    /// customer notice was written. The caller bumps the version and stores the agency.
     static func changeStatus(
         _ agency: inout SchedulingV1.Agency, on event: AgencyLifecycle.Event, reason: String, by actor: TypeV1.Actor,
         _ db: SQLSession, _ store: SchedulingStore, nowMs now: Int64, configuration: SchedulingConfiguration
@@ -225,6 +226,9 @@ extension SchedulingService {
                 try store.update(db, appointment: appointment)
                 cancelled += 1
             }
+        }
+        if AgencyLifecycle.cancelsAppointments(event) {
+            try enqueueRecall(db, agencyID: agency.id, reason: "agency \(agency.id) \(AgencyLifecycle.verb(event)): \(reason)", nowMs: now)
         }
         agency.statusChanges = AgencyLifecycle.appending(SchedulingV1.AgencyStatusChange(
             previousStatus: agency.status, status: next, reason: reason, changedBy: actor, changedMs: now,

@@ -57,9 +57,10 @@ extension SchedulingService {
         var deferred: [AccountsV1.DeferredVisitCandidate] = []
         if options.fillWithCandidates {
             let booked = Set(day.allLive.map(\.accountId))
-            // Accounts answers scheduling (role service) with every candidate of the region;
-            // the caller's scope decides which of them it may plan.
-            let listed = try await accounts.candidates(region: region, limit: maxCandidates)
+            // Accounts answers scheduling (role service) with the region's candidates placed with
+            // the planned agency (every candidate when no agency is planned); the caller's scope
+            // decides which of them it may plan.
+            let listed = try await accounts.candidates(region: region, agencyID: agencyID ?? "", limit: maxCandidates)
             candidates = listed.candidates.filter { !booked.contains($0.accountId) && scope.sees(agencyID: $0.assignedAgencyId) }
             deferred = listed.deferred.filter { !booked.contains($0.accountId) && scope.sees(agencyID: $0.assignedAgencyId) }
         }

@@ -21,14 +21,18 @@ public struct SchedulingService: Sendable {
     let accounts: any AccountsDirectory
     /// Called after a transaction wrote a customer notice, so it is delivered promptly.
     let noticeWritten: @Sendable () -> Void
+    /// The agencies' scorecards PlaceRegion ranks by; nil: PlaceRegion is UNAVAILABLE.
+    let scorecards: (any AgencyScorecards)?
 
     public init(database: SQLDatabase, clock: ServiceClock, configuration: SchedulingConfiguration = .defaults,
-                accounts: any AccountsDirectory, noticeWritten: @escaping @Sendable () -> Void = {}) {
+                accounts: any AccountsDirectory, noticeWritten: @escaping @Sendable () -> Void = {},
+                scorecards: (any AgencyScorecards)? = nil) {
         self.store = SchedulingStore(database: database)
         self.clock = clock
         self.configuration = configuration
         self.accounts = accounts
         self.noticeWritten = noticeWritten
+        self.scorecards = scorecards
     }
 
     public static let serviceName = "doorstep.scheduling.v1.Scheduling"
@@ -65,6 +69,7 @@ public struct SchedulingService: Sendable {
         definition.unary(S.listAppointments, roles: [.platform, .compliance, .agencyManager, .collector, .service]) { try await listAppointments($0, $1) }
         definition.unary(S.planDay, roles: [.platform, .agencyManager, .service]) { try await planDay($0, $1) }
         definition.unary(S.getContactBudget, roles: [.platform, .compliance, .service]) { try await getContactBudget($0, $1) }
+        definition.unary(S.placeRegion, roles: [.platform]) { try await placeRegion($0, $1) }
         return definition
     }
 

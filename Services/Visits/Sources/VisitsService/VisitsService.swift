@@ -49,7 +49,7 @@ public struct VisitsService: Sendable {
         definition.unary(V.extendComplaint, roles: [.compliance]) { try await extendComplaint($0, $1) }
         definition.unary(V.resolveComplaint, roles: [.compliance]) { try await resolveComplaint($0, $1) }
         definition.unary(V.listComplaints, roles: [.platform, .compliance, .agencyManager]) { try await listComplaints($0, $1) }
-        definition.unary(V.getAgencyScorecard, roles: [.platform, .compliance, .agencyManager]) { try await getAgencyScorecard($0, $1) }
+        definition.unary(V.getAgencyScorecard, roles: [.platform, .compliance, .agencyManager, .service]) { try await getAgencyScorecard($0, $1) }
         definition.unary(VisitsV1.VisitsService.getVisit,
                          roles: [.platform, .compliance, .agencyManager, .collector, .service]) { request, context in
             try await getVisit(request, context)

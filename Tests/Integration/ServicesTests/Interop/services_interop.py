@@ -26,6 +26,12 @@ Checks are named SERVICE.CHECK (e.g. `accounts.health_serving`). Per service:
     not_found          a well-formed but unknown id -> NOT_FOUND
 and the domain flows `accounts.create_open_get`, `accounts.debtor_corrections` (a visit finds
 the address wrong; UpdateDebtor corrects it; ListDebtorChanges shows who changed what),
+`accounts.personal_data_access` (ListPersonalDataAccess: the audit of revealing reads;
+ExportDebtorRecord: a subject-access export),
+`accounts.bulk_import` (ImportAccounts and ImportPayments as bidirectional streams),
+`accounts.placements` (PlaceAccounts and RecallAccounts: Refusal details, idempotency, roles),
+`scheduling.place_region` (PlaceRegion over a region of its own, then SuspendAgency recalls
+through the outbox; it also needs --accounts and --visits),
 `scheduling.register_agency_collector`, `scheduling.agency_lifecycle` (every registry RPC:
 agencies and collectors read, listed, updated, inspected, suspended, reinstated and exited,
 and ListExpiring) and `scheduling.wrong_address_refused` (CheckCompliance names
@@ -612,6 +618,115 @@ def check_accounts_debtor_corrections(ctx):
                 grpc.StatusCode.NOT_FOUND, what="ListDebtorChanges of an unknown debtor")
 
 
+def check_accounts_personal_data_access(ctx):
+    """The audit of unmasked personal data from a stock client: two revealing GetDebtor reads of
+    a new debtor are listed (compliance only) with reader, fields and reason, oldest first and
+    one per page; a masked read is not; a bad period names end_ms; other roles are refused."""
+    pb = ctx.pb
+    a = pb.accounts
+    stub = ctx.accounts()
+    platform, compliance = ctx.auth("platform"), ctx.auth("compliance")
+    debtor = stub.CreateDebtor(create_debtor_request(pb), timeout=RPC_TIMEOUT, metadata=platform)
+    reasons = ["interop: hotline caller verified", "interop: complaint review"]
+    for reason, metadata in zip(reasons, (platform, compliance)):
+        stub.GetDebtor(a.GetDebtorRequest(debtor_id=debtor.id, reveal_personal_data=True, access_reason=reason),
+                       timeout=RPC_TIMEOUT, metadata=metadata)
+    stub.GetDebtor(a.GetDebtorRequest(debtor_id=debtor.id), timeout=RPC_TIMEOUT, metadata=platform)
+    seen, token = [], ""
+    while True:
+        page = stub.ListPersonalDataAccess(a.ListPersonalDataAccessRequest(debtor_id=debtor.id, page_size=1, page_token=token),
+                                           timeout=RPC_TIMEOUT, metadata=compliance)
+        seen += list(page.accesses)
+        token = page.next_page_token
+        if not token:
+            break
+    expect([x.reason for x in seen] == reasons, f"audited reasons {[x.reason for x in seen]}")
+    expect([x.actor.role for x in seen] == [pb.types.ROLE_PLATFORM, pb.types.ROLE_COMPLIANCE], f"actors {[x.actor for x in seen]}")
+    expect(all(x.debtor_id == debtor.id and "phone" in x.fields and x.accessed_ms > 0 for x in seen), f"records {seen}")
+    expect(seen[0].sequence < seen[1].sequence, "not oldest first")
+    expect_code(lambda: stub.ListPersonalDataAccess(a.ListPersonalDataAccessRequest(start_ms=2_000_000_000_000, end_ms=1_900_000_000_000),
+                                                    timeout=RPC_TIMEOUT, metadata=compliance),
+                grpc.StatusCode.INVALID_ARGUMENT, field="end_ms")
+    for role in ("platform", "agency_manager", "service"):
+        expect_code(lambda: stub.ListPersonalDataAccess(a.ListPersonalDataAccessRequest(debtor_id=debtor.id), timeout=RPC_TIMEOUT,
+                                                        metadata=ctx.auth(role)),
+                    grpc.StatusCode.PERMISSION_DENIED, what=f"ListPersonalDataAccess by {role}")
+
+    # The subject-access export (server streaming): the debtor unmasked first, the export's own
+    # log entry last.
+    export = a.ExportDebtorRecordRequest(debtor_id=debtor.id, access_reason="interop: subject access request")
+    parts = list(stub.ExportDebtorRecord(export, timeout=RPC_TIMEOUT, metadata=compliance))
+    kinds = [part.WhichOneof("part") for part in parts]
+    expect(kinds[0] == "debtor" and not parts[0].debtor.personal_data_masked and "*" not in parts[0].debtor.phone,
+           f"first part {kinds[0]}: {parts[0]}")
+    expect(kinds[-1] == "personal_data_access" and list(parts[-1].personal_data_access.fields) == ["export"]
+           and parts[-1].personal_data_access.reason == export.access_reason, f"last part {parts[-1]}")
+    expect(kinds.count("personal_data_access") == 3, f"parts {kinds}")
+    expect_code(lambda: list(stub.ExportDebtorRecord(a.ExportDebtorRecordRequest(debtor_id=debtor.id), timeout=RPC_TIMEOUT,
+                                                     metadata=compliance)),
+                grpc.StatusCode.INVALID_ARGUMENT, field="access_reason")
+    expect_code(lambda: list(stub.ExportDebtorRecord(export, timeout=RPC_TIMEOUT, metadata=platform)),
+                grpc.StatusCode.PERMISSION_DENIED, what="ExportDebtorRecord by the platform")
+
+
+def check_accounts_bulk_import(ctx):
+    """ImportAccounts and ImportPayments as bidirectional streams from a stock client: one
+    ImportResult per record in order (CREATED, REJECTED with the record's field path in the
+    Refusal), the same records again UNCHANGED with the same ids, a payment CREATED then
+    UNCHANGED; only platform may import (PERMISSION_DENIED for service, UNAUTHENTICATED
+    without a token); a record that is not protobuf fails the stream with INVALID_ARGUMENT."""
+    pb = ctx.pb
+    a = pb.accounts
+    stub = ctx.accounts()
+    platform = ctx.auth("platform")
+    today = utc_today()
+    run = fresh("imp")
+
+    def record(sequence, national_id="11010519491231002X"):
+        debtor = create_debtor_request(pb, national_id=national_id).debtor
+        debtor.external_id = f"{run}-dbt-{sequence}"
+        return a.ImportAccountsRequest(
+            sequence=sequence, import_id=f"interop {run}", debtor=debtor,
+            account=a.ImportedAccount(
+                external_id=f"{run}-loan-{sequence}", lender_id="lender-1", product=a.PRODUCT_TYPE_CASH_LOAN,
+                principal=cny(pb, 300000), opened_date=pb_date(pb, today - datetime.timedelta(days=75)),
+                instalments=[a.OpeningInstalment(due_date=pb_date(pb, today + datetime.timedelta(days=-45 + 30 * i)),
+                                                 amount_due=cny(pb, 100000)) for i in range(3)]))
+
+    records = [record(1), record(2, national_id="110105194912310021"), record(3)]
+    first = list(stub.ImportAccounts(iter(records), timeout=RPC_TIMEOUT, metadata=platform))
+    expect([r.sequence for r in first] == [1, 2, 3], f"result sequences {[r.sequence for r in first]}")
+    expect([r.outcome for r in first] == [a.IMPORT_OUTCOME_CREATED, a.IMPORT_OUTCOME_REJECTED, a.IMPORT_OUTCOME_CREATED],
+           f"outcomes {[a.ImportOutcome.Name(r.outcome) for r in first]}")
+    expect(first[1].code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and first[1].message.startswith("debtor.national_id")
+           and [v.field for v in first[1].refusal.violations] == ["debtor.national_id"], f"the rejection {first[1]}")
+    expect_id(first[0].account_id, "acc", "imported account")
+    expect_id(first[0].debtor_id, "dbt", "imported debtor")
+    account = stub.GetAccount(a.GetAccountRequest(account_id=first[2].account_id), timeout=RPC_TIMEOUT, metadata=platform)
+    expect(account.external_id == f"{run}-loan-3" and account.stage == a.STAGE_REMOTE, f"imported account {account.external_id}")
+    again = list(stub.ImportAccounts(iter([records[0], records[2]]), timeout=RPC_TIMEOUT, metadata=platform))
+    expect([r.outcome for r in again] == [a.IMPORT_OUTCOME_UNCHANGED] * 2
+           and [r.account_id for r in again] == [first[0].account_id, first[2].account_id], f"re-import {again}")
+
+    received = int(time.time() * 1000) - 3_600_000
+    payment = a.ImportPaymentsRequest(sequence=1, import_id=f"interop {run}", lender_id="lender-1",
+                                      account_external_id=f"{run}-loan-1", external_id=f"{run}-txn-1",
+                                      amount=cny(pb, 50000), received_ms=received)
+    paid = list(stub.ImportPayments(iter([payment]), timeout=RPC_TIMEOUT, metadata=platform))
+    expect([r.outcome for r in paid] == [a.IMPORT_OUTCOME_CREATED] and paid[0].payment_id.startswith("pay_"), f"payment {paid}")
+    paid = list(stub.ImportPayments(iter([payment]), timeout=RPC_TIMEOUT, metadata=platform))
+    expect([r.outcome for r in paid] == [a.IMPORT_OUTCOME_UNCHANGED], f"payment again {paid}")
+
+    expect_code(lambda: list(stub.ImportAccounts(iter([record(9)]), timeout=RPC_TIMEOUT, metadata=ctx.auth("service"))),
+                grpc.StatusCode.PERMISSION_DENIED, what="ImportAccounts by service")
+    expect_code(lambda: list(stub.ImportPayments(iter([payment]), timeout=RPC_TIMEOUT)),
+                grpc.StatusCode.UNAUTHENTICATED, what="ImportPayments without a token")
+    raw = ctx.channel("accounts").stream_stream("/doorstep.accounts.v1.Accounts/ImportAccounts",
+                                                request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    expect_code(lambda: list(raw(iter([b"\x0a\xff"]), timeout=RPC_TIMEOUT, metadata=platform)),
+                grpc.StatusCode.INVALID_ARGUMENT, what="ImportAccounts with a record that is not protobuf")
+
+
 # ---------------------------------------------------------------------------
 # Scheduling
 # ---------------------------------------------------------------------------
@@ -848,6 +963,189 @@ def check_scheduling_wrong_address_refused(ctx):
 
 
 # ---------------------------------------------------------------------------
+# Placements (accounts PlaceAccounts / RecallAccounts, scheduling PlaceRegion)
+# ---------------------------------------------------------------------------
+
+# The agency of the agency_manager token (tests/ServiceProcessTests mint it for this id).
+MANAGER_AGENCY = "agy_01J" + "0" * 23
+
+
+def refusal_of(pb, error):
+    """The Refusal in a FAILED_PRECONDITION's grpc-status-details-bin trailer."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = pb.types.RpcStatus.FromString(value)
+            expect(status.details and status.details[0].type_url == "type.googleapis.com/doorstep.type.v1.Refusal",
+                   f"status details {status}")
+            return pb.types.Refusal.FromString(status.details[0].value)
+    raise Failed(f"no grpc-status-details-bin on {error.code().name}: {error.details()!r}")
+
+
+def field_account(ctx, region):
+    """A debtor of `region` and an account brought to FIELD: 45 days past due and three
+    undelivered texts sent at noon Shanghai time (inside contact hours whenever this runs),
+    then EvaluateStages for it (role service)."""
+    pb = ctx.pb
+    a = pb.accounts
+    platform, service = ctx.auth("platform"), ctx.auth("service")
+    create = create_debtor_request(pb)
+    create.debtor.address.region_code = region
+    debtor = ctx.accounts().CreateDebtor(create, timeout=RPC_TIMEOUT, metadata=platform)
+    account = ctx.accounts().OpenAccount(open_account_request(pb, debtor.id), timeout=RPC_TIMEOUT, metadata=platform)
+    now = datetime.datetime.now(SHANGHAI)
+    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
+    if noon > now - datetime.timedelta(minutes=5):
+        noon -= datetime.timedelta(days=1)
+    for minute in range(3):
+        ctx.accounts().RecordContactAttempt(a.RecordContactAttemptRequest(
+            request_id=request_id(), account_id=account.id, channel=pb.types.CONTACT_CHANNEL_SMS,
+            outcome=a.CONTACT_OUTCOME_SMS_UNDELIVERED, attempted_ms=int(noon.timestamp() * 1000) + minute * 60_000),
+            timeout=RPC_TIMEOUT, metadata=service)
+    ctx.accounts().EvaluateStages(a.EvaluateStagesRequest(request_id=request_id(), account_ids=[account.id]),
+                                  timeout=RPC_TIMEOUT, metadata=service)
+    read = ctx.accounts().GetAccount(a.GetAccountRequest(account_id=account.id), timeout=RPC_TIMEOUT, metadata=platform)
+    expect(read.stage == a.STAGE_FIELD, f"stage {a.Stage.Name(read.stage)}: {read.stage_reason}")
+    return read
+
+
+def check_accounts_placements(ctx):
+    """PlaceAccounts and RecallAccounts from a stock client: placed with the agency manager's
+    agency (idempotent replay; a reused request_id with another request refused naming
+    request_id), the manager then reads the account; placing it again is FAILED_PRECONDITION
+    `placement-active` with a Refusal naming accounts[0].account_id; bad input names its
+    field; a stale expected_version is ABORTED, an unknown account NOT_FOUND; agency managers
+    may not place; compliance recalls with a reason, after which the manager gets NOT_FOUND,
+    recalling again is `placement-missing`, and the timeline shows ACCOUNT_PLACED and
+    ACCOUNT_RECALLED."""
+    pb = ctx.pb
+    a = pb.accounts
+    stub = ctx.accounts()
+    platform = ctx.auth("platform")
+    debtor = stub.CreateDebtor(create_debtor_request(pb), timeout=RPC_TIMEOUT, metadata=platform)
+    account = stub.OpenAccount(open_account_request(pb, debtor.id), timeout=RPC_TIMEOUT, metadata=platform)
+    end = pb_date(pb, shanghai_today() + datetime.timedelta(days=30))
+    place = a.PlaceAccountsRequest(request_id=request_id(), agency_id=MANAGER_AGENCY, end_date=end,
+                                   accounts=[a.PlacementTarget(account_id=account.id, expected_version=account.version)],
+                                   reason="interop: Q2 field contract")
+    placed = stub.PlaceAccounts(place, timeout=RPC_TIMEOUT, metadata=platform)
+    expect(len(placed.placements) == 1, f"placements {placed.placements}")
+    placement = placed.placements[0]
+    expect_id(placement.id, "plc", "Placement.id")
+    expect(placement.state == a.PLACEMENT_STATE_ACTIVE and placement.agency_id == MANAGER_AGENCY
+           and placement.reason == place.reason and placement.end_date == end, f"placement {placement}")
+    expect(stub.PlaceAccounts(place, timeout=RPC_TIMEOUT, metadata=platform) == placed, "replayed PlaceAccounts differs")
+    reused = a.PlaceAccountsRequest()
+    reused.CopyFrom(place)
+    reused.reason = "another reason"
+    expect_code(lambda: stub.PlaceAccounts(reused, timeout=RPC_TIMEOUT, metadata=platform), grpc.StatusCode.INVALID_ARGUMENT,
+                field="request_id", what="a request_id reused for another request")
+    manager = ctx.auth("agency_manager")
+    seen = stub.GetAccount(a.GetAccountRequest(account_id=account.id), timeout=RPC_TIMEOUT, metadata=manager)
+    expect(seen.assigned_agency_id == MANAGER_AGENCY and seen.placement == placement, f"as the manager reads it: {seen.placement}")
+
+    def place_again(**changes):
+        request = a.PlaceAccountsRequest(request_id=request_id(), agency_id=unknown_id("agy"), end_date=end,
+                                         accounts=[a.PlacementTarget(account_id=account.id)], reason="interop: move")
+        for key, value in changes.items():
+            if key == "accounts":
+                del request.accounts[:]
+                request.accounts.extend(value)
+            elif key == "end_date":
+                request.end_date.CopyFrom(value)
+            else:
+                setattr(request, key, value)
+        return lambda: stub.PlaceAccounts(request, timeout=RPC_TIMEOUT, metadata=platform)
+    refused = expect_code(place_again(), grpc.StatusCode.FAILED_PRECONDITION, field="placement-active")
+    violations = list(refusal_of(pb, refused).violations)
+    expect([v.rule_id for v in violations] == ["placement-active"] and violations[0].field == "accounts[0].account_id"
+           and violations[0].subject_id == account.id, f"violations {violations}")
+    expect_code(place_again(end_date=pb_date(pb, utc_today() - datetime.timedelta(days=1))), grpc.StatusCode.INVALID_ARGUMENT,
+                field="end_date")
+    expect_code(place_again(accounts=[a.PlacementTarget(account_id=account.id)] * 2), grpc.StatusCode.INVALID_ARGUMENT,
+                field="accounts[1].account_id")
+    expect_code(place_again(accounts=[a.PlacementTarget(account_id=account.id, expected_version=1)]), grpc.StatusCode.ABORTED,
+                what="a stale expected_version")
+    expect_code(place_again(accounts=[a.PlacementTarget(account_id=unknown_id("acc"))]), grpc.StatusCode.NOT_FOUND)
+    for role in ("agency_manager", "compliance", "collector"):
+        expect_code(lambda: stub.PlaceAccounts(place, timeout=RPC_TIMEOUT, metadata=ctx.auth(role)),
+                    grpc.StatusCode.PERMISSION_DENIED, what=f"PlaceAccounts by {role}")
+
+    recall = a.RecallAccountsRequest(request_id=request_id(), accounts=[a.PlacementTarget(account_id=account.id)],
+                                     agency_id=MANAGER_AGENCY, reason="interop: the agency handed it back")
+    recalled = stub.RecallAccounts(recall, timeout=RPC_TIMEOUT, metadata=ctx.auth("compliance"))
+    expect([p.state for p in recalled.placements] == [a.PLACEMENT_STATE_RECALLED]
+           and recalled.placements[0].end_reason == recall.reason, f"recalled {recalled.placements}")
+    expect(stub.RecallAccounts(recall, timeout=RPC_TIMEOUT, metadata=ctx.auth("compliance")) == recalled,
+           "replayed RecallAccounts differs")
+    expect_code(lambda: stub.GetAccount(a.GetAccountRequest(account_id=account.id), timeout=RPC_TIMEOUT, metadata=manager),
+                grpc.StatusCode.NOT_FOUND, what="the manager reading a recalled account")
+    again = a.RecallAccountsRequest(request_id=request_id(), accounts=[a.PlacementTarget(account_id=account.id)], reason="again")
+    missing = expect_code(lambda: stub.RecallAccounts(again, timeout=RPC_TIMEOUT, metadata=platform),
+                          grpc.StatusCode.FAILED_PRECONDITION, field="placement-missing")
+    expect([v.rule_id for v in refusal_of(pb, missing).violations] == ["placement-missing"], "placement-missing refusal")
+    expect_code(lambda: stub.RecallAccounts(a.RecallAccountsRequest(request_id=request_id(), reason="r"), timeout=RPC_TIMEOUT,
+                                            metadata=platform), grpc.StatusCode.INVALID_ARGUMENT, field="agency_id")
+    timeline = stub.GetAccountTimeline(a.GetAccountTimelineRequest(
+        account_id=account.id, event_types=[a.TIMELINE_EVENT_TYPE_ACCOUNT_PLACED, a.TIMELINE_EVENT_TYPE_ACCOUNT_RECALLED]),
+        timeout=RPC_TIMEOUT, metadata=platform)
+    expect([e.event_type for e in timeline.events] == [a.TIMELINE_EVENT_TYPE_ACCOUNT_PLACED, a.TIMELINE_EVENT_TYPE_ACCOUNT_RECALLED]
+           and timeline.events[1].placement.id == placement.id, f"timeline {list(timeline.events)}")
+
+
+def check_scheduling_place_region(ctx):
+    """PlaceRegion from a stock client over a region of its own: two FIELD accounts, one ACTIVE
+    agency with placement_capacity 1 (set with UpdateAgency's mask): one account placed with
+    the reason naming the rule, one left unplaced; the replay answers the same; bad input names
+    its field; only the platform may call it. Then SuspendAgency recalls the placed account:
+    the scheduling process's outbox delivers RecallAccounts to the accounts process."""
+    pb = ctx.pb
+    a, s = pb.accounts, pb.scheduling
+    platform = ctx.auth("platform")
+    region = "IOP" + uuid.uuid4().hex[:8].upper()
+    accounts = [field_account(ctx, region) for _ in range(2)]
+    register = register_agency_request(pb)
+    del register.agency.regions_served[:]
+    register.agency.regions_served.append(region)
+    agency = ctx.scheduling().RegisterAgency(register, timeout=RPC_TIMEOUT, metadata=platform)
+    agency = ctx.scheduling().UpdateAgency(s.UpdateAgencyRequest(
+        request_id=request_id(), agency_id=agency.id, expected_version=agency.version, agency=s.Agency(placement_capacity=1),
+        update_mask=["placement_capacity"]), timeout=RPC_TIMEOUT, metadata=platform)
+    expect(agency.placement_capacity == 1, f"placement_capacity {agency.placement_capacity}")
+    request = s.PlaceRegionRequest(request_id=request_id(), region_code=region, reason="interop placement",
+                                   end_date=pb_date(pb, shanghai_today() + datetime.timedelta(days=60)))
+    placed = ctx.scheduling().PlaceRegion(request, timeout=RPC_TIMEOUT, metadata=platform)
+    expect([r.agency_id for r in placed.agencies] == [agency.id] and placed.agencies[0].rank == 1
+           and placed.agencies[0].accounts_placed == 1, f"agencies {list(placed.agencies)}")
+    expect(len(placed.placements) == 1 and placed.accounts_left_unplaced == 1, f"{placed}")
+    item = placed.placements[0]
+    expect(item.account_id in {x.id for x in accounts} and item.agency_id == agency.id, f"placement {item}")
+    expect(item.reason.startswith(f"interop placement; by rule in region {region}: agency {agency.id} ranked 1 of 1"),
+           f"reason {item.reason!r}")
+    expect_id(item.placement_id, "plc", "RegionPlacementItem.placement_id")
+    expect(ctx.scheduling().PlaceRegion(request, timeout=RPC_TIMEOUT, metadata=platform) == placed, "replayed PlaceRegion differs")
+    bad = s.PlaceRegionRequest(request_id=request_id(), region_code=region, reason="x",
+                               end_date=pb_date(pb, utc_today() - datetime.timedelta(days=1)))
+    expect_code(lambda: ctx.scheduling().PlaceRegion(bad, timeout=RPC_TIMEOUT, metadata=platform),
+                grpc.StatusCode.INVALID_ARGUMENT, field="end_date")
+    for role in ("agency_manager", "compliance", "service"):
+        expect_code(lambda: ctx.scheduling().PlaceRegion(request, timeout=RPC_TIMEOUT, metadata=ctx.auth(role)),
+                    grpc.StatusCode.PERMISSION_DENIED, what=f"PlaceRegion by {role}")
+    read = ctx.accounts().GetAccount(a.GetAccountRequest(account_id=item.account_id), timeout=RPC_TIMEOUT, metadata=platform)
+    expect(read.assigned_agency_id == agency.id and read.placement.id == item.placement_id, f"placed account {read.placement}")
+
+    ctx.scheduling().SuspendAgency(s.SuspendAgencyRequest(request_id=request_id(), agency_id=agency.id, reason="interop: audit"),
+                                   timeout=RPC_TIMEOUT, metadata=platform)
+    deadline = time.monotonic() + 15
+    while True:
+        read = ctx.accounts().GetAccount(a.GetAccountRequest(account_id=item.account_id), timeout=RPC_TIMEOUT, metadata=platform)
+        if not read.assigned_agency_id:
+            break
+        expect(time.monotonic() < deadline, "the suspended agency's account was not recalled within 15 s")
+        time.sleep(0.2)
+    expect(not read.HasField("placement"), f"placement after the recall {read.placement}")
+
+
+# ---------------------------------------------------------------------------
 # Visits
 # ---------------------------------------------------------------------------
 
@@ -902,6 +1200,9 @@ def build_registry():
             "not_found": check_accounts_not_found,
             "create_open_get": check_accounts_create_open_get,
             "debtor_corrections": check_accounts_debtor_corrections,
+            "personal_data_access": check_accounts_personal_data_access,
+            "bulk_import": check_accounts_bulk_import,
+            "placements": check_accounts_placements,
         },
         "scheduling": {
             "unauthenticated": check_scheduling_unauthenticated,
@@ -911,6 +1212,7 @@ def build_registry():
             "register_agency_collector": check_scheduling_register_agency_collector,
             "agency_lifecycle": check_scheduling_agency_lifecycle,
             "wrong_address_refused": check_scheduling_wrong_address_refused,
+            "place_region": check_scheduling_place_region,
         },
         "visits": {
             "unauthenticated": check_visits_unauthenticated,
@@ -937,7 +1239,7 @@ def build_registry():
 
 
 # Checks that call another service besides their own (whose address is then required too).
-ALSO_NEEDS = {"scheduling.wrong_address_refused": ("accounts",)}
+ALSO_NEEDS = {"scheduling.wrong_address_refused": ("accounts",), "scheduling.place_region": ("accounts", "visits")}
 
 
 def select(registry, only):

@@ -49,6 +49,8 @@ struct CandidateRank: Sendable, Hashable {
         let zone = TimeZone(identifier: account.debtorTimeZone) ?? .gmt
         let today = CivilDate.today(in: zone, nowMs: nowMs)
         AccountsService.refresh(&account, asOf: today, nowMs: nowMs, configuration: configuration, contacts: contacts)
+        // A placement past its end date no longer places the entry with its agency.
+        AccountsService.showPlacement(&account, today: today)
         let oldest = account.oldestUnpaidDueDate.flatMap(CivilDate.init)
         var candidateFrom: Int64 = 0
         if let deferral = VisitDeferral.of(account, today: today, zone: zone, nowMs: nowMs, lastVisitMs: contacts.lastVisitMs,
@@ -71,6 +73,11 @@ struct CandidateRank: Sendable, Hashable {
     private static func rank(_ account: AccountsV1.Account, contacts: ContactStats, candidateFrom: Int64, today: CivilDate,
                              zone: TimeZone, oldest: CivilDate?, configuration: AccountsService.Configuration) -> CandidateRank {
         let risk = account.risk
+        var until = figuresChangeDay(account, today: today, risk: configuration.risk)
+        // The day after the placement's end the entry leaves the agency's candidates.
+        if let placement = account.placement, placement.state == .active, let end = placement.endDate.flatMap(CivilDate.init) {
+            until = min(until, max(end.adding(days: 1), today.adding(days: 1)))
+        }
         return CandidateRank(
             accountID: account.id, debtorID: account.debtorId, regionCode: account.regionCode, agencyID: account.assignedAgencyId,
             timeZone: account.debtorTimeZone, expectedRecoveryMinor: risk?.expectedRecovery?.amountMinor ?? 0,
@@ -79,7 +86,7 @@ struct CandidateRank: Sendable, Hashable {
             riskScore: risk?.score ?? 0, riskTier: risk?.tier ?? .unspecified,
             paymentProbabilityBp: risk?.paymentProbability30dBp ?? 0, version: account.version,
             lastVisitMs: contacts.lastVisitMs, candidateFromMs: candidateFrom,
-            validUntilMs: figuresChangeDay(account, today: today, risk: configuration.risk).startMs(in: zone))
+            validUntilMs: until.startMs(in: zone))
     }
 
     /// The first day after `today` on which the ranking figures (delinquency as of the day,
@@ -131,10 +138,15 @@ enum EvaluationSchedule {
     /// and risk as of that day, with `contacts`) on which to evaluate it again.
     static func nextDay(after day: CivilDate, account: AccountsV1.Account, contacts: ContactStats, delinquency: DelinquencyPolicy,
                         risk: RiskScorecard) -> Int {
-        if account.stage == .settled || account.stage == .writtenOff { return never }
         let d = day.dayNumber
         var next = never
         func consider(_ candidate: Int) { next = min(next, max(candidate, d + 1)) }
+        // A placement expires the day after its end date (AccountsService.expirePlacement),
+        // whatever the stage.
+        if let placement = account.placement, placement.state == .active, let end = placement.endDate.flatMap(CivilDate.init) {
+            consider(end.dayNumber + 1)
+        }
+        if account.stage == .settled || account.stage == .writtenOff { return next }
         for promise in account.promises where promise.status == .pending {
             // Broken the day after its date (kept only by a payment, which is recorded).
             consider((promise.promisedDate.flatMap(CivilDate.init)?.dayNumber ?? d) + 1)

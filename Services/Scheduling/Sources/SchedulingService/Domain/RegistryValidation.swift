@@ -18,6 +18,9 @@ public enum RegistryValidation {
     /// Allowed declared daily visit capacity of an agency, 0 = not declared
     /// (scheduling.proto `Agency.daily_visit_capacity`).
     public static let agencyDailyVisitCapacity: ClosedRange<Int32> = 0...100_000
+    /// Allowed placement capacity of an agency, 0 = none by rule (scheduling.proto
+    /// `Agency.placement_capacity`).
+    public static let agencyPlacementCapacity: ClosedRange<Int32> = 0...1_000_000
 
     /// The agency with every output-only field cleared (id, status, status reason, version,
     /// timestamps). `today` is the registry's current date: an inspection cannot have
@@ -50,6 +53,11 @@ public enum RegistryValidation {
             throw .invalidArgument(
                 "\(field).daily_visit_capacity",
                 "must be between \(agencyDailyVisitCapacity.lowerBound) and \(agencyDailyVisitCapacity.upperBound)")
+        }
+        guard agencyPlacementCapacity.contains(agency.placementCapacity) else {
+            throw .invalidArgument(
+                "\(field).placement_capacity",
+                "must be between \(agencyPlacementCapacity.lowerBound) and \(agencyPlacementCapacity.upperBound)")
         }
         try contact(agency.contact, field: "\(field).contact")
 
@@ -139,6 +147,7 @@ public enum RegistryValidation {
         case regionsServed = "regions_served"
         case dailyVisitCapacity = "daily_visit_capacity"
         case contact
+        case placementCapacity = "placement_capacity"
     }
 
     /// The fields UpdateCollector may change, by their `update_mask` names.
@@ -178,6 +187,7 @@ public enum RegistryValidation {
             case .regionsServed: changed.regionsServed = patch.regionsServed
             case .dailyVisitCapacity: changed.dailyVisitCapacity = patch.dailyVisitCapacity
             case .contact: changed.contact = patch.contact
+            case .placementCapacity: changed.placementCapacity = patch.placementCapacity
             }
         }
         var checked = try agency(changed, today: today)

@@ -72,6 +72,33 @@ public protocol AccountsDirectory: Sendable {
     /// Up to `limit` top-ranked visit candidates of the region, best first, and the region's
     /// deferred accounts.
     func candidates(region: String, limit: Int) async throws(RPCError) -> VisitCandidates
+    /// The same, only the accounts placed with (assigned to) `agencyID` (accounts.proto
+    /// `ListVisitCandidatesRequest.agency_id`); "" = any.
+    func candidates(region: String, agencyID: String, limit: Int) async throws(RPCError) -> VisitCandidates
+    /// Places accounts (accounts.proto PlaceAccounts; scheduling sends placements by rule).
+    func placeAccounts(_ request: AccountsV1.PlaceAccountsRequest) async throws(RPCError) -> AccountsV1.PlaceAccountsResponse
+    /// Recalls placed accounts (accounts.proto RecallAccounts; scheduling recalls a suspended
+    /// or exited agency's accounts).
+    func recallAccounts(_ request: AccountsV1.RecallAccountsRequest) async throws(RPCError) -> AccountsV1.RecallAccountsResponse
+}
+
+extension AccountsDirectory {
+    /// A directory that cannot filter by agency filters the region's candidates itself.
+    public func candidates(region: String, agencyID: String, limit: Int) async throws(RPCError) -> VisitCandidates {
+        var all = try await candidates(region: region, limit: limit)
+        guard !agencyID.isEmpty else { return all }
+        all.candidates.removeAll { $0.assignedAgencyId != agencyID }
+        all.deferred.removeAll { $0.assignedAgencyId != agencyID }
+        return all
+    }
+
+    public func placeAccounts(_ request: AccountsV1.PlaceAccountsRequest) async throws(RPCError) -> AccountsV1.PlaceAccountsResponse {
+        throw RPCError(code: .unimplemented, message: "this accounts directory does not place accounts")
+    }
+
+    public func recallAccounts(_ request: AccountsV1.RecallAccountsRequest) async throws(RPCError) -> AccountsV1.RecallAccountsResponse {
+        throw RPCError(code: .unimplemented, message: "this accounts directory does not recall accounts")
+    }
 }
 
 /// `AccountsDirectory` over gRPC: calls the accounts service as role `service`
@@ -118,12 +145,24 @@ public final class GRPCAccountsDirectory: AccountsDirectory {
     }
 
     public func candidates(region: String, limit: Int) async throws(RPCError) -> VisitCandidates {
+        try await candidates(region: region, agencyID: "", limit: limit)
+    }
+
+    public func placeAccounts(_ request: AccountsV1.PlaceAccountsRequest) async throws(RPCError) -> AccountsV1.PlaceAccountsResponse {
+        try await call(AccountsV1.AccountsService.placeAccounts, request)
+    }
+
+    public func recallAccounts(_ request: AccountsV1.RecallAccountsRequest) async throws(RPCError) -> AccountsV1.RecallAccountsResponse {
+        try await call(AccountsV1.AccountsService.recallAccounts, request)
+    }
+
+    public func candidates(region: String, agencyID: String, limit: Int) async throws(RPCError) -> VisitCandidates {
         var result = VisitCandidates()
         var token = ""
         repeat {
             let size = Int32(min(500, limit - result.candidates.count))
             let page = try await call(AccountsV1.AccountsService.listVisitCandidates, AccountsV1.ListVisitCandidatesRequest(
-                regionCode: region, pageSize: size, pageToken: token, includeDeferred: token.isEmpty))
+                regionCode: region, pageSize: size, pageToken: token, includeDeferred: token.isEmpty, agencyId: agencyID))
             result.candidates += page.candidates
             result.deferred += page.deferred
             token = page.nextPageToken

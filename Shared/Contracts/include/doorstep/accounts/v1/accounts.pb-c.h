@@ -25,6 +25,11 @@ typedef struct Doorstep__Accounts__V1__UpdateDebtorRequest Doorstep__Accounts__V
 typedef struct Doorstep__Accounts__V1__DebtorChange Doorstep__Accounts__V1__DebtorChange;
 typedef struct Doorstep__Accounts__V1__ListDebtorChangesRequest Doorstep__Accounts__V1__ListDebtorChangesRequest;
 typedef struct Doorstep__Accounts__V1__ListDebtorChangesResponse Doorstep__Accounts__V1__ListDebtorChangesResponse;
+typedef struct Doorstep__Accounts__V1__ListPersonalDataAccessRequest Doorstep__Accounts__V1__ListPersonalDataAccessRequest;
+typedef struct Doorstep__Accounts__V1__PersonalDataAccess Doorstep__Accounts__V1__PersonalDataAccess;
+typedef struct Doorstep__Accounts__V1__ListPersonalDataAccessResponse Doorstep__Accounts__V1__ListPersonalDataAccessResponse;
+typedef struct Doorstep__Accounts__V1__ExportDebtorRecordRequest Doorstep__Accounts__V1__ExportDebtorRecordRequest;
+typedef struct Doorstep__Accounts__V1__DebtorRecordPart Doorstep__Accounts__V1__DebtorRecordPart;
 typedef struct Doorstep__Accounts__V1__Account Doorstep__Accounts__V1__Account;
 typedef struct Doorstep__Accounts__V1__Instalment Doorstep__Accounts__V1__Instalment;
 typedef struct Doorstep__Accounts__V1__OpeningInstalment Doorstep__Accounts__V1__OpeningInstalment;
@@ -66,6 +71,18 @@ typedef struct Doorstep__Accounts__V1__StageChange Doorstep__Accounts__V1__Stage
 typedef struct Doorstep__Accounts__V1__TimelineEvent Doorstep__Accounts__V1__TimelineEvent;
 typedef struct Doorstep__Accounts__V1__GetAccountTimelineRequest Doorstep__Accounts__V1__GetAccountTimelineRequest;
 typedef struct Doorstep__Accounts__V1__GetAccountTimelineResponse Doorstep__Accounts__V1__GetAccountTimelineResponse;
+typedef struct Doorstep__Accounts__V1__ImportAccountsRequest Doorstep__Accounts__V1__ImportAccountsRequest;
+typedef struct Doorstep__Accounts__V1__ImportedAccount Doorstep__Accounts__V1__ImportedAccount;
+typedef struct Doorstep__Accounts__V1__ImportPaymentsRequest Doorstep__Accounts__V1__ImportPaymentsRequest;
+typedef struct Doorstep__Accounts__V1__ImportResult Doorstep__Accounts__V1__ImportResult;
+typedef struct Doorstep__Accounts__V1__Placement Doorstep__Accounts__V1__Placement;
+typedef struct Doorstep__Accounts__V1__PlacementTarget Doorstep__Accounts__V1__PlacementTarget;
+typedef struct Doorstep__Accounts__V1__AgencyQuota Doorstep__Accounts__V1__AgencyQuota;
+typedef struct Doorstep__Accounts__V1__RegionPlacement Doorstep__Accounts__V1__RegionPlacement;
+typedef struct Doorstep__Accounts__V1__PlaceAccountsRequest Doorstep__Accounts__V1__PlaceAccountsRequest;
+typedef struct Doorstep__Accounts__V1__PlaceAccountsResponse Doorstep__Accounts__V1__PlaceAccountsResponse;
+typedef struct Doorstep__Accounts__V1__RecallAccountsRequest Doorstep__Accounts__V1__RecallAccountsRequest;
+typedef struct Doorstep__Accounts__V1__RecallAccountsResponse Doorstep__Accounts__V1__RecallAccountsResponse;
 
 
 /* --- enums --- */
@@ -621,7 +638,27 @@ typedef enum _Doorstep__Accounts__V1__TimelineEventType {
    * phone (the contact counters were recomputed). No details; the reason
    * names what changed, never a personal value.
    */
-  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_DEBTOR_UPDATED = 18
+  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_DEBTOR_UPDATED = 18,
+  /*
+   * An import (ImportAccounts) changed the account's terms or replaced its
+   * schedule. No details; the reason names the import, the record and the
+   * fields that changed.
+   */
+  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_ACCOUNT_IMPORTED = 19,
+  /*
+   * Placed with an agency (PlaceAccounts). Details: placement.
+   */
+  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_ACCOUNT_PLACED = 25,
+  /*
+   * A placement recalled early (RecallAccounts, or the agency suspended or
+   * exited). Details: placement.
+   */
+  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_ACCOUNT_RECALLED = 26,
+  /*
+   * A placement ended by itself after its end date (stage engine). Details:
+   * placement.
+   */
+  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_PLACEMENT_EXPIRED = 27
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE)
 } Doorstep__Accounts__V1__TimelineEventType;
 /*
@@ -643,6 +680,57 @@ typedef enum _Doorstep__Accounts__V1__DebtorChangeKind {
   DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE_KIND__DEBTOR_CHANGE_KIND_ADDRESS_FOUND_WRONG = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__DEBTOR_CHANGE_KIND)
 } Doorstep__Accounts__V1__DebtorChangeKind;
+/*
+ * What an import did with one record.
+ */
+typedef enum _Doorstep__Accounts__V1__ImportOutcome {
+  /*
+   * Not set.
+   */
+  DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UNSPECIFIED = 0,
+  /*
+   * The record's key was new: the debtor and/or account was created (the
+   * payment recorded).
+   */
+  DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_CREATED = 1,
+  /*
+   * The record differed from the last one imported for its key: the debtor
+   * and/or account was updated.
+   */
+  DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UPDATED = 2,
+  /*
+   * The record equals the last one imported for its key: nothing written.
+   */
+  DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UNCHANGED = 3,
+  /*
+   * The record was refused (see ImportResult.code and refusal); nothing of
+   * it was written.
+   */
+  DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_REJECTED = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME)
+} Doorstep__Accounts__V1__ImportOutcome;
+/*
+ * Where a placement stands.
+ */
+typedef enum _Doorstep__Accounts__V1__PlacementState {
+  /*
+   * Not set.
+   */
+  DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE__PLACEMENT_STATE_UNSPECIFIED = 0,
+  /*
+   * In force: the account is assigned to the placement's agency.
+   */
+  DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE__PLACEMENT_STATE_ACTIVE = 1,
+  /*
+   * Ended early by RecallAccounts (or the agency's suspension or exit).
+   */
+  DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE__PLACEMENT_STATE_RECALLED = 2,
+  /*
+   * Ended by itself after its end_date.
+   */
+  DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE__PLACEMENT_STATE_EXPIRED = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE)
+} Doorstep__Accounts__V1__PlacementState;
 
 /* --- messages --- */
 
@@ -1001,6 +1089,178 @@ struct  Doorstep__Accounts__V1__ListDebtorChangesResponse
 
 
 /*
+ * Request of Accounts.ListPersonalDataAccess.
+ */
+struct  Doorstep__Accounts__V1__ListPersonalDataAccessRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Only reads of this debtor ("dbt_…"); empty = every debtor.
+   */
+  char *debtor_id;
+  /*
+   * Only reads by this token subject (1-128 characters); empty = anyone.
+   */
+  char *actor_subject;
+  /*
+   * Only reads by callers speaking for this agency ("agy_…"); empty = any.
+   */
+  char *agency_id;
+  /*
+   * Only reads at or after this instant (ms since 1970); 0 = from the start.
+   */
+  int64_t start_ms;
+  /*
+   * Only reads before this instant (ms since 1970); 0 = up to now. Must be
+   * after start_ms when both are set.
+   */
+  int64_t end_ms;
+  /*
+   * Page size: default 100, max 1000 (coerced).
+   */
+  int32_t page_size;
+  /*
+   * Opaque token from a previous response with the same filters; empty for
+   * the first page.
+   */
+  char *page_token;
+};
+#define DOORSTEP__ACCOUNTS__V1__LIST_PERSONAL_DATA_ACCESS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__list_personal_data_access_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One read of a debtor's unmasked personal data.
+ */
+struct  Doorstep__Accounts__V1__PersonalDataAccess
+{
+  ProtobufCMessage base;
+  /*
+   * Output only. Increasing with each recorded read.
+   */
+  int64_t sequence;
+  /*
+   * The debtor whose data was read.
+   */
+  char *debtor_id;
+  /*
+   * Who read it (role, subject, agency).
+   */
+  Doorstep__Type__V1__Actor *actor;
+  /*
+   * The fields revealed, e.g. "national_id", "phone",
+   * "emergency_contacts.phone".
+   */
+  size_t n_fields;
+  char **fields;
+  /*
+   * The access_reason the caller gave.
+   */
+  char *reason;
+  /*
+   * When the read took place (ms since 1970).
+   */
+  int64_t accessed_ms;
+};
+#define DOORSTEP__ACCOUNTS__V1__PERSONAL_DATA_ACCESS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__personal_data_access__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * Response of Accounts.ListPersonalDataAccess.
+ */
+struct  Doorstep__Accounts__V1__ListPersonalDataAccessResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The reads, oldest first.
+   */
+  size_t n_accesses;
+  Doorstep__Accounts__V1__PersonalDataAccess **accesses;
+  /*
+   * Token for the next page; empty when this is the last page.
+   */
+  char *next_page_token;
+};
+#define DOORSTEP__ACCOUNTS__V1__LIST_PERSONAL_DATA_ACCESS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__list_personal_data_access_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of Accounts.ExportDebtorRecord.
+ */
+struct  Doorstep__Accounts__V1__ExportDebtorRecordRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The debtor ("dbt_…"). Required.
+   */
+  char *debtor_id;
+  /*
+   * Why the record is exported, e.g. "subject access request SAR-2026-114".
+   * Required, 1-500 characters; written to the personal-data access log.
+   */
+  char *access_reason;
+};
+#define DOORSTEP__ACCOUNTS__V1__EXPORT_DEBTOR_RECORD_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__export_debtor_record_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+typedef enum {
+  DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__PART__NOT_SET = 0,
+  DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__PART_DEBTOR = 1,
+  DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__PART_ACCOUNT = 2,
+  DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__PART_TIMELINE_EVENT = 3,
+  DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__PART_CONTACT_ATTEMPT = 4,
+  DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__PART_DEBTOR_CHANGE = 5,
+  DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__PART_PERSONAL_DATA_ACCESS = 6
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__PART__CASE)
+} Doorstep__Accounts__V1__DebtorRecordPart__PartCase;
+
+/*
+ * One part of a subject-access export.
+ */
+struct  Doorstep__Accounts__V1__DebtorRecordPart
+{
+  ProtobufCMessage base;
+  Doorstep__Accounts__V1__DebtorRecordPart__PartCase part_case;
+  union {
+    /*
+     * The debtor, unmasked (personal_data_masked false). The first part.
+     */
+    Doorstep__Accounts__V1__Debtor *debtor;
+    /*
+     * One of the debtor's accounts, in full.
+     */
+    Doorstep__Accounts__V1__Account *account;
+    /*
+     * One event of an account's timeline (its account_id names the account).
+     */
+    Doorstep__Accounts__V1__TimelineEvent *timeline_event;
+    /*
+     * One contact attempt about one of the debtor's accounts.
+     */
+    Doorstep__Accounts__V1__ContactAttempt *contact_attempt;
+    /*
+     * One entry of the debtor's change trail.
+     */
+    Doorstep__Accounts__V1__DebtorChange *debtor_change;
+    /*
+     * One read of the debtor's unmasked personal data.
+     */
+    Doorstep__Accounts__V1__PersonalDataAccess *personal_data_access;
+  };
+};
+#define DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__debtor_record_part__descriptor) \
+    , DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__PART__NOT_SET, {0} }
+
+
+/*
  * A credit account in collection: its schedule, balances, delinquency,
  * stage, holds, risk, payments, promises and plans.
  */
@@ -1133,8 +1393,10 @@ struct  Doorstep__Accounts__V1__Account
   Doorstep__Accounts__V1__WriteOffRecord *write_off;
   /*
    * The collection agency the account is assigned to; empty if none. Set at
-   * OpenAccount; governs what an agency_manager may read. Not validated
-   * against the scheduling service.
+   * OpenAccount, then by placements: the agency of the active placement
+   * while there is one, empty once it is recalled or expired. Governs what
+   * an agency_manager may read. Not validated against the scheduling
+   * service.
    */
   char *assigned_agency_id;
   /*
@@ -1161,10 +1423,16 @@ struct  Doorstep__Accounts__V1__Account
    * Output only. When the account last changed.
    */
   int64_t updated_ms;
+  /*
+   * Output only. The active placement (PlaceAccounts); absent when the
+   * account is not placed, including from the day after a placement's
+   * end_date on.
+   */
+  Doorstep__Accounts__V1__Placement *placement;
 };
 #define DOORSTEP__ACCOUNTS__V1__ACCOUNT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__account__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, DOORSTEP__ACCOUNTS__V1__PRODUCT_TYPE__PRODUCT_TYPE_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, NULL, NULL, 0, DOORSTEP__ACCOUNTS__V1__BUCKET__BUCKET_UNSPECIFIED, NULL, NULL, DOORSTEP__ACCOUNTS__V1__STAGE__STAGE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0, 0,NULL, NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, DOORSTEP__ACCOUNTS__V1__PRODUCT_TYPE__PRODUCT_TYPE_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, NULL, NULL, 0, DOORSTEP__ACCOUNTS__V1__BUCKET__BUCKET_UNSPECIFIED, NULL, NULL, DOORSTEP__ACCOUNTS__V1__STAGE__STAGE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0, 0,NULL, NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, 0, NULL }
 
 
 /*
@@ -2401,10 +2669,15 @@ struct  Doorstep__Accounts__V1__ListVisitCandidatesRequest
    * accounts that are not candidates for now and why. Default false.
    */
   protobuf_c_boolean include_deferred;
+  /*
+   * Only accounts placed with (assigned to) this agency; empty = any.
+   * Forced to the caller's agency for agency_manager tokens.
+   */
+  char *agency_id;
 };
 #define DOORSTEP__ACCOUNTS__V1__LIST_VISIT_CANDIDATES_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__list_visit_candidates_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0 }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -2710,7 +2983,8 @@ typedef enum {
   DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT__DETAILS_HOLD = 15,
   DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT__DETAILS_RISK = 16,
   DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT__DETAILS_LEGAL_REFERRAL = 17,
-  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT__DETAILS_WRITE_OFF = 18
+  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT__DETAILS_WRITE_OFF = 18,
+  DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT__DETAILS_PLACEMENT = 25
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT__DETAILS__CASE)
 } Doorstep__Accounts__V1__TimelineEvent__DetailsCase;
 
@@ -2791,6 +3065,10 @@ struct  Doorstep__Accounts__V1__TimelineEvent
      * WRITTEN_OFF.
      */
     Doorstep__Accounts__V1__WriteOffRecord *write_off;
+    /*
+     * ACCOUNT_PLACED, ACCOUNT_RECALLED, PLACEMENT_EXPIRED.
+     */
+    Doorstep__Accounts__V1__Placement *placement;
   };
 };
 #define DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT__INIT \
@@ -2846,6 +3124,430 @@ struct  Doorstep__Accounts__V1__GetAccountTimelineResponse
 #define DOORSTEP__ACCOUNTS__V1__GET_ACCOUNT_TIMELINE_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__get_account_timeline_response__descriptor) \
     , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One record of an ImportAccounts stream: a debtor and one of their accounts
+ * with its schedule.
+ */
+struct  Doorstep__Accounts__V1__ImportAccountsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The record's position in the import, e.g. its line in the file. Required,
+   * > 0, strictly increasing within a stream; the result carries it back.
+   */
+  int64_t sequence;
+  /*
+   * Names the import (e.g. the file name) on the timeline events and change
+   * trail entries it causes. Required, 1-100 characters.
+   */
+  char *import_id;
+  /*
+   * The debtor, keyed by its external_id; the rules of CreateDebtor.
+   * Output-only fields are ignored; emergency contacts are matched by
+   * position (their ids are ignored).
+   */
+  Doorstep__Accounts__V1__Debtor *debtor;
+  /*
+   * The account, keyed by (lender_id, external_id); the rules of OpenAccount.
+   */
+  Doorstep__Accounts__V1__ImportedAccount *account;
+};
+#define DOORSTEP__ACCOUNTS__V1__IMPORT_ACCOUNTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__import_accounts_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, NULL, NULL }
+
+
+/*
+ * The account of an ImportAccountsRequest: OpenAccountRequest's terms without
+ * request_id and debtor_id (the record's debtor is the account's).
+ */
+struct  Doorstep__Accounts__V1__ImportedAccount
+{
+  ProtobufCMessage base;
+  /*
+   * The lender's contract/loan number. Required; with lender_id, the key.
+   */
+  char *external_id;
+  /*
+   * The lending platform or product line. Required, 1-64 characters of
+   * [a-z0-9_-].
+   */
+  char *lender_id;
+  /*
+   * Kind of product. Required.
+   */
+  Doorstep__Accounts__V1__ProductType product;
+  /*
+   * Product name for people. Optional, 0-100 characters.
+   */
+  char *product_name;
+  /*
+   * Amount lent. Required, > 0.
+   */
+  Doorstep__Type__V1__Money *principal;
+  /*
+   * Date opened by the lender (debtor-local). Required; not after today.
+   */
+  Doorstep__Type__V1__Date *opened_date;
+  /*
+   * The schedule, with what the lender has received on each instalment.
+   * Required, 1-360 entries (OpenAccountRequest.instalments). On an existing
+   * account a different schedule replaces the account's (a restructuring or
+   * a correction): the lender's amounts paid are taken as they are.
+   */
+  size_t n_instalments;
+  Doorstep__Accounts__V1__OpeningInstalment **instalments;
+  /*
+   * Agency the account is assigned to; optional.
+   */
+  char *assigned_agency_id;
+};
+#define DOORSTEP__ACCOUNTS__V1__IMPORTED_ACCOUNT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__imported_account__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, DOORSTEP__ACCOUNTS__V1__PRODUCT_TYPE__PRODUCT_TYPE_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One record of an ImportPayments stream.
+ */
+struct  Doorstep__Accounts__V1__ImportPaymentsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * As ImportAccountsRequest.sequence.
+   */
+  int64_t sequence;
+  /*
+   * As ImportAccountsRequest.import_id.
+   */
+  char *import_id;
+  /*
+   * The account paid: its lender. Required.
+   */
+  char *lender_id;
+  /*
+   * The account paid: the lender's contract number (Account.external_id).
+   * Required.
+   */
+  char *account_external_id;
+  /*
+   * The lender's transaction id. Required, 1-64 characters; with the
+   * account, the key.
+   */
+  char *external_id;
+  /*
+   * Amount received. Required, > 0, in the account's currency.
+   */
+  Doorstep__Type__V1__Money *amount;
+  /*
+   * When the money was received. Required; not in the future, not before
+   * the account's opened_date.
+   */
+  int64_t received_ms;
+  /*
+   * Free-text note. Optional, 0-500 characters.
+   */
+  char *note;
+};
+#define DOORSTEP__ACCOUNTS__V1__IMPORT_PAYMENTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__import_payments_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * The result of one import record, sent once the record's batch committed.
+ */
+struct  Doorstep__Accounts__V1__ImportResult
+{
+  ProtobufCMessage base;
+  /*
+   * The record's sequence.
+   */
+  int64_t sequence;
+  /*
+   * What was done.
+   */
+  Doorstep__Accounts__V1__ImportOutcome outcome;
+  /*
+   * The account (ImportAccounts) or the account paid (ImportPayments);
+   * empty when rejected before it was known.
+   */
+  char *account_id;
+  /*
+   * The debtor (ImportAccounts); empty otherwise.
+   */
+  char *debtor_id;
+  /*
+   * The payment recorded (ImportPayments); empty otherwise.
+   */
+  char *payment_id;
+  /*
+   * REJECTED: the status code the single RPC would have returned
+   * (google.rpc.Code, e.g. 3 INVALID_ARGUMENT, 9 FAILED_PRECONDITION).
+   */
+  int32_t code;
+  /*
+   * REJECTED: the error message, "field.path: problem" or "rule-id: detail".
+   */
+  char *message;
+  /*
+   * REJECTED with INVALID_ARGUMENT or FAILED_PRECONDITION: the field path
+   * (relative to the record) or the rule id, as in a Refusal detail.
+   */
+  Doorstep__Type__V1__Refusal *refusal;
+};
+#define DOORSTEP__ACCOUNTS__V1__IMPORT_RESULT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__import_result__descriptor) \
+    , 0, DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * An account placed with a collection agency for a period.
+ */
+struct  Doorstep__Accounts__V1__Placement
+{
+  ProtobufCMessage base;
+  /*
+   * Server-assigned id, "plc_…".
+   */
+  char *id;
+  /*
+   * The account.
+   */
+  char *account_id;
+  /*
+   * The agency it is placed with (scheduling's Agency.id).
+   */
+  char *agency_id;
+  /*
+   * The debtor-local day it was placed.
+   */
+  Doorstep__Type__V1__Date *start_date;
+  /*
+   * The last debtor-local day it is placed (inclusive); it expires the day
+   * after.
+   */
+  Doorstep__Type__V1__Date *end_date;
+  /*
+   * Why it was placed (by hand: the caller's reason; by rule: the agency's
+   * rank and the account's figures).
+   */
+  char *reason;
+  /*
+   * Who placed it.
+   */
+  Doorstep__Type__V1__Actor *placed_by;
+  /*
+   * When it was placed (service clock).
+   */
+  int64_t placed_ms;
+  /*
+   * request_id of the PlaceAccounts call.
+   */
+  char *request_id;
+  /*
+   * Where it stands.
+   */
+  Doorstep__Accounts__V1__PlacementState state;
+  /*
+   * When it was recalled or expired; 0 while ACTIVE.
+   */
+  int64_t ended_ms;
+  /*
+   * Why it was recalled or expired; empty while ACTIVE.
+   */
+  char *end_reason;
+  /*
+   * Who recalled it (ROLE_SYSTEM for an expiry); absent while ACTIVE.
+   */
+  Doorstep__Type__V1__Actor *ended_by;
+};
+#define DOORSTEP__ACCOUNTS__V1__PLACEMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__placement__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, NULL, 0, (char *)protobuf_c_empty_string, DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE__PLACEMENT_STATE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * One account of a PlaceAccounts or RecallAccounts request.
+ */
+struct  Doorstep__Accounts__V1__PlacementTarget
+{
+  ProtobufCMessage base;
+  /*
+   * The account. Required.
+   */
+  char *account_id;
+  /*
+   * 0 = don't check; else must equal the account's version (ABORTED).
+   */
+  int64_t expected_version;
+  /*
+   * Why this account (PlaceAccounts); empty = the request's reason.
+   */
+  char *reason;
+};
+#define DOORSTEP__ACCOUNTS__V1__PLACEMENT_TARGET__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__placement_target__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * An agency a placement by rule may fill, with how many accounts it takes.
+ */
+struct  Doorstep__Accounts__V1__AgencyQuota
+{
+  ProtobufCMessage base;
+  /*
+   * The agency. Required, at most once per request.
+   */
+  char *agency_id;
+  /*
+   * Accounts placed with it at once at most, counting those already placed
+   * with it. Required, 1-1000000.
+   */
+  int32_t capacity;
+  /*
+   * Why this agency and where it ranks, e.g. "rank 1 of 3: 0 upheld
+   * complaints, 9 of 10 promises kept"; copied into each placement's reason.
+   * 0-500 characters.
+   */
+  char *reason;
+};
+#define DOORSTEP__ACCOUNTS__V1__AGENCY_QUOTA__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__agency_quota__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * A placement by rule: a region's unplaced FIELD accounts across agencies.
+ */
+struct  Doorstep__Accounts__V1__RegionPlacement
+{
+  ProtobufCMessage base;
+  /*
+   * The region (Address.region_code). Required.
+   */
+  char *region_code;
+  /*
+   * The agencies, best first. Required, 1-100 entries.
+   */
+  size_t n_agencies;
+  Doorstep__Accounts__V1__AgencyQuota **agencies;
+};
+#define DOORSTEP__ACCOUNTS__V1__REGION_PLACEMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__region_placement__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL }
+
+
+/*
+ * Request of Accounts.PlaceAccounts.
+ */
+struct  Doorstep__Accounts__V1__PlaceAccountsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key. Required.
+   */
+  char *request_id;
+  /*
+   * By hand: the agency. Required with accounts; empty with region.
+   */
+  char *agency_id;
+  /*
+   * By hand: the accounts, 1-1000, each at most once. Empty with region.
+   */
+  size_t n_accounts;
+  Doorstep__Accounts__V1__PlacementTarget **accounts;
+  /*
+   * The last day of the placements (debtor-local, inclusive). Required;
+   * after today and at most 366 days ahead.
+   */
+  Doorstep__Type__V1__Date *end_date;
+  /*
+   * Why. Required by hand unless every account has its own reason, 1-500
+   * characters; by rule it prefixes each placement's reason.
+   */
+  char *reason;
+  /*
+   * By rule: the region and its agencies. Absent by hand.
+   */
+  Doorstep__Accounts__V1__RegionPlacement *region;
+};
+#define DOORSTEP__ACCOUNTS__V1__PLACE_ACCOUNTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__place_accounts_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * Response of Accounts.PlaceAccounts.
+ */
+struct  Doorstep__Accounts__V1__PlaceAccountsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The placements made, in the order made.
+   */
+  size_t n_placements;
+  Doorstep__Accounts__V1__Placement **placements;
+  /*
+   * By rule: the region's unplaced FIELD accounts (on no hold) left unplaced
+   * because every agency was full.
+   */
+  int32_t accounts_left_unplaced;
+};
+#define DOORSTEP__ACCOUNTS__V1__PLACE_ACCOUNTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__place_accounts_response__descriptor) \
+    , 0,NULL, 0 }
+
+
+/*
+ * Request of Accounts.RecallAccounts.
+ */
+struct  Doorstep__Accounts__V1__RecallAccountsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key. Required.
+   */
+  char *request_id;
+  /*
+   * The accounts to recall, 0-1000, each at most once; empty = every
+   * account placed with agency_id.
+   */
+  size_t n_accounts;
+  Doorstep__Accounts__V1__PlacementTarget **accounts;
+  /*
+   * The agency whose accounts are recalled. Required when accounts is
+   * empty; otherwise, if set, every named account must be placed with it.
+   */
+  char *agency_id;
+  /*
+   * Why. Required, 1-500 characters.
+   */
+  char *reason;
+};
+#define DOORSTEP__ACCOUNTS__V1__RECALL_ACCOUNTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__recall_accounts_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of Accounts.RecallAccounts.
+ */
+struct  Doorstep__Accounts__V1__RecallAccountsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The placements ended, state RECALLED.
+   */
+  size_t n_placements;
+  Doorstep__Accounts__V1__Placement **placements;
+};
+#define DOORSTEP__ACCOUNTS__V1__RECALL_ACCOUNTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__recall_accounts_response__descriptor) \
+    , 0,NULL }
 
 
 /* Doorstep__Accounts__V1__Debtor methods */
@@ -3018,6 +3720,101 @@ Doorstep__Accounts__V1__ListDebtorChangesResponse *
                       const uint8_t       *data);
 void   doorstep__accounts__v1__list_debtor_changes_response__free_unpacked
                      (Doorstep__Accounts__V1__ListDebtorChangesResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ListPersonalDataAccessRequest methods */
+void   doorstep__accounts__v1__list_personal_data_access_request__init
+                     (Doorstep__Accounts__V1__ListPersonalDataAccessRequest         *message);
+size_t doorstep__accounts__v1__list_personal_data_access_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessRequest   *message);
+size_t doorstep__accounts__v1__list_personal_data_access_request__pack
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__list_personal_data_access_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ListPersonalDataAccessRequest *
+       doorstep__accounts__v1__list_personal_data_access_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__list_personal_data_access_request__free_unpacked
+                     (Doorstep__Accounts__V1__ListPersonalDataAccessRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__PersonalDataAccess methods */
+void   doorstep__accounts__v1__personal_data_access__init
+                     (Doorstep__Accounts__V1__PersonalDataAccess         *message);
+size_t doorstep__accounts__v1__personal_data_access__get_packed_size
+                     (const Doorstep__Accounts__V1__PersonalDataAccess   *message);
+size_t doorstep__accounts__v1__personal_data_access__pack
+                     (const Doorstep__Accounts__V1__PersonalDataAccess   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__personal_data_access__pack_to_buffer
+                     (const Doorstep__Accounts__V1__PersonalDataAccess   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__PersonalDataAccess *
+       doorstep__accounts__v1__personal_data_access__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__personal_data_access__free_unpacked
+                     (Doorstep__Accounts__V1__PersonalDataAccess *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ListPersonalDataAccessResponse methods */
+void   doorstep__accounts__v1__list_personal_data_access_response__init
+                     (Doorstep__Accounts__V1__ListPersonalDataAccessResponse         *message);
+size_t doorstep__accounts__v1__list_personal_data_access_response__get_packed_size
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessResponse   *message);
+size_t doorstep__accounts__v1__list_personal_data_access_response__pack
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__list_personal_data_access_response__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ListPersonalDataAccessResponse *
+       doorstep__accounts__v1__list_personal_data_access_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__list_personal_data_access_response__free_unpacked
+                     (Doorstep__Accounts__V1__ListPersonalDataAccessResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ExportDebtorRecordRequest methods */
+void   doorstep__accounts__v1__export_debtor_record_request__init
+                     (Doorstep__Accounts__V1__ExportDebtorRecordRequest         *message);
+size_t doorstep__accounts__v1__export_debtor_record_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ExportDebtorRecordRequest   *message);
+size_t doorstep__accounts__v1__export_debtor_record_request__pack
+                     (const Doorstep__Accounts__V1__ExportDebtorRecordRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__export_debtor_record_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ExportDebtorRecordRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ExportDebtorRecordRequest *
+       doorstep__accounts__v1__export_debtor_record_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__export_debtor_record_request__free_unpacked
+                     (Doorstep__Accounts__V1__ExportDebtorRecordRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__DebtorRecordPart methods */
+void   doorstep__accounts__v1__debtor_record_part__init
+                     (Doorstep__Accounts__V1__DebtorRecordPart         *message);
+size_t doorstep__accounts__v1__debtor_record_part__get_packed_size
+                     (const Doorstep__Accounts__V1__DebtorRecordPart   *message);
+size_t doorstep__accounts__v1__debtor_record_part__pack
+                     (const Doorstep__Accounts__V1__DebtorRecordPart   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__debtor_record_part__pack_to_buffer
+                     (const Doorstep__Accounts__V1__DebtorRecordPart   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__DebtorRecordPart *
+       doorstep__accounts__v1__debtor_record_part__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__debtor_record_part__free_unpacked
+                     (Doorstep__Accounts__V1__DebtorRecordPart *message,
                       ProtobufCAllocator *allocator);
 /* Doorstep__Accounts__V1__Account methods */
 void   doorstep__accounts__v1__account__init
@@ -3798,6 +4595,234 @@ Doorstep__Accounts__V1__GetAccountTimelineResponse *
 void   doorstep__accounts__v1__get_account_timeline_response__free_unpacked
                      (Doorstep__Accounts__V1__GetAccountTimelineResponse *message,
                       ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ImportAccountsRequest methods */
+void   doorstep__accounts__v1__import_accounts_request__init
+                     (Doorstep__Accounts__V1__ImportAccountsRequest         *message);
+size_t doorstep__accounts__v1__import_accounts_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ImportAccountsRequest   *message);
+size_t doorstep__accounts__v1__import_accounts_request__pack
+                     (const Doorstep__Accounts__V1__ImportAccountsRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__import_accounts_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ImportAccountsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ImportAccountsRequest *
+       doorstep__accounts__v1__import_accounts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__import_accounts_request__free_unpacked
+                     (Doorstep__Accounts__V1__ImportAccountsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ImportedAccount methods */
+void   doorstep__accounts__v1__imported_account__init
+                     (Doorstep__Accounts__V1__ImportedAccount         *message);
+size_t doorstep__accounts__v1__imported_account__get_packed_size
+                     (const Doorstep__Accounts__V1__ImportedAccount   *message);
+size_t doorstep__accounts__v1__imported_account__pack
+                     (const Doorstep__Accounts__V1__ImportedAccount   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__imported_account__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ImportedAccount   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ImportedAccount *
+       doorstep__accounts__v1__imported_account__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__imported_account__free_unpacked
+                     (Doorstep__Accounts__V1__ImportedAccount *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ImportPaymentsRequest methods */
+void   doorstep__accounts__v1__import_payments_request__init
+                     (Doorstep__Accounts__V1__ImportPaymentsRequest         *message);
+size_t doorstep__accounts__v1__import_payments_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ImportPaymentsRequest   *message);
+size_t doorstep__accounts__v1__import_payments_request__pack
+                     (const Doorstep__Accounts__V1__ImportPaymentsRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__import_payments_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ImportPaymentsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ImportPaymentsRequest *
+       doorstep__accounts__v1__import_payments_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__import_payments_request__free_unpacked
+                     (Doorstep__Accounts__V1__ImportPaymentsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ImportResult methods */
+void   doorstep__accounts__v1__import_result__init
+                     (Doorstep__Accounts__V1__ImportResult         *message);
+size_t doorstep__accounts__v1__import_result__get_packed_size
+                     (const Doorstep__Accounts__V1__ImportResult   *message);
+size_t doorstep__accounts__v1__import_result__pack
+                     (const Doorstep__Accounts__V1__ImportResult   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__import_result__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ImportResult   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ImportResult *
+       doorstep__accounts__v1__import_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__import_result__free_unpacked
+                     (Doorstep__Accounts__V1__ImportResult *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__Placement methods */
+void   doorstep__accounts__v1__placement__init
+                     (Doorstep__Accounts__V1__Placement         *message);
+size_t doorstep__accounts__v1__placement__get_packed_size
+                     (const Doorstep__Accounts__V1__Placement   *message);
+size_t doorstep__accounts__v1__placement__pack
+                     (const Doorstep__Accounts__V1__Placement   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__placement__pack_to_buffer
+                     (const Doorstep__Accounts__V1__Placement   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__Placement *
+       doorstep__accounts__v1__placement__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__placement__free_unpacked
+                     (Doorstep__Accounts__V1__Placement *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__PlacementTarget methods */
+void   doorstep__accounts__v1__placement_target__init
+                     (Doorstep__Accounts__V1__PlacementTarget         *message);
+size_t doorstep__accounts__v1__placement_target__get_packed_size
+                     (const Doorstep__Accounts__V1__PlacementTarget   *message);
+size_t doorstep__accounts__v1__placement_target__pack
+                     (const Doorstep__Accounts__V1__PlacementTarget   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__placement_target__pack_to_buffer
+                     (const Doorstep__Accounts__V1__PlacementTarget   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__PlacementTarget *
+       doorstep__accounts__v1__placement_target__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__placement_target__free_unpacked
+                     (Doorstep__Accounts__V1__PlacementTarget *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__AgencyQuota methods */
+void   doorstep__accounts__v1__agency_quota__init
+                     (Doorstep__Accounts__V1__AgencyQuota         *message);
+size_t doorstep__accounts__v1__agency_quota__get_packed_size
+                     (const Doorstep__Accounts__V1__AgencyQuota   *message);
+size_t doorstep__accounts__v1__agency_quota__pack
+                     (const Doorstep__Accounts__V1__AgencyQuota   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__agency_quota__pack_to_buffer
+                     (const Doorstep__Accounts__V1__AgencyQuota   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__AgencyQuota *
+       doorstep__accounts__v1__agency_quota__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__agency_quota__free_unpacked
+                     (Doorstep__Accounts__V1__AgencyQuota *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__RegionPlacement methods */
+void   doorstep__accounts__v1__region_placement__init
+                     (Doorstep__Accounts__V1__RegionPlacement         *message);
+size_t doorstep__accounts__v1__region_placement__get_packed_size
+                     (const Doorstep__Accounts__V1__RegionPlacement   *message);
+size_t doorstep__accounts__v1__region_placement__pack
+                     (const Doorstep__Accounts__V1__RegionPlacement   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__region_placement__pack_to_buffer
+                     (const Doorstep__Accounts__V1__RegionPlacement   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__RegionPlacement *
+       doorstep__accounts__v1__region_placement__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__region_placement__free_unpacked
+                     (Doorstep__Accounts__V1__RegionPlacement *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__PlaceAccountsRequest methods */
+void   doorstep__accounts__v1__place_accounts_request__init
+                     (Doorstep__Accounts__V1__PlaceAccountsRequest         *message);
+size_t doorstep__accounts__v1__place_accounts_request__get_packed_size
+                     (const Doorstep__Accounts__V1__PlaceAccountsRequest   *message);
+size_t doorstep__accounts__v1__place_accounts_request__pack
+                     (const Doorstep__Accounts__V1__PlaceAccountsRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__place_accounts_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__PlaceAccountsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__PlaceAccountsRequest *
+       doorstep__accounts__v1__place_accounts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__place_accounts_request__free_unpacked
+                     (Doorstep__Accounts__V1__PlaceAccountsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__PlaceAccountsResponse methods */
+void   doorstep__accounts__v1__place_accounts_response__init
+                     (Doorstep__Accounts__V1__PlaceAccountsResponse         *message);
+size_t doorstep__accounts__v1__place_accounts_response__get_packed_size
+                     (const Doorstep__Accounts__V1__PlaceAccountsResponse   *message);
+size_t doorstep__accounts__v1__place_accounts_response__pack
+                     (const Doorstep__Accounts__V1__PlaceAccountsResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__place_accounts_response__pack_to_buffer
+                     (const Doorstep__Accounts__V1__PlaceAccountsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__PlaceAccountsResponse *
+       doorstep__accounts__v1__place_accounts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__place_accounts_response__free_unpacked
+                     (Doorstep__Accounts__V1__PlaceAccountsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__RecallAccountsRequest methods */
+void   doorstep__accounts__v1__recall_accounts_request__init
+                     (Doorstep__Accounts__V1__RecallAccountsRequest         *message);
+size_t doorstep__accounts__v1__recall_accounts_request__get_packed_size
+                     (const Doorstep__Accounts__V1__RecallAccountsRequest   *message);
+size_t doorstep__accounts__v1__recall_accounts_request__pack
+                     (const Doorstep__Accounts__V1__RecallAccountsRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__recall_accounts_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__RecallAccountsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__RecallAccountsRequest *
+       doorstep__accounts__v1__recall_accounts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__recall_accounts_request__free_unpacked
+                     (Doorstep__Accounts__V1__RecallAccountsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__RecallAccountsResponse methods */
+void   doorstep__accounts__v1__recall_accounts_response__init
+                     (Doorstep__Accounts__V1__RecallAccountsResponse         *message);
+size_t doorstep__accounts__v1__recall_accounts_response__get_packed_size
+                     (const Doorstep__Accounts__V1__RecallAccountsResponse   *message);
+size_t doorstep__accounts__v1__recall_accounts_response__pack
+                     (const Doorstep__Accounts__V1__RecallAccountsResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__recall_accounts_response__pack_to_buffer
+                     (const Doorstep__Accounts__V1__RecallAccountsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__RecallAccountsResponse *
+       doorstep__accounts__v1__recall_accounts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__recall_accounts_response__free_unpacked
+                     (Doorstep__Accounts__V1__RecallAccountsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Doorstep__Accounts__V1__Debtor_Closure)
@@ -3826,6 +4851,21 @@ typedef void (*Doorstep__Accounts__V1__ListDebtorChangesRequest_Closure)
                   void *closure_data);
 typedef void (*Doorstep__Accounts__V1__ListDebtorChangesResponse_Closure)
                  (const Doorstep__Accounts__V1__ListDebtorChangesResponse *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ListPersonalDataAccessRequest_Closure)
+                 (const Doorstep__Accounts__V1__ListPersonalDataAccessRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__PersonalDataAccess_Closure)
+                 (const Doorstep__Accounts__V1__PersonalDataAccess *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ListPersonalDataAccessResponse_Closure)
+                 (const Doorstep__Accounts__V1__ListPersonalDataAccessResponse *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ExportDebtorRecordRequest_Closure)
+                 (const Doorstep__Accounts__V1__ExportDebtorRecordRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__DebtorRecordPart_Closure)
+                 (const Doorstep__Accounts__V1__DebtorRecordPart *message,
                   void *closure_data);
 typedef void (*Doorstep__Accounts__V1__Account_Closure)
                  (const Doorstep__Accounts__V1__Account *message,
@@ -3950,6 +4990,42 @@ typedef void (*Doorstep__Accounts__V1__GetAccountTimelineRequest_Closure)
 typedef void (*Doorstep__Accounts__V1__GetAccountTimelineResponse_Closure)
                  (const Doorstep__Accounts__V1__GetAccountTimelineResponse *message,
                   void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ImportAccountsRequest_Closure)
+                 (const Doorstep__Accounts__V1__ImportAccountsRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ImportedAccount_Closure)
+                 (const Doorstep__Accounts__V1__ImportedAccount *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ImportPaymentsRequest_Closure)
+                 (const Doorstep__Accounts__V1__ImportPaymentsRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ImportResult_Closure)
+                 (const Doorstep__Accounts__V1__ImportResult *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__Placement_Closure)
+                 (const Doorstep__Accounts__V1__Placement *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__PlacementTarget_Closure)
+                 (const Doorstep__Accounts__V1__PlacementTarget *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__AgencyQuota_Closure)
+                 (const Doorstep__Accounts__V1__AgencyQuota *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__RegionPlacement_Closure)
+                 (const Doorstep__Accounts__V1__RegionPlacement *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__PlaceAccountsRequest_Closure)
+                 (const Doorstep__Accounts__V1__PlaceAccountsRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__PlaceAccountsResponse_Closure)
+                 (const Doorstep__Accounts__V1__PlaceAccountsResponse *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__RecallAccountsRequest_Closure)
+                 (const Doorstep__Accounts__V1__RecallAccountsRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__RecallAccountsResponse_Closure)
+                 (const Doorstep__Accounts__V1__RecallAccountsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -4033,6 +5109,30 @@ struct Doorstep__Accounts__V1__Accounts_Service
                               const Doorstep__Accounts__V1__ListDebtorChangesRequest *input,
                               Doorstep__Accounts__V1__ListDebtorChangesResponse_Closure closure,
                               void *closure_data);
+  void (*import_accounts)(Doorstep__Accounts__V1__Accounts_Service *service,
+                          const Doorstep__Accounts__V1__ImportAccountsRequest *input,
+                          Doorstep__Accounts__V1__ImportResult_Closure closure,
+                          void *closure_data);
+  void (*import_payments)(Doorstep__Accounts__V1__Accounts_Service *service,
+                          const Doorstep__Accounts__V1__ImportPaymentsRequest *input,
+                          Doorstep__Accounts__V1__ImportResult_Closure closure,
+                          void *closure_data);
+  void (*place_accounts)(Doorstep__Accounts__V1__Accounts_Service *service,
+                         const Doorstep__Accounts__V1__PlaceAccountsRequest *input,
+                         Doorstep__Accounts__V1__PlaceAccountsResponse_Closure closure,
+                         void *closure_data);
+  void (*recall_accounts)(Doorstep__Accounts__V1__Accounts_Service *service,
+                          const Doorstep__Accounts__V1__RecallAccountsRequest *input,
+                          Doorstep__Accounts__V1__RecallAccountsResponse_Closure closure,
+                          void *closure_data);
+  void (*list_personal_data_access)(Doorstep__Accounts__V1__Accounts_Service *service,
+                                    const Doorstep__Accounts__V1__ListPersonalDataAccessRequest *input,
+                                    Doorstep__Accounts__V1__ListPersonalDataAccessResponse_Closure closure,
+                                    void *closure_data);
+  void (*export_debtor_record)(Doorstep__Accounts__V1__Accounts_Service *service,
+                               const Doorstep__Accounts__V1__ExportDebtorRecordRequest *input,
+                               Doorstep__Accounts__V1__DebtorRecordPart_Closure closure,
+                               void *closure_data);
 };
 typedef void (*Doorstep__Accounts__V1__Accounts_ServiceDestroy)(Doorstep__Accounts__V1__Accounts_Service *);
 void doorstep__accounts__v1__accounts__init (Doorstep__Accounts__V1__Accounts_Service *service,
@@ -4059,7 +5159,13 @@ void doorstep__accounts__v1__accounts__init (Doorstep__Accounts__V1__Accounts_Se
       function_prefix__ ## write_off,\
       function_prefix__ ## get_account_timeline,\
       function_prefix__ ## update_debtor,\
-      function_prefix__ ## list_debtor_changes  }
+      function_prefix__ ## list_debtor_changes,\
+      function_prefix__ ## import_accounts,\
+      function_prefix__ ## import_payments,\
+      function_prefix__ ## place_accounts,\
+      function_prefix__ ## recall_accounts,\
+      function_prefix__ ## list_personal_data_access,\
+      function_prefix__ ## export_debtor_record  }
 void doorstep__accounts__v1__accounts__create_debtor(ProtobufCService *service,
                                                      const Doorstep__Accounts__V1__CreateDebtorRequest *input,
                                                      Doorstep__Accounts__V1__Debtor_Closure closure,
@@ -4136,6 +5242,30 @@ void doorstep__accounts__v1__accounts__list_debtor_changes(ProtobufCService *ser
                                                            const Doorstep__Accounts__V1__ListDebtorChangesRequest *input,
                                                            Doorstep__Accounts__V1__ListDebtorChangesResponse_Closure closure,
                                                            void *closure_data);
+void doorstep__accounts__v1__accounts__import_accounts(ProtobufCService *service,
+                                                       const Doorstep__Accounts__V1__ImportAccountsRequest *input,
+                                                       Doorstep__Accounts__V1__ImportResult_Closure closure,
+                                                       void *closure_data);
+void doorstep__accounts__v1__accounts__import_payments(ProtobufCService *service,
+                                                       const Doorstep__Accounts__V1__ImportPaymentsRequest *input,
+                                                       Doorstep__Accounts__V1__ImportResult_Closure closure,
+                                                       void *closure_data);
+void doorstep__accounts__v1__accounts__place_accounts(ProtobufCService *service,
+                                                      const Doorstep__Accounts__V1__PlaceAccountsRequest *input,
+                                                      Doorstep__Accounts__V1__PlaceAccountsResponse_Closure closure,
+                                                      void *closure_data);
+void doorstep__accounts__v1__accounts__recall_accounts(ProtobufCService *service,
+                                                       const Doorstep__Accounts__V1__RecallAccountsRequest *input,
+                                                       Doorstep__Accounts__V1__RecallAccountsResponse_Closure closure,
+                                                       void *closure_data);
+void doorstep__accounts__v1__accounts__list_personal_data_access(ProtobufCService *service,
+                                                                 const Doorstep__Accounts__V1__ListPersonalDataAccessRequest *input,
+                                                                 Doorstep__Accounts__V1__ListPersonalDataAccessResponse_Closure closure,
+                                                                 void *closure_data);
+void doorstep__accounts__v1__accounts__export_debtor_record(ProtobufCService *service,
+                                                            const Doorstep__Accounts__V1__ExportDebtorRecordRequest *input,
+                                                            Doorstep__Accounts__V1__DebtorRecordPart_Closure closure,
+                                                            void *closure_data);
 
 /* --- descriptors --- */
 
@@ -4155,6 +5285,8 @@ extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__account_view__de
 extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__hold_filter__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__timeline_event_type__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__debtor_change_kind__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__import_outcome__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__placement_state__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__wrong_address_finding__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__emergency_contact__descriptor;
@@ -4164,6 +5296,11 @@ extern const ProtobufCMessageDescriptor doorstep__accounts__v1__update_debtor_re
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor_change__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__list_debtor_changes_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__list_debtor_changes_response__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__list_personal_data_access_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__personal_data_access__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__list_personal_data_access_response__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__export_debtor_record_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor_record_part__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__account__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__instalment__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__opening_instalment__descriptor;
@@ -4205,6 +5342,18 @@ extern const ProtobufCMessageDescriptor doorstep__accounts__v1__stage_change__de
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__timeline_event__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__get_account_timeline_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__get_account_timeline_response__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__import_accounts_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__imported_account__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__import_payments_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__import_result__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__placement__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__placement_target__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__agency_quota__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__region_placement__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__place_accounts_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__place_accounts_response__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__recall_accounts_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__recall_accounts_response__descriptor;
 extern const ProtobufCServiceDescriptor doorstep__accounts__v1__accounts__descriptor;
 
 PROTOBUF_C__END_DECLS

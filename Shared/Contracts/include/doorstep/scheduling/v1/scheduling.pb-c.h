@@ -67,6 +67,10 @@ typedef struct Doorstep__Scheduling__V1__GetContactBudgetRequest Doorstep__Sched
 typedef struct Doorstep__Scheduling__V1__BudgetLine Doorstep__Scheduling__V1__BudgetLine;
 typedef struct Doorstep__Scheduling__V1__AccountContactStatus Doorstep__Scheduling__V1__AccountContactStatus;
 typedef struct Doorstep__Scheduling__V1__ContactBudget Doorstep__Scheduling__V1__ContactBudget;
+typedef struct Doorstep__Scheduling__V1__PlaceRegionRequest Doorstep__Scheduling__V1__PlaceRegionRequest;
+typedef struct Doorstep__Scheduling__V1__RegionAgencyRank Doorstep__Scheduling__V1__RegionAgencyRank;
+typedef struct Doorstep__Scheduling__V1__RegionPlacementItem Doorstep__Scheduling__V1__RegionPlacementItem;
+typedef struct Doorstep__Scheduling__V1__PlaceRegionResponse Doorstep__Scheduling__V1__PlaceRegionResponse;
 
 
 /* --- enums --- */
@@ -464,10 +468,16 @@ struct  Doorstep__Scheduling__V1__Agency
    */
   size_t n_status_changes;
   Doorstep__Scheduling__V1__AgencyStatusChange **status_changes;
+  /*
+   * Accounts that may be placed with the agency at once by PlaceRegion,
+   * counting those already placed with it; 0 = none by rule (placements by
+   * hand are not limited by it). At most 1000000.
+   */
+  int32_t placement_capacity;
 };
 #define DOORSTEP__SCHEDULING__V1__AGENCY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__agency__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0,NULL, NULL, DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0,NULL, NULL, DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0 }
 
 
 /*
@@ -681,7 +691,8 @@ struct  Doorstep__Scheduling__V1__UpdateAgencyRequest
   /*
    * The fields to change, by name: "display_name", "licence_number",
    * "licence_expiry_date", "regions_served", "daily_visit_capacity",
-   * "contact" (a whole field is replaced; an unset contact removes it).
+   * "contact", "placement_capacity" (a whole field is replaced; an unset
+   * contact removes it).
    * Required, each at most once; any other name is INVALID_ARGUMENT naming
    * its entry, e.g. "update_mask[0]".
    */
@@ -2041,8 +2052,9 @@ struct  Doorstep__Scheduling__V1__PlanDayRequest
    */
   char *time_zone;
   /*
-   * Only this agency's crews and appointments; empty = all agencies. Forced
-   * to the caller's agency for agency_manager tokens.
+   * Only this agency's crews and appointments, and (fill_with_candidates)
+   * only the candidates placed with it (Accounts.PlaceAccounts); empty = all
+   * agencies. Forced to the caller's agency for agency_manager tokens.
    */
   char *agency_id;
   /*
@@ -2558,6 +2570,131 @@ struct  Doorstep__Scheduling__V1__ContactBudget
 #define DOORSTEP__SCHEDULING__V1__CONTACT_BUDGET__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__contact_budget__descriptor) \
     , (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, 0, 0, 0,NULL, 0, 0,NULL, 0 }
+
+
+/*
+ * Request of Scheduling.PlaceRegion.
+ */
+struct  Doorstep__Scheduling__V1__PlaceRegionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key. Required; also the request_id of the
+   * Accounts.PlaceAccounts call it makes.
+   */
+  char *request_id;
+  /*
+   * The region. Required.
+   */
+  char *region_code;
+  /*
+   * The last day of the placements (debtor-local, inclusive). Required;
+   * after today and at most 366 days ahead.
+   */
+  Doorstep__Type__V1__Date *end_date;
+  /*
+   * Why, prefixed to each placement's reason. Required, 1-200 characters.
+   */
+  char *reason;
+};
+#define DOORSTEP__SCHEDULING__V1__PLACE_REGION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__place_region_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * An agency considered by PlaceRegion, in rank order.
+ */
+struct  Doorstep__Scheduling__V1__RegionAgencyRank
+{
+  ProtobufCMessage base;
+  /*
+   * The agency.
+   */
+  char *agency_id;
+  /*
+   * 1 = filled first.
+   */
+  int32_t rank;
+  /*
+   * Its placement_capacity.
+   */
+  int32_t placement_capacity;
+  /*
+   * Its scorecard's upheld complaints per 1000 visits.
+   */
+  int32_t upheld_complaints_per_1000_visits;
+  /*
+   * Its scorecard's promises kept.
+   */
+  int32_t promises_kept;
+  /*
+   * Its scorecard's broken-promise rate, basis points.
+   */
+  int32_t broken_promise_rate_bp;
+  /*
+   * Accounts this call placed with it.
+   */
+  int32_t accounts_placed;
+};
+#define DOORSTEP__SCHEDULING__V1__REGION_AGENCY_RANK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__region_agency_rank__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0 }
+
+
+/*
+ * One account PlaceRegion placed.
+ */
+struct  Doorstep__Scheduling__V1__RegionPlacementItem
+{
+  ProtobufCMessage base;
+  /*
+   * The account.
+   */
+  char *account_id;
+  /*
+   * The agency it was placed with.
+   */
+  char *agency_id;
+  /*
+   * Accounts' placement id, "plc_…".
+   */
+  char *placement_id;
+  /*
+   * The placement's recorded reason.
+   */
+  char *reason;
+};
+#define DOORSTEP__SCHEDULING__V1__REGION_PLACEMENT_ITEM__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__region_placement_item__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of Scheduling.PlaceRegion.
+ */
+struct  Doorstep__Scheduling__V1__PlaceRegionResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The agencies considered, best first.
+   */
+  size_t n_agencies;
+  Doorstep__Scheduling__V1__RegionAgencyRank **agencies;
+  /*
+   * The placements made.
+   */
+  size_t n_placements;
+  Doorstep__Scheduling__V1__RegionPlacementItem **placements;
+  /*
+   * FIELD accounts of the region (on no hold) left unplaced because every
+   * agency was full.
+   */
+  int32_t accounts_left_unplaced;
+};
+#define DOORSTEP__SCHEDULING__V1__PLACE_REGION_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__scheduling__v1__place_region_response__descriptor) \
+    , 0,NULL, 0,NULL, 0 }
 
 
 /* Doorstep__Scheduling__V1__Agency methods */
@@ -3529,6 +3666,82 @@ Doorstep__Scheduling__V1__ContactBudget *
 void   doorstep__scheduling__v1__contact_budget__free_unpacked
                      (Doorstep__Scheduling__V1__ContactBudget *message,
                       ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__PlaceRegionRequest methods */
+void   doorstep__scheduling__v1__place_region_request__init
+                     (Doorstep__Scheduling__V1__PlaceRegionRequest         *message);
+size_t doorstep__scheduling__v1__place_region_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__PlaceRegionRequest   *message);
+size_t doorstep__scheduling__v1__place_region_request__pack
+                     (const Doorstep__Scheduling__V1__PlaceRegionRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__place_region_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__PlaceRegionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__PlaceRegionRequest *
+       doorstep__scheduling__v1__place_region_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__place_region_request__free_unpacked
+                     (Doorstep__Scheduling__V1__PlaceRegionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__RegionAgencyRank methods */
+void   doorstep__scheduling__v1__region_agency_rank__init
+                     (Doorstep__Scheduling__V1__RegionAgencyRank         *message);
+size_t doorstep__scheduling__v1__region_agency_rank__get_packed_size
+                     (const Doorstep__Scheduling__V1__RegionAgencyRank   *message);
+size_t doorstep__scheduling__v1__region_agency_rank__pack
+                     (const Doorstep__Scheduling__V1__RegionAgencyRank   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__region_agency_rank__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__RegionAgencyRank   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__RegionAgencyRank *
+       doorstep__scheduling__v1__region_agency_rank__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__region_agency_rank__free_unpacked
+                     (Doorstep__Scheduling__V1__RegionAgencyRank *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__RegionPlacementItem methods */
+void   doorstep__scheduling__v1__region_placement_item__init
+                     (Doorstep__Scheduling__V1__RegionPlacementItem         *message);
+size_t doorstep__scheduling__v1__region_placement_item__get_packed_size
+                     (const Doorstep__Scheduling__V1__RegionPlacementItem   *message);
+size_t doorstep__scheduling__v1__region_placement_item__pack
+                     (const Doorstep__Scheduling__V1__RegionPlacementItem   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__region_placement_item__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__RegionPlacementItem   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__RegionPlacementItem *
+       doorstep__scheduling__v1__region_placement_item__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__region_placement_item__free_unpacked
+                     (Doorstep__Scheduling__V1__RegionPlacementItem *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Scheduling__V1__PlaceRegionResponse methods */
+void   doorstep__scheduling__v1__place_region_response__init
+                     (Doorstep__Scheduling__V1__PlaceRegionResponse         *message);
+size_t doorstep__scheduling__v1__place_region_response__get_packed_size
+                     (const Doorstep__Scheduling__V1__PlaceRegionResponse   *message);
+size_t doorstep__scheduling__v1__place_region_response__pack
+                     (const Doorstep__Scheduling__V1__PlaceRegionResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__scheduling__v1__place_region_response__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__PlaceRegionResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Scheduling__V1__PlaceRegionResponse *
+       doorstep__scheduling__v1__place_region_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__scheduling__v1__place_region_response__free_unpacked
+                     (Doorstep__Scheduling__V1__PlaceRegionResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Doorstep__Scheduling__V1__Agency_Closure)
@@ -3684,6 +3897,18 @@ typedef void (*Doorstep__Scheduling__V1__AccountContactStatus_Closure)
 typedef void (*Doorstep__Scheduling__V1__ContactBudget_Closure)
                  (const Doorstep__Scheduling__V1__ContactBudget *message,
                   void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__PlaceRegionRequest_Closure)
+                 (const Doorstep__Scheduling__V1__PlaceRegionRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__RegionAgencyRank_Closure)
+                 (const Doorstep__Scheduling__V1__RegionAgencyRank *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__RegionPlacementItem_Closure)
+                 (const Doorstep__Scheduling__V1__RegionPlacementItem *message,
+                  void *closure_data);
+typedef void (*Doorstep__Scheduling__V1__PlaceRegionResponse_Closure)
+                 (const Doorstep__Scheduling__V1__PlaceRegionResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -3791,6 +4016,10 @@ struct Doorstep__Scheduling__V1__Scheduling_Service
                              const Doorstep__Scheduling__V1__GetContactBudgetRequest *input,
                              Doorstep__Scheduling__V1__ContactBudget_Closure closure,
                              void *closure_data);
+  void (*place_region)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                       const Doorstep__Scheduling__V1__PlaceRegionRequest *input,
+                       Doorstep__Scheduling__V1__PlaceRegionResponse_Closure closure,
+                       void *closure_data);
 };
 typedef void (*Doorstep__Scheduling__V1__Scheduling_ServiceDestroy)(Doorstep__Scheduling__V1__Scheduling_Service *);
 void doorstep__scheduling__v1__scheduling__init (Doorstep__Scheduling__V1__Scheduling_Service *service,
@@ -3823,7 +4052,8 @@ void doorstep__scheduling__v1__scheduling__init (Doorstep__Scheduling__V1__Sched
       function_prefix__ ## get_appointment,\
       function_prefix__ ## list_appointments,\
       function_prefix__ ## plan_day,\
-      function_prefix__ ## get_contact_budget  }
+      function_prefix__ ## get_contact_budget,\
+      function_prefix__ ## place_region  }
 void doorstep__scheduling__v1__scheduling__register_agency(ProtobufCService *service,
                                                            const Doorstep__Scheduling__V1__RegisterAgencyRequest *input,
                                                            Doorstep__Scheduling__V1__Agency_Closure closure,
@@ -3924,6 +4154,10 @@ void doorstep__scheduling__v1__scheduling__get_contact_budget(ProtobufCService *
                                                               const Doorstep__Scheduling__V1__GetContactBudgetRequest *input,
                                                               Doorstep__Scheduling__V1__ContactBudget_Closure closure,
                                                               void *closure_data);
+void doorstep__scheduling__v1__scheduling__place_region(ProtobufCService *service,
+                                                        const Doorstep__Scheduling__V1__PlaceRegionRequest *input,
+                                                        Doorstep__Scheduling__V1__PlaceRegionResponse_Closure closure,
+                                                        void *closure_data);
 
 /* --- descriptors --- */
 
@@ -3989,6 +4223,10 @@ extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__get_contact_bu
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__budget_line__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__account_contact_status__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__contact_budget__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__place_region_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__region_agency_rank__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__region_placement_item__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__scheduling__v1__place_region_response__descriptor;
 extern const ProtobufCServiceDescriptor doorstep__scheduling__v1__scheduling__descriptor;
 
 PROTOBUF_C__END_DECLS

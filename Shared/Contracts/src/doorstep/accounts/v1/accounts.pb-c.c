@@ -412,6 +412,231 @@ void   doorstep__accounts__v1__list_debtor_changes_response__free_unpacked
   assert(message->base.descriptor == &doorstep__accounts__v1__list_debtor_changes_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   doorstep__accounts__v1__list_personal_data_access_request__init
+                     (Doorstep__Accounts__V1__ListPersonalDataAccessRequest         *message)
+{
+  static const Doorstep__Accounts__V1__ListPersonalDataAccessRequest init_value = DOORSTEP__ACCOUNTS__V1__LIST_PERSONAL_DATA_ACCESS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__list_personal_data_access_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_personal_data_access_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__list_personal_data_access_request__pack
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_personal_data_access_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__list_personal_data_access_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_personal_data_access_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ListPersonalDataAccessRequest *
+       doorstep__accounts__v1__list_personal_data_access_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ListPersonalDataAccessRequest *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__list_personal_data_access_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__list_personal_data_access_request__free_unpacked
+                     (Doorstep__Accounts__V1__ListPersonalDataAccessRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_personal_data_access_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__personal_data_access__init
+                     (Doorstep__Accounts__V1__PersonalDataAccess         *message)
+{
+  static const Doorstep__Accounts__V1__PersonalDataAccess init_value = DOORSTEP__ACCOUNTS__V1__PERSONAL_DATA_ACCESS__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__personal_data_access__get_packed_size
+                     (const Doorstep__Accounts__V1__PersonalDataAccess *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__personal_data_access__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__personal_data_access__pack
+                     (const Doorstep__Accounts__V1__PersonalDataAccess *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__personal_data_access__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__personal_data_access__pack_to_buffer
+                     (const Doorstep__Accounts__V1__PersonalDataAccess *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__personal_data_access__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__PersonalDataAccess *
+       doorstep__accounts__v1__personal_data_access__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__PersonalDataAccess *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__personal_data_access__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__personal_data_access__free_unpacked
+                     (Doorstep__Accounts__V1__PersonalDataAccess *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__personal_data_access__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__list_personal_data_access_response__init
+                     (Doorstep__Accounts__V1__ListPersonalDataAccessResponse         *message)
+{
+  static const Doorstep__Accounts__V1__ListPersonalDataAccessResponse init_value = DOORSTEP__ACCOUNTS__V1__LIST_PERSONAL_DATA_ACCESS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__list_personal_data_access_response__get_packed_size
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_personal_data_access_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__list_personal_data_access_response__pack
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_personal_data_access_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__list_personal_data_access_response__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListPersonalDataAccessResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_personal_data_access_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ListPersonalDataAccessResponse *
+       doorstep__accounts__v1__list_personal_data_access_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ListPersonalDataAccessResponse *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__list_personal_data_access_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__list_personal_data_access_response__free_unpacked
+                     (Doorstep__Accounts__V1__ListPersonalDataAccessResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_personal_data_access_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__export_debtor_record_request__init
+                     (Doorstep__Accounts__V1__ExportDebtorRecordRequest         *message)
+{
+  static const Doorstep__Accounts__V1__ExportDebtorRecordRequest init_value = DOORSTEP__ACCOUNTS__V1__EXPORT_DEBTOR_RECORD_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__export_debtor_record_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ExportDebtorRecordRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__export_debtor_record_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__export_debtor_record_request__pack
+                     (const Doorstep__Accounts__V1__ExportDebtorRecordRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__export_debtor_record_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__export_debtor_record_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ExportDebtorRecordRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__export_debtor_record_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ExportDebtorRecordRequest *
+       doorstep__accounts__v1__export_debtor_record_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ExportDebtorRecordRequest *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__export_debtor_record_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__export_debtor_record_request__free_unpacked
+                     (Doorstep__Accounts__V1__ExportDebtorRecordRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__export_debtor_record_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__debtor_record_part__init
+                     (Doorstep__Accounts__V1__DebtorRecordPart         *message)
+{
+  static const Doorstep__Accounts__V1__DebtorRecordPart init_value = DOORSTEP__ACCOUNTS__V1__DEBTOR_RECORD_PART__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__debtor_record_part__get_packed_size
+                     (const Doorstep__Accounts__V1__DebtorRecordPart *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__debtor_record_part__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__debtor_record_part__pack
+                     (const Doorstep__Accounts__V1__DebtorRecordPart *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__debtor_record_part__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__debtor_record_part__pack_to_buffer
+                     (const Doorstep__Accounts__V1__DebtorRecordPart *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__debtor_record_part__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__DebtorRecordPart *
+       doorstep__accounts__v1__debtor_record_part__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__DebtorRecordPart *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__debtor_record_part__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__debtor_record_part__free_unpacked
+                     (Doorstep__Accounts__V1__DebtorRecordPart *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__debtor_record_part__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   doorstep__accounts__v1__account__init
                      (Doorstep__Accounts__V1__Account         *message)
 {
@@ -2257,6 +2482,546 @@ void   doorstep__accounts__v1__get_account_timeline_response__free_unpacked
   assert(message->base.descriptor == &doorstep__accounts__v1__get_account_timeline_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   doorstep__accounts__v1__import_accounts_request__init
+                     (Doorstep__Accounts__V1__ImportAccountsRequest         *message)
+{
+  static const Doorstep__Accounts__V1__ImportAccountsRequest init_value = DOORSTEP__ACCOUNTS__V1__IMPORT_ACCOUNTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__import_accounts_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ImportAccountsRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_accounts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__import_accounts_request__pack
+                     (const Doorstep__Accounts__V1__ImportAccountsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_accounts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__import_accounts_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ImportAccountsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_accounts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ImportAccountsRequest *
+       doorstep__accounts__v1__import_accounts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ImportAccountsRequest *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__import_accounts_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__import_accounts_request__free_unpacked
+                     (Doorstep__Accounts__V1__ImportAccountsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_accounts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__imported_account__init
+                     (Doorstep__Accounts__V1__ImportedAccount         *message)
+{
+  static const Doorstep__Accounts__V1__ImportedAccount init_value = DOORSTEP__ACCOUNTS__V1__IMPORTED_ACCOUNT__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__imported_account__get_packed_size
+                     (const Doorstep__Accounts__V1__ImportedAccount *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__imported_account__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__imported_account__pack
+                     (const Doorstep__Accounts__V1__ImportedAccount *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__imported_account__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__imported_account__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ImportedAccount *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__imported_account__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ImportedAccount *
+       doorstep__accounts__v1__imported_account__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ImportedAccount *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__imported_account__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__imported_account__free_unpacked
+                     (Doorstep__Accounts__V1__ImportedAccount *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__imported_account__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__import_payments_request__init
+                     (Doorstep__Accounts__V1__ImportPaymentsRequest         *message)
+{
+  static const Doorstep__Accounts__V1__ImportPaymentsRequest init_value = DOORSTEP__ACCOUNTS__V1__IMPORT_PAYMENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__import_payments_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ImportPaymentsRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_payments_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__import_payments_request__pack
+                     (const Doorstep__Accounts__V1__ImportPaymentsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_payments_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__import_payments_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ImportPaymentsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_payments_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ImportPaymentsRequest *
+       doorstep__accounts__v1__import_payments_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ImportPaymentsRequest *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__import_payments_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__import_payments_request__free_unpacked
+                     (Doorstep__Accounts__V1__ImportPaymentsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_payments_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__import_result__init
+                     (Doorstep__Accounts__V1__ImportResult         *message)
+{
+  static const Doorstep__Accounts__V1__ImportResult init_value = DOORSTEP__ACCOUNTS__V1__IMPORT_RESULT__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__import_result__get_packed_size
+                     (const Doorstep__Accounts__V1__ImportResult *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_result__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__import_result__pack
+                     (const Doorstep__Accounts__V1__ImportResult *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_result__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__import_result__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ImportResult *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_result__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ImportResult *
+       doorstep__accounts__v1__import_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ImportResult *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__import_result__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__import_result__free_unpacked
+                     (Doorstep__Accounts__V1__ImportResult *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__import_result__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__placement__init
+                     (Doorstep__Accounts__V1__Placement         *message)
+{
+  static const Doorstep__Accounts__V1__Placement init_value = DOORSTEP__ACCOUNTS__V1__PLACEMENT__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__placement__get_packed_size
+                     (const Doorstep__Accounts__V1__Placement *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__placement__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__placement__pack
+                     (const Doorstep__Accounts__V1__Placement *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__placement__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__placement__pack_to_buffer
+                     (const Doorstep__Accounts__V1__Placement *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__placement__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__Placement *
+       doorstep__accounts__v1__placement__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__Placement *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__placement__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__placement__free_unpacked
+                     (Doorstep__Accounts__V1__Placement *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__placement__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__placement_target__init
+                     (Doorstep__Accounts__V1__PlacementTarget         *message)
+{
+  static const Doorstep__Accounts__V1__PlacementTarget init_value = DOORSTEP__ACCOUNTS__V1__PLACEMENT_TARGET__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__placement_target__get_packed_size
+                     (const Doorstep__Accounts__V1__PlacementTarget *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__placement_target__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__placement_target__pack
+                     (const Doorstep__Accounts__V1__PlacementTarget *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__placement_target__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__placement_target__pack_to_buffer
+                     (const Doorstep__Accounts__V1__PlacementTarget *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__placement_target__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__PlacementTarget *
+       doorstep__accounts__v1__placement_target__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__PlacementTarget *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__placement_target__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__placement_target__free_unpacked
+                     (Doorstep__Accounts__V1__PlacementTarget *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__placement_target__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__agency_quota__init
+                     (Doorstep__Accounts__V1__AgencyQuota         *message)
+{
+  static const Doorstep__Accounts__V1__AgencyQuota init_value = DOORSTEP__ACCOUNTS__V1__AGENCY_QUOTA__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__agency_quota__get_packed_size
+                     (const Doorstep__Accounts__V1__AgencyQuota *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__agency_quota__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__agency_quota__pack
+                     (const Doorstep__Accounts__V1__AgencyQuota *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__agency_quota__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__agency_quota__pack_to_buffer
+                     (const Doorstep__Accounts__V1__AgencyQuota *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__agency_quota__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__AgencyQuota *
+       doorstep__accounts__v1__agency_quota__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__AgencyQuota *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__agency_quota__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__agency_quota__free_unpacked
+                     (Doorstep__Accounts__V1__AgencyQuota *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__agency_quota__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__region_placement__init
+                     (Doorstep__Accounts__V1__RegionPlacement         *message)
+{
+  static const Doorstep__Accounts__V1__RegionPlacement init_value = DOORSTEP__ACCOUNTS__V1__REGION_PLACEMENT__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__region_placement__get_packed_size
+                     (const Doorstep__Accounts__V1__RegionPlacement *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__region_placement__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__region_placement__pack
+                     (const Doorstep__Accounts__V1__RegionPlacement *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__region_placement__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__region_placement__pack_to_buffer
+                     (const Doorstep__Accounts__V1__RegionPlacement *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__region_placement__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__RegionPlacement *
+       doorstep__accounts__v1__region_placement__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__RegionPlacement *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__region_placement__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__region_placement__free_unpacked
+                     (Doorstep__Accounts__V1__RegionPlacement *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__region_placement__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__place_accounts_request__init
+                     (Doorstep__Accounts__V1__PlaceAccountsRequest         *message)
+{
+  static const Doorstep__Accounts__V1__PlaceAccountsRequest init_value = DOORSTEP__ACCOUNTS__V1__PLACE_ACCOUNTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__place_accounts_request__get_packed_size
+                     (const Doorstep__Accounts__V1__PlaceAccountsRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__place_accounts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__place_accounts_request__pack
+                     (const Doorstep__Accounts__V1__PlaceAccountsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__place_accounts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__place_accounts_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__PlaceAccountsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__place_accounts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__PlaceAccountsRequest *
+       doorstep__accounts__v1__place_accounts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__PlaceAccountsRequest *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__place_accounts_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__place_accounts_request__free_unpacked
+                     (Doorstep__Accounts__V1__PlaceAccountsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__place_accounts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__place_accounts_response__init
+                     (Doorstep__Accounts__V1__PlaceAccountsResponse         *message)
+{
+  static const Doorstep__Accounts__V1__PlaceAccountsResponse init_value = DOORSTEP__ACCOUNTS__V1__PLACE_ACCOUNTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__place_accounts_response__get_packed_size
+                     (const Doorstep__Accounts__V1__PlaceAccountsResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__place_accounts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__place_accounts_response__pack
+                     (const Doorstep__Accounts__V1__PlaceAccountsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__place_accounts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__place_accounts_response__pack_to_buffer
+                     (const Doorstep__Accounts__V1__PlaceAccountsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__place_accounts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__PlaceAccountsResponse *
+       doorstep__accounts__v1__place_accounts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__PlaceAccountsResponse *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__place_accounts_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__place_accounts_response__free_unpacked
+                     (Doorstep__Accounts__V1__PlaceAccountsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__place_accounts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__recall_accounts_request__init
+                     (Doorstep__Accounts__V1__RecallAccountsRequest         *message)
+{
+  static const Doorstep__Accounts__V1__RecallAccountsRequest init_value = DOORSTEP__ACCOUNTS__V1__RECALL_ACCOUNTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__recall_accounts_request__get_packed_size
+                     (const Doorstep__Accounts__V1__RecallAccountsRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__recall_accounts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__recall_accounts_request__pack
+                     (const Doorstep__Accounts__V1__RecallAccountsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__recall_accounts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__recall_accounts_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__RecallAccountsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__recall_accounts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__RecallAccountsRequest *
+       doorstep__accounts__v1__recall_accounts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__RecallAccountsRequest *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__recall_accounts_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__recall_accounts_request__free_unpacked
+                     (Doorstep__Accounts__V1__RecallAccountsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__recall_accounts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__recall_accounts_response__init
+                     (Doorstep__Accounts__V1__RecallAccountsResponse         *message)
+{
+  static const Doorstep__Accounts__V1__RecallAccountsResponse init_value = DOORSTEP__ACCOUNTS__V1__RECALL_ACCOUNTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__recall_accounts_response__get_packed_size
+                     (const Doorstep__Accounts__V1__RecallAccountsResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__recall_accounts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__recall_accounts_response__pack
+                     (const Doorstep__Accounts__V1__RecallAccountsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__recall_accounts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__recall_accounts_response__pack_to_buffer
+                     (const Doorstep__Accounts__V1__RecallAccountsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__recall_accounts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__RecallAccountsResponse *
+       doorstep__accounts__v1__recall_accounts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__RecallAccountsResponse *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__recall_accounts_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__recall_accounts_response__free_unpacked
+                     (Doorstep__Accounts__V1__RecallAccountsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__recall_accounts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor doorstep__accounts__v1__debtor__field_descriptors[14] =
 {
   {
@@ -3106,7 +3871,431 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__list_debtor_changes_res
   (ProtobufCMessageInit) doorstep__accounts__v1__list_debtor_changes_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__accounts__v1__account__field_descriptors[35] =
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_personal_data_access_request__field_descriptors[7] =
+{
+  {
+    "debtor_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListPersonalDataAccessRequest, debtor_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_subject",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListPersonalDataAccessRequest, actor_subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListPersonalDataAccessRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListPersonalDataAccessRequest, start_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListPersonalDataAccessRequest, end_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListPersonalDataAccessRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListPersonalDataAccessRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__list_personal_data_access_request__field_indices_by_name[] = {
+  1,   /* field[1] = actor_subject */
+  2,   /* field[2] = agency_id */
+  0,   /* field[0] = debtor_id */
+  4,   /* field[4] = end_ms */
+  5,   /* field[5] = page_size */
+  6,   /* field[6] = page_token */
+  3,   /* field[3] = start_ms */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__list_personal_data_access_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__list_personal_data_access_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ListPersonalDataAccessRequest",
+  "ListPersonalDataAccessRequest",
+  "Doorstep__Accounts__V1__ListPersonalDataAccessRequest",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ListPersonalDataAccessRequest),
+  7,
+  doorstep__accounts__v1__list_personal_data_access_request__field_descriptors,
+  doorstep__accounts__v1__list_personal_data_access_request__field_indices_by_name,
+  1,  doorstep__accounts__v1__list_personal_data_access_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__list_personal_data_access_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__personal_data_access__field_descriptors[6] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PersonalDataAccess, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "debtor_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PersonalDataAccess, debtor_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PersonalDataAccess, actor),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "fields",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Doorstep__Accounts__V1__PersonalDataAccess, n_fields),
+    offsetof(Doorstep__Accounts__V1__PersonalDataAccess, fields),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PersonalDataAccess, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "accessed_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PersonalDataAccess, accessed_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__personal_data_access__field_indices_by_name[] = {
+  5,   /* field[5] = accessed_ms */
+  2,   /* field[2] = actor */
+  1,   /* field[1] = debtor_id */
+  3,   /* field[3] = fields */
+  4,   /* field[4] = reason */
+  0,   /* field[0] = sequence */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__personal_data_access__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__personal_data_access__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.PersonalDataAccess",
+  "PersonalDataAccess",
+  "Doorstep__Accounts__V1__PersonalDataAccess",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__PersonalDataAccess),
+  6,
+  doorstep__accounts__v1__personal_data_access__field_descriptors,
+  doorstep__accounts__v1__personal_data_access__field_indices_by_name,
+  1,  doorstep__accounts__v1__personal_data_access__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__personal_data_access__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_personal_data_access_response__field_descriptors[2] =
+{
+  {
+    "accesses",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__ListPersonalDataAccessResponse, n_accesses),
+    offsetof(Doorstep__Accounts__V1__ListPersonalDataAccessResponse, accesses),
+    &doorstep__accounts__v1__personal_data_access__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListPersonalDataAccessResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__list_personal_data_access_response__field_indices_by_name[] = {
+  0,   /* field[0] = accesses */
+  1,   /* field[1] = next_page_token */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__list_personal_data_access_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__list_personal_data_access_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ListPersonalDataAccessResponse",
+  "ListPersonalDataAccessResponse",
+  "Doorstep__Accounts__V1__ListPersonalDataAccessResponse",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ListPersonalDataAccessResponse),
+  2,
+  doorstep__accounts__v1__list_personal_data_access_response__field_descriptors,
+  doorstep__accounts__v1__list_personal_data_access_response__field_indices_by_name,
+  1,  doorstep__accounts__v1__list_personal_data_access_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__list_personal_data_access_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__export_debtor_record_request__field_descriptors[2] =
+{
+  {
+    "debtor_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ExportDebtorRecordRequest, debtor_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "access_reason",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ExportDebtorRecordRequest, access_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__export_debtor_record_request__field_indices_by_name[] = {
+  1,   /* field[1] = access_reason */
+  0,   /* field[0] = debtor_id */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__export_debtor_record_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__export_debtor_record_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ExportDebtorRecordRequest",
+  "ExportDebtorRecordRequest",
+  "Doorstep__Accounts__V1__ExportDebtorRecordRequest",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ExportDebtorRecordRequest),
+  2,
+  doorstep__accounts__v1__export_debtor_record_request__field_descriptors,
+  doorstep__accounts__v1__export_debtor_record_request__field_indices_by_name,
+  1,  doorstep__accounts__v1__export_debtor_record_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__export_debtor_record_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__debtor_record_part__field_descriptors[6] =
+{
+  {
+    "debtor",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, part_case),
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, debtor),
+    &doorstep__accounts__v1__debtor__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, part_case),
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, account),
+    &doorstep__accounts__v1__account__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "timeline_event",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, part_case),
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, timeline_event),
+    &doorstep__accounts__v1__timeline_event__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact_attempt",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, part_case),
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, contact_attempt),
+    &doorstep__accounts__v1__contact_attempt__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "debtor_change",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, part_case),
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, debtor_change),
+    &doorstep__accounts__v1__debtor_change__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "personal_data_access",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, part_case),
+    offsetof(Doorstep__Accounts__V1__DebtorRecordPart, personal_data_access),
+    &doorstep__accounts__v1__personal_data_access__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__debtor_record_part__field_indices_by_name[] = {
+  1,   /* field[1] = account */
+  3,   /* field[3] = contact_attempt */
+  0,   /* field[0] = debtor */
+  4,   /* field[4] = debtor_change */
+  5,   /* field[5] = personal_data_access */
+  2,   /* field[2] = timeline_event */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__debtor_record_part__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor_record_part__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.DebtorRecordPart",
+  "DebtorRecordPart",
+  "Doorstep__Accounts__V1__DebtorRecordPart",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__DebtorRecordPart),
+  6,
+  doorstep__accounts__v1__debtor_record_part__field_descriptors,
+  doorstep__accounts__v1__debtor_record_part__field_indices_by_name,
+  1,  doorstep__accounts__v1__debtor_record_part__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__debtor_record_part__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__account__field_descriptors[36] =
 {
   {
     "id",
@@ -3528,6 +4717,18 @@ static const ProtobufCFieldDescriptor doorstep__accounts__v1__account__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "placement",
+    40,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Account, placement),
+    &doorstep__accounts__v1__placement__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__accounts__v1__account__field_indices_by_name[] = {
   24,   /* field[24] = active_plan_id */
@@ -3551,6 +4752,7 @@ static const unsigned doorstep__accounts__v1__account__field_indices_by_name[] =
   9,   /* field[9] = outstanding_amount */
   10,   /* field[10] = overdue_amount */
   21,   /* field[21] = payments */
+  35,   /* field[35] = placement */
   6,   /* field[6] = principal */
   4,   /* field[4] = product */
   5,   /* field[5] = product_name */
@@ -3566,10 +4768,11 @@ static const unsigned doorstep__accounts__v1__account__field_indices_by_name[] =
   31,   /* field[31] = waived_amount */
   27,   /* field[27] = write_off */
 };
-static const ProtobufCIntRange doorstep__accounts__v1__account__number_ranges[1 + 1] =
+static const ProtobufCIntRange doorstep__accounts__v1__account__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 35 }
+  { 40, 35 },
+  { 0, 36 }
 };
 const ProtobufCMessageDescriptor doorstep__accounts__v1__account__descriptor =
 {
@@ -3579,10 +4782,10 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__account__descriptor =
   "Doorstep__Accounts__V1__Account",
   "doorstep.accounts.v1",
   sizeof(Doorstep__Accounts__V1__Account),
-  35,
+  36,
   doorstep__accounts__v1__account__field_descriptors,
   doorstep__accounts__v1__account__field_indices_by_name,
-  1,  doorstep__accounts__v1__account__number_ranges,
+  2,  doorstep__accounts__v1__account__number_ranges,
   (ProtobufCMessageInit) doorstep__accounts__v1__account__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -6808,7 +8011,7 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__risk_factor__descriptor
   (ProtobufCMessageInit) doorstep__accounts__v1__risk_factor__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_visit_candidates_request__field_descriptors[6] =
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_visit_candidates_request__field_descriptors[7] =
 {
   {
     "region_code",
@@ -6882,8 +8085,21 @@ static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_visit_candida
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "agency_id",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListVisitCandidatesRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__accounts__v1__list_visit_candidates_request__field_indices_by_name[] = {
+  6,   /* field[6] = agency_id */
   4,   /* field[4] = exclude_account_ids */
   5,   /* field[5] = include_deferred */
   3,   /* field[3] = min_expected_recovery */
@@ -6894,7 +8110,7 @@ static const unsigned doorstep__accounts__v1__list_visit_candidates_request__fie
 static const ProtobufCIntRange doorstep__accounts__v1__list_visit_candidates_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor doorstep__accounts__v1__list_visit_candidates_request__descriptor =
 {
@@ -6904,7 +8120,7 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__list_visit_candidates_r
   "Doorstep__Accounts__V1__ListVisitCandidatesRequest",
   "doorstep.accounts.v1",
   sizeof(Doorstep__Accounts__V1__ListVisitCandidatesRequest),
-  6,
+  7,
   doorstep__accounts__v1__list_visit_candidates_request__field_descriptors,
   doorstep__accounts__v1__list_visit_candidates_request__field_indices_by_name,
   1,  doorstep__accounts__v1__list_visit_candidates_request__number_ranges,
@@ -7722,7 +8938,7 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__stage_change__descripto
   (ProtobufCMessageInit) doorstep__accounts__v1__stage_change__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__accounts__v1__timeline_event__field_descriptors[17] =
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__timeline_event__field_descriptors[18] =
 {
   {
     "id",
@@ -7928,6 +9144,18 @@ static const ProtobufCFieldDescriptor doorstep__accounts__v1__timeline_event__fi
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "placement",
+    25,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__TimelineEvent, details_case),
+    offsetof(Doorstep__Accounts__V1__TimelineEvent, placement),
+    &doorstep__accounts__v1__placement__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__accounts__v1__timeline_event__field_indices_by_name[] = {
   1,   /* field[1] = account_id */
@@ -7939,6 +9167,7 @@ static const unsigned doorstep__accounts__v1__timeline_event__field_indices_by_n
   15,   /* field[15] = legal_referral */
   3,   /* field[3] = occurred_ms */
   9,   /* field[9] = payment */
+  17,   /* field[17] = placement */
   11,   /* field[11] = promise */
   5,   /* field[5] = reason */
   12,   /* field[12] = repayment_plan */
@@ -7948,11 +9177,12 @@ static const unsigned doorstep__accounts__v1__timeline_event__field_indices_by_n
   8,   /* field[8] = stage_change */
   16,   /* field[16] = write_off */
 };
-static const ProtobufCIntRange doorstep__accounts__v1__timeline_event__number_ranges[2 + 1] =
+static const ProtobufCIntRange doorstep__accounts__v1__timeline_event__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 8 },
-  { 0, 17 }
+  { 25, 17 },
+  { 0, 18 }
 };
 const ProtobufCMessageDescriptor doorstep__accounts__v1__timeline_event__descriptor =
 {
@@ -7962,10 +9192,10 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__timeline_event__descrip
   "Doorstep__Accounts__V1__TimelineEvent",
   "doorstep.accounts.v1",
   sizeof(Doorstep__Accounts__V1__TimelineEvent),
-  17,
+  18,
   doorstep__accounts__v1__timeline_event__field_descriptors,
   doorstep__accounts__v1__timeline_event__field_indices_by_name,
-  2,  doorstep__accounts__v1__timeline_event__number_ranges,
+  3,  doorstep__accounts__v1__timeline_event__number_ranges,
   (ProtobufCMessageInit) doorstep__accounts__v1__timeline_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -8095,6 +9325,1112 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__get_account_timeline_re
   doorstep__accounts__v1__get_account_timeline_response__field_indices_by_name,
   1,  doorstep__accounts__v1__get_account_timeline_response__number_ranges,
   (ProtobufCMessageInit) doorstep__accounts__v1__get_account_timeline_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__import_accounts_request__field_descriptors[4] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportAccountsRequest, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "import_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportAccountsRequest, import_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "debtor",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportAccountsRequest, debtor),
+    &doorstep__accounts__v1__debtor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportAccountsRequest, account),
+    &doorstep__accounts__v1__imported_account__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__import_accounts_request__field_indices_by_name[] = {
+  3,   /* field[3] = account */
+  2,   /* field[2] = debtor */
+  1,   /* field[1] = import_id */
+  0,   /* field[0] = sequence */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__import_accounts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__import_accounts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ImportAccountsRequest",
+  "ImportAccountsRequest",
+  "Doorstep__Accounts__V1__ImportAccountsRequest",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ImportAccountsRequest),
+  4,
+  doorstep__accounts__v1__import_accounts_request__field_descriptors,
+  doorstep__accounts__v1__import_accounts_request__field_indices_by_name,
+  1,  doorstep__accounts__v1__import_accounts_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__import_accounts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__imported_account__field_descriptors[8] =
+{
+  {
+    "external_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportedAccount, external_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lender_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportedAccount, lender_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "product",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportedAccount, product),
+    &doorstep__accounts__v1__product_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "product_name",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportedAccount, product_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "principal",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportedAccount, principal),
+    &doorstep__type__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "opened_date",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportedAccount, opened_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "instalments",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__ImportedAccount, n_instalments),
+    offsetof(Doorstep__Accounts__V1__ImportedAccount, instalments),
+    &doorstep__accounts__v1__opening_instalment__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "assigned_agency_id",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportedAccount, assigned_agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__imported_account__field_indices_by_name[] = {
+  7,   /* field[7] = assigned_agency_id */
+  0,   /* field[0] = external_id */
+  6,   /* field[6] = instalments */
+  1,   /* field[1] = lender_id */
+  5,   /* field[5] = opened_date */
+  4,   /* field[4] = principal */
+  2,   /* field[2] = product */
+  3,   /* field[3] = product_name */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__imported_account__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__imported_account__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ImportedAccount",
+  "ImportedAccount",
+  "Doorstep__Accounts__V1__ImportedAccount",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ImportedAccount),
+  8,
+  doorstep__accounts__v1__imported_account__field_descriptors,
+  doorstep__accounts__v1__imported_account__field_indices_by_name,
+  1,  doorstep__accounts__v1__imported_account__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__imported_account__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__import_payments_request__field_descriptors[8] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportPaymentsRequest, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "import_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportPaymentsRequest, import_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lender_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportPaymentsRequest, lender_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account_external_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportPaymentsRequest, account_external_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "external_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportPaymentsRequest, external_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "amount",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportPaymentsRequest, amount),
+    &doorstep__type__v1__money__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "received_ms",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportPaymentsRequest, received_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "note",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportPaymentsRequest, note),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__import_payments_request__field_indices_by_name[] = {
+  3,   /* field[3] = account_external_id */
+  5,   /* field[5] = amount */
+  4,   /* field[4] = external_id */
+  1,   /* field[1] = import_id */
+  2,   /* field[2] = lender_id */
+  7,   /* field[7] = note */
+  6,   /* field[6] = received_ms */
+  0,   /* field[0] = sequence */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__import_payments_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__import_payments_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ImportPaymentsRequest",
+  "ImportPaymentsRequest",
+  "Doorstep__Accounts__V1__ImportPaymentsRequest",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ImportPaymentsRequest),
+  8,
+  doorstep__accounts__v1__import_payments_request__field_descriptors,
+  doorstep__accounts__v1__import_payments_request__field_indices_by_name,
+  1,  doorstep__accounts__v1__import_payments_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__import_payments_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__import_result__field_descriptors[8] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportResult, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outcome",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportResult, outcome),
+    &doorstep__accounts__v1__import_outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportResult, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "debtor_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportResult, debtor_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payment_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportResult, payment_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportResult, code),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportResult, message),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "refusal",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ImportResult, refusal),
+    &doorstep__type__v1__refusal__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__import_result__field_indices_by_name[] = {
+  2,   /* field[2] = account_id */
+  5,   /* field[5] = code */
+  3,   /* field[3] = debtor_id */
+  6,   /* field[6] = message */
+  1,   /* field[1] = outcome */
+  4,   /* field[4] = payment_id */
+  7,   /* field[7] = refusal */
+  0,   /* field[0] = sequence */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__import_result__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__import_result__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ImportResult",
+  "ImportResult",
+  "Doorstep__Accounts__V1__ImportResult",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ImportResult),
+  8,
+  doorstep__accounts__v1__import_result__field_descriptors,
+  doorstep__accounts__v1__import_result__field_indices_by_name,
+  1,  doorstep__accounts__v1__import_result__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__import_result__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__placement__field_descriptors[13] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start_date",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, start_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_date",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, end_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "placed_by",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, placed_by),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "placed_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, placed_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_id",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, state),
+    &doorstep__accounts__v1__placement_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ended_ms",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, ended_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_reason",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, end_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ended_by",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Placement, ended_by),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__placement__field_indices_by_name[] = {
+  1,   /* field[1] = account_id */
+  2,   /* field[2] = agency_id */
+  4,   /* field[4] = end_date */
+  11,   /* field[11] = end_reason */
+  12,   /* field[12] = ended_by */
+  10,   /* field[10] = ended_ms */
+  0,   /* field[0] = id */
+  6,   /* field[6] = placed_by */
+  7,   /* field[7] = placed_ms */
+  5,   /* field[5] = reason */
+  8,   /* field[8] = request_id */
+  3,   /* field[3] = start_date */
+  9,   /* field[9] = state */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__placement__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 13 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__placement__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.Placement",
+  "Placement",
+  "Doorstep__Accounts__V1__Placement",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__Placement),
+  13,
+  doorstep__accounts__v1__placement__field_descriptors,
+  doorstep__accounts__v1__placement__field_indices_by_name,
+  1,  doorstep__accounts__v1__placement__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__placement__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__placement_target__field_descriptors[3] =
+{
+  {
+    "account_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PlacementTarget, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PlacementTarget, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PlacementTarget, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__placement_target__field_indices_by_name[] = {
+  0,   /* field[0] = account_id */
+  1,   /* field[1] = expected_version */
+  2,   /* field[2] = reason */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__placement_target__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__placement_target__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.PlacementTarget",
+  "PlacementTarget",
+  "Doorstep__Accounts__V1__PlacementTarget",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__PlacementTarget),
+  3,
+  doorstep__accounts__v1__placement_target__field_descriptors,
+  doorstep__accounts__v1__placement_target__field_indices_by_name,
+  1,  doorstep__accounts__v1__placement_target__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__placement_target__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__agency_quota__field_descriptors[3] =
+{
+  {
+    "agency_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__AgencyQuota, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "capacity",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__AgencyQuota, capacity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__AgencyQuota, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__agency_quota__field_indices_by_name[] = {
+  0,   /* field[0] = agency_id */
+  1,   /* field[1] = capacity */
+  2,   /* field[2] = reason */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__agency_quota__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__agency_quota__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.AgencyQuota",
+  "AgencyQuota",
+  "Doorstep__Accounts__V1__AgencyQuota",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__AgencyQuota),
+  3,
+  doorstep__accounts__v1__agency_quota__field_descriptors,
+  doorstep__accounts__v1__agency_quota__field_indices_by_name,
+  1,  doorstep__accounts__v1__agency_quota__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__agency_quota__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__region_placement__field_descriptors[2] =
+{
+  {
+    "region_code",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RegionPlacement, region_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agencies",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__RegionPlacement, n_agencies),
+    offsetof(Doorstep__Accounts__V1__RegionPlacement, agencies),
+    &doorstep__accounts__v1__agency_quota__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__region_placement__field_indices_by_name[] = {
+  1,   /* field[1] = agencies */
+  0,   /* field[0] = region_code */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__region_placement__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__region_placement__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.RegionPlacement",
+  "RegionPlacement",
+  "Doorstep__Accounts__V1__RegionPlacement",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__RegionPlacement),
+  2,
+  doorstep__accounts__v1__region_placement__field_descriptors,
+  doorstep__accounts__v1__region_placement__field_indices_by_name,
+  1,  doorstep__accounts__v1__region_placement__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__region_placement__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__place_accounts_request__field_descriptors[6] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PlaceAccountsRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PlaceAccountsRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "accounts",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__PlaceAccountsRequest, n_accounts),
+    offsetof(Doorstep__Accounts__V1__PlaceAccountsRequest, accounts),
+    &doorstep__accounts__v1__placement_target__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_date",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PlaceAccountsRequest, end_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PlaceAccountsRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "region",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PlaceAccountsRequest, region),
+    &doorstep__accounts__v1__region_placement__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__place_accounts_request__field_indices_by_name[] = {
+  2,   /* field[2] = accounts */
+  1,   /* field[1] = agency_id */
+  3,   /* field[3] = end_date */
+  4,   /* field[4] = reason */
+  5,   /* field[5] = region */
+  0,   /* field[0] = request_id */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__place_accounts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__place_accounts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.PlaceAccountsRequest",
+  "PlaceAccountsRequest",
+  "Doorstep__Accounts__V1__PlaceAccountsRequest",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__PlaceAccountsRequest),
+  6,
+  doorstep__accounts__v1__place_accounts_request__field_descriptors,
+  doorstep__accounts__v1__place_accounts_request__field_indices_by_name,
+  1,  doorstep__accounts__v1__place_accounts_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__place_accounts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__place_accounts_response__field_descriptors[2] =
+{
+  {
+    "placements",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__PlaceAccountsResponse, n_placements),
+    offsetof(Doorstep__Accounts__V1__PlaceAccountsResponse, placements),
+    &doorstep__accounts__v1__placement__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "accounts_left_unplaced",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__PlaceAccountsResponse, accounts_left_unplaced),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__place_accounts_response__field_indices_by_name[] = {
+  1,   /* field[1] = accounts_left_unplaced */
+  0,   /* field[0] = placements */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__place_accounts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__place_accounts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.PlaceAccountsResponse",
+  "PlaceAccountsResponse",
+  "Doorstep__Accounts__V1__PlaceAccountsResponse",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__PlaceAccountsResponse),
+  2,
+  doorstep__accounts__v1__place_accounts_response__field_descriptors,
+  doorstep__accounts__v1__place_accounts_response__field_indices_by_name,
+  1,  doorstep__accounts__v1__place_accounts_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__place_accounts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__recall_accounts_request__field_descriptors[4] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RecallAccountsRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "accounts",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__RecallAccountsRequest, n_accounts),
+    offsetof(Doorstep__Accounts__V1__RecallAccountsRequest, accounts),
+    &doorstep__accounts__v1__placement_target__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RecallAccountsRequest, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RecallAccountsRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__recall_accounts_request__field_indices_by_name[] = {
+  1,   /* field[1] = accounts */
+  2,   /* field[2] = agency_id */
+  3,   /* field[3] = reason */
+  0,   /* field[0] = request_id */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__recall_accounts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__recall_accounts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.RecallAccountsRequest",
+  "RecallAccountsRequest",
+  "Doorstep__Accounts__V1__RecallAccountsRequest",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__RecallAccountsRequest),
+  4,
+  doorstep__accounts__v1__recall_accounts_request__field_descriptors,
+  doorstep__accounts__v1__recall_accounts_request__field_indices_by_name,
+  1,  doorstep__accounts__v1__recall_accounts_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__recall_accounts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__recall_accounts_response__field_descriptors[1] =
+{
+  {
+    "placements",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__RecallAccountsResponse, n_placements),
+    offsetof(Doorstep__Accounts__V1__RecallAccountsResponse, placements),
+    &doorstep__accounts__v1__placement__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__recall_accounts_response__field_indices_by_name[] = {
+  0,   /* field[0] = placements */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__recall_accounts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__recall_accounts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.RecallAccountsResponse",
+  "RecallAccountsResponse",
+  "Doorstep__Accounts__V1__RecallAccountsResponse",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__RecallAccountsResponse),
+  1,
+  doorstep__accounts__v1__recall_accounts_response__field_descriptors,
+  doorstep__accounts__v1__recall_accounts_response__field_indices_by_name,
+  1,  doorstep__accounts__v1__recall_accounts_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__recall_accounts_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue doorstep__accounts__v1__stage__enum_values_by_number[8] =
@@ -8605,7 +10941,7 @@ const ProtobufCEnumDescriptor doorstep__accounts__v1__hold_filter__descriptor =
   doorstep__accounts__v1__hold_filter__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue doorstep__accounts__v1__timeline_event_type__enum_values_by_number[19] =
+static const ProtobufCEnumValue doorstep__accounts__v1__timeline_event_type__enum_values_by_number[23] =
 {
   { "TIMELINE_EVENT_TYPE_UNSPECIFIED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_UNSPECIFIED", 0 },
   { "TIMELINE_EVENT_TYPE_ACCOUNT_OPENED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_ACCOUNT_OPENED", 1 },
@@ -8626,18 +10962,26 @@ static const ProtobufCEnumValue doorstep__accounts__v1__timeline_event_type__enu
   { "TIMELINE_EVENT_TYPE_REFERRED_TO_LEGAL", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_REFERRED_TO_LEGAL", 16 },
   { "TIMELINE_EVENT_TYPE_WRITTEN_OFF", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_WRITTEN_OFF", 17 },
   { "TIMELINE_EVENT_TYPE_DEBTOR_UPDATED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_DEBTOR_UPDATED", 18 },
+  { "TIMELINE_EVENT_TYPE_ACCOUNT_IMPORTED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_ACCOUNT_IMPORTED", 19 },
+  { "TIMELINE_EVENT_TYPE_ACCOUNT_PLACED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_ACCOUNT_PLACED", 25 },
+  { "TIMELINE_EVENT_TYPE_ACCOUNT_RECALLED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_ACCOUNT_RECALLED", 26 },
+  { "TIMELINE_EVENT_TYPE_PLACEMENT_EXPIRED", "DOORSTEP__ACCOUNTS__V1__TIMELINE_EVENT_TYPE__TIMELINE_EVENT_TYPE_PLACEMENT_EXPIRED", 27 },
 };
 static const ProtobufCIntRange doorstep__accounts__v1__timeline_event_type__value_ranges[] = {
-{0, 0},{0, 19}
+{0, 0},{25, 20},{0, 23}
 };
-static const ProtobufCEnumValueIndex doorstep__accounts__v1__timeline_event_type__enum_values_by_name[19] =
+static const ProtobufCEnumValueIndex doorstep__accounts__v1__timeline_event_type__enum_values_by_name[23] =
 {
+  { "TIMELINE_EVENT_TYPE_ACCOUNT_IMPORTED", 19 },
   { "TIMELINE_EVENT_TYPE_ACCOUNT_OPENED", 1 },
+  { "TIMELINE_EVENT_TYPE_ACCOUNT_PLACED", 20 },
+  { "TIMELINE_EVENT_TYPE_ACCOUNT_RECALLED", 21 },
   { "TIMELINE_EVENT_TYPE_CONTACT_ATTEMPT_RECORDED", 4 },
   { "TIMELINE_EVENT_TYPE_DEBTOR_UPDATED", 18 },
   { "TIMELINE_EVENT_TYPE_HOLD_PLACED", 13 },
   { "TIMELINE_EVENT_TYPE_HOLD_RELEASED", 14 },
   { "TIMELINE_EVENT_TYPE_PAYMENT_RECORDED", 3 },
+  { "TIMELINE_EVENT_TYPE_PLACEMENT_EXPIRED", 22 },
   { "TIMELINE_EVENT_TYPE_PLAN_ACCEPTED", 9 },
   { "TIMELINE_EVENT_TYPE_PLAN_BROKEN", 10 },
   { "TIMELINE_EVENT_TYPE_PLAN_COMPLETED", 11 },
@@ -8659,11 +11003,11 @@ const ProtobufCEnumDescriptor doorstep__accounts__v1__timeline_event_type__descr
   "TimelineEventType",
   "Doorstep__Accounts__V1__TimelineEventType",
   "doorstep.accounts.v1",
-  19,
+  23,
   doorstep__accounts__v1__timeline_event_type__enum_values_by_number,
-  19,
+  23,
   doorstep__accounts__v1__timeline_event_type__enum_values_by_name,
-  1,
+  2,
   doorstep__accounts__v1__timeline_event_type__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
@@ -8697,7 +11041,73 @@ const ProtobufCEnumDescriptor doorstep__accounts__v1__debtor_change_kind__descri
   doorstep__accounts__v1__debtor_change_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor doorstep__accounts__v1__accounts__method_descriptors[19] =
+static const ProtobufCEnumValue doorstep__accounts__v1__import_outcome__enum_values_by_number[5] =
+{
+  { "IMPORT_OUTCOME_UNSPECIFIED", "DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UNSPECIFIED", 0 },
+  { "IMPORT_OUTCOME_CREATED", "DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_CREATED", 1 },
+  { "IMPORT_OUTCOME_UPDATED", "DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UPDATED", 2 },
+  { "IMPORT_OUTCOME_UNCHANGED", "DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_UNCHANGED", 3 },
+  { "IMPORT_OUTCOME_REJECTED", "DOORSTEP__ACCOUNTS__V1__IMPORT_OUTCOME__IMPORT_OUTCOME_REJECTED", 4 },
+};
+static const ProtobufCIntRange doorstep__accounts__v1__import_outcome__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex doorstep__accounts__v1__import_outcome__enum_values_by_name[5] =
+{
+  { "IMPORT_OUTCOME_CREATED", 1 },
+  { "IMPORT_OUTCOME_REJECTED", 4 },
+  { "IMPORT_OUTCOME_UNCHANGED", 3 },
+  { "IMPORT_OUTCOME_UNSPECIFIED", 0 },
+  { "IMPORT_OUTCOME_UPDATED", 2 },
+};
+const ProtobufCEnumDescriptor doorstep__accounts__v1__import_outcome__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ImportOutcome",
+  "ImportOutcome",
+  "Doorstep__Accounts__V1__ImportOutcome",
+  "doorstep.accounts.v1",
+  5,
+  doorstep__accounts__v1__import_outcome__enum_values_by_number,
+  5,
+  doorstep__accounts__v1__import_outcome__enum_values_by_name,
+  1,
+  doorstep__accounts__v1__import_outcome__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue doorstep__accounts__v1__placement_state__enum_values_by_number[4] =
+{
+  { "PLACEMENT_STATE_UNSPECIFIED", "DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE__PLACEMENT_STATE_UNSPECIFIED", 0 },
+  { "PLACEMENT_STATE_ACTIVE", "DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE__PLACEMENT_STATE_ACTIVE", 1 },
+  { "PLACEMENT_STATE_RECALLED", "DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE__PLACEMENT_STATE_RECALLED", 2 },
+  { "PLACEMENT_STATE_EXPIRED", "DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE__PLACEMENT_STATE_EXPIRED", 3 },
+};
+static const ProtobufCIntRange doorstep__accounts__v1__placement_state__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex doorstep__accounts__v1__placement_state__enum_values_by_name[4] =
+{
+  { "PLACEMENT_STATE_ACTIVE", 1 },
+  { "PLACEMENT_STATE_EXPIRED", 3 },
+  { "PLACEMENT_STATE_RECALLED", 2 },
+  { "PLACEMENT_STATE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor doorstep__accounts__v1__placement_state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.PlacementState",
+  "PlacementState",
+  "Doorstep__Accounts__V1__PlacementState",
+  "doorstep.accounts.v1",
+  4,
+  doorstep__accounts__v1__placement_state__enum_values_by_number,
+  4,
+  doorstep__accounts__v1__placement_state__enum_values_by_name,
+  1,
+  doorstep__accounts__v1__placement_state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor doorstep__accounts__v1__accounts__method_descriptors[25] =
 {
   { "CreateDebtor", &doorstep__accounts__v1__create_debtor_request__descriptor, &doorstep__accounts__v1__debtor__descriptor },
   { "GetDebtor", &doorstep__accounts__v1__get_debtor_request__descriptor, &doorstep__accounts__v1__debtor__descriptor },
@@ -8718,20 +11128,32 @@ static const ProtobufCMethodDescriptor doorstep__accounts__v1__accounts__method_
   { "GetAccountTimeline", &doorstep__accounts__v1__get_account_timeline_request__descriptor, &doorstep__accounts__v1__get_account_timeline_response__descriptor },
   { "UpdateDebtor", &doorstep__accounts__v1__update_debtor_request__descriptor, &doorstep__accounts__v1__debtor__descriptor },
   { "ListDebtorChanges", &doorstep__accounts__v1__list_debtor_changes_request__descriptor, &doorstep__accounts__v1__list_debtor_changes_response__descriptor },
+  { "ImportAccounts", &doorstep__accounts__v1__import_accounts_request__descriptor, &doorstep__accounts__v1__import_result__descriptor },
+  { "ImportPayments", &doorstep__accounts__v1__import_payments_request__descriptor, &doorstep__accounts__v1__import_result__descriptor },
+  { "PlaceAccounts", &doorstep__accounts__v1__place_accounts_request__descriptor, &doorstep__accounts__v1__place_accounts_response__descriptor },
+  { "RecallAccounts", &doorstep__accounts__v1__recall_accounts_request__descriptor, &doorstep__accounts__v1__recall_accounts_response__descriptor },
+  { "ListPersonalDataAccess", &doorstep__accounts__v1__list_personal_data_access_request__descriptor, &doorstep__accounts__v1__list_personal_data_access_response__descriptor },
+  { "ExportDebtorRecord", &doorstep__accounts__v1__export_debtor_record_request__descriptor, &doorstep__accounts__v1__debtor_record_part__descriptor },
 };
 const unsigned doorstep__accounts__v1__accounts__method_indices_by_name[] = {
   9,        /* AcceptRepaymentPlan */
   0,        /* CreateDebtor */
   12,        /* EvaluateStages */
+  24,        /* ExportDebtorRecord */
   3,        /* GetAccount */
   16,        /* GetAccountTimeline */
   1,        /* GetDebtor */
+  19,        /* ImportAccounts */
+  20,        /* ImportPayments */
   4,        /* ListAccounts */
   18,        /* ListDebtorChanges */
+  23,        /* ListPersonalDataAccess */
   13,        /* ListVisitCandidates */
   2,        /* OpenAccount */
+  21,        /* PlaceAccounts */
   10,        /* PlaceHold */
   8,        /* ProposeRepaymentPlan */
+  22,        /* RecallAccounts */
   6,        /* RecordContactAttempt */
   5,        /* RecordPayment */
   7,        /* RecordPromiseToPay */
@@ -8747,7 +11169,7 @@ const ProtobufCServiceDescriptor doorstep__accounts__v1__accounts__descriptor =
   "Accounts",
   "Doorstep__Accounts__V1__Accounts",
   "doorstep.accounts.v1",
-  19,
+  25,
   doorstep__accounts__v1__accounts__method_descriptors,
   doorstep__accounts__v1__accounts__method_indices_by_name
 };
@@ -8902,6 +11324,54 @@ void doorstep__accounts__v1__accounts__list_debtor_changes(ProtobufCService *ser
 {
   assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
   service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__import_accounts(ProtobufCService *service,
+                                                       const Doorstep__Accounts__V1__ImportAccountsRequest *input,
+                                                       Doorstep__Accounts__V1__ImportResult_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__import_payments(ProtobufCService *service,
+                                                       const Doorstep__Accounts__V1__ImportPaymentsRequest *input,
+                                                       Doorstep__Accounts__V1__ImportResult_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__place_accounts(ProtobufCService *service,
+                                                      const Doorstep__Accounts__V1__PlaceAccountsRequest *input,
+                                                      Doorstep__Accounts__V1__PlaceAccountsResponse_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__recall_accounts(ProtobufCService *service,
+                                                       const Doorstep__Accounts__V1__RecallAccountsRequest *input,
+                                                       Doorstep__Accounts__V1__RecallAccountsResponse_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__list_personal_data_access(ProtobufCService *service,
+                                                                 const Doorstep__Accounts__V1__ListPersonalDataAccessRequest *input,
+                                                                 Doorstep__Accounts__V1__ListPersonalDataAccessResponse_Closure closure,
+                                                                 void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__export_debtor_record(ProtobufCService *service,
+                                                            const Doorstep__Accounts__V1__ExportDebtorRecordRequest *input,
+                                                            Doorstep__Accounts__V1__DebtorRecordPart_Closure closure,
+                                                            void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__accounts__v1__accounts__init (Doorstep__Accounts__V1__Accounts_Service *service,
                                              Doorstep__Accounts__V1__Accounts_ServiceDestroy destroy)

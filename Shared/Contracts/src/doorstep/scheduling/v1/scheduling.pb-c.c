@@ -2302,7 +2302,187 @@ void   doorstep__scheduling__v1__contact_budget__free_unpacked
   assert(message->base.descriptor == &doorstep__scheduling__v1__contact_budget__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor doorstep__scheduling__v1__agency__field_descriptors[15] =
+void   doorstep__scheduling__v1__place_region_request__init
+                     (Doorstep__Scheduling__V1__PlaceRegionRequest         *message)
+{
+  static const Doorstep__Scheduling__V1__PlaceRegionRequest init_value = DOORSTEP__SCHEDULING__V1__PLACE_REGION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__place_region_request__get_packed_size
+                     (const Doorstep__Scheduling__V1__PlaceRegionRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__place_region_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__place_region_request__pack
+                     (const Doorstep__Scheduling__V1__PlaceRegionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__place_region_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__place_region_request__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__PlaceRegionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__place_region_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__PlaceRegionRequest *
+       doorstep__scheduling__v1__place_region_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__PlaceRegionRequest *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__place_region_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__place_region_request__free_unpacked
+                     (Doorstep__Scheduling__V1__PlaceRegionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__place_region_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__region_agency_rank__init
+                     (Doorstep__Scheduling__V1__RegionAgencyRank         *message)
+{
+  static const Doorstep__Scheduling__V1__RegionAgencyRank init_value = DOORSTEP__SCHEDULING__V1__REGION_AGENCY_RANK__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__region_agency_rank__get_packed_size
+                     (const Doorstep__Scheduling__V1__RegionAgencyRank *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__region_agency_rank__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__region_agency_rank__pack
+                     (const Doorstep__Scheduling__V1__RegionAgencyRank *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__region_agency_rank__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__region_agency_rank__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__RegionAgencyRank *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__region_agency_rank__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__RegionAgencyRank *
+       doorstep__scheduling__v1__region_agency_rank__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__RegionAgencyRank *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__region_agency_rank__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__region_agency_rank__free_unpacked
+                     (Doorstep__Scheduling__V1__RegionAgencyRank *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__region_agency_rank__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__region_placement_item__init
+                     (Doorstep__Scheduling__V1__RegionPlacementItem         *message)
+{
+  static const Doorstep__Scheduling__V1__RegionPlacementItem init_value = DOORSTEP__SCHEDULING__V1__REGION_PLACEMENT_ITEM__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__region_placement_item__get_packed_size
+                     (const Doorstep__Scheduling__V1__RegionPlacementItem *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__region_placement_item__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__region_placement_item__pack
+                     (const Doorstep__Scheduling__V1__RegionPlacementItem *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__region_placement_item__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__region_placement_item__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__RegionPlacementItem *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__region_placement_item__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__RegionPlacementItem *
+       doorstep__scheduling__v1__region_placement_item__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__RegionPlacementItem *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__region_placement_item__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__region_placement_item__free_unpacked
+                     (Doorstep__Scheduling__V1__RegionPlacementItem *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__region_placement_item__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__scheduling__v1__place_region_response__init
+                     (Doorstep__Scheduling__V1__PlaceRegionResponse         *message)
+{
+  static const Doorstep__Scheduling__V1__PlaceRegionResponse init_value = DOORSTEP__SCHEDULING__V1__PLACE_REGION_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__scheduling__v1__place_region_response__get_packed_size
+                     (const Doorstep__Scheduling__V1__PlaceRegionResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__place_region_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__scheduling__v1__place_region_response__pack
+                     (const Doorstep__Scheduling__V1__PlaceRegionResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__place_region_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__scheduling__v1__place_region_response__pack_to_buffer
+                     (const Doorstep__Scheduling__V1__PlaceRegionResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__scheduling__v1__place_region_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Scheduling__V1__PlaceRegionResponse *
+       doorstep__scheduling__v1__place_region_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Scheduling__V1__PlaceRegionResponse *)
+     protobuf_c_message_unpack (&doorstep__scheduling__v1__place_region_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__scheduling__v1__place_region_response__free_unpacked
+                     (Doorstep__Scheduling__V1__PlaceRegionResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__scheduling__v1__place_region_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__agency__field_descriptors[16] =
 {
   {
     "id",
@@ -2484,6 +2664,18 @@ static const ProtobufCFieldDescriptor doorstep__scheduling__v1__agency__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "placement_capacity",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__Agency, placement_capacity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__scheduling__v1__agency__field_indices_by_name[] = {
   12,   /* field[12] = contact */
@@ -2495,6 +2687,7 @@ static const unsigned doorstep__scheduling__v1__agency__field_indices_by_name[] 
   5,   /* field[5] = last_inspection_date */
   3,   /* field[3] = licence_expiry_date */
   2,   /* field[2] = licence_number */
+  15,   /* field[15] = placement_capacity */
   4,   /* field[4] = regions_served */
   6,   /* field[6] = status */
   14,   /* field[14] = status_changes */
@@ -2505,7 +2698,7 @@ static const unsigned doorstep__scheduling__v1__agency__field_indices_by_name[] 
 static const ProtobufCIntRange doorstep__scheduling__v1__agency__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor doorstep__scheduling__v1__agency__descriptor =
 {
@@ -2515,7 +2708,7 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__agency__descriptor =
   "Doorstep__Scheduling__V1__Agency",
   "doorstep.scheduling.v1",
   sizeof(Doorstep__Scheduling__V1__Agency),
-  15,
+  16,
   doorstep__scheduling__v1__agency__field_descriptors,
   doorstep__scheduling__v1__agency__field_indices_by_name,
   1,  doorstep__scheduling__v1__agency__number_ranges,
@@ -8114,6 +8307,340 @@ const ProtobufCMessageDescriptor doorstep__scheduling__v1__contact_budget__descr
   (ProtobufCMessageInit) doorstep__scheduling__v1__contact_budget__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__place_region_request__field_descriptors[4] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__PlaceRegionRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "region_code",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__PlaceRegionRequest, region_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_date",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__PlaceRegionRequest, end_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__PlaceRegionRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__place_region_request__field_indices_by_name[] = {
+  2,   /* field[2] = end_date */
+  3,   /* field[3] = reason */
+  1,   /* field[1] = region_code */
+  0,   /* field[0] = request_id */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__place_region_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__place_region_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.PlaceRegionRequest",
+  "PlaceRegionRequest",
+  "Doorstep__Scheduling__V1__PlaceRegionRequest",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__PlaceRegionRequest),
+  4,
+  doorstep__scheduling__v1__place_region_request__field_descriptors,
+  doorstep__scheduling__v1__place_region_request__field_indices_by_name,
+  1,  doorstep__scheduling__v1__place_region_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__place_region_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__region_agency_rank__field_descriptors[7] =
+{
+  {
+    "agency_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionAgencyRank, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rank",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionAgencyRank, rank),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "placement_capacity",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionAgencyRank, placement_capacity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "upheld_complaints_per_1000_visits",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionAgencyRank, upheld_complaints_per_1000_visits),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "promises_kept",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionAgencyRank, promises_kept),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "broken_promise_rate_bp",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionAgencyRank, broken_promise_rate_bp),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "accounts_placed",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionAgencyRank, accounts_placed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__region_agency_rank__field_indices_by_name[] = {
+  6,   /* field[6] = accounts_placed */
+  0,   /* field[0] = agency_id */
+  5,   /* field[5] = broken_promise_rate_bp */
+  2,   /* field[2] = placement_capacity */
+  4,   /* field[4] = promises_kept */
+  1,   /* field[1] = rank */
+  3,   /* field[3] = upheld_complaints_per_1000_visits */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__region_agency_rank__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__region_agency_rank__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.RegionAgencyRank",
+  "RegionAgencyRank",
+  "Doorstep__Scheduling__V1__RegionAgencyRank",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__RegionAgencyRank),
+  7,
+  doorstep__scheduling__v1__region_agency_rank__field_descriptors,
+  doorstep__scheduling__v1__region_agency_rank__field_indices_by_name,
+  1,  doorstep__scheduling__v1__region_agency_rank__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__region_agency_rank__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__region_placement_item__field_descriptors[4] =
+{
+  {
+    "account_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionPlacementItem, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "agency_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionPlacementItem, agency_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "placement_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionPlacementItem, placement_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__RegionPlacementItem, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__region_placement_item__field_indices_by_name[] = {
+  0,   /* field[0] = account_id */
+  1,   /* field[1] = agency_id */
+  2,   /* field[2] = placement_id */
+  3,   /* field[3] = reason */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__region_placement_item__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__region_placement_item__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.RegionPlacementItem",
+  "RegionPlacementItem",
+  "Doorstep__Scheduling__V1__RegionPlacementItem",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__RegionPlacementItem),
+  4,
+  doorstep__scheduling__v1__region_placement_item__field_descriptors,
+  doorstep__scheduling__v1__region_placement_item__field_indices_by_name,
+  1,  doorstep__scheduling__v1__region_placement_item__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__region_placement_item__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__scheduling__v1__place_region_response__field_descriptors[3] =
+{
+  {
+    "agencies",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Scheduling__V1__PlaceRegionResponse, n_agencies),
+    offsetof(Doorstep__Scheduling__V1__PlaceRegionResponse, agencies),
+    &doorstep__scheduling__v1__region_agency_rank__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "placements",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Scheduling__V1__PlaceRegionResponse, n_placements),
+    offsetof(Doorstep__Scheduling__V1__PlaceRegionResponse, placements),
+    &doorstep__scheduling__v1__region_placement_item__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "accounts_left_unplaced",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Scheduling__V1__PlaceRegionResponse, accounts_left_unplaced),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__scheduling__v1__place_region_response__field_indices_by_name[] = {
+  2,   /* field[2] = accounts_left_unplaced */
+  0,   /* field[0] = agencies */
+  1,   /* field[1] = placements */
+};
+static const ProtobufCIntRange doorstep__scheduling__v1__place_region_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__scheduling__v1__place_region_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.scheduling.v1.PlaceRegionResponse",
+  "PlaceRegionResponse",
+  "Doorstep__Scheduling__V1__PlaceRegionResponse",
+  "doorstep.scheduling.v1",
+  sizeof(Doorstep__Scheduling__V1__PlaceRegionResponse),
+  3,
+  doorstep__scheduling__v1__place_region_response__field_descriptors,
+  doorstep__scheduling__v1__place_region_response__field_indices_by_name,
+  1,  doorstep__scheduling__v1__place_region_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__scheduling__v1__place_region_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue doorstep__scheduling__v1__agency_status__enum_values_by_number[4] =
 {
   { "AGENCY_STATUS_UNSPECIFIED", "DOORSTEP__SCHEDULING__V1__AGENCY_STATUS__AGENCY_STATUS_UNSPECIFIED", 0 },
@@ -8490,7 +9017,7 @@ const ProtobufCEnumDescriptor doorstep__scheduling__v1__unassigned_reason__descr
   doorstep__scheduling__v1__unassigned_reason__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor doorstep__scheduling__v1__scheduling__method_descriptors[25] =
+static const ProtobufCMethodDescriptor doorstep__scheduling__v1__scheduling__method_descriptors[26] =
 {
   { "RegisterAgency", &doorstep__scheduling__v1__register_agency_request__descriptor, &doorstep__scheduling__v1__agency__descriptor },
   { "RegisterCollector", &doorstep__scheduling__v1__register_collector_request__descriptor, &doorstep__scheduling__v1__collector__descriptor },
@@ -8517,6 +9044,7 @@ static const ProtobufCMethodDescriptor doorstep__scheduling__v1__scheduling__met
   { "ListAppointments", &doorstep__scheduling__v1__list_appointments_request__descriptor, &doorstep__scheduling__v1__list_appointments_response__descriptor },
   { "PlanDay", &doorstep__scheduling__v1__plan_day_request__descriptor, &doorstep__scheduling__v1__plan_day_response__descriptor },
   { "GetContactBudget", &doorstep__scheduling__v1__get_contact_budget_request__descriptor, &doorstep__scheduling__v1__contact_budget__descriptor },
+  { "PlaceRegion", &doorstep__scheduling__v1__place_region_request__descriptor, &doorstep__scheduling__v1__place_region_response__descriptor },
 };
 const unsigned doorstep__scheduling__v1__scheduling__method_indices_by_name[] = {
   16,        /* BookAppointment */
@@ -8533,6 +9061,7 @@ const unsigned doorstep__scheduling__v1__scheduling__method_indices_by_name[] = 
   22,        /* ListAppointments */
   12,        /* ListCollectors */
   14,        /* ListExpiring */
+  25,        /* PlaceRegion */
   23,        /* PlanDay */
   7,        /* RecordInspection */
   0,        /* RegisterAgency */
@@ -8552,7 +9081,7 @@ const ProtobufCServiceDescriptor doorstep__scheduling__v1__scheduling__descripto
   "Scheduling",
   "Doorstep__Scheduling__V1__Scheduling",
   "doorstep.scheduling.v1",
-  25,
+  26,
   doorstep__scheduling__v1__scheduling__method_descriptors,
   doorstep__scheduling__v1__scheduling__method_indices_by_name
 };
@@ -8755,6 +9284,14 @@ void doorstep__scheduling__v1__scheduling__get_contact_budget(ProtobufCService *
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
   service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__place_region(ProtobufCService *service,
+                                                        const Doorstep__Scheduling__V1__PlaceRegionRequest *input,
+                                                        Doorstep__Scheduling__V1__PlaceRegionResponse_Closure closure,
+                                                        void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__init (Doorstep__Scheduling__V1__Scheduling_Service *service,
                                                  Doorstep__Scheduling__V1__Scheduling_ServiceDestroy destroy)
