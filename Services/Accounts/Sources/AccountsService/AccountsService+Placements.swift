@@ -157,13 +157,12 @@ extension AccountsService {
         shownAgency(account, today: CivilDate.today(in: TimeZone(identifier: account.debtorTimeZone) ?? .gmt, nowMs: nowMs))
     }
 
-    /// The agency `account` is assigned to on `today` (its debtor's).
+    /// The agency `account` is assigned to on `today` (its debtor's). The copy is made only
+    /// when a placement has ended (copy on write).
     static func shownAgency(_ account: AccountsV1.Account, today: CivilDate) -> String {
-        guard let placement = account.placement, placement.state == .active,
-              let end = placement.endDate.flatMap(CivilDate.init), today > end,
-              account.assignedAgencyId == placement.agencyId
-        else { return account.assignedAgencyId }
-        return ""
+        var shown = account
+        showPlacement(&shown, today: today)
+        return shown.assignedAgencyId
     }
 
     /// Ends the account's placement when `day` is after its end date, in the caller's

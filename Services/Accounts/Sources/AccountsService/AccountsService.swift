@@ -256,8 +256,8 @@ public struct AccountsService: Sendable {
         let scope = try context.requireScope()
         let store = self.store
         let id = request.accountId
-        // One statement: the account and its contact counters come from the same row.
         let cache = self.readCache
+        // One statement: the account and its contact counters come from the same row.
         let stored = try await store.database.readPoint { db in try store.accountForRead(db, id: id, cache: cache) }
         let now = clock.nowMs()
         // A placement past its end date no longer shows its agency (nor lets it read the account).
