@@ -286,7 +286,9 @@ let package = Package(
             path: "Tests/Shared/ServiceAuthTests"
         ),
         // Paths and child processes for every test target.
-        .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CSpawn"], path: "Tests/Support/TestSupport"),
+        // posix_spawn's GNU extensions (closefrom, chdir) for TestSupport's child processes.
+        .target(name: "CSpawn", path: "Tests/Support/CSpawn"),
         // What the service suites share: the test epoch, a settable clock, a recording
         // outbox sink, a webhook receiver, the check of a refusal.
         .target(name: "ServiceTestSupport", dependencies: ["Models", "Outbox", "Storage", "RPC", "RPCWire", .product(name: "Logging", package: "swift-log"),

@@ -25,25 +25,19 @@ struct DoorstepCLIOutputTests {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
                 do {
-                    let process = Process()
-                    process.executableURL = productsDirectory.appendingPathComponent("doorstep")
-                    process.arguments = arguments
                     var merged = ProcessInfo.processInfo.environment
                     for (key, value) in environment { merged[key] = value }
-                    process.environment = merged
-                    let out = Pipe(), err = Pipe()
-                    process.standardOutput = out
-                    process.standardError = err
-                    try process.run()
+                    let process = try ChildProcess(productsDirectory.appendingPathComponent("doorstep").path, arguments,
+                                                   environment: merged, standardOutput: .pipe, standardError: .pipe)
                     // Read stderr on another thread: a full pipe must not block the child.
                     let errorData = DataBox()
-                    let reader = Thread { errorData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+                    let reader = Thread { errorData.set(process.standardError!.readDataToEndOfFile()) }
                     reader.start()
-                    let outData = out.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
+                    let outData = process.standardOutput!.readDataToEndOfFile()
+                    let status = process.wait().status
                     let stderr = errorData.wait()
                     continuation.resume(returning: CLIResult(
-                        status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                        status: status, stdout: String(decoding: outData, as: UTF8.self),
                         stderr: String(decoding: stderr, as: UTF8.self)))
                 } catch {
                     continuation.resume(throwing: error)
@@ -72,27 +66,23 @@ struct DoorstepCLIOutputTests {
 
     /// `rpc-test-server` on a free loopback port, stopped with `stop()`.
     final class TestServer: @unchecked Sendable {
-        let process = Process()
+        let process: ChildProcess
         let address: String
 
         init() async throws {
-            process.executableURL = productsDirectory.appendingPathComponent("rpc-test-server")
-            process.arguments = ["--port", "0"]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let line = await firstLineDetached(from: out.fileHandleForReading) ?? ""
+            process = try ChildProcess(productsDirectory.appendingPathComponent("rpc-test-server").path, ["--port", "0"],
+                                       standardOutput: .pipe, standardError: .null)
+            let line = await firstLineDetached(from: process.standardOutput!) ?? ""
             guard line.hasPrefix("listening on ") else {
-                process.terminate()
+                process.signal(SIGTERM)
                 throw CLITestError(description: "rpc-test-server did not start: \(line)")
             }
             address = String(line.dropFirst("listening on ".count))
         }
 
         func stop() {
-            process.terminate()
-            process.waitUntilExit()
+            process.signal(SIGTERM)
+            process.wait()
         }
     }
 

@@ -98,14 +98,10 @@ struct ClientTests {
 
     @Test("against a stock grpcio server: the same results", .timeLimit(.minutes(1)))
     func againstGrpcio() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", repositoryRoot.appendingPathComponent("Tests/Shared/RPCTests/Interop/grpcio_test_server.py").path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        defer { process.terminate(); process.waitUntilExit() }
-        let line = try #require(await firstLineDetached(from: pipe.fileHandleForReading))
+        let process = try ChildProcess("python3", [repositoryRoot.appendingPathComponent("Tests/Shared/RPCTests/Interop/grpcio_test_server.py").path],
+                                       standardOutput: .pipe, standardError: .inherit)
+        defer { process.signal(SIGTERM); process.wait() }
+        let line = try #require(await firstLineDetached(from: process.standardOutput!))
         let address = try #require(line.split(separator: " ").last.map(String.init))
         let client = GRPCClient(targets: [GRPCClient.Target(address)!])
         try await runClientChecks(client)

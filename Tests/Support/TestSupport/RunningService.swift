@@ -9,7 +9,7 @@ public final class RunningService: @unchecked Sendable {
     public let address: String
     /// Metrics address, or nil when started with `--metrics-listen off`.
     public let metricsAddress: String?
-    private let process: Process
+    private let process: ChildProcess
     private let output: FileHandle
     /// stderr goes to a file, not a pipe: a chatty service must never block on a full pipe.
     public let logPath: String
@@ -18,29 +18,21 @@ public final class RunningService: @unchecked Sendable {
     /// waits for its ready line; throws with its output when it exits first.
     public init(_ name: String, _ arguments: [String], environment: [String: String] = [:]) async throws {
         self.name = name
-        let process = Process()
-        process.executableURL = productsDirectory.appendingPathComponent(name)
-        process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
         for key in merged.keys where key.hasPrefix("DOORSTEP_") { merged[key] = nil }
         merged.merge(environment) { _, new in new }
         if let url = Self.postgresURL(arguments: arguments, environment: merged) { merged["DOORSTEP_DATABASE_URL"] = url }
-        process.environment = merged
-        let out = Pipe()
         let logPath = temporaryPath("\(name).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        defer { try? log.close() }
-        process.standardOutput = out
-        process.standardError = log
-        try process.run()
+        let process = try ChildProcess(productsDirectory.appendingPathComponent(name).path, arguments, environment: merged,
+                                       standardOutput: .pipe, standardError: .file(logPath))
         self.process = process
-        self.output = out.fileHandleForReading
+        self.output = process.standardOutput!
         self.logPath = logPath
-        guard let line = await firstLineDetached(from: out.fileHandleForReading), line.contains(" ready ") else {
-            process.waitUntilExit()
+        guard let line = await firstLineDetached(from: output), line.contains(" ready ") else {
+            let status = await process.waitDetached().status
             let stderr = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            throw ServiceStartFailed(name: name, status: process.terminationStatus, output: stderr)
+            throw ServiceStartFailed(name: name, status: status, output: stderr)
         }
         func field(_ key: String) -> String? {
             line.split(separator: " ").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
@@ -71,20 +63,15 @@ public final class RunningService: @unchecked Sendable {
     public var isRunning: Bool { process.isRunning }
 
     /// Sends `signal` and waits (on a thread of its own) for the exit; returns the exit status
-    /// and everything the process wrote to stderr.
+    /// (or the signal's number), how the process ended and everything it wrote to stderr.
     public func stop(signal: Int32 = SIGTERM) async -> (status: Int32, reason: Process.TerminationReason, stderr: String) {
-        if process.isRunning { kill(process.processIdentifier, signal) }
-        return await withCheckedContinuation { continuation in
-            Thread.detachNewThread { [process, logPath] in
-                process.waitUntilExit()
-                let stderr = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                continuation.resume(returning: (process.terminationStatus, process.terminationReason, stderr))
-            }
+        process.signal(signal)
+        let termination = await process.waitDetached()
+        let stderr = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        switch termination {
+        case .exit(let code): return (code, .exit, stderr)
+        case .signal(let number): return (number, .uncaughtSignal, stderr)
         }
-    }
-
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
 

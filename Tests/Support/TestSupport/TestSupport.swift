@@ -20,17 +20,9 @@ public struct ProcessResult: Sendable {
 /// Runs a program (looked up on the PATH, or a path) to completion, collecting stdout and
 /// stderr together. Blocks the calling thread: from async tests use `runProcessDetached`.
 public func runProcess(_ executable: String, _ arguments: [String], in directory: URL = repositoryRoot) throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [executable] + arguments
-    process.currentDirectoryURL = directory
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return ProcessResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    let child = try ChildProcess(executable, arguments, directory: directory.path)
+    let data = child.standardOutput!.readDataToEndOfFile()
+    return ProcessResult(status: child.wait().status, output: String(decoding: data, as: UTF8.self))
 }
 
 /// `runProcess` on a thread of its own: waiting for a child must not block the cooperative
