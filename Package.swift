@@ -123,6 +123,12 @@ let package = Package(
         // Vehicle routing with time windows (day plans; Solomon VRPTW): pure, no I/O.
         .target(name: "RoutePlanner", path: "Shared/RoutePlanner"),
         // Transactional outbox: messages committed with the change, delivered at least once.
+        // Domain events: the per-service event log (CloudEvents) and WatchEvents.
+        .target(
+            name: "Events",
+            dependencies: ["Storage", "Models", "RPC", "RPCWire", "Validation"],
+            path: "Shared/Events"
+        ),
         .target(
             name: "Outbox",
             dependencies: [
@@ -134,6 +140,22 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Shared/Outbox"
+        ),
+        // Webhook subscriptions to a service's domain events: the RPCs, the sealed secrets, the
+        // signed at-least-once delivery, the address policy against request forgery.
+        .target(
+            name: "Webhooks",
+            dependencies: [
+                "Events", "Storage", "Models", "RPC", "RPCWire", "ServiceKit", "Validation",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/Webhooks"
         ),
         // Field validators every service shares (ids, dates, money, text), naming the field.
         .target(name: "Validation", dependencies: ["Models"], path: "Shared/Validation"),
@@ -180,9 +202,10 @@ let package = Package(
         // MARK: Services (each: a library with handlers, domain and store + a thin executable)
         .target(
             name: "AccountsService",
-            dependencies: ["ServiceKit", "Storage", "Validation", "Compliance", "Models", "RPC", "RPCWire",
+            dependencies: ["ServiceKit", "Events", "Webhooks", "Storage", "Validation", "Compliance", "Models", "RPC", "RPCWire",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Services/Accounts/Sources/AccountsService"
         ),
@@ -193,7 +216,7 @@ let package = Package(
         ),
         .target(
             name: "SchedulingService",
-            dependencies: ["ServiceKit", "TransportSecurity", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
+            dependencies: ["ServiceKit", "Events", "Webhooks", "TransportSecurity", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -208,7 +231,7 @@ let package = Package(
         ),
         .target(
             name: "VisitsService",
-            dependencies: ["ServiceKit", "TransportSecurity", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
+            dependencies: ["ServiceKit", "Events", "Webhooks", "TransportSecurity", "ServiceAuth", "Storage", "Validation", "Compliance", "RoutePlanner", "Outbox", "Models", "RPC", "RPCWire",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Crypto", package: "swift-crypto"),
@@ -226,7 +249,7 @@ let package = Package(
         .executableTarget(
             name: "doorstep",
             dependencies: ["RPC", "RPCWire", "Models", "ServiceAuth", "Storage", "RoutePlanner", "Compliance", "TransportSecurity",
-                           "Reflection", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                           "Reflection", "Events", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/Doorstep"
         ),
         .executableTarget(
@@ -339,7 +362,7 @@ let package = Package(
         .testTarget(
             name: "AccountsServiceTests",
             dependencies: ["ServiceTestSupport", "AccountsService", "Validation", "Compliance", "Models", "RPCWire", "RPC", "ServiceAuth", "ServiceKit", "Storage",
-                           "TestSupport", .product(name: "Logging", package: "swift-log")],
+                           "TestSupport", "Webhooks", "Events", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Services/AccountsServiceTests"
         ),
         .testTarget(
@@ -369,6 +392,12 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/Integration/ServicesTests",
             exclude: ["Interop"]
+        ),
+        .testTarget(
+            name: "EventsTests",
+            dependencies: ["Events", "Storage", "Models", "TestSupport", "ServiceTestSupport",
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Shared/EventsTests"
         ),
         .testTarget(
             name: "StorageTests",

@@ -3,7 +3,10 @@
 # N generated accounts (default 1,000,000) into a release-built accounts service on SQLite,
 # twice: the first pass creates every account, the second finds every record unchanged.
 # Prints both passes' records/s and the server's peak resident memory (VmHWM).
-# Usage: Scripts/bench-import.sh   (N=…, SKIP_BUILD=1 to reuse .build/release)
+# With EVENTS=1, one consumer then reads the domain events the import wrote (two per account:
+# opened, and the opening stage) through WatchEvents with `doorstep events tail -o text`, the
+# whole log and then one type of it (docs/EVENTS.md), and prints events/s of each read.
+# Usage: Scripts/bench-import.sh   (N=…, SKIP_BUILD=1 to reuse .build/release, EVENTS=1)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,5 +31,18 @@ addr=$(sed -n 's/.* grpc=\([^ ]*\).*/\1/p' "$work/accounts.out")
 for pass in 1 2; do
   echo "pass $pass: $("$bin/doorstep" import accounts "$work/accounts.jsonl" --address "$addr" --token "$token" 2>/dev/null)"
 done
+if [ "${EVENTS:-0}" = 1 ]; then
+  read_events() { # label, how many, extra arguments…
+    local label=$1 limit=$2; shift 2
+    local started ended count
+    started=$(date +%s.%N)
+    count=$("$bin/doorstep" events tail "$addr" --token "$token" -o text --limit "$limit" "$@" | wc -l)
+    ended=$(date +%s.%N)
+    python3 -c "import sys; n, s = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2]); print(f'$label: {n} events in {s:.2f} s: {n / s:,.0f} events/s')" \
+      "$count" "$started" "$ended"
+  }
+  read_events "events, whole log, one consumer" $((2 * N))
+  read_events "events, one type (stage_changed), one consumer" "$N" --type doorstep.accounts.account.stage_changed
+fi
 echo "server peak RSS: $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}')"
 echo "database: $(du -sh "$work/data" | cut -f1)"

@@ -13,12 +13,16 @@
 #               durability (Scripts/bench-postgres.sh; PG_FSYNC=off and PG_OPTIONS there),
 #               each service on its own database in it (accounts, scheduling, visits)
 #   SKIP_BUILD=1  use the release binaries in .build/release as they are (no swift build)
+#   CONSUMERS   "0 1" (default): each CREWS value is run twice, on fresh services: without
+#               and with one `doorstep events tail` consumer per service reading every event as
+#               it commits (the cost of the domain events' consumers); "0" or "1" for one run
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 CREWS=${CREWS:-"1 8 32"}
 VISITS_PER_CREW=${VISITS_PER_CREW:-6}
 DATABASE=${DATABASE:-sqlite}
+CONSUMERS=${CONSUMERS:-"0 1"}
 case $DATABASE in sqlite|postgres) ;; *) echo "bench-workflow: DATABASE is sqlite or postgres, not $DATABASE" >&2; exit 2 ;; esac
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   for product in accounts scheduling visits doorstep workflow-bench; do swift build -c release --product "$product" >/dev/null; done
@@ -42,6 +46,7 @@ stop_all() {
 }
 trap stop_all EXIT
 for crews in $CREWS; do
+ for consumers in $CONSUMERS; do
   work=$(mktemp -d)
   "$bin/doorstep" keygen --key-file "$work/auth.key" >/dev/null
   for name in accounts scheduling visits; do mkdir -p "$work/$name"; cp "$work/auth.key" "$work/$name/auth.key"; done
@@ -63,10 +68,23 @@ for crews in $CREWS; do
   a=$(start accounts)
   s=$(start scheduling --accounts-addr "$a")
   v=$(start visits --accounts-addr "$a" --scheduling-addr "$s")
-  echo "bench-workflow: $DATABASE, $crews crews"
+  if [ "$consumers" = 1 ]; then
+    echo "bench-workflow: $DATABASE, $crews crews, one events consumer per service"
+    consumer_token=$("$bin/doorstep" token --role platform --subject bench-consumer --lifetime-seconds 86400 --key-file "$work/auth.key")
+    for address in "$a" "$s" "$v"; do
+      "$bin/doorstep" events tail "$address" --token "$consumer_token" -o text > "$work/events-${address##*:}.txt" 2>/dev/null &
+      echo $! >> "$work/pids"
+    done
+  else
+    echo "bench-workflow: $DATABASE, $crews crews, no events consumer"
+  fi
   status=0
   "$bin/workflow-bench" --accounts "$a" --scheduling "$s" --visits "$v" --key-file "$work/auth.key" --clock-file "$work/clock" \
     --crews "$crews" --visits-per-crew "$VISITS_PER_CREW" || status=$?
+  if [ "$consumers" = 1 ]; then
+    sleep 1  # the last commits reach the consumers
+    echo "events consumed: $(cat "$work"/events-*.txt | wc -l)"
+  fi
   # Errors the services logged (they run at --log-level error): a clean run has none. Shown
   # also (above all) when the run failed.
   for name in accounts scheduling visits; do
@@ -74,4 +92,5 @@ for crews in $CREWS; do
   done
   stop_all
   [ "$status" -eq 0 ] || { echo "bench-workflow: workflow-bench failed (exit $status) at $crews crews on $DATABASE" >&2; exit "$status"; }
+ done
 done

@@ -177,6 +177,23 @@ public final class GRPCClient: Sendable {
         return responses
     }
 
+    /// Calls a server-streaming method whose responses are read as they arrive, e.g. an
+    /// open-ended stream such as WatchEvents: the request is sent and the sending side closed;
+    /// read ``StreamingCall/responses``, and ``StreamingCall/cancel()`` to stop. Not available
+    /// on a client made with ``init(inProcess:configuration:)``.
+    public func serverStreamingCall<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>, _ request: Request, metadata: Metadata = Metadata(),
+        timeout: Duration? = nil
+    ) async throws(RPCError) -> StreamingCall<Request, Response> {
+        guard method.isServerStreaming, !method.isClientStreaming else {
+            throw RPCError(code: .invalidArgument, message: "\(method.path) is not a server-streaming method")
+        }
+        let call = try await streamingCall(method, metadata: metadata, timeout: timeout)
+        try await call.send(request)
+        call.finish()
+        return call
+    }
+
     /// Opens a bidirectional-streaming call (also suits a client-streaming method): request
     /// messages are sent with ``StreamingCall/send(_:)`` (which waits while the server's flow
     /// control holds back more than a few tens of KiB, so a fast sender does not queue its
@@ -188,8 +205,8 @@ public final class GRPCClient: Sendable {
     public func streamingCall<Request, Response>(
         _ method: MethodDescriptor<Request, Response>, metadata: Metadata = Metadata(), timeout: Duration? = nil
     ) async throws(RPCError) -> StreamingCall<Request, Response> {
-        guard method.isClientStreaming else {
-            throw RPCError(code: .invalidArgument, message: "\(method.path) is not a client- or bidirectional-streaming method")
+        guard method.isClientStreaming || method.isServerStreaming else {
+            throw RPCError(code: .invalidArgument, message: "\(method.path) is a unary method")
         }
         guard inProcess == nil else {
             throw RPCError(code: .unimplemented, message: "streaming calls need a server reached over HTTP/2")
@@ -199,7 +216,8 @@ public final class GRPCClient: Sendable {
             state.nextToken += 1
             return state.nextToken
         }
-        let metrics = RPCMetrics.client(method.path, type: method.isServerStreaming ? .bidiStream : .clientStream)
+        let metrics = RPCMetrics.client(method.path, type: !method.isClientStreaming ? .serverStream
+                                        : method.isServerStreaming ? .bidiStream : .clientStream)
         metrics.start()
         let started = ContinuousClock.now
         let (responses, continuation) = AsyncThrowingStream<Response, any Error>.makeStream()
@@ -478,6 +496,14 @@ public final class GRPCClient: Sendable {
             }
         let connected = endpoint.address.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: target.host, port: target.port)
         return connected.flatMapThrowing { channel in
+            // TCP self-connect: connecting to a loopback port nobody listens on, inside the
+            // ephemeral range, the kernel may pick that very port as the source and connect the
+            // socket to itself (a simultaneous open); the "server" would then be our own echo.
+            // Treated as the refusal it stands for (Go's net package does the same).
+            if let local = channel.localAddress, let remote = channel.remoteAddress, local == remote {
+                channel.close(promise: nil)
+                throw SelfConnected(address: "\(remote)")
+            }
             let handler = try channel.pipeline.syncOperations.handler(type: GRPCClientConnectionHandler.self)
             return Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
         }
@@ -494,6 +520,12 @@ public final class GRPCClient: Sendable {
             if let connection = try? await future.get() { try? await connection.channel.close() }
         }
     }
+}
+
+/// A connection that reached its own socket (TCP self-connect): nothing listens at `address`.
+struct SelfConnected: Error, CustomStringConvertible {
+    let address: String
+    var description: String { "connection refused (the socket connected to itself: nothing listens at \(address))" }
 }
 
 /// A client- or bidirectional-streaming call in progress (``GRPCClient/streamingCall(_:metadata:timeout:)``).

@@ -1,3 +1,4 @@
+import Synchronization
 import HTTP2
 import Logging
 import NIOConcurrencyHelpers
@@ -52,6 +53,8 @@ public final class GRPCServer: Sendable {
         let pipeline: ServerPipeline
         let logger: Logger
         let metrics: RPCMetrics
+        /// Raised when a graceful shutdown begins (``ServerContext/isServerShuttingDown``).
+        let shuttingDown = ShutdownFlag()
     }
 
     private let shared: Shared
@@ -119,6 +122,7 @@ public final class GRPCServer: Sendable {
     /// Stops accepting connections, sends GOAWAY on every connection, lets in-flight calls
     /// finish for up to the drain timeout, then closes what is left.
     public func shutdownGracefully() async {
+        shared.shuttingDown.raise()
         let (serverChannel, connections) = state.withLockedValue { ($0.serverChannel, Array($0.connections.values)) }
         try? await serverChannel?.close()
         for connection in connections {
@@ -135,4 +139,15 @@ public final class GRPCServer: Sendable {
 
     /// Number of open client connections.
     public var connectionCount: Int { state.withLockedValue { $0.connections.count } }
+}
+
+/// Raised once, when the server begins a graceful shutdown: handlers of calls that would run
+/// until cancelled (an open-ended stream such as WatchEvents) end theirs, so the drain does not
+/// wait its whole timeout for them.
+final class ShutdownFlag: Sendable {
+    private let raised = Atomic<Bool>(false)
+
+    func raise() { raised.store(true, ordering: .releasing) }
+
+    var isRaised: Bool { raised.load(ordering: .acquiring) }
 }

@@ -296,7 +296,7 @@ final class GRPCServerConnectionHandler: ChannelInboundHandler {
         lastAuthentication = head.connectionAuthentication
         let deadline = head.deadline
         let serverContext = ServerContext(head: head, peer: peer, connectionNumber: connectionNumber, streamID: streamID,
-                                          logger: shared.logger)
+                                          logger: shared.logger, shuttingDown: shared.shuttingDown)
         let stream = ServerStream(method: registered, metrics: metrics, context: serverContext,
                                   maxMessageSize: shared.configuration.maxReceiveMessageSize)
         streams[streamID] = stream

@@ -24,10 +24,13 @@ public struct ServerContext: Sendable {
     let connectionNumber: UInt64
     let streamID: Int32
     let baseLogger: Logger
+    /// The server's shutdown flag (nil for a server that has none: the in-process one).
+    let shuttingDown: ShutdownFlag?
 
     /// The context of an admitted call. A client's `x-request-id` becomes the call id and
     /// comes back with the response headers.
-    init(head: CallHead, peer: String, connectionNumber: UInt64, streamID: Int32, logger: Logger) {
+    init(head: CallHead, peer: String, connectionNumber: UInt64, streamID: Int32, logger: Logger,
+         shuttingDown: ShutdownFlag? = nil) {
         let requestedCallID = head.metadata["x-request-id"]
         let response = ResponseMetadata()
         if let requestedCallID { response.addInitial("x-request-id", .string(requestedCallID)) }
@@ -42,7 +45,13 @@ public struct ServerContext: Sendable {
         self.connectionNumber = connectionNumber
         self.streamID = streamID
         self.baseLogger = logger
+        self.shuttingDown = shuttingDown
     }
+
+    /// True once the server has begun a graceful shutdown: a handler of a call that would run
+    /// until cancelled (an open-ended stream) should end it now — with UNAVAILABLE, so the client
+    /// reconnects, to another replica or to this one restarted — instead of holding the drain.
+    public var isServerShuttingDown: Bool { shuttingDown?.isRaised ?? false }
 
     /// The caller's ``CallerScope``, computed once for the call: PERMISSION_DENIED for a
     /// token that names no agency or collector where its role needs one, UNAUTHENTICATED

@@ -193,6 +193,29 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
         valueName: "path"))
     public var testClockOffsetFile: String?
 
+    @Option(help: ArgumentHelp(
+        "AES-256 key (base64, 32 bytes) sealing webhook subscriptions' signing secrets. Env DOORSTEP_WEBHOOK_KEY_FILE. Default <data-dir>/webhook.key, created (mode 0600) when absent.",
+        valueName: "path"))
+    public var webhookKeyFile: String?
+
+    @Flag(help: ArgumentHelp(
+        "Accept http:// webhook receivers (tests, development). Env DOORSTEP_WEBHOOK_ALLOW_HTTP=true. Default: https only."))
+    public var webhookAllowHttp = false
+
+    @Flag(help: ArgumentHelp(
+        "Accept webhook receivers on loopback, private (RFC 1918, fc00::/7), link-local, shared and other non-public addresses (tests, development). Env DOORSTEP_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true. Default: refused."))
+    public var webhookAllowPrivateAddresses = false
+
+    @Option(help: ArgumentHelp(
+        "Failed webhook attempts in a row after which a subscription is paused (1-1000). Env DOORSTEP_WEBHOOK_MAX_ATTEMPTS. Default 20.",
+        valueName: "n"))
+    public var webhookMaxAttempts: Int?
+
+    @Option(help: ArgumentHelp(
+        "Longest wait between webhook attempts; the wait doubles from 1 s up to it (1-3600). Env DOORSTEP_WEBHOOK_MAX_BACKOFF_SECONDS. Default 300.",
+        valueName: "seconds"))
+    public var webhookMaxBackoffSeconds: Int?
+
     public init() {}
 
     /// Flags, then `environment`, then defaults, validated into a configuration; throws a
@@ -249,6 +272,13 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
         }
         try resolveTokenKeys(into: &configuration, options: options)
         try resolveTLS(into: &configuration, options: options)
+        configuration.webhooks.keyFile = value(webhookKeyFile, "DOORSTEP_WEBHOOK_KEY_FILE")?.0
+        configuration.webhooks.allowHTTP = try WebhookSettings.isOn(webhookAllowHttp, "DOORSTEP_WEBHOOK_ALLOW_HTTP", environment: environment)
+        configuration.webhooks.allowPrivateAddresses = try WebhookSettings.isOn(
+            webhookAllowPrivateAddresses, "DOORSTEP_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", environment: environment)
+        configuration.webhooks.maxAttempts = try integer(webhookMaxAttempts, "DOORSTEP_WEBHOOK_MAX_ATTEMPTS", default: 20, range: 1...1000)
+        configuration.webhooks.maxBackoff = .seconds(try integer(
+            webhookMaxBackoffSeconds, "DOORSTEP_WEBHOOK_MAX_BACKOFF_SECONDS", default: 300, range: 1...3600))
         let level = value(logLevel, "DOORSTEP_LOG_LEVEL") ?? ("info", "default")
         guard let parsedLevel = Logger.Level(rawValue: level.0.lowercased()) else {
             throw ConfigurationError("\(level.1): unknown log level '\(level.0)' (trace, debug, info, notice, warning, error, critical)")
@@ -403,6 +433,8 @@ public struct ServiceConfiguration: Sendable {
     public var identityProvider: IdentityProviderSettings?
     /// Test only (dev mode): the file whose millisecond offset is added to the wall clock.
     public var testClockOffsetFile: String?
+    /// Webhook subscriptions' delivery (key file, address policy, retries).
+    public var webhooks = WebhookSettings()
 
     public init(name: String) { self.name = name }
 }

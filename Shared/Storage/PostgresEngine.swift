@@ -177,8 +177,13 @@ final class PostgresEngine: SQLEngine {
         while true {
             do {
                 if let begin = kind.begin { _ = try driver.execute(begin, []) }
-                let value = try body(SQLSession(dialect: .postgres, driver: driver))
-                if kind.begin != nil { try driver.commit() }
+                let session = SQLSession(dialect: .postgres, driver: driver)
+                let value = try body(session)
+                if kind.begin != nil {
+                    try session.runFinalSteps()
+                    try driver.commit()
+                    session.runCommitEffects()
+                }
                 return value
             } catch {
                 if kind.begin != nil, !connection.isClosed { _ = try? driver.execute("ROLLBACK", []) }

@@ -28,9 +28,85 @@ public final class SQLSession {
     public let dialect: SQLDialect
     let driver: any SQLDriver
 
+    /// Work the transaction runs last, just before it commits (``beforeCommit(_:)``).
+    private var finalSteps: [(SQLSession) throws -> Void] = []
+    /// Work that runs once the transaction has committed (``afterCommit(_:)``).
+    private var commitEffects: [@Sendable () -> Void] = []
+    /// Keys ``firstTime(_:)`` has seen in this transaction.
+    private var seenKeys: Set<String> = []
+    /// How many ``savepoint(_:)`` bodies are running (names nested savepoints).
+    private var savepointDepth = 0
+
     init(dialect: SQLDialect, driver: any SQLDriver) {
         self.dialect = dialect
         self.driver = driver
+    }
+
+    /// Defers `step` to the end of the write transaction: steps run in the order they were
+    /// deferred, after the body returned and right before COMMIT (a step that throws rolls
+    /// the whole transaction back). A step deferred inside a ``savepoint(_:)`` whose body
+    /// throws is dropped with the savepoint. For writes that must come last: ones that take a
+    /// lock every writer queues for (the event log's), so that lock is held only for the
+    /// commit and never while the transaction waits for another lock.
+    public func beforeCommit(_ step: @escaping (SQLSession) throws -> Void) {
+        finalSteps.append(step)
+    }
+
+    /// Runs `effect` once the write transaction has committed (never when it rolls back, nor
+    /// when registered in a ``savepoint(_:)`` that was undone): e.g. waking whoever waits for
+    /// what the transaction wrote. It must not fail and should not block.
+    public func afterCommit(_ effect: @escaping @Sendable () -> Void) {
+        commitEffects.append(effect)
+    }
+
+    /// True the first time `key` is asked in this transaction, false after (e.g. "this
+    /// transaction already holds the event log's lock").
+    public func firstTime(_ key: String) -> Bool {
+        seenKeys.insert(key).inserted
+    }
+
+    /// Runs `body` under a savepoint: when it throws, what it wrote (and the steps it
+    /// deferred) is undone and the error rethrown, and the transaction goes on without it.
+    public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        savepointDepth += 1
+        defer { savepointDepth -= 1 }
+        let name = "doorstep_savepoint_\(savepointDepth)"
+        let deferred = (finalSteps.count, commitEffects.count)
+        try execute(sql: "SAVEPOINT \(name)")
+        do {
+            let value = try body()
+            try execute(sql: "RELEASE SAVEPOINT \(name)")
+            return value
+        } catch {
+            finalSteps.removeSubrange(deferred.0...)
+            commitEffects.removeSubrange(deferred.1...)
+            try execute(sql: "ROLLBACK TO SAVEPOINT \(name)")
+            try execute(sql: "RELEASE SAVEPOINT \(name)")
+            throw error
+        }
+    }
+
+    /// Runs the deferred steps (the engines call it before COMMIT); a step may defer more.
+    func runFinalSteps() throws {
+        var index = 0
+        while index < finalSteps.count {
+            try finalSteps[index](self)
+            index += 1
+        }
+        finalSteps.removeAll()
+    }
+
+    /// Runs the effects registered with ``afterCommit(_:)`` (the engines call it after COMMIT
+    /// succeeded).
+    func runCommitEffects() {
+        for effect in takeCommitEffects() { effect() }
+    }
+
+    /// The effects registered with ``afterCommit(_:)``, for an engine that commits after the
+    /// session is gone (SQLite: GRDB commits when the write closure returns).
+    func takeCommitEffects() -> [@Sendable () -> Void] {
+        defer { commitEffects.removeAll() }
+        return commitEffects
     }
 
     /// Runs an INSERT, UPDATE, DELETE or DDL statement; returns the number of rows changed.

@@ -74,7 +74,14 @@ public final class SQLiteEngine: SQLEngine {
     /// One writer at a time: every isolation is serializable.
     func write<T: Sendable>(isolation _: SQLDatabase.Isolation, _ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T {
         do {
-            return try await pool.write { db in try body(Self.session(db)) }
+            let (value, effects) = try await pool.write { db in
+                let session = Self.session(db)
+                let value = try body(session)
+                try session.runFinalSteps()
+                return (value, session.takeCommitEffects())
+            }
+            for effect in effects { effect() }
+            return value
         } catch {
             throw mapError(error)
         }

@@ -29,4 +29,21 @@ public struct KeysetPageToken: Sendable, Hashable {
         }
         return (ms, String(parts[2]))
     }
+
+    /// For a list numbered by sequence whose tokens are bound to its filter (`binding`, e.g. the
+    /// id it is filtered by, or "*"): the sequence the page continues after, 0 for the first
+    /// page; a token of another filter is invalid on `page_token`.
+    public func sequence(after token: String, binding: String) throws(DomainError) -> Int64 {
+        guard let (sequence, bound) = try decode(token) else { return 0 }
+        guard bound == binding else { throw .invalidArgument("page_token", "not a token of this query") }
+        return sequence
+    }
+
+    /// A page of such a list from `rows` read with one row more than `pageSize`: the rows of the
+    /// page, and the token of the next page ("" after the last).
+    public func page<Row>(_ rows: [Row], pageSize: Int, binding: String, sequence: (Row) -> Int64) -> (rows: [Row], next: String) {
+        let page = Array(rows.prefix(pageSize))
+        guard rows.count > pageSize, let last = page.last else { return (page, "") }
+        return (page, encode(ms: sequence(last), id: binding))
+    }
 }

@@ -14,7 +14,7 @@ import TransportSecurity
 struct Doorstep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doorstep", abstract: "Doorstep operator tool.",
-        subcommands: [Keygen.self, Token.self, Call.self, Describe.self, Health.self, SolveVRPTW.self, RulePackCommand.self, TLSDev.self, JWKSCommand.self, ImportCommand.self])
+        subcommands: [Keygen.self, Token.self, Call.self, Describe.self, Health.self, SolveVRPTW.self, RulePackCommand.self, TLSDev.self, JWKSCommand.self, ImportCommand.self, EventsCommand.self])
 }
 
 /// `doorstep keygen --key-file PATH [--kid K] [--jwks-out FILE]`: writes a new Ed25519 signing

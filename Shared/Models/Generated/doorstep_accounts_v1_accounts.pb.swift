@@ -1413,6 +1413,109 @@ extension AccountsV1 {
         }
     }
 
+    /// What the retention job did to a debtor's personal data.
+    public enum RetentionAction: ProtoEnum, CaseIterable {
+        /// Not set.
+        case unspecified
+        /// Anonymised: the debtor is now a tombstone (Debtor.erased).
+        case erased
+        /// Past its retention but kept: a hold postponed the erasure (`hold`).
+        case postponed
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [RetentionAction] = [.unspecified, .erased, .postponed]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .erased
+            case 2: self = .postponed
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .erased: return 1
+            case .postponed: return 2
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "RETENTION_ACTION_UNSPECIFIED"
+            case .erased: return "RETENTION_ACTION_ERASED"
+            case .postponed: return "RETENTION_ACTION_POSTPONED"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "RETENTION_ACTION_UNSPECIFIED": self = .unspecified
+            case "RETENTION_ACTION_ERASED": self = .erased
+            case "RETENTION_ACTION_POSTPONED": self = .postponed
+            default: return nil
+            }
+        }
+    }
+
+    /// What postpones the erasure of a debtor's personal data. (An account
+    /// referred to litigation, stage LEGAL, is not closed: its debtor is not due
+    /// at all.)
+    public enum RetentionHoldKind: ProtoEnum, CaseIterable {
+        /// Not set.
+        case unspecified
+        /// An active hold of reason COMPLAINT, DISPUTE or LEGAL_INSTRUCTION on one
+        /// of the debtor's accounts.
+        case accountHold
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [RetentionHoldKind] = [.unspecified, .accountHold]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .accountHold
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .accountHold: return 1
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "RETENTION_HOLD_KIND_UNSPECIFIED"
+            case .accountHold: return "RETENTION_HOLD_KIND_ACCOUNT_HOLD"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "RETENTION_HOLD_KIND_UNSPECIFIED": self = .unspecified
+            case "RETENTION_HOLD_KIND_ACCOUNT_HOLD": self = .accountHold
+            default: return nil
+            }
+        }
+    }
+
     /// A person who owes money on one or more accounts, with their personal data.
     ///
     /// Personal data protection: `national_id` and the phone numbers are
@@ -1473,6 +1576,14 @@ extension AccountsV1 {
         /// Output only. While address_unverified: the visit that found the address
         /// wrong. Absent otherwise.
         public var wrongAddressFinding: AccountsV1.WrongAddressFinding? = nil
+        /// Output only. Set once the retention job anonymised the debtor: this is
+        /// a tombstone. It keeps id, external_id, the address's region_code,
+        /// time_zone, version and dates; the name, national id, phone numbers,
+        /// address text and location, emergency contacts and wrong-address
+        /// finding are gone, and so are the free-text notes and reasons of the
+        /// debtor's accounts, timelines, contact attempts and change trail (the
+        /// accounts keep their amounts, dates and statuses). Absent otherwise.
+        public var erased: AccountsV1.Erasure? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1492,7 +1603,8 @@ extension AccountsV1 {
             createdMs: Int64 = 0,
             updatedMs: Int64 = 0,
             addressUnverified: Bool = false,
-            wrongAddressFinding: AccountsV1.WrongAddressFinding? = nil
+            wrongAddressFinding: AccountsV1.WrongAddressFinding? = nil,
+            erased: AccountsV1.Erasure? = nil
         ) {
             self.id = id
             self.externalId = externalId
@@ -1508,6 +1620,7 @@ extension AccountsV1 {
             self.updatedMs = updatedMs
             self.addressUnverified = addressUnverified
             self.wrongAddressFinding = wrongAddressFinding
+            self.erased = erased
         }
     }
 
@@ -4142,6 +4255,173 @@ extension AccountsV1 {
             self.placements = placements
         }
     }
+
+    /// The hold that postponed an erasure.
+    public struct RetentionHold: ProtoMessage {
+        /// Kind.
+        public var kind: AccountsV1.RetentionHoldKind = .init()
+        /// The account hold ("hld_…").
+        public var id: String = ""
+        /// Details, for people: the hold's reason, e.g. "HOLD_REASON_DISPUTE".
+        public var note: String = ""
+        /// The account the hold is on.
+        public var accountId: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            kind: AccountsV1.RetentionHoldKind = .init(),
+            id: String = "",
+            note: String = "",
+            accountId: String = ""
+        ) {
+            self.kind = kind
+            self.id = id
+            self.note = note
+            self.accountId = accountId
+        }
+    }
+
+    /// When, by whom and under which rule a debtor's personal data was erased.
+    public struct Erasure: ProtoMessage {
+        /// When erased.
+        public var erasedMs: Int64 = 0
+        /// Who erased it: ROLE_SYSTEM, subject "accounts/retention".
+        public var erasedBy: TypeV1.Actor? = nil
+        /// The rule that set the retention: `record-retention`.
+        public var ruleId: String = ""
+        /// The rule pack the service applied.
+        public var rulePackId: String = ""
+        /// That rule pack's version.
+        public var rulePackVersion: String = ""
+        /// The date the debtor's data had to be kept until: the latest of its
+        /// accounts' closing dates plus the pack's period for the account's
+        /// product.
+        public var retainUntilDate: TypeV1.Date? = nil
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            erasedMs: Int64 = 0,
+            erasedBy: TypeV1.Actor? = nil,
+            ruleId: String = "",
+            rulePackId: String = "",
+            rulePackVersion: String = "",
+            retainUntilDate: TypeV1.Date? = nil
+        ) {
+            self.erasedMs = erasedMs
+            self.erasedBy = erasedBy
+            self.ruleId = ruleId
+            self.rulePackId = rulePackId
+            self.rulePackVersion = rulePackVersion
+            self.retainUntilDate = retainUntilDate
+        }
+    }
+
+    /// One entry of the retention audit.
+    public struct RetentionRecord: ProtoMessage {
+        /// 1-based position in the audit; increasing.
+        public var sequence: Int64 = 0
+        /// What was done.
+        public var action: AccountsV1.RetentionAction = .init()
+        /// The debtor ("dbt_…").
+        public var debtorId: String = ""
+        /// The debtor's accounts ("acc_…"), oldest first.
+        public var accountIds: [String] = []
+        /// The date the debtor's data had to be kept until.
+        public var retainUntilDate: TypeV1.Date? = nil
+        /// Legal basis: the rule (`record-retention`).
+        public var ruleId: String = ""
+        /// Legal basis: the rule pack the service applied.
+        public var rulePackId: String = ""
+        /// That rule pack's version.
+        public var rulePackVersion: String = ""
+        /// For POSTPONED: the hold that postponed it. Absent for ERASED.
+        public var hold: AccountsV1.RetentionHold? = nil
+        /// Who: ROLE_SYSTEM, subject "accounts/retention".
+        public var actor: TypeV1.Actor? = nil
+        /// When.
+        public var recordedMs: Int64 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            sequence: Int64 = 0,
+            action: AccountsV1.RetentionAction = .init(),
+            debtorId: String = "",
+            accountIds: [String] = [],
+            retainUntilDate: TypeV1.Date? = nil,
+            ruleId: String = "",
+            rulePackId: String = "",
+            rulePackVersion: String = "",
+            hold: AccountsV1.RetentionHold? = nil,
+            actor: TypeV1.Actor? = nil,
+            recordedMs: Int64 = 0
+        ) {
+            self.sequence = sequence
+            self.action = action
+            self.debtorId = debtorId
+            self.accountIds = accountIds
+            self.retainUntilDate = retainUntilDate
+            self.ruleId = ruleId
+            self.rulePackId = rulePackId
+            self.rulePackVersion = rulePackVersion
+            self.hold = hold
+            self.actor = actor
+            self.recordedMs = recordedMs
+        }
+    }
+
+    /// Request of Accounts.ListRetentionRecords.
+    public struct ListRetentionRecordsRequest: ProtoMessage {
+        /// Page size: default 100, max 1000 (coerced).
+        public var pageSize: Int32 = 0
+        /// Opaque token from a previous response with the same filters; empty for
+        /// the first page.
+        public var pageToken: String = ""
+        /// Only this debtor's records ("dbt_…"); empty = every debtor.
+        public var debtorId: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            pageSize: Int32 = 0,
+            pageToken: String = "",
+            debtorId: String = ""
+        ) {
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+            self.debtorId = debtorId
+        }
+    }
+
+    /// Response of Accounts.ListRetentionRecords.
+    public struct ListRetentionRecordsResponse: ProtoMessage {
+        /// The page, sequence ascending.
+        public var records: [AccountsV1.RetentionRecord] = []
+        /// Token for the next page; empty when this is the last page.
+        public var nextPageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            records: [AccountsV1.RetentionRecord] = [],
+            nextPageToken: String = ""
+        ) {
+            self.records = records
+            self.nextPageToken = nextPageToken
+        }
+    }
 }
 
 extension AccountsV1 {
@@ -4177,6 +4457,14 @@ extension AccountsV1 {
     ///   RecallAccounts        yes       yes         -               yes
     ///   ListPersonalDataAccess -         yes         -               -
     ///   ExportDebtorRecord    -         yes (1)     -               -
+    ///   ListRetentionRecords  -         yes         -               -
+    ///   WatchEvents           yes       yes         -               yes
+    ///   CreateSubscription    yes       -           -               -
+    ///   GetSubscription       yes       yes         -               -
+    ///   ListSubscriptions     yes       yes         -               -
+    ///   DeleteSubscription    yes       -           -               -
+    ///   PauseSubscription     yes       -           -               -
+    ///   ResumeSubscription    yes       -           -               -
     ///   ImportAccounts        yes       -           -               -
     ///   ImportPayments        yes       -           -               -
     ///
@@ -4529,8 +4817,81 @@ extension AccountsV1 {
         public static let exportDebtorRecord = MethodDescriptor<AccountsV1.ExportDebtorRecordRequest, AccountsV1.DebtorRecordPart>(
             service: name, method: "ExportDebtorRecord", isServerStreaming: true)
 
+        /// Lists the retention audit, oldest first: every anonymisation of a
+        /// debtor's personal data by the service's retention job (once every
+        /// account of the debtor is closed and the pack's `record-retention`
+        /// period has passed since the last one closed), and every postponement of
+        /// one by a hold (written when a hold first postpones the erasure, and
+        /// again only when another hold takes over). The audit holds no personal
+        /// values.
+        ///
+        /// Errors: INVALID_ARGUMENT (debtor_id, page_token).
+        public static let listRetentionRecords = MethodDescriptor<AccountsV1.ListRetentionRecordsRequest, AccountsV1.ListRetentionRecordsResponse>(
+            service: name, method: "ListRetentionRecords", isServerStreaming: false)
+
+        /// The accounts service's domain events as they are committed, oldest first,
+        /// from a cursor (platform, compliance and services). The stream stays open
+        /// and delivers each new event as it commits; a consumer that reconnects
+        /// with the last cursor it handled resumes with no gap and no duplicate,
+        /// also after the service restarted. A consumer that reads slowly holds the
+        /// stream back (HTTP/2 flow control), never the service's memory.
+        ///
+        /// Errors: INVALID_ARGUMENT (a malformed cursor or type);
+        /// OUT_OF_RANGE (after_cursor beyond the log's end).
+        public static let watchEvents = MethodDescriptor<TypeV1.WatchEventsRequest, TypeV1.Event>(
+            service: name, method: "WatchEvents", isServerStreaming: true)
+
+        /// Webhook subscriptions (platform; compliance reads them): this service's
+        /// domain events POSTed to an HTTPS receiver, one event per request, at
+        /// least once, in the event log's order, each request signed with the
+        /// subscription's secret (docs/EVENTS.md ("Webhooks") has the headers and a
+        /// verification snippet). A receiver that keeps failing is retried with
+        /// backoff and then PAUSED; ResumeSubscription continues where delivery
+        /// stopped. The secret is returned only by CreateSubscription.
+        ///
+        /// Errors: INVALID_ARGUMENT (url: not https, no host, a host that does not
+        /// resolve or resolves to a loopback, private, link-local or other
+        /// non-public address; types; secret; after_cursor); OUT_OF_RANGE
+        /// (after_cursor beyond the log's end).
+        public static let createSubscription = MethodDescriptor<TypeV1.CreateSubscriptionRequest, TypeV1.CreateSubscriptionResponse>(
+            service: name, method: "CreateSubscription", isServerStreaming: false)
+
+        /// One subscription with its delivery state (never its secret).
+        ///
+        /// Errors: NOT_FOUND.
+        public static let getSubscription = MethodDescriptor<TypeV1.GetSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "GetSubscription", isServerStreaming: false)
+
+        /// Every subscription with its delivery state, oldest first.
+        ///
+        /// Errors: INVALID_ARGUMENT (page_token).
+        public static let listSubscriptions = MethodDescriptor<TypeV1.ListSubscriptionsRequest, TypeV1.ListSubscriptionsResponse>(
+            service: name, method: "ListSubscriptions", isServerStreaming: false)
+
+        /// Deletes a subscription: nothing more is delivered to it (a delivery in
+        /// flight may still arrive). Returns it as it was.
+        ///
+        /// Errors: NOT_FOUND.
+        public static let deleteSubscription = MethodDescriptor<TypeV1.DeleteSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "DeleteSubscription", isServerStreaming: false)
+
+        /// Stops delivering to a subscription until ResumeSubscription; pausing a
+        /// paused one only replaces its reason.
+        ///
+        /// Errors: NOT_FOUND; INVALID_ARGUMENT (reason).
+        public static let pauseSubscription = MethodDescriptor<TypeV1.PauseSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "PauseSubscription", isServerStreaming: false)
+
+        /// Delivers again, at once, from the event after `cursor` (nothing skipped,
+        /// nothing repeated that the receiver acknowledged); resets the failure
+        /// count. Resuming an active subscription changes nothing.
+        ///
+        /// Errors: NOT_FOUND.
+        public static let resumeSubscription = MethodDescriptor<TypeV1.ResumeSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "ResumeSubscription", isServerStreaming: false)
+
         /// The `:path` of every method of the service.
-        public static let methodPaths: [String] = ["/doorstep.accounts.v1.Accounts/CreateDebtor", "/doorstep.accounts.v1.Accounts/GetDebtor", "/doorstep.accounts.v1.Accounts/OpenAccount", "/doorstep.accounts.v1.Accounts/GetAccount", "/doorstep.accounts.v1.Accounts/ListAccounts", "/doorstep.accounts.v1.Accounts/RecordPayment", "/doorstep.accounts.v1.Accounts/RecordContactAttempt", "/doorstep.accounts.v1.Accounts/RecordPromiseToPay", "/doorstep.accounts.v1.Accounts/ProposeRepaymentPlan", "/doorstep.accounts.v1.Accounts/AcceptRepaymentPlan", "/doorstep.accounts.v1.Accounts/PlaceHold", "/doorstep.accounts.v1.Accounts/ReleaseHold", "/doorstep.accounts.v1.Accounts/EvaluateStages", "/doorstep.accounts.v1.Accounts/ListVisitCandidates", "/doorstep.accounts.v1.Accounts/ReferToLegal", "/doorstep.accounts.v1.Accounts/WriteOff", "/doorstep.accounts.v1.Accounts/GetAccountTimeline", "/doorstep.accounts.v1.Accounts/UpdateDebtor", "/doorstep.accounts.v1.Accounts/ListDebtorChanges", "/doorstep.accounts.v1.Accounts/ImportAccounts", "/doorstep.accounts.v1.Accounts/ImportPayments", "/doorstep.accounts.v1.Accounts/PlaceAccounts", "/doorstep.accounts.v1.Accounts/RecallAccounts", "/doorstep.accounts.v1.Accounts/ListPersonalDataAccess", "/doorstep.accounts.v1.Accounts/ExportDebtorRecord"]
+        public static let methodPaths: [String] = ["/doorstep.accounts.v1.Accounts/CreateDebtor", "/doorstep.accounts.v1.Accounts/GetDebtor", "/doorstep.accounts.v1.Accounts/OpenAccount", "/doorstep.accounts.v1.Accounts/GetAccount", "/doorstep.accounts.v1.Accounts/ListAccounts", "/doorstep.accounts.v1.Accounts/RecordPayment", "/doorstep.accounts.v1.Accounts/RecordContactAttempt", "/doorstep.accounts.v1.Accounts/RecordPromiseToPay", "/doorstep.accounts.v1.Accounts/ProposeRepaymentPlan", "/doorstep.accounts.v1.Accounts/AcceptRepaymentPlan", "/doorstep.accounts.v1.Accounts/PlaceHold", "/doorstep.accounts.v1.Accounts/ReleaseHold", "/doorstep.accounts.v1.Accounts/EvaluateStages", "/doorstep.accounts.v1.Accounts/ListVisitCandidates", "/doorstep.accounts.v1.Accounts/ReferToLegal", "/doorstep.accounts.v1.Accounts/WriteOff", "/doorstep.accounts.v1.Accounts/GetAccountTimeline", "/doorstep.accounts.v1.Accounts/UpdateDebtor", "/doorstep.accounts.v1.Accounts/ListDebtorChanges", "/doorstep.accounts.v1.Accounts/ImportAccounts", "/doorstep.accounts.v1.Accounts/ImportPayments", "/doorstep.accounts.v1.Accounts/PlaceAccounts", "/doorstep.accounts.v1.Accounts/RecallAccounts", "/doorstep.accounts.v1.Accounts/ListPersonalDataAccess", "/doorstep.accounts.v1.Accounts/ExportDebtorRecord", "/doorstep.accounts.v1.Accounts/ListRetentionRecords", "/doorstep.accounts.v1.Accounts/WatchEvents", "/doorstep.accounts.v1.Accounts/CreateSubscription", "/doorstep.accounts.v1.Accounts/GetSubscription", "/doorstep.accounts.v1.Accounts/ListSubscriptions", "/doorstep.accounts.v1.Accounts/DeleteSubscription", "/doorstep.accounts.v1.Accounts/PauseSubscription", "/doorstep.accounts.v1.Accounts/ResumeSubscription"]
     }
 }
 
@@ -4554,6 +4915,7 @@ extension AccountsV1.Debtor {
         12: .init(name: "updated_ms", kind: .varint, repeated: false),
         13: .init(name: "address_unverified", kind: .varint, repeated: false),
         14: .init(name: "wrong_address_finding", kind: .message({ AccountsV1.WrongAddressFinding.wireSchema }), repeated: false),
+        15: .init(name: "erased", kind: .message({ AccountsV1.Erasure.wireSchema }), repeated: false),
     ])
 }
 
@@ -4582,6 +4944,7 @@ extension AccountsV1.Debtor: CMessageBridge {
         c.pointee.updated_ms = self.updatedMs
         if self.addressUnverified { c.pointee.address_unverified = (self.addressUnverified ? 1 : 0) }
         if let value = self.wrongAddressFinding { c.pointee.wrong_address_finding = try value.makeCStruct(in: arena) }
+        if let value = self.erased { c.pointee.erased = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Accounts__V1__Debtor>) {
@@ -4600,6 +4963,7 @@ extension AccountsV1.Debtor: CMessageBridge {
         self.updatedMs = c.pointee.updated_ms
         self.addressUnverified = (c.pointee.address_unverified != 0)
         self.wrongAddressFinding = c.pointee.wrong_address_finding.map { AccountsV1.WrongAddressFinding(copying: $0) }
+        self.erased = c.pointee.erased.map { AccountsV1.Erasure(copying: $0) }
     }
 }
 
@@ -4620,6 +4984,7 @@ extension AccountsV1.Debtor {
         if self.updatedMs != 0 { members.append(("updatedMs", .int64(self.updatedMs))) }
         if self.addressUnverified { members.append(("addressUnverified", .bool(self.addressUnverified))) }
         if let value = self.wrongAddressFinding { members.append(("wrongAddressFinding", value.jsonValue())) }
+        if let value = self.erased { members.append(("erased", value.jsonValue())) }
         return .object(members)
     }
 
@@ -4646,6 +5011,7 @@ extension AccountsV1.Debtor {
             case "updatedMs", "updated_ms": self.updatedMs = try value.int64(fieldPath)
             case "addressUnverified", "address_unverified": self.addressUnverified = try value.bool(fieldPath)
             case "wrongAddressFinding", "wrong_address_finding": self.wrongAddressFinding = try AccountsV1.WrongAddressFinding(json: value, path: fieldPath)
+            case "erased": self.erased = try AccountsV1.Erasure(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.Debtor")
             }
         }
@@ -9815,6 +10181,358 @@ extension AccountsV1.RecallAccountsResponse {
                     try AccountsV1.Placement(json: element, path: "\(fieldPath)[\(index)]")
                 }
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.RecallAccountsResponse")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.RetentionHold
+
+extension AccountsV1.RetentionHold {
+    public static let protoMessageName = "doorstep.accounts.v1.RetentionHold"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "kind", kind: .varint, repeated: false),
+        2: .init(name: "id", kind: .string, repeated: false),
+        3: .init(name: "note", kind: .string, repeated: false),
+        4: .init(name: "account_id", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.RetentionHold: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__RetentionHold
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__retention_hold() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__RetentionHold>) { doorstep__accounts__v1__retention_hold__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__RetentionHold>, arena: Arena) throws(WireError) {
+        if self.kind.rawValue != 0 { c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: self.kind.rawValue)) }
+        if !self.id.isEmpty { c.pointee.id = try arena.cString(self.id, field: "id") }
+        if !self.note.isEmpty { c.pointee.note = try arena.cString(self.note, field: "note") }
+        if !self.accountId.isEmpty { c.pointee.account_id = try arena.cString(self.accountId, field: "account_id") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__RetentionHold>) {
+        self.init()
+        self.kind = AccountsV1.RetentionHoldKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        self.id = swiftString(c.pointee.id)
+        self.note = swiftString(c.pointee.note)
+        self.accountId = swiftString(c.pointee.account_id)
+    }
+}
+
+extension AccountsV1.RetentionHold {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.kind.rawValue != 0 { members.append(("kind", .enumValue(self.kind))) }
+        if !self.id.isEmpty { members.append(("id", .string(self.id))) }
+        if !self.note.isEmpty { members.append(("note", .string(self.note))) }
+        if !self.accountId.isEmpty { members.append(("accountId", .string(self.accountId))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "kind": self.kind = try value.enumValue(AccountsV1.RetentionHoldKind.self, fieldPath)
+            case "id": self.id = try value.string(fieldPath)
+            case "note": self.note = try value.string(fieldPath)
+            case "accountId", "account_id": self.accountId = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.RetentionHold")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.Erasure
+
+extension AccountsV1.Erasure {
+    public static let protoMessageName = "doorstep.accounts.v1.Erasure"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "erased_ms", kind: .varint, repeated: false),
+        2: .init(name: "erased_by", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        3: .init(name: "rule_id", kind: .string, repeated: false),
+        4: .init(name: "rule_pack_id", kind: .string, repeated: false),
+        5: .init(name: "rule_pack_version", kind: .string, repeated: false),
+        6: .init(name: "retain_until_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+    ])
+}
+
+extension AccountsV1.Erasure: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__Erasure
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__erasure() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__Erasure>) { doorstep__accounts__v1__erasure__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__Erasure>, arena: Arena) throws(WireError) {
+        c.pointee.erased_ms = self.erasedMs
+        if let value = self.erasedBy { c.pointee.erased_by = try value.makeCStruct(in: arena) }
+        if !self.ruleId.isEmpty { c.pointee.rule_id = try arena.cString(self.ruleId, field: "rule_id") }
+        if !self.rulePackId.isEmpty { c.pointee.rule_pack_id = try arena.cString(self.rulePackId, field: "rule_pack_id") }
+        if !self.rulePackVersion.isEmpty { c.pointee.rule_pack_version = try arena.cString(self.rulePackVersion, field: "rule_pack_version") }
+        if let value = self.retainUntilDate { c.pointee.retain_until_date = try value.makeCStruct(in: arena) }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__Erasure>) {
+        self.init()
+        self.erasedMs = c.pointee.erased_ms
+        self.erasedBy = c.pointee.erased_by.map { TypeV1.Actor(copying: $0) }
+        self.ruleId = swiftString(c.pointee.rule_id)
+        self.rulePackId = swiftString(c.pointee.rule_pack_id)
+        self.rulePackVersion = swiftString(c.pointee.rule_pack_version)
+        self.retainUntilDate = c.pointee.retain_until_date.map { TypeV1.Date(copying: $0) }
+    }
+}
+
+extension AccountsV1.Erasure {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.erasedMs != 0 { members.append(("erasedMs", .int64(self.erasedMs))) }
+        if let value = self.erasedBy { members.append(("erasedBy", value.jsonValue())) }
+        if !self.ruleId.isEmpty { members.append(("ruleId", .string(self.ruleId))) }
+        if !self.rulePackId.isEmpty { members.append(("rulePackId", .string(self.rulePackId))) }
+        if !self.rulePackVersion.isEmpty { members.append(("rulePackVersion", .string(self.rulePackVersion))) }
+        if let value = self.retainUntilDate { members.append(("retainUntilDate", value.jsonValue())) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "erasedMs", "erased_ms": self.erasedMs = try value.int64(fieldPath)
+            case "erasedBy", "erased_by": self.erasedBy = try TypeV1.Actor(json: value, path: fieldPath)
+            case "ruleId", "rule_id": self.ruleId = try value.string(fieldPath)
+            case "rulePackId", "rule_pack_id": self.rulePackId = try value.string(fieldPath)
+            case "rulePackVersion", "rule_pack_version": self.rulePackVersion = try value.string(fieldPath)
+            case "retainUntilDate", "retain_until_date": self.retainUntilDate = try TypeV1.Date(json: value, path: fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.Erasure")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.RetentionRecord
+
+extension AccountsV1.RetentionRecord {
+    public static let protoMessageName = "doorstep.accounts.v1.RetentionRecord"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "sequence", kind: .varint, repeated: false),
+        2: .init(name: "action", kind: .varint, repeated: false),
+        3: .init(name: "debtor_id", kind: .string, repeated: false),
+        4: .init(name: "account_ids", kind: .string, repeated: true),
+        5: .init(name: "retain_until_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        6: .init(name: "rule_id", kind: .string, repeated: false),
+        7: .init(name: "rule_pack_id", kind: .string, repeated: false),
+        8: .init(name: "rule_pack_version", kind: .string, repeated: false),
+        9: .init(name: "hold", kind: .message({ AccountsV1.RetentionHold.wireSchema }), repeated: false),
+        10: .init(name: "actor", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        11: .init(name: "recorded_ms", kind: .varint, repeated: false),
+    ])
+}
+
+extension AccountsV1.RetentionRecord: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__RetentionRecord
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__retention_record() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__RetentionRecord>) { doorstep__accounts__v1__retention_record__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__RetentionRecord>, arena: Arena) throws(WireError) {
+        c.pointee.sequence = self.sequence
+        if self.action.rawValue != 0 { c.pointee.action = .init(rawValue: .init(truncatingIfNeeded: self.action.rawValue)) }
+        if !self.debtorId.isEmpty { c.pointee.debtor_id = try arena.cString(self.debtorId, field: "debtor_id") }
+        if !self.accountIds.isEmpty {
+            c.pointee.n_account_ids = self.accountIds.count
+            c.pointee.account_ids = try arena.array(self.accountIds) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "account_ids") }
+        }
+        if let value = self.retainUntilDate { c.pointee.retain_until_date = try value.makeCStruct(in: arena) }
+        if !self.ruleId.isEmpty { c.pointee.rule_id = try arena.cString(self.ruleId, field: "rule_id") }
+        if !self.rulePackId.isEmpty { c.pointee.rule_pack_id = try arena.cString(self.rulePackId, field: "rule_pack_id") }
+        if !self.rulePackVersion.isEmpty { c.pointee.rule_pack_version = try arena.cString(self.rulePackVersion, field: "rule_pack_version") }
+        if let value = self.hold { c.pointee.hold = try value.makeCStruct(in: arena) }
+        if let value = self.actor { c.pointee.actor = try value.makeCStruct(in: arena) }
+        c.pointee.recorded_ms = self.recordedMs
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__RetentionRecord>) {
+        self.init()
+        self.sequence = c.pointee.sequence
+        self.action = AccountsV1.RetentionAction(rawValue: Int32(truncatingIfNeeded: c.pointee.action.rawValue))
+        self.debtorId = swiftString(c.pointee.debtor_id)
+        self.accountIds = swiftArray(c.pointee.account_ids, c.pointee.n_account_ids) { swiftString($0) }
+        self.retainUntilDate = c.pointee.retain_until_date.map { TypeV1.Date(copying: $0) }
+        self.ruleId = swiftString(c.pointee.rule_id)
+        self.rulePackId = swiftString(c.pointee.rule_pack_id)
+        self.rulePackVersion = swiftString(c.pointee.rule_pack_version)
+        self.hold = c.pointee.hold.map { AccountsV1.RetentionHold(copying: $0) }
+        self.actor = c.pointee.actor.map { TypeV1.Actor(copying: $0) }
+        self.recordedMs = c.pointee.recorded_ms
+    }
+}
+
+extension AccountsV1.RetentionRecord {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.sequence != 0 { members.append(("sequence", .int64(self.sequence))) }
+        if self.action.rawValue != 0 { members.append(("action", .enumValue(self.action))) }
+        if !self.debtorId.isEmpty { members.append(("debtorId", .string(self.debtorId))) }
+        if !self.accountIds.isEmpty { members.append(("accountIds", .array(self.accountIds.map { .string($0) }))) }
+        if let value = self.retainUntilDate { members.append(("retainUntilDate", value.jsonValue())) }
+        if !self.ruleId.isEmpty { members.append(("ruleId", .string(self.ruleId))) }
+        if !self.rulePackId.isEmpty { members.append(("rulePackId", .string(self.rulePackId))) }
+        if !self.rulePackVersion.isEmpty { members.append(("rulePackVersion", .string(self.rulePackVersion))) }
+        if let value = self.hold { members.append(("hold", value.jsonValue())) }
+        if let value = self.actor { members.append(("actor", value.jsonValue())) }
+        if self.recordedMs != 0 { members.append(("recordedMs", .int64(self.recordedMs))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "sequence": self.sequence = try value.int64(fieldPath)
+            case "action": self.action = try value.enumValue(AccountsV1.RetentionAction.self, fieldPath)
+            case "debtorId", "debtor_id": self.debtorId = try value.string(fieldPath)
+            case "accountIds", "account_ids":
+                self.accountIds = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try element.string("\(fieldPath)[\(index)]")
+                }
+            case "retainUntilDate", "retain_until_date": self.retainUntilDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "ruleId", "rule_id": self.ruleId = try value.string(fieldPath)
+            case "rulePackId", "rule_pack_id": self.rulePackId = try value.string(fieldPath)
+            case "rulePackVersion", "rule_pack_version": self.rulePackVersion = try value.string(fieldPath)
+            case "hold": self.hold = try AccountsV1.RetentionHold(json: value, path: fieldPath)
+            case "actor": self.actor = try TypeV1.Actor(json: value, path: fieldPath)
+            case "recordedMs", "recorded_ms": self.recordedMs = try value.int64(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.RetentionRecord")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.ListRetentionRecordsRequest
+
+extension AccountsV1.ListRetentionRecordsRequest {
+    public static let protoMessageName = "doorstep.accounts.v1.ListRetentionRecordsRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "page_size", kind: .varint, repeated: false),
+        2: .init(name: "page_token", kind: .string, repeated: false),
+        3: .init(name: "debtor_id", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.ListRetentionRecordsRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ListRetentionRecordsRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__list_retention_records_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ListRetentionRecordsRequest>) { doorstep__accounts__v1__list_retention_records_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ListRetentionRecordsRequest>, arena: Arena) throws(WireError) {
+        c.pointee.page_size = self.pageSize
+        if !self.pageToken.isEmpty { c.pointee.page_token = try arena.cString(self.pageToken, field: "page_token") }
+        if !self.debtorId.isEmpty { c.pointee.debtor_id = try arena.cString(self.debtorId, field: "debtor_id") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ListRetentionRecordsRequest>) {
+        self.init()
+        self.pageSize = c.pointee.page_size
+        self.pageToken = swiftString(c.pointee.page_token)
+        self.debtorId = swiftString(c.pointee.debtor_id)
+    }
+}
+
+extension AccountsV1.ListRetentionRecordsRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.pageSize != 0 { members.append(("pageSize", .integer(Int64(self.pageSize)))) }
+        if !self.pageToken.isEmpty { members.append(("pageToken", .string(self.pageToken))) }
+        if !self.debtorId.isEmpty { members.append(("debtorId", .string(self.debtorId))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "pageSize", "page_size": self.pageSize = try value.int32(fieldPath)
+            case "pageToken", "page_token": self.pageToken = try value.string(fieldPath)
+            case "debtorId", "debtor_id": self.debtorId = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ListRetentionRecordsRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.accounts.v1.ListRetentionRecordsResponse
+
+extension AccountsV1.ListRetentionRecordsResponse {
+    public static let protoMessageName = "doorstep.accounts.v1.ListRetentionRecordsResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "records", kind: .message({ AccountsV1.RetentionRecord.wireSchema }), repeated: true),
+        2: .init(name: "next_page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension AccountsV1.ListRetentionRecordsResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Accounts__V1__ListRetentionRecordsResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__accounts__v1__list_retention_records_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Accounts__V1__ListRetentionRecordsResponse>) { doorstep__accounts__v1__list_retention_records_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Accounts__V1__ListRetentionRecordsResponse>, arena: Arena) throws(WireError) {
+        if !self.records.isEmpty {
+            c.pointee.n_records = self.records.count
+            c.pointee.records = try arena.array(self.records) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Accounts__V1__RetentionRecord>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.nextPageToken.isEmpty { c.pointee.next_page_token = try arena.cString(self.nextPageToken, field: "next_page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Accounts__V1__ListRetentionRecordsResponse>) {
+        self.init()
+        self.records = swiftArray(c.pointee.records, c.pointee.n_records) { AccountsV1.RetentionRecord(copying: $0!) }
+        self.nextPageToken = swiftString(c.pointee.next_page_token)
+    }
+}
+
+extension AccountsV1.ListRetentionRecordsResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.records.isEmpty { members.append(("records", .array(self.records.map { $0.jsonValue() }))) }
+        if !self.nextPageToken.isEmpty { members.append(("nextPageToken", .string(self.nextPageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "records":
+                self.records = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try AccountsV1.RetentionRecord(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.accounts.v1.ListRetentionRecordsResponse")
             }
         }
     }

@@ -3042,6 +3042,13 @@ extension SchedulingV1 {
     ///   PlanDay               yes       -           own (3)         -          yes
     ///   GetContactBudget      yes       yes         -               -          yes
     ///   PlaceRegion           yes       -           -               -          -
+    ///   WatchEvents           yes       yes         -               -          yes
+    ///   CreateSubscription    yes       -           -               -          -
+    ///   GetSubscription       yes       yes         -               -          -
+    ///   ListSubscriptions     yes       yes         -               -          -
+    ///   DeleteSubscription    yes       -           -               -          -
+    ///   PauseSubscription     yes       -           -               -          -
+    ///   ResumeSubscription    yes       -           -               -          -
     ///
     ///   (1) only suspensions with reason AGENCY_DECISION; complaint suspensions
     ///       are placed and lifted by compliance or the visits service.
@@ -3387,8 +3394,69 @@ extension SchedulingV1 {
         public static let placeRegion = MethodDescriptor<SchedulingV1.PlaceRegionRequest, SchedulingV1.PlaceRegionResponse>(
             service: name, method: "PlaceRegion", isServerStreaming: false)
 
+        /// The scheduling service's domain events as they are committed, oldest first,
+        /// from a cursor (platform, compliance and services). The stream stays open
+        /// and delivers each new event as it commits; a consumer that reconnects
+        /// with the last cursor it handled resumes with no gap and no duplicate,
+        /// also after the service restarted. A consumer that reads slowly holds the
+        /// stream back (HTTP/2 flow control), never the service's memory.
+        ///
+        /// Errors: INVALID_ARGUMENT (a malformed cursor or type);
+        /// OUT_OF_RANGE (after_cursor beyond the log's end).
+        public static let watchEvents = MethodDescriptor<TypeV1.WatchEventsRequest, TypeV1.Event>(
+            service: name, method: "WatchEvents", isServerStreaming: true)
+
+        /// Webhook subscriptions (platform; compliance reads them): this service's
+        /// domain events POSTed to an HTTPS receiver, one event per request, at
+        /// least once, in the event log's order, each request signed with the
+        /// subscription's secret (docs/EVENTS.md ("Webhooks") has the headers and a
+        /// verification snippet). A receiver that keeps failing is retried with
+        /// backoff and then PAUSED; ResumeSubscription continues where delivery
+        /// stopped. The secret is returned only by CreateSubscription.
+        ///
+        /// Errors: INVALID_ARGUMENT (url: not https, no host, a host that does not
+        /// resolve or resolves to a loopback, private, link-local or other
+        /// non-public address; types; secret; after_cursor); OUT_OF_RANGE
+        /// (after_cursor beyond the log's end).
+        public static let createSubscription = MethodDescriptor<TypeV1.CreateSubscriptionRequest, TypeV1.CreateSubscriptionResponse>(
+            service: name, method: "CreateSubscription", isServerStreaming: false)
+
+        /// One subscription with its delivery state (never its secret).
+        ///
+        /// Errors: NOT_FOUND.
+        public static let getSubscription = MethodDescriptor<TypeV1.GetSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "GetSubscription", isServerStreaming: false)
+
+        /// Every subscription with its delivery state, oldest first.
+        ///
+        /// Errors: INVALID_ARGUMENT (page_token).
+        public static let listSubscriptions = MethodDescriptor<TypeV1.ListSubscriptionsRequest, TypeV1.ListSubscriptionsResponse>(
+            service: name, method: "ListSubscriptions", isServerStreaming: false)
+
+        /// Deletes a subscription: nothing more is delivered to it (a delivery in
+        /// flight may still arrive). Returns it as it was.
+        ///
+        /// Errors: NOT_FOUND.
+        public static let deleteSubscription = MethodDescriptor<TypeV1.DeleteSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "DeleteSubscription", isServerStreaming: false)
+
+        /// Stops delivering to a subscription until ResumeSubscription; pausing a
+        /// paused one only replaces its reason.
+        ///
+        /// Errors: NOT_FOUND; INVALID_ARGUMENT (reason).
+        public static let pauseSubscription = MethodDescriptor<TypeV1.PauseSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "PauseSubscription", isServerStreaming: false)
+
+        /// Delivers again, at once, from the event after `cursor` (nothing skipped,
+        /// nothing repeated that the receiver acknowledged); resets the failure
+        /// count. Resuming an active subscription changes nothing.
+        ///
+        /// Errors: NOT_FOUND.
+        public static let resumeSubscription = MethodDescriptor<TypeV1.ResumeSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "ResumeSubscription", isServerStreaming: false)
+
         /// The `:path` of every method of the service.
-        public static let methodPaths: [String] = ["/doorstep.scheduling.v1.Scheduling/RegisterAgency", "/doorstep.scheduling.v1.Scheduling/RegisterCollector", "/doorstep.scheduling.v1.Scheduling/SuspendCollector", "/doorstep.scheduling.v1.Scheduling/ReinstateCollector", "/doorstep.scheduling.v1.Scheduling/GetAgency", "/doorstep.scheduling.v1.Scheduling/ListAgencies", "/doorstep.scheduling.v1.Scheduling/UpdateAgency", "/doorstep.scheduling.v1.Scheduling/RecordInspection", "/doorstep.scheduling.v1.Scheduling/SuspendAgency", "/doorstep.scheduling.v1.Scheduling/ReinstateAgency", "/doorstep.scheduling.v1.Scheduling/ExitAgency", "/doorstep.scheduling.v1.Scheduling/GetCollector", "/doorstep.scheduling.v1.Scheduling/ListCollectors", "/doorstep.scheduling.v1.Scheduling/UpdateCollector", "/doorstep.scheduling.v1.Scheduling/ListExpiring", "/doorstep.scheduling.v1.Scheduling/CheckCompliance", "/doorstep.scheduling.v1.Scheduling/BookAppointment", "/doorstep.scheduling.v1.Scheduling/ConfirmAppointment", "/doorstep.scheduling.v1.Scheduling/RescheduleAppointment", "/doorstep.scheduling.v1.Scheduling/CancelAppointment", "/doorstep.scheduling.v1.Scheduling/CompleteAppointment", "/doorstep.scheduling.v1.Scheduling/GetAppointment", "/doorstep.scheduling.v1.Scheduling/ListAppointments", "/doorstep.scheduling.v1.Scheduling/PlanDay", "/doorstep.scheduling.v1.Scheduling/GetContactBudget", "/doorstep.scheduling.v1.Scheduling/PlaceRegion"]
+        public static let methodPaths: [String] = ["/doorstep.scheduling.v1.Scheduling/RegisterAgency", "/doorstep.scheduling.v1.Scheduling/RegisterCollector", "/doorstep.scheduling.v1.Scheduling/SuspendCollector", "/doorstep.scheduling.v1.Scheduling/ReinstateCollector", "/doorstep.scheduling.v1.Scheduling/GetAgency", "/doorstep.scheduling.v1.Scheduling/ListAgencies", "/doorstep.scheduling.v1.Scheduling/UpdateAgency", "/doorstep.scheduling.v1.Scheduling/RecordInspection", "/doorstep.scheduling.v1.Scheduling/SuspendAgency", "/doorstep.scheduling.v1.Scheduling/ReinstateAgency", "/doorstep.scheduling.v1.Scheduling/ExitAgency", "/doorstep.scheduling.v1.Scheduling/GetCollector", "/doorstep.scheduling.v1.Scheduling/ListCollectors", "/doorstep.scheduling.v1.Scheduling/UpdateCollector", "/doorstep.scheduling.v1.Scheduling/ListExpiring", "/doorstep.scheduling.v1.Scheduling/CheckCompliance", "/doorstep.scheduling.v1.Scheduling/BookAppointment", "/doorstep.scheduling.v1.Scheduling/ConfirmAppointment", "/doorstep.scheduling.v1.Scheduling/RescheduleAppointment", "/doorstep.scheduling.v1.Scheduling/CancelAppointment", "/doorstep.scheduling.v1.Scheduling/CompleteAppointment", "/doorstep.scheduling.v1.Scheduling/GetAppointment", "/doorstep.scheduling.v1.Scheduling/ListAppointments", "/doorstep.scheduling.v1.Scheduling/PlanDay", "/doorstep.scheduling.v1.Scheduling/GetContactBudget", "/doorstep.scheduling.v1.Scheduling/PlaceRegion", "/doorstep.scheduling.v1.Scheduling/WatchEvents", "/doorstep.scheduling.v1.Scheduling/CreateSubscription", "/doorstep.scheduling.v1.Scheduling/GetSubscription", "/doorstep.scheduling.v1.Scheduling/ListSubscriptions", "/doorstep.scheduling.v1.Scheduling/DeleteSubscription", "/doorstep.scheduling.v1.Scheduling/PauseSubscription", "/doorstep.scheduling.v1.Scheduling/ResumeSubscription"]
     }
 }
 

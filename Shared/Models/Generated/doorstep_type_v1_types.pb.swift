@@ -211,6 +211,62 @@ extension TypeV1 {
         }
     }
 
+    /// Whether a webhook subscription delivers.
+    public enum WebhookSubscriptionState: ProtoEnum, CaseIterable {
+        /// Not set.
+        case unspecified
+        /// Delivering: each event after `cursor` is POSTed as soon as it commits
+        /// (and retried with backoff while the receiver fails).
+        case active
+        /// Not delivering: paused by PauseSubscription, or by the service after the
+        /// receiver failed too many times in a row (`paused_reason` says which).
+        /// ResumeSubscription continues after `cursor`: nothing is lost.
+        case paused
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [WebhookSubscriptionState] = [.unspecified, .active, .paused]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .active
+            case 2: self = .paused
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .active: return 1
+            case .paused: return 2
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "WEBHOOK_SUBSCRIPTION_STATE_UNSPECIFIED"
+            case .active: return "WEBHOOK_SUBSCRIPTION_STATE_ACTIVE"
+            case .paused: return "WEBHOOK_SUBSCRIPTION_STATE_PAUSED"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "WEBHOOK_SUBSCRIPTION_STATE_UNSPECIFIED": self = .unspecified
+            case "WEBHOOK_SUBSCRIPTION_STATE_ACTIVE": self = .active
+            case "WEBHOOK_SUBSCRIPTION_STATE_PAUSED": self = .paused
+            default: return nil
+            }
+        }
+    }
+
     /// An amount of money in integer minor units of a currency.
     public struct Money: ProtoMessage {
         /// Amount in the currency's minor unit (CNY: fen, 1 yuan = 100 fen; USD:
@@ -612,6 +668,367 @@ extension TypeV1 {
             self.lastAttemptMs = lastAttemptMs
             self.nextAttemptMs = nextAttemptMs
             self.deliveredMs = deliveredMs
+        }
+    }
+
+    /// A domain event: a fact one service recorded (a stage change, a payment, a
+    /// booking, a complaint...), written in the same transaction as the change,
+    /// in the CloudEvents 1.0 model. Every service keeps its own event log and
+    /// serves it through its WatchEvents; `cursor` orders the log: an event's
+    /// cursor is greater than that of every event committed before it, so a
+    /// consumer that resumes after the last cursor it handled misses nothing and
+    /// sees nothing twice.
+    public struct Event: ProtoMessage {
+        /// Opaque position in the service's event log; pass the last one handled
+        /// as WatchEventsRequest.after_cursor to resume.
+        public var cursor: String = ""
+        /// CloudEvents `id`: unique within the source ("evt_…").
+        public var id: String = ""
+        /// CloudEvents `source`: the service, e.g. "/doorstep/accounts".
+        public var source: String = ""
+        /// CloudEvents `specversion`: "1.0".
+        public var specVersion: String = ""
+        /// CloudEvents `type`, "doorstep.<service>.<resource>.<what happened>",
+        /// e.g. "doorstep.accounts.account.stage_changed",
+        /// "doorstep.scheduling.appointment.booked". docs/EVENTS.md lists them.
+        public var type: String = ""
+        /// CloudEvents `subject`: the resource the event is about, as
+        /// "<collection>/<id>", e.g. "accounts/acc_…", "appointments/apt_…".
+        public var subject: String = ""
+        /// CloudEvents `time`, RFC 3339 in UTC with milliseconds, e.g.
+        /// "2026-12-07T08:30:00.000Z" (the service clock when it was recorded).
+        public var time: String = ""
+        /// The same instant, milliseconds since 1970.
+        public var timeMs: Int64 = 0
+        /// CloudEvents `datacontenttype` of `data_json`: "application/json".
+        public var dataContentType: String = ""
+        /// CloudEvents `dataschema`: the full protobuf name of the data message,
+        /// e.g. "doorstep.accounts.v1.TimelineEvent".
+        public var dataSchema: String = ""
+        /// CloudEvents `data`: the data message in the proto3 JSON mapping.
+        public var dataJson: String = ""
+        /// The same message in the protobuf binary encoding, for gRPC consumers
+        /// (decode it as `data_schema`).
+        public var data: [UInt8] = []
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            cursor: String = "",
+            id: String = "",
+            source: String = "",
+            specVersion: String = "",
+            type: String = "",
+            subject: String = "",
+            time: String = "",
+            timeMs: Int64 = 0,
+            dataContentType: String = "",
+            dataSchema: String = "",
+            dataJson: String = "",
+            data: [UInt8] = []
+        ) {
+            self.cursor = cursor
+            self.id = id
+            self.source = source
+            self.specVersion = specVersion
+            self.type = type
+            self.subject = subject
+            self.time = time
+            self.timeMs = timeMs
+            self.dataContentType = dataContentType
+            self.dataSchema = dataSchema
+            self.dataJson = dataJson
+            self.data = data
+        }
+    }
+
+    /// Request of WatchEvents (every service has one).
+    public struct WatchEventsRequest: ProtoMessage {
+        /// Start after this cursor (Event.cursor of the last event handled); empty
+        /// = from the oldest event the log keeps. A cursor beyond the log's end is
+        /// OUT_OF_RANGE (a log restored from an older backup: ask an operator).
+        public var afterCursor: String = ""
+        /// Only events of these types: exact types, or prefixes ending in ".*"
+        /// (e.g. "doorstep.scheduling.appointment.*"); empty = all. At most 50,
+        /// each at most 200 characters of [a-z0-9._*].
+        public var types: [String] = []
+        /// Start at the log's end: only events committed after the call began
+        /// (after_cursor must then be empty).
+        public var fromNow: Bool = false
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            afterCursor: String = "",
+            types: [String] = [],
+            fromNow: Bool = false
+        ) {
+            self.afterCursor = afterCursor
+            self.types = types
+            self.fromNow = fromNow
+        }
+    }
+
+    /// A receiver of this service's domain events by HTTPS POST: one event per
+    /// request, at least once, in the event log's order (so in order per
+    /// subject), each request signed with the subscription's secret. The secret
+    /// is never returned after CreateSubscription.
+    public struct WebhookSubscription: ProtoMessage {
+        /// Output only. "sub_…".
+        public var id: String = ""
+        /// The receiver: an https:// URL whose host resolves to public addresses
+        /// only (unless the service's operator allows otherwise).
+        public var url: String = ""
+        /// The event types delivered: exact types or prefixes ending in ".*", as
+        /// WatchEventsRequest.types; empty = every type.
+        public var types: [String] = []
+        /// Output only.
+        public var state: TypeV1.WebhookSubscriptionState = .init()
+        /// Output only. Why it is PAUSED: the reason PauseSubscription was given,
+        /// or "receiver failed N times in a row: <last error>"; empty when ACTIVE.
+        public var pausedReason: String = ""
+        /// Output only. Event.cursor of the last event the receiver acknowledged
+        /// (2xx); delivery continues after it. "0" = none yet from the log's start.
+        public var cursor: String = ""
+        /// Output only. Failed attempts at delivering the next event, since the
+        /// last success (0 when the receiver is keeping up).
+        public var failedAttempts: Int32 = 0
+        /// Output only. The last failure: the HTTP status, a connection error, or
+        /// the refused address; kept after later successes, empty if none yet.
+        public var lastError: String = ""
+        /// Output only. When the last delivery attempt ended; 0 = none yet.
+        public var lastAttemptMs: Int64 = 0
+        /// Output only. When the receiver last acknowledged an event; 0 = never.
+        public var lastDeliveredMs: Int64 = 0
+        /// Output only. When the next attempt is due while retrying; 0 = as soon
+        /// as an event is there.
+        public var nextAttemptMs: Int64 = 0
+        /// Output only. When it was created.
+        public var createdMs: Int64 = 0
+        /// Output only. Events of its types committed after `cursor` and not yet
+        /// acknowledged (how far the receiver is behind).
+        public var pendingEvents: Int64 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            id: String = "",
+            url: String = "",
+            types: [String] = [],
+            state: TypeV1.WebhookSubscriptionState = .init(),
+            pausedReason: String = "",
+            cursor: String = "",
+            failedAttempts: Int32 = 0,
+            lastError: String = "",
+            lastAttemptMs: Int64 = 0,
+            lastDeliveredMs: Int64 = 0,
+            nextAttemptMs: Int64 = 0,
+            createdMs: Int64 = 0,
+            pendingEvents: Int64 = 0
+        ) {
+            self.id = id
+            self.url = url
+            self.types = types
+            self.state = state
+            self.pausedReason = pausedReason
+            self.cursor = cursor
+            self.failedAttempts = failedAttempts
+            self.lastError = lastError
+            self.lastAttemptMs = lastAttemptMs
+            self.lastDeliveredMs = lastDeliveredMs
+            self.nextAttemptMs = nextAttemptMs
+            self.createdMs = createdMs
+            self.pendingEvents = pendingEvents
+        }
+    }
+
+    /// Request of CreateSubscription.
+    public struct CreateSubscriptionRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key (see "Idempotency" above).
+        public var requestId: String = ""
+        /// The receiver; required: https:// with a host, at most 2000 characters,
+        /// no user info or fragment. Its host must resolve, and only to public
+        /// addresses: loopback, private (RFC 1918, fc00::/7), link-local, shared
+        /// (100.64.0.0/10), unspecified and multicast addresses are refused
+        /// (INVALID_ARGUMENT), when it is created and again before every delivery,
+        /// unless the operator allows them (--webhook-allow-private-addresses;
+        /// http:// needs --webhook-allow-http).
+        public var url: String = ""
+        /// Only these event types (as WatchEventsRequest.types); empty = all.
+        public var types: [String] = []
+        /// The signing secret, 16-256 bytes (printable ASCII); empty = the service
+        /// generates one (32 random bytes, "whsec_" + base64) and returns it in the
+        /// response. Stored sealed; never returned afterwards.
+        public var secret: String = ""
+        /// Where delivery starts: empty = at the log's end (only events committed
+        /// after the subscription); otherwise after this Event.cursor ("0" = the
+        /// whole log the service keeps). A cursor beyond the log's end is
+        /// OUT_OF_RANGE.
+        public var afterCursor: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            url: String = "",
+            types: [String] = [],
+            secret: String = "",
+            afterCursor: String = ""
+        ) {
+            self.requestId = requestId
+            self.url = url
+            self.types = types
+            self.secret = secret
+            self.afterCursor = afterCursor
+        }
+    }
+
+    /// Response of CreateSubscription.
+    public struct CreateSubscriptionResponse: ProtoMessage {
+        /// The new subscription.
+        public var subscription: TypeV1.WebhookSubscription? = nil
+        /// The signing secret: the one given, or the generated one. Returned only
+        /// here (and to a retry of the same request with the same request_id).
+        public var secret: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            subscription: TypeV1.WebhookSubscription? = nil,
+            secret: String = ""
+        ) {
+            self.subscription = subscription
+            self.secret = secret
+        }
+    }
+
+    /// Request of GetSubscription.
+    public struct GetSubscriptionRequest: ProtoMessage {
+        /// "sub_…". Required.
+        public var subscriptionId: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            subscriptionId: String = ""
+        ) {
+            self.subscriptionId = subscriptionId
+        }
+    }
+
+    /// Request of ListSubscriptions.
+    public struct ListSubscriptionsRequest: ProtoMessage {
+        /// Page size: default 100, max 1000 (coerced).
+        public var pageSize: Int32 = 0
+        /// From the previous response's next_page_token; empty = first page.
+        public var pageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            pageSize: Int32 = 0,
+            pageToken: String = ""
+        ) {
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+        }
+    }
+
+    /// Response of ListSubscriptions: oldest first.
+    public struct ListSubscriptionsResponse: ProtoMessage {
+        /// This page of subscriptions.
+        public var subscriptions: [TypeV1.WebhookSubscription] = []
+        /// Empty when this is the last page.
+        public var nextPageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            subscriptions: [TypeV1.WebhookSubscription] = [],
+            nextPageToken: String = ""
+        ) {
+            self.subscriptions = subscriptions
+            self.nextPageToken = nextPageToken
+        }
+    }
+
+    /// Request of DeleteSubscription.
+    public struct DeleteSubscriptionRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key.
+        public var requestId: String = ""
+        /// "sub_…". Required.
+        public var subscriptionId: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            subscriptionId: String = ""
+        ) {
+            self.requestId = requestId
+            self.subscriptionId = subscriptionId
+        }
+    }
+
+    /// Request of PauseSubscription.
+    public struct PauseSubscriptionRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key.
+        public var requestId: String = ""
+        /// "sub_…". Required.
+        public var subscriptionId: String = ""
+        /// Why (becomes paused_reason); 1-500 characters.
+        public var reason: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            subscriptionId: String = "",
+            reason: String = ""
+        ) {
+            self.requestId = requestId
+            self.subscriptionId = subscriptionId
+            self.reason = reason
+        }
+    }
+
+    /// Request of ResumeSubscription.
+    public struct ResumeSubscriptionRequest: ProtoMessage, RequestIdentified {
+        /// Idempotency key.
+        public var requestId: String = ""
+        /// "sub_…". Required.
+        public var subscriptionId: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            requestId: String = "",
+            subscriptionId: String = ""
+        ) {
+            self.requestId = requestId
+            self.subscriptionId = subscriptionId
         }
     }
 }
@@ -1485,6 +1902,727 @@ extension TypeV1.Delivery {
             case "nextAttemptMs", "next_attempt_ms": self.nextAttemptMs = try value.int64(fieldPath)
             case "deliveredMs", "delivered_ms": self.deliveredMs = try value.int64(fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.Delivery")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.Event
+
+extension TypeV1.Event {
+    public static let protoMessageName = "doorstep.type.v1.Event"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "cursor", kind: .string, repeated: false),
+        2: .init(name: "id", kind: .string, repeated: false),
+        3: .init(name: "source", kind: .string, repeated: false),
+        4: .init(name: "spec_version", kind: .string, repeated: false),
+        5: .init(name: "type", kind: .string, repeated: false),
+        6: .init(name: "subject", kind: .string, repeated: false),
+        7: .init(name: "time", kind: .string, repeated: false),
+        8: .init(name: "time_ms", kind: .varint, repeated: false),
+        9: .init(name: "data_content_type", kind: .string, repeated: false),
+        10: .init(name: "data_schema", kind: .string, repeated: false),
+        11: .init(name: "data_json", kind: .string, repeated: false),
+        12: .init(name: "data", kind: .bytes, repeated: false),
+    ])
+}
+
+extension TypeV1.Event: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__Event
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__event() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__Event>) { doorstep__type__v1__event__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__Event>, arena: Arena) throws(WireError) {
+        if !self.cursor.isEmpty { c.pointee.cursor = try arena.cString(self.cursor, field: "cursor") }
+        if !self.id.isEmpty { c.pointee.id = try arena.cString(self.id, field: "id") }
+        if !self.source.isEmpty { c.pointee.source = try arena.cString(self.source, field: "source") }
+        if !self.specVersion.isEmpty { c.pointee.spec_version = try arena.cString(self.specVersion, field: "spec_version") }
+        if !self.type.isEmpty { c.pointee.type = try arena.cString(self.type, field: "type") }
+        if !self.subject.isEmpty { c.pointee.subject = try arena.cString(self.subject, field: "subject") }
+        if !self.time.isEmpty { c.pointee.time = try arena.cString(self.time, field: "time") }
+        c.pointee.time_ms = self.timeMs
+        if !self.dataContentType.isEmpty { c.pointee.data_content_type = try arena.cString(self.dataContentType, field: "data_content_type") }
+        if !self.dataSchema.isEmpty { c.pointee.data_schema = try arena.cString(self.dataSchema, field: "data_schema") }
+        if !self.dataJson.isEmpty { c.pointee.data_json = try arena.cString(self.dataJson, field: "data_json") }
+        if !self.data.isEmpty { c.pointee.data = arena.binary(self.data) }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__Event>) {
+        self.init()
+        self.cursor = swiftString(c.pointee.cursor)
+        self.id = swiftString(c.pointee.id)
+        self.source = swiftString(c.pointee.source)
+        self.specVersion = swiftString(c.pointee.spec_version)
+        self.type = swiftString(c.pointee.type)
+        self.subject = swiftString(c.pointee.subject)
+        self.time = swiftString(c.pointee.time)
+        self.timeMs = c.pointee.time_ms
+        self.dataContentType = swiftString(c.pointee.data_content_type)
+        self.dataSchema = swiftString(c.pointee.data_schema)
+        self.dataJson = swiftString(c.pointee.data_json)
+        self.data = swiftBytes(c.pointee.data)
+    }
+}
+
+extension TypeV1.Event {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.cursor.isEmpty { members.append(("cursor", .string(self.cursor))) }
+        if !self.id.isEmpty { members.append(("id", .string(self.id))) }
+        if !self.source.isEmpty { members.append(("source", .string(self.source))) }
+        if !self.specVersion.isEmpty { members.append(("specVersion", .string(self.specVersion))) }
+        if !self.type.isEmpty { members.append(("type", .string(self.type))) }
+        if !self.subject.isEmpty { members.append(("subject", .string(self.subject))) }
+        if !self.time.isEmpty { members.append(("time", .string(self.time))) }
+        if self.timeMs != 0 { members.append(("timeMs", .int64(self.timeMs))) }
+        if !self.dataContentType.isEmpty { members.append(("dataContentType", .string(self.dataContentType))) }
+        if !self.dataSchema.isEmpty { members.append(("dataSchema", .string(self.dataSchema))) }
+        if !self.dataJson.isEmpty { members.append(("dataJson", .string(self.dataJson))) }
+        if !self.data.isEmpty { members.append(("data", .bytes(self.data))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "cursor": self.cursor = try value.string(fieldPath)
+            case "id": self.id = try value.string(fieldPath)
+            case "source": self.source = try value.string(fieldPath)
+            case "specVersion", "spec_version": self.specVersion = try value.string(fieldPath)
+            case "type": self.type = try value.string(fieldPath)
+            case "subject": self.subject = try value.string(fieldPath)
+            case "time": self.time = try value.string(fieldPath)
+            case "timeMs", "time_ms": self.timeMs = try value.int64(fieldPath)
+            case "dataContentType", "data_content_type": self.dataContentType = try value.string(fieldPath)
+            case "dataSchema", "data_schema": self.dataSchema = try value.string(fieldPath)
+            case "dataJson", "data_json": self.dataJson = try value.string(fieldPath)
+            case "data": self.data = try value.bytes(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.Event")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.WatchEventsRequest
+
+extension TypeV1.WatchEventsRequest {
+    public static let protoMessageName = "doorstep.type.v1.WatchEventsRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "after_cursor", kind: .string, repeated: false),
+        2: .init(name: "types", kind: .string, repeated: true),
+        3: .init(name: "from_now", kind: .varint, repeated: false),
+    ])
+}
+
+extension TypeV1.WatchEventsRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__WatchEventsRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__watch_events_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__WatchEventsRequest>) { doorstep__type__v1__watch_events_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__WatchEventsRequest>, arena: Arena) throws(WireError) {
+        if !self.afterCursor.isEmpty { c.pointee.after_cursor = try arena.cString(self.afterCursor, field: "after_cursor") }
+        if !self.types.isEmpty {
+            c.pointee.n_types = self.types.count
+            c.pointee.types = try arena.array(self.types) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "types") }
+        }
+        if self.fromNow { c.pointee.from_now = (self.fromNow ? 1 : 0) }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__WatchEventsRequest>) {
+        self.init()
+        self.afterCursor = swiftString(c.pointee.after_cursor)
+        self.types = swiftArray(c.pointee.types, c.pointee.n_types) { swiftString($0) }
+        self.fromNow = (c.pointee.from_now != 0)
+    }
+}
+
+extension TypeV1.WatchEventsRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.afterCursor.isEmpty { members.append(("afterCursor", .string(self.afterCursor))) }
+        if !self.types.isEmpty { members.append(("types", .array(self.types.map { .string($0) }))) }
+        if self.fromNow { members.append(("fromNow", .bool(self.fromNow))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "afterCursor", "after_cursor": self.afterCursor = try value.string(fieldPath)
+            case "types":
+                self.types = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try element.string("\(fieldPath)[\(index)]")
+                }
+            case "fromNow", "from_now": self.fromNow = try value.bool(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.WatchEventsRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.WebhookSubscription
+
+extension TypeV1.WebhookSubscription {
+    public static let protoMessageName = "doorstep.type.v1.WebhookSubscription"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "id", kind: .string, repeated: false),
+        2: .init(name: "url", kind: .string, repeated: false),
+        3: .init(name: "types", kind: .string, repeated: true),
+        4: .init(name: "state", kind: .varint, repeated: false),
+        5: .init(name: "paused_reason", kind: .string, repeated: false),
+        6: .init(name: "cursor", kind: .string, repeated: false),
+        7: .init(name: "failed_attempts", kind: .varint, repeated: false),
+        8: .init(name: "last_error", kind: .string, repeated: false),
+        9: .init(name: "last_attempt_ms", kind: .varint, repeated: false),
+        10: .init(name: "last_delivered_ms", kind: .varint, repeated: false),
+        11: .init(name: "next_attempt_ms", kind: .varint, repeated: false),
+        12: .init(name: "created_ms", kind: .varint, repeated: false),
+        13: .init(name: "pending_events", kind: .varint, repeated: false),
+    ])
+}
+
+extension TypeV1.WebhookSubscription: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__WebhookSubscription
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__webhook_subscription() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__WebhookSubscription>) { doorstep__type__v1__webhook_subscription__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__WebhookSubscription>, arena: Arena) throws(WireError) {
+        if !self.id.isEmpty { c.pointee.id = try arena.cString(self.id, field: "id") }
+        if !self.url.isEmpty { c.pointee.url = try arena.cString(self.url, field: "url") }
+        if !self.types.isEmpty {
+            c.pointee.n_types = self.types.count
+            c.pointee.types = try arena.array(self.types) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "types") }
+        }
+        if self.state.rawValue != 0 { c.pointee.state = .init(rawValue: .init(truncatingIfNeeded: self.state.rawValue)) }
+        if !self.pausedReason.isEmpty { c.pointee.paused_reason = try arena.cString(self.pausedReason, field: "paused_reason") }
+        if !self.cursor.isEmpty { c.pointee.cursor = try arena.cString(self.cursor, field: "cursor") }
+        c.pointee.failed_attempts = self.failedAttempts
+        if !self.lastError.isEmpty { c.pointee.last_error = try arena.cString(self.lastError, field: "last_error") }
+        c.pointee.last_attempt_ms = self.lastAttemptMs
+        c.pointee.last_delivered_ms = self.lastDeliveredMs
+        c.pointee.next_attempt_ms = self.nextAttemptMs
+        c.pointee.created_ms = self.createdMs
+        c.pointee.pending_events = self.pendingEvents
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__WebhookSubscription>) {
+        self.init()
+        self.id = swiftString(c.pointee.id)
+        self.url = swiftString(c.pointee.url)
+        self.types = swiftArray(c.pointee.types, c.pointee.n_types) { swiftString($0) }
+        self.state = TypeV1.WebhookSubscriptionState(rawValue: Int32(truncatingIfNeeded: c.pointee.state.rawValue))
+        self.pausedReason = swiftString(c.pointee.paused_reason)
+        self.cursor = swiftString(c.pointee.cursor)
+        self.failedAttempts = c.pointee.failed_attempts
+        self.lastError = swiftString(c.pointee.last_error)
+        self.lastAttemptMs = c.pointee.last_attempt_ms
+        self.lastDeliveredMs = c.pointee.last_delivered_ms
+        self.nextAttemptMs = c.pointee.next_attempt_ms
+        self.createdMs = c.pointee.created_ms
+        self.pendingEvents = c.pointee.pending_events
+    }
+}
+
+extension TypeV1.WebhookSubscription {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.id.isEmpty { members.append(("id", .string(self.id))) }
+        if !self.url.isEmpty { members.append(("url", .string(self.url))) }
+        if !self.types.isEmpty { members.append(("types", .array(self.types.map { .string($0) }))) }
+        if self.state.rawValue != 0 { members.append(("state", .enumValue(self.state))) }
+        if !self.pausedReason.isEmpty { members.append(("pausedReason", .string(self.pausedReason))) }
+        if !self.cursor.isEmpty { members.append(("cursor", .string(self.cursor))) }
+        if self.failedAttempts != 0 { members.append(("failedAttempts", .integer(Int64(self.failedAttempts)))) }
+        if !self.lastError.isEmpty { members.append(("lastError", .string(self.lastError))) }
+        if self.lastAttemptMs != 0 { members.append(("lastAttemptMs", .int64(self.lastAttemptMs))) }
+        if self.lastDeliveredMs != 0 { members.append(("lastDeliveredMs", .int64(self.lastDeliveredMs))) }
+        if self.nextAttemptMs != 0 { members.append(("nextAttemptMs", .int64(self.nextAttemptMs))) }
+        if self.createdMs != 0 { members.append(("createdMs", .int64(self.createdMs))) }
+        if self.pendingEvents != 0 { members.append(("pendingEvents", .int64(self.pendingEvents))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "id": self.id = try value.string(fieldPath)
+            case "url": self.url = try value.string(fieldPath)
+            case "types":
+                self.types = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try element.string("\(fieldPath)[\(index)]")
+                }
+            case "state": self.state = try value.enumValue(TypeV1.WebhookSubscriptionState.self, fieldPath)
+            case "pausedReason", "paused_reason": self.pausedReason = try value.string(fieldPath)
+            case "cursor": self.cursor = try value.string(fieldPath)
+            case "failedAttempts", "failed_attempts": self.failedAttempts = try value.int32(fieldPath)
+            case "lastError", "last_error": self.lastError = try value.string(fieldPath)
+            case "lastAttemptMs", "last_attempt_ms": self.lastAttemptMs = try value.int64(fieldPath)
+            case "lastDeliveredMs", "last_delivered_ms": self.lastDeliveredMs = try value.int64(fieldPath)
+            case "nextAttemptMs", "next_attempt_ms": self.nextAttemptMs = try value.int64(fieldPath)
+            case "createdMs", "created_ms": self.createdMs = try value.int64(fieldPath)
+            case "pendingEvents", "pending_events": self.pendingEvents = try value.int64(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.WebhookSubscription")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.CreateSubscriptionRequest
+
+extension TypeV1.CreateSubscriptionRequest {
+    public static let protoMessageName = "doorstep.type.v1.CreateSubscriptionRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "url", kind: .string, repeated: false),
+        3: .init(name: "types", kind: .string, repeated: true),
+        4: .init(name: "secret", kind: .string, repeated: false),
+        5: .init(name: "after_cursor", kind: .string, repeated: false),
+    ])
+}
+
+extension TypeV1.CreateSubscriptionRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__CreateSubscriptionRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__create_subscription_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__CreateSubscriptionRequest>) { doorstep__type__v1__create_subscription_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__CreateSubscriptionRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.url.isEmpty { c.pointee.url = try arena.cString(self.url, field: "url") }
+        if !self.types.isEmpty {
+            c.pointee.n_types = self.types.count
+            c.pointee.types = try arena.array(self.types) { (element) throws(WireError) -> UnsafeMutablePointer<CChar>? in try arena.cString(element, field: "types") }
+        }
+        if !self.secret.isEmpty { c.pointee.secret = try arena.cString(self.secret, field: "secret") }
+        if !self.afterCursor.isEmpty { c.pointee.after_cursor = try arena.cString(self.afterCursor, field: "after_cursor") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__CreateSubscriptionRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.url = swiftString(c.pointee.url)
+        self.types = swiftArray(c.pointee.types, c.pointee.n_types) { swiftString($0) }
+        self.secret = swiftString(c.pointee.secret)
+        self.afterCursor = swiftString(c.pointee.after_cursor)
+    }
+}
+
+extension TypeV1.CreateSubscriptionRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.url.isEmpty { members.append(("url", .string(self.url))) }
+        if !self.types.isEmpty { members.append(("types", .array(self.types.map { .string($0) }))) }
+        if !self.secret.isEmpty { members.append(("secret", .string(self.secret))) }
+        if !self.afterCursor.isEmpty { members.append(("afterCursor", .string(self.afterCursor))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "url": self.url = try value.string(fieldPath)
+            case "types":
+                self.types = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try element.string("\(fieldPath)[\(index)]")
+                }
+            case "secret": self.secret = try value.string(fieldPath)
+            case "afterCursor", "after_cursor": self.afterCursor = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.CreateSubscriptionRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.CreateSubscriptionResponse
+
+extension TypeV1.CreateSubscriptionResponse {
+    public static let protoMessageName = "doorstep.type.v1.CreateSubscriptionResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "subscription", kind: .message({ TypeV1.WebhookSubscription.wireSchema }), repeated: false),
+        2: .init(name: "secret", kind: .string, repeated: false),
+    ])
+}
+
+extension TypeV1.CreateSubscriptionResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__CreateSubscriptionResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__create_subscription_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__CreateSubscriptionResponse>) { doorstep__type__v1__create_subscription_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__CreateSubscriptionResponse>, arena: Arena) throws(WireError) {
+        if let value = self.subscription { c.pointee.subscription = try value.makeCStruct(in: arena) }
+        if !self.secret.isEmpty { c.pointee.secret = try arena.cString(self.secret, field: "secret") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__CreateSubscriptionResponse>) {
+        self.init()
+        self.subscription = c.pointee.subscription.map { TypeV1.WebhookSubscription(copying: $0) }
+        self.secret = swiftString(c.pointee.secret)
+    }
+}
+
+extension TypeV1.CreateSubscriptionResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if let value = self.subscription { members.append(("subscription", value.jsonValue())) }
+        if !self.secret.isEmpty { members.append(("secret", .string(self.secret))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "subscription": self.subscription = try TypeV1.WebhookSubscription(json: value, path: fieldPath)
+            case "secret": self.secret = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.CreateSubscriptionResponse")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.GetSubscriptionRequest
+
+extension TypeV1.GetSubscriptionRequest {
+    public static let protoMessageName = "doorstep.type.v1.GetSubscriptionRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "subscription_id", kind: .string, repeated: false),
+    ])
+}
+
+extension TypeV1.GetSubscriptionRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__GetSubscriptionRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__get_subscription_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__GetSubscriptionRequest>) { doorstep__type__v1__get_subscription_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__GetSubscriptionRequest>, arena: Arena) throws(WireError) {
+        if !self.subscriptionId.isEmpty { c.pointee.subscription_id = try arena.cString(self.subscriptionId, field: "subscription_id") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__GetSubscriptionRequest>) {
+        self.init()
+        self.subscriptionId = swiftString(c.pointee.subscription_id)
+    }
+}
+
+extension TypeV1.GetSubscriptionRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.subscriptionId.isEmpty { members.append(("subscriptionId", .string(self.subscriptionId))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "subscriptionId", "subscription_id": self.subscriptionId = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.GetSubscriptionRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.ListSubscriptionsRequest
+
+extension TypeV1.ListSubscriptionsRequest {
+    public static let protoMessageName = "doorstep.type.v1.ListSubscriptionsRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "page_size", kind: .varint, repeated: false),
+        2: .init(name: "page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension TypeV1.ListSubscriptionsRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__ListSubscriptionsRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__list_subscriptions_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__ListSubscriptionsRequest>) { doorstep__type__v1__list_subscriptions_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__ListSubscriptionsRequest>, arena: Arena) throws(WireError) {
+        c.pointee.page_size = self.pageSize
+        if !self.pageToken.isEmpty { c.pointee.page_token = try arena.cString(self.pageToken, field: "page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__ListSubscriptionsRequest>) {
+        self.init()
+        self.pageSize = c.pointee.page_size
+        self.pageToken = swiftString(c.pointee.page_token)
+    }
+}
+
+extension TypeV1.ListSubscriptionsRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.pageSize != 0 { members.append(("pageSize", .integer(Int64(self.pageSize)))) }
+        if !self.pageToken.isEmpty { members.append(("pageToken", .string(self.pageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "pageSize", "page_size": self.pageSize = try value.int32(fieldPath)
+            case "pageToken", "page_token": self.pageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.ListSubscriptionsRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.ListSubscriptionsResponse
+
+extension TypeV1.ListSubscriptionsResponse {
+    public static let protoMessageName = "doorstep.type.v1.ListSubscriptionsResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "subscriptions", kind: .message({ TypeV1.WebhookSubscription.wireSchema }), repeated: true),
+        2: .init(name: "next_page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension TypeV1.ListSubscriptionsResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__ListSubscriptionsResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__list_subscriptions_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__ListSubscriptionsResponse>) { doorstep__type__v1__list_subscriptions_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__ListSubscriptionsResponse>, arena: Arena) throws(WireError) {
+        if !self.subscriptions.isEmpty {
+            c.pointee.n_subscriptions = self.subscriptions.count
+            c.pointee.subscriptions = try arena.array(self.subscriptions) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Type__V1__WebhookSubscription>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.nextPageToken.isEmpty { c.pointee.next_page_token = try arena.cString(self.nextPageToken, field: "next_page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__ListSubscriptionsResponse>) {
+        self.init()
+        self.subscriptions = swiftArray(c.pointee.subscriptions, c.pointee.n_subscriptions) { TypeV1.WebhookSubscription(copying: $0!) }
+        self.nextPageToken = swiftString(c.pointee.next_page_token)
+    }
+}
+
+extension TypeV1.ListSubscriptionsResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.subscriptions.isEmpty { members.append(("subscriptions", .array(self.subscriptions.map { $0.jsonValue() }))) }
+        if !self.nextPageToken.isEmpty { members.append(("nextPageToken", .string(self.nextPageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "subscriptions":
+                self.subscriptions = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try TypeV1.WebhookSubscription(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.ListSubscriptionsResponse")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.DeleteSubscriptionRequest
+
+extension TypeV1.DeleteSubscriptionRequest {
+    public static let protoMessageName = "doorstep.type.v1.DeleteSubscriptionRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "subscription_id", kind: .string, repeated: false),
+    ])
+}
+
+extension TypeV1.DeleteSubscriptionRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__DeleteSubscriptionRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__delete_subscription_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__DeleteSubscriptionRequest>) { doorstep__type__v1__delete_subscription_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__DeleteSubscriptionRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.subscriptionId.isEmpty { c.pointee.subscription_id = try arena.cString(self.subscriptionId, field: "subscription_id") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__DeleteSubscriptionRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.subscriptionId = swiftString(c.pointee.subscription_id)
+    }
+}
+
+extension TypeV1.DeleteSubscriptionRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.subscriptionId.isEmpty { members.append(("subscriptionId", .string(self.subscriptionId))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "subscriptionId", "subscription_id": self.subscriptionId = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.DeleteSubscriptionRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.PauseSubscriptionRequest
+
+extension TypeV1.PauseSubscriptionRequest {
+    public static let protoMessageName = "doorstep.type.v1.PauseSubscriptionRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "subscription_id", kind: .string, repeated: false),
+        3: .init(name: "reason", kind: .string, repeated: false),
+    ])
+}
+
+extension TypeV1.PauseSubscriptionRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__PauseSubscriptionRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__pause_subscription_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__PauseSubscriptionRequest>) { doorstep__type__v1__pause_subscription_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__PauseSubscriptionRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.subscriptionId.isEmpty { c.pointee.subscription_id = try arena.cString(self.subscriptionId, field: "subscription_id") }
+        if !self.reason.isEmpty { c.pointee.reason = try arena.cString(self.reason, field: "reason") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__PauseSubscriptionRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.subscriptionId = swiftString(c.pointee.subscription_id)
+        self.reason = swiftString(c.pointee.reason)
+    }
+}
+
+extension TypeV1.PauseSubscriptionRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.subscriptionId.isEmpty { members.append(("subscriptionId", .string(self.subscriptionId))) }
+        if !self.reason.isEmpty { members.append(("reason", .string(self.reason))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "subscriptionId", "subscription_id": self.subscriptionId = try value.string(fieldPath)
+            case "reason": self.reason = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.PauseSubscriptionRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.type.v1.ResumeSubscriptionRequest
+
+extension TypeV1.ResumeSubscriptionRequest {
+    public static let protoMessageName = "doorstep.type.v1.ResumeSubscriptionRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "request_id", kind: .string, repeated: false),
+        2: .init(name: "subscription_id", kind: .string, repeated: false),
+    ])
+}
+
+extension TypeV1.ResumeSubscriptionRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Type__V1__ResumeSubscriptionRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__type__v1__resume_subscription_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Type__V1__ResumeSubscriptionRequest>) { doorstep__type__v1__resume_subscription_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Type__V1__ResumeSubscriptionRequest>, arena: Arena) throws(WireError) {
+        if !self.requestId.isEmpty { c.pointee.request_id = try arena.cString(self.requestId, field: "request_id") }
+        if !self.subscriptionId.isEmpty { c.pointee.subscription_id = try arena.cString(self.subscriptionId, field: "subscription_id") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Type__V1__ResumeSubscriptionRequest>) {
+        self.init()
+        self.requestId = swiftString(c.pointee.request_id)
+        self.subscriptionId = swiftString(c.pointee.subscription_id)
+    }
+}
+
+extension TypeV1.ResumeSubscriptionRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.requestId.isEmpty { members.append(("requestId", .string(self.requestId))) }
+        if !self.subscriptionId.isEmpty { members.append(("subscriptionId", .string(self.subscriptionId))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "requestId", "request_id": self.requestId = try value.string(fieldPath)
+            case "subscriptionId", "subscription_id": self.subscriptionId = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.type.v1.ResumeSubscriptionRequest")
             }
         }
     }

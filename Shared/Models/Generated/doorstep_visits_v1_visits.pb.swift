@@ -807,6 +807,172 @@ extension VisitsV1 {
         }
     }
 
+    /// What the retention job did to a record.
+    public enum RetentionAction: ProtoEnum, CaseIterable {
+        /// Not set.
+        case unspecified
+        /// Erased: the record is now a tombstone (Visit.erased, Complaint.erased).
+        case erased
+        /// Past its retention but kept: a hold postponed its erasure (`hold`).
+        case postponed
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [RetentionAction] = [.unspecified, .erased, .postponed]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .erased
+            case 2: self = .postponed
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .erased: return 1
+            case .postponed: return 2
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "RETENTION_ACTION_UNSPECIFIED"
+            case .erased: return "RETENTION_ACTION_ERASED"
+            case .postponed: return "RETENTION_ACTION_POSTPONED"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "RETENTION_ACTION_UNSPECIFIED": self = .unspecified
+            case "RETENTION_ACTION_ERASED": self = .erased
+            case "RETENTION_ACTION_POSTPONED": self = .postponed
+            default: return nil
+            }
+        }
+    }
+
+    /// Which kind of record a retention record is about.
+    public enum RetainedRecordType: ProtoEnum, CaseIterable {
+        /// Not set.
+        case unspecified
+        /// A visit ("vis_…"), with its evidence-chain records.
+        case visit
+        /// A complaint ("cmp_…").
+        case complaint
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [RetainedRecordType] = [.unspecified, .visit, .complaint]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .visit
+            case 2: self = .complaint
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .visit: return 1
+            case .complaint: return 2
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "RETAINED_RECORD_TYPE_UNSPECIFIED"
+            case .visit: return "RETAINED_RECORD_TYPE_VISIT"
+            case .complaint: return "RETAINED_RECORD_TYPE_COMPLAINT"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "RETAINED_RECORD_TYPE_UNSPECIFIED": self = .unspecified
+            case "RETAINED_RECORD_TYPE_VISIT": self = .visit
+            case "RETAINED_RECORD_TYPE_COMPLAINT": self = .complaint
+            default: return nil
+            }
+        }
+    }
+
+    /// What postpones the erasure of an account's records.
+    public enum RetentionHoldKind: ProtoEnum, CaseIterable {
+        /// Not set.
+        case unspecified
+        /// An OPEN complaint on the account (this service's).
+        case openComplaint
+        /// An active account hold (accounts.v1 Hold) of reason COMPLAINT, DISPUTE
+        /// or LEGAL_INSTRUCTION.
+        case accountHold
+        /// The account is referred to litigation (accounts.v1 stage LEGAL).
+        case legalReferral
+        /// A number this build does not know (proto3 enums are open); kept and encoded unchanged.
+        case unrecognized(Int32)
+
+        /// The known values.
+        public static let allCases: [RetentionHoldKind] = [.unspecified, .openComplaint, .accountHold, .legalReferral]
+
+        public init() { self = .unspecified }
+
+        public init(rawValue: Int32) {
+            switch rawValue {
+            case 0: self = .unspecified
+            case 1: self = .openComplaint
+            case 2: self = .accountHold
+            case 3: self = .legalReferral
+            default: self = .unrecognized(rawValue)
+            }
+        }
+
+        public var rawValue: Int32 {
+            switch self {
+            case .unspecified: return 0
+            case .openComplaint: return 1
+            case .accountHold: return 2
+            case .legalReferral: return 3
+            case .unrecognized(let value): return value
+            }
+        }
+
+        public var protoName: String? {
+            switch self {
+            case .unspecified: return "RETENTION_HOLD_KIND_UNSPECIFIED"
+            case .openComplaint: return "RETENTION_HOLD_KIND_OPEN_COMPLAINT"
+            case .accountHold: return "RETENTION_HOLD_KIND_ACCOUNT_HOLD"
+            case .legalReferral: return "RETENTION_HOLD_KIND_LEGAL_REFERRAL"
+            case .unrecognized: return nil
+            }
+        }
+
+        public init?(protoName: String) {
+            switch protoName {
+            case "RETENTION_HOLD_KIND_UNSPECIFIED": self = .unspecified
+            case "RETENTION_HOLD_KIND_OPEN_COMPLAINT": self = .openComplaint
+            case "RETENTION_HOLD_KIND_ACCOUNT_HOLD": self = .accountHold
+            case "RETENTION_HOLD_KIND_LEGAL_REFERRAL": self = .legalReferral
+            default: return nil
+            }
+        }
+    }
+
     /// A consequence of a visit or complaint in another service, and its
     /// delivery through the outbox.
     public struct Effect: ProtoMessage, RequestIdentified {
@@ -1202,6 +1368,13 @@ extension VisitsV1 {
         public var createdMs: Int64 = 0
         /// Output only. When last changed.
         public var updatedMs: Int64 = 0
+        /// Output only. Set once the retention job erased the visit (its
+        /// retain_until_date passed with no hold): the visit is then a tombstone
+        /// that keeps its ids (not the debtor's), account, agency, crew, window,
+        /// state, retention date, rule pack and timestamps; check-ins, outcome,
+        /// check-out (evidence reference), chain records, effects and debtor_id
+        /// are gone. Absent while the visit is kept.
+        public var erased: VisitsV1.Erasure? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1227,7 +1400,8 @@ extension VisitsV1 {
             rulePackVersion: String = "",
             version: Int64 = 0,
             createdMs: Int64 = 0,
-            updatedMs: Int64 = 0
+            updatedMs: Int64 = 0,
+            erased: VisitsV1.Erasure? = nil
         ) {
             self.id = id
             self.appointmentId = appointmentId
@@ -1249,6 +1423,7 @@ extension VisitsV1 {
             self.version = version
             self.createdMs = createdMs
             self.updatedMs = updatedMs
+            self.erased = erased
         }
     }
 
@@ -1523,6 +1698,11 @@ extension VisitsV1 {
         public var problem: String = ""
         /// When verified.
         public var verifiedMs: Int64 = 0
+        /// Of records_checked, records of erased visits (Visit.erased): their
+        /// payload is gone, so only their place in the chain (sequence,
+        /// previous_sha256 and record_sha256 linking to the next record) was
+        /// checked. A record without payload whose visit is not erased is broken.
+        public var recordsErased: Int64 = 0
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1536,7 +1716,8 @@ extension VisitsV1 {
             headSha256: [UInt8] = [],
             firstBrokenSequence: Int64 = 0,
             problem: String = "",
-            verifiedMs: Int64 = 0
+            verifiedMs: Int64 = 0,
+            recordsErased: Int64 = 0
         ) {
             self.accountId = accountId
             self.intact = intact
@@ -1546,6 +1727,7 @@ extension VisitsV1 {
             self.firstBrokenSequence = firstBrokenSequence
             self.problem = problem
             self.verifiedMs = verifiedMs
+            self.recordsErased = recordsErased
         }
     }
 
@@ -1677,6 +1859,14 @@ extension VisitsV1 {
         public var createdMs: Int64 = 0
         /// Output only. When last changed.
         public var updatedMs: Int64 = 0
+        /// Output only. Set once the retention job erased the complaint (its
+        /// retain_until_date passed with no hold): the complaint is then a
+        /// tombstone that keeps its ids (not the debtor's), account, visit,
+        /// collector, agency, category, channel, complexity, dates, status and
+        /// flags, SLA, rule pack and actors; debtor_id, complaint_text, finding,
+        /// the extension's reason, the timeline and effects are gone. Absent while
+        /// the complaint is kept.
+        public var erased: VisitsV1.Erasure? = nil
 
         /// The default instance: every field at its proto3 default.
         public init() {}
@@ -1713,7 +1903,8 @@ extension VisitsV1 {
             rulePackVersion: String = "",
             version: Int64 = 0,
             createdMs: Int64 = 0,
-            updatedMs: Int64 = 0
+            updatedMs: Int64 = 0,
+            erased: VisitsV1.Erasure? = nil
         ) {
             self.id = id
             self.accountId = accountId
@@ -1746,6 +1937,7 @@ extension VisitsV1 {
             self.version = version
             self.createdMs = createdMs
             self.updatedMs = updatedMs
+            self.erased = erased
         }
     }
 
@@ -1955,6 +2147,174 @@ extension VisitsV1 {
         }
     }
 
+    /// The hold that postponed an erasure.
+    public struct RetentionHold: ProtoMessage {
+        /// Kind.
+        public var kind: VisitsV1.RetentionHoldKind = .init()
+        /// The complaint ("cmp_…") or account hold ("hld_…"); empty for a legal
+        /// referral.
+        public var id: String = ""
+        /// Details, for people, e.g. "HOLD_REASON_DISPUTE" or the referral's case
+        /// reference.
+        public var note: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            kind: VisitsV1.RetentionHoldKind = .init(),
+            id: String = "",
+            note: String = ""
+        ) {
+            self.kind = kind
+            self.id = id
+            self.note = note
+        }
+    }
+
+    /// The tombstone of an erased record: when, by whom, and the legal basis.
+    public struct Erasure: ProtoMessage {
+        /// When erased.
+        public var erasedMs: Int64 = 0
+        /// Who erased it: ROLE_SYSTEM, subject "visits/retention".
+        public var erasedBy: TypeV1.Actor? = nil
+        /// The rule that set the retention: `record-retention`.
+        public var ruleId: String = ""
+        /// The rule pack the record was kept under (the record's own
+        /// rule_pack_id).
+        public var rulePackId: String = ""
+        /// That rule pack's version.
+        public var rulePackVersion: String = ""
+        /// The date the record had to be kept until (its retain_until_date).
+        public var retainUntilDate: TypeV1.Date? = nil
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            erasedMs: Int64 = 0,
+            erasedBy: TypeV1.Actor? = nil,
+            ruleId: String = "",
+            rulePackId: String = "",
+            rulePackVersion: String = "",
+            retainUntilDate: TypeV1.Date? = nil
+        ) {
+            self.erasedMs = erasedMs
+            self.erasedBy = erasedBy
+            self.ruleId = ruleId
+            self.rulePackId = rulePackId
+            self.rulePackVersion = rulePackVersion
+            self.retainUntilDate = retainUntilDate
+        }
+    }
+
+    /// One entry of the retention audit.
+    public struct RetentionRecord: ProtoMessage {
+        /// 1-based position in the audit; increasing.
+        public var sequence: Int64 = 0
+        /// What was done.
+        public var action: VisitsV1.RetentionAction = .init()
+        /// The kind of record.
+        public var recordType: VisitsV1.RetainedRecordType = .init()
+        /// The record's id ("vis_…" or "cmp_…").
+        public var recordId: String = ""
+        /// The record's account.
+        public var accountId: String = ""
+        /// The record's retain_until_date.
+        public var retainUntilDate: TypeV1.Date? = nil
+        /// Legal basis: the rule (`record-retention`).
+        public var ruleId: String = ""
+        /// Legal basis: the rule pack the record was kept under.
+        public var rulePackId: String = ""
+        /// That rule pack's version.
+        public var rulePackVersion: String = ""
+        /// For POSTPONED: the hold that postponed it. Absent for ERASED.
+        public var hold: VisitsV1.RetentionHold? = nil
+        /// Who: ROLE_SYSTEM, subject "visits/retention".
+        public var actor: TypeV1.Actor? = nil
+        /// When.
+        public var recordedMs: Int64 = 0
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            sequence: Int64 = 0,
+            action: VisitsV1.RetentionAction = .init(),
+            recordType: VisitsV1.RetainedRecordType = .init(),
+            recordId: String = "",
+            accountId: String = "",
+            retainUntilDate: TypeV1.Date? = nil,
+            ruleId: String = "",
+            rulePackId: String = "",
+            rulePackVersion: String = "",
+            hold: VisitsV1.RetentionHold? = nil,
+            actor: TypeV1.Actor? = nil,
+            recordedMs: Int64 = 0
+        ) {
+            self.sequence = sequence
+            self.action = action
+            self.recordType = recordType
+            self.recordId = recordId
+            self.accountId = accountId
+            self.retainUntilDate = retainUntilDate
+            self.ruleId = ruleId
+            self.rulePackId = rulePackId
+            self.rulePackVersion = rulePackVersion
+            self.hold = hold
+            self.actor = actor
+            self.recordedMs = recordedMs
+        }
+    }
+
+    /// Request of Visits.ListRetentionRecords.
+    public struct ListRetentionRecordsRequest: ProtoMessage {
+        /// Page size: default 100, max 1000.
+        public var pageSize: Int32 = 0
+        /// Opaque token from a previous response with the same filters; empty for
+        /// the first page.
+        public var pageToken: String = ""
+        /// Only this account's records.
+        public var accountId: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            pageSize: Int32 = 0,
+            pageToken: String = "",
+            accountId: String = ""
+        ) {
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+            self.accountId = accountId
+        }
+    }
+
+    /// Response of Visits.ListRetentionRecords.
+    public struct ListRetentionRecordsResponse: ProtoMessage {
+        /// The page, sequence ascending.
+        public var records: [VisitsV1.RetentionRecord] = []
+        /// Token for the next page; empty when this is the last page.
+        public var nextPageToken: String = ""
+
+        /// The default instance: every field at its proto3 default.
+        public init() {}
+
+        /// An instance with the given fields; the others at their proto3 defaults.
+        public init(
+            records: [VisitsV1.RetentionRecord] = [],
+            nextPageToken: String = ""
+        ) {
+            self.records = records
+            self.nextPageToken = nextPageToken
+        }
+    }
+
     /// Request of Visits.GetAgencyScorecard.
     public struct GetAgencyScorecardRequest: ProtoMessage {
         /// The agency. Required (forced to the token's agency for agency_manager).
@@ -2080,6 +2440,14 @@ extension VisitsV1 {
     ///   GetComplaint         yes       yes         own             -          -
     ///   ListComplaints       yes       yes         own (2)         -          -
     ///   GetAgencyScorecard   yes       yes         own             -          yes (3)
+    ///   ListRetentionRecords -         yes         -               -          -
+    ///   WatchEvents          yes       yes         -               -          yes
+    ///   CreateSubscription   yes       -           -               -          -
+    ///   GetSubscription      yes       yes         -               -          -
+    ///   ListSubscriptions    yes       yes         -               -          -
+    ///   DeleteSubscription   yes       -           -               -          -
+    ///   PauseSubscription    yes       -           -               -          -
+    ///   ResumeSubscription   yes       -           -               -          -
     ///
     ///   (1) the request's collector_id must be the token's collector and a
     ///       member of the appointment's crew, else PERMISSION_DENIED.
@@ -2206,8 +2574,78 @@ extension VisitsV1 {
         public static let getAgencyScorecard = MethodDescriptor<VisitsV1.GetAgencyScorecardRequest, VisitsV1.AgencyScorecard>(
             service: name, method: "GetAgencyScorecard", isServerStreaming: false)
 
+        /// Lists the retention audit, oldest first: every erasure of a visit or
+        /// complaint past its `retain_until_date` by the service's retention job,
+        /// and every postponement of one by a hold (written when a hold first
+        /// postpones the record, and again only when another hold takes over).
+        ///
+        /// Errors: INVALID_ARGUMENT (account_id, page_token).
+        public static let listRetentionRecords = MethodDescriptor<VisitsV1.ListRetentionRecordsRequest, VisitsV1.ListRetentionRecordsResponse>(
+            service: name, method: "ListRetentionRecords", isServerStreaming: false)
+
+        /// The visits service's domain events as they are committed, oldest first,
+        /// from a cursor (platform, compliance and services). The stream stays open
+        /// and delivers each new event as it commits; a consumer that reconnects
+        /// with the last cursor it handled resumes with no gap and no duplicate,
+        /// also after the service restarted. A consumer that reads slowly holds the
+        /// stream back (HTTP/2 flow control), never the service's memory.
+        ///
+        /// Errors: INVALID_ARGUMENT (a malformed cursor or type);
+        /// OUT_OF_RANGE (after_cursor beyond the log's end).
+        public static let watchEvents = MethodDescriptor<TypeV1.WatchEventsRequest, TypeV1.Event>(
+            service: name, method: "WatchEvents", isServerStreaming: true)
+
+        /// Webhook subscriptions (platform; compliance reads them): this service's
+        /// domain events POSTed to an HTTPS receiver, one event per request, at
+        /// least once, in the event log's order, each request signed with the
+        /// subscription's secret (docs/EVENTS.md ("Webhooks") has the headers and a
+        /// verification snippet). A receiver that keeps failing is retried with
+        /// backoff and then PAUSED; ResumeSubscription continues where delivery
+        /// stopped. The secret is returned only by CreateSubscription.
+        ///
+        /// Errors: INVALID_ARGUMENT (url: not https, no host, a host that does not
+        /// resolve or resolves to a loopback, private, link-local or other
+        /// non-public address; types; secret; after_cursor); OUT_OF_RANGE
+        /// (after_cursor beyond the log's end).
+        public static let createSubscription = MethodDescriptor<TypeV1.CreateSubscriptionRequest, TypeV1.CreateSubscriptionResponse>(
+            service: name, method: "CreateSubscription", isServerStreaming: false)
+
+        /// One subscription with its delivery state (never its secret).
+        ///
+        /// Errors: NOT_FOUND.
+        public static let getSubscription = MethodDescriptor<TypeV1.GetSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "GetSubscription", isServerStreaming: false)
+
+        /// Every subscription with its delivery state, oldest first.
+        ///
+        /// Errors: INVALID_ARGUMENT (page_token).
+        public static let listSubscriptions = MethodDescriptor<TypeV1.ListSubscriptionsRequest, TypeV1.ListSubscriptionsResponse>(
+            service: name, method: "ListSubscriptions", isServerStreaming: false)
+
+        /// Deletes a subscription: nothing more is delivered to it (a delivery in
+        /// flight may still arrive). Returns it as it was.
+        ///
+        /// Errors: NOT_FOUND.
+        public static let deleteSubscription = MethodDescriptor<TypeV1.DeleteSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "DeleteSubscription", isServerStreaming: false)
+
+        /// Stops delivering to a subscription until ResumeSubscription; pausing a
+        /// paused one only replaces its reason.
+        ///
+        /// Errors: NOT_FOUND; INVALID_ARGUMENT (reason).
+        public static let pauseSubscription = MethodDescriptor<TypeV1.PauseSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "PauseSubscription", isServerStreaming: false)
+
+        /// Delivers again, at once, from the event after `cursor` (nothing skipped,
+        /// nothing repeated that the receiver acknowledged); resets the failure
+        /// count. Resuming an active subscription changes nothing.
+        ///
+        /// Errors: NOT_FOUND.
+        public static let resumeSubscription = MethodDescriptor<TypeV1.ResumeSubscriptionRequest, TypeV1.WebhookSubscription>(
+            service: name, method: "ResumeSubscription", isServerStreaming: false)
+
         /// The `:path` of every method of the service.
-        public static let methodPaths: [String] = ["/doorstep.visits.v1.Visits/CheckIn", "/doorstep.visits.v1.Visits/RecordOutcome", "/doorstep.visits.v1.Visits/CheckOut", "/doorstep.visits.v1.Visits/GetVisit", "/doorstep.visits.v1.Visits/ListVisits", "/doorstep.visits.v1.Visits/VerifyEvidenceChain", "/doorstep.visits.v1.Visits/FileComplaint", "/doorstep.visits.v1.Visits/ExtendComplaint", "/doorstep.visits.v1.Visits/ResolveComplaint", "/doorstep.visits.v1.Visits/GetComplaint", "/doorstep.visits.v1.Visits/ListComplaints", "/doorstep.visits.v1.Visits/GetAgencyScorecard"]
+        public static let methodPaths: [String] = ["/doorstep.visits.v1.Visits/CheckIn", "/doorstep.visits.v1.Visits/RecordOutcome", "/doorstep.visits.v1.Visits/CheckOut", "/doorstep.visits.v1.Visits/GetVisit", "/doorstep.visits.v1.Visits/ListVisits", "/doorstep.visits.v1.Visits/VerifyEvidenceChain", "/doorstep.visits.v1.Visits/FileComplaint", "/doorstep.visits.v1.Visits/ExtendComplaint", "/doorstep.visits.v1.Visits/ResolveComplaint", "/doorstep.visits.v1.Visits/GetComplaint", "/doorstep.visits.v1.Visits/ListComplaints", "/doorstep.visits.v1.Visits/GetAgencyScorecard", "/doorstep.visits.v1.Visits/ListRetentionRecords", "/doorstep.visits.v1.Visits/WatchEvents", "/doorstep.visits.v1.Visits/CreateSubscription", "/doorstep.visits.v1.Visits/GetSubscription", "/doorstep.visits.v1.Visits/ListSubscriptions", "/doorstep.visits.v1.Visits/DeleteSubscription", "/doorstep.visits.v1.Visits/PauseSubscription", "/doorstep.visits.v1.Visits/ResumeSubscription"]
     }
 }
 
@@ -2951,6 +3389,7 @@ extension VisitsV1.Visit {
         18: .init(name: "version", kind: .varint, repeated: false),
         19: .init(name: "created_ms", kind: .varint, repeated: false),
         20: .init(name: "updated_ms", kind: .varint, repeated: false),
+        21: .init(name: "erased", kind: .message({ VisitsV1.Erasure.wireSchema }), repeated: false),
     ])
 }
 
@@ -2994,6 +3433,7 @@ extension VisitsV1.Visit: CMessageBridge {
         c.pointee.version = self.version
         c.pointee.created_ms = self.createdMs
         c.pointee.updated_ms = self.updatedMs
+        if let value = self.erased { c.pointee.erased = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Visits__V1__Visit>) {
@@ -3018,6 +3458,7 @@ extension VisitsV1.Visit: CMessageBridge {
         self.version = c.pointee.version
         self.createdMs = c.pointee.created_ms
         self.updatedMs = c.pointee.updated_ms
+        self.erased = c.pointee.erased.map { VisitsV1.Erasure(copying: $0) }
     }
 }
 
@@ -3044,6 +3485,7 @@ extension VisitsV1.Visit {
         if self.version != 0 { members.append(("version", .int64(self.version))) }
         if self.createdMs != 0 { members.append(("createdMs", .int64(self.createdMs))) }
         if self.updatedMs != 0 { members.append(("updatedMs", .int64(self.updatedMs))) }
+        if let value = self.erased { members.append(("erased", value.jsonValue())) }
         return .object(members)
     }
 
@@ -3085,6 +3527,7 @@ extension VisitsV1.Visit {
             case "version": self.version = try value.int64(fieldPath)
             case "createdMs", "created_ms": self.createdMs = try value.int64(fieldPath)
             case "updatedMs", "updated_ms": self.updatedMs = try value.int64(fieldPath)
+            case "erased": self.erased = try VisitsV1.Erasure(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.visits.v1.Visit")
             }
         }
@@ -3625,6 +4068,7 @@ extension VisitsV1.VerifyEvidenceChainResponse {
         6: .init(name: "first_broken_sequence", kind: .varint, repeated: false),
         7: .init(name: "problem", kind: .string, repeated: false),
         8: .init(name: "verified_ms", kind: .varint, repeated: false),
+        9: .init(name: "records_erased", kind: .varint, repeated: false),
     ])
 }
 
@@ -3644,6 +4088,7 @@ extension VisitsV1.VerifyEvidenceChainResponse: CMessageBridge {
         c.pointee.first_broken_sequence = self.firstBrokenSequence
         if !self.problem.isEmpty { c.pointee.problem = try arena.cString(self.problem, field: "problem") }
         c.pointee.verified_ms = self.verifiedMs
+        c.pointee.records_erased = self.recordsErased
     }
 
     init(copying c: UnsafePointer<Doorstep__Visits__V1__VerifyEvidenceChainResponse>) {
@@ -3656,6 +4101,7 @@ extension VisitsV1.VerifyEvidenceChainResponse: CMessageBridge {
         self.firstBrokenSequence = c.pointee.first_broken_sequence
         self.problem = swiftString(c.pointee.problem)
         self.verifiedMs = c.pointee.verified_ms
+        self.recordsErased = c.pointee.records_erased
     }
 }
 
@@ -3670,6 +4116,7 @@ extension VisitsV1.VerifyEvidenceChainResponse {
         if self.firstBrokenSequence != 0 { members.append(("firstBrokenSequence", .int64(self.firstBrokenSequence))) }
         if !self.problem.isEmpty { members.append(("problem", .string(self.problem))) }
         if self.verifiedMs != 0 { members.append(("verifiedMs", .int64(self.verifiedMs))) }
+        if self.recordsErased != 0 { members.append(("recordsErased", .int64(self.recordsErased))) }
         return .object(members)
     }
 
@@ -3687,6 +4134,7 @@ extension VisitsV1.VerifyEvidenceChainResponse {
             case "firstBrokenSequence", "first_broken_sequence": self.firstBrokenSequence = try value.int64(fieldPath)
             case "problem": self.problem = try value.string(fieldPath)
             case "verifiedMs", "verified_ms": self.verifiedMs = try value.int64(fieldPath)
+            case "recordsErased", "records_erased": self.recordsErased = try value.int64(fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.visits.v1.VerifyEvidenceChainResponse")
             }
         }
@@ -3859,6 +4307,7 @@ extension VisitsV1.Complaint {
         29: .init(name: "version", kind: .varint, repeated: false),
         30: .init(name: "created_ms", kind: .varint, repeated: false),
         31: .init(name: "updated_ms", kind: .varint, repeated: false),
+        32: .init(name: "erased", kind: .message({ VisitsV1.Erasure.wireSchema }), repeated: false),
     ])
 }
 
@@ -3907,6 +4356,7 @@ extension VisitsV1.Complaint: CMessageBridge {
         c.pointee.version = self.version
         c.pointee.created_ms = self.createdMs
         c.pointee.updated_ms = self.updatedMs
+        if let value = self.erased { c.pointee.erased = try value.makeCStruct(in: arena) }
     }
 
     init(copying c: UnsafePointer<Doorstep__Visits__V1__Complaint>) {
@@ -3942,6 +4392,7 @@ extension VisitsV1.Complaint: CMessageBridge {
         self.version = c.pointee.version
         self.createdMs = c.pointee.created_ms
         self.updatedMs = c.pointee.updated_ms
+        self.erased = c.pointee.erased.map { VisitsV1.Erasure(copying: $0) }
     }
 }
 
@@ -3979,6 +4430,7 @@ extension VisitsV1.Complaint {
         if self.version != 0 { members.append(("version", .int64(self.version))) }
         if self.createdMs != 0 { members.append(("createdMs", .int64(self.createdMs))) }
         if self.updatedMs != 0 { members.append(("updatedMs", .int64(self.updatedMs))) }
+        if let value = self.erased { members.append(("erased", value.jsonValue())) }
         return .object(members)
     }
 
@@ -4025,6 +4477,7 @@ extension VisitsV1.Complaint {
             case "version": self.version = try value.int64(fieldPath)
             case "createdMs", "created_ms": self.createdMs = try value.int64(fieldPath)
             case "updatedMs", "updated_ms": self.updatedMs = try value.int64(fieldPath)
+            case "erased": self.erased = try VisitsV1.Erasure(json: value, path: fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.visits.v1.Complaint")
             }
         }
@@ -4461,6 +4914,352 @@ extension VisitsV1.ListComplaintsResponse {
                 }
             case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
             default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.visits.v1.ListComplaintsResponse")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.visits.v1.RetentionHold
+
+extension VisitsV1.RetentionHold {
+    public static let protoMessageName = "doorstep.visits.v1.RetentionHold"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "kind", kind: .varint, repeated: false),
+        2: .init(name: "id", kind: .string, repeated: false),
+        3: .init(name: "note", kind: .string, repeated: false),
+    ])
+}
+
+extension VisitsV1.RetentionHold: CMessageBridge {
+    typealias CStruct = Doorstep__Visits__V1__RetentionHold
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__visits__v1__retention_hold() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Visits__V1__RetentionHold>) { doorstep__visits__v1__retention_hold__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Visits__V1__RetentionHold>, arena: Arena) throws(WireError) {
+        if self.kind.rawValue != 0 { c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: self.kind.rawValue)) }
+        if !self.id.isEmpty { c.pointee.id = try arena.cString(self.id, field: "id") }
+        if !self.note.isEmpty { c.pointee.note = try arena.cString(self.note, field: "note") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Visits__V1__RetentionHold>) {
+        self.init()
+        self.kind = VisitsV1.RetentionHoldKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        self.id = swiftString(c.pointee.id)
+        self.note = swiftString(c.pointee.note)
+    }
+}
+
+extension VisitsV1.RetentionHold {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.kind.rawValue != 0 { members.append(("kind", .enumValue(self.kind))) }
+        if !self.id.isEmpty { members.append(("id", .string(self.id))) }
+        if !self.note.isEmpty { members.append(("note", .string(self.note))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "kind": self.kind = try value.enumValue(VisitsV1.RetentionHoldKind.self, fieldPath)
+            case "id": self.id = try value.string(fieldPath)
+            case "note": self.note = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.visits.v1.RetentionHold")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.visits.v1.Erasure
+
+extension VisitsV1.Erasure {
+    public static let protoMessageName = "doorstep.visits.v1.Erasure"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "erased_ms", kind: .varint, repeated: false),
+        2: .init(name: "erased_by", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        3: .init(name: "rule_id", kind: .string, repeated: false),
+        4: .init(name: "rule_pack_id", kind: .string, repeated: false),
+        5: .init(name: "rule_pack_version", kind: .string, repeated: false),
+        6: .init(name: "retain_until_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+    ])
+}
+
+extension VisitsV1.Erasure: CMessageBridge {
+    typealias CStruct = Doorstep__Visits__V1__Erasure
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__visits__v1__erasure() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Visits__V1__Erasure>) { doorstep__visits__v1__erasure__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Visits__V1__Erasure>, arena: Arena) throws(WireError) {
+        c.pointee.erased_ms = self.erasedMs
+        if let value = self.erasedBy { c.pointee.erased_by = try value.makeCStruct(in: arena) }
+        if !self.ruleId.isEmpty { c.pointee.rule_id = try arena.cString(self.ruleId, field: "rule_id") }
+        if !self.rulePackId.isEmpty { c.pointee.rule_pack_id = try arena.cString(self.rulePackId, field: "rule_pack_id") }
+        if !self.rulePackVersion.isEmpty { c.pointee.rule_pack_version = try arena.cString(self.rulePackVersion, field: "rule_pack_version") }
+        if let value = self.retainUntilDate { c.pointee.retain_until_date = try value.makeCStruct(in: arena) }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Visits__V1__Erasure>) {
+        self.init()
+        self.erasedMs = c.pointee.erased_ms
+        self.erasedBy = c.pointee.erased_by.map { TypeV1.Actor(copying: $0) }
+        self.ruleId = swiftString(c.pointee.rule_id)
+        self.rulePackId = swiftString(c.pointee.rule_pack_id)
+        self.rulePackVersion = swiftString(c.pointee.rule_pack_version)
+        self.retainUntilDate = c.pointee.retain_until_date.map { TypeV1.Date(copying: $0) }
+    }
+}
+
+extension VisitsV1.Erasure {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.erasedMs != 0 { members.append(("erasedMs", .int64(self.erasedMs))) }
+        if let value = self.erasedBy { members.append(("erasedBy", value.jsonValue())) }
+        if !self.ruleId.isEmpty { members.append(("ruleId", .string(self.ruleId))) }
+        if !self.rulePackId.isEmpty { members.append(("rulePackId", .string(self.rulePackId))) }
+        if !self.rulePackVersion.isEmpty { members.append(("rulePackVersion", .string(self.rulePackVersion))) }
+        if let value = self.retainUntilDate { members.append(("retainUntilDate", value.jsonValue())) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "erasedMs", "erased_ms": self.erasedMs = try value.int64(fieldPath)
+            case "erasedBy", "erased_by": self.erasedBy = try TypeV1.Actor(json: value, path: fieldPath)
+            case "ruleId", "rule_id": self.ruleId = try value.string(fieldPath)
+            case "rulePackId", "rule_pack_id": self.rulePackId = try value.string(fieldPath)
+            case "rulePackVersion", "rule_pack_version": self.rulePackVersion = try value.string(fieldPath)
+            case "retainUntilDate", "retain_until_date": self.retainUntilDate = try TypeV1.Date(json: value, path: fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.visits.v1.Erasure")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.visits.v1.RetentionRecord
+
+extension VisitsV1.RetentionRecord {
+    public static let protoMessageName = "doorstep.visits.v1.RetentionRecord"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "sequence", kind: .varint, repeated: false),
+        2: .init(name: "action", kind: .varint, repeated: false),
+        3: .init(name: "record_type", kind: .varint, repeated: false),
+        4: .init(name: "record_id", kind: .string, repeated: false),
+        5: .init(name: "account_id", kind: .string, repeated: false),
+        6: .init(name: "retain_until_date", kind: .message({ TypeV1.Date.wireSchema }), repeated: false),
+        7: .init(name: "rule_id", kind: .string, repeated: false),
+        8: .init(name: "rule_pack_id", kind: .string, repeated: false),
+        9: .init(name: "rule_pack_version", kind: .string, repeated: false),
+        10: .init(name: "hold", kind: .message({ VisitsV1.RetentionHold.wireSchema }), repeated: false),
+        11: .init(name: "actor", kind: .message({ TypeV1.Actor.wireSchema }), repeated: false),
+        12: .init(name: "recorded_ms", kind: .varint, repeated: false),
+    ])
+}
+
+extension VisitsV1.RetentionRecord: CMessageBridge {
+    typealias CStruct = Doorstep__Visits__V1__RetentionRecord
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__visits__v1__retention_record() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Visits__V1__RetentionRecord>) { doorstep__visits__v1__retention_record__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Visits__V1__RetentionRecord>, arena: Arena) throws(WireError) {
+        c.pointee.sequence = self.sequence
+        if self.action.rawValue != 0 { c.pointee.action = .init(rawValue: .init(truncatingIfNeeded: self.action.rawValue)) }
+        if self.recordType.rawValue != 0 { c.pointee.record_type = .init(rawValue: .init(truncatingIfNeeded: self.recordType.rawValue)) }
+        if !self.recordId.isEmpty { c.pointee.record_id = try arena.cString(self.recordId, field: "record_id") }
+        if !self.accountId.isEmpty { c.pointee.account_id = try arena.cString(self.accountId, field: "account_id") }
+        if let value = self.retainUntilDate { c.pointee.retain_until_date = try value.makeCStruct(in: arena) }
+        if !self.ruleId.isEmpty { c.pointee.rule_id = try arena.cString(self.ruleId, field: "rule_id") }
+        if !self.rulePackId.isEmpty { c.pointee.rule_pack_id = try arena.cString(self.rulePackId, field: "rule_pack_id") }
+        if !self.rulePackVersion.isEmpty { c.pointee.rule_pack_version = try arena.cString(self.rulePackVersion, field: "rule_pack_version") }
+        if let value = self.hold { c.pointee.hold = try value.makeCStruct(in: arena) }
+        if let value = self.actor { c.pointee.actor = try value.makeCStruct(in: arena) }
+        c.pointee.recorded_ms = self.recordedMs
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Visits__V1__RetentionRecord>) {
+        self.init()
+        self.sequence = c.pointee.sequence
+        self.action = VisitsV1.RetentionAction(rawValue: Int32(truncatingIfNeeded: c.pointee.action.rawValue))
+        self.recordType = VisitsV1.RetainedRecordType(rawValue: Int32(truncatingIfNeeded: c.pointee.record_type.rawValue))
+        self.recordId = swiftString(c.pointee.record_id)
+        self.accountId = swiftString(c.pointee.account_id)
+        self.retainUntilDate = c.pointee.retain_until_date.map { TypeV1.Date(copying: $0) }
+        self.ruleId = swiftString(c.pointee.rule_id)
+        self.rulePackId = swiftString(c.pointee.rule_pack_id)
+        self.rulePackVersion = swiftString(c.pointee.rule_pack_version)
+        self.hold = c.pointee.hold.map { VisitsV1.RetentionHold(copying: $0) }
+        self.actor = c.pointee.actor.map { TypeV1.Actor(copying: $0) }
+        self.recordedMs = c.pointee.recorded_ms
+    }
+}
+
+extension VisitsV1.RetentionRecord {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.sequence != 0 { members.append(("sequence", .int64(self.sequence))) }
+        if self.action.rawValue != 0 { members.append(("action", .enumValue(self.action))) }
+        if self.recordType.rawValue != 0 { members.append(("recordType", .enumValue(self.recordType))) }
+        if !self.recordId.isEmpty { members.append(("recordId", .string(self.recordId))) }
+        if !self.accountId.isEmpty { members.append(("accountId", .string(self.accountId))) }
+        if let value = self.retainUntilDate { members.append(("retainUntilDate", value.jsonValue())) }
+        if !self.ruleId.isEmpty { members.append(("ruleId", .string(self.ruleId))) }
+        if !self.rulePackId.isEmpty { members.append(("rulePackId", .string(self.rulePackId))) }
+        if !self.rulePackVersion.isEmpty { members.append(("rulePackVersion", .string(self.rulePackVersion))) }
+        if let value = self.hold { members.append(("hold", value.jsonValue())) }
+        if let value = self.actor { members.append(("actor", value.jsonValue())) }
+        if self.recordedMs != 0 { members.append(("recordedMs", .int64(self.recordedMs))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "sequence": self.sequence = try value.int64(fieldPath)
+            case "action": self.action = try value.enumValue(VisitsV1.RetentionAction.self, fieldPath)
+            case "recordType", "record_type": self.recordType = try value.enumValue(VisitsV1.RetainedRecordType.self, fieldPath)
+            case "recordId", "record_id": self.recordId = try value.string(fieldPath)
+            case "accountId", "account_id": self.accountId = try value.string(fieldPath)
+            case "retainUntilDate", "retain_until_date": self.retainUntilDate = try TypeV1.Date(json: value, path: fieldPath)
+            case "ruleId", "rule_id": self.ruleId = try value.string(fieldPath)
+            case "rulePackId", "rule_pack_id": self.rulePackId = try value.string(fieldPath)
+            case "rulePackVersion", "rule_pack_version": self.rulePackVersion = try value.string(fieldPath)
+            case "hold": self.hold = try VisitsV1.RetentionHold(json: value, path: fieldPath)
+            case "actor": self.actor = try TypeV1.Actor(json: value, path: fieldPath)
+            case "recordedMs", "recorded_ms": self.recordedMs = try value.int64(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.visits.v1.RetentionRecord")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.visits.v1.ListRetentionRecordsRequest
+
+extension VisitsV1.ListRetentionRecordsRequest {
+    public static let protoMessageName = "doorstep.visits.v1.ListRetentionRecordsRequest"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "page_size", kind: .varint, repeated: false),
+        2: .init(name: "page_token", kind: .string, repeated: false),
+        3: .init(name: "account_id", kind: .string, repeated: false),
+    ])
+}
+
+extension VisitsV1.ListRetentionRecordsRequest: CMessageBridge {
+    typealias CStruct = Doorstep__Visits__V1__ListRetentionRecordsRequest
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__visits__v1__list_retention_records_request() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Visits__V1__ListRetentionRecordsRequest>) { doorstep__visits__v1__list_retention_records_request__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Visits__V1__ListRetentionRecordsRequest>, arena: Arena) throws(WireError) {
+        c.pointee.page_size = self.pageSize
+        if !self.pageToken.isEmpty { c.pointee.page_token = try arena.cString(self.pageToken, field: "page_token") }
+        if !self.accountId.isEmpty { c.pointee.account_id = try arena.cString(self.accountId, field: "account_id") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Visits__V1__ListRetentionRecordsRequest>) {
+        self.init()
+        self.pageSize = c.pointee.page_size
+        self.pageToken = swiftString(c.pointee.page_token)
+        self.accountId = swiftString(c.pointee.account_id)
+    }
+}
+
+extension VisitsV1.ListRetentionRecordsRequest {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if self.pageSize != 0 { members.append(("pageSize", .integer(Int64(self.pageSize)))) }
+        if !self.pageToken.isEmpty { members.append(("pageToken", .string(self.pageToken))) }
+        if !self.accountId.isEmpty { members.append(("accountId", .string(self.accountId))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "pageSize", "page_size": self.pageSize = try value.int32(fieldPath)
+            case "pageToken", "page_token": self.pageToken = try value.string(fieldPath)
+            case "accountId", "account_id": self.accountId = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.visits.v1.ListRetentionRecordsRequest")
+            }
+        }
+    }
+}
+
+// MARK: - doorstep.visits.v1.ListRetentionRecordsResponse
+
+extension VisitsV1.ListRetentionRecordsResponse {
+    public static let protoMessageName = "doorstep.visits.v1.ListRetentionRecordsResponse"
+
+    public static let wireSchema = WireSchema([
+        1: .init(name: "records", kind: .message({ VisitsV1.RetentionRecord.wireSchema }), repeated: true),
+        2: .init(name: "next_page_token", kind: .string, repeated: false),
+    ])
+}
+
+extension VisitsV1.ListRetentionRecordsResponse: CMessageBridge {
+    typealias CStruct = Doorstep__Visits__V1__ListRetentionRecordsResponse
+
+    static var cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { doorstep_contracts_descriptor__doorstep__visits__v1__list_retention_records_response() }
+
+    static func cInit(_ message: UnsafeMutablePointer<Doorstep__Visits__V1__ListRetentionRecordsResponse>) { doorstep__visits__v1__list_retention_records_response__init(message) }
+
+    func fill(_ c: UnsafeMutablePointer<Doorstep__Visits__V1__ListRetentionRecordsResponse>, arena: Arena) throws(WireError) {
+        if !self.records.isEmpty {
+            c.pointee.n_records = self.records.count
+            c.pointee.records = try arena.array(self.records) { (element) throws(WireError) -> UnsafeMutablePointer<Doorstep__Visits__V1__RetentionRecord>? in try element.makeCStruct(in: arena) }
+        }
+        if !self.nextPageToken.isEmpty { c.pointee.next_page_token = try arena.cString(self.nextPageToken, field: "next_page_token") }
+    }
+
+    init(copying c: UnsafePointer<Doorstep__Visits__V1__ListRetentionRecordsResponse>) {
+        self.init()
+        self.records = swiftArray(c.pointee.records, c.pointee.n_records) { VisitsV1.RetentionRecord(copying: $0!) }
+        self.nextPageToken = swiftString(c.pointee.next_page_token)
+    }
+}
+
+extension VisitsV1.ListRetentionRecordsResponse {
+    public func jsonValue() -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if !self.records.isEmpty { members.append(("records", .array(self.records.map { $0.jsonValue() }))) }
+        if !self.nextPageToken.isEmpty { members.append(("nextPageToken", .string(self.nextPageToken))) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue, path: String) throws(JSONMappingError) {
+        self.init()
+        for (key, value) in try json.objectMembers(path) {
+            let fieldPath = path.isEmpty ? key : "\(path).\(key)"
+            if case .null = value { continue }
+            switch key {
+            case "records":
+                self.records = try value.arrayElements(fieldPath).enumerated().map { (index, element) throws(JSONMappingError) in
+                    try VisitsV1.RetentionRecord(json: element, path: "\(fieldPath)[\(index)]")
+                }
+            case "nextPageToken", "next_page_token": self.nextPageToken = try value.string(fieldPath)
+            default: throw JSONMappingError(path: fieldPath, problem: "is not a field of doorstep.visits.v1.ListRetentionRecordsResponse")
             }
         }
     }

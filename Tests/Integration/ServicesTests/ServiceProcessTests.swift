@@ -85,7 +85,7 @@ struct ServiceProcessTests {
         print(result.output)
         #expect(result.status == 0, "\(result.output)")
         #expect(!result.output.contains("FAIL"), "\(result.output)")
-        for check in ["accounts.create_open_get", "accounts.debtor_corrections", "accounts.personal_data_access", "accounts.bulk_import", "scheduling.register_agency_collector",
+        for check in ["accounts.create_open_get", "accounts.debtor_corrections", "accounts.personal_data_access", "accounts.watch_events", "accounts.bulk_import", "scheduling.register_agency_collector",
                       "scheduling.agency_lifecycle", "scheduling.wrong_address_refused", "visits.not_found",
                       "accounts.placements", "scheduling.place_region",
                       "accounts.deadline_exceeded", "visits.permission_denied", "scheduling.metadata_echo"] {

@@ -87,6 +87,17 @@ struct WorkflowTests {
         func getAccount(_ id: String) async throws -> AccountsV1.Account {
             try await accounts.unary(AccountsV1.AccountsService.getAccount, AccountsV1.GetAccountRequest(accountId: id), metadata: platform)
         }
+        // A consumer of each service's events for the whole story, as a lender's integration
+        // would run one: the accounts one is cut off midway, and the visits service it watches
+        // is killed (SIGKILL) and restarted; each resumes after the last event it kept.
+        let watched: [(name: String, method: MethodDescriptor<TypeV1.WatchEventsRequest, TypeV1.Event>)] = [
+            ("accounts", AccountsV1.AccountsService.watchEvents), ("scheduling", SchedulingV1.SchedulingService.watchEvents),
+            ("visits", VisitsV1.VisitsService.watchEvents),
+        ]
+        func watchedAddresses(_ name: String) -> String {
+            addresses(name == "accounts" ? accountsProcesses : name == "scheduling" ? schedulingProcesses : visitsProcesses)
+        }
+        let watchers = watched.map { EventWatcher($0.method, addresses: watchedAddresses($0.name), metadata: platform) }
 
         // Two accounts 12 days overdue (REMOTE); three undelivered SMS reminders each. Not
         // FIELD yet: too few days past due.
@@ -252,6 +263,7 @@ struct WorkflowTests {
                                            VisitsV1.VerifyEvidenceChainRequest(accountId: account.id), metadata: platform)
         #expect(chain.intact && chain.recordsChecked == 4)
 
+        watchers[0].disconnect()
         // Two days later the debtor pays the whole outstanding amount: the promise is kept and
         // the account is SETTLED, no longer a candidate.
         try await cluster.travel(to: windowStart + 2 * Self.day)
@@ -265,6 +277,12 @@ struct WorkflowTests {
         let remaining = try await accounts.unary(AccountsV1.AccountsService.listVisitCandidates,
                                                  AccountsV1.ListVisitCandidatesRequest(regionCode: "310115"), metadata: platform)
         #expect(remaining.candidates.map(\.accountId) == [other.id])
+
+        // The visits service (its first replica) is killed and restarted on its address.
+        let killed = await visitsProcesses[0].stop(signal: SIGKILL)
+        #expect(killed.reason == .uncaughtSignal)
+        visitsProcesses[0] = try await cluster.start("visits", listen: visitsProcesses[0].address, replica: 1, [
+            "--accounts-addr", addresses(accountsProcesses), "--scheduling-addr", addresses(schedulingProcesses)])
 
         // The complaint path: the other debtor complains of a call by the lead collector.
         // Filing holds that account and suspends the collector (through the outbox), so a
@@ -383,6 +401,32 @@ struct WorkflowTests {
                 metadata: stranger)
         }
         #expect(strangerCard?.code == .notFound && strangerCard?.message.contains(agency.id) == false, "\(String(describing: strangerCard))")
+
+        // Every consumer received every event of its service's log, in the log's order (per
+        // subject included), once, across the cut and the kill.
+        var types: Set<String> = []
+        for (watcher, service) in zip(watchers, watched) {
+            let log = try await EventWatcher.wholeLog(service.method, addresses: watchedAddresses(service.name), metadata: platform)
+            try await Self.eventually("the \(service.name) consumer to catch up") { watcher.events.count >= log.count }
+            let seen = watcher.events
+            #expect(Set(seen.map(\.id)).count == seen.count, "\(service.name): an event arrived twice")
+            #expect(seen.prefix(log.count).map(\.id) == log.map(\.id), "\(service.name): the consumer's events differ from the log")
+            types.formUnion(log.map(\.type))
+            await watcher.stop()
+        }
+        #expect(watchers[0].reconnects >= 1 && watchers[2].reconnects >= 1)
+        let storyTypes: Set<String> = [
+            "doorstep.accounts.account.opened", "doorstep.accounts.account.contact_attempt_recorded",
+            "doorstep.accounts.account.stage_changed", "doorstep.accounts.account.promise_recorded",
+            "doorstep.accounts.account.payment_recorded", "doorstep.accounts.account.promise_kept",
+            "doorstep.accounts.account.hold_placed", "doorstep.accounts.account.hold_released",
+            "doorstep.scheduling.appointment.booked", "doorstep.scheduling.appointment.notified",
+            "doorstep.scheduling.appointment.confirmed", "doorstep.scheduling.appointment.completed",
+            "doorstep.scheduling.collector.status_changed",
+            "doorstep.visits.visit.checked_in", "doorstep.visits.visit.outcome_recorded", "doorstep.visits.visit.checked_out",
+            "doorstep.visits.complaint.filed", "doorstep.visits.complaint.resolved",
+        ]
+        #expect(storyTypes.subtracting(types).isEmpty, "missing: \(storyTypes.subtracting(types).sorted())")
 
         await accounts.close()
         await scheduling.close()

@@ -233,6 +233,12 @@ final class FakePeers: VisitsPeers {
 
     func put(appointment: SchedulingV1.Appointment) { state.withLock { $0.appointments[appointment.id] = appointment } }
     func put(account: AccountsV1.Account) { state.withLock { $0.accounts[account.id] = account } }
+    /// Changes a known account (its holds, stage) as accounts would.
+    func update(account id: String, _ change: (inout AccountsV1.Account) -> Void) {
+        state.withLock { if var account = $0.accounts[id] { change(&account); $0.accounts[id] = account } }
+    }
+    /// Forgets an account: accounts answers NOT_FOUND for it from now on.
+    func remove(account id: String) { state.withLock { $0.accounts[id] = nil } }
     func setState(_ appointmentID: String, _ appointmentState: SchedulingV1.AppointmentState) {
         state.withLock { $0.appointments[appointmentID]?.state = appointmentState }
     }

@@ -4,6 +4,7 @@ import Models
 import RPCWire
 import ServiceTestSupport
 import Storage
+import Synchronization
 import TestSupport
 import Testing
 
@@ -99,6 +100,56 @@ struct EngineTests {
             return seen
         }
         #expect(seen == [0, 2, 4, 6, 8, 10, 12, 14, 16])
+        await database.close()
+    }
+
+    @Test("deferred steps run last, in order, inside the transaction; a savepoint that fails drops its writes and steps; effects run only after a commit")
+    func finalStepsAndSavepoints() async throws {
+        let database = try await Self.open()
+        let effects = Mutex<[String]>([])
+        struct Refused: Error {}
+        @Sendable func lines(_ db: SQLSession) throws -> [String] {
+            try db.fetchValues(String.self, sql: "SELECT line FROM log ORDER BY id")
+        }
+        try await database.write { db in
+            db.beforeCommit { db in
+                try db.execute(sql: "INSERT INTO log (line) VALUES ('last-1')")
+                // A step may defer another; it runs after the ones already deferred.
+                db.beforeCommit { db in try db.execute(sql: "INSERT INTO log (line) VALUES ('last-3')") }
+            }
+            db.beforeCommit { db in try db.execute(sql: "INSERT INTO log (line) VALUES ('last-2')") }
+            db.afterCommit { effects.withLock { $0.append("committed") } }
+            #expect(db.firstTime("k") && !db.firstTime("k"))
+            let kept = try db.savepoint { () -> Int in
+                try db.execute(sql: "INSERT INTO log (line) VALUES ('kept')")
+                return 7
+            }
+            #expect(kept == 7)
+            #expect(throws: Refused.self) {
+                try db.savepoint {
+                    try db.execute(sql: "INSERT INTO log (line) VALUES ('undone')")
+                    db.beforeCommit { db in try db.execute(sql: "INSERT INTO log (line) VALUES ('undone-step')") }
+                    db.afterCommit { effects.withLock { $0.append("undone-effect") } }
+                    throw Refused()
+                }
+            }
+            try db.execute(sql: "INSERT INTO log (line) VALUES ('body-end')")
+            // Not yet: the steps come after the body.
+            #expect(try lines(db) == ["kept", "body-end"])
+        }
+        #expect(try await database.read { db in try lines(db) } == ["kept", "body-end", "last-1", "last-2", "last-3"])
+        #expect(effects.withLock { $0 } == ["committed"])
+
+        // A step that throws rolls everything back, and no effect runs.
+        await #expect(throws: Refused.self) {
+            try await database.write { db in
+                try db.execute(sql: "INSERT INTO log (line) VALUES ('rolled-back')")
+                db.beforeCommit { _ in throw Refused() }
+                db.afterCommit { effects.withLock { $0.append("after-rollback") } }
+            }
+        }
+        #expect(try await database.read { db in try lines(db) }.count == 5)
+        #expect(effects.withLock { $0 } == ["committed"])
         await database.close()
     }
 

@@ -39,6 +39,12 @@ public struct ServedService: Sendable {
         }
     }
 
+    /// Begins the server's graceful shutdown (and waits for its drain) while the client stays
+    /// open: what a consumer connected to a service being stopped sees.
+    public func shutdownServer() async {
+        await server?.shutdownGracefully()
+    }
+
     /// Closes the client and drains the server.
     public func close() async {
         await client.close()

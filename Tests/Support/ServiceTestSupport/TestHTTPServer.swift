@@ -14,14 +14,20 @@ public final class TestHTTPServer: Sendable {
         public var topic: String
         public var contentType: String
         public var body: String
+        /// Every header, names in lower case (the last value of a repeated one).
+        public var headers: [String: String] = [:]
+        /// The status it was answered with (0: held unanswered).
+        public var status: UInt = 0
     }
 
     private let channel: any Channel
     private let recorded: Mutex<[Request]>
+    private let queue: StatusQueue
     public let port: Int
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, queue: StatusQueue) {
         self.channel = channel
+        self.queue = queue
         self.recorded = Mutex([])
         self.port = channel.localAddress?.port ?? 0
     }
@@ -40,21 +46,26 @@ public final class TestHTTPServer: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
-        let server = TestHTTPServer(channel: channel)
+        let server = TestHTTPServer(channel: channel, queue: queue)
         box.server.withLock { $0 = server }
         return server
     }
 
     public func stop() async throws { try await channel.close() }
 
+    /// From now on answers every request with `status` (the statuses given to ``start(statuses:port:)``
+    /// not yet used are dropped).
+    public func answer(_ status: UInt) { queue.answer(status) }
+
     final class ServerBox: Sendable {
         let server = Mutex<TestHTTPServer?>(nil)
     }
 
     final class StatusQueue: Sendable {
-        private let statuses: Mutex<[UInt]>
-        init(_ statuses: [UInt]) { self.statuses = Mutex(statuses) }
-        func next() -> UInt { statuses.withLock { $0.isEmpty ? 200 : $0.removeFirst() } }
+        private let statuses: Mutex<(queued: [UInt], then: UInt)>
+        init(_ statuses: [UInt]) { self.statuses = Mutex((statuses, 200)) }
+        func next() -> UInt { statuses.withLock { $0.queued.isEmpty ? $0.then : $0.queued.removeFirst() } }
+        func answer(_ status: UInt) { statuses.withLock { $0 = ([], status) } }
     }
 
     final class Handler: ChannelInboundHandler, @unchecked Sendable {
@@ -63,7 +74,7 @@ public final class TestHTTPServer: Sendable {
         let queue: StatusQueue
         let box: ServerBox
         var head: HTTPRequestHead?
-        var body = ""
+        var body: [UInt8] = []
 
         init(queue: StatusQueue, box: ServerBox) {
             self.queue = queue
@@ -74,16 +85,17 @@ public final class TestHTTPServer: Sendable {
             switch unwrapInboundIn(data) {
             case .head(let head):
                 self.head = head
-                body = ""
+                body = []
             case .body(let buffer):
-                body += String(buffer: buffer)
+                body += buffer.readableBytesView
             case .end:
                 guard let head else { return }
+                let code = queue.next()
                 box.server.withLock { $0 }?.record(Request(
                     method: "\(head.method)", uri: head.uri, idempotencyKey: head.headers.first(name: "idempotency-key") ?? "",
                     topic: head.headers.first(name: "x-doorstep-topic") ?? "", contentType: head.headers.first(name: "content-type") ?? "",
-                    body: body))
-                let code = queue.next()
+                    body: String(decoding: body, as: UTF8.self), headers: Dictionary(head.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { $1 }),
+                    status: code))
                 if code == 0 { return }  // hold the request: the client times out
                 let status = HTTPResponseStatus(statusCode: Int(code))
                 var headers = HTTPHeaders()

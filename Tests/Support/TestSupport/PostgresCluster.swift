@@ -83,25 +83,19 @@ public final class PostgresCluster: @unchecked Sendable {
         }
     }
 
-    /// Runs `tool` and waits for it, its output appended to `commands.log`. Not Foundation's
-    /// `Process`: its `waitUntilExit` waits for a descriptor the child inherits, which the
-    /// server `pg_ctl start` leaves running keeps open, so it would never return.
+    /// Runs `tool` and waits for it, its output appended to `commands.log`: a ``ChildProcess``,
+    /// so the server `pg_ctl start` leaves running inherits no descriptor of this process (it
+    /// once kept the listening socket of an in-process test server, which then accepted
+    /// connections nobody answered, and Foundation's `Process` waited for a descriptor it held).
     private func run(_ tool: String, _ arguments: [String]) throws {
         let log = directory.appendingPathComponent("commands.log").path
-        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([tool] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, tool, &actions, nil, argv, environ)
-        guard spawned == 0 else { throw PostgresClusterError(description: "cannot run \(tool): error \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exited = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let child = try ChildProcess(tool, arguments, standardOutput: .file(log), standardError: .standardOutput)
+        let termination = child.wait()
+        let exited: Int32
+        switch termination {
+        case .exit(let code): exited = code
+        case .signal(let number): exited = 128 + number
+        }
         guard exited == 0 else {
             let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             let server = (try? String(contentsOf: directory.appendingPathComponent("server.log"), encoding: .utf8)) ?? ""

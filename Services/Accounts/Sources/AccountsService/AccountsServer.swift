@@ -3,6 +3,7 @@ import Compliance
 import Foundation
 import ServiceKit
 import Storage
+import Webhooks
 
 /// Flags of the `accounts` executable beyond the common ones.
 public struct AccountsOptions: ParsableArguments {
@@ -31,7 +32,17 @@ public struct AccountsOptions: ParsableArguments {
         valueName: "seconds"))
     public var nightlyEvaluationIntervalSeconds: Int?
 
+    @Option(help: ArgumentHelp(
+        "How often the service anonymises debtors past their retention (1-86400), or 'off' (0 = off). Env DOORSTEP_RETENTION_INTERVAL_SECONDS. Default 3600.",
+        valueName: "seconds|off"))
+    public var retentionIntervalSeconds: String?
+
     public init() {}
+
+    /// How often the retention job runs (`RetentionSweep`); nil when it is off.
+    public func retentionInterval(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> Duration? {
+        try OptionSource(environment: environment).retentionInterval(retentionIntervalSeconds)
+    }
 
     public static var rulePacks: [String] { RulePacks.all.map(\.id) }
 
@@ -77,6 +88,7 @@ public enum AccountsServer {
         let configuration = try common.resolve()
         let (accounts, dataKeyFile) = try options.resolve()
         let nightly = try options.nightlyEvaluation()
+        let retention = try options.retentionInterval()
         try await ServiceRuntime.run(configuration: configuration) { environment in
             let keyPath = dataKeyFile ?? environment.dataDirectory + "/data.key"
             let key: DataCipher
@@ -111,10 +123,15 @@ public enum AccountsServer {
             }
             var setup = ServiceSetup.serving(service.definition, serviceName: AccountsService.serviceName, database: database,
                                              environment: environment)
+            try setup.hostWebhooks(.accounts, database: database, events: service.store.events, environment: environment)
             if let nightly {
                 setup.background.append(NightlyEvaluation(service: service, database: database, clock: environment.clock,
                                                           logger: environment.logger, dayStartMs: nightly.dayStartMs,
                                                           interval: nightly.interval))
+            }
+            if let retention {
+                setup.background.append(RetentionSweep(service: service, database: database, clock: environment.clock,
+                                                       logger: environment.logger, interval: retention))
             }
             return setup
         }

@@ -29,6 +29,10 @@ extension AccountsService {
             guard let current = try store.debtor(db, id: request.debtorId) else {
                 throw RPCError.notFound("debtor \(request.debtorId) not found")
             }
+            guard current.erased == nil else {
+                throw RPCError.refused(rule: RuleID.recordRetention, "debtor \(current.id) was anonymised past its retention",
+                                       subjectID: current.id)
+            }
             if request.expectedVersion != 0, request.expectedVersion != current.version {
                 throw RPCError(code: .aborted, message: "stale version: expected \(request.expectedVersion), current \(current.version)")
             }

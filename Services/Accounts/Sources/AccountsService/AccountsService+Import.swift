@@ -191,14 +191,10 @@ extension AccountsService {
                     case .failure(let problem):
                         done.append(Self.rejected(sequence, problem))
                     case .success(let record):
-                        try db.execute(sql: "SAVEPOINT import_record")
                         do {
-                            done.append(try body(db, sequence, record))
-                            try db.execute(sql: "RELEASE SAVEPOINT import_record")
+                            done.append(try db.savepoint { try body(db, sequence, record) })
                         } catch {
                             guard error is DomainError || error is RPCError else { throw error }
-                            try db.execute(sql: "ROLLBACK TO SAVEPOINT import_record")
-                            try db.execute(sql: "RELEASE SAVEPOINT import_record")
                             done.append(Self.rejected(sequence, error))
                         }
                     }
@@ -299,6 +295,7 @@ extension AccountsStore {
             event.sequence = Int64(index + 1)
             event.occurredMs = nowMs
             arguments += [accountID, event.sequence, event.eventType.rawValue, Data(try event.encode())] as [any SQLValueConvertible]
+            try publish(db, event)
         }
         try db.execute(
             sql: "INSERT INTO timeline (account_id, sequence, event_type, body) VALUES "

@@ -1,3 +1,4 @@
+import Events
 import Compliance
 import Foundation
 import Logging
@@ -127,6 +128,12 @@ public struct AccountsService: Sendable {
         definition.serverStreaming(AccountsV1.AccountsService.exportDebtorRecord, roles: [.compliance]) { request, context, responses in
             try await exportDebtorRecord(request, context, responses)
         }
+        definition.unary(AccountsV1.AccountsService.listRetentionRecords, roles: [.compliance]) { request, context in
+            try await listRetentionRecords(request, context)
+        }
+        definition.serverStreaming(AccountsV1.AccountsService.watchEvents, roles: [.platform, .compliance, .service]) { request, context, responses in
+            try await store.events.watch(request, context: context, database: store.database, responses: responses)
+        }
         definition.unary(AccountsV1.AccountsService.recallAccounts, roles: [.platform, .compliance, .service]) { request, context in
             try await recallAccounts(request, context)
         }
@@ -238,6 +245,9 @@ public struct AccountsService: Sendable {
             // Read again in the transaction: the region and zone copied are the current ones.
             guard let debtor = try store.debtor(db, id: debtorID) else {
                 throw RPCError.notFound("debtor \(debtorID) not found")
+            }
+            guard debtor.erased == nil else {
+                throw RPCError.refused(rule: RuleID.recordRetention, "debtor \(debtorID) was anonymised past its retention", subjectID: debtorID)
             }
             guard try !store.accountExists(db, lenderID: opening.lenderID, externalID: opening.externalID) else {
                 throw RPCError(code: .alreadyExists,

@@ -1,3 +1,5 @@
+import Events
+import Webhooks
 import Foundation
 import Models
 import RPCWire
@@ -17,6 +19,10 @@ struct ContactStats: Sendable, Hashable {
 
 struct AccountsStore: Sendable {
     let database: SQLDatabase
+    /// The service's domain events (written in the transactions of the changes; WatchEvents):
+    /// one log per process, so a commit through any store value wakes every watcher at once.
+    var events: EventLog { Self.eventLog }
+    static let eventLog = EventLog(source: "/doorstep/accounts")
     let cipher: DataCipher
     /// The rules the visit-candidate ranking is computed with.
     let configuration: AccountsService.Configuration
@@ -206,6 +212,24 @@ struct AccountsStore: Sendable {
             CREATE INDEX personal_data_access_agency ON personal_data_access (agency_id, id);
             CREATE INDEX personal_data_access_time ON personal_data_access (at_ms);
             """)
+        EventLog.addMigrations(to: &migrations)
+        Webhooks.addMigrations(to: &migrations)
+        // Retention (RetentionSweep.swift): when each debtor's personal data is due for
+        // erasure (NULL = to be computed from its accounts, 0 = never: an account is open),
+        // the hold that last postponed it, when it was erased; and the retention audit.
+        migrations.add("accounts-v13-retention", sql: """
+            ALTER TABLE debtors ADD COLUMN retention_due_ms INTEGER;
+            ALTER TABLE debtors ADD COLUMN retention_hold TEXT NOT NULL DEFAULT '';
+            ALTER TABLE debtors ADD COLUMN erased_ms INTEGER NOT NULL DEFAULT 0;
+            CREATE INDEX debtors_retention ON debtors (retention_due_ms, id);
+            CREATE TABLE retention_records (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                recorded_ms INTEGER NOT NULL,
+                debtor_id TEXT NOT NULL,
+                body BLOB NOT NULL
+            );
+            CREATE INDEX retention_records_debtor ON retention_records (debtor_id, id);
+            """)
         return migrations
     }
 
@@ -328,6 +352,7 @@ struct AccountsStore: Sendable {
                         account.stage.rawValue, account.regionCode, Data(try account.encode()), account.version,
                         account.createdMs, account.updatedMs])
         try keepRank(db, account: account, contacts: ContactStats(), nowMs: nowMs)
+        try retentionChanged(db, account: account)
     }
 
     /// Writes a changed account (its version already incremented by the caller) and its
@@ -354,6 +379,7 @@ struct AccountsStore: Sendable {
                             account.updatedMs, account.id])
         }
         try keepRank(db, account: account, contacts: contacts, nowMs: nowMs)
+        try retentionChanged(db, account: account)
     }
 
     /// Brings the account's ranking entry up to date: written for a FIELD account on no hold,
@@ -394,7 +420,25 @@ struct AccountsStore: Sendable {
             try db.execute(
                 sql: "INSERT INTO timeline (account_id, sequence, event_type, body) VALUES (?, ?, ?, ?)",
                 arguments: [accountID, sequence, event.eventType.rawValue, Data(try event.encode())])
+            try publish(db, event)
         }
+    }
+
+    /// Writes a timeline event to the service's event log too, in the same transaction: type
+    /// "doorstep.accounts.account.<what>" (the event type's name, e.g. `stage_changed`),
+    /// subject "accounts/<id>", the timeline event as data and its id as the event's.
+    func publish(_ db: SQLSession, _ event: AccountsV1.TimelineEvent) throws {
+        try events.append(db, type: Self.eventType(event.eventType), subject: "accounts/\(event.accountId)", data: event,
+                          id: event.id, nowMs: event.occurredMs)
+    }
+
+    /// The CloudEvents type of a timeline event type: its name in lower case, without the
+    /// account prefix the resource already says (ACCOUNT_OPENED → "doorstep.accounts.account.opened",
+    /// STAGE_CHANGED → "doorstep.accounts.account.stage_changed").
+    static func eventType(_ type: AccountsV1.TimelineEventType) -> String {
+        var name = (type.protoName ?? "TIMELINE_EVENT_TYPE_\(type.rawValue)").dropFirst("TIMELINE_EVENT_TYPE_".count).lowercased()
+        if name.hasPrefix("account_") { name.removeFirst("account_".count) }
+        return "doorstep.accounts.account." + name
     }
 
     /// Up to `limit` events after `sequence`, oldest first, optionally of some types only.

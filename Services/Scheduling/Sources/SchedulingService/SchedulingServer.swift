@@ -3,6 +3,7 @@ import Compliance
 import Foundation
 import Outbox
 import ServiceKit
+import Webhooks
 import Storage
 
 public enum SchedulingDefaults: ServiceDefaults {
@@ -57,7 +58,26 @@ public struct SchedulingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Zone PlanDay uses when the request names none. Env DOORSTEP_DEFAULT_TIME_ZONE. Default Asia/Shanghai.", valueName: "zone"))
     public var defaultTimeZone: String?
 
+    @Option(help: ArgumentHelp(
+        "How often the service looks for licences, inspections and certifications reaching an expiry warning (1-86400), or 'off' (0 = off). Env DOORSTEP_EXPIRY_WARNINGS_INTERVAL_SECONDS. Default 3600.",
+        valueName: "seconds|off"))
+    public var expiryWarningsIntervalSeconds: String?
+
     public init() {}
+
+    /// How often the expiry-warnings job runs (`ExpiryWarnings`); nil when it is off.
+    public func expiryWarningsInterval(environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(ConfigurationError) -> Duration? {
+        guard let (value, source) = OptionSource(environment: environment)
+            .text(expiryWarningsIntervalSeconds, "DOORSTEP_EXPIRY_WARNINGS_INTERVAL_SECONDS") else {
+            return .seconds(3600)
+        }
+        if value == "off" || value == "0" { return nil }
+        guard let seconds = Int(value), (1...86_400).contains(seconds) else {
+            throw ConfigurationError("\(source): '\(value)' is not a number of seconds in 1...86400, 0 or off")
+        }
+        return .seconds(seconds)
+    }
 
     /// Where notices are delivered.
     public enum NoticeSink: Sendable, Equatable {
@@ -117,10 +137,11 @@ public struct SchedulingOptions: ParsableArguments {
 
 /// Runs the scheduling service process: the gRPC service, the customer-notice dispatcher, the
 /// dispatcher of placement recalls to accounts,
-/// the missed-appointment sweep and the idempotency purge.
+/// the missed-appointment sweep, the expiry warnings and the idempotency purge.
 public enum SchedulingServer {
     public static func run(common: ServiceOptions<SchedulingDefaults>, options: SchedulingOptions) async throws {
         let configuration = try common.resolve()
+        let expiryWarnings = try options.expiryWarningsInterval()
         try await ServiceRuntime.run(configuration: configuration) { environment in
             let (scheduling, sinkChoice) = try options.resolve(dataDirectory: environment.dataDirectory)
             let sink: any OutboxSink
@@ -151,6 +172,7 @@ public enum SchedulingServer {
             wake.attach(dispatcher)
             var setup = ServiceSetup.serving(service.definition, serviceName: SchedulingService.serviceName, database: database,
                                              environment: environment)
+            try setup.hostWebhooks(.scheduling, database: database, events: service.store.events, environment: environment)
             // Recalls of a suspended or exited agency's placed accounts, to accounts.
             let recalls = OutboxDispatcher(
                 database: database, topics: [SchedulingService.recallTopic], sink: PlacementRecallSink(accounts: directory),
@@ -162,6 +184,9 @@ public enum SchedulingServer {
                 MissedAppointmentSweep(database: database, graceMinutes: scheduling.missedGraceMinutes, clock: environment.clock,
                                        logger: environment.logger),
             ]
+            if let expiryWarnings {
+                setup.background.append(ExpiryWarnings(service: service, logger: environment.logger, interval: expiryWarnings))
+            }
             let closeDatabase = setup.onShutdown
             setup.onShutdown = {
                 await directory.close()

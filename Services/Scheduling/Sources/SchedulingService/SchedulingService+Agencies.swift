@@ -119,6 +119,7 @@ extension SchedulingService {
         let wrote = TransactionFlag()
         let agency = try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             var agency = try Self.visibleAgency(db, store, id: request.agencyId, scope: scope)
+            let previousStatus = agency.status
             try Self.checkVersion(request.expectedVersion, agency.version, "agency")
             try Self.refuseIfExited(agency, "inspected")
             agency.inspections = AgencyLifecycle.appending(SchedulingV1.AgencyInspection(
@@ -142,6 +143,7 @@ extension SchedulingService {
             agency.version += 1
             agency.updatedMs = now
             try store.update(db, agency: agency)
+            try store.publishStatusChange(db, agency, from: previousStatus, nowMs: now)
             return agency
         }
         if wrote.isSet { noticeWritten() }
@@ -183,6 +185,7 @@ extension SchedulingService {
         let wrote = TransactionFlag()
         let agency = try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
             var agency = try Self.visibleAgency(db, store, id: agencyID, scope: scope)
+            let previousStatus = agency.status
             try Self.checkVersion(expectedVersion, agency.version, "agency")
             if try Self.changeStatus(&agency, on: event, reason: reason, by: caller.actor, db, store, nowMs: now,
                                      configuration: configuration) {
@@ -191,6 +194,7 @@ extension SchedulingService {
             agency.version += 1
             agency.updatedMs = now
             try store.update(db, agency: agency)
+            try store.publishStatusChange(db, agency, from: previousStatus, nowMs: now)
             return agency
         }
         if wrote.isSet { noticeWritten() }
@@ -224,6 +228,7 @@ extension SchedulingService {
                 appointment.version += 1
                 appointment.updatedMs = now
                 try store.update(db, appointment: appointment)
+                try store.publish(db, appointment, .cancelled, nowMs: now)
                 cancelled += 1
             }
         }

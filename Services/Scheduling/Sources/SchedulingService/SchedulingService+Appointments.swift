@@ -79,6 +79,7 @@ extension SchedulingService {
                 bookedBy: caller.actor, version: 1, createdMs: now, updatedMs: now, debtorRequest: debtorRequest)
             try Self.writeNotice(db, kind: .booked, for: &appointment, judgement: judgement, nowMs: now, configuration: configuration)
             try store.insert(db, appointment: appointment)
+            try store.publish(db, appointment, .booked, nowMs: now)
             return try Self.withDeliveries(db, appointment)
         }
         noticeWritten()
@@ -95,7 +96,8 @@ extension SchedulingService {
             throw RPCError.invalidArgument("confirmation_channel", "unknown value \(value)")
         }
         _ = try Validate.text(request.note, field: "note", min: 0, max: 500)
-        return try await mutateAppointment(request, context, id: request.appointmentId, expectedVersion: request.expectedVersion) { appointment, _, now in
+        return try await mutateAppointment(request, context, id: request.appointmentId, expectedVersion: request.expectedVersion,
+                                           on: .confirm) { appointment, _, now in
             try Self.transition(&appointment, on: .confirm, "only a NOTIFIED appointment can be confirmed")
             appointment.confirmedMs = now
             if !request.note.isEmpty { appointment.note = request.note }
@@ -120,7 +122,8 @@ extension SchedulingService {
                                                    nowMs: clock.nowMs(), pack: configuration.rulePack)
         let current = try await store.database.read { db in try Self.visibleAppointment(db, store, id: appointmentID, scope: scope) }
         let account = try await accounts.account(current.accountId)
-        let result = try await mutateAppointment(request, context, id: request.appointmentId, expectedVersion: request.expectedVersion) { appointment, db, now in
+        let result = try await mutateAppointment(request, context, id: request.appointmentId, expectedVersion: request.expectedVersion,
+                                                 on: .reschedule) { appointment, db, now in
             let previousState = appointment.state
             try Self.transition(&appointment, on: .reschedule, "only PROPOSED, NOTIFIED or CONFIRMED appointments can be rescheduled")
             let crew = request.crewCollectorIds.isEmpty ? appointment.crewCollectorIds : request.crewCollectorIds
@@ -167,7 +170,8 @@ extension SchedulingService {
         let caller = try context.requireCaller()
         let store = self.store
         let configuration = self.configuration
-        return try await mutateAppointment(request, context, id: request.appointmentId, expectedVersion: request.expectedVersion) { appointment, db, now in
+        return try await mutateAppointment(request, context, id: request.appointmentId, expectedVersion: request.expectedVersion,
+                                           on: .cancel) { appointment, db, now in
             try Self.cancel(&appointment, db, store, reason: request.reason, note: request.note, by: caller.actor, nowMs: now,
                             configuration: configuration)
         }
@@ -207,7 +211,7 @@ extension SchedulingService {
         try Validate.resourceID(request.visitId, field: "visit_id", prefix: "vis")
         _ = try Validate.instantMs(request.checkedOutMs, field: "checked_out_ms", required: true)
         return try await mutateAppointment(request, context, id: request.appointmentId, expectedVersion: request.expectedVersion,
-                                           unchangedIf: { $0.state == .completed && $0.visitId == request.visitId }) { appointment, _, now in
+                                           on: .complete, unchangedIf: { $0.state == .completed && $0.visitId == request.visitId }) { appointment, _, now in
             try Self.transition(&appointment, on: .complete, "only NOTIFIED, CONFIRMED or MISSED appointments can be completed")
             appointment.visitId = request.visitId
             appointment.completedMs = now
@@ -272,11 +276,12 @@ extension SchedulingService {
     // MARK: Shared steps
 
     /// One mutation of one appointment: idempotent write transaction, visibility (NOT_FOUND),
-    /// expected version (ABORTED), `change`, version and timestamps, write. `change` returns
-    /// whether it wrote a customer notice (the dispatcher is then woken). `unchangedIf`
-    /// returns the appointment as is when the request is already in effect.
+    /// expected version (ABORTED), `change`, version and timestamps, write, and the event of
+    /// `transition` in the same transaction. `change` returns whether it wrote a customer
+    /// notice (the dispatcher is then woken). `unchangedIf` returns the appointment as is
+    /// (no event) when the request is already in effect.
     func mutateAppointment<Request: ProtoMessage>(
-        _ request: Request, _ context: ServerContext, id: String, expectedVersion: Int64,
+        _ request: Request, _ context: ServerContext, id: String, expectedVersion: Int64, on transition: AppointmentTransitions.Event,
         unchangedIf: @escaping @Sendable (SchedulingV1.Appointment) -> Bool = { _ in false },
         _ change: @escaping @Sendable (inout SchedulingV1.Appointment, SQLSession, Int64) throws -> Bool
     ) async throws -> SchedulingV1.Appointment {
@@ -295,6 +300,7 @@ extension SchedulingService {
             appointment.version += 1
             appointment.updatedMs = now
             try store.update(db, appointment: appointment)
+            try store.publish(db, appointment, .init(transition), nowMs: now)
             return try Self.withDeliveries(db, appointment)
         }
         if wrote.isSet { noticeWritten() }

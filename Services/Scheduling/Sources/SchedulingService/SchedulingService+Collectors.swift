@@ -43,10 +43,12 @@ extension SchedulingService {
             collector.suspensions.append(SchedulingV1.Suspension(
                 id: IDGenerator.make(prefix: "sus", nowMs: now), reason: request.reason, complaintId: request.complaintId,
                 note: request.note, suspendedMs: now, suspendedBy: caller.actor, active: true))
+            let previousStatus = collector.status
             collector.status = .suspended
             collector.version += 1
             collector.updatedMs = now
             try store.update(db, collector: collector)
+            try store.publishStatusChange(db, collector, from: previousStatus, nowMs: now)
             return collector
         }
     }
@@ -95,10 +97,12 @@ extension SchedulingService {
             collector.suspensions[index].liftedMs = now
             collector.suspensions[index].liftedBy = caller.actor
             collector.suspensions[index].liftNote = request.note
+            let previousStatus = collector.status
             collector.status = collector.suspensions.contains(where: \.active) ? .suspended : .active
             collector.version += 1
             collector.updatedMs = now
             try store.update(db, collector: collector)
+            try store.publishStatusChange(db, collector, from: previousStatus, nowMs: now)
             return collector
         }
     }

@@ -77,6 +77,7 @@ extension SchedulingService {
         appointment.version += 1
         appointment.updatedMs = deliveredMs
         try store.update(db, appointment: appointment)
+        try store.publish(db, appointment, .notified, nowMs: deliveredMs)
     }
 }
 
@@ -113,6 +114,7 @@ public struct MissedAppointmentSweep: Service {
                 appointment.version += 1
                 appointment.updatedMs = now
                 try store.update(db, appointment: appointment)
+                try store.publish(db, appointment, .missed, nowMs: now)
                 count += 1
             }
             return count

@@ -94,6 +94,7 @@ extension SchedulingService {
         let result = try await store.database.write { db in
             if let remembered = try Idempotency.lookup(db, key, as: SchedulingV1.PlaceRegionResponse.self) { return remembered }
             try Idempotency.remember(db, key, response: finished, nowMs: now)
+            try store.publishRegionPlaced(db, region: region, finished, nowMs: now)
             return finished
         }
         context.logger.notice("region placed by rule", metadata: [

@@ -1,3 +1,4 @@
+import Events
 import Compliance
 import Foundation
 import Logging
@@ -70,6 +71,9 @@ public struct SchedulingService: Sendable {
         definition.unary(S.planDay, roles: [.platform, .agencyManager, .service]) { try await planDay($0, $1) }
         definition.unary(S.getContactBudget, roles: [.platform, .compliance, .service]) { try await getContactBudget($0, $1) }
         definition.unary(S.placeRegion, roles: [.platform]) { try await placeRegion($0, $1) }
+        definition.serverStreaming(S.watchEvents, roles: [.platform, .compliance, .service]) { request, context, responses in
+            try await store.events.watch(request, context: context, database: store.database, responses: responses)
+        }
         return definition
     }
 

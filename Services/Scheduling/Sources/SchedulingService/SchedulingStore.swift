@@ -1,4 +1,6 @@
 import Compliance
+import Events
+import Webhooks
 import Foundation
 import Models
 import Outbox
@@ -10,6 +12,10 @@ import Storage
 /// holds its protobuf encoding beside the columns it is looked up by.
 struct SchedulingStore: Sendable {
     let database: SQLDatabase
+    /// The service's domain events (written in the transactions of the changes; WatchEvents).
+    /// One log per process: a sweep's own store wakes the same watchers as the service's.
+    var events: EventLog { Self.eventLog }
+    static let eventLog = EventLog(source: "/doorstep/scheduling")
 
     /// States whose appointment still takes (or took) place: they count against capacity,
     /// double-booking and visit caps. CANCELLED and MISSED free everything.
@@ -74,6 +80,20 @@ struct SchedulingStore: Sendable {
             CREATE INDEX appointment_crew_collector ON appointment_crew (collector_id, window_start_ms);
             """)
         Outbox.addMigrations(to: &migrations)
+        EventLog.addMigrations(to: &migrations)
+        // What the expiry-warnings job has warned of (ExpiryWarnings.swift): one row per
+        // licence, inspection or certification, last valid day and threshold.
+        migrations.add("scheduling-v3-expiry-warnings", sql: """
+            CREATE TABLE expiry_warnings (
+                kind INTEGER NOT NULL,
+                resource_id TEXT NOT NULL,
+                last_valid_day INTEGER NOT NULL,
+                threshold_days INTEGER NOT NULL,
+                warned_ms INTEGER NOT NULL,
+                PRIMARY KEY (kind, resource_id, last_valid_day, threshold_days)
+            );
+            """)
+        Webhooks.addMigrations(to: &migrations)
         return migrations
     }
 

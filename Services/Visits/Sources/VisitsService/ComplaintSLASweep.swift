@@ -41,6 +41,7 @@ public struct ComplaintSLASweep: Service {
                 complaint.version += 1
                 complaint.updatedMs = now
                 try store.update(db, complaint: complaint)
+                try store.publish(db, complaint: complaint, after: complaint.timeline.count - 1, nowMs: now)
                 try store.noteBreach(db, complaintID: id)
                 count += 1
             }

@@ -29,6 +29,9 @@ public enum EvidenceChain {
         public var headSHA256: [UInt8]
         public var firstBrokenSequence: Int64
         public var problem: String
+        /// Of `recordsChecked`, records of erased visits (their content is gone; see
+        /// ``verify(_:accountID:erased:)``).
+        public var recordsErased: Int64 = 0
         public var intact: Bool { firstBrokenSequence == 0 }
     }
 
@@ -36,9 +39,16 @@ public enum EvidenceChain {
     /// each `previous_sha256` equal to the predecessor's hash; each `record_sha256` equal to
     /// the hash of its stored bytes; each payload a `ChainEntry` of this account with the
     /// record's sequence.
-    public static func verify(_ records: [VisitsV1.ChainRecord], accountID: String) -> Verification {
+    ///
+    /// A record whose visit the retention job erased (its sequence in `erased`) has a payload
+    /// stripped of its content (``stripped(_:)``), which no longer hashes to its
+    /// `record_sha256`: for it only the sequence, the link to its predecessor and the stripped
+    /// entry are checked, and its stored `record_sha256` carries the chain on to the next
+    /// record (which checks it). A stripped payload outside `erased` is broken.
+    public static func verify(_ records: [VisitsV1.ChainRecord], accountID: String, erased: Set<Int64> = []) -> Verification {
         var previous = genesis
         var checked: Int64 = 0
+        var erasedCount: Int64 = 0
         for (index, record) in records.enumerated() {
             let expected = Int64(index + 1)
             func broken(_ problem: String) -> Verification {
@@ -47,6 +57,16 @@ public enum EvidenceChain {
             }
             guard record.sequence == expected else { return broken("sequence \(record.sequence) where \(expected) was expected (a gap)") }
             guard record.previousSha256 == previous else { return broken("previous_sha256 does not match record \(expected - 1)") }
+            if let entry = try? VisitsV1.ChainEntry(decoding: record.payload), entry.content == nil {
+                guard erased.contains(record.sequence), entry.accountId == accountID, entry.sequence == expected,
+                      record.recordSha256.count == 32 else {
+                    return broken("payload has no content and its visit is not erased")
+                }
+                previous = record.recordSha256
+                checked += 1
+                erasedCount += 1
+                continue
+            }
             guard hash(previous: record.previousSha256, payload: record.payload) == record.recordSha256 else {
                 return broken("record_sha256 does not match its payload")
             }
@@ -57,7 +77,23 @@ public enum EvidenceChain {
             checked += 1
         }
         return Verification(recordsChecked: checked, headSequence: records.last?.sequence ?? 0, headSHA256: previous,
-                            firstBrokenSequence: 0, problem: "")
+                            firstBrokenSequence: 0, problem: "", recordsErased: erasedCount)
+    }
+
+    /// `payload` (a serialized ChainEntry) without its content: the account, visit, sequence
+    /// and time stay, so the record's place in the chain can still be checked.
+    static func stripped(_ payload: [UInt8]) throws -> [UInt8] {
+        var entry = try VisitsV1.ChainEntry(decoding: payload)
+        entry.content = nil
+        return try entry.encode()
+    }
+
+    /// Sequences of the account's records whose visit is erased.
+    static func erasedSequences(_ db: SQLSession, accountID: String) throws -> Set<Int64> {
+        Set(try db.fetchValues(Int64.self, sql: """
+            SELECT c.sequence FROM chain_records c JOIN visits v ON v.id = c.visit_id
+            WHERE c.account_id = ? AND v.erased_ms > 0
+            """, arguments: [accountID]))
     }
 
     /// Appends a record to `accountID`'s chain inside the caller's write transaction and

@@ -3,6 +3,7 @@ import Compliance
 import Foundation
 import Outbox
 import ServiceKit
+import Webhooks
 
 public enum VisitsDefaults: ServiceDefaults {
     public static let name = "visits"
@@ -29,7 +30,17 @@ public struct VisitsOptions: ParsableArguments {
                                valueName: "zone"))
     public var defaultTimeZone: String?
 
+    @Option(help: ArgumentHelp(
+        "How often the service erases visits and complaints past their retention (1-86400), or 'off' (0 = off). Env DOORSTEP_RETENTION_INTERVAL_SECONDS. Default 3600.",
+        valueName: "seconds|off"))
+    public var retentionIntervalSeconds: String?
+
     public init() {}
+
+    /// How often the retention job runs (`RetentionSweep`); nil when it is off.
+    public func retentionInterval(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> Duration? {
+        try OptionSource(environment: environment).retentionInterval(retentionIntervalSeconds)
+    }
 
     public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> VisitsConfiguration {
         let options = OptionSource(environment: environment)
@@ -49,6 +60,7 @@ public enum VisitsServer {
     public static func run(common: ServiceOptions<VisitsDefaults>, options: VisitsOptions) async throws {
         let configuration = try common.resolve()
         let visits = try options.resolve()
+        let retention = try options.retentionInterval()
         try await ServiceRuntime.run(configuration: configuration) { environment in
             let database = try await environment.openDatabase("visits.sqlite", migrations: VisitsService.migrations)
             let peers = GRPCVisitsPeers(accounts: configuration.peers.accounts, scheduling: configuration.peers.scheduling,
@@ -68,7 +80,12 @@ public enum VisitsServer {
             wake.attach(dispatcher)
             var setup = ServiceSetup.serving(service.definition, serviceName: VisitsService.serviceName, database: database,
                                              environment: environment)
+            try setup.hostWebhooks(.visits, database: database, events: service.store.events, environment: environment)
             setup.background += [dispatcher, ComplaintSLASweep(database: database, clock: environment.clock, logger: environment.logger)]
+            if let retention {
+                setup.background.append(RetentionSweep(service: service, database: database, clock: environment.clock,
+                                                       logger: environment.logger, interval: retention))
+            }
             let closeDatabase = setup.onShutdown
             setup.onShutdown = {
                 await peers.close()

@@ -102,6 +102,7 @@ extension VisitsService {
                                                                     reason: .complaint, complaintId: id, note: "complaint \(id)"), nowMs: now)
             }
             try store.insert(db, complaint: complaint)
+            try store.publish(db, complaint: complaint, after: 0, nowMs: now)
             return try Self.withDeliveries(db, complaint, nowMs: now)
         }
         effectsWritten()
@@ -329,11 +330,14 @@ extension VisitsService {
 
     private func record(_ db: SQLSession, _ complaint: VisitsV1.Complaint, _ type: VisitsV1.ComplaintEventType, _ note: String,
                         at ms: Int64) throws {
+        // An erased complaint keeps no timeline (RetentionSweep.swift).
+        guard complaint.erased == nil else { return }
         var complaint = complaint
         Self.event(&complaint, type, note, actor: TypeV1.Actor(role: .system, subject: "visits"), at: ms)
         complaint.version += 1
         complaint.updatedMs = ms
         try store.update(db, complaint: complaint)
+        try store.publish(db, complaint: complaint, after: complaint.timeline.count - 1, nowMs: ms)
     }
 
     func mutateComplaint<Request: ProtoMessage>(
@@ -358,6 +362,7 @@ extension VisitsService {
             complaint.version += 1
             complaint.updatedMs = now
             try store.update(db, complaint: complaint)
+            try store.publish(db, complaint: complaint, after: record.value.timeline.count, nowMs: now)
             return try Self.withDeliveries(db, complaint, nowMs: now)
         }
         if queued.isSet { effectsWritten() }

@@ -101,6 +101,9 @@ extension VisitsService {
             var visit: VisitsV1.Visit
             if let existing = try store.visit(db, appointmentID: appointment.id) {
                 visit = existing
+                guard visit.erased == nil else {
+                    throw RPCError.refused(rule: RuleID.visitState, "visit \(visit.id) was erased past its retention", subjectID: visit.id)
+                }
                 guard visit.state != .checkedOut else {
                     throw RPCError.refused(rule: RuleID.visitState, "visit \(visit.id) is already checked out", subjectID: visit.id)
                 }
@@ -121,6 +124,7 @@ extension VisitsService {
                                                                content: .checkIn(record), nowMs: now))
             visit.updatedMs = now
             if visit.version == 1 { try store.insert(db, visit: visit) } else { try store.update(db, visit: visit) }
+            try store.publish(db, visit: visit, nowMs: now)
             return try Self.withDeliveries(db, visit)
         }
     }
@@ -267,13 +271,15 @@ extension VisitsService {
         try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
         let store = self.store
         let accountID = request.accountId
-        let records = try await store.database.read { db in try EvidenceChain.records(db, accountID: accountID) }
+        let (records, erased) = try await store.database.read { db in
+            (try EvidenceChain.records(db, accountID: accountID), try EvidenceChain.erasedSequences(db, accountID: accountID))
+        }
         guard !records.isEmpty else { throw RPCError.notFound("no visit records for account \(accountID)") }
-        let result = EvidenceChain.verify(records, accountID: accountID)
+        let result = EvidenceChain.verify(records, accountID: accountID, erased: erased)
         return VisitsV1.VerifyEvidenceChainResponse(
             accountId: accountID, intact: result.intact, recordsChecked: result.recordsChecked, headSequence: result.headSequence,
             headSha256: result.headSHA256, firstBrokenSequence: result.firstBrokenSequence, problem: result.problem,
-            verifiedMs: clock.nowMs())
+            verifiedMs: clock.nowMs(), recordsErased: result.recordsErased)
     }
 
     // MARK: Shared steps
@@ -294,6 +300,9 @@ extension VisitsService {
                 throw RPCError.notFound("visit \(id) not found")
             }
             var visit = record.value
+            guard visit.erased == nil else {
+                throw RPCError.refused(rule: RuleID.visitState, "visit \(id) was erased past its retention", subjectID: id)
+            }
             guard visit.checkIns.contains(where: { $0.collectorId == collectorID }) else {
                 throw RPCError.permissionDenied("collector \(collectorID) has not checked in to visit \(id)")
             }
@@ -304,6 +313,7 @@ extension VisitsService {
             visit.version += 1
             visit.updatedMs = now
             try store.update(db, visit: visit)
+            try store.publish(db, visit: visit, nowMs: now)
             return try Self.withDeliveries(db, visit)
         }
         effectsWritten()

@@ -1,3 +1,4 @@
+import Events
 import Foundation
 import Logging
 import Models
@@ -50,6 +51,10 @@ public struct VisitsService: Sendable {
         definition.unary(V.resolveComplaint, roles: [.compliance]) { try await resolveComplaint($0, $1) }
         definition.unary(V.listComplaints, roles: [.platform, .compliance, .agencyManager]) { try await listComplaints($0, $1) }
         definition.unary(V.getAgencyScorecard, roles: [.platform, .compliance, .agencyManager, .service]) { try await getAgencyScorecard($0, $1) }
+        definition.unary(V.listRetentionRecords, roles: [.compliance]) { try await listRetentionRecords($0, $1) }
+        definition.serverStreaming(V.watchEvents, roles: [.platform, .compliance, .service]) { request, context, responses in
+            try await store.events.watch(request, context: context, database: store.database, responses: responses)
+        }
         definition.unary(VisitsV1.VisitsService.getVisit,
                          roles: [.platform, .compliance, .agencyManager, .collector, .service]) { request, context in
             try await getVisit(request, context)

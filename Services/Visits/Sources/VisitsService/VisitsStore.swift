@@ -1,3 +1,5 @@
+import Events
+import Webhooks
 import Foundation
 import Models
 import Outbox
@@ -8,6 +10,10 @@ import Storage
 /// Rows are written by CheckIn/RecordOutcome/CheckOut and FileComplaint.
 struct VisitsStore: Sendable {
     let database: SQLDatabase
+    /// The service's domain events (written in the transactions of the changes; WatchEvents).
+    /// One log per process: a sweep's own store wakes the same watchers as the service's.
+    var events: EventLog { Self.eventLog }
+    static let eventLog = EventLog(source: "/doorstep/visits")
 
     static var migrations: SQLDatabase.Migrations {
         var migrations = SQLDatabase.Migrations()
@@ -69,6 +75,29 @@ struct VisitsStore: Sendable {
         migrations.add("visits-v4-sla-breach", sql: """
             ALTER TABLE complaints ADD COLUMN sla_breach_noted INTEGER NOT NULL DEFAULT 0;
             """)
+        EventLog.addMigrations(to: &migrations)
+        // Retention (RetentionSweep.swift): when each record is due for erasure (NULL = not
+        // computed yet, 0 = never), the hold that last postponed it, when it was erased; and
+        // the retention audit.
+        migrations.add("visits-v5-retention", sql: """
+            ALTER TABLE visits ADD COLUMN retention_due_ms INTEGER;
+            ALTER TABLE visits ADD COLUMN retention_hold TEXT NOT NULL DEFAULT '';
+            ALTER TABLE visits ADD COLUMN erased_ms INTEGER NOT NULL DEFAULT 0;
+            CREATE INDEX visits_retention ON visits (retention_due_ms, id);
+            ALTER TABLE complaints ADD COLUMN retention_due_ms INTEGER;
+            ALTER TABLE complaints ADD COLUMN retention_hold TEXT NOT NULL DEFAULT '';
+            ALTER TABLE complaints ADD COLUMN erased_ms INTEGER NOT NULL DEFAULT 0;
+            CREATE INDEX complaints_retention ON complaints (retention_due_ms, id);
+            CREATE TABLE retention_records (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                recorded_ms INTEGER NOT NULL,
+                account_id TEXT NOT NULL,
+                record_id TEXT NOT NULL,
+                body BLOB NOT NULL
+            );
+            CREATE INDEX retention_records_account ON retention_records (account_id, id);
+            """)
+        Webhooks.addMigrations(to: &migrations)
         return migrations
     }
 

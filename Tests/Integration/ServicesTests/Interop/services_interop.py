@@ -618,6 +618,61 @@ def check_accounts_debtor_corrections(ctx):
                 grpc.StatusCode.NOT_FOUND, what="ListDebtorChanges of an unknown debtor")
 
 
+def check_accounts_watch_events(ctx):
+    """WatchEvents from a stock client: the events of a new account arrive as CloudEvents with
+    the timeline event as data (binary and proto3 JSON); a second stream resumed after a cursor
+    starts exactly after it; a malformed cursor is INVALID_ARGUMENT, one beyond the log
+    OUT_OF_RANGE, an agency manager is refused."""
+    pb = ctx.pb
+    a = pb.accounts
+    stub = ctx.accounts()
+    platform = ctx.auth("platform")
+    debtor = stub.CreateDebtor(create_debtor_request(pb), timeout=RPC_TIMEOUT, metadata=platform)
+    account = stub.OpenAccount(open_account_request(pb, debtor.id), timeout=RPC_TIMEOUT, metadata=platform)
+    subject = f"accounts/{account.id}"
+    stream = stub.WatchEvents(pb.types.WatchEventsRequest(types=["doorstep.accounts.account.*"]), timeout=60, metadata=platform)
+    mine = []
+    for event in stream:
+        if event.subject == subject:
+            mine.append(event)
+        if mine and mine[-1].type == "doorstep.accounts.account.opened":
+            break
+    stream.cancel()
+    opened = mine[-1]
+    expect(opened.spec_version == "1.0" and opened.source == "/doorstep/accounts" and opened.id.startswith("evt_"),
+           f"attributes {opened}")
+    expect(opened.data_schema == "doorstep.accounts.v1.TimelineEvent" and opened.data_content_type == "application/json",
+           f"data attributes {opened}")
+    timeline_event = a.TimelineEvent.FromString(opened.data)
+    expect(timeline_event.account_id == account.id and timeline_event.id == opened.id, f"data {timeline_event}")
+    expect(json.loads(opened.data_json).get("accountId") == account.id, f"data_json {opened.data_json[:200]}")
+    expect(opened.time.endswith("Z") and opened.time_ms > 0, f"time {opened.time}")
+    # Resumed after the opening event: the next of this account's events is the next in its timeline.
+    stub.RecordContactAttempt(a.RecordContactAttemptRequest(
+        request_id=f"interop-watch-{account.id}", account_id=account.id, channel=pb.types.CONTACT_CHANNEL_SMS,
+        outcome=a.CONTACT_OUTCOME_SMS_UNDELIVERED, attempted_ms=int(time.time() * 1000) - 60_000),
+        timeout=RPC_TIMEOUT, metadata=platform)
+    resumed = stub.WatchEvents(pb.types.WatchEventsRequest(after_cursor=opened.cursor), timeout=60, metadata=platform)
+    following = []
+    for event in resumed:
+        expect(int(event.cursor) > int(opened.cursor), f"cursor {event.cursor} not after {opened.cursor}")
+        if event.subject == subject:
+            following.append(event)
+        if following and following[-1].type == "doorstep.accounts.account.contact_attempt_recorded":
+            break
+    resumed.cancel()
+    timeline = stub.GetAccountTimeline(a.GetAccountTimelineRequest(account_id=account.id, page_size=100),
+                                       timeout=RPC_TIMEOUT, metadata=platform).events
+    after_opening = [e.id for e in timeline if e.sequence > timeline_event.sequence]
+    expect([e.id for e in following] == after_opening, f"resumed {[e.type for e in following]} vs timeline {after_opening}")
+    for request, code in ((pb.types.WatchEventsRequest(after_cursor="not-a-cursor"), grpc.StatusCode.INVALID_ARGUMENT),
+                          (pb.types.WatchEventsRequest(after_cursor="999999999999"), grpc.StatusCode.OUT_OF_RANGE),
+                          (pb.types.WatchEventsRequest(types=["Not A Type"]), grpc.StatusCode.INVALID_ARGUMENT)):
+        expect_code(lambda: list(stub.WatchEvents(request, timeout=RPC_TIMEOUT, metadata=platform)), code)
+    expect_code(lambda: list(stub.WatchEvents(pb.types.WatchEventsRequest(), timeout=RPC_TIMEOUT, metadata=ctx.auth("agency_manager"))),
+                grpc.StatusCode.PERMISSION_DENIED, what="WatchEvents by an agency manager")
+
+
 def check_accounts_personal_data_access(ctx):
     """The audit of unmasked personal data from a stock client: two revealing GetDebtor reads of
     a new debtor are listed (compliance only) with reader, fields and reason, oldest first and
@@ -1201,6 +1256,7 @@ def build_registry():
             "create_open_get": check_accounts_create_open_get,
             "debtor_corrections": check_accounts_debtor_corrections,
             "personal_data_access": check_accounts_personal_data_access,
+            "watch_events": check_accounts_watch_events,
             "bulk_import": check_accounts_bulk_import,
             "placements": check_accounts_placements,
         },

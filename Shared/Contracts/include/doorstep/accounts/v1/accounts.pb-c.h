@@ -83,6 +83,11 @@ typedef struct Doorstep__Accounts__V1__PlaceAccountsRequest Doorstep__Accounts__
 typedef struct Doorstep__Accounts__V1__PlaceAccountsResponse Doorstep__Accounts__V1__PlaceAccountsResponse;
 typedef struct Doorstep__Accounts__V1__RecallAccountsRequest Doorstep__Accounts__V1__RecallAccountsRequest;
 typedef struct Doorstep__Accounts__V1__RecallAccountsResponse Doorstep__Accounts__V1__RecallAccountsResponse;
+typedef struct Doorstep__Accounts__V1__RetentionHold Doorstep__Accounts__V1__RetentionHold;
+typedef struct Doorstep__Accounts__V1__Erasure Doorstep__Accounts__V1__Erasure;
+typedef struct Doorstep__Accounts__V1__RetentionRecord Doorstep__Accounts__V1__RetentionRecord;
+typedef struct Doorstep__Accounts__V1__ListRetentionRecordsRequest Doorstep__Accounts__V1__ListRetentionRecordsRequest;
+typedef struct Doorstep__Accounts__V1__ListRetentionRecordsResponse Doorstep__Accounts__V1__ListRetentionRecordsResponse;
 
 
 /* --- enums --- */
@@ -731,6 +736,41 @@ typedef enum _Doorstep__Accounts__V1__PlacementState {
   DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE__PLACEMENT_STATE_EXPIRED = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__PLACEMENT_STATE)
 } Doorstep__Accounts__V1__PlacementState;
+/*
+ * What the retention job did to a debtor's personal data.
+ */
+typedef enum _Doorstep__Accounts__V1__RetentionAction {
+  /*
+   * Not set.
+   */
+  DOORSTEP__ACCOUNTS__V1__RETENTION_ACTION__RETENTION_ACTION_UNSPECIFIED = 0,
+  /*
+   * Anonymised: the debtor is now a tombstone (Debtor.erased).
+   */
+  DOORSTEP__ACCOUNTS__V1__RETENTION_ACTION__RETENTION_ACTION_ERASED = 1,
+  /*
+   * Past its retention but kept: a hold postponed the erasure (`hold`).
+   */
+  DOORSTEP__ACCOUNTS__V1__RETENTION_ACTION__RETENTION_ACTION_POSTPONED = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__RETENTION_ACTION)
+} Doorstep__Accounts__V1__RetentionAction;
+/*
+ * What postpones the erasure of a debtor's personal data. (An account
+ * referred to litigation, stage LEGAL, is not closed: its debtor is not due
+ * at all.)
+ */
+typedef enum _Doorstep__Accounts__V1__RetentionHoldKind {
+  /*
+   * Not set.
+   */
+  DOORSTEP__ACCOUNTS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_UNSPECIFIED = 0,
+  /*
+   * An active hold of reason COMPLAINT, DISPUTE or LEGAL_INSTRUCTION on one
+   * of the debtor's accounts.
+   */
+  DOORSTEP__ACCOUNTS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_ACCOUNT_HOLD = 1
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__ACCOUNTS__V1__RETENTION_HOLD_KIND)
+} Doorstep__Accounts__V1__RetentionHoldKind;
 
 /* --- messages --- */
 
@@ -826,10 +866,20 @@ struct  Doorstep__Accounts__V1__Debtor
    * wrong. Absent otherwise.
    */
   Doorstep__Accounts__V1__WrongAddressFinding *wrong_address_finding;
+  /*
+   * Output only. Set once the retention job anonymised the debtor: this is
+   * a tombstone. It keeps id, external_id, the address's region_code,
+   * time_zone, version and dates; the name, national id, phone numbers,
+   * address text and location, emergency contacts and wrong-address
+   * finding are gone, and so are the free-text notes and reasons of the
+   * debtor's accounts, timelines, contact attempts and change trail (the
+   * accounts keep their amounts, dates and statuses). Absent otherwise.
+   */
+  Doorstep__Accounts__V1__Erasure *erased;
 };
 #define DOORSTEP__ACCOUNTS__V1__DEBTOR__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__debtor__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0, 0, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0, 0, NULL, NULL }
 
 
 /*
@@ -3550,6 +3600,175 @@ struct  Doorstep__Accounts__V1__RecallAccountsResponse
     , 0,NULL }
 
 
+/*
+ * The hold that postponed an erasure.
+ */
+struct  Doorstep__Accounts__V1__RetentionHold
+{
+  ProtobufCMessage base;
+  /*
+   * Kind.
+   */
+  Doorstep__Accounts__V1__RetentionHoldKind kind;
+  /*
+   * The account hold ("hld_…").
+   */
+  char *id;
+  /*
+   * Details, for people: the hold's reason, e.g. "HOLD_REASON_DISPUTE".
+   */
+  char *note;
+  /*
+   * The account the hold is on.
+   */
+  char *account_id;
+};
+#define DOORSTEP__ACCOUNTS__V1__RETENTION_HOLD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__retention_hold__descriptor) \
+    , DOORSTEP__ACCOUNTS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * When, by whom and under which rule a debtor's personal data was erased.
+ */
+struct  Doorstep__Accounts__V1__Erasure
+{
+  ProtobufCMessage base;
+  /*
+   * When erased.
+   */
+  int64_t erased_ms;
+  /*
+   * Who erased it: ROLE_SYSTEM, subject "accounts/retention".
+   */
+  Doorstep__Type__V1__Actor *erased_by;
+  /*
+   * The rule that set the retention: `record-retention`.
+   */
+  char *rule_id;
+  /*
+   * The rule pack the service applied.
+   */
+  char *rule_pack_id;
+  /*
+   * That rule pack's version.
+   */
+  char *rule_pack_version;
+  /*
+   * The date the debtor's data had to be kept until: the latest of its
+   * accounts' closing dates plus the pack's period for the account's
+   * product.
+   */
+  Doorstep__Type__V1__Date *retain_until_date;
+};
+#define DOORSTEP__ACCOUNTS__V1__ERASURE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__erasure__descriptor) \
+    , 0, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * One entry of the retention audit.
+ */
+struct  Doorstep__Accounts__V1__RetentionRecord
+{
+  ProtobufCMessage base;
+  /*
+   * 1-based position in the audit; increasing.
+   */
+  int64_t sequence;
+  /*
+   * What was done.
+   */
+  Doorstep__Accounts__V1__RetentionAction action;
+  /*
+   * The debtor ("dbt_…").
+   */
+  char *debtor_id;
+  /*
+   * The debtor's accounts ("acc_…"), oldest first.
+   */
+  size_t n_account_ids;
+  char **account_ids;
+  /*
+   * The date the debtor's data had to be kept until.
+   */
+  Doorstep__Type__V1__Date *retain_until_date;
+  /*
+   * Legal basis: the rule (`record-retention`).
+   */
+  char *rule_id;
+  /*
+   * Legal basis: the rule pack the service applied.
+   */
+  char *rule_pack_id;
+  /*
+   * That rule pack's version.
+   */
+  char *rule_pack_version;
+  /*
+   * For POSTPONED: the hold that postponed it. Absent for ERASED.
+   */
+  Doorstep__Accounts__V1__RetentionHold *hold;
+  /*
+   * Who: ROLE_SYSTEM, subject "accounts/retention".
+   */
+  Doorstep__Type__V1__Actor *actor;
+  /*
+   * When.
+   */
+  int64_t recorded_ms;
+};
+#define DOORSTEP__ACCOUNTS__V1__RETENTION_RECORD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__retention_record__descriptor) \
+    , 0, DOORSTEP__ACCOUNTS__V1__RETENTION_ACTION__RETENTION_ACTION_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, 0 }
+
+
+/*
+ * Request of Accounts.ListRetentionRecords.
+ */
+struct  Doorstep__Accounts__V1__ListRetentionRecordsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Page size: default 100, max 1000 (coerced).
+   */
+  int32_t page_size;
+  /*
+   * Opaque token from a previous response with the same filters; empty for
+   * the first page.
+   */
+  char *page_token;
+  /*
+   * Only this debtor's records ("dbt_…"); empty = every debtor.
+   */
+  char *debtor_id;
+};
+#define DOORSTEP__ACCOUNTS__V1__LIST_RETENTION_RECORDS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__list_retention_records_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of Accounts.ListRetentionRecords.
+ */
+struct  Doorstep__Accounts__V1__ListRetentionRecordsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The page, sequence ascending.
+   */
+  size_t n_records;
+  Doorstep__Accounts__V1__RetentionRecord **records;
+  /*
+   * Token for the next page; empty when this is the last page.
+   */
+  char *next_page_token;
+};
+#define DOORSTEP__ACCOUNTS__V1__LIST_RETENTION_RECORDS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__accounts__v1__list_retention_records_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
 /* Doorstep__Accounts__V1__Debtor methods */
 void   doorstep__accounts__v1__debtor__init
                      (Doorstep__Accounts__V1__Debtor         *message);
@@ -4823,6 +5042,101 @@ Doorstep__Accounts__V1__RecallAccountsResponse *
 void   doorstep__accounts__v1__recall_accounts_response__free_unpacked
                      (Doorstep__Accounts__V1__RecallAccountsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__RetentionHold methods */
+void   doorstep__accounts__v1__retention_hold__init
+                     (Doorstep__Accounts__V1__RetentionHold         *message);
+size_t doorstep__accounts__v1__retention_hold__get_packed_size
+                     (const Doorstep__Accounts__V1__RetentionHold   *message);
+size_t doorstep__accounts__v1__retention_hold__pack
+                     (const Doorstep__Accounts__V1__RetentionHold   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__retention_hold__pack_to_buffer
+                     (const Doorstep__Accounts__V1__RetentionHold   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__RetentionHold *
+       doorstep__accounts__v1__retention_hold__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__retention_hold__free_unpacked
+                     (Doorstep__Accounts__V1__RetentionHold *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__Erasure methods */
+void   doorstep__accounts__v1__erasure__init
+                     (Doorstep__Accounts__V1__Erasure         *message);
+size_t doorstep__accounts__v1__erasure__get_packed_size
+                     (const Doorstep__Accounts__V1__Erasure   *message);
+size_t doorstep__accounts__v1__erasure__pack
+                     (const Doorstep__Accounts__V1__Erasure   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__erasure__pack_to_buffer
+                     (const Doorstep__Accounts__V1__Erasure   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__Erasure *
+       doorstep__accounts__v1__erasure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__erasure__free_unpacked
+                     (Doorstep__Accounts__V1__Erasure *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__RetentionRecord methods */
+void   doorstep__accounts__v1__retention_record__init
+                     (Doorstep__Accounts__V1__RetentionRecord         *message);
+size_t doorstep__accounts__v1__retention_record__get_packed_size
+                     (const Doorstep__Accounts__V1__RetentionRecord   *message);
+size_t doorstep__accounts__v1__retention_record__pack
+                     (const Doorstep__Accounts__V1__RetentionRecord   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__retention_record__pack_to_buffer
+                     (const Doorstep__Accounts__V1__RetentionRecord   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__RetentionRecord *
+       doorstep__accounts__v1__retention_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__retention_record__free_unpacked
+                     (Doorstep__Accounts__V1__RetentionRecord *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ListRetentionRecordsRequest methods */
+void   doorstep__accounts__v1__list_retention_records_request__init
+                     (Doorstep__Accounts__V1__ListRetentionRecordsRequest         *message);
+size_t doorstep__accounts__v1__list_retention_records_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsRequest   *message);
+size_t doorstep__accounts__v1__list_retention_records_request__pack
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__list_retention_records_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ListRetentionRecordsRequest *
+       doorstep__accounts__v1__list_retention_records_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__list_retention_records_request__free_unpacked
+                     (Doorstep__Accounts__V1__ListRetentionRecordsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Accounts__V1__ListRetentionRecordsResponse methods */
+void   doorstep__accounts__v1__list_retention_records_response__init
+                     (Doorstep__Accounts__V1__ListRetentionRecordsResponse         *message);
+size_t doorstep__accounts__v1__list_retention_records_response__get_packed_size
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsResponse   *message);
+size_t doorstep__accounts__v1__list_retention_records_response__pack
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__accounts__v1__list_retention_records_response__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Accounts__V1__ListRetentionRecordsResponse *
+       doorstep__accounts__v1__list_retention_records_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__accounts__v1__list_retention_records_response__free_unpacked
+                     (Doorstep__Accounts__V1__ListRetentionRecordsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Doorstep__Accounts__V1__Debtor_Closure)
@@ -5026,6 +5340,21 @@ typedef void (*Doorstep__Accounts__V1__RecallAccountsRequest_Closure)
 typedef void (*Doorstep__Accounts__V1__RecallAccountsResponse_Closure)
                  (const Doorstep__Accounts__V1__RecallAccountsResponse *message,
                   void *closure_data);
+typedef void (*Doorstep__Accounts__V1__RetentionHold_Closure)
+                 (const Doorstep__Accounts__V1__RetentionHold *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__Erasure_Closure)
+                 (const Doorstep__Accounts__V1__Erasure *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__RetentionRecord_Closure)
+                 (const Doorstep__Accounts__V1__RetentionRecord *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ListRetentionRecordsRequest_Closure)
+                 (const Doorstep__Accounts__V1__ListRetentionRecordsRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Accounts__V1__ListRetentionRecordsResponse_Closure)
+                 (const Doorstep__Accounts__V1__ListRetentionRecordsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -5133,6 +5462,38 @@ struct Doorstep__Accounts__V1__Accounts_Service
                                const Doorstep__Accounts__V1__ExportDebtorRecordRequest *input,
                                Doorstep__Accounts__V1__DebtorRecordPart_Closure closure,
                                void *closure_data);
+  void (*list_retention_records)(Doorstep__Accounts__V1__Accounts_Service *service,
+                                 const Doorstep__Accounts__V1__ListRetentionRecordsRequest *input,
+                                 Doorstep__Accounts__V1__ListRetentionRecordsResponse_Closure closure,
+                                 void *closure_data);
+  void (*watch_events)(Doorstep__Accounts__V1__Accounts_Service *service,
+                       const Doorstep__Type__V1__WatchEventsRequest *input,
+                       Doorstep__Type__V1__Event_Closure closure,
+                       void *closure_data);
+  void (*create_subscription)(Doorstep__Accounts__V1__Accounts_Service *service,
+                              const Doorstep__Type__V1__CreateSubscriptionRequest *input,
+                              Doorstep__Type__V1__CreateSubscriptionResponse_Closure closure,
+                              void *closure_data);
+  void (*get_subscription)(Doorstep__Accounts__V1__Accounts_Service *service,
+                           const Doorstep__Type__V1__GetSubscriptionRequest *input,
+                           Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                           void *closure_data);
+  void (*list_subscriptions)(Doorstep__Accounts__V1__Accounts_Service *service,
+                             const Doorstep__Type__V1__ListSubscriptionsRequest *input,
+                             Doorstep__Type__V1__ListSubscriptionsResponse_Closure closure,
+                             void *closure_data);
+  void (*delete_subscription)(Doorstep__Accounts__V1__Accounts_Service *service,
+                              const Doorstep__Type__V1__DeleteSubscriptionRequest *input,
+                              Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                              void *closure_data);
+  void (*pause_subscription)(Doorstep__Accounts__V1__Accounts_Service *service,
+                             const Doorstep__Type__V1__PauseSubscriptionRequest *input,
+                             Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                             void *closure_data);
+  void (*resume_subscription)(Doorstep__Accounts__V1__Accounts_Service *service,
+                              const Doorstep__Type__V1__ResumeSubscriptionRequest *input,
+                              Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                              void *closure_data);
 };
 typedef void (*Doorstep__Accounts__V1__Accounts_ServiceDestroy)(Doorstep__Accounts__V1__Accounts_Service *);
 void doorstep__accounts__v1__accounts__init (Doorstep__Accounts__V1__Accounts_Service *service,
@@ -5165,7 +5526,15 @@ void doorstep__accounts__v1__accounts__init (Doorstep__Accounts__V1__Accounts_Se
       function_prefix__ ## place_accounts,\
       function_prefix__ ## recall_accounts,\
       function_prefix__ ## list_personal_data_access,\
-      function_prefix__ ## export_debtor_record  }
+      function_prefix__ ## export_debtor_record,\
+      function_prefix__ ## list_retention_records,\
+      function_prefix__ ## watch_events,\
+      function_prefix__ ## create_subscription,\
+      function_prefix__ ## get_subscription,\
+      function_prefix__ ## list_subscriptions,\
+      function_prefix__ ## delete_subscription,\
+      function_prefix__ ## pause_subscription,\
+      function_prefix__ ## resume_subscription  }
 void doorstep__accounts__v1__accounts__create_debtor(ProtobufCService *service,
                                                      const Doorstep__Accounts__V1__CreateDebtorRequest *input,
                                                      Doorstep__Accounts__V1__Debtor_Closure closure,
@@ -5266,6 +5635,38 @@ void doorstep__accounts__v1__accounts__export_debtor_record(ProtobufCService *se
                                                             const Doorstep__Accounts__V1__ExportDebtorRecordRequest *input,
                                                             Doorstep__Accounts__V1__DebtorRecordPart_Closure closure,
                                                             void *closure_data);
+void doorstep__accounts__v1__accounts__list_retention_records(ProtobufCService *service,
+                                                              const Doorstep__Accounts__V1__ListRetentionRecordsRequest *input,
+                                                              Doorstep__Accounts__V1__ListRetentionRecordsResponse_Closure closure,
+                                                              void *closure_data);
+void doorstep__accounts__v1__accounts__watch_events(ProtobufCService *service,
+                                                    const Doorstep__Type__V1__WatchEventsRequest *input,
+                                                    Doorstep__Type__V1__Event_Closure closure,
+                                                    void *closure_data);
+void doorstep__accounts__v1__accounts__create_subscription(ProtobufCService *service,
+                                                           const Doorstep__Type__V1__CreateSubscriptionRequest *input,
+                                                           Doorstep__Type__V1__CreateSubscriptionResponse_Closure closure,
+                                                           void *closure_data);
+void doorstep__accounts__v1__accounts__get_subscription(ProtobufCService *service,
+                                                        const Doorstep__Type__V1__GetSubscriptionRequest *input,
+                                                        Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                        void *closure_data);
+void doorstep__accounts__v1__accounts__list_subscriptions(ProtobufCService *service,
+                                                          const Doorstep__Type__V1__ListSubscriptionsRequest *input,
+                                                          Doorstep__Type__V1__ListSubscriptionsResponse_Closure closure,
+                                                          void *closure_data);
+void doorstep__accounts__v1__accounts__delete_subscription(ProtobufCService *service,
+                                                           const Doorstep__Type__V1__DeleteSubscriptionRequest *input,
+                                                           Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                           void *closure_data);
+void doorstep__accounts__v1__accounts__pause_subscription(ProtobufCService *service,
+                                                          const Doorstep__Type__V1__PauseSubscriptionRequest *input,
+                                                          Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                          void *closure_data);
+void doorstep__accounts__v1__accounts__resume_subscription(ProtobufCService *service,
+                                                           const Doorstep__Type__V1__ResumeSubscriptionRequest *input,
+                                                           Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                           void *closure_data);
 
 /* --- descriptors --- */
 
@@ -5287,6 +5688,8 @@ extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__timeline_event_t
 extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__debtor_change_kind__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__import_outcome__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__placement_state__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__retention_action__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__accounts__v1__retention_hold_kind__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__wrong_address_finding__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__emergency_contact__descriptor;
@@ -5354,6 +5757,11 @@ extern const ProtobufCMessageDescriptor doorstep__accounts__v1__place_accounts_r
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__place_accounts_response__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__recall_accounts_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__accounts__v1__recall_accounts_response__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__retention_hold__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__erasure__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__retention_record__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__list_retention_records_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__accounts__v1__list_retention_records_response__descriptor;
 extern const ProtobufCServiceDescriptor doorstep__accounts__v1__accounts__descriptor;
 
 PROTOBUF_C__END_DECLS

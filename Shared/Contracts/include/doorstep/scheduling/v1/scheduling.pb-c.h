@@ -4020,6 +4020,34 @@ struct Doorstep__Scheduling__V1__Scheduling_Service
                        const Doorstep__Scheduling__V1__PlaceRegionRequest *input,
                        Doorstep__Scheduling__V1__PlaceRegionResponse_Closure closure,
                        void *closure_data);
+  void (*watch_events)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                       const Doorstep__Type__V1__WatchEventsRequest *input,
+                       Doorstep__Type__V1__Event_Closure closure,
+                       void *closure_data);
+  void (*create_subscription)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                              const Doorstep__Type__V1__CreateSubscriptionRequest *input,
+                              Doorstep__Type__V1__CreateSubscriptionResponse_Closure closure,
+                              void *closure_data);
+  void (*get_subscription)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                           const Doorstep__Type__V1__GetSubscriptionRequest *input,
+                           Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                           void *closure_data);
+  void (*list_subscriptions)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                             const Doorstep__Type__V1__ListSubscriptionsRequest *input,
+                             Doorstep__Type__V1__ListSubscriptionsResponse_Closure closure,
+                             void *closure_data);
+  void (*delete_subscription)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                              const Doorstep__Type__V1__DeleteSubscriptionRequest *input,
+                              Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                              void *closure_data);
+  void (*pause_subscription)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                             const Doorstep__Type__V1__PauseSubscriptionRequest *input,
+                             Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                             void *closure_data);
+  void (*resume_subscription)(Doorstep__Scheduling__V1__Scheduling_Service *service,
+                              const Doorstep__Type__V1__ResumeSubscriptionRequest *input,
+                              Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                              void *closure_data);
 };
 typedef void (*Doorstep__Scheduling__V1__Scheduling_ServiceDestroy)(Doorstep__Scheduling__V1__Scheduling_Service *);
 void doorstep__scheduling__v1__scheduling__init (Doorstep__Scheduling__V1__Scheduling_Service *service,
@@ -4053,7 +4081,14 @@ void doorstep__scheduling__v1__scheduling__init (Doorstep__Scheduling__V1__Sched
       function_prefix__ ## list_appointments,\
       function_prefix__ ## plan_day,\
       function_prefix__ ## get_contact_budget,\
-      function_prefix__ ## place_region  }
+      function_prefix__ ## place_region,\
+      function_prefix__ ## watch_events,\
+      function_prefix__ ## create_subscription,\
+      function_prefix__ ## get_subscription,\
+      function_prefix__ ## list_subscriptions,\
+      function_prefix__ ## delete_subscription,\
+      function_prefix__ ## pause_subscription,\
+      function_prefix__ ## resume_subscription  }
 void doorstep__scheduling__v1__scheduling__register_agency(ProtobufCService *service,
                                                            const Doorstep__Scheduling__V1__RegisterAgencyRequest *input,
                                                            Doorstep__Scheduling__V1__Agency_Closure closure,
@@ -4158,6 +4193,34 @@ void doorstep__scheduling__v1__scheduling__place_region(ProtobufCService *servic
                                                         const Doorstep__Scheduling__V1__PlaceRegionRequest *input,
                                                         Doorstep__Scheduling__V1__PlaceRegionResponse_Closure closure,
                                                         void *closure_data);
+void doorstep__scheduling__v1__scheduling__watch_events(ProtobufCService *service,
+                                                        const Doorstep__Type__V1__WatchEventsRequest *input,
+                                                        Doorstep__Type__V1__Event_Closure closure,
+                                                        void *closure_data);
+void doorstep__scheduling__v1__scheduling__create_subscription(ProtobufCService *service,
+                                                               const Doorstep__Type__V1__CreateSubscriptionRequest *input,
+                                                               Doorstep__Type__V1__CreateSubscriptionResponse_Closure closure,
+                                                               void *closure_data);
+void doorstep__scheduling__v1__scheduling__get_subscription(ProtobufCService *service,
+                                                            const Doorstep__Type__V1__GetSubscriptionRequest *input,
+                                                            Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                            void *closure_data);
+void doorstep__scheduling__v1__scheduling__list_subscriptions(ProtobufCService *service,
+                                                              const Doorstep__Type__V1__ListSubscriptionsRequest *input,
+                                                              Doorstep__Type__V1__ListSubscriptionsResponse_Closure closure,
+                                                              void *closure_data);
+void doorstep__scheduling__v1__scheduling__delete_subscription(ProtobufCService *service,
+                                                               const Doorstep__Type__V1__DeleteSubscriptionRequest *input,
+                                                               Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                               void *closure_data);
+void doorstep__scheduling__v1__scheduling__pause_subscription(ProtobufCService *service,
+                                                              const Doorstep__Type__V1__PauseSubscriptionRequest *input,
+                                                              Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                              void *closure_data);
+void doorstep__scheduling__v1__scheduling__resume_subscription(ProtobufCService *service,
+                                                               const Doorstep__Type__V1__ResumeSubscriptionRequest *input,
+                                                               Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                               void *closure_data);
 
 /* --- descriptors --- */
 

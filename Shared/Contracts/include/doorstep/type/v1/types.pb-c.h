@@ -30,6 +30,17 @@ typedef struct Doorstep__Type__V1__RpcBadRequest__FieldViolation Doorstep__Type_
 typedef struct Doorstep__Type__V1__AnyDetail Doorstep__Type__V1__AnyDetail;
 typedef struct Doorstep__Type__V1__Actor Doorstep__Type__V1__Actor;
 typedef struct Doorstep__Type__V1__Delivery Doorstep__Type__V1__Delivery;
+typedef struct Doorstep__Type__V1__Event Doorstep__Type__V1__Event;
+typedef struct Doorstep__Type__V1__WatchEventsRequest Doorstep__Type__V1__WatchEventsRequest;
+typedef struct Doorstep__Type__V1__WebhookSubscription Doorstep__Type__V1__WebhookSubscription;
+typedef struct Doorstep__Type__V1__CreateSubscriptionRequest Doorstep__Type__V1__CreateSubscriptionRequest;
+typedef struct Doorstep__Type__V1__CreateSubscriptionResponse Doorstep__Type__V1__CreateSubscriptionResponse;
+typedef struct Doorstep__Type__V1__GetSubscriptionRequest Doorstep__Type__V1__GetSubscriptionRequest;
+typedef struct Doorstep__Type__V1__ListSubscriptionsRequest Doorstep__Type__V1__ListSubscriptionsRequest;
+typedef struct Doorstep__Type__V1__ListSubscriptionsResponse Doorstep__Type__V1__ListSubscriptionsResponse;
+typedef struct Doorstep__Type__V1__DeleteSubscriptionRequest Doorstep__Type__V1__DeleteSubscriptionRequest;
+typedef struct Doorstep__Type__V1__PauseSubscriptionRequest Doorstep__Type__V1__PauseSubscriptionRequest;
+typedef struct Doorstep__Type__V1__ResumeSubscriptionRequest Doorstep__Type__V1__ResumeSubscriptionRequest;
 
 
 /* --- enums --- */
@@ -123,6 +134,27 @@ typedef enum _Doorstep__Type__V1__DeliveryStatus {
   DOORSTEP__TYPE__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__TYPE__V1__DELIVERY_STATUS)
 } Doorstep__Type__V1__DeliveryStatus;
+/*
+ * Whether a webhook subscription delivers.
+ */
+typedef enum _Doorstep__Type__V1__WebhookSubscriptionState {
+  /*
+   * Not set.
+   */
+  DOORSTEP__TYPE__V1__WEBHOOK_SUBSCRIPTION_STATE__WEBHOOK_SUBSCRIPTION_STATE_UNSPECIFIED = 0,
+  /*
+   * Delivering: each event after `cursor` is POSTed as soon as it commits
+   * (and retried with backoff while the receiver fails).
+   */
+  DOORSTEP__TYPE__V1__WEBHOOK_SUBSCRIPTION_STATE__WEBHOOK_SUBSCRIPTION_STATE_ACTIVE = 1,
+  /*
+   * Not delivering: paused by PauseSubscription, or by the service after the
+   * receiver failed too many times in a row (`paused_reason` says which).
+   * ResumeSubscription continues after `cursor`: nothing is lost.
+   */
+  DOORSTEP__TYPE__V1__WEBHOOK_SUBSCRIPTION_STATE__WEBHOOK_SUBSCRIPTION_STATE_PAUSED = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__TYPE__V1__WEBHOOK_SUBSCRIPTION_STATE)
+} Doorstep__Type__V1__WebhookSubscriptionState;
 
 /* --- messages --- */
 
@@ -534,6 +566,371 @@ struct  Doorstep__Type__V1__Delivery
     , DOORSTEP__TYPE__V1__DELIVERY_STATUS__DELIVERY_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
+/*
+ * A domain event: a fact one service recorded (a stage change, a payment, a
+ * booking, a complaint...), written in the same transaction as the change,
+ * in the CloudEvents 1.0 model. Every service keeps its own event log and
+ * serves it through its WatchEvents; `cursor` orders the log: an event's
+ * cursor is greater than that of every event committed before it, so a
+ * consumer that resumes after the last cursor it handled misses nothing and
+ * sees nothing twice.
+ */
+struct  Doorstep__Type__V1__Event
+{
+  ProtobufCMessage base;
+  /*
+   * Opaque position in the service's event log; pass the last one handled
+   * as WatchEventsRequest.after_cursor to resume.
+   */
+  char *cursor;
+  /*
+   * CloudEvents `id`: unique within the source ("evt_…").
+   */
+  char *id;
+  /*
+   * CloudEvents `source`: the service, e.g. "/doorstep/accounts".
+   */
+  char *source;
+  /*
+   * CloudEvents `specversion`: "1.0".
+   */
+  char *spec_version;
+  /*
+   * CloudEvents `type`, "doorstep.<service>.<resource>.<what happened>",
+   * e.g. "doorstep.accounts.account.stage_changed",
+   * "doorstep.scheduling.appointment.booked". docs/EVENTS.md lists them.
+   */
+  char *type;
+  /*
+   * CloudEvents `subject`: the resource the event is about, as
+   * "<collection>/<id>", e.g. "accounts/acc_…", "appointments/apt_…".
+   */
+  char *subject;
+  /*
+   * CloudEvents `time`, RFC 3339 in UTC with milliseconds, e.g.
+   * "2026-12-07T08:30:00.000Z" (the service clock when it was recorded).
+   */
+  char *time;
+  /*
+   * The same instant, milliseconds since 1970.
+   */
+  int64_t time_ms;
+  /*
+   * CloudEvents `datacontenttype` of `data_json`: "application/json".
+   */
+  char *data_content_type;
+  /*
+   * CloudEvents `dataschema`: the full protobuf name of the data message,
+   * e.g. "doorstep.accounts.v1.TimelineEvent".
+   */
+  char *data_schema;
+  /*
+   * CloudEvents `data`: the data message in the proto3 JSON mapping.
+   */
+  char *data_json;
+  /*
+   * The same message in the protobuf binary encoding, for gRPC consumers
+   * (decode it as `data_schema`).
+   */
+  ProtobufCBinaryData data;
+};
+#define DOORSTEP__TYPE__V1__EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__event__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL} }
+
+
+/*
+ * Request of WatchEvents (every service has one).
+ */
+struct  Doorstep__Type__V1__WatchEventsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Start after this cursor (Event.cursor of the last event handled); empty
+   * = from the oldest event the log keeps. A cursor beyond the log's end is
+   * OUT_OF_RANGE (a log restored from an older backup: ask an operator).
+   */
+  char *after_cursor;
+  /*
+   * Only events of these types: exact types, or prefixes ending in ".*"
+   * (e.g. "doorstep.scheduling.appointment.*"); empty = all. At most 50,
+   * each at most 200 characters of [a-z0-9._*].
+   */
+  size_t n_types;
+  char **types;
+  /*
+   * Start at the log's end: only events committed after the call began
+   * (after_cursor must then be empty).
+   */
+  protobuf_c_boolean from_now;
+};
+#define DOORSTEP__TYPE__V1__WATCH_EVENTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__watch_events_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, 0 }
+
+
+/*
+ * A receiver of this service's domain events by HTTPS POST: one event per
+ * request, at least once, in the event log's order (so in order per
+ * subject), each request signed with the subscription's secret. The secret
+ * is never returned after CreateSubscription.
+ */
+struct  Doorstep__Type__V1__WebhookSubscription
+{
+  ProtobufCMessage base;
+  /*
+   * Output only. "sub_…".
+   */
+  char *id;
+  /*
+   * The receiver: an https:// URL whose host resolves to public addresses
+   * only (unless the service's operator allows otherwise).
+   */
+  char *url;
+  /*
+   * The event types delivered: exact types or prefixes ending in ".*", as
+   * WatchEventsRequest.types; empty = every type.
+   */
+  size_t n_types;
+  char **types;
+  /*
+   * Output only.
+   */
+  Doorstep__Type__V1__WebhookSubscriptionState state;
+  /*
+   * Output only. Why it is PAUSED: the reason PauseSubscription was given,
+   * or "receiver failed N times in a row: <last error>"; empty when ACTIVE.
+   */
+  char *paused_reason;
+  /*
+   * Output only. Event.cursor of the last event the receiver acknowledged
+   * (2xx); delivery continues after it. "0" = none yet from the log's start.
+   */
+  char *cursor;
+  /*
+   * Output only. Failed attempts at delivering the next event, since the
+   * last success (0 when the receiver is keeping up).
+   */
+  int32_t failed_attempts;
+  /*
+   * Output only. The last failure: the HTTP status, a connection error, or
+   * the refused address; kept after later successes, empty if none yet.
+   */
+  char *last_error;
+  /*
+   * Output only. When the last delivery attempt ended; 0 = none yet.
+   */
+  int64_t last_attempt_ms;
+  /*
+   * Output only. When the receiver last acknowledged an event; 0 = never.
+   */
+  int64_t last_delivered_ms;
+  /*
+   * Output only. When the next attempt is due while retrying; 0 = as soon
+   * as an event is there.
+   */
+  int64_t next_attempt_ms;
+  /*
+   * Output only. When it was created.
+   */
+  int64_t created_ms;
+  /*
+   * Output only. Events of its types committed after `cursor` and not yet
+   * acknowledged (how far the receiver is behind).
+   */
+  int64_t pending_events;
+};
+#define DOORSTEP__TYPE__V1__WEBHOOK_SUBSCRIPTION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__webhook_subscription__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, DOORSTEP__TYPE__V1__WEBHOOK_SUBSCRIPTION_STATE__WEBHOOK_SUBSCRIPTION_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
+
+
+/*
+ * Request of CreateSubscription.
+ */
+struct  Doorstep__Type__V1__CreateSubscriptionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key (see "Idempotency" above).
+   */
+  char *request_id;
+  /*
+   * The receiver; required: https:// with a host, at most 2000 characters,
+   * no user info or fragment. Its host must resolve, and only to public
+   * addresses: loopback, private (RFC 1918, fc00::/7), link-local, shared
+   * (100.64.0.0/10), unspecified and multicast addresses are refused
+   * (INVALID_ARGUMENT), when it is created and again before every delivery,
+   * unless the operator allows them (--webhook-allow-private-addresses;
+   * http:// needs --webhook-allow-http).
+   */
+  char *url;
+  /*
+   * Only these event types (as WatchEventsRequest.types); empty = all.
+   */
+  size_t n_types;
+  char **types;
+  /*
+   * The signing secret, 16-256 bytes (printable ASCII); empty = the service
+   * generates one (32 random bytes, "whsec_" + base64) and returns it in the
+   * response. Stored sealed; never returned afterwards.
+   */
+  char *secret;
+  /*
+   * Where delivery starts: empty = at the log's end (only events committed
+   * after the subscription); otherwise after this Event.cursor ("0" = the
+   * whole log the service keeps). A cursor beyond the log's end is
+   * OUT_OF_RANGE.
+   */
+  char *after_cursor;
+};
+#define DOORSTEP__TYPE__V1__CREATE_SUBSCRIPTION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__create_subscription_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of CreateSubscription.
+ */
+struct  Doorstep__Type__V1__CreateSubscriptionResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The new subscription.
+   */
+  Doorstep__Type__V1__WebhookSubscription *subscription;
+  /*
+   * The signing secret: the one given, or the generated one. Returned only
+   * here (and to a retry of the same request with the same request_id).
+   */
+  char *secret;
+};
+#define DOORSTEP__TYPE__V1__CREATE_SUBSCRIPTION_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__create_subscription_response__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of GetSubscription.
+ */
+struct  Doorstep__Type__V1__GetSubscriptionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * "sub_…". Required.
+   */
+  char *subscription_id;
+};
+#define DOORSTEP__TYPE__V1__GET_SUBSCRIPTION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__get_subscription_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of ListSubscriptions.
+ */
+struct  Doorstep__Type__V1__ListSubscriptionsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Page size: default 100, max 1000 (coerced).
+   */
+  int32_t page_size;
+  /*
+   * From the previous response's next_page_token; empty = first page.
+   */
+  char *page_token;
+};
+#define DOORSTEP__TYPE__V1__LIST_SUBSCRIPTIONS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__list_subscriptions_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of ListSubscriptions: oldest first.
+ */
+struct  Doorstep__Type__V1__ListSubscriptionsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * This page of subscriptions.
+   */
+  size_t n_subscriptions;
+  Doorstep__Type__V1__WebhookSubscription **subscriptions;
+  /*
+   * Empty when this is the last page.
+   */
+  char *next_page_token;
+};
+#define DOORSTEP__TYPE__V1__LIST_SUBSCRIPTIONS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__list_subscriptions_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of DeleteSubscription.
+ */
+struct  Doorstep__Type__V1__DeleteSubscriptionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key.
+   */
+  char *request_id;
+  /*
+   * "sub_…". Required.
+   */
+  char *subscription_id;
+};
+#define DOORSTEP__TYPE__V1__DELETE_SUBSCRIPTION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__delete_subscription_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of PauseSubscription.
+ */
+struct  Doorstep__Type__V1__PauseSubscriptionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key.
+   */
+  char *request_id;
+  /*
+   * "sub_…". Required.
+   */
+  char *subscription_id;
+  /*
+   * Why (becomes paused_reason); 1-500 characters.
+   */
+  char *reason;
+};
+#define DOORSTEP__TYPE__V1__PAUSE_SUBSCRIPTION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__pause_subscription_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Request of ResumeSubscription.
+ */
+struct  Doorstep__Type__V1__ResumeSubscriptionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Idempotency key.
+   */
+  char *request_id;
+  /*
+   * "sub_…". Required.
+   */
+  char *subscription_id;
+};
+#define DOORSTEP__TYPE__V1__RESUME_SUBSCRIPTION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__type__v1__resume_subscription_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
 /* Doorstep__Type__V1__Money methods */
 void   doorstep__type__v1__money__init
                      (Doorstep__Type__V1__Money         *message);
@@ -787,6 +1184,215 @@ Doorstep__Type__V1__Delivery *
 void   doorstep__type__v1__delivery__free_unpacked
                      (Doorstep__Type__V1__Delivery *message,
                       ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__Event methods */
+void   doorstep__type__v1__event__init
+                     (Doorstep__Type__V1__Event         *message);
+size_t doorstep__type__v1__event__get_packed_size
+                     (const Doorstep__Type__V1__Event   *message);
+size_t doorstep__type__v1__event__pack
+                     (const Doorstep__Type__V1__Event   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__event__pack_to_buffer
+                     (const Doorstep__Type__V1__Event   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__Event *
+       doorstep__type__v1__event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__event__free_unpacked
+                     (Doorstep__Type__V1__Event *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__WatchEventsRequest methods */
+void   doorstep__type__v1__watch_events_request__init
+                     (Doorstep__Type__V1__WatchEventsRequest         *message);
+size_t doorstep__type__v1__watch_events_request__get_packed_size
+                     (const Doorstep__Type__V1__WatchEventsRequest   *message);
+size_t doorstep__type__v1__watch_events_request__pack
+                     (const Doorstep__Type__V1__WatchEventsRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__watch_events_request__pack_to_buffer
+                     (const Doorstep__Type__V1__WatchEventsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__WatchEventsRequest *
+       doorstep__type__v1__watch_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__watch_events_request__free_unpacked
+                     (Doorstep__Type__V1__WatchEventsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__WebhookSubscription methods */
+void   doorstep__type__v1__webhook_subscription__init
+                     (Doorstep__Type__V1__WebhookSubscription         *message);
+size_t doorstep__type__v1__webhook_subscription__get_packed_size
+                     (const Doorstep__Type__V1__WebhookSubscription   *message);
+size_t doorstep__type__v1__webhook_subscription__pack
+                     (const Doorstep__Type__V1__WebhookSubscription   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__webhook_subscription__pack_to_buffer
+                     (const Doorstep__Type__V1__WebhookSubscription   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__WebhookSubscription *
+       doorstep__type__v1__webhook_subscription__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__webhook_subscription__free_unpacked
+                     (Doorstep__Type__V1__WebhookSubscription *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__CreateSubscriptionRequest methods */
+void   doorstep__type__v1__create_subscription_request__init
+                     (Doorstep__Type__V1__CreateSubscriptionRequest         *message);
+size_t doorstep__type__v1__create_subscription_request__get_packed_size
+                     (const Doorstep__Type__V1__CreateSubscriptionRequest   *message);
+size_t doorstep__type__v1__create_subscription_request__pack
+                     (const Doorstep__Type__V1__CreateSubscriptionRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__create_subscription_request__pack_to_buffer
+                     (const Doorstep__Type__V1__CreateSubscriptionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__CreateSubscriptionRequest *
+       doorstep__type__v1__create_subscription_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__create_subscription_request__free_unpacked
+                     (Doorstep__Type__V1__CreateSubscriptionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__CreateSubscriptionResponse methods */
+void   doorstep__type__v1__create_subscription_response__init
+                     (Doorstep__Type__V1__CreateSubscriptionResponse         *message);
+size_t doorstep__type__v1__create_subscription_response__get_packed_size
+                     (const Doorstep__Type__V1__CreateSubscriptionResponse   *message);
+size_t doorstep__type__v1__create_subscription_response__pack
+                     (const Doorstep__Type__V1__CreateSubscriptionResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__create_subscription_response__pack_to_buffer
+                     (const Doorstep__Type__V1__CreateSubscriptionResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__CreateSubscriptionResponse *
+       doorstep__type__v1__create_subscription_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__create_subscription_response__free_unpacked
+                     (Doorstep__Type__V1__CreateSubscriptionResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__GetSubscriptionRequest methods */
+void   doorstep__type__v1__get_subscription_request__init
+                     (Doorstep__Type__V1__GetSubscriptionRequest         *message);
+size_t doorstep__type__v1__get_subscription_request__get_packed_size
+                     (const Doorstep__Type__V1__GetSubscriptionRequest   *message);
+size_t doorstep__type__v1__get_subscription_request__pack
+                     (const Doorstep__Type__V1__GetSubscriptionRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__get_subscription_request__pack_to_buffer
+                     (const Doorstep__Type__V1__GetSubscriptionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__GetSubscriptionRequest *
+       doorstep__type__v1__get_subscription_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__get_subscription_request__free_unpacked
+                     (Doorstep__Type__V1__GetSubscriptionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__ListSubscriptionsRequest methods */
+void   doorstep__type__v1__list_subscriptions_request__init
+                     (Doorstep__Type__V1__ListSubscriptionsRequest         *message);
+size_t doorstep__type__v1__list_subscriptions_request__get_packed_size
+                     (const Doorstep__Type__V1__ListSubscriptionsRequest   *message);
+size_t doorstep__type__v1__list_subscriptions_request__pack
+                     (const Doorstep__Type__V1__ListSubscriptionsRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__list_subscriptions_request__pack_to_buffer
+                     (const Doorstep__Type__V1__ListSubscriptionsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__ListSubscriptionsRequest *
+       doorstep__type__v1__list_subscriptions_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__list_subscriptions_request__free_unpacked
+                     (Doorstep__Type__V1__ListSubscriptionsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__ListSubscriptionsResponse methods */
+void   doorstep__type__v1__list_subscriptions_response__init
+                     (Doorstep__Type__V1__ListSubscriptionsResponse         *message);
+size_t doorstep__type__v1__list_subscriptions_response__get_packed_size
+                     (const Doorstep__Type__V1__ListSubscriptionsResponse   *message);
+size_t doorstep__type__v1__list_subscriptions_response__pack
+                     (const Doorstep__Type__V1__ListSubscriptionsResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__list_subscriptions_response__pack_to_buffer
+                     (const Doorstep__Type__V1__ListSubscriptionsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__ListSubscriptionsResponse *
+       doorstep__type__v1__list_subscriptions_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__list_subscriptions_response__free_unpacked
+                     (Doorstep__Type__V1__ListSubscriptionsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__DeleteSubscriptionRequest methods */
+void   doorstep__type__v1__delete_subscription_request__init
+                     (Doorstep__Type__V1__DeleteSubscriptionRequest         *message);
+size_t doorstep__type__v1__delete_subscription_request__get_packed_size
+                     (const Doorstep__Type__V1__DeleteSubscriptionRequest   *message);
+size_t doorstep__type__v1__delete_subscription_request__pack
+                     (const Doorstep__Type__V1__DeleteSubscriptionRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__delete_subscription_request__pack_to_buffer
+                     (const Doorstep__Type__V1__DeleteSubscriptionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__DeleteSubscriptionRequest *
+       doorstep__type__v1__delete_subscription_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__delete_subscription_request__free_unpacked
+                     (Doorstep__Type__V1__DeleteSubscriptionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__PauseSubscriptionRequest methods */
+void   doorstep__type__v1__pause_subscription_request__init
+                     (Doorstep__Type__V1__PauseSubscriptionRequest         *message);
+size_t doorstep__type__v1__pause_subscription_request__get_packed_size
+                     (const Doorstep__Type__V1__PauseSubscriptionRequest   *message);
+size_t doorstep__type__v1__pause_subscription_request__pack
+                     (const Doorstep__Type__V1__PauseSubscriptionRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__pause_subscription_request__pack_to_buffer
+                     (const Doorstep__Type__V1__PauseSubscriptionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__PauseSubscriptionRequest *
+       doorstep__type__v1__pause_subscription_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__pause_subscription_request__free_unpacked
+                     (Doorstep__Type__V1__PauseSubscriptionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Type__V1__ResumeSubscriptionRequest methods */
+void   doorstep__type__v1__resume_subscription_request__init
+                     (Doorstep__Type__V1__ResumeSubscriptionRequest         *message);
+size_t doorstep__type__v1__resume_subscription_request__get_packed_size
+                     (const Doorstep__Type__V1__ResumeSubscriptionRequest   *message);
+size_t doorstep__type__v1__resume_subscription_request__pack
+                     (const Doorstep__Type__V1__ResumeSubscriptionRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__type__v1__resume_subscription_request__pack_to_buffer
+                     (const Doorstep__Type__V1__ResumeSubscriptionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Type__V1__ResumeSubscriptionRequest *
+       doorstep__type__v1__resume_subscription_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__type__v1__resume_subscription_request__free_unpacked
+                     (Doorstep__Type__V1__ResumeSubscriptionRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Doorstep__Type__V1__Money_Closure)
@@ -834,6 +1440,39 @@ typedef void (*Doorstep__Type__V1__Actor_Closure)
 typedef void (*Doorstep__Type__V1__Delivery_Closure)
                  (const Doorstep__Type__V1__Delivery *message,
                   void *closure_data);
+typedef void (*Doorstep__Type__V1__Event_Closure)
+                 (const Doorstep__Type__V1__Event *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__WatchEventsRequest_Closure)
+                 (const Doorstep__Type__V1__WatchEventsRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__WebhookSubscription_Closure)
+                 (const Doorstep__Type__V1__WebhookSubscription *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__CreateSubscriptionRequest_Closure)
+                 (const Doorstep__Type__V1__CreateSubscriptionRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__CreateSubscriptionResponse_Closure)
+                 (const Doorstep__Type__V1__CreateSubscriptionResponse *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__GetSubscriptionRequest_Closure)
+                 (const Doorstep__Type__V1__GetSubscriptionRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__ListSubscriptionsRequest_Closure)
+                 (const Doorstep__Type__V1__ListSubscriptionsRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__ListSubscriptionsResponse_Closure)
+                 (const Doorstep__Type__V1__ListSubscriptionsResponse *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__DeleteSubscriptionRequest_Closure)
+                 (const Doorstep__Type__V1__DeleteSubscriptionRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__PauseSubscriptionRequest_Closure)
+                 (const Doorstep__Type__V1__PauseSubscriptionRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Type__V1__ResumeSubscriptionRequest_Closure)
+                 (const Doorstep__Type__V1__ResumeSubscriptionRequest *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -843,6 +1482,7 @@ typedef void (*Doorstep__Type__V1__Delivery_Closure)
 extern const ProtobufCEnumDescriptor    doorstep__type__v1__role__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__type__v1__contact_channel__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__type__v1__delivery_status__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__type__v1__webhook_subscription_state__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__money__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__date__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__time_of_day__descriptor;
@@ -858,6 +1498,17 @@ extern const ProtobufCMessageDescriptor doorstep__type__v1__rpc_bad_request__fie
 extern const ProtobufCMessageDescriptor doorstep__type__v1__any_detail__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__actor__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__type__v1__delivery__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__event__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__watch_events_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__webhook_subscription__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__create_subscription_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__create_subscription_response__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__get_subscription_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__list_subscriptions_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__list_subscriptions_response__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__delete_subscription_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__pause_subscription_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__type__v1__resume_subscription_request__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -44,6 +44,11 @@ typedef struct Doorstep__Visits__V1__ResolveComplaintRequest Doorstep__Visits__V
 typedef struct Doorstep__Visits__V1__GetComplaintRequest Doorstep__Visits__V1__GetComplaintRequest;
 typedef struct Doorstep__Visits__V1__ListComplaintsRequest Doorstep__Visits__V1__ListComplaintsRequest;
 typedef struct Doorstep__Visits__V1__ListComplaintsResponse Doorstep__Visits__V1__ListComplaintsResponse;
+typedef struct Doorstep__Visits__V1__RetentionHold Doorstep__Visits__V1__RetentionHold;
+typedef struct Doorstep__Visits__V1__Erasure Doorstep__Visits__V1__Erasure;
+typedef struct Doorstep__Visits__V1__RetentionRecord Doorstep__Visits__V1__RetentionRecord;
+typedef struct Doorstep__Visits__V1__ListRetentionRecordsRequest Doorstep__Visits__V1__ListRetentionRecordsRequest;
+typedef struct Doorstep__Visits__V1__ListRetentionRecordsResponse Doorstep__Visits__V1__ListRetentionRecordsResponse;
 typedef struct Doorstep__Visits__V1__GetAgencyScorecardRequest Doorstep__Visits__V1__GetAgencyScorecardRequest;
 typedef struct Doorstep__Visits__V1__AgencyScorecard Doorstep__Visits__V1__AgencyScorecard;
 
@@ -397,6 +402,65 @@ typedef enum _Doorstep__Visits__V1__ComplaintEventType {
   DOORSTEP__VISITS__V1__COMPLAINT_EVENT_TYPE__COMPLAINT_EVENT_TYPE_EFFECT_FAILED = 9
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__VISITS__V1__COMPLAINT_EVENT_TYPE)
 } Doorstep__Visits__V1__ComplaintEventType;
+/*
+ * What the retention job did to a record.
+ */
+typedef enum _Doorstep__Visits__V1__RetentionAction {
+  /*
+   * Not set.
+   */
+  DOORSTEP__VISITS__V1__RETENTION_ACTION__RETENTION_ACTION_UNSPECIFIED = 0,
+  /*
+   * Erased: the record is now a tombstone (Visit.erased, Complaint.erased).
+   */
+  DOORSTEP__VISITS__V1__RETENTION_ACTION__RETENTION_ACTION_ERASED = 1,
+  /*
+   * Past its retention but kept: a hold postponed its erasure (`hold`).
+   */
+  DOORSTEP__VISITS__V1__RETENTION_ACTION__RETENTION_ACTION_POSTPONED = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__VISITS__V1__RETENTION_ACTION)
+} Doorstep__Visits__V1__RetentionAction;
+/*
+ * Which kind of record a retention record is about.
+ */
+typedef enum _Doorstep__Visits__V1__RetainedRecordType {
+  /*
+   * Not set.
+   */
+  DOORSTEP__VISITS__V1__RETAINED_RECORD_TYPE__RETAINED_RECORD_TYPE_UNSPECIFIED = 0,
+  /*
+   * A visit ("vis_…"), with its evidence-chain records.
+   */
+  DOORSTEP__VISITS__V1__RETAINED_RECORD_TYPE__RETAINED_RECORD_TYPE_VISIT = 1,
+  /*
+   * A complaint ("cmp_…").
+   */
+  DOORSTEP__VISITS__V1__RETAINED_RECORD_TYPE__RETAINED_RECORD_TYPE_COMPLAINT = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__VISITS__V1__RETAINED_RECORD_TYPE)
+} Doorstep__Visits__V1__RetainedRecordType;
+/*
+ * What postpones the erasure of an account's records.
+ */
+typedef enum _Doorstep__Visits__V1__RetentionHoldKind {
+  /*
+   * Not set.
+   */
+  DOORSTEP__VISITS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_UNSPECIFIED = 0,
+  /*
+   * An OPEN complaint on the account (this service's).
+   */
+  DOORSTEP__VISITS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_OPEN_COMPLAINT = 1,
+  /*
+   * An active account hold (accounts.v1 Hold) of reason COMPLAINT, DISPUTE
+   * or LEGAL_INSTRUCTION.
+   */
+  DOORSTEP__VISITS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_ACCOUNT_HOLD = 2,
+  /*
+   * The account is referred to litigation (accounts.v1 stage LEGAL).
+   */
+  DOORSTEP__VISITS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_LEGAL_REFERRAL = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(DOORSTEP__VISITS__V1__RETENTION_HOLD_KIND)
+} Doorstep__Visits__V1__RetentionHoldKind;
 
 /* --- messages --- */
 
@@ -858,10 +922,19 @@ struct  Doorstep__Visits__V1__Visit
    * Output only. When last changed.
    */
   int64_t updated_ms;
+  /*
+   * Output only. Set once the retention job erased the visit (its
+   * retain_until_date passed with no hold): the visit is then a tombstone
+   * that keeps its ids (not the debtor's), account, agency, crew, window,
+   * state, retention date, rule pack and timestamps; check-ins, outcome,
+   * check-out (evidence reference), chain records, effects and debtor_id
+   * are gone. Absent while the visit is kept.
+   */
+  Doorstep__Visits__V1__Erasure *erased;
 };
 #define DOORSTEP__VISITS__V1__VISIT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__visits__v1__visit__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, DOORSTEP__VISITS__V1__VISIT_STATE__VISIT_STATE_UNSPECIFIED, 0,NULL, NULL, NULL, 0,NULL, NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, DOORSTEP__VISITS__V1__VISIT_STATE__VISIT_STATE_UNSPECIFIED, 0,NULL, NULL, NULL, 0,NULL, NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, NULL }
 
 
 /*
@@ -1163,10 +1236,17 @@ struct  Doorstep__Visits__V1__VerifyEvidenceChainResponse
    * When verified.
    */
   int64_t verified_ms;
+  /*
+   * Of records_checked, records of erased visits (Visit.erased): their
+   * payload is gone, so only their place in the chain (sequence,
+   * previous_sha256 and record_sha256 linking to the next record) was
+   * checked. A record without payload whose visit is not erased is broken.
+   */
+  int64_t records_erased;
 };
 #define DOORSTEP__VISITS__V1__VERIFY_EVIDENCE_CHAIN_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__visits__v1__verify_evidence_chain_response__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 /*
@@ -1365,10 +1445,20 @@ struct  Doorstep__Visits__V1__Complaint
    * Output only. When last changed.
    */
   int64_t updated_ms;
+  /*
+   * Output only. Set once the retention job erased the complaint (its
+   * retain_until_date passed with no hold): the complaint is then a
+   * tombstone that keeps its ids (not the debtor's), account, visit,
+   * collector, agency, category, channel, complexity, dates, status and
+   * flags, SLA, rule pack and actors; debtor_id, complaint_text, finding,
+   * the extension's reason, the timeline and effects are gone. Absent while
+   * the complaint is kept.
+   */
+  Doorstep__Visits__V1__Erasure *erased;
 };
 #define DOORSTEP__VISITS__V1__COMPLAINT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__visits__v1__complaint__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, DOORSTEP__VISITS__V1__COMPLAINT_CATEGORY__COMPLAINT_CATEGORY_UNSPECIFIED, (char *)protobuf_c_empty_string, DOORSTEP__VISITS__V1__COMPLAINT_CHANNEL__COMPLAINT_CHANNEL_UNSPECIFIED, DOORSTEP__VISITS__V1__COMPLAINT_COMPLEXITY__COMPLAINT_COMPLEXITY_UNSPECIFIED, 0, 0, 0, NULL, DOORSTEP__VISITS__V1__COMPLAINT_STATUS__COMPLAINT_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, DOORSTEP__VISITS__V1__COMPLAINT_CATEGORY__COMPLAINT_CATEGORY_UNSPECIFIED, (char *)protobuf_c_empty_string, DOORSTEP__VISITS__V1__COMPLAINT_CHANNEL__COMPLAINT_CHANNEL_UNSPECIFIED, DOORSTEP__VISITS__V1__COMPLAINT_COMPLEXITY__COMPLAINT_COMPLEXITY_UNSPECIFIED, 0, 0, 0, NULL, DOORSTEP__VISITS__V1__COMPLAINT_STATUS__COMPLAINT_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, NULL }
 
 
 /*
@@ -1577,6 +1667,175 @@ struct  Doorstep__Visits__V1__ListComplaintsResponse
 };
 #define DOORSTEP__VISITS__V1__LIST_COMPLAINTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&doorstep__visits__v1__list_complaints_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * The hold that postponed an erasure.
+ */
+struct  Doorstep__Visits__V1__RetentionHold
+{
+  ProtobufCMessage base;
+  /*
+   * Kind.
+   */
+  Doorstep__Visits__V1__RetentionHoldKind kind;
+  /*
+   * The complaint ("cmp_…") or account hold ("hld_…"); empty for a legal
+   * referral.
+   */
+  char *id;
+  /*
+   * Details, for people, e.g. "HOLD_REASON_DISPUTE" or the referral's case
+   * reference.
+   */
+  char *note;
+};
+#define DOORSTEP__VISITS__V1__RETENTION_HOLD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__visits__v1__retention_hold__descriptor) \
+    , DOORSTEP__VISITS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * The tombstone of an erased record: when, by whom, and the legal basis.
+ */
+struct  Doorstep__Visits__V1__Erasure
+{
+  ProtobufCMessage base;
+  /*
+   * When erased.
+   */
+  int64_t erased_ms;
+  /*
+   * Who erased it: ROLE_SYSTEM, subject "visits/retention".
+   */
+  Doorstep__Type__V1__Actor *erased_by;
+  /*
+   * The rule that set the retention: `record-retention`.
+   */
+  char *rule_id;
+  /*
+   * The rule pack the record was kept under (the record's own
+   * rule_pack_id).
+   */
+  char *rule_pack_id;
+  /*
+   * That rule pack's version.
+   */
+  char *rule_pack_version;
+  /*
+   * The date the record had to be kept until (its retain_until_date).
+   */
+  Doorstep__Type__V1__Date *retain_until_date;
+};
+#define DOORSTEP__VISITS__V1__ERASURE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__visits__v1__erasure__descriptor) \
+    , 0, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * One entry of the retention audit.
+ */
+struct  Doorstep__Visits__V1__RetentionRecord
+{
+  ProtobufCMessage base;
+  /*
+   * 1-based position in the audit; increasing.
+   */
+  int64_t sequence;
+  /*
+   * What was done.
+   */
+  Doorstep__Visits__V1__RetentionAction action;
+  /*
+   * The kind of record.
+   */
+  Doorstep__Visits__V1__RetainedRecordType record_type;
+  /*
+   * The record's id ("vis_…" or "cmp_…").
+   */
+  char *record_id;
+  /*
+   * The record's account.
+   */
+  char *account_id;
+  /*
+   * The record's retain_until_date.
+   */
+  Doorstep__Type__V1__Date *retain_until_date;
+  /*
+   * Legal basis: the rule (`record-retention`).
+   */
+  char *rule_id;
+  /*
+   * Legal basis: the rule pack the record was kept under.
+   */
+  char *rule_pack_id;
+  /*
+   * That rule pack's version.
+   */
+  char *rule_pack_version;
+  /*
+   * For POSTPONED: the hold that postponed it. Absent for ERASED.
+   */
+  Doorstep__Visits__V1__RetentionHold *hold;
+  /*
+   * Who: ROLE_SYSTEM, subject "visits/retention".
+   */
+  Doorstep__Type__V1__Actor *actor;
+  /*
+   * When.
+   */
+  int64_t recorded_ms;
+};
+#define DOORSTEP__VISITS__V1__RETENTION_RECORD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__visits__v1__retention_record__descriptor) \
+    , 0, DOORSTEP__VISITS__V1__RETENTION_ACTION__RETENTION_ACTION_UNSPECIFIED, DOORSTEP__VISITS__V1__RETAINED_RECORD_TYPE__RETAINED_RECORD_TYPE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, 0 }
+
+
+/*
+ * Request of Visits.ListRetentionRecords.
+ */
+struct  Doorstep__Visits__V1__ListRetentionRecordsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Page size: default 100, max 1000.
+   */
+  int32_t page_size;
+  /*
+   * Opaque token from a previous response with the same filters; empty for
+   * the first page.
+   */
+  char *page_token;
+  /*
+   * Only this account's records.
+   */
+  char *account_id;
+};
+#define DOORSTEP__VISITS__V1__LIST_RETENTION_RECORDS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__visits__v1__list_retention_records_request__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of Visits.ListRetentionRecords.
+ */
+struct  Doorstep__Visits__V1__ListRetentionRecordsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The page, sequence ascending.
+   */
+  size_t n_records;
+  Doorstep__Visits__V1__RetentionRecord **records;
+  /*
+   * Token for the next page; empty when this is the last page.
+   */
+  char *next_page_token;
+};
+#define DOORSTEP__VISITS__V1__LIST_RETENTION_RECORDS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&doorstep__visits__v1__list_retention_records_response__descriptor) \
     , 0,NULL, (char *)protobuf_c_empty_string }
 
 
@@ -2216,6 +2475,101 @@ Doorstep__Visits__V1__ListComplaintsResponse *
 void   doorstep__visits__v1__list_complaints_response__free_unpacked
                      (Doorstep__Visits__V1__ListComplaintsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Doorstep__Visits__V1__RetentionHold methods */
+void   doorstep__visits__v1__retention_hold__init
+                     (Doorstep__Visits__V1__RetentionHold         *message);
+size_t doorstep__visits__v1__retention_hold__get_packed_size
+                     (const Doorstep__Visits__V1__RetentionHold   *message);
+size_t doorstep__visits__v1__retention_hold__pack
+                     (const Doorstep__Visits__V1__RetentionHold   *message,
+                      uint8_t             *out);
+size_t doorstep__visits__v1__retention_hold__pack_to_buffer
+                     (const Doorstep__Visits__V1__RetentionHold   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Visits__V1__RetentionHold *
+       doorstep__visits__v1__retention_hold__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__visits__v1__retention_hold__free_unpacked
+                     (Doorstep__Visits__V1__RetentionHold *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Visits__V1__Erasure methods */
+void   doorstep__visits__v1__erasure__init
+                     (Doorstep__Visits__V1__Erasure         *message);
+size_t doorstep__visits__v1__erasure__get_packed_size
+                     (const Doorstep__Visits__V1__Erasure   *message);
+size_t doorstep__visits__v1__erasure__pack
+                     (const Doorstep__Visits__V1__Erasure   *message,
+                      uint8_t             *out);
+size_t doorstep__visits__v1__erasure__pack_to_buffer
+                     (const Doorstep__Visits__V1__Erasure   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Visits__V1__Erasure *
+       doorstep__visits__v1__erasure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__visits__v1__erasure__free_unpacked
+                     (Doorstep__Visits__V1__Erasure *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Visits__V1__RetentionRecord methods */
+void   doorstep__visits__v1__retention_record__init
+                     (Doorstep__Visits__V1__RetentionRecord         *message);
+size_t doorstep__visits__v1__retention_record__get_packed_size
+                     (const Doorstep__Visits__V1__RetentionRecord   *message);
+size_t doorstep__visits__v1__retention_record__pack
+                     (const Doorstep__Visits__V1__RetentionRecord   *message,
+                      uint8_t             *out);
+size_t doorstep__visits__v1__retention_record__pack_to_buffer
+                     (const Doorstep__Visits__V1__RetentionRecord   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Visits__V1__RetentionRecord *
+       doorstep__visits__v1__retention_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__visits__v1__retention_record__free_unpacked
+                     (Doorstep__Visits__V1__RetentionRecord *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Visits__V1__ListRetentionRecordsRequest methods */
+void   doorstep__visits__v1__list_retention_records_request__init
+                     (Doorstep__Visits__V1__ListRetentionRecordsRequest         *message);
+size_t doorstep__visits__v1__list_retention_records_request__get_packed_size
+                     (const Doorstep__Visits__V1__ListRetentionRecordsRequest   *message);
+size_t doorstep__visits__v1__list_retention_records_request__pack
+                     (const Doorstep__Visits__V1__ListRetentionRecordsRequest   *message,
+                      uint8_t             *out);
+size_t doorstep__visits__v1__list_retention_records_request__pack_to_buffer
+                     (const Doorstep__Visits__V1__ListRetentionRecordsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Visits__V1__ListRetentionRecordsRequest *
+       doorstep__visits__v1__list_retention_records_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__visits__v1__list_retention_records_request__free_unpacked
+                     (Doorstep__Visits__V1__ListRetentionRecordsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Doorstep__Visits__V1__ListRetentionRecordsResponse methods */
+void   doorstep__visits__v1__list_retention_records_response__init
+                     (Doorstep__Visits__V1__ListRetentionRecordsResponse         *message);
+size_t doorstep__visits__v1__list_retention_records_response__get_packed_size
+                     (const Doorstep__Visits__V1__ListRetentionRecordsResponse   *message);
+size_t doorstep__visits__v1__list_retention_records_response__pack
+                     (const Doorstep__Visits__V1__ListRetentionRecordsResponse   *message,
+                      uint8_t             *out);
+size_t doorstep__visits__v1__list_retention_records_response__pack_to_buffer
+                     (const Doorstep__Visits__V1__ListRetentionRecordsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Doorstep__Visits__V1__ListRetentionRecordsResponse *
+       doorstep__visits__v1__list_retention_records_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   doorstep__visits__v1__list_retention_records_response__free_unpacked
+                     (Doorstep__Visits__V1__ListRetentionRecordsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Doorstep__Visits__V1__GetAgencyScorecardRequest methods */
 void   doorstep__visits__v1__get_agency_scorecard_request__init
                      (Doorstep__Visits__V1__GetAgencyScorecardRequest         *message);
@@ -2340,6 +2694,21 @@ typedef void (*Doorstep__Visits__V1__ListComplaintsRequest_Closure)
 typedef void (*Doorstep__Visits__V1__ListComplaintsResponse_Closure)
                  (const Doorstep__Visits__V1__ListComplaintsResponse *message,
                   void *closure_data);
+typedef void (*Doorstep__Visits__V1__RetentionHold_Closure)
+                 (const Doorstep__Visits__V1__RetentionHold *message,
+                  void *closure_data);
+typedef void (*Doorstep__Visits__V1__Erasure_Closure)
+                 (const Doorstep__Visits__V1__Erasure *message,
+                  void *closure_data);
+typedef void (*Doorstep__Visits__V1__RetentionRecord_Closure)
+                 (const Doorstep__Visits__V1__RetentionRecord *message,
+                  void *closure_data);
+typedef void (*Doorstep__Visits__V1__ListRetentionRecordsRequest_Closure)
+                 (const Doorstep__Visits__V1__ListRetentionRecordsRequest *message,
+                  void *closure_data);
+typedef void (*Doorstep__Visits__V1__ListRetentionRecordsResponse_Closure)
+                 (const Doorstep__Visits__V1__ListRetentionRecordsResponse *message,
+                  void *closure_data);
 typedef void (*Doorstep__Visits__V1__GetAgencyScorecardRequest_Closure)
                  (const Doorstep__Visits__V1__GetAgencyScorecardRequest *message,
                   void *closure_data);
@@ -2401,6 +2770,38 @@ struct Doorstep__Visits__V1__Visits_Service
                                const Doorstep__Visits__V1__GetAgencyScorecardRequest *input,
                                Doorstep__Visits__V1__AgencyScorecard_Closure closure,
                                void *closure_data);
+  void (*list_retention_records)(Doorstep__Visits__V1__Visits_Service *service,
+                                 const Doorstep__Visits__V1__ListRetentionRecordsRequest *input,
+                                 Doorstep__Visits__V1__ListRetentionRecordsResponse_Closure closure,
+                                 void *closure_data);
+  void (*watch_events)(Doorstep__Visits__V1__Visits_Service *service,
+                       const Doorstep__Type__V1__WatchEventsRequest *input,
+                       Doorstep__Type__V1__Event_Closure closure,
+                       void *closure_data);
+  void (*create_subscription)(Doorstep__Visits__V1__Visits_Service *service,
+                              const Doorstep__Type__V1__CreateSubscriptionRequest *input,
+                              Doorstep__Type__V1__CreateSubscriptionResponse_Closure closure,
+                              void *closure_data);
+  void (*get_subscription)(Doorstep__Visits__V1__Visits_Service *service,
+                           const Doorstep__Type__V1__GetSubscriptionRequest *input,
+                           Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                           void *closure_data);
+  void (*list_subscriptions)(Doorstep__Visits__V1__Visits_Service *service,
+                             const Doorstep__Type__V1__ListSubscriptionsRequest *input,
+                             Doorstep__Type__V1__ListSubscriptionsResponse_Closure closure,
+                             void *closure_data);
+  void (*delete_subscription)(Doorstep__Visits__V1__Visits_Service *service,
+                              const Doorstep__Type__V1__DeleteSubscriptionRequest *input,
+                              Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                              void *closure_data);
+  void (*pause_subscription)(Doorstep__Visits__V1__Visits_Service *service,
+                             const Doorstep__Type__V1__PauseSubscriptionRequest *input,
+                             Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                             void *closure_data);
+  void (*resume_subscription)(Doorstep__Visits__V1__Visits_Service *service,
+                              const Doorstep__Type__V1__ResumeSubscriptionRequest *input,
+                              Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                              void *closure_data);
 };
 typedef void (*Doorstep__Visits__V1__Visits_ServiceDestroy)(Doorstep__Visits__V1__Visits_Service *);
 void doorstep__visits__v1__visits__init (Doorstep__Visits__V1__Visits_Service *service,
@@ -2420,7 +2821,15 @@ void doorstep__visits__v1__visits__init (Doorstep__Visits__V1__Visits_Service *s
       function_prefix__ ## resolve_complaint,\
       function_prefix__ ## get_complaint,\
       function_prefix__ ## list_complaints,\
-      function_prefix__ ## get_agency_scorecard  }
+      function_prefix__ ## get_agency_scorecard,\
+      function_prefix__ ## list_retention_records,\
+      function_prefix__ ## watch_events,\
+      function_prefix__ ## create_subscription,\
+      function_prefix__ ## get_subscription,\
+      function_prefix__ ## list_subscriptions,\
+      function_prefix__ ## delete_subscription,\
+      function_prefix__ ## pause_subscription,\
+      function_prefix__ ## resume_subscription  }
 void doorstep__visits__v1__visits__check_in(ProtobufCService *service,
                                             const Doorstep__Visits__V1__CheckInRequest *input,
                                             Doorstep__Visits__V1__Visit_Closure closure,
@@ -2469,6 +2878,38 @@ void doorstep__visits__v1__visits__get_agency_scorecard(ProtobufCService *servic
                                                         const Doorstep__Visits__V1__GetAgencyScorecardRequest *input,
                                                         Doorstep__Visits__V1__AgencyScorecard_Closure closure,
                                                         void *closure_data);
+void doorstep__visits__v1__visits__list_retention_records(ProtobufCService *service,
+                                                          const Doorstep__Visits__V1__ListRetentionRecordsRequest *input,
+                                                          Doorstep__Visits__V1__ListRetentionRecordsResponse_Closure closure,
+                                                          void *closure_data);
+void doorstep__visits__v1__visits__watch_events(ProtobufCService *service,
+                                                const Doorstep__Type__V1__WatchEventsRequest *input,
+                                                Doorstep__Type__V1__Event_Closure closure,
+                                                void *closure_data);
+void doorstep__visits__v1__visits__create_subscription(ProtobufCService *service,
+                                                       const Doorstep__Type__V1__CreateSubscriptionRequest *input,
+                                                       Doorstep__Type__V1__CreateSubscriptionResponse_Closure closure,
+                                                       void *closure_data);
+void doorstep__visits__v1__visits__get_subscription(ProtobufCService *service,
+                                                    const Doorstep__Type__V1__GetSubscriptionRequest *input,
+                                                    Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                    void *closure_data);
+void doorstep__visits__v1__visits__list_subscriptions(ProtobufCService *service,
+                                                      const Doorstep__Type__V1__ListSubscriptionsRequest *input,
+                                                      Doorstep__Type__V1__ListSubscriptionsResponse_Closure closure,
+                                                      void *closure_data);
+void doorstep__visits__v1__visits__delete_subscription(ProtobufCService *service,
+                                                       const Doorstep__Type__V1__DeleteSubscriptionRequest *input,
+                                                       Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                       void *closure_data);
+void doorstep__visits__v1__visits__pause_subscription(ProtobufCService *service,
+                                                      const Doorstep__Type__V1__PauseSubscriptionRequest *input,
+                                                      Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                      void *closure_data);
+void doorstep__visits__v1__visits__resume_subscription(ProtobufCService *service,
+                                                       const Doorstep__Type__V1__ResumeSubscriptionRequest *input,
+                                                       Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                       void *closure_data);
 
 /* --- descriptors --- */
 
@@ -2483,6 +2924,9 @@ extern const ProtobufCEnumDescriptor    doorstep__visits__v1__complaint_channel_
 extern const ProtobufCEnumDescriptor    doorstep__visits__v1__complaint_complexity__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__visits__v1__complaint_status__descriptor;
 extern const ProtobufCEnumDescriptor    doorstep__visits__v1__complaint_event_type__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__visits__v1__retention_action__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__visits__v1__retained_record_type__descriptor;
+extern const ProtobufCEnumDescriptor    doorstep__visits__v1__retention_hold_kind__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__visits__v1__effect__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__visits__v1__check_in_record__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__visits__v1__promise_terms__descriptor;
@@ -2511,6 +2955,11 @@ extern const ProtobufCMessageDescriptor doorstep__visits__v1__resolve_complaint_
 extern const ProtobufCMessageDescriptor doorstep__visits__v1__get_complaint_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__visits__v1__list_complaints_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__visits__v1__list_complaints_response__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__visits__v1__retention_hold__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__visits__v1__erasure__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__visits__v1__retention_record__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__visits__v1__list_retention_records_request__descriptor;
+extern const ProtobufCMessageDescriptor doorstep__visits__v1__list_retention_records_response__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__visits__v1__get_agency_scorecard_request__descriptor;
 extern const ProtobufCMessageDescriptor doorstep__visits__v1__agency_scorecard__descriptor;
 extern const ProtobufCServiceDescriptor doorstep__visits__v1__visits__descriptor;

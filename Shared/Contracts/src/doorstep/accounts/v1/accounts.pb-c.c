@@ -3022,7 +3022,232 @@ void   doorstep__accounts__v1__recall_accounts_response__free_unpacked
   assert(message->base.descriptor == &doorstep__accounts__v1__recall_accounts_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor doorstep__accounts__v1__debtor__field_descriptors[14] =
+void   doorstep__accounts__v1__retention_hold__init
+                     (Doorstep__Accounts__V1__RetentionHold         *message)
+{
+  static const Doorstep__Accounts__V1__RetentionHold init_value = DOORSTEP__ACCOUNTS__V1__RETENTION_HOLD__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__retention_hold__get_packed_size
+                     (const Doorstep__Accounts__V1__RetentionHold *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__retention_hold__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__retention_hold__pack
+                     (const Doorstep__Accounts__V1__RetentionHold *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__retention_hold__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__retention_hold__pack_to_buffer
+                     (const Doorstep__Accounts__V1__RetentionHold *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__retention_hold__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__RetentionHold *
+       doorstep__accounts__v1__retention_hold__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__RetentionHold *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__retention_hold__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__retention_hold__free_unpacked
+                     (Doorstep__Accounts__V1__RetentionHold *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__retention_hold__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__erasure__init
+                     (Doorstep__Accounts__V1__Erasure         *message)
+{
+  static const Doorstep__Accounts__V1__Erasure init_value = DOORSTEP__ACCOUNTS__V1__ERASURE__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__erasure__get_packed_size
+                     (const Doorstep__Accounts__V1__Erasure *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__erasure__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__erasure__pack
+                     (const Doorstep__Accounts__V1__Erasure *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__erasure__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__erasure__pack_to_buffer
+                     (const Doorstep__Accounts__V1__Erasure *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__erasure__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__Erasure *
+       doorstep__accounts__v1__erasure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__Erasure *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__erasure__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__erasure__free_unpacked
+                     (Doorstep__Accounts__V1__Erasure *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__erasure__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__retention_record__init
+                     (Doorstep__Accounts__V1__RetentionRecord         *message)
+{
+  static const Doorstep__Accounts__V1__RetentionRecord init_value = DOORSTEP__ACCOUNTS__V1__RETENTION_RECORD__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__retention_record__get_packed_size
+                     (const Doorstep__Accounts__V1__RetentionRecord *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__retention_record__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__retention_record__pack
+                     (const Doorstep__Accounts__V1__RetentionRecord *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__retention_record__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__retention_record__pack_to_buffer
+                     (const Doorstep__Accounts__V1__RetentionRecord *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__retention_record__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__RetentionRecord *
+       doorstep__accounts__v1__retention_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__RetentionRecord *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__retention_record__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__retention_record__free_unpacked
+                     (Doorstep__Accounts__V1__RetentionRecord *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__retention_record__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__list_retention_records_request__init
+                     (Doorstep__Accounts__V1__ListRetentionRecordsRequest         *message)
+{
+  static const Doorstep__Accounts__V1__ListRetentionRecordsRequest init_value = DOORSTEP__ACCOUNTS__V1__LIST_RETENTION_RECORDS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__list_retention_records_request__get_packed_size
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_retention_records_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__list_retention_records_request__pack
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_retention_records_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__list_retention_records_request__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_retention_records_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ListRetentionRecordsRequest *
+       doorstep__accounts__v1__list_retention_records_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ListRetentionRecordsRequest *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__list_retention_records_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__list_retention_records_request__free_unpacked
+                     (Doorstep__Accounts__V1__ListRetentionRecordsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_retention_records_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__accounts__v1__list_retention_records_response__init
+                     (Doorstep__Accounts__V1__ListRetentionRecordsResponse         *message)
+{
+  static const Doorstep__Accounts__V1__ListRetentionRecordsResponse init_value = DOORSTEP__ACCOUNTS__V1__LIST_RETENTION_RECORDS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__accounts__v1__list_retention_records_response__get_packed_size
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_retention_records_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__accounts__v1__list_retention_records_response__pack
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_retention_records_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__accounts__v1__list_retention_records_response__pack_to_buffer
+                     (const Doorstep__Accounts__V1__ListRetentionRecordsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_retention_records_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Accounts__V1__ListRetentionRecordsResponse *
+       doorstep__accounts__v1__list_retention_records_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Accounts__V1__ListRetentionRecordsResponse *)
+     protobuf_c_message_unpack (&doorstep__accounts__v1__list_retention_records_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__accounts__v1__list_retention_records_response__free_unpacked
+                     (Doorstep__Accounts__V1__ListRetentionRecordsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__accounts__v1__list_retention_records_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__debtor__field_descriptors[15] =
 {
   {
     "id",
@@ -3192,12 +3417,25 @@ static const ProtobufCFieldDescriptor doorstep__accounts__v1__debtor__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "erased",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Debtor, erased),
+    &doorstep__accounts__v1__erasure__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__accounts__v1__debtor__field_indices_by_name[] = {
   5,   /* field[5] = address */
   12,   /* field[12] = address_unverified */
   10,   /* field[10] = created_ms */
   7,   /* field[7] = emergency_contacts */
+  14,   /* field[14] = erased */
   1,   /* field[1] = external_id */
   2,   /* field[2] = full_name */
   0,   /* field[0] = id */
@@ -3212,7 +3450,7 @@ static const unsigned doorstep__accounts__v1__debtor__field_indices_by_name[] = 
 static const ProtobufCIntRange doorstep__accounts__v1__debtor__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor__descriptor =
 {
@@ -3222,7 +3460,7 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__debtor__descriptor =
   "Doorstep__Accounts__V1__Debtor",
   "doorstep.accounts.v1",
   sizeof(Doorstep__Accounts__V1__Debtor),
-  14,
+  15,
   doorstep__accounts__v1__debtor__field_descriptors,
   doorstep__accounts__v1__debtor__field_indices_by_name,
   1,  doorstep__accounts__v1__debtor__number_ranges,
@@ -10433,6 +10671,469 @@ const ProtobufCMessageDescriptor doorstep__accounts__v1__recall_accounts_respons
   (ProtobufCMessageInit) doorstep__accounts__v1__recall_accounts_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__retention_hold__field_descriptors[4] =
+{
+  {
+    "kind",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionHold, kind),
+    &doorstep__accounts__v1__retention_hold_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionHold, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "note",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionHold, note),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionHold, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__retention_hold__field_indices_by_name[] = {
+  3,   /* field[3] = account_id */
+  1,   /* field[1] = id */
+  0,   /* field[0] = kind */
+  2,   /* field[2] = note */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__retention_hold__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__retention_hold__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.RetentionHold",
+  "RetentionHold",
+  "Doorstep__Accounts__V1__RetentionHold",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__RetentionHold),
+  4,
+  doorstep__accounts__v1__retention_hold__field_descriptors,
+  doorstep__accounts__v1__retention_hold__field_indices_by_name,
+  1,  doorstep__accounts__v1__retention_hold__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__retention_hold__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__erasure__field_descriptors[6] =
+{
+  {
+    "erased_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Erasure, erased_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "erased_by",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Erasure, erased_by),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Erasure, rule_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_pack_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Erasure, rule_pack_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_pack_version",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Erasure, rule_pack_version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "retain_until_date",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__Erasure, retain_until_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__erasure__field_indices_by_name[] = {
+  1,   /* field[1] = erased_by */
+  0,   /* field[0] = erased_ms */
+  5,   /* field[5] = retain_until_date */
+  2,   /* field[2] = rule_id */
+  3,   /* field[3] = rule_pack_id */
+  4,   /* field[4] = rule_pack_version */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__erasure__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__erasure__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.Erasure",
+  "Erasure",
+  "Doorstep__Accounts__V1__Erasure",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__Erasure),
+  6,
+  doorstep__accounts__v1__erasure__field_descriptors,
+  doorstep__accounts__v1__erasure__field_indices_by_name,
+  1,  doorstep__accounts__v1__erasure__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__erasure__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__retention_record__field_descriptors[11] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "action",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, action),
+    &doorstep__accounts__v1__retention_action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "debtor_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, debtor_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account_ids",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, n_account_ids),
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, account_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "retain_until_date",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, retain_until_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_id",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, rule_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_pack_id",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, rule_pack_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_pack_version",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, rule_pack_version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hold",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, hold),
+    &doorstep__accounts__v1__retention_hold__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, actor),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recorded_ms",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__RetentionRecord, recorded_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__retention_record__field_indices_by_name[] = {
+  3,   /* field[3] = account_ids */
+  1,   /* field[1] = action */
+  9,   /* field[9] = actor */
+  2,   /* field[2] = debtor_id */
+  8,   /* field[8] = hold */
+  10,   /* field[10] = recorded_ms */
+  4,   /* field[4] = retain_until_date */
+  5,   /* field[5] = rule_id */
+  6,   /* field[6] = rule_pack_id */
+  7,   /* field[7] = rule_pack_version */
+  0,   /* field[0] = sequence */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__retention_record__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 11 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__retention_record__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.RetentionRecord",
+  "RetentionRecord",
+  "Doorstep__Accounts__V1__RetentionRecord",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__RetentionRecord),
+  11,
+  doorstep__accounts__v1__retention_record__field_descriptors,
+  doorstep__accounts__v1__retention_record__field_indices_by_name,
+  1,  doorstep__accounts__v1__retention_record__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__retention_record__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_retention_records_request__field_descriptors[3] =
+{
+  {
+    "page_size",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListRetentionRecordsRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListRetentionRecordsRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "debtor_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListRetentionRecordsRequest, debtor_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__list_retention_records_request__field_indices_by_name[] = {
+  2,   /* field[2] = debtor_id */
+  0,   /* field[0] = page_size */
+  1,   /* field[1] = page_token */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__list_retention_records_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__list_retention_records_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ListRetentionRecordsRequest",
+  "ListRetentionRecordsRequest",
+  "Doorstep__Accounts__V1__ListRetentionRecordsRequest",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ListRetentionRecordsRequest),
+  3,
+  doorstep__accounts__v1__list_retention_records_request__field_descriptors,
+  doorstep__accounts__v1__list_retention_records_request__field_indices_by_name,
+  1,  doorstep__accounts__v1__list_retention_records_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__list_retention_records_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__accounts__v1__list_retention_records_response__field_descriptors[2] =
+{
+  {
+    "records",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Accounts__V1__ListRetentionRecordsResponse, n_records),
+    offsetof(Doorstep__Accounts__V1__ListRetentionRecordsResponse, records),
+    &doorstep__accounts__v1__retention_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Accounts__V1__ListRetentionRecordsResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__accounts__v1__list_retention_records_response__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
+  0,   /* field[0] = records */
+};
+static const ProtobufCIntRange doorstep__accounts__v1__list_retention_records_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__accounts__v1__list_retention_records_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.ListRetentionRecordsResponse",
+  "ListRetentionRecordsResponse",
+  "Doorstep__Accounts__V1__ListRetentionRecordsResponse",
+  "doorstep.accounts.v1",
+  sizeof(Doorstep__Accounts__V1__ListRetentionRecordsResponse),
+  2,
+  doorstep__accounts__v1__list_retention_records_response__field_descriptors,
+  doorstep__accounts__v1__list_retention_records_response__field_indices_by_name,
+  1,  doorstep__accounts__v1__list_retention_records_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__accounts__v1__list_retention_records_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue doorstep__accounts__v1__stage__enum_values_by_number[8] =
 {
   { "STAGE_UNSPECIFIED", "DOORSTEP__ACCOUNTS__V1__STAGE__STAGE_UNSPECIFIED", 0 },
@@ -11107,7 +11808,65 @@ const ProtobufCEnumDescriptor doorstep__accounts__v1__placement_state__descripto
   doorstep__accounts__v1__placement_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor doorstep__accounts__v1__accounts__method_descriptors[25] =
+static const ProtobufCEnumValue doorstep__accounts__v1__retention_action__enum_values_by_number[3] =
+{
+  { "RETENTION_ACTION_UNSPECIFIED", "DOORSTEP__ACCOUNTS__V1__RETENTION_ACTION__RETENTION_ACTION_UNSPECIFIED", 0 },
+  { "RETENTION_ACTION_ERASED", "DOORSTEP__ACCOUNTS__V1__RETENTION_ACTION__RETENTION_ACTION_ERASED", 1 },
+  { "RETENTION_ACTION_POSTPONED", "DOORSTEP__ACCOUNTS__V1__RETENTION_ACTION__RETENTION_ACTION_POSTPONED", 2 },
+};
+static const ProtobufCIntRange doorstep__accounts__v1__retention_action__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex doorstep__accounts__v1__retention_action__enum_values_by_name[3] =
+{
+  { "RETENTION_ACTION_ERASED", 1 },
+  { "RETENTION_ACTION_POSTPONED", 2 },
+  { "RETENTION_ACTION_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor doorstep__accounts__v1__retention_action__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.RetentionAction",
+  "RetentionAction",
+  "Doorstep__Accounts__V1__RetentionAction",
+  "doorstep.accounts.v1",
+  3,
+  doorstep__accounts__v1__retention_action__enum_values_by_number,
+  3,
+  doorstep__accounts__v1__retention_action__enum_values_by_name,
+  1,
+  doorstep__accounts__v1__retention_action__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue doorstep__accounts__v1__retention_hold_kind__enum_values_by_number[2] =
+{
+  { "RETENTION_HOLD_KIND_UNSPECIFIED", "DOORSTEP__ACCOUNTS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_UNSPECIFIED", 0 },
+  { "RETENTION_HOLD_KIND_ACCOUNT_HOLD", "DOORSTEP__ACCOUNTS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_ACCOUNT_HOLD", 1 },
+};
+static const ProtobufCIntRange doorstep__accounts__v1__retention_hold_kind__value_ranges[] = {
+{0, 0},{0, 2}
+};
+static const ProtobufCEnumValueIndex doorstep__accounts__v1__retention_hold_kind__enum_values_by_name[2] =
+{
+  { "RETENTION_HOLD_KIND_ACCOUNT_HOLD", 1 },
+  { "RETENTION_HOLD_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor doorstep__accounts__v1__retention_hold_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.accounts.v1.RetentionHoldKind",
+  "RetentionHoldKind",
+  "Doorstep__Accounts__V1__RetentionHoldKind",
+  "doorstep.accounts.v1",
+  2,
+  doorstep__accounts__v1__retention_hold_kind__enum_values_by_number,
+  2,
+  doorstep__accounts__v1__retention_hold_kind__enum_values_by_name,
+  1,
+  doorstep__accounts__v1__retention_hold_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor doorstep__accounts__v1__accounts__method_descriptors[33] =
 {
   { "CreateDebtor", &doorstep__accounts__v1__create_debtor_request__descriptor, &doorstep__accounts__v1__debtor__descriptor },
   { "GetDebtor", &doorstep__accounts__v1__get_debtor_request__descriptor, &doorstep__accounts__v1__debtor__descriptor },
@@ -11134,22 +11893,36 @@ static const ProtobufCMethodDescriptor doorstep__accounts__v1__accounts__method_
   { "RecallAccounts", &doorstep__accounts__v1__recall_accounts_request__descriptor, &doorstep__accounts__v1__recall_accounts_response__descriptor },
   { "ListPersonalDataAccess", &doorstep__accounts__v1__list_personal_data_access_request__descriptor, &doorstep__accounts__v1__list_personal_data_access_response__descriptor },
   { "ExportDebtorRecord", &doorstep__accounts__v1__export_debtor_record_request__descriptor, &doorstep__accounts__v1__debtor_record_part__descriptor },
+  { "ListRetentionRecords", &doorstep__accounts__v1__list_retention_records_request__descriptor, &doorstep__accounts__v1__list_retention_records_response__descriptor },
+  { "WatchEvents", &doorstep__type__v1__watch_events_request__descriptor, &doorstep__type__v1__event__descriptor },
+  { "CreateSubscription", &doorstep__type__v1__create_subscription_request__descriptor, &doorstep__type__v1__create_subscription_response__descriptor },
+  { "GetSubscription", &doorstep__type__v1__get_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
+  { "ListSubscriptions", &doorstep__type__v1__list_subscriptions_request__descriptor, &doorstep__type__v1__list_subscriptions_response__descriptor },
+  { "DeleteSubscription", &doorstep__type__v1__delete_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
+  { "PauseSubscription", &doorstep__type__v1__pause_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
+  { "ResumeSubscription", &doorstep__type__v1__resume_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
 };
 const unsigned doorstep__accounts__v1__accounts__method_indices_by_name[] = {
   9,        /* AcceptRepaymentPlan */
   0,        /* CreateDebtor */
+  27,        /* CreateSubscription */
+  30,        /* DeleteSubscription */
   12,        /* EvaluateStages */
   24,        /* ExportDebtorRecord */
   3,        /* GetAccount */
   16,        /* GetAccountTimeline */
   1,        /* GetDebtor */
+  28,        /* GetSubscription */
   19,        /* ImportAccounts */
   20,        /* ImportPayments */
   4,        /* ListAccounts */
   18,        /* ListDebtorChanges */
   23,        /* ListPersonalDataAccess */
+  25,        /* ListRetentionRecords */
+  29,        /* ListSubscriptions */
   13,        /* ListVisitCandidates */
   2,        /* OpenAccount */
+  31,        /* PauseSubscription */
   21,        /* PlaceAccounts */
   10,        /* PlaceHold */
   8,        /* ProposeRepaymentPlan */
@@ -11159,7 +11932,9 @@ const unsigned doorstep__accounts__v1__accounts__method_indices_by_name[] = {
   7,        /* RecordPromiseToPay */
   14,        /* ReferToLegal */
   11,        /* ReleaseHold */
+  32,        /* ResumeSubscription */
   17,        /* UpdateDebtor */
+  26,        /* WatchEvents */
   15         /* WriteOff */
 };
 const ProtobufCServiceDescriptor doorstep__accounts__v1__accounts__descriptor =
@@ -11169,7 +11944,7 @@ const ProtobufCServiceDescriptor doorstep__accounts__v1__accounts__descriptor =
   "Accounts",
   "Doorstep__Accounts__V1__Accounts",
   "doorstep.accounts.v1",
-  25,
+  33,
   doorstep__accounts__v1__accounts__method_descriptors,
   doorstep__accounts__v1__accounts__method_indices_by_name
 };
@@ -11372,6 +12147,70 @@ void doorstep__accounts__v1__accounts__export_debtor_record(ProtobufCService *se
 {
   assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
   service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__list_retention_records(ProtobufCService *service,
+                                                              const Doorstep__Accounts__V1__ListRetentionRecordsRequest *input,
+                                                              Doorstep__Accounts__V1__ListRetentionRecordsResponse_Closure closure,
+                                                              void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__watch_events(ProtobufCService *service,
+                                                    const Doorstep__Type__V1__WatchEventsRequest *input,
+                                                    Doorstep__Type__V1__Event_Closure closure,
+                                                    void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__create_subscription(ProtobufCService *service,
+                                                           const Doorstep__Type__V1__CreateSubscriptionRequest *input,
+                                                           Doorstep__Type__V1__CreateSubscriptionResponse_Closure closure,
+                                                           void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__get_subscription(ProtobufCService *service,
+                                                        const Doorstep__Type__V1__GetSubscriptionRequest *input,
+                                                        Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                        void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__list_subscriptions(ProtobufCService *service,
+                                                          const Doorstep__Type__V1__ListSubscriptionsRequest *input,
+                                                          Doorstep__Type__V1__ListSubscriptionsResponse_Closure closure,
+                                                          void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__delete_subscription(ProtobufCService *service,
+                                                           const Doorstep__Type__V1__DeleteSubscriptionRequest *input,
+                                                           Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                           void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__pause_subscription(ProtobufCService *service,
+                                                          const Doorstep__Type__V1__PauseSubscriptionRequest *input,
+                                                          Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                          void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__accounts__v1__accounts__resume_subscription(ProtobufCService *service,
+                                                           const Doorstep__Type__V1__ResumeSubscriptionRequest *input,
+                                                           Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                           void *closure_data)
+{
+  assert(service->descriptor == &doorstep__accounts__v1__accounts__descriptor);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__accounts__v1__accounts__init (Doorstep__Accounts__V1__Accounts_Service *service,
                                              Doorstep__Accounts__V1__Accounts_ServiceDestroy destroy)

@@ -9017,7 +9017,7 @@ const ProtobufCEnumDescriptor doorstep__scheduling__v1__unassigned_reason__descr
   doorstep__scheduling__v1__unassigned_reason__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor doorstep__scheduling__v1__scheduling__method_descriptors[26] =
+static const ProtobufCMethodDescriptor doorstep__scheduling__v1__scheduling__method_descriptors[33] =
 {
   { "RegisterAgency", &doorstep__scheduling__v1__register_agency_request__descriptor, &doorstep__scheduling__v1__agency__descriptor },
   { "RegisterCollector", &doorstep__scheduling__v1__register_collector_request__descriptor, &doorstep__scheduling__v1__collector__descriptor },
@@ -9045,6 +9045,13 @@ static const ProtobufCMethodDescriptor doorstep__scheduling__v1__scheduling__met
   { "PlanDay", &doorstep__scheduling__v1__plan_day_request__descriptor, &doorstep__scheduling__v1__plan_day_response__descriptor },
   { "GetContactBudget", &doorstep__scheduling__v1__get_contact_budget_request__descriptor, &doorstep__scheduling__v1__contact_budget__descriptor },
   { "PlaceRegion", &doorstep__scheduling__v1__place_region_request__descriptor, &doorstep__scheduling__v1__place_region_response__descriptor },
+  { "WatchEvents", &doorstep__type__v1__watch_events_request__descriptor, &doorstep__type__v1__event__descriptor },
+  { "CreateSubscription", &doorstep__type__v1__create_subscription_request__descriptor, &doorstep__type__v1__create_subscription_response__descriptor },
+  { "GetSubscription", &doorstep__type__v1__get_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
+  { "ListSubscriptions", &doorstep__type__v1__list_subscriptions_request__descriptor, &doorstep__type__v1__list_subscriptions_response__descriptor },
+  { "DeleteSubscription", &doorstep__type__v1__delete_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
+  { "PauseSubscription", &doorstep__type__v1__pause_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
+  { "ResumeSubscription", &doorstep__type__v1__resume_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
 };
 const unsigned doorstep__scheduling__v1__scheduling__method_indices_by_name[] = {
   16,        /* BookAppointment */
@@ -9052,15 +9059,20 @@ const unsigned doorstep__scheduling__v1__scheduling__method_indices_by_name[] = 
   15,        /* CheckCompliance */
   20,        /* CompleteAppointment */
   17,        /* ConfirmAppointment */
+  27,        /* CreateSubscription */
+  30,        /* DeleteSubscription */
   10,        /* ExitAgency */
   4,        /* GetAgency */
   21,        /* GetAppointment */
   11,        /* GetCollector */
   24,        /* GetContactBudget */
+  28,        /* GetSubscription */
   5,        /* ListAgencies */
   22,        /* ListAppointments */
   12,        /* ListCollectors */
   14,        /* ListExpiring */
+  29,        /* ListSubscriptions */
+  31,        /* PauseSubscription */
   25,        /* PlaceRegion */
   23,        /* PlanDay */
   7,        /* RecordInspection */
@@ -9069,10 +9081,12 @@ const unsigned doorstep__scheduling__v1__scheduling__method_indices_by_name[] = 
   9,        /* ReinstateAgency */
   3,        /* ReinstateCollector */
   18,        /* RescheduleAppointment */
+  32,        /* ResumeSubscription */
   8,        /* SuspendAgency */
   2,        /* SuspendCollector */
   6,        /* UpdateAgency */
-  13         /* UpdateCollector */
+  13,        /* UpdateCollector */
+  26         /* WatchEvents */
 };
 const ProtobufCServiceDescriptor doorstep__scheduling__v1__scheduling__descriptor =
 {
@@ -9081,7 +9095,7 @@ const ProtobufCServiceDescriptor doorstep__scheduling__v1__scheduling__descripto
   "Scheduling",
   "Doorstep__Scheduling__V1__Scheduling",
   "doorstep.scheduling.v1",
-  26,
+  33,
   doorstep__scheduling__v1__scheduling__method_descriptors,
   doorstep__scheduling__v1__scheduling__method_indices_by_name
 };
@@ -9292,6 +9306,62 @@ void doorstep__scheduling__v1__scheduling__place_region(ProtobufCService *servic
 {
   assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
   service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__watch_events(ProtobufCService *service,
+                                                        const Doorstep__Type__V1__WatchEventsRequest *input,
+                                                        Doorstep__Type__V1__Event_Closure closure,
+                                                        void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__create_subscription(ProtobufCService *service,
+                                                               const Doorstep__Type__V1__CreateSubscriptionRequest *input,
+                                                               Doorstep__Type__V1__CreateSubscriptionResponse_Closure closure,
+                                                               void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__get_subscription(ProtobufCService *service,
+                                                            const Doorstep__Type__V1__GetSubscriptionRequest *input,
+                                                            Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                            void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 28, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__list_subscriptions(ProtobufCService *service,
+                                                              const Doorstep__Type__V1__ListSubscriptionsRequest *input,
+                                                              Doorstep__Type__V1__ListSubscriptionsResponse_Closure closure,
+                                                              void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 29, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__delete_subscription(ProtobufCService *service,
+                                                               const Doorstep__Type__V1__DeleteSubscriptionRequest *input,
+                                                               Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                               void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 30, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__pause_subscription(ProtobufCService *service,
+                                                              const Doorstep__Type__V1__PauseSubscriptionRequest *input,
+                                                              Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                              void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 31, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__scheduling__v1__scheduling__resume_subscription(ProtobufCService *service,
+                                                               const Doorstep__Type__V1__ResumeSubscriptionRequest *input,
+                                                               Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                               void *closure_data)
+{
+  assert(service->descriptor == &doorstep__scheduling__v1__scheduling__descriptor);
+  service->invoke(service, 32, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__scheduling__v1__scheduling__init (Doorstep__Scheduling__V1__Scheduling_Service *service,
                                                  Doorstep__Scheduling__V1__Scheduling_ServiceDestroy destroy)

@@ -604,6 +604,501 @@ void   doorstep__type__v1__delivery__free_unpacked
   assert(message->base.descriptor == &doorstep__type__v1__delivery__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   doorstep__type__v1__event__init
+                     (Doorstep__Type__V1__Event         *message)
+{
+  static const Doorstep__Type__V1__Event init_value = DOORSTEP__TYPE__V1__EVENT__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__event__get_packed_size
+                     (const Doorstep__Type__V1__Event *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__event__pack
+                     (const Doorstep__Type__V1__Event *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__event__pack_to_buffer
+                     (const Doorstep__Type__V1__Event *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__Event *
+       doorstep__type__v1__event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__Event *)
+     protobuf_c_message_unpack (&doorstep__type__v1__event__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__event__free_unpacked
+                     (Doorstep__Type__V1__Event *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__watch_events_request__init
+                     (Doorstep__Type__V1__WatchEventsRequest         *message)
+{
+  static const Doorstep__Type__V1__WatchEventsRequest init_value = DOORSTEP__TYPE__V1__WATCH_EVENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__watch_events_request__get_packed_size
+                     (const Doorstep__Type__V1__WatchEventsRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__watch_events_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__watch_events_request__pack
+                     (const Doorstep__Type__V1__WatchEventsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__watch_events_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__watch_events_request__pack_to_buffer
+                     (const Doorstep__Type__V1__WatchEventsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__watch_events_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__WatchEventsRequest *
+       doorstep__type__v1__watch_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__WatchEventsRequest *)
+     protobuf_c_message_unpack (&doorstep__type__v1__watch_events_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__watch_events_request__free_unpacked
+                     (Doorstep__Type__V1__WatchEventsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__watch_events_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__webhook_subscription__init
+                     (Doorstep__Type__V1__WebhookSubscription         *message)
+{
+  static const Doorstep__Type__V1__WebhookSubscription init_value = DOORSTEP__TYPE__V1__WEBHOOK_SUBSCRIPTION__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__webhook_subscription__get_packed_size
+                     (const Doorstep__Type__V1__WebhookSubscription *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__webhook_subscription__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__webhook_subscription__pack
+                     (const Doorstep__Type__V1__WebhookSubscription *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__webhook_subscription__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__webhook_subscription__pack_to_buffer
+                     (const Doorstep__Type__V1__WebhookSubscription *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__webhook_subscription__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__WebhookSubscription *
+       doorstep__type__v1__webhook_subscription__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__WebhookSubscription *)
+     protobuf_c_message_unpack (&doorstep__type__v1__webhook_subscription__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__webhook_subscription__free_unpacked
+                     (Doorstep__Type__V1__WebhookSubscription *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__webhook_subscription__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__create_subscription_request__init
+                     (Doorstep__Type__V1__CreateSubscriptionRequest         *message)
+{
+  static const Doorstep__Type__V1__CreateSubscriptionRequest init_value = DOORSTEP__TYPE__V1__CREATE_SUBSCRIPTION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__create_subscription_request__get_packed_size
+                     (const Doorstep__Type__V1__CreateSubscriptionRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__create_subscription_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__create_subscription_request__pack
+                     (const Doorstep__Type__V1__CreateSubscriptionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__create_subscription_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__create_subscription_request__pack_to_buffer
+                     (const Doorstep__Type__V1__CreateSubscriptionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__create_subscription_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__CreateSubscriptionRequest *
+       doorstep__type__v1__create_subscription_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__CreateSubscriptionRequest *)
+     protobuf_c_message_unpack (&doorstep__type__v1__create_subscription_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__create_subscription_request__free_unpacked
+                     (Doorstep__Type__V1__CreateSubscriptionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__create_subscription_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__create_subscription_response__init
+                     (Doorstep__Type__V1__CreateSubscriptionResponse         *message)
+{
+  static const Doorstep__Type__V1__CreateSubscriptionResponse init_value = DOORSTEP__TYPE__V1__CREATE_SUBSCRIPTION_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__create_subscription_response__get_packed_size
+                     (const Doorstep__Type__V1__CreateSubscriptionResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__create_subscription_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__create_subscription_response__pack
+                     (const Doorstep__Type__V1__CreateSubscriptionResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__create_subscription_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__create_subscription_response__pack_to_buffer
+                     (const Doorstep__Type__V1__CreateSubscriptionResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__create_subscription_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__CreateSubscriptionResponse *
+       doorstep__type__v1__create_subscription_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__CreateSubscriptionResponse *)
+     protobuf_c_message_unpack (&doorstep__type__v1__create_subscription_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__create_subscription_response__free_unpacked
+                     (Doorstep__Type__V1__CreateSubscriptionResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__create_subscription_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__get_subscription_request__init
+                     (Doorstep__Type__V1__GetSubscriptionRequest         *message)
+{
+  static const Doorstep__Type__V1__GetSubscriptionRequest init_value = DOORSTEP__TYPE__V1__GET_SUBSCRIPTION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__get_subscription_request__get_packed_size
+                     (const Doorstep__Type__V1__GetSubscriptionRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__get_subscription_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__get_subscription_request__pack
+                     (const Doorstep__Type__V1__GetSubscriptionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__get_subscription_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__get_subscription_request__pack_to_buffer
+                     (const Doorstep__Type__V1__GetSubscriptionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__get_subscription_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__GetSubscriptionRequest *
+       doorstep__type__v1__get_subscription_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__GetSubscriptionRequest *)
+     protobuf_c_message_unpack (&doorstep__type__v1__get_subscription_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__get_subscription_request__free_unpacked
+                     (Doorstep__Type__V1__GetSubscriptionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__get_subscription_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__list_subscriptions_request__init
+                     (Doorstep__Type__V1__ListSubscriptionsRequest         *message)
+{
+  static const Doorstep__Type__V1__ListSubscriptionsRequest init_value = DOORSTEP__TYPE__V1__LIST_SUBSCRIPTIONS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__list_subscriptions_request__get_packed_size
+                     (const Doorstep__Type__V1__ListSubscriptionsRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__list_subscriptions_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__list_subscriptions_request__pack
+                     (const Doorstep__Type__V1__ListSubscriptionsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__list_subscriptions_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__list_subscriptions_request__pack_to_buffer
+                     (const Doorstep__Type__V1__ListSubscriptionsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__list_subscriptions_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__ListSubscriptionsRequest *
+       doorstep__type__v1__list_subscriptions_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__ListSubscriptionsRequest *)
+     protobuf_c_message_unpack (&doorstep__type__v1__list_subscriptions_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__list_subscriptions_request__free_unpacked
+                     (Doorstep__Type__V1__ListSubscriptionsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__list_subscriptions_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__list_subscriptions_response__init
+                     (Doorstep__Type__V1__ListSubscriptionsResponse         *message)
+{
+  static const Doorstep__Type__V1__ListSubscriptionsResponse init_value = DOORSTEP__TYPE__V1__LIST_SUBSCRIPTIONS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__list_subscriptions_response__get_packed_size
+                     (const Doorstep__Type__V1__ListSubscriptionsResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__list_subscriptions_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__list_subscriptions_response__pack
+                     (const Doorstep__Type__V1__ListSubscriptionsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__list_subscriptions_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__list_subscriptions_response__pack_to_buffer
+                     (const Doorstep__Type__V1__ListSubscriptionsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__list_subscriptions_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__ListSubscriptionsResponse *
+       doorstep__type__v1__list_subscriptions_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__ListSubscriptionsResponse *)
+     protobuf_c_message_unpack (&doorstep__type__v1__list_subscriptions_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__list_subscriptions_response__free_unpacked
+                     (Doorstep__Type__V1__ListSubscriptionsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__list_subscriptions_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__delete_subscription_request__init
+                     (Doorstep__Type__V1__DeleteSubscriptionRequest         *message)
+{
+  static const Doorstep__Type__V1__DeleteSubscriptionRequest init_value = DOORSTEP__TYPE__V1__DELETE_SUBSCRIPTION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__delete_subscription_request__get_packed_size
+                     (const Doorstep__Type__V1__DeleteSubscriptionRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__delete_subscription_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__delete_subscription_request__pack
+                     (const Doorstep__Type__V1__DeleteSubscriptionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__delete_subscription_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__delete_subscription_request__pack_to_buffer
+                     (const Doorstep__Type__V1__DeleteSubscriptionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__delete_subscription_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__DeleteSubscriptionRequest *
+       doorstep__type__v1__delete_subscription_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__DeleteSubscriptionRequest *)
+     protobuf_c_message_unpack (&doorstep__type__v1__delete_subscription_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__delete_subscription_request__free_unpacked
+                     (Doorstep__Type__V1__DeleteSubscriptionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__delete_subscription_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__pause_subscription_request__init
+                     (Doorstep__Type__V1__PauseSubscriptionRequest         *message)
+{
+  static const Doorstep__Type__V1__PauseSubscriptionRequest init_value = DOORSTEP__TYPE__V1__PAUSE_SUBSCRIPTION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__pause_subscription_request__get_packed_size
+                     (const Doorstep__Type__V1__PauseSubscriptionRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__pause_subscription_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__pause_subscription_request__pack
+                     (const Doorstep__Type__V1__PauseSubscriptionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__pause_subscription_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__pause_subscription_request__pack_to_buffer
+                     (const Doorstep__Type__V1__PauseSubscriptionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__pause_subscription_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__PauseSubscriptionRequest *
+       doorstep__type__v1__pause_subscription_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__PauseSubscriptionRequest *)
+     protobuf_c_message_unpack (&doorstep__type__v1__pause_subscription_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__pause_subscription_request__free_unpacked
+                     (Doorstep__Type__V1__PauseSubscriptionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__pause_subscription_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__type__v1__resume_subscription_request__init
+                     (Doorstep__Type__V1__ResumeSubscriptionRequest         *message)
+{
+  static const Doorstep__Type__V1__ResumeSubscriptionRequest init_value = DOORSTEP__TYPE__V1__RESUME_SUBSCRIPTION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__type__v1__resume_subscription_request__get_packed_size
+                     (const Doorstep__Type__V1__ResumeSubscriptionRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__resume_subscription_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__type__v1__resume_subscription_request__pack
+                     (const Doorstep__Type__V1__ResumeSubscriptionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__resume_subscription_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__type__v1__resume_subscription_request__pack_to_buffer
+                     (const Doorstep__Type__V1__ResumeSubscriptionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__type__v1__resume_subscription_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Type__V1__ResumeSubscriptionRequest *
+       doorstep__type__v1__resume_subscription_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Type__V1__ResumeSubscriptionRequest *)
+     protobuf_c_message_unpack (&doorstep__type__v1__resume_subscription_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__type__v1__resume_subscription_request__free_unpacked
+                     (Doorstep__Type__V1__ResumeSubscriptionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__type__v1__resume_subscription_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor doorstep__type__v1__money__field_descriptors[2] =
 {
   {
@@ -1551,6 +2046,892 @@ const ProtobufCMessageDescriptor doorstep__type__v1__delivery__descriptor =
   (ProtobufCMessageInit) doorstep__type__v1__delivery__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor doorstep__type__v1__event__field_descriptors[12] =
+{
+  {
+    "cursor",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "spec_version",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, spec_version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "type",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "time",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, time),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "time_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, time_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_content_type",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, data_content_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_schema",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, data_schema),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_json",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, data_json),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__Event, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__event__field_indices_by_name[] = {
+  0,   /* field[0] = cursor */
+  11,   /* field[11] = data */
+  8,   /* field[8] = data_content_type */
+  10,   /* field[10] = data_json */
+  9,   /* field[9] = data_schema */
+  1,   /* field[1] = id */
+  2,   /* field[2] = source */
+  3,   /* field[3] = spec_version */
+  5,   /* field[5] = subject */
+  6,   /* field[6] = time */
+  7,   /* field[7] = time_ms */
+  4,   /* field[4] = type */
+};
+static const ProtobufCIntRange doorstep__type__v1__event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 12 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.Event",
+  "Event",
+  "Doorstep__Type__V1__Event",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__Event),
+  12,
+  doorstep__type__v1__event__field_descriptors,
+  doorstep__type__v1__event__field_indices_by_name,
+  1,  doorstep__type__v1__event__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__watch_events_request__field_descriptors[3] =
+{
+  {
+    "after_cursor",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WatchEventsRequest, after_cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "types",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Doorstep__Type__V1__WatchEventsRequest, n_types),
+    offsetof(Doorstep__Type__V1__WatchEventsRequest, types),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_now",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WatchEventsRequest, from_now),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__watch_events_request__field_indices_by_name[] = {
+  0,   /* field[0] = after_cursor */
+  2,   /* field[2] = from_now */
+  1,   /* field[1] = types */
+};
+static const ProtobufCIntRange doorstep__type__v1__watch_events_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__watch_events_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.WatchEventsRequest",
+  "WatchEventsRequest",
+  "Doorstep__Type__V1__WatchEventsRequest",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__WatchEventsRequest),
+  3,
+  doorstep__type__v1__watch_events_request__field_descriptors,
+  doorstep__type__v1__watch_events_request__field_indices_by_name,
+  1,  doorstep__type__v1__watch_events_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__watch_events_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__webhook_subscription__field_descriptors[13] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "url",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, url),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "types",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Doorstep__Type__V1__WebhookSubscription, n_types),
+    offsetof(Doorstep__Type__V1__WebhookSubscription, types),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, state),
+    &doorstep__type__v1__webhook_subscription_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "paused_reason",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, paused_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failed_attempts",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, failed_attempts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_error",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, last_error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_attempt_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, last_attempt_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_delivered_ms",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, last_delivered_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_attempt_ms",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, next_attempt_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_ms",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, created_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pending_events",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__WebhookSubscription, pending_events),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__webhook_subscription__field_indices_by_name[] = {
+  11,   /* field[11] = created_ms */
+  5,   /* field[5] = cursor */
+  6,   /* field[6] = failed_attempts */
+  0,   /* field[0] = id */
+  8,   /* field[8] = last_attempt_ms */
+  9,   /* field[9] = last_delivered_ms */
+  7,   /* field[7] = last_error */
+  10,   /* field[10] = next_attempt_ms */
+  4,   /* field[4] = paused_reason */
+  12,   /* field[12] = pending_events */
+  3,   /* field[3] = state */
+  2,   /* field[2] = types */
+  1,   /* field[1] = url */
+};
+static const ProtobufCIntRange doorstep__type__v1__webhook_subscription__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 13 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__webhook_subscription__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.WebhookSubscription",
+  "WebhookSubscription",
+  "Doorstep__Type__V1__WebhookSubscription",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__WebhookSubscription),
+  13,
+  doorstep__type__v1__webhook_subscription__field_descriptors,
+  doorstep__type__v1__webhook_subscription__field_indices_by_name,
+  1,  doorstep__type__v1__webhook_subscription__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__webhook_subscription__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__create_subscription_request__field_descriptors[5] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__CreateSubscriptionRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "url",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__CreateSubscriptionRequest, url),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "types",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Doorstep__Type__V1__CreateSubscriptionRequest, n_types),
+    offsetof(Doorstep__Type__V1__CreateSubscriptionRequest, types),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secret",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__CreateSubscriptionRequest, secret),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "after_cursor",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__CreateSubscriptionRequest, after_cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__create_subscription_request__field_indices_by_name[] = {
+  4,   /* field[4] = after_cursor */
+  0,   /* field[0] = request_id */
+  3,   /* field[3] = secret */
+  2,   /* field[2] = types */
+  1,   /* field[1] = url */
+};
+static const ProtobufCIntRange doorstep__type__v1__create_subscription_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__create_subscription_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.CreateSubscriptionRequest",
+  "CreateSubscriptionRequest",
+  "Doorstep__Type__V1__CreateSubscriptionRequest",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__CreateSubscriptionRequest),
+  5,
+  doorstep__type__v1__create_subscription_request__field_descriptors,
+  doorstep__type__v1__create_subscription_request__field_indices_by_name,
+  1,  doorstep__type__v1__create_subscription_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__create_subscription_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__create_subscription_response__field_descriptors[2] =
+{
+  {
+    "subscription",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__CreateSubscriptionResponse, subscription),
+    &doorstep__type__v1__webhook_subscription__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secret",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__CreateSubscriptionResponse, secret),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__create_subscription_response__field_indices_by_name[] = {
+  1,   /* field[1] = secret */
+  0,   /* field[0] = subscription */
+};
+static const ProtobufCIntRange doorstep__type__v1__create_subscription_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__create_subscription_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.CreateSubscriptionResponse",
+  "CreateSubscriptionResponse",
+  "Doorstep__Type__V1__CreateSubscriptionResponse",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__CreateSubscriptionResponse),
+  2,
+  doorstep__type__v1__create_subscription_response__field_descriptors,
+  doorstep__type__v1__create_subscription_response__field_indices_by_name,
+  1,  doorstep__type__v1__create_subscription_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__create_subscription_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__get_subscription_request__field_descriptors[1] =
+{
+  {
+    "subscription_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__GetSubscriptionRequest, subscription_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__get_subscription_request__field_indices_by_name[] = {
+  0,   /* field[0] = subscription_id */
+};
+static const ProtobufCIntRange doorstep__type__v1__get_subscription_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__get_subscription_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.GetSubscriptionRequest",
+  "GetSubscriptionRequest",
+  "Doorstep__Type__V1__GetSubscriptionRequest",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__GetSubscriptionRequest),
+  1,
+  doorstep__type__v1__get_subscription_request__field_descriptors,
+  doorstep__type__v1__get_subscription_request__field_indices_by_name,
+  1,  doorstep__type__v1__get_subscription_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__get_subscription_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__list_subscriptions_request__field_descriptors[2] =
+{
+  {
+    "page_size",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__ListSubscriptionsRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__ListSubscriptionsRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__list_subscriptions_request__field_indices_by_name[] = {
+  0,   /* field[0] = page_size */
+  1,   /* field[1] = page_token */
+};
+static const ProtobufCIntRange doorstep__type__v1__list_subscriptions_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__list_subscriptions_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.ListSubscriptionsRequest",
+  "ListSubscriptionsRequest",
+  "Doorstep__Type__V1__ListSubscriptionsRequest",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__ListSubscriptionsRequest),
+  2,
+  doorstep__type__v1__list_subscriptions_request__field_descriptors,
+  doorstep__type__v1__list_subscriptions_request__field_indices_by_name,
+  1,  doorstep__type__v1__list_subscriptions_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__list_subscriptions_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__list_subscriptions_response__field_descriptors[2] =
+{
+  {
+    "subscriptions",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Type__V1__ListSubscriptionsResponse, n_subscriptions),
+    offsetof(Doorstep__Type__V1__ListSubscriptionsResponse, subscriptions),
+    &doorstep__type__v1__webhook_subscription__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__ListSubscriptionsResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__list_subscriptions_response__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
+  0,   /* field[0] = subscriptions */
+};
+static const ProtobufCIntRange doorstep__type__v1__list_subscriptions_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__list_subscriptions_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.ListSubscriptionsResponse",
+  "ListSubscriptionsResponse",
+  "Doorstep__Type__V1__ListSubscriptionsResponse",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__ListSubscriptionsResponse),
+  2,
+  doorstep__type__v1__list_subscriptions_response__field_descriptors,
+  doorstep__type__v1__list_subscriptions_response__field_indices_by_name,
+  1,  doorstep__type__v1__list_subscriptions_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__list_subscriptions_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__delete_subscription_request__field_descriptors[2] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__DeleteSubscriptionRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subscription_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__DeleteSubscriptionRequest, subscription_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__delete_subscription_request__field_indices_by_name[] = {
+  0,   /* field[0] = request_id */
+  1,   /* field[1] = subscription_id */
+};
+static const ProtobufCIntRange doorstep__type__v1__delete_subscription_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__delete_subscription_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.DeleteSubscriptionRequest",
+  "DeleteSubscriptionRequest",
+  "Doorstep__Type__V1__DeleteSubscriptionRequest",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__DeleteSubscriptionRequest),
+  2,
+  doorstep__type__v1__delete_subscription_request__field_descriptors,
+  doorstep__type__v1__delete_subscription_request__field_indices_by_name,
+  1,  doorstep__type__v1__delete_subscription_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__delete_subscription_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__pause_subscription_request__field_descriptors[3] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__PauseSubscriptionRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subscription_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__PauseSubscriptionRequest, subscription_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__PauseSubscriptionRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__pause_subscription_request__field_indices_by_name[] = {
+  2,   /* field[2] = reason */
+  0,   /* field[0] = request_id */
+  1,   /* field[1] = subscription_id */
+};
+static const ProtobufCIntRange doorstep__type__v1__pause_subscription_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__pause_subscription_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.PauseSubscriptionRequest",
+  "PauseSubscriptionRequest",
+  "Doorstep__Type__V1__PauseSubscriptionRequest",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__PauseSubscriptionRequest),
+  3,
+  doorstep__type__v1__pause_subscription_request__field_descriptors,
+  doorstep__type__v1__pause_subscription_request__field_indices_by_name,
+  1,  doorstep__type__v1__pause_subscription_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__pause_subscription_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__type__v1__resume_subscription_request__field_descriptors[2] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__ResumeSubscriptionRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subscription_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Type__V1__ResumeSubscriptionRequest, subscription_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__type__v1__resume_subscription_request__field_indices_by_name[] = {
+  0,   /* field[0] = request_id */
+  1,   /* field[1] = subscription_id */
+};
+static const ProtobufCIntRange doorstep__type__v1__resume_subscription_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__type__v1__resume_subscription_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.ResumeSubscriptionRequest",
+  "ResumeSubscriptionRequest",
+  "Doorstep__Type__V1__ResumeSubscriptionRequest",
+  "doorstep.type.v1",
+  sizeof(Doorstep__Type__V1__ResumeSubscriptionRequest),
+  2,
+  doorstep__type__v1__resume_subscription_request__field_descriptors,
+  doorstep__type__v1__resume_subscription_request__field_indices_by_name,
+  1,  doorstep__type__v1__resume_subscription_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__type__v1__resume_subscription_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue doorstep__type__v1__role__enum_values_by_number[7] =
 {
   { "ROLE_UNSPECIFIED", "DOORSTEP__TYPE__V1__ROLE__ROLE_UNSPECIFIED", 0 },
@@ -1651,5 +3032,35 @@ const ProtobufCEnumDescriptor doorstep__type__v1__delivery_status__descriptor =
   doorstep__type__v1__delivery_status__enum_values_by_name,
   1,
   doorstep__type__v1__delivery_status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue doorstep__type__v1__webhook_subscription_state__enum_values_by_number[3] =
+{
+  { "WEBHOOK_SUBSCRIPTION_STATE_UNSPECIFIED", "DOORSTEP__TYPE__V1__WEBHOOK_SUBSCRIPTION_STATE__WEBHOOK_SUBSCRIPTION_STATE_UNSPECIFIED", 0 },
+  { "WEBHOOK_SUBSCRIPTION_STATE_ACTIVE", "DOORSTEP__TYPE__V1__WEBHOOK_SUBSCRIPTION_STATE__WEBHOOK_SUBSCRIPTION_STATE_ACTIVE", 1 },
+  { "WEBHOOK_SUBSCRIPTION_STATE_PAUSED", "DOORSTEP__TYPE__V1__WEBHOOK_SUBSCRIPTION_STATE__WEBHOOK_SUBSCRIPTION_STATE_PAUSED", 2 },
+};
+static const ProtobufCIntRange doorstep__type__v1__webhook_subscription_state__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex doorstep__type__v1__webhook_subscription_state__enum_values_by_name[3] =
+{
+  { "WEBHOOK_SUBSCRIPTION_STATE_ACTIVE", 1 },
+  { "WEBHOOK_SUBSCRIPTION_STATE_PAUSED", 2 },
+  { "WEBHOOK_SUBSCRIPTION_STATE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor doorstep__type__v1__webhook_subscription_state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.type.v1.WebhookSubscriptionState",
+  "WebhookSubscriptionState",
+  "Doorstep__Type__V1__WebhookSubscriptionState",
+  "doorstep.type.v1",
+  3,
+  doorstep__type__v1__webhook_subscription_state__enum_values_by_number,
+  3,
+  doorstep__type__v1__webhook_subscription_state__enum_values_by_name,
+  1,
+  doorstep__type__v1__webhook_subscription_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -1267,6 +1267,231 @@ void   doorstep__visits__v1__list_complaints_response__free_unpacked
   assert(message->base.descriptor == &doorstep__visits__v1__list_complaints_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   doorstep__visits__v1__retention_hold__init
+                     (Doorstep__Visits__V1__RetentionHold         *message)
+{
+  static const Doorstep__Visits__V1__RetentionHold init_value = DOORSTEP__VISITS__V1__RETENTION_HOLD__INIT;
+  *message = init_value;
+}
+size_t doorstep__visits__v1__retention_hold__get_packed_size
+                     (const Doorstep__Visits__V1__RetentionHold *message)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__retention_hold__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__visits__v1__retention_hold__pack
+                     (const Doorstep__Visits__V1__RetentionHold *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__retention_hold__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__visits__v1__retention_hold__pack_to_buffer
+                     (const Doorstep__Visits__V1__RetentionHold *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__retention_hold__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Visits__V1__RetentionHold *
+       doorstep__visits__v1__retention_hold__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Visits__V1__RetentionHold *)
+     protobuf_c_message_unpack (&doorstep__visits__v1__retention_hold__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__visits__v1__retention_hold__free_unpacked
+                     (Doorstep__Visits__V1__RetentionHold *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__visits__v1__retention_hold__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__visits__v1__erasure__init
+                     (Doorstep__Visits__V1__Erasure         *message)
+{
+  static const Doorstep__Visits__V1__Erasure init_value = DOORSTEP__VISITS__V1__ERASURE__INIT;
+  *message = init_value;
+}
+size_t doorstep__visits__v1__erasure__get_packed_size
+                     (const Doorstep__Visits__V1__Erasure *message)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__erasure__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__visits__v1__erasure__pack
+                     (const Doorstep__Visits__V1__Erasure *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__erasure__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__visits__v1__erasure__pack_to_buffer
+                     (const Doorstep__Visits__V1__Erasure *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__erasure__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Visits__V1__Erasure *
+       doorstep__visits__v1__erasure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Visits__V1__Erasure *)
+     protobuf_c_message_unpack (&doorstep__visits__v1__erasure__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__visits__v1__erasure__free_unpacked
+                     (Doorstep__Visits__V1__Erasure *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__visits__v1__erasure__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__visits__v1__retention_record__init
+                     (Doorstep__Visits__V1__RetentionRecord         *message)
+{
+  static const Doorstep__Visits__V1__RetentionRecord init_value = DOORSTEP__VISITS__V1__RETENTION_RECORD__INIT;
+  *message = init_value;
+}
+size_t doorstep__visits__v1__retention_record__get_packed_size
+                     (const Doorstep__Visits__V1__RetentionRecord *message)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__retention_record__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__visits__v1__retention_record__pack
+                     (const Doorstep__Visits__V1__RetentionRecord *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__retention_record__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__visits__v1__retention_record__pack_to_buffer
+                     (const Doorstep__Visits__V1__RetentionRecord *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__retention_record__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Visits__V1__RetentionRecord *
+       doorstep__visits__v1__retention_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Visits__V1__RetentionRecord *)
+     protobuf_c_message_unpack (&doorstep__visits__v1__retention_record__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__visits__v1__retention_record__free_unpacked
+                     (Doorstep__Visits__V1__RetentionRecord *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__visits__v1__retention_record__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__visits__v1__list_retention_records_request__init
+                     (Doorstep__Visits__V1__ListRetentionRecordsRequest         *message)
+{
+  static const Doorstep__Visits__V1__ListRetentionRecordsRequest init_value = DOORSTEP__VISITS__V1__LIST_RETENTION_RECORDS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t doorstep__visits__v1__list_retention_records_request__get_packed_size
+                     (const Doorstep__Visits__V1__ListRetentionRecordsRequest *message)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__list_retention_records_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__visits__v1__list_retention_records_request__pack
+                     (const Doorstep__Visits__V1__ListRetentionRecordsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__list_retention_records_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__visits__v1__list_retention_records_request__pack_to_buffer
+                     (const Doorstep__Visits__V1__ListRetentionRecordsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__list_retention_records_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Visits__V1__ListRetentionRecordsRequest *
+       doorstep__visits__v1__list_retention_records_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Visits__V1__ListRetentionRecordsRequest *)
+     protobuf_c_message_unpack (&doorstep__visits__v1__list_retention_records_request__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__visits__v1__list_retention_records_request__free_unpacked
+                     (Doorstep__Visits__V1__ListRetentionRecordsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__visits__v1__list_retention_records_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   doorstep__visits__v1__list_retention_records_response__init
+                     (Doorstep__Visits__V1__ListRetentionRecordsResponse         *message)
+{
+  static const Doorstep__Visits__V1__ListRetentionRecordsResponse init_value = DOORSTEP__VISITS__V1__LIST_RETENTION_RECORDS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t doorstep__visits__v1__list_retention_records_response__get_packed_size
+                     (const Doorstep__Visits__V1__ListRetentionRecordsResponse *message)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__list_retention_records_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t doorstep__visits__v1__list_retention_records_response__pack
+                     (const Doorstep__Visits__V1__ListRetentionRecordsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__list_retention_records_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t doorstep__visits__v1__list_retention_records_response__pack_to_buffer
+                     (const Doorstep__Visits__V1__ListRetentionRecordsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &doorstep__visits__v1__list_retention_records_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Doorstep__Visits__V1__ListRetentionRecordsResponse *
+       doorstep__visits__v1__list_retention_records_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Doorstep__Visits__V1__ListRetentionRecordsResponse *)
+     protobuf_c_message_unpack (&doorstep__visits__v1__list_retention_records_response__descriptor,
+                                allocator, len, data);
+}
+void   doorstep__visits__v1__list_retention_records_response__free_unpacked
+                     (Doorstep__Visits__V1__ListRetentionRecordsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &doorstep__visits__v1__list_retention_records_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   doorstep__visits__v1__get_agency_scorecard_request__init
                      (Doorstep__Visits__V1__GetAgencyScorecardRequest         *message)
 {
@@ -2283,7 +2508,7 @@ const ProtobufCMessageDescriptor doorstep__visits__v1__chain_record__descriptor 
   (ProtobufCMessageInit) doorstep__visits__v1__chain_record__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__visits__v1__visit__field_descriptors[20] =
+static const ProtobufCFieldDescriptor doorstep__visits__v1__visit__field_descriptors[21] =
 {
   {
     "id",
@@ -2525,6 +2750,18 @@ static const ProtobufCFieldDescriptor doorstep__visits__v1__visit__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "erased",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__Visit, erased),
+    &doorstep__visits__v1__erasure__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__visits__v1__visit__field_indices_by_name[] = {
   2,   /* field[2] = account_id */
@@ -2537,6 +2774,7 @@ static const unsigned doorstep__visits__v1__visit__field_indices_by_name[] = {
   5,   /* field[5] = crew_collector_ids */
   3,   /* field[3] = debtor_id */
   14,   /* field[14] = effects */
+  20,   /* field[20] = erased */
   0,   /* field[0] = id */
   10,   /* field[10] = outcome */
   13,   /* field[13] = retain_until_date */
@@ -2551,7 +2789,7 @@ static const unsigned doorstep__visits__v1__visit__field_indices_by_name[] = {
 static const ProtobufCIntRange doorstep__visits__v1__visit__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 20 }
+  { 0, 21 }
 };
 const ProtobufCMessageDescriptor doorstep__visits__v1__visit__descriptor =
 {
@@ -2561,7 +2799,7 @@ const ProtobufCMessageDescriptor doorstep__visits__v1__visit__descriptor =
   "Doorstep__Visits__V1__Visit",
   "doorstep.visits.v1",
   sizeof(Doorstep__Visits__V1__Visit),
-  20,
+  21,
   doorstep__visits__v1__visit__field_descriptors,
   doorstep__visits__v1__visit__field_indices_by_name,
   1,  doorstep__visits__v1__visit__number_ranges,
@@ -3250,7 +3488,7 @@ const ProtobufCMessageDescriptor doorstep__visits__v1__verify_evidence_chain_req
   (ProtobufCMessageInit) doorstep__visits__v1__verify_evidence_chain_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__visits__v1__verify_evidence_chain_response__field_descriptors[8] =
+static const ProtobufCFieldDescriptor doorstep__visits__v1__verify_evidence_chain_response__field_descriptors[9] =
 {
   {
     "account_id",
@@ -3348,6 +3586,18 @@ static const ProtobufCFieldDescriptor doorstep__visits__v1__verify_evidence_chai
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "records_erased",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__VerifyEvidenceChainResponse, records_erased),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__visits__v1__verify_evidence_chain_response__field_indices_by_name[] = {
   0,   /* field[0] = account_id */
@@ -3357,12 +3607,13 @@ static const unsigned doorstep__visits__v1__verify_evidence_chain_response__fiel
   1,   /* field[1] = intact */
   6,   /* field[6] = problem */
   2,   /* field[2] = records_checked */
+  8,   /* field[8] = records_erased */
   7,   /* field[7] = verified_ms */
 };
 static const ProtobufCIntRange doorstep__visits__v1__verify_evidence_chain_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor doorstep__visits__v1__verify_evidence_chain_response__descriptor =
 {
@@ -3372,7 +3623,7 @@ const ProtobufCMessageDescriptor doorstep__visits__v1__verify_evidence_chain_res
   "Doorstep__Visits__V1__VerifyEvidenceChainResponse",
   "doorstep.visits.v1",
   sizeof(Doorstep__Visits__V1__VerifyEvidenceChainResponse),
-  8,
+  9,
   doorstep__visits__v1__verify_evidence_chain_response__field_descriptors,
   doorstep__visits__v1__verify_evidence_chain_response__field_indices_by_name,
   1,  doorstep__visits__v1__verify_evidence_chain_response__number_ranges,
@@ -3546,7 +3797,7 @@ const ProtobufCMessageDescriptor doorstep__visits__v1__complaint_event__descript
   (ProtobufCMessageInit) doorstep__visits__v1__complaint_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor doorstep__visits__v1__complaint__field_descriptors[31] =
+static const ProtobufCFieldDescriptor doorstep__visits__v1__complaint__field_descriptors[32] =
 {
   {
     "id",
@@ -3920,6 +4171,18 @@ static const ProtobufCFieldDescriptor doorstep__visits__v1__complaint__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "erased",
+    32,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__Complaint, erased),
+    &doorstep__visits__v1__erasure__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned doorstep__visits__v1__complaint__field_indices_by_name[] = {
   18,   /* field[18] = account_hold_released */
@@ -3934,6 +4197,7 @@ static const unsigned doorstep__visits__v1__complaint__field_indices_by_name[] =
   29,   /* field[29] = created_ms */
   2,   /* field[2] = debtor_id */
   22,   /* field[22] = effects */
+  31,   /* field[31] = erased */
   12,   /* field[12] = extension_granted */
   23,   /* field[23] = filed_by */
   15,   /* field[15] = finding */
@@ -3957,7 +4221,7 @@ static const unsigned doorstep__visits__v1__complaint__field_indices_by_name[] =
 static const ProtobufCIntRange doorstep__visits__v1__complaint__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 31 }
+  { 0, 32 }
 };
 const ProtobufCMessageDescriptor doorstep__visits__v1__complaint__descriptor =
 {
@@ -3967,7 +4231,7 @@ const ProtobufCMessageDescriptor doorstep__visits__v1__complaint__descriptor =
   "Doorstep__Visits__V1__Complaint",
   "doorstep.visits.v1",
   sizeof(Doorstep__Visits__V1__Complaint),
-  31,
+  32,
   doorstep__visits__v1__complaint__field_descriptors,
   doorstep__visits__v1__complaint__field_indices_by_name,
   1,  doorstep__visits__v1__complaint__number_ranges,
@@ -4551,6 +4815,469 @@ const ProtobufCMessageDescriptor doorstep__visits__v1__list_complaints_response_
   doorstep__visits__v1__list_complaints_response__field_indices_by_name,
   1,  doorstep__visits__v1__list_complaints_response__number_ranges,
   (ProtobufCMessageInit) doorstep__visits__v1__list_complaints_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__visits__v1__retention_hold__field_descriptors[3] =
+{
+  {
+    "kind",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionHold, kind),
+    &doorstep__visits__v1__retention_hold_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionHold, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "note",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionHold, note),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__visits__v1__retention_hold__field_indices_by_name[] = {
+  1,   /* field[1] = id */
+  0,   /* field[0] = kind */
+  2,   /* field[2] = note */
+};
+static const ProtobufCIntRange doorstep__visits__v1__retention_hold__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__visits__v1__retention_hold__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.visits.v1.RetentionHold",
+  "RetentionHold",
+  "Doorstep__Visits__V1__RetentionHold",
+  "doorstep.visits.v1",
+  sizeof(Doorstep__Visits__V1__RetentionHold),
+  3,
+  doorstep__visits__v1__retention_hold__field_descriptors,
+  doorstep__visits__v1__retention_hold__field_indices_by_name,
+  1,  doorstep__visits__v1__retention_hold__number_ranges,
+  (ProtobufCMessageInit) doorstep__visits__v1__retention_hold__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__visits__v1__erasure__field_descriptors[6] =
+{
+  {
+    "erased_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__Erasure, erased_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "erased_by",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__Erasure, erased_by),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__Erasure, rule_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_pack_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__Erasure, rule_pack_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_pack_version",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__Erasure, rule_pack_version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "retain_until_date",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__Erasure, retain_until_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__visits__v1__erasure__field_indices_by_name[] = {
+  1,   /* field[1] = erased_by */
+  0,   /* field[0] = erased_ms */
+  5,   /* field[5] = retain_until_date */
+  2,   /* field[2] = rule_id */
+  3,   /* field[3] = rule_pack_id */
+  4,   /* field[4] = rule_pack_version */
+};
+static const ProtobufCIntRange doorstep__visits__v1__erasure__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor doorstep__visits__v1__erasure__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.visits.v1.Erasure",
+  "Erasure",
+  "Doorstep__Visits__V1__Erasure",
+  "doorstep.visits.v1",
+  sizeof(Doorstep__Visits__V1__Erasure),
+  6,
+  doorstep__visits__v1__erasure__field_descriptors,
+  doorstep__visits__v1__erasure__field_indices_by_name,
+  1,  doorstep__visits__v1__erasure__number_ranges,
+  (ProtobufCMessageInit) doorstep__visits__v1__erasure__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__visits__v1__retention_record__field_descriptors[12] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "action",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, action),
+    &doorstep__visits__v1__retention_action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "record_type",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, record_type),
+    &doorstep__visits__v1__retained_record_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "record_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, record_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "retain_until_date",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, retain_until_date),
+    &doorstep__type__v1__date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_id",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, rule_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_pack_id",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, rule_pack_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rule_pack_version",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, rule_pack_version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hold",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, hold),
+    &doorstep__visits__v1__retention_hold__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, actor),
+    &doorstep__type__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recorded_ms",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__RetentionRecord, recorded_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__visits__v1__retention_record__field_indices_by_name[] = {
+  4,   /* field[4] = account_id */
+  1,   /* field[1] = action */
+  10,   /* field[10] = actor */
+  9,   /* field[9] = hold */
+  3,   /* field[3] = record_id */
+  2,   /* field[2] = record_type */
+  11,   /* field[11] = recorded_ms */
+  5,   /* field[5] = retain_until_date */
+  6,   /* field[6] = rule_id */
+  7,   /* field[7] = rule_pack_id */
+  8,   /* field[8] = rule_pack_version */
+  0,   /* field[0] = sequence */
+};
+static const ProtobufCIntRange doorstep__visits__v1__retention_record__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 12 }
+};
+const ProtobufCMessageDescriptor doorstep__visits__v1__retention_record__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.visits.v1.RetentionRecord",
+  "RetentionRecord",
+  "Doorstep__Visits__V1__RetentionRecord",
+  "doorstep.visits.v1",
+  sizeof(Doorstep__Visits__V1__RetentionRecord),
+  12,
+  doorstep__visits__v1__retention_record__field_descriptors,
+  doorstep__visits__v1__retention_record__field_indices_by_name,
+  1,  doorstep__visits__v1__retention_record__number_ranges,
+  (ProtobufCMessageInit) doorstep__visits__v1__retention_record__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__visits__v1__list_retention_records_request__field_descriptors[3] =
+{
+  {
+    "page_size",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__ListRetentionRecordsRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__ListRetentionRecordsRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "account_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__ListRetentionRecordsRequest, account_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__visits__v1__list_retention_records_request__field_indices_by_name[] = {
+  2,   /* field[2] = account_id */
+  0,   /* field[0] = page_size */
+  1,   /* field[1] = page_token */
+};
+static const ProtobufCIntRange doorstep__visits__v1__list_retention_records_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor doorstep__visits__v1__list_retention_records_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.visits.v1.ListRetentionRecordsRequest",
+  "ListRetentionRecordsRequest",
+  "Doorstep__Visits__V1__ListRetentionRecordsRequest",
+  "doorstep.visits.v1",
+  sizeof(Doorstep__Visits__V1__ListRetentionRecordsRequest),
+  3,
+  doorstep__visits__v1__list_retention_records_request__field_descriptors,
+  doorstep__visits__v1__list_retention_records_request__field_indices_by_name,
+  1,  doorstep__visits__v1__list_retention_records_request__number_ranges,
+  (ProtobufCMessageInit) doorstep__visits__v1__list_retention_records_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor doorstep__visits__v1__list_retention_records_response__field_descriptors[2] =
+{
+  {
+    "records",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Doorstep__Visits__V1__ListRetentionRecordsResponse, n_records),
+    offsetof(Doorstep__Visits__V1__ListRetentionRecordsResponse, records),
+    &doorstep__visits__v1__retention_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Doorstep__Visits__V1__ListRetentionRecordsResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned doorstep__visits__v1__list_retention_records_response__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
+  0,   /* field[0] = records */
+};
+static const ProtobufCIntRange doorstep__visits__v1__list_retention_records_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor doorstep__visits__v1__list_retention_records_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "doorstep.visits.v1.ListRetentionRecordsResponse",
+  "ListRetentionRecordsResponse",
+  "Doorstep__Visits__V1__ListRetentionRecordsResponse",
+  "doorstep.visits.v1",
+  sizeof(Doorstep__Visits__V1__ListRetentionRecordsResponse),
+  2,
+  doorstep__visits__v1__list_retention_records_response__field_descriptors,
+  doorstep__visits__v1__list_retention_records_response__field_indices_by_name,
+  1,  doorstep__visits__v1__list_retention_records_response__number_ranges,
+  (ProtobufCMessageInit) doorstep__visits__v1__list_retention_records_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor doorstep__visits__v1__get_agency_scorecard_request__field_descriptors[3] =
@@ -5250,7 +5977,99 @@ const ProtobufCEnumDescriptor doorstep__visits__v1__complaint_event_type__descri
   doorstep__visits__v1__complaint_event_type__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor doorstep__visits__v1__visits__method_descriptors[12] =
+static const ProtobufCEnumValue doorstep__visits__v1__retention_action__enum_values_by_number[3] =
+{
+  { "RETENTION_ACTION_UNSPECIFIED", "DOORSTEP__VISITS__V1__RETENTION_ACTION__RETENTION_ACTION_UNSPECIFIED", 0 },
+  { "RETENTION_ACTION_ERASED", "DOORSTEP__VISITS__V1__RETENTION_ACTION__RETENTION_ACTION_ERASED", 1 },
+  { "RETENTION_ACTION_POSTPONED", "DOORSTEP__VISITS__V1__RETENTION_ACTION__RETENTION_ACTION_POSTPONED", 2 },
+};
+static const ProtobufCIntRange doorstep__visits__v1__retention_action__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex doorstep__visits__v1__retention_action__enum_values_by_name[3] =
+{
+  { "RETENTION_ACTION_ERASED", 1 },
+  { "RETENTION_ACTION_POSTPONED", 2 },
+  { "RETENTION_ACTION_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor doorstep__visits__v1__retention_action__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.visits.v1.RetentionAction",
+  "RetentionAction",
+  "Doorstep__Visits__V1__RetentionAction",
+  "doorstep.visits.v1",
+  3,
+  doorstep__visits__v1__retention_action__enum_values_by_number,
+  3,
+  doorstep__visits__v1__retention_action__enum_values_by_name,
+  1,
+  doorstep__visits__v1__retention_action__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue doorstep__visits__v1__retained_record_type__enum_values_by_number[3] =
+{
+  { "RETAINED_RECORD_TYPE_UNSPECIFIED", "DOORSTEP__VISITS__V1__RETAINED_RECORD_TYPE__RETAINED_RECORD_TYPE_UNSPECIFIED", 0 },
+  { "RETAINED_RECORD_TYPE_VISIT", "DOORSTEP__VISITS__V1__RETAINED_RECORD_TYPE__RETAINED_RECORD_TYPE_VISIT", 1 },
+  { "RETAINED_RECORD_TYPE_COMPLAINT", "DOORSTEP__VISITS__V1__RETAINED_RECORD_TYPE__RETAINED_RECORD_TYPE_COMPLAINT", 2 },
+};
+static const ProtobufCIntRange doorstep__visits__v1__retained_record_type__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex doorstep__visits__v1__retained_record_type__enum_values_by_name[3] =
+{
+  { "RETAINED_RECORD_TYPE_COMPLAINT", 2 },
+  { "RETAINED_RECORD_TYPE_UNSPECIFIED", 0 },
+  { "RETAINED_RECORD_TYPE_VISIT", 1 },
+};
+const ProtobufCEnumDescriptor doorstep__visits__v1__retained_record_type__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.visits.v1.RetainedRecordType",
+  "RetainedRecordType",
+  "Doorstep__Visits__V1__RetainedRecordType",
+  "doorstep.visits.v1",
+  3,
+  doorstep__visits__v1__retained_record_type__enum_values_by_number,
+  3,
+  doorstep__visits__v1__retained_record_type__enum_values_by_name,
+  1,
+  doorstep__visits__v1__retained_record_type__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue doorstep__visits__v1__retention_hold_kind__enum_values_by_number[4] =
+{
+  { "RETENTION_HOLD_KIND_UNSPECIFIED", "DOORSTEP__VISITS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_UNSPECIFIED", 0 },
+  { "RETENTION_HOLD_KIND_OPEN_COMPLAINT", "DOORSTEP__VISITS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_OPEN_COMPLAINT", 1 },
+  { "RETENTION_HOLD_KIND_ACCOUNT_HOLD", "DOORSTEP__VISITS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_ACCOUNT_HOLD", 2 },
+  { "RETENTION_HOLD_KIND_LEGAL_REFERRAL", "DOORSTEP__VISITS__V1__RETENTION_HOLD_KIND__RETENTION_HOLD_KIND_LEGAL_REFERRAL", 3 },
+};
+static const ProtobufCIntRange doorstep__visits__v1__retention_hold_kind__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex doorstep__visits__v1__retention_hold_kind__enum_values_by_name[4] =
+{
+  { "RETENTION_HOLD_KIND_ACCOUNT_HOLD", 2 },
+  { "RETENTION_HOLD_KIND_LEGAL_REFERRAL", 3 },
+  { "RETENTION_HOLD_KIND_OPEN_COMPLAINT", 1 },
+  { "RETENTION_HOLD_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor doorstep__visits__v1__retention_hold_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "doorstep.visits.v1.RetentionHoldKind",
+  "RetentionHoldKind",
+  "Doorstep__Visits__V1__RetentionHoldKind",
+  "doorstep.visits.v1",
+  4,
+  doorstep__visits__v1__retention_hold_kind__enum_values_by_number,
+  4,
+  doorstep__visits__v1__retention_hold_kind__enum_values_by_name,
+  1,
+  doorstep__visits__v1__retention_hold_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor doorstep__visits__v1__visits__method_descriptors[20] =
 {
   { "CheckIn", &doorstep__visits__v1__check_in_request__descriptor, &doorstep__visits__v1__visit__descriptor },
   { "RecordOutcome", &doorstep__visits__v1__record_outcome_request__descriptor, &doorstep__visits__v1__visit__descriptor },
@@ -5264,20 +6083,36 @@ static const ProtobufCMethodDescriptor doorstep__visits__v1__visits__method_desc
   { "GetComplaint", &doorstep__visits__v1__get_complaint_request__descriptor, &doorstep__visits__v1__complaint__descriptor },
   { "ListComplaints", &doorstep__visits__v1__list_complaints_request__descriptor, &doorstep__visits__v1__list_complaints_response__descriptor },
   { "GetAgencyScorecard", &doorstep__visits__v1__get_agency_scorecard_request__descriptor, &doorstep__visits__v1__agency_scorecard__descriptor },
+  { "ListRetentionRecords", &doorstep__visits__v1__list_retention_records_request__descriptor, &doorstep__visits__v1__list_retention_records_response__descriptor },
+  { "WatchEvents", &doorstep__type__v1__watch_events_request__descriptor, &doorstep__type__v1__event__descriptor },
+  { "CreateSubscription", &doorstep__type__v1__create_subscription_request__descriptor, &doorstep__type__v1__create_subscription_response__descriptor },
+  { "GetSubscription", &doorstep__type__v1__get_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
+  { "ListSubscriptions", &doorstep__type__v1__list_subscriptions_request__descriptor, &doorstep__type__v1__list_subscriptions_response__descriptor },
+  { "DeleteSubscription", &doorstep__type__v1__delete_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
+  { "PauseSubscription", &doorstep__type__v1__pause_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
+  { "ResumeSubscription", &doorstep__type__v1__resume_subscription_request__descriptor, &doorstep__type__v1__webhook_subscription__descriptor },
 };
 const unsigned doorstep__visits__v1__visits__method_indices_by_name[] = {
   0,        /* CheckIn */
   2,        /* CheckOut */
+  14,        /* CreateSubscription */
+  17,        /* DeleteSubscription */
   7,        /* ExtendComplaint */
   6,        /* FileComplaint */
   11,        /* GetAgencyScorecard */
   9,        /* GetComplaint */
+  15,        /* GetSubscription */
   3,        /* GetVisit */
   10,        /* ListComplaints */
+  12,        /* ListRetentionRecords */
+  16,        /* ListSubscriptions */
   4,        /* ListVisits */
+  18,        /* PauseSubscription */
   1,        /* RecordOutcome */
   8,        /* ResolveComplaint */
-  5         /* VerifyEvidenceChain */
+  19,        /* ResumeSubscription */
+  5,        /* VerifyEvidenceChain */
+  13         /* WatchEvents */
 };
 const ProtobufCServiceDescriptor doorstep__visits__v1__visits__descriptor =
 {
@@ -5286,7 +6121,7 @@ const ProtobufCServiceDescriptor doorstep__visits__v1__visits__descriptor =
   "Visits",
   "Doorstep__Visits__V1__Visits",
   "doorstep.visits.v1",
-  12,
+  20,
   doorstep__visits__v1__visits__method_descriptors,
   doorstep__visits__v1__visits__method_indices_by_name
 };
@@ -5385,6 +6220,70 @@ void doorstep__visits__v1__visits__get_agency_scorecard(ProtobufCService *servic
 {
   assert(service->descriptor == &doorstep__visits__v1__visits__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__visits__v1__visits__list_retention_records(ProtobufCService *service,
+                                                          const Doorstep__Visits__V1__ListRetentionRecordsRequest *input,
+                                                          Doorstep__Visits__V1__ListRetentionRecordsResponse_Closure closure,
+                                                          void *closure_data)
+{
+  assert(service->descriptor == &doorstep__visits__v1__visits__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__visits__v1__visits__watch_events(ProtobufCService *service,
+                                                const Doorstep__Type__V1__WatchEventsRequest *input,
+                                                Doorstep__Type__V1__Event_Closure closure,
+                                                void *closure_data)
+{
+  assert(service->descriptor == &doorstep__visits__v1__visits__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__visits__v1__visits__create_subscription(ProtobufCService *service,
+                                                       const Doorstep__Type__V1__CreateSubscriptionRequest *input,
+                                                       Doorstep__Type__V1__CreateSubscriptionResponse_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &doorstep__visits__v1__visits__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__visits__v1__visits__get_subscription(ProtobufCService *service,
+                                                    const Doorstep__Type__V1__GetSubscriptionRequest *input,
+                                                    Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                    void *closure_data)
+{
+  assert(service->descriptor == &doorstep__visits__v1__visits__descriptor);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__visits__v1__visits__list_subscriptions(ProtobufCService *service,
+                                                      const Doorstep__Type__V1__ListSubscriptionsRequest *input,
+                                                      Doorstep__Type__V1__ListSubscriptionsResponse_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &doorstep__visits__v1__visits__descriptor);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__visits__v1__visits__delete_subscription(ProtobufCService *service,
+                                                       const Doorstep__Type__V1__DeleteSubscriptionRequest *input,
+                                                       Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &doorstep__visits__v1__visits__descriptor);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__visits__v1__visits__pause_subscription(ProtobufCService *service,
+                                                      const Doorstep__Type__V1__PauseSubscriptionRequest *input,
+                                                      Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &doorstep__visits__v1__visits__descriptor);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void doorstep__visits__v1__visits__resume_subscription(ProtobufCService *service,
+                                                       const Doorstep__Type__V1__ResumeSubscriptionRequest *input,
+                                                       Doorstep__Type__V1__WebhookSubscription_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &doorstep__visits__v1__visits__descriptor);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void doorstep__visits__v1__visits__init (Doorstep__Visits__V1__Visits_Service *service,
                                          Doorstep__Visits__V1__Visits_ServiceDestroy destroy)
