@@ -75,6 +75,11 @@ enum WebhookSubscriptionStore {
                 created_ms INTEGER NOT NULL
             )
             """)
+        // A value sealed with the first webhook key used: a replica started with another key
+        // refuses to start rather than seal secrets the others cannot open.
+        migrations.add("webhook-subscriptions-v2-key-check", sql: """
+            CREATE TABLE webhook_key_check (id TEXT PRIMARY KEY NOT NULL, sealed BLOB NOT NULL)
+            """)
     }
 
     static func insert(_ db: SQLSession, id: String, url: String, types: [String], sealedSecret: Data, deliveredSeq: Int64,

@@ -74,6 +74,20 @@ public struct Webhooks: Sendable {
         }
     }
 
+    /// Whether `cipher` holds the webhook key this database's secrets are sealed with: the
+    /// first process to ask records a value sealed with its key; false for another key.
+    public static func verifyKey(_ cipher: DataCipher, database: SQLDatabase) async throws -> Bool {
+        let probe = Array("doorstep webhook key check".utf8)
+        return try await database.write { db in
+            if let sealed = try db.fetchValue(Data.self, sql: "SELECT sealed FROM webhook_key_check WHERE id = 'webhook-key'") {
+                return (try? cipher.open(sealed, context: "webhook-key-check")) == probe
+            }
+            try db.execute(sql: "INSERT INTO webhook_key_check (id, sealed) VALUES ('webhook-key', ?)",
+                           arguments: [try cipher.seal(probe, context: "webhook-key-check")])
+            return true
+        }
+    }
+
     /// The delivery worker, to run beside the server (`ServiceSetup.background`).
     public func delivery(logger: Logger, pollInterval: Duration = .seconds(1)) -> WebhookDelivery {
         WebhookDelivery(webhooks: self, logger: logger, pollInterval: pollInterval)

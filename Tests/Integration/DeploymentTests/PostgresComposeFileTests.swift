@@ -114,8 +114,8 @@ struct PostgresComposeFileTests {
                  replacements: [("max_connections=100", "max_connections=50")],
                  expected: "max_connections"),
         Breakage(name: "a misspelt variable",
-                 replacements: [("      DOORSTEP_DATABASE_POOL_SIZE: \"10\"\n      DOORSTEP_AUTH_KEY_FILE: /keys/auth.key\n      DOORSTEP_DATA_KEY_FILE",
-                                 "      DOORSTEP_DATABASE_POOLSIZE: \"10\"\n      DOORSTEP_AUTH_KEY_FILE: /keys/auth.key\n      DOORSTEP_DATA_KEY_FILE")],
+                 replacements: [("      DOORSTEP_DATABASE_POOL_SIZE: \"10\"\n      DOORSTEP_AUTH_KEY_FILE: /keys/auth.key\n      DOORSTEP_WEBHOOK_KEY_FILE: /keys/webhook.key\n      DOORSTEP_DATA_KEY_FILE",
+                                 "      DOORSTEP_DATABASE_POOLSIZE: \"10\"\n      DOORSTEP_AUTH_KEY_FILE: /keys/auth.key\n      DOORSTEP_WEBHOOK_KEY_FILE: /keys/webhook.key\n      DOORSTEP_DATA_KEY_FILE")],
                  expected: "accounts does not read DOORSTEP_DATABASE_POOLSIZE"),
         Breakage(name: "a different health probe from docker-compose.yml",
                  replacements: [("\"doorstep\", \"health\", \"127.0.0.1:50053\"", "\"doorstep\", \"health\", \"127.0.0.1:50054\"")],
@@ -371,7 +371,7 @@ enum PostgresVariant {
         for name in applications {
             guard let service = compose.services[name] else { continue }
             let environment = service.environment ?? [:]
-            var keys = ["DOORSTEP_AUTH_KEY_FILE"]
+            var keys = ["DOORSTEP_AUTH_KEY_FILE", "DOORSTEP_WEBHOOK_KEY_FILE"]
             if name == "accounts" { keys.append("DOORSTEP_DATA_KEY_FILE") }
             for variable in keys {
                 guard let path = environment[variable] else { problems.append("\(name): \(variable) is unset (dev mode: a key per replica)"); continue }

@@ -45,7 +45,7 @@ struct PostgresComposeProcessTests {
         for (variable, value) in compose.services.values.flatMap({ $0.environment ?? [:] }) where value.hasPrefix("/keys/") {
             let file = keys.appendingPathComponent(String(value.dropFirst("/keys/".count))).path
             if !FileManager.default.fileExists(atPath: file) {
-                _ = try await keygen(String(value.dropFirst("/keys/".count)), data: variable == "DOORSTEP_DATA_KEY_FILE")
+                _ = try await keygen(String(value.dropFirst("/keys/".count)), data: ["DOORSTEP_DATA_KEY_FILE", "DOORSTEP_WEBHOOK_KEY_FILE"].contains(variable))
             }
         }
 

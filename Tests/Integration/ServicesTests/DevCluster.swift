@@ -61,6 +61,8 @@ final class DevCluster: @unchecked Sendable {
             if name == "accounts" {
                 arguments += ["--data-key-file", directory.appendingPathComponent("accounts/data.key").path]
             }
+            // The first replica's webhook key (generated in its data directory): replicas share it.
+            arguments += ["--webhook-key-file", directory.appendingPathComponent("\(name)/webhook.key").path]
         }
         return try await RunningService(name, arguments + extra)
     }

@@ -159,6 +159,28 @@ struct ServiceProcessTests {
         #expect(try !databaseFilesContain("11010519491231002X", sqliteFiles: files))
     }
 
+    @Test("a service refuses to start with another webhook key than its database's secrets are sealed with", .timeLimit(.minutes(1)))
+    func webhookKeyMismatch() async throws {
+        let directory = try makeTemporaryDirectory()
+        let keyFile = directory.appendingPathComponent("auth.key").path
+        _ = try await runProduct("doorstep", ["keygen", "--key-file", keyFile])
+        let arguments = ["--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data-dir", directory.appendingPathComponent("scheduling").path,
+                         "--auth-key-file", keyFile, "--log-level", "error"]
+        for key in ["a.key", "b.key"] {
+            _ = try await runProduct("doorstep", ["keygen", "--data-key", "--key-file", directory.appendingPathComponent(key).path])
+        }
+        let first = try await RunningService("scheduling", arguments + ["--webhook-key-file", directory.appendingPathComponent("a.key").path])
+        _ = await first.stop()
+        let refused = await #expect(throws: ServiceStartFailed.self) {
+            _ = try await RunningService("scheduling", arguments + ["--webhook-key-file", directory.appendingPathComponent("b.key").path])
+        }
+        #expect(refused?.status == 1)
+        #expect(refused?.output.contains("Error: webhook key \(directory.appendingPathComponent("b.key").path) is not the key database") == true,
+                "\(refused?.output ?? "")")
+        let again = try await RunningService("scheduling", arguments + ["--webhook-key-file", directory.appendingPathComponent("a.key").path])
+        _ = await again.stop()
+    }
+
     @Test("accounts refuses to start with another data key than its database is sealed with", .timeLimit(.minutes(1)))
     func dataKeyMismatch() async throws {
         let directory = try makeTemporaryDirectory()

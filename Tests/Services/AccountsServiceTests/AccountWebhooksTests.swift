@@ -322,6 +322,21 @@ struct WebhookPolicyTests {
         let header = WebhookSignature.header(secret: "whsec_test-secret-0123456789", timestamp: 1_767_225_600, body: Array(#"{"id":"evt_1"}"#.utf8))
         #expect(header == "v1=afaf43bb85f7d5f9a056c302e5ed2701d8c5a9601a707105b98a9c7b4a5574e2")
     }
+
+    @Test("the first webhook key a database sees is its key: the same key again passes, another is refused")
+    func keyCheck() async throws {
+        var migrations = SQLDatabase.Migrations()
+        Webhooks.addMigrations(to: &migrations)
+        let directory = try makeTemporaryDirectory()
+        let database = try await TestDatabase.open(file: "webhooks.sqlite", in: directory, migrations: migrations,
+                                                   logger: Logger(label: "doorstep.test.webhooks"))
+        let first = DataCipher(key: try DataCipher.loadKey(path: directory.appendingPathComponent("a.key").path, create: true).key)
+        let other = DataCipher(key: try DataCipher.loadKey(path: directory.appendingPathComponent("b.key").path, create: true).key)
+        #expect(try await Webhooks.verifyKey(first, database: database))
+        #expect(try await Webhooks.verifyKey(first, database: database))
+        #expect(try await Webhooks.verifyKey(other, database: database) == false)
+        await database.close()
+    }
 }
 
 extension [UInt8] {

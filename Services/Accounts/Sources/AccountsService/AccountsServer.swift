@@ -123,7 +123,7 @@ public enum AccountsServer {
             }
             var setup = ServiceSetup.serving(service.definition, serviceName: AccountsService.serviceName, database: database,
                                              environment: environment)
-            try setup.hostWebhooks(.accounts, database: database, events: service.store.events, environment: environment)
+            try await setup.hostWebhooks(.accounts, database: database, events: service.store.events, environment: environment)
             if let nightly {
                 setup.background.append(NightlyEvaluation(service: service, database: database, clock: environment.clock,
                                                           logger: environment.logger, dayStartMs: nightly.dayStartMs,

@@ -172,7 +172,7 @@ public enum SchedulingServer {
             wake.attach(dispatcher)
             var setup = ServiceSetup.serving(service.definition, serviceName: SchedulingService.serviceName, database: database,
                                              environment: environment)
-            try setup.hostWebhooks(.scheduling, database: database, events: service.store.events, environment: environment)
+            try await setup.hostWebhooks(.scheduling, database: database, events: service.store.events, environment: environment)
             // Recalls of a suspended or exited agency's placed accounts, to accounts.
             let recalls = OutboxDispatcher(
                 database: database, topics: [SchedulingService.recallTopic], sink: PlacementRecallSink(accounts: directory),

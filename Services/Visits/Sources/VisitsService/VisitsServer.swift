@@ -80,7 +80,7 @@ public enum VisitsServer {
             wake.attach(dispatcher)
             var setup = ServiceSetup.serving(service.definition, serviceName: VisitsService.serviceName, database: database,
                                              environment: environment)
-            try setup.hostWebhooks(.visits, database: database, events: service.store.events, environment: environment)
+            try await setup.hostWebhooks(.visits, database: database, events: service.store.events, environment: environment)
             setup.background += [dispatcher, ComplaintSLASweep(database: database, clock: environment.clock, logger: environment.logger)]
             if let retention {
                 setup.background.append(RetentionSweep(service: service, database: database, clock: environment.clock,
