@@ -126,7 +126,9 @@ let package = Package(
         // Domain events: the per-service event log (CloudEvents) and WatchEvents.
         .target(
             name: "Events",
-            dependencies: ["Storage", "Models", "RPC", "RPCWire", "Validation"],
+            dependencies: ["Storage", "Models", "RPC", "RPCWire", "Validation", "ServiceKit",
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Shared/Events"
         ),
         .target(

@@ -45,7 +45,15 @@ extension EventLog {
                 throw RPCError.unavailable("the service is shutting down; reconnect after the last cursor received")
             }
             let after = cursor
-            let events = try await database.read { db in try self.events(db, after: after, types: filter, limit: batch) }
+            let (horizon, events) = try await database.read { db in
+                (try self.purgedThrough(db), try self.events(db, after: after, types: filter, limit: batch))
+            }
+            // Events after the cursor were purged (older than the log keeps): the consumer would
+            // miss them; it must know, and start again from the oldest kept (empty cursor).
+            guard after >= horizon || request.afterCursor.isEmpty && after == 0 && !request.fromNow else {
+                throw RPCError(code: .outOfRange, message: "after_cursor: the events up to \(horizon) were purged (the log keeps "
+                               + "--events-retention-days); start again with an empty after_cursor and reconcile what was missed")
+            }
             for event in events {
                 try await responses.send(event)
                 cursor = Int64(event.cursor) ?? cursor

@@ -56,6 +56,39 @@ public final class EventLog: Sendable {
             """)
     }
 
+    /// Adds `events-v2-horizon`: how far the log has been purged (``purge(_:olderThanMs:batch:)``).
+    /// Call after ``addMigrations(to:)``, in the same place on every start.
+    public static func addRetentionMigrations(to migrations: inout SQLDatabase.Migrations) {
+        migrations.add("events-v2-horizon", sql: """
+            CREATE TABLE events_horizon (id INTEGER PRIMARY KEY, purged_through BIGINT NOT NULL);
+            INSERT INTO events_horizon (id, purged_through) VALUES (1, 0)
+            """)
+    }
+
+    /// The cursor up to which events were purged (0 when none was): a consumer whose cursor is
+    /// below it has missed events.
+    public func purgedThrough(_ db: SQLSession) throws -> Int64 {
+        try db.fetchValue(Int64.self, sql: "SELECT purged_through FROM events_horizon WHERE id = 1") ?? 0
+    }
+
+    /// Purges the oldest events written before `olderThanMs`, at most `batch`, in the caller's
+    /// write transaction: always a prefix of the log (it stops at the first event that is not
+    /// old enough), so the horizon is one cursor. Returns how many were purged.
+    public func purge(_ db: SQLSession, olderThanMs: Int64, batch: Int) throws -> Int {
+        let horizon = try purgedThrough(db)
+        var last: Int64?
+        for row in try db.fetchAll(sql: "SELECT seq, time_ms FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                                   arguments: [horizon, batch]) {
+            let timeMs: Int64 = row["time_ms"]
+            guard timeMs < olderThanMs else { break }
+            last = row["seq"] as Int64
+        }
+        guard let last else { return 0 }
+        let purged = try db.execute(sql: "DELETE FROM events WHERE seq > ? AND seq <= ?", arguments: [horizon, last])
+        try db.execute(sql: "UPDATE events_horizon SET purged_through = ? WHERE id = 1", arguments: [last])
+        return purged
+    }
+
     /// Records an event in the caller's write transaction: `type` (e.g.
     /// "doorstep.accounts.account.stage_changed"), `subject` ("accounts/acc_…"), and `data`, the
     /// message it carries (stored in both encodings). `id` defaults to a new "evt_…". The row

@@ -216,6 +216,11 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
         valueName: "seconds"))
     public var webhookMaxBackoffSeconds: Int?
 
+    @Option(help: ArgumentHelp(
+        "Days the event log keeps its events (WatchEvents, webhooks); older ones are purged hourly (0-3650, 0 = keep forever). Env DOORSTEP_EVENTS_RETENTION_DAYS. Default 90.",
+        valueName: "days"))
+    public var eventsRetentionDays: Int?
+
     public init() {}
 
     /// Flags, then `environment`, then defaults, validated into a configuration; throws a
@@ -279,6 +284,7 @@ public struct ServiceOptions<Defaults: ServiceDefaults>: ParsableArguments {
         configuration.webhooks.maxAttempts = try integer(webhookMaxAttempts, "DOORSTEP_WEBHOOK_MAX_ATTEMPTS", default: 20, range: 1...1000)
         configuration.webhooks.maxBackoff = .seconds(try integer(
             webhookMaxBackoffSeconds, "DOORSTEP_WEBHOOK_MAX_BACKOFF_SECONDS", default: 300, range: 1...3600))
+        configuration.eventsRetentionDays = try integer(eventsRetentionDays, "DOORSTEP_EVENTS_RETENTION_DAYS", default: 90, range: 0...3650)
         let level = value(logLevel, "DOORSTEP_LOG_LEVEL") ?? ("info", "default")
         guard let parsedLevel = Logger.Level(rawValue: level.0.lowercased()) else {
             throw ConfigurationError("\(level.1): unknown log level '\(level.0)' (trace, debug, info, notice, warning, error, critical)")
@@ -435,6 +441,8 @@ public struct ServiceConfiguration: Sendable {
     public var testClockOffsetFile: String?
     /// Webhook subscriptions' delivery (key file, address policy, retries).
     public var webhooks = WebhookSettings()
+    /// Days the event log keeps its events; 0 = forever.
+    public var eventsRetentionDays = 90
 
     public init(name: String) { self.name = name }
 }

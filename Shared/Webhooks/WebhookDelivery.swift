@@ -80,10 +80,27 @@ public struct WebhookDelivery: Service {
         let filter = subscription.filter
         let cursor = subscription.deliveredSeq
         let events: [TypeV1.Event]
+        let horizon: Int64
         do {
-            events = try await database.read { db in try log.events(db, after: cursor, types: filter, limit: roundLimit) }
+            (horizon, events) = try await database.read { db in
+                (try log.purgedThrough(db), try log.events(db, after: cursor, types: filter, limit: roundLimit))
+            }
         } catch {
             logger.warning("webhook delivery: cannot read events", metadata: ["subscription-id": "\(id)", "error": "\(error)"])
+            return
+        }
+        // Events after its cursor were purged before it got them (a receiver down for longer
+        // than the log keeps them): never skip ahead silently; pause with the reason.
+        guard cursor >= horizon else {
+            let reason = "the events after its cursor \(cursor) up to \(horizon) were purged before delivery (--events-retention-days); "
+                + "ResumeSubscription continues with the oldest kept event"
+            do {
+                try await database.write(isolation: .rowLocks) { db in try WebhookSubscriptionStore.pause(db, id: id, reason: reason) }
+                logger.warning("webhook subscription paused: events it had not received were purged", metadata: [
+                    "subscription-id": "\(id)", "cursor": "\(cursor)", "purged-through": "\(horizon)"])
+            } catch {
+                logger.warning("webhook delivery: cannot pause", metadata: ["subscription-id": "\(id)", "error": "\(error)"])
+            }
             return
         }
         guard !events.isEmpty else { return }

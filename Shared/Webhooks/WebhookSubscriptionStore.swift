@@ -117,12 +117,14 @@ enum WebhookSubscriptionStore {
                        arguments: [reason, id])
     }
 
-    /// Active again from where it stopped, with a clean failure count.
-    static func resume(_ db: SQLSession, id: String) throws {
+    /// Active again from where it stopped, with a clean failure count; from the oldest kept
+    /// event when the events after its cursor were purged meanwhile (`purgedThrough`).
+    static func resume(_ db: SQLSession, id: String, purgedThrough: Int64) throws {
         try db.execute(sql: """
-            UPDATE webhook_subscriptions SET state = 1, paused_reason = '', failed_attempts = 0, next_attempt_ms = 0
+            UPDATE webhook_subscriptions SET state = 1, paused_reason = '', failed_attempts = 0, next_attempt_ms = 0,
+                delivered_seq = CASE WHEN delivered_seq < ? THEN ? ELSE delivered_seq END
             WHERE id = ? AND state = 2
-            """, arguments: [id])
+            """, arguments: [purgedThrough, purgedThrough, id])
     }
 
     /// The receiver acknowledged the event at `seq`: the cursor moves there. False when the

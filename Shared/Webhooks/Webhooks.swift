@@ -111,8 +111,9 @@ public struct Webhooks: Sendable {
             }
         }
         definition.unary(methods.resume, roles: [.platform]) { request, context in
+            let log = self.log
             let subscription = try await change(request.subscriptionId, requestID: request.requestId, request: request, context) { db, id in
-                try WebhookSubscriptionStore.resume(db, id: id)
+                try WebhookSubscriptionStore.resume(db, id: id, purgedThrough: try log.purgedThrough(db))
             }
             retries.clear(subscription.id)
             return subscription

@@ -748,7 +748,9 @@ extension TypeV1 {
     public struct WatchEventsRequest: ProtoMessage {
         /// Start after this cursor (Event.cursor of the last event handled); empty
         /// = from the oldest event the log keeps. A cursor beyond the log's end is
-        /// OUT_OF_RANGE (a log restored from an older backup: ask an operator).
+        /// OUT_OF_RANGE (a log restored from an older backup: ask an operator), and
+        /// so is one behind what the log's retention purged (events older than
+        /// --events-retention-days, 90 by default): the consumer missed events.
         public var afterCursor: String = ""
         /// Only events of these types: exact types, or prefixes ending in ".*"
         /// (e.g. "doorstep.scheduling.appointment.*"); empty = all. At most 50,

@@ -2591,7 +2591,8 @@ extension VisitsV1 {
         /// stream back (HTTP/2 flow control), never the service's memory.
         ///
         /// Errors: INVALID_ARGUMENT (a malformed cursor or type);
-        /// OUT_OF_RANGE (after_cursor beyond the log's end).
+        /// OUT_OF_RANGE (after_cursor beyond the log's end, or behind the events the
+        /// log's retention purged: start again with an empty after_cursor).
         public static let watchEvents = MethodDescriptor<TypeV1.WatchEventsRequest, TypeV1.Event>(
             service: name, method: "WatchEvents", isServerStreaming: true)
 

@@ -1,4 +1,7 @@
 import Foundation
+import ServiceKit
+import Logging
+import Events
 import Models
 import RPC
 import RPCWire
@@ -89,6 +92,27 @@ struct AccountEventsTests {
         // Ended by the handler (its message), not cut off by the drain's timeout (30 s).
         #expect(ending?.code == .unavailable && ending?.message.contains("shutting down") == true, "\(String(describing: ending))")
         await shutdown.value
+        await harness.close()
+    }
+
+    @Test("a consumer whose cursor is behind what the retention purged is told (OUT_OF_RANGE), never skipped ahead; an empty cursor starts at the oldest kept event",
+          .timeLimit(.minutes(1)))
+    func purgedCursor() async throws {
+        let harness = try await AccountsHarness()
+        let first = try await harness.openAccount("1")
+        let early = try await Self.watch(harness, .init()).take(1)
+        harness.clock.advance(91 * 86_400_000)
+        let second = try await harness.openAccount("2")
+        // The retention job's pass, as it runs hourly with --events-retention-days 90.
+        let purged = try await EventLogRetention(log: AccountsStore.eventLog, database: harness.database,
+                                                 clock: ServiceClock { harness.clock.now }, logger: Logger(label: "test"), days: 90).purgeOnce()
+        #expect(purged == (try await Self.timeline(harness, first.id)).count)
+        let refused = await #expect(throws: RPCError.self) {
+            _ = try await Self.watch(harness, .init(afterCursor: early[0].cursor)).take(1)
+        }
+        #expect(refused?.code == .outOfRange && refused?.message.contains("purged") == true, "\(String(describing: refused))")
+        let fresh = try await Self.watch(harness, .init()).take(1)
+        #expect(fresh.first?.subject == "accounts/\(second.id)")
         await harness.close()
     }
 

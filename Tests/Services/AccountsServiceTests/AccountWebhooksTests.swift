@@ -240,6 +240,40 @@ struct AccountWebhooksTests {
         try await receiver.stop()
     }
 
+    @Test("a subscription behind what the retention purged is paused with the reason, not skipped ahead; resumed, it continues with the oldest kept event",
+          .timeLimit(.minutes(1)))
+    func purgedBehind() async throws {
+        let receiver = try await TestHTTPServer.start(statuses: [])
+        let harness = try await WebhookHarness(settings: WebhookHarness.local())
+        let created = try await harness.create("http://127.0.0.1:\(receiver.port)/", afterCursor: "0")
+        let id = try #require(created.subscription).id
+        _ = try await harness.client.unary(A.pauseSubscription, .init(requestId: "pause-1", subscriptionId: id, reason: "receiver moving"),
+                                           metadata: try await harness.metadata())
+        _ = try await harness.accounts.openAccount("1")
+        harness.accounts.clock.advance(91 * 86_400_000)
+        let kept = try await harness.accounts.openAccount("2")
+        let purged = try await harness.accounts.database.write { db in
+            try AccountsStore.eventLog.purge(db, olderThanMs: harness.accounts.clock.now - 90 * 86_400_000, batch: 1000)
+        }
+        #expect(purged > 0)
+        // Active again with its cursor behind the purge: the delivery pauses it and says why.
+        try await harness.accounts.database.write { db in
+            try db.execute(sql: "UPDATE webhook_subscriptions SET state = 1 WHERE id = ?", arguments: [id])
+        }
+        #expect(await harness.eventually { try await harness.get(id).state == .paused })
+        #expect(try await harness.get(id).pausedReason.contains("purged"))
+        #expect(receiver.requests.isEmpty)
+        // Resumed: from the oldest kept event, the second account's.
+        _ = try await harness.client.unary(A.resumeSubscription, .init(requestId: "resume-1", subscriptionId: id),
+                                           metadata: try await harness.metadata())
+        let log = try await harness.log()
+        #expect(await harness.eventually { receiver.requests.count >= log.count })
+        #expect(receiver.requests.map(\.webhookID) == log.map(\.id))
+        #expect(log.allSatisfy { $0.subject == "accounts/\(kept.id)" })
+        await harness.close()
+        try await receiver.stop()
+    }
+
     @Test("refused without the operator's flags: http, loopback, private, link-local, shared and unresolvable hosts; bad fields; roles",
           .timeLimit(.minutes(1)))
     func refusals() async throws {

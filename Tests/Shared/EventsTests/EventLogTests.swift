@@ -18,6 +18,7 @@ struct EventLogTests {
     static func open() async throws -> (SQLDatabase, EventLog) {
         var migrations = SQLDatabase.Migrations()
         EventLog.addMigrations(to: &migrations)
+        EventLog.addRetentionMigrations(to: &migrations)
         let database = try await TestDatabase.open(file: "events.sqlite", in: try makeTemporaryDirectory(), migrations: migrations,
                                                    logger: logger)
         return (database, EventLog(source: "/doorstep/test"))
@@ -68,6 +69,31 @@ struct EventLogTests {
         // After the last cursor: nothing.
         let last = try await database.read { db in try log.lastCursor(db) }
         #expect(try await database.read { db in try log.events(db, after: last, types: .all, limit: 100) }.isEmpty)
+        await database.close()
+    }
+
+    @Test("purging takes the oldest events older than the cutoff, a prefix of the log, and records how far it went")
+    func purge() async throws {
+        let (database, log) = try await Self.open()
+        // Written at 1000, 2000, 3000, then 1500 (a clock set back): the prefix older than
+        // 2500 is the first two; the 1500 one waits behind the 3000 one.
+        for (n, time) in [1000, 2000, 3000, 1500].enumerated() {
+            try await database.write { db in
+                try log.append(db, type: "doorstep.test.thing.changed", subject: "things/t\(n)", data: Self.data(n), nowMs: Int64(time))
+            }
+        }
+        let before = try await database.read { db in try log.events(db, after: 0, types: .all, limit: 100) }
+        #expect(try await database.read { db in try log.purgedThrough(db) } == 0)
+        #expect(try await database.write { db in try log.purge(db, olderThanMs: 2500, batch: 100) } == 2)
+        #expect(try await database.read { db in try log.purgedThrough(db) } == Int64(before[1].cursor))
+        #expect(try await database.read { db in try log.events(db, after: 0, types: .all, limit: 100) }.map(\.id)
+                == before.suffix(2).map(\.id))
+        #expect(try await database.write { db in try log.purge(db, olderThanMs: 2500, batch: 100) } == 0)
+        // In batches: one at a time.
+        #expect(try await database.write { db in try log.purge(db, olderThanMs: 5000, batch: 1) } == 1)
+        #expect(try await database.write { db in try log.purge(db, olderThanMs: 5000, batch: 1) } == 1)
+        #expect(try await database.read { db in try log.count(db) } == 0)
+        #expect(try await database.read { db in try log.purgedThrough(db) } == Int64(before[3].cursor))
         await database.close()
     }
 

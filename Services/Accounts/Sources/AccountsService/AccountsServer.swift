@@ -1,3 +1,4 @@
+import Events
 import ArgumentParser
 import Compliance
 import Foundation
@@ -124,6 +125,7 @@ public enum AccountsServer {
             var setup = ServiceSetup.serving(service.definition, serviceName: AccountsService.serviceName, database: database,
                                              environment: environment)
             try await setup.hostWebhooks(.accounts, database: database, events: service.store.events, environment: environment)
+            setup.hostEventLogRetention(service.store.events, database: database, environment: environment)
             if let nightly {
                 setup.background.append(NightlyEvaluation(service: service, database: database, clock: environment.clock,
                                                           logger: environment.logger, dayStartMs: nightly.dayStartMs,

@@ -230,6 +230,7 @@ struct AccountsStore: Sendable {
             );
             CREATE INDEX retention_records_debtor ON retention_records (debtor_id, id);
             """)
+        EventLog.addRetentionMigrations(to: &migrations)
         return migrations
     }
 

@@ -1,3 +1,4 @@
+import Events
 import ArgumentParser
 import Compliance
 import Foundation
@@ -173,6 +174,7 @@ public enum SchedulingServer {
             var setup = ServiceSetup.serving(service.definition, serviceName: SchedulingService.serviceName, database: database,
                                              environment: environment)
             try await setup.hostWebhooks(.scheduling, database: database, events: service.store.events, environment: environment)
+            setup.hostEventLogRetention(service.store.events, database: database, environment: environment)
             // Recalls of a suspended or exited agency's placed accounts, to accounts.
             let recalls = OutboxDispatcher(
                 database: database, topics: [SchedulingService.recallTopic], sink: PlacementRecallSink(accounts: directory),

@@ -94,6 +94,7 @@ struct SchedulingStore: Sendable {
             );
             """)
         Webhooks.addMigrations(to: &migrations)
+        EventLog.addRetentionMigrations(to: &migrations)
         return migrations
     }
 

@@ -1,3 +1,4 @@
+import Events
 import ArgumentParser
 import Compliance
 import Foundation
@@ -81,6 +82,7 @@ public enum VisitsServer {
             var setup = ServiceSetup.serving(service.definition, serviceName: VisitsService.serviceName, database: database,
                                              environment: environment)
             try await setup.hostWebhooks(.visits, database: database, events: service.store.events, environment: environment)
+            setup.hostEventLogRetention(service.store.events, database: database, environment: environment)
             setup.background += [dispatcher, ComplaintSLASweep(database: database, clock: environment.clock, logger: environment.logger)]
             if let retention {
                 setup.background.append(RetentionSweep(service: service, database: database, clock: environment.clock,

@@ -98,6 +98,7 @@ struct VisitsStore: Sendable {
             CREATE INDEX retention_records_account ON retention_records (account_id, id);
             """)
         Webhooks.addMigrations(to: &migrations)
+        EventLog.addRetentionMigrations(to: &migrations)
         return migrations
     }
 

@@ -648,7 +648,9 @@ struct  Doorstep__Type__V1__WatchEventsRequest
   /*
    * Start after this cursor (Event.cursor of the last event handled); empty
    * = from the oldest event the log keeps. A cursor beyond the log's end is
-   * OUT_OF_RANGE (a log restored from an older backup: ask an operator).
+   * OUT_OF_RANGE (a log restored from an older backup: ask an operator), and
+   * so is one behind what the log's retention purged (events older than
+   * --events-retention-days, 90 by default): the consumer missed events.
    */
   char *after_cursor;
   /*
