@@ -1,4 +1,3 @@
-import Synchronization
 import HTTP2
 import Logging
 import NIOConcurrencyHelpers
@@ -6,6 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import RPCWire
+import Synchronization
 import TransportSecurity
 
 /// A gRPC server: HTTP/2 by libnghttp2 inside SwiftNIO channels, the services' typed

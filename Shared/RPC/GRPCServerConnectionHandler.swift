@@ -3,9 +3,9 @@ import Logging
 import NIOCore
 import NIOSSL
 import NIOTLS
-import TransportSecurity
-import Synchronization
 import RPCWire
+import Synchronization
+import TransportSecurity
 
 /// Serves gRPC on one HTTP/2 connection: the channel handler that joins the socket to the
 /// nghttp2 session (sans-I/O) and to the handlers (async tasks).

@@ -152,7 +152,14 @@ public struct Webhooks: Sendable {
         let key = try Idempotency.Key(method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let (log, cipher, url, types) = (self.log, self.cipher, request.url, request.types)
         let secret = request.secret.isEmpty ? WebhookSignature.newSecret() : request.secret
+        let limit = Self.maxSubscriptions
         let subscription = try await Idempotency.perform(in: database, key: key, nowMs: now) { db in
+            // Each subscription is a delivery of its own every round: a bounded number of them.
+            let existing = try db.fetchValue(Int.self, sql: "SELECT COUNT(*) FROM webhook_subscriptions") ?? 0
+            guard existing < limit else {
+                throw RPCError(code: .resourceExhausted,
+                               message: "this service has \(existing) webhook subscriptions, the most it keeps; delete one first")
+            }
             let last = try log.lastCursor(db)
             if let after, after > last {
                 throw RPCError(code: .outOfRange, message: "after_cursor: \(after) is beyond the end of this event log (\(last))")
@@ -220,6 +227,9 @@ public struct Webhooks: Sendable {
             "subscription-id": "\(id)", "method": "\(context.path)", "state": "\(subscription.state.protoName ?? "")"])
         return subscription
     }
+
+    /// The most subscriptions one service keeps (each is delivered side by side every round).
+    static let maxSubscriptions = 100
 
     /// The authenticated data a secret is sealed with: a sealed secret copied to another
     /// subscription does not open.

@@ -4853,7 +4853,8 @@ extension AccountsV1 {
         /// Errors: INVALID_ARGUMENT (url: not https, no host, a host that does not
         /// resolve or resolves to a loopback, private, link-local or other
         /// non-public address; types; secret; after_cursor); OUT_OF_RANGE
-        /// (after_cursor beyond the log's end).
+        /// (after_cursor beyond the log's end); RESOURCE_EXHAUSTED (the service
+        /// already keeps 100 subscriptions).
         public static let createSubscription = MethodDescriptor<TypeV1.CreateSubscriptionRequest, TypeV1.CreateSubscriptionResponse>(
             service: name, method: "CreateSubscription", isServerStreaming: false)
 

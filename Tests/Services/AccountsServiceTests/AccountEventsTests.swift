@@ -1,10 +1,10 @@
-import Foundation
-import ServiceKit
-import Logging
 import Events
+import Foundation
+import Logging
 import Models
 import RPC
 import RPCWire
+import ServiceKit
 import ServiceTestSupport
 import Testing
 @testable import AccountsService

@@ -274,6 +274,21 @@ struct AccountWebhooksTests {
         try await receiver.stop()
     }
 
+    @Test("a service keeps at most 100 subscriptions: the 101st is RESOURCE_EXHAUSTED until one is deleted", .timeLimit(.minutes(1)))
+    func subscriptionLimit() async throws {
+        let harness = try await WebhookHarness(settings: WebhookHarness.local())
+        var ids: [String] = []
+        for n in 0..<100 {
+            ids.append(try #require(try await harness.create("http://127.0.0.1:9/\(n)", requestID: "sub-\(n)").subscription).id)
+        }
+        let refused = await #expect(throws: RPCError.self) { _ = try await harness.create("http://127.0.0.1:9/x", requestID: "sub-x") }
+        #expect(refused?.code == .resourceExhausted, "\(String(describing: refused))")
+        _ = try await harness.client.unary(A.deleteSubscription, .init(requestId: "delete-0", subscriptionId: ids[0]),
+                                           metadata: try await harness.metadata())
+        #expect(try await harness.create("http://127.0.0.1:9/x", requestID: "sub-x").subscription != nil)
+        await harness.close()
+    }
+
     @Test("refused without the operator's flags: http, loopback, private, link-local, shared and unresolvable hosts; bad fields; roles",
           .timeLimit(.minutes(1)))
     func refusals() async throws {

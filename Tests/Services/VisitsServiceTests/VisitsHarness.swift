@@ -7,8 +7,8 @@ import RPC
 import RPCWire
 import ServiceAuth
 import ServiceKit
-import Storage
 import ServiceTestSupport
+import Storage
 import Synchronization
 import TestSupport
 import Testing

@@ -1,6 +1,6 @@
-import Events
 import ArgumentParser
 import Compliance
+import Events
 import Foundation
 import ServiceKit
 import Storage

@@ -1,5 +1,5 @@
-import Events
 import Compliance
+import Events
 import Foundation
 import Logging
 import Models

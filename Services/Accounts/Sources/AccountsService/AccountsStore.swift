@@ -1,10 +1,10 @@
 import Events
-import Webhooks
 import Foundation
 import Models
 import RPCWire
 import Storage
 import Validation
+import Webhooks
 
 /// The accounts service's SQLite schema and row mapping. Each resource is stored as its
 /// protobuf encoding (`body`) beside the columns it is looked up by; a debtor's whole record

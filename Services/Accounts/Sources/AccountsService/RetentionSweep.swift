@@ -167,7 +167,10 @@ extension AccountsStore {
         if account.stage == .settled || account.stage == .writtenOff {
             try db.execute(sql: "UPDATE debtors SET retention_due_ms = NULL WHERE id = ?", arguments: [account.debtorId])
         } else {
-            try db.execute(sql: "UPDATE debtors SET retention_due_ms = NULL WHERE id = ? AND retention_due_ms IS NOT NULL",
+            // Only a debtor that had a due date (every account closed) needs it computed again;
+            // one already "never" (0) stays so, and the hot paths (payments, contacts) write
+            // nothing to the debtor's row.
+            try db.execute(sql: "UPDATE debtors SET retention_due_ms = NULL WHERE id = ? AND retention_due_ms IS NOT NULL AND retention_due_ms <> 0",
                            arguments: [account.debtorId])
         }
     }

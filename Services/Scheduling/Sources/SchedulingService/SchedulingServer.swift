@@ -1,11 +1,11 @@
-import Events
 import ArgumentParser
 import Compliance
+import Events
 import Foundation
 import Outbox
 import ServiceKit
-import Webhooks
 import Storage
+import Webhooks
 
 public enum SchedulingDefaults: ServiceDefaults {
     public static let name = "scheduling"

@@ -1,10 +1,10 @@
 import Compliance
 import Events
-import Webhooks
 import Foundation
 import Models
 import Outbox
 import Storage
+import Webhooks
 
 /// The scheduling service's SQLite schema: the agency whitelist, collectors (their
 /// suspensions inside the record), appointments with one row per crew member for the

@@ -1,9 +1,9 @@
 import Events
-import Webhooks
 import Foundation
 import Models
 import Outbox
 import Storage
+import Webhooks
 
 /// The visits service's SQLite schema: visits (one per visited appointment) and complaints,
 /// each row the resource's protobuf encoding beside its lookup and visibility columns.
