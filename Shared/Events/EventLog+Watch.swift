@@ -45,8 +45,8 @@ extension EventLog {
                 throw RPCError.unavailable("the service is shutting down; reconnect after the last cursor received")
             }
             let after = cursor
-            let (horizon, events) = try await database.read { db in
-                (try self.purgedThrough(db), try self.events(db, after: after, types: filter, limit: batch))
+            let (horizon, last, events) = try await database.read { db in
+                (try self.purgedThrough(db), try self.lastCursor(db), try self.events(db, after: after, types: filter, limit: batch))
             }
             // Events after the cursor were purged (older than the log keeps): the consumer would
             // miss them; it must know, and start again from the oldest kept (empty cursor).
@@ -58,7 +58,13 @@ extension EventLog {
                 try await responses.send(event)
                 cursor = Int64(event.cursor) ?? cursor
             }
-            if events.count < batch { await signal.wait(timeout: pollInterval) }
+            if events.count < batch {
+                // Everything up to the log's end as of that read was looked at (cursors follow
+                // commit order, so nothing can appear below it later): a filtered stream moves
+                // past the events it skipped, and its purge check stays true while it keeps up.
+                cursor = max(cursor, last)
+                await signal.wait(timeout: pollInterval)
+            }
         }
     }
 }

@@ -116,6 +116,32 @@ struct AccountEventsTests {
         await harness.close()
     }
 
+    @Test("a filtered stream that keeps up is not cut off when the purge passes its last event: it moved past the events it filtered out",
+          .timeLimit(.minutes(1)))
+    func filteredStreamSurvivesPurge() async throws {
+        let harness = try await AccountsHarness()
+        let payments = try await Self.watch(harness, .init(types: ["doorstep.accounts.account.payment_recorded"]))
+        let first = try await harness.openAccount("1")
+        _ = try await harness.pay(first, 10_000, requestID: "pay-1")
+        #expect(try await payments.take(1).count == 1)
+        // Old events after the stream's last payment, which it filters out: the purge passes
+        // that payment's cursor.
+        _ = try await harness.openAccount("3")
+        harness.clock.advance(91 * 86_400_000)
+        let second = try await harness.openAccount("2")
+        // The stream looks at the new account's events (filtered out) as they commit (it is woken
+        // at once; 2 s is eight of its polls).
+        try await Task.sleep(for: .seconds(2))
+        let purged = try await EventLogRetention(log: AccountsStore.eventLog, database: harness.database,
+                                                 clock: ServiceClock { harness.clock.now }, logger: Logger(label: "test"), days: 90).purgeOnce()
+        #expect(purged > 0)
+        _ = try await harness.pay(second, 20_000, requestID: "pay-2")
+        let next = try await payments.take(1)
+        #expect(try next.first.map { try AccountsV1.TimelineEvent(decoding: $0.data).requestId } == "pay-2")
+        payments.call.cancel()
+        await harness.close()
+    }
+
     @Test("refusals: a malformed cursor or type, a cursor beyond the log, from_now with a cursor, a role that may not watch",
           .timeLimit(.minutes(1)))
     func refusals() async throws {
