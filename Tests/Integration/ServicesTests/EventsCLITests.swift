@@ -13,6 +13,7 @@ struct EventsCLITests {
     @Test("prints the events of a service as lines, filtered, from a cursor; finds the service; refusals in one line")
     func tail() async throws {
         let cluster = try await ServiceCluster(only: ["accounts", "scheduling"])
+        // Stopped at the end; this only when the test throws (see ImportCLITests).
         defer { Task { _ = await cluster.stopAll() } }
         let token = try await cluster.token("platform")
         let platform: Metadata = ["authorization": "Bearer \(token)"]
@@ -55,5 +56,6 @@ struct EventsCLITests {
                 "\(beyond.output)")
         let usage = try await tail(cluster.accounts.address, ["--from", "1", "--from-now"])
         #expect(usage.status == 64, "\(usage.output)")
+        _ = await cluster.stopAll()
     }
 }

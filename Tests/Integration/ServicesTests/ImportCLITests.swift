@@ -38,6 +38,8 @@ struct ImportCLITests {
     @Test("JSON Lines with 1 % broken: exactly those rejected and written with why; again: 0 changes; the fixed rejects load")
     func jsonLinesAndRejects() async throws {
         let setup = try await Setup()
+        // Stopped at the end of the test (a Task started in a defer may not run before the test
+        // process exits, leaving the service running); this stops it when the test throws.
         defer { Task { _ = await setup.cluster.stopAll() } }
         let file = try await setup.generate(300, "accounts.jsonl", ["--broken-every", "100"])
         let first = try await setup.importFile(file)
@@ -68,11 +70,14 @@ struct ImportCLITests {
         let reimported = try await setup.importFile(fixedPath)
         #expect(reimported.status == 0, "\(reimported.output)")
         #expect(reimported.output.contains("3 records: 3 created, 0 updated, 0 unchanged, 0 rejected"), "\(reimported.output)")
+        _ = await setup.cluster.stopAll()
     }
 
     @Test("CSV with CRLF line endings loads; the same accounts as JSON Lines are unchanged; a bad row is rejected in the CSV rejects file")
     func csvWithCRLF() async throws {
         let setup = try await Setup()
+        // Stopped at the end of the test (a Task started in a defer may not run before the test
+        // process exits, leaving the service running); this stops it when the test throws.
         defer { Task { _ = await setup.cluster.stopAll() } }
         let csv = try await setup.generate(120, "accounts.csv", ["--crlf", "--broken-every", "60"])
         let loaded = try await setup.importFile(csv)
@@ -84,11 +89,14 @@ struct ImportCLITests {
         let jsonl = try await setup.generate(120, "same.jsonl", ["--broken-every", "60"])
         let same = try await setup.importFile(jsonl)
         #expect(same.output.contains("120 records: 0 created, 0 updated, 118 unchanged, 2 rejected"), "\(same.output)")
+        _ = await setup.cluster.stopAll()
     }
 
     @Test("a file in UTF-16 (with or without BOM), not UTF-8, or a CSV without required columns is refused in one line; nothing sent")
     func refusedFiles() async throws {
         let setup = try await Setup()
+        // Stopped at the end of the test (a Task started in a defer may not run before the test
+        // process exits, leaving the service running); this stops it when the test throws.
         defer { Task { _ = await setup.cluster.stopAll() } }
         let file = try await setup.generate(5, "accounts.jsonl")
         let text = try String(contentsOfFile: file, encoding: .utf8)
@@ -110,11 +118,14 @@ struct ImportCLITests {
         // Nothing of the refused files was sent: all five records are new now.
         let loaded = try await setup.importFile(file)
         #expect(loaded.output.contains("5 records: 5 created"), "\(loaded.output)")
+        _ = await setup.cluster.stopAll()
     }
 
     @Test("an import killed mid-stream and run again: every record created once, a third run changes nothing")
     func killedAndRerun() async throws {
         let setup = try await Setup()
+        // Stopped at the end of the test (a Task started in a defer may not run before the test
+        // process exits, leaving the service running); this stops it when the test throws.
         defer { Task { _ = await setup.cluster.stopAll() } }
         let file = try await setup.generate(4000, "big.jsonl")
         let doorstep = productsDirectory.appendingPathComponent("doorstep").path
@@ -129,5 +140,6 @@ struct ImportCLITests {
         #expect(Int(counts.1)! + Int(counts.2)! == 4000 && Int(counts.2)! > 0, "\(rerun.output)")
         let third = try await setup.importFile(file)
         #expect(third.output.contains("4000 records: 0 created, 0 updated, 4000 unchanged, 0 rejected"), "\(third.output)")
+        _ = await setup.cluster.stopAll()
     }
 }
