@@ -51,7 +51,7 @@ struct PostgresFaultTests {
         let applied = try await opened[0].read { db in
             try db.fetchAll(sql: "SELECT name, COUNT(*) AS n FROM doorstep_migrations GROUP BY name ORDER BY name")
         }
-        #expect(applied.map { $0["name"] as String } == ["doorstep-idempotency-v1", "doorstep-job-leases-v1", "values-v1"])
+        #expect(applied.map { $0["name"] as String } == ["doorstep-idempotency-v1", "doorstep-job-leases-v1", "values-v1", "values-v2-log-line"])
         #expect(applied.allSatisfy { $0["n"] as Int == 1 })
         for database in opened { await database.close() }
     }
