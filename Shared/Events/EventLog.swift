@@ -29,7 +29,8 @@ public final class EventLog: Sendable {
     /// Adds the `events-v1` migration to a service's migrations (once, at the end of its list,
     /// the name never changes).
     public static func addMigrations(to migrations: inout SQLDatabase.Migrations) {
-        migrations.add("events-v1", sqlite: """
+        // SQLite's DDL, which SQLDialect writes for PostgreSQL (an identity column, BYTEA).
+        migrations.add("events-v1", sql: """
             CREATE TABLE events (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 id TEXT NOT NULL,
@@ -38,18 +39,6 @@ public final class EventLog: Sendable {
                 time_ms INTEGER NOT NULL,
                 data_schema TEXT NOT NULL,
                 data BLOB NOT NULL
-            );
-            CREATE INDEX events_type ON events (type, seq);
-            CREATE INDEX events_subject ON events (subject, seq)
-            """, postgres: """
-            CREATE TABLE events (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                id TEXT NOT NULL,
-                type TEXT NOT NULL,
-                subject TEXT NOT NULL,
-                time_ms BIGINT NOT NULL,
-                data_schema TEXT NOT NULL,
-                data BYTEA NOT NULL
             );
             CREATE INDEX events_type ON events (type, seq);
             CREATE INDEX events_subject ON events (subject, seq)
@@ -96,8 +85,15 @@ public final class EventLog: Sendable {
     /// cannot be encoded.
     public func append(_ db: SQLSession, type: String, subject: String, data: some ProtoMessage, id: String? = nil,
                        nowMs: Int64) throws {
+        try append(db, type: type, subject: subject, data: data, encoded: try data.encode(), id: id, nowMs: nowMs)
+    }
+
+    /// ``append(_:type:subject:data:id:nowMs:)`` with `data` already encoded (`encoded`, the
+    /// bytes the caller wrote elsewhere in the same transaction, e.g. the timeline's row).
+    public func append<Message: ProtoMessage>(_ db: SQLSession, type: String, subject: String, data _: Message, encoded: [UInt8],
+                                              id: String? = nil, nowMs: Int64) throws {
         let row = Row(id: id ?? IDGenerator.make(prefix: "evt", nowMs: nowMs), type: type, subject: subject, timeMs: nowMs,
-                      schema: Swift.type(of: data).protoMessageName, data: try data.encode())
+                      schema: Message.protoMessageName, data: encoded)
         let signal = self.signal
         db.beforeCommit { db in
             if db.firstTime("events.lock") {

@@ -112,15 +112,7 @@ public final class HTTP2ClientSession: HTTP2OutputSource {
     /// Submits a request with a complete body (the stream's request half ends with it).
     /// Returns the new stream id, or throws when no stream can be opened (e.g. after GOAWAY).
     public func request(headers: [(name: String, value: String)], body: [UInt8]) throws -> Int32 {
-        guard let session else { throw HTTP2ConnectionError(code: -902, description: "session closed") }
-        var provider = nghttp2_data_provider()
-        provider.read_callback = clientOnDataRead
-        let streamID = withNameValues(headers) { nva in
-            nghttp2_submit_request(session, nil, nva.baseAddress, nva.count, &provider, nil)
-        }
-        guard streamID > 0 else {
-            throw HTTP2ConnectionError(nghttp2: Int(streamID))
-        }
+        let streamID = try submitRequest(headers: headers)
         bodies[streamID] = (body, 0)
         return streamID
     }
@@ -129,16 +121,21 @@ public final class HTTP2ClientSession: HTTP2OutputSource {
     /// ``finishBody(streamID:)``): client- and bidirectional-streaming calls. Returns the new
     /// stream id, or throws when no stream can be opened (e.g. after GOAWAY).
     public func openStream(headers: [(name: String, value: String)]) throws -> Int32 {
+        let streamID = try submitRequest(headers: headers)
+        streamingBodies[streamID] = StreamingBody()
+        return streamID
+    }
+
+    /// Submits HEADERS of a new request whose body the data provider reads (`bodies` or
+    /// `streamingBodies`, filled by the caller); the new stream id.
+    private func submitRequest(headers: [(name: String, value: String)]) throws -> Int32 {
         guard let session else { throw HTTP2ConnectionError(code: -902, description: "session closed") }
         var provider = nghttp2_data_provider()
         provider.read_callback = clientOnDataRead
         let streamID = withNameValues(headers) { nva in
             nghttp2_submit_request(session, nil, nva.baseAddress, nva.count, &provider, nil)
         }
-        guard streamID > 0 else {
-            throw HTTP2ConnectionError(nghttp2: Int(streamID))
-        }
-        streamingBodies[streamID] = StreamingBody()
+        guard streamID > 0 else { throw HTTP2ConnectionError(nghttp2: Int(streamID)) }
         return streamID
     }
 

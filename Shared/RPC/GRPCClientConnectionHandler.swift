@@ -123,31 +123,10 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         token: UInt64, path: String, metadata: Metadata, timeout: Duration?, message: [UInt8],
         promise: EventLoopPromise<ClientCallResult>
     ) {
-        guard isUsable else {
-            let message = failure.map { "connection to \(authority) closed: \($0)" } ?? "connection to \(authority) is closing"
-            var result = ClientCallResult(status: Status(code: .unavailable, message: message))
-            result.unprocessed = true
-            promise.succeed(result)
-            return
+        open(token: token, promise: promise, onMessage: nil) {
+            try session.request(headers: requestHeaders(path: path, metadata: metadata, timeout: timeout),
+                                body: MessageFraming.frame(message))
         }
-        var headers: [(name: String, value: String)] = [
-            (":method", "POST"), (":scheme", scheme), (":path", path), (":authority", authority),
-            ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "doorstep-grpc/1"),
-        ]
-        if let timeout { headers.append(("grpc-timeout", GRPCTimeout.format(timeout))) }
-        for entry in metadata where Metadata.isValidName(entry.name) && !Metadata.isReserved(entry.name) {
-            headers.append((entry.name, Metadata.headerValue(entry.value)))
-        }
-        do {
-            let streamID = try session.request(headers: headers, body: MessageFraming.frame(message))
-            calls[streamID] = Call(token: token, promise: promise, maxMessageSize: maxReceiveMessageSize)
-            streamsByToken[token] = streamID
-        } catch {
-            var result = ClientCallResult(status: Status(code: .unavailable, message: "cannot open a stream: \(error)"))
-            result.unprocessed = true
-            promise.succeed(result)
-        }
-        flushOutput()
     }
 
     /// Request bytes of a streaming call held back (not yet accepted by the server's flow
@@ -161,23 +140,33 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
         token: UInt64, path: String, metadata: Metadata, timeout: Duration?,
         onMessage: @escaping ([UInt8]) -> Void, promise: EventLoopPromise<ClientCallResult>
     ) {
-        guard isUsable else {
-            let message = failure.map { "connection to \(authority) closed: \($0)" } ?? "connection to \(authority) is closing"
+        open(token: token, promise: promise, onMessage: onMessage) {
+            try session.openStream(headers: requestHeaders(path: path, metadata: metadata, timeout: timeout))
+        }
+    }
+
+    /// Opens a call's stream with `submit` and records the call; a connection that can take
+    /// no new stream completes the promise at once with UNAVAILABLE, marked unprocessed (the
+    /// client may try another connection).
+    private func open(token: UInt64, promise: EventLoopPromise<ClientCallResult>, onMessage: (([UInt8]) -> Void)?,
+                      _ submit: () throws -> Int32) {
+        func refuse(_ message: String) {
             var result = ClientCallResult(status: Status(code: .unavailable, message: message))
             result.unprocessed = true
             promise.succeed(result)
+        }
+        guard isUsable else {
+            refuse(failure.map { "connection to \(authority) closed: \($0)" } ?? "connection to \(authority) is closing")
             return
         }
         do {
-            let streamID = try session.openStream(headers: requestHeaders(path: path, metadata: metadata, timeout: timeout))
+            let streamID = try submit()
             let call = Call(token: token, promise: promise, maxMessageSize: maxReceiveMessageSize)
             call.onMessage = onMessage
             calls[streamID] = call
             streamsByToken[token] = streamID
         } catch {
-            var result = ClientCallResult(status: Status(code: .unavailable, message: "cannot open a stream: \(error)"))
-            result.unprocessed = true
-            promise.succeed(result)
+            refuse("cannot open a stream: \(error)")
         }
         flushOutput()
     }

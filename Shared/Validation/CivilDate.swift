@@ -63,6 +63,13 @@ public struct CivilDate: Sendable, Hashable, Comparable, CustomStringConvertible
         return era * 146_097 + dayOfEra - 719_468
     }
 
+    /// When this date has ended in every time zone: 12:00 UTC on the next day (midnight at
+    /// UTC-12, the last zone where it ends), in milliseconds since 1970. What is kept until a
+    /// date may go then: never early, whatever the zone it was kept in, and at most 36 hours late.
+    public var endedEverywhereMs: Int64 {
+        Int64(adding(days: 1).dayNumber) * 86_400_000 + 12 * 3_600_000
+    }
+
     /// The date `days` days later (earlier when negative).
     public func adding(days: Int) -> CivilDate {
         CivilDate(dayNumber: dayNumber + days)

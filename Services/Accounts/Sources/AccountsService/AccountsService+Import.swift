@@ -294,8 +294,9 @@ extension AccountsStore {
             event.accountId = accountID
             event.sequence = Int64(index + 1)
             event.occurredMs = nowMs
-            arguments += [accountID, event.sequence, event.eventType.rawValue, Data(try event.encode())] as [any SQLValueConvertible]
-            try publish(db, event)
+            let body = try event.encode()
+            arguments += [accountID, event.sequence, event.eventType.rawValue, Data(body)] as [any SQLValueConvertible]
+            try publish(db, event, encoded: body)
         }
         try db.execute(
             sql: "INSERT INTO timeline (account_id, sequence, event_type, body) VALUES "

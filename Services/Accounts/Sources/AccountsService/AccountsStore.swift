@@ -418,19 +418,21 @@ struct AccountsStore: Sendable {
             event.accountId = accountID
             event.sequence = sequence
             event.occurredMs = nowMs
+            let body = try event.encode()
             try db.execute(
                 sql: "INSERT INTO timeline (account_id, sequence, event_type, body) VALUES (?, ?, ?, ?)",
-                arguments: [accountID, sequence, event.eventType.rawValue, Data(try event.encode())])
-            try publish(db, event)
+                arguments: [accountID, sequence, event.eventType.rawValue, Data(body)])
+            try publish(db, event, encoded: body)
         }
     }
 
     /// Writes a timeline event to the service's event log too, in the same transaction: type
     /// "doorstep.accounts.account.<what>" (the event type's name, e.g. `stage_changed`),
-    /// subject "accounts/<id>", the timeline event as data and its id as the event's.
-    func publish(_ db: SQLSession, _ event: AccountsV1.TimelineEvent) throws {
+    /// subject "accounts/<id>", the timeline event (`encoded`, as the timeline stores it) as data
+    /// and its id as the event's.
+    func publish(_ db: SQLSession, _ event: AccountsV1.TimelineEvent, encoded: [UInt8]) throws {
         try events.append(db, type: Self.eventType(event.eventType), subject: "accounts/\(event.accountId)", data: event,
-                          id: event.id, nowMs: event.occurredMs)
+                          encoded: encoded, id: event.id, nowMs: event.occurredMs)
     }
 
     /// The CloudEvents type of a timeline event type: its name in lower case, without the

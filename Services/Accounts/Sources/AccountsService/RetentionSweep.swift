@@ -7,63 +7,18 @@ import Models
 import RPC
 import RPCWire
 import ServiceKit
-import ServiceLifecycle
 import Storage
 import Validation
 
-/// Retention of debtors' personal data, run by the accounts service itself: every `interval`
-/// (default 1 hour, `--retention-interval-seconds`) one replica (job lease `retention`)
-/// anonymises the debtors whose accounts are all closed and whose retention (pack
-/// `record-retention`, counted from the last account's closing) has passed, unless a hold
-/// covers them (``AccountsService/retentionPass(batch:)``). Metrics
-/// `doorstep_job_*{task="retention"}` (items = debtors erased),
-/// `doorstep_retention_erased_total{type="debtor"}` and `doorstep_retention_postponed_total`;
-/// an info line when a pass erased anything, a warning when it failed.
-public struct RetentionSweep: Service {
-    let service: AccountsService
-    let database: SQLDatabase
-    let clock: ServiceClock
-    let logger: Logger
-    let interval: Duration
-
+extension RetentionSweep {
+    /// Retention of debtors' personal data, run by the accounts service itself: anonymises the
+    /// debtors whose accounts are all closed and whose retention (pack `record-retention`,
+    /// counted from the last account's closing) has passed, unless a hold covers them
+    /// (``AccountsService/retentionPass(batch:)``). Metrics besides the job's:
+    /// `doorstep_retention_erased_total{type="debtor"}` and `doorstep_retention_postponed_total`.
     public init(service: AccountsService, database: SQLDatabase, clock: ServiceClock, logger: Logger, interval: Duration) {
-        self.service = service
-        self.database = database
-        self.clock = clock
-        self.logger = logger
-        self.interval = interval
-    }
-
-    public func run() async throws {
-        await runPeriodically(every: interval, exclusive: ExclusiveJob(database: database, job: "retention", clock: clock),
-                              logger: logger, done: "debtors anonymised past their retention", failed: "retention pass failed") {
-            let tally = try await service.retentionPass()
-            if tally.postponed > 0 {
-                logger.info("erasures postponed by holds", metadata: ["postponed": "\(tally.postponed)", "held": "\(tally.held)"])
-            }
-            return tally.erased
-        }
-    }
-}
-
-/// What one retention pass did.
-public struct RetentionTally: Sendable, Hashable {
-    /// Debtors anonymised (now tombstones).
-    public var erased = 0
-    /// Debtors newly postponed by a hold (an audit record written): the first pass that found
-    /// a hold, or one that found another hold than the last.
-    public var postponed = 0
-    /// Debtors past retention kept because a hold covers them (postponed included).
-    public var held = 0
-
-    public init() {}
-
-    static func + (lhs: RetentionTally, rhs: RetentionTally) -> RetentionTally {
-        var sum = lhs
-        sum.erased += rhs.erased
-        sum.postponed += rhs.postponed
-        sum.held += rhs.held
-        return sum
+        self.init(database: database, clock: clock, logger: logger, interval: interval,
+                  done: "debtors anonymised past their retention") { try await service.retentionPass() }
     }
 }
 
@@ -154,7 +109,7 @@ struct DebtorRetention: Sendable, Hashable {
             if latest.map({ until > $0 }) ?? true { latest = until }
         }
         guard let latest else { return nil }
-        return DebtorRetention(retainUntil: latest, dueMs: Int64(latest.adding(days: 1).dayNumber) * 86_400_000 + 12 * 3_600_000)
+        return DebtorRetention(retainUntil: latest, dueMs: latest.endedEverywhereMs)
     }
 }
 

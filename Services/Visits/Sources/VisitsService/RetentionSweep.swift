@@ -6,67 +6,18 @@ import Models
 import RPC
 import RPCWire
 import ServiceKit
-import ServiceLifecycle
 import Storage
 import Validation
 
-/// Record retention, run by the visits service itself: every `interval` (default 1 hour,
-/// `--retention-interval-seconds`) one replica (job lease `retention`) erases the visits and
-/// complaints whose `retain_until_date` (pack `record-retention`) has passed and that no hold
-/// covers (``VisitsService/retentionPass(batch:)``). Metrics `doorstep_job_*{task="retention"}`
-/// (items = records erased), `doorstep_retention_erased_total{type}` and
-/// `doorstep_retention_postponed_total`; an info line when a pass erased anything, a warning
-/// when it failed (accounts unreachable).
-public struct RetentionSweep: Service {
-    let service: VisitsService
-    let database: SQLDatabase
-    let clock: ServiceClock
-    let logger: Logger
-    let interval: Duration
-
+extension RetentionSweep {
+    /// Record retention, run by the visits service itself: erases the visits and complaints
+    /// whose `retain_until_date` (pack `record-retention`) has passed and that no hold covers
+    /// (``VisitsService/retentionPass(batch:)``); a pass fails when accounts is unreachable.
+    /// Metrics besides the job's: `doorstep_retention_erased_total{type}` and
+    /// `doorstep_retention_postponed_total`.
     public init(service: VisitsService, database: SQLDatabase, clock: ServiceClock, logger: Logger, interval: Duration) {
-        self.service = service
-        self.database = database
-        self.clock = clock
-        self.logger = logger
-        self.interval = interval
-    }
-
-    public func run() async throws {
-        await runPeriodically(every: interval, exclusive: ExclusiveJob(database: database, job: "retention", clock: clock),
-                              logger: logger, done: "records erased past their retention", failed: "retention pass failed") {
-            let tally = try await service.retentionPass()
-            if tally.postponed > 0 || tally.unresolved > 0 {
-                logger.info("erasures postponed by holds", metadata: [
-                    "postponed": "\(tally.postponed)", "held": "\(tally.held)", "unresolved": "\(tally.unresolved)"])
-            }
-            return tally.erased
-        }
-    }
-}
-
-/// What one retention pass did.
-public struct RetentionTally: Sendable, Hashable {
-    /// Records erased (now tombstones).
-    public var erased = 0
-    /// Records newly postponed by a hold (an audit record written): the first pass that found
-    /// a hold, or one that found another hold than the last.
-    public var postponed = 0
-    /// Records past retention kept because a hold covers them (postponed included).
-    public var held = 0
-    /// Records past retention kept because accounts does not know their account (NOT_FOUND):
-    /// never erased when unsure.
-    public var unresolved = 0
-
-    public init() {}
-
-    static func + (lhs: RetentionTally, rhs: RetentionTally) -> RetentionTally {
-        var sum = lhs
-        sum.erased += rhs.erased
-        sum.postponed += rhs.postponed
-        sum.held += rhs.held
-        sum.unresolved += rhs.unresolved
-        return sum
+        self.init(database: database, clock: clock, logger: logger, interval: interval,
+                  done: "records erased past their retention") { try await service.retentionPass() }
     }
 }
 
@@ -80,7 +31,7 @@ extension VisitsService {
     /// for a record without a retention date (a pack without `record-retention`).
     static func erasureDueMs(retainUntil date: TypeV1.Date?) -> Int64 {
         guard let date, let civil = CivilDate(date) else { return 0 }
-        return Int64(civil.adding(days: 1).dayNumber) * 86_400_000 + 12 * 3_600_000
+        return civil.endedEverywhereMs
     }
 
     /// `doorstep_retention_erased_total{type="visit"|"complaint"}`.
