@@ -338,7 +338,8 @@ let package = Package(
         ),
         .testTarget(
             name: "RPCTests",
-            dependencies: ["RPC", "RPCTestSupport", "Models", "TestSupport", "TransportSecurity", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RPC", "RPCTestSupport", "Models", "TestSupport", "TransportSecurity", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Tests/Shared/RPCTests",
             exclude: ["Interop"]
         ),

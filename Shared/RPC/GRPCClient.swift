@@ -291,17 +291,22 @@ public final class GRPCClient: Sendable {
     ) async -> ClientCallResult {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         var attemptNumber = 0
+        var previous: ClientCallResult?
         while true {
             attemptNumber += 1
             let remaining = deadline.map { $0 - .now }
             if let remaining, remaining <= .zero {
                 return ClientCallResult(status: Status(code: .deadlineExceeded, message: "deadline exceeded"))
             }
-            let result = await self.attempt(path: path, bytes: bytes, metadata: metadata, timeout: remaining)
+            var result = await self.attempt(path: path, bytes: bytes, metadata: metadata, timeout: remaining)
+            // A retry that found every address in backoff says less than the failure that put
+            // them there ("connection to … closed at once" rather than "no reachable address").
+            if result.everyAddressInBackoff, let previous { result = previous }
             let retryable = result.unprocessed || (idempotent && result.status.code == .unavailable)
             guard !result.status.isOK, retryable, attemptNumber < configuration.maxAttempts, !Task.isCancelled else {
                 return result
             }
+            previous = result
             var pause = backoff(attemptNumber)
             if let deadline { pause = min(pause, deadline - .now) }
             if pause > .zero { try? await Task.sleep(for: pause) }
@@ -325,6 +330,7 @@ public final class GRPCClient: Sendable {
         } catch {
             var result = ClientCallResult(status: Status(error))
             result.unprocessed = true
+            result.everyAddressInBackoff = error.message.hasPrefix(Self.noReachableAddress)
             return result
         }
         let token = state.withLockedValue { state -> UInt64 in
@@ -438,7 +444,7 @@ public final class GRPCClient: Sendable {
             return nil
         }
         guard let pick else {
-            throw RPCError(code: .unavailable, message: "no reachable address among \(targets.map(\.description).joined(separator: ", "))")
+            throw RPCError(code: .unavailable, message: Self.noReachableAddress + targets.map(\.description).joined(separator: ", "))
         }
         /// Forgets a failed connection; one that failed or closed as soon as it opened puts
         /// the address in backoff and asks for the names to be resolved again.
@@ -476,10 +482,17 @@ public final class GRPCClient: Sendable {
         }
     }
 
+    /// How the error of a call that found every address in backoff begins.
+    private static let noReachableAddress = "no reachable address among "
+
     /// Starts opening a connection to `endpoint` (not waiting for it).
     private func openConnection(_ endpoint: Endpoint) -> EventLoopFuture<Connection> {
         let target = endpoint.target
         let configuration = self.configuration
+        // The handler the initializer adds, kept rather than looked up after the connect: a
+        // server that closes at once (a TLS port dialled in plaintext) can have the channel
+        // closed, and its handlers removed, by the time the connect completes.
+        let made = NIOLockedValueBox<NIOLoopBound<GRPCClientConnectionHandler>?>(nil)
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -488,10 +501,12 @@ public final class GRPCClient: Sendable {
                     if let tls = configuration.tls {
                         try channel.pipeline.syncOperations.addHandlers(try tls.makeHandlers(host: target.host))
                     }
-                    try channel.pipeline.syncOperations.addHandler(GRPCClientConnectionHandler(
+                    let handler = try GRPCClientConnectionHandler(
                         authority: target.description, scheme: configuration.tls == nil ? "http" : "https",
                         maxReceiveMessageSize: configuration.maxReceiveMessageSize,
-                        configuration: configuration.http2))
+                        configuration: configuration.http2)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    made.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
                 }
             }
         let connected = endpoint.address.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: target.host, port: target.port)
@@ -504,8 +519,8 @@ public final class GRPCClient: Sendable {
                 channel.close(promise: nil)
                 throw SelfConnected(address: "\(remote)")
             }
-            let handler = try channel.pipeline.syncOperations.handler(type: GRPCClientConnectionHandler.self)
-            return Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+            guard let handler = made.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }
+            return Connection(channel: channel, handler: handler)
         }
     }
 

@@ -14,6 +14,8 @@ struct ClientCallResult: Sendable {
     /// True when the server never processed the request (REFUSED_STREAM, or above a GOAWAY's
     /// last stream id, or the connection failed before sending): safe to retry anywhere.
     var unprocessed = false
+    /// True when no connection was tried because every address is in backoff after failing.
+    var everyAddressInBackoff = false
 }
 
 /// One client HTTP/2 connection: joins the socket to an nghttp2 client session. Runs on the

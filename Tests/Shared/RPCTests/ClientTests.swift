@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import Models
+import NIOCore
+import NIOPosix
 import RPC
 import RPCTestSupport
 import RPCWire
@@ -130,6 +132,40 @@ struct ClientTests {
         }
         await both.close()
         await server.shutdownGracefully()
+    }
+
+    @Test("a server that closes every connection as it opens (a TLS port dialled in plaintext): UNAVAILABLE naming the closed connection, every time",
+          .timeLimit(.minutes(1)))
+    func closedAtOnce() async throws {
+        final class CloseAtOnce: ChannelInboundHandler, Sendable {
+            typealias InboundIn = ByteBuffer
+            func channelActive(context: ChannelHandlerContext) { context.close(promise: nil) }
+        }
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.pipeline.addHandler(CloseAtOnce()) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let address = "127.0.0.1:\(listener.localAddress!.port!)"
+        // A new client each time: one whose address is in backoff after a failure says so
+        // instead of connecting. Two faults showed here: the channel closed, and its handlers
+        // gone, before the connect completed ("cannot connect … (notFound)"); and a transparent
+        // retry that found the address in backoff replacing the failure with "no reachable
+        // address" (the doorstep tool then asked whether the service runs, not whether it
+        // requires TLS).
+        for _ in 0..<50 {
+            let client = GRPCClient(targets: [GRPCClient.Target(address)!])
+            do {
+                _ = try await client.unary(TestingV1.TestService.echo, .init(), timeout: .seconds(10))
+                Issue.record("a call succeeded on a connection the server closed")
+            } catch {
+                // "… closed at once", "… closed" or "… is closing", by timing; never "no
+                // reachable address" (a retry that found the address in backoff).
+                #expect(error.code == .unavailable, "\(error)")
+                #expect(error.message.hasPrefix("connection to \(address) ")
+                        && (error.message.contains(" closed") || error.message.hasSuffix(" is closing")), "\(error.message)")
+            }
+            await client.close()
+        }
+        try await listener.close()
     }
 
     @Test("targets parse from HOST:PORT lists")
