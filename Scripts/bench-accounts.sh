@@ -2,7 +2,8 @@
 # h2load against the real Accounts.GetAccount of a release-built `accounts` (bearer token,
 # routing, metrics, the account read from its database, delinquency recomputed per call),
 # beside rpc-bench-server's in-memory collection.v1 GetAccount measured in the same run as the
-# baseline (same stack, no storage).
+# baseline (same stack, no storage). After the c16 run it prints each replica's GetAccount
+# reads per database statement (its /metrics: PostgreSQL coalesces concurrent reads).
 #
 #   Scripts/bench-accounts.sh            # N (200000), C (16), M (32), LAT_N (20000)
 #   DATABASE=postgres REPLICAS=2 Scripts/bench-accounts.sh
@@ -62,7 +63,7 @@ if [ "$DATABASE" = postgres ]; then
   label="accounts GetAccount (PostgreSQL)"
 fi
 for replica in $(seq 1 "$REPLICAS"); do
-  "${SRV[@]}" "$bin/accounts" --listen 127.0.0.1:0 --metrics-listen off --data-dir "$work/data$replica" --auth-key-file "$work/auth.key" \
+  "${SRV[@]}" "$bin/accounts" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data-dir "$work/data$replica" --auth-key-file "$work/auth.key" \
     "${database_args[@]}" --log-level "${LOG_LEVEL:-notice}" >"$work/accounts$replica.out" 2>"$work/accounts$replica.log" &
   pids+=($!)
   # One at a time: the first runs the migrations, the second then finds them done.
@@ -171,6 +172,22 @@ else
   run "$label" "$url_accounts" "$work/accounts.bin" -n "$N" -c "$C" -m "$M"
 fi
 run "rpc-bench-server GetAccount (mem)" "$url_bench" "$work/bench.bin" -n "$N" -c "$C" -m "$M"
+# Reads per statement so far (warm-up included): PostgreSQL coalesces concurrent GetAccount
+# reads (PointReadBatcher); on SQLite every read is its own.
+for replica in $(seq 1 "$REPLICAS"); do
+  metrics=$(sed -n 's/.* metrics=\([^ ]*\).*/\1/p' "$work/accounts$replica.out" | head -1)
+  [ -n "$metrics" ] || continue
+  python3 - "$metrics" "$replica" <<'PY'
+import re, sys, urllib.request
+text = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=10).read().decode()
+def value(name):
+    match = re.search(r'^' + name + r'\{reads="account"\} ([0-9.e+]+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+count, total = value("doorstep_db_point_read_batch_size_count"), value("doorstep_db_point_read_batch_size_sum")
+if count:
+    print(f"replica {sys.argv[2]}: {int(total)} GetAccount reads in {int(count)} statements, {total / count:.1f} reads per statement")
+PY
+done
 run "$label" "$url_accounts" "$work/accounts.bin" -n "$LAT_N" -c 1 -m 1
 run "rpc-bench-server GetAccount (mem)" "$url_bench" "$work/bench.bin" -n "$LAT_N" -c 1 -m 1
 # Warnings and errors the services logged during the run.

@@ -39,13 +39,35 @@ public struct ServiceDefinition: Sendable {
         requiresAuthentication: Bool = true,
         _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
+        register(method, roles: roles, requiresAuthentication: requiresAuthentication) { request, context in
+            try encodeResponse(try await handler(request, context))
+        }
+    }
+
+    /// Registers a unary method whose handler answers with its response already encoded (an
+    /// answer it keeps, see ``EncodedResponse``); otherwise as ``unary(_:roles:requiresAuthentication:_:)``.
+    public mutating func unaryEncoded<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        roles: Set<Caller.Role>? = nil,
+        requiresAuthentication: Bool = true,
+        _ handler: @escaping @Sendable (Request, ServerContext) async throws -> EncodedResponse<Response>
+    ) {
+        register(method, roles: roles, requiresAuthentication: requiresAuthentication) { request, context in
+            try await handler(request, context).bytes
+        }
+    }
+
+    private mutating func register<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>, roles: Set<Caller.Role>?, requiresAuthentication: Bool,
+        _ answer: @escaping @Sendable (Request, ServerContext) async throws -> [UInt8]
+    ) {
         precondition(!method.isServerStreaming && !method.isClientStreaming, "\(method.path) is not unary")
         let identified = Request.self is any RequestIdentified.Type
         methods[method.path] = RegisteredMethod(path: method.path, allowedRoles: roles, requiresAuthentication: requiresAuthentication, kind: .unary { bytes, context in
             let request = try decodeRequest(Request.self, bytes)
             if identified, let request = request as? any RequestIdentified { context.response.requestID = request.requestId }
             do {
-                return try encodeResponse(try await handler(request, context))
+                return try await answer(request, context)
             } catch {
                 throw RPCError(from: error).withStandardDetails()
             }
@@ -131,6 +153,18 @@ func decodeRequest<Request: ProtoMessage>(_: Request.Type, _ bytes: [UInt8]) thr
     } catch {
         let field = error.field.map { "\($0): " } ?? ""
         throw RPCError(code: .invalidArgument, message: "\(field)malformed \(Request.protoMessageName): \(error)").withStandardDetails()
+    }
+}
+
+/// A response message encoded once and answered as these bytes as often as it applies (a
+/// handler's memo of its answers): the bytes are those of `Message`'s encoding, made only by
+/// encoding one.
+public struct EncodedResponse<Message: ProtoMessage>: Sendable {
+    public let bytes: [UInt8]
+
+    /// `message` encoded; INTERNAL when it cannot be (as for a response returned as it is).
+    public init(_ message: Message) throws(RPCError) {
+        self.bytes = try encodeResponse(message)
     }
 }
 

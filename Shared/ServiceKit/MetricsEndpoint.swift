@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Storage
 import TransportSecurity
 import Prometheus
 
@@ -21,6 +22,7 @@ public enum MetricsEndpoint {
             .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
             .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
         ]
+        factory.valueHistogramBuckets[SQLDatabase.pointReadBatchSizeMetric] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000]
         MetricsSystem.bootstrap(factory)
         return registry
     }

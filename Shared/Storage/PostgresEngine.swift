@@ -47,6 +47,8 @@ final class PostgresEngine: SQLEngine {
 
     var dialect: SQLDialect { .postgres }
     var connections: Int { settings.poolSize }
+    /// Every statement is a round trip, with a pool lease and a thread switch before it.
+    var coalescesPointReads: Bool { true }
     var location: String { settings.redactedURL }
 
     private init(settings: PostgresSettings, logger: Logger) {
@@ -510,8 +512,8 @@ final class PostgresDriver: SQLDriver {
             }
             return .real(NSDecimalNumber(decimal: number).doubleValue)
         case .bytea:
-            var buffer = try cell.decode(ByteBuffer.self)
-            return .blob(Data(buffer.readBytes(length: buffer.readableBytes) ?? []))
+            let buffer = try cell.decode(ByteBuffer.self)
+            return .blob(buffer.readableBytesView.withContiguousStorageIfAvailable { Data($0) } ?? Data(buffer.readableBytesView))
         default: return .text(try cell.decode(String.self))
         }
     }

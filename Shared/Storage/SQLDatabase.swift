@@ -79,6 +79,11 @@ public final class SQLDatabase: Sendable {
     public var dialect: SQLDialect { engine.dialect }
     /// Where the data is, for logs (never a password).
     public var location: String { engine.location }
+    /// How many transactions can hold a connection at once.
+    public var connections: Int { engine.connections }
+    /// Whether point reads gain from being coalesced into one statement
+    /// (``PointReadBatcher``): true where each statement is a round trip to a server.
+    public var coalescesPointReads: Bool { engine.coalescesPointReads }
 
     init(engine: any SQLEngine) {
         self.engine = engine
@@ -162,6 +167,7 @@ protocol SQLEngine: Sendable {
     var dialect: SQLDialect { get }
     /// How many transactions can hold a connection at once (the pool's size).
     var connections: Int { get }
+    var coalescesPointReads: Bool { get }
     var location: String { get }
     func write<T: Sendable>(isolation: SQLDatabase.Isolation, _ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T
     func read<T: Sendable>(_ body: @escaping @Sendable (SQLSession) throws -> T) async throws -> T

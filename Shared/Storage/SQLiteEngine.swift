@@ -34,6 +34,8 @@ public final class SQLiteEngine: SQLEngine {
     private let logger: Logger
 
     var dialect: SQLDialect { .sqlite }
+    /// A point read is a call on the caller's thread (``SQLitePointReaders``).
+    var coalescesPointReads: Bool { false }
     /// The writer, the readers and the point readers.
     let connections: Int
     var location: String { path }

@@ -23,7 +23,7 @@ struct MonitoringFilesTests {
         "doorstep_tls_certificate_expiry_seconds",
     ]
     static let histograms = ["grpc_server_handling_seconds", "grpc_client_handling_seconds", "doorstep_db_transaction_seconds",
-                             "doorstep_db_statement_seconds"]
+                             "doorstep_db_statement_seconds", "doorstep_db_point_read_batch_size"]
 
     /// Every series name a query may use: the documented ones, a histogram's `_bucket`,
     /// `_sum` and `_count`, and Prometheus's own `up`.

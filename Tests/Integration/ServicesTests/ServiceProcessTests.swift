@@ -335,6 +335,13 @@ struct ServiceProcessTests {
             _ = try await client.unary(VisitsV1.VisitsService.getVisit, VisitsV1.GetVisitRequest(visitId: "vis_01J00000000000000000000000"))
         }
         await client.close()
+        let accounts = GRPCClient(targets: [GRPCClient.Target(cluster.accounts.address)!])
+        await #expect(throws: RPCError.self) {
+            _ = try await accounts.unary(AccountsV1.AccountsService.getAccount,
+                                         AccountsV1.GetAccountRequest(accountId: "acc_01J00000000000000000000000"),
+                                         metadata: ["authorization": "Bearer \(token)"])
+        }
+        await accounts.close()
         let script = """
             import sys, urllib.request, urllib.error
             for path in ["/healthz", "/readyz", "/nowhere", "/metrics"]:
@@ -376,6 +383,9 @@ struct ServiceProcessTests {
             #expect(has(service, "doorstep_job_runs_total", ["task=\"idempotency-purge\"", "result=\"ok\""]), "\(service)")
             #expect(has(service, "doorstep_job_last_run_timestamp_seconds", ["task=\"idempotency-purge\""]), "\(service)")
         }
+        // GetAccount's reads, one statement each here (coalesced only on PostgreSQL, under load).
+        #expect(has("accounts", "doorstep_db_point_read_batch_size_bucket", ["reads=\"account\"", "le=\"1.0\""]),
+                "\(scrapes["accounts"]!)")
         let getVisit = ["grpc_service=\"doorstep.visits.v1.Visits\"", "grpc_method=\"GetVisit\"", "grpc_type=\"unary\""]
         #expect(has("visits", "grpc_server_started_total", getVisit))
         #expect(has("visits", "grpc_server_handled_total", getVisit + ["grpc_code=\"NotFound\""]), "\(scrapes["visits"]!)")

@@ -42,7 +42,8 @@ struct StoredAccountCacheTests {
         #expect(cache.count == 1)
 
         // A refresh is remembered only with the body it was computed from.
-        let refreshed = StoredAccountCache.Refreshed(dayNumber: 20_000, contacts: ContactStats(), account: changed)
+        let refreshed = StoredAccountCache.Refreshed(dayNumber: 20_000, contacts: ContactStats(), full: try EncodedResponse(changed),
+                                                     basic: try EncodedResponse(changed))
         cache.remember(refreshed, id: "acc-1", body: a.body)
         #expect(try changed.encode().withUnsafeBytes { try cache.entry(id: "acc-1", bytes: $0) }.refreshed == nil)
         cache.remember(refreshed, id: "acc-1", body: c.body)

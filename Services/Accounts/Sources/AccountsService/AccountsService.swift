@@ -46,12 +46,19 @@ public struct AccountsService: Sendable {
     let configuration: Configuration
     let clock: ServiceClock
     let readCache: StoredAccountCache
+    /// GetAccount's reads, coalesced into one statement per batch on PostgreSQL.
+    let accountReads: PointReadBatcher<StoredAccountRead>
 
     public init(database: SQLDatabase, cipher: DataCipher, configuration: Configuration = .defaults, clock: ServiceClock) {
-        self.store = AccountsStore(database: database, cipher: cipher, configuration: configuration)
+        let store = AccountsStore(database: database, cipher: cipher, configuration: configuration)
+        let readCache = StoredAccountCache(capacity: configuration.readCacheEntries)
+        self.store = store
         self.configuration = configuration
         self.clock = clock
-        self.readCache = StoredAccountCache(capacity: configuration.readCacheEntries)
+        self.readCache = readCache
+        self.accountReads = PointReadBatcher("account", database: database) { db, ids in
+            try store.accountsForRead(db, ids: ids, cache: readCache)
+        }
     }
 
     public static let serviceName = "doorstep.accounts.v1.Accounts"
@@ -69,7 +76,7 @@ public struct AccountsService: Sendable {
         definition.unary(AccountsV1.AccountsService.openAccount, roles: [.platform]) { request, context in
             try await openAccount(request, context)
         }
-        definition.unary(AccountsV1.AccountsService.getAccount, roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
+        definition.unaryEncoded(AccountsV1.AccountsService.getAccount, roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
             try await getAccount(request, context)
         }
         definition.unary(AccountsV1.AccountsService.listAccounts, roles: [.platform, .compliance, .agencyManager, .service]) { request, context in
@@ -261,34 +268,35 @@ public struct AccountsService: Sendable {
         }
     }
 
-    func getAccount(_ request: AccountsV1.GetAccountRequest, _ context: ServerContext) async throws -> AccountsV1.Account {
+    func getAccount(_ request: AccountsV1.GetAccountRequest, _ context: ServerContext) async throws -> EncodedResponse<AccountsV1.Account> {
         try Validate.resourceID(request.accountId, field: "account_id", prefix: "acc")
         let scope = try context.requireScope()
-        let store = self.store
         let id = request.accountId
         let cache = self.readCache
-        // One statement: the account and its contact counters come from the same row.
-        let stored = try await store.database.readPoint { db in try store.accountForRead(db, id: id, cache: cache) }
+        // One statement: the account and its contact counters come from the same row (with
+        // the other reads of its batch on PostgreSQL).
+        let stored = try await accountReads.read(id)
         let now = clock.nowMs()
         // A placement past its end date no longer shows its agency (nor lets it read the account).
-        guard let (entry, contacts) = stored, case let today = CivilDate.today(in: entry.zone, nowMs: now),
-              scope.sees(agencyID: Self.shownAgency(entry.account, today: today))
+        guard let stored, case let today = CivilDate.today(in: stored.entry.zone, nowMs: now),
+              scope.sees(agencyID: Self.shownAgency(stored.entry.account, today: today))
         else {
             throw RPCError.notFound("account \(id) not found")
         }
         // Days past due move with the clock: recomputed as of today, debtor-local — once a day
-        // per stored body and set of contact counters (StoredAccountCache).
-        var account: AccountsV1.Account
-        if let refreshed = entry.refreshed, refreshed.dayNumber == today.dayNumber, refreshed.contacts == contacts {
-            account = refreshed.account
-        } else {
-            account = entry.account
-            Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: contacts)
-            cache.remember(.init(dayNumber: today.dayNumber, contacts: contacts, account: account), id: id, body: entry.body)
+        // per stored body and set of contact counters, and kept encoded (StoredAccountCache).
+        if let refreshed = stored.entry.refreshed, refreshed.dayNumber == today.dayNumber, refreshed.contacts == stored.contacts {
+            return request.view == .basic ? refreshed.basic : refreshed.full
         }
+        var account = stored.entry.account
+        Self.refresh(&account, asOf: today, nowMs: now, configuration: configuration, contacts: stored.contacts)
         Self.showPlacement(&account, today: today)
-        if request.view == .basic { account.basicView() }
-        return account
+        var basic = account
+        basic.basicView()
+        let refreshed = StoredAccountCache.Refreshed(dayNumber: today.dayNumber, contacts: stored.contacts,
+                                                     full: try EncodedResponse(account), basic: try EncodedResponse(basic))
+        cache.remember(refreshed, id: id, body: stored.entry.body)
+        return request.view == .basic ? refreshed.basic : refreshed.full
     }
 
     static func apply(_ delinquency: Delinquency, to account: inout AccountsV1.Account, asOf: CivilDate) {

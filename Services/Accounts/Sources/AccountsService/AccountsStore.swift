@@ -716,11 +716,44 @@ struct AccountsStore: Sendable {
     /// statement whose row is read in place. The stored bytes are compared with the ones
     /// `cache` decoded last for this id, and decoded (without the checks input from outside
     /// gets) only when they differ.
-    func accountForRead(_ db: SQLSession, id: String, cache: StoredAccountCache) throws -> (StoredAccountCache.Entry, ContactStats)? {
+    func accountForRead(_ db: SQLSession, id: String, cache: StoredAccountCache) throws -> StoredAccountRead? {
         try db.readFirstRow(sql: "SELECT body, remote_attempts, connected_attempts, last_visit_ms FROM accounts WHERE id = ?",
                             arguments: [id]) { row in
-            (try row.withBytes(0) { bytes in try cache.entry(id: id, bytes: bytes) },
-             ContactStats(remote: row[1], connected: row[2], lastVisitMs: row[3]))
+            StoredAccountRead(entry: try row.withBytes(0) { bytes in try cache.entry(id: id, bytes: bytes) },
+                              contacts: ContactStats(remote: row[1], connected: row[2], lastVisitMs: row[3]))
         }
+    }
+
+    /// GetAccount's lookup for several reads at once (``PointReadBatcher``): the same columns
+    /// as ``accountForRead(_:id:cache:)`` for each of `ids` in one statement, a row per id as
+    /// asked (an id asked twice is looked up twice), in order; nil where there is no account,
+    /// a failure where a stored body does not decode (that read only).
+    func accountsForRead(_ db: SQLSession, ids: [String], cache: StoredAccountCache) throws -> [Result<StoredAccountRead, any Error>?] {
+        if ids.count == 1 { return [try accountForRead(db, id: ids[0], cache: cache).map { .success($0) }] }
+        var arguments: SQLArguments = []
+        for (position, id) in ids.enumerated() {
+            arguments.append(position)
+            arguments.append(id)
+        }
+        var results = [Result<StoredAccountRead, any Error>?](repeating: nil, count: ids.count)
+        let rows = try db.fetchAll(sql: "WITH k(n, id) AS (VALUES \(Self.keyRows(ids.count))) SELECT k.n, a.body, a.remote_attempts, "
+                                        + "a.connected_attempts, a.last_visit_ms FROM k JOIN accounts a ON a.id = k.id", arguments: arguments)
+        for row in rows {
+            let position: Int = row[0]
+            let body: Data = row[1]
+            results[position] = Result {
+                StoredAccountRead(entry: try body.withUnsafeBytes { bytes in try cache.entry(id: ids[position], bytes: bytes) },
+                                  contacts: ContactStats(remote: row[2], connected: row[3], lastVisitMs: row[4]))
+            }
+        }
+        return results
+    }
+
+    /// `(?, ?), (?, ?), …` for `count` keys (position, id).
+    private static func keyRows(_ count: Int) -> String {
+        var text = "(?, ?)"
+        text.reserveCapacity(count * 8)
+        for _ in 1..<count { text += ", (?, ?)" }
+        return text
     }
 }

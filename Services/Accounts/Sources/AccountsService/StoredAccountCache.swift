@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import RPC
 import Synchronization
 
 /// GetAccount's memo of decoded accounts, keyed by account id and validated by the stored bytes
@@ -8,11 +9,11 @@ import Synchronization
 /// process, another replica, a restore) changes the bytes, and the next read decodes afresh —
 /// so it can never answer with an account other than the one stored.
 ///
-/// An entry also keeps its account refreshed as of one debtor-local day with one set of contact
-/// counters (`AccountsService.refresh`): delinquency and risk are a function of the body, the
-/// day, the counters and the process's configuration, so a read on the same day with the same
-/// counters takes them as they are. The risk then reports when it was first assessed that day
-/// (`assessed_ms`) rather than the instant of the read.
+/// An entry also keeps GetAccount's answers, encoded, as of one debtor-local day with one set of
+/// contact counters (`AccountsService.refresh`, the placement shown as of that day): they are a
+/// function of the body, the day, the counters and the process's configuration, so a read on
+/// the same day with the same counters answers with those bytes. The risk then reports when it
+/// was first assessed that day (`assessed_ms`) rather than the instant of the read.
 ///
 /// Bounded: two generations of at most `capacity / 2` entries each. When the current one fills,
 /// it becomes the previous one and the one before is dropped; a hit in the previous generation
@@ -26,10 +27,13 @@ final class StoredAccountCache: Sendable {
         var refreshed: Refreshed?
     }
 
+    /// GetAccount's answers for one debtor-local day and one set of contact counters, encoded:
+    /// the full view and the basic one.
     struct Refreshed: Sendable {
         let dayNumber: Int
         let contacts: ContactStats
-        let account: AccountsV1.Account
+        let full: EncodedResponse<AccountsV1.Account>
+        let basic: EncodedResponse<AccountsV1.Account>
     }
 
     private struct Generations {
@@ -100,5 +104,17 @@ final class StoredAccountCache: Sendable {
         entry.body.count == bytes.count && entry.body.withUnsafeBytes { stored in
             stored.count == 0 || memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0
         }
+    }
+}
+
+/// One GetAccount read: the stored account's entry and the contact counters of its row. A class,
+/// so that handing it from the batched read to its caller moves a reference, not the account.
+final class StoredAccountRead: Sendable {
+    let entry: StoredAccountCache.Entry
+    let contacts: ContactStats
+
+    init(entry: StoredAccountCache.Entry, contacts: ContactStats) {
+        self.entry = entry
+        self.contacts = contacts
     }
 }
