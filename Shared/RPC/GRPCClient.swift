@@ -489,10 +489,11 @@ public final class GRPCClient: Sendable {
     private func openConnection(_ endpoint: Endpoint) -> EventLoopFuture<Connection> {
         let target = endpoint.target
         let configuration = self.configuration
-        // The handler the initializer adds, kept rather than looked up after the connect: a
-        // server that closes at once (a TLS port dialled in plaintext) can have the channel
-        // closed, and its handlers removed, by the time the connect completes.
-        let made = NIOLockedValueBox<NIOLoopBound<GRPCClientConnectionHandler>?>(nil)
+        // The handler the initializer adds to each channel, kept rather than looked up after
+        // the connect: a server that closes at once (a TLS port dialled in plaintext) can have
+        // the channel closed, and its handlers removed, by the time the connect completes.
+        // By channel: a name dialled with happy eyeballs initializes a channel per attempt.
+        let made = NIOLockedValueBox<[(channel: any Channel, handler: NIOLoopBound<GRPCClientConnectionHandler>)]>([])
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -506,7 +507,7 @@ public final class GRPCClient: Sendable {
                         maxReceiveMessageSize: configuration.maxReceiveMessageSize,
                         configuration: configuration.http2)
                     try channel.pipeline.syncOperations.addHandler(handler)
-                    made.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
+                    made.withLockedValue { $0.append((channel, NIOLoopBound(handler, eventLoop: channel.eventLoop))) }
                 }
             }
         let connected = endpoint.address.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: target.host, port: target.port)
@@ -519,7 +520,9 @@ public final class GRPCClient: Sendable {
                 channel.close(promise: nil)
                 throw SelfConnected(address: "\(remote)")
             }
-            guard let handler = made.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }
+            guard let handler = made.withLockedValue({ made in made.first { $0.channel === channel }?.handler }) else {
+                throw ChannelError.ioOnClosedChannel
+            }
             return Connection(channel: channel, handler: handler)
         }
     }
