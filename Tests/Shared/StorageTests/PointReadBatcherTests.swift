@@ -104,6 +104,7 @@ struct PointReadBatcherTests {
             return try Self.versions(db, ids)
         }
         box.withLock { $0 = batcher }
+        defer { box.withLock { $0 = nil } }  // the fetch closure holds the box: no cycle left behind
         let first = Task { try await batcher.read("r0") }
         while !entered.load(ordering: .sequentiallyConsistent) { try await Task.sleep(for: .milliseconds(1)) }
         try await withThrowingTaskGroup(of: Void.self) { group in
