@@ -272,14 +272,17 @@ final class SQLiteDriver: SQLDriver {
         }
     }
 
+    /// GRDB's arguments for `values`. Through the initializer over optional existentials: the
+    /// one over a sequence of one `DatabaseValueConvertible` type maps with a key path that is
+    /// instantiated at run time on every call (perf: 12 % of an import's writer thread).
     private static func arguments(_ values: [SQLValue]) -> StatementArguments {
-        StatementArguments(values.map { value -> DatabaseValue in
+        StatementArguments(values.map { value -> (any DatabaseValueConvertible)? in
             switch value {
-            case .null: .null
-            case .integer(let v): v.databaseValue
-            case .real(let v): v.databaseValue
-            case .text(let v): v.databaseValue
-            case .blob(let v): v.databaseValue
+            case .null: nil
+            case .integer(let v): v
+            case .real(let v): v
+            case .text(let v): v
+            case .blob(let v): v
             }
         })
     }
