@@ -188,10 +188,12 @@ public final class GRPCClient: Sendable {
         guard method.isServerStreaming, !method.isClientStreaming else {
             throw RPCError(code: .invalidArgument, message: "\(method.path) is not a server-streaming method")
         }
-        let call = try await streamingCall(method, metadata: metadata, timeout: timeout)
-        try await call.send(request)
-        call.finish()
-        return call
+        let bytes = try GRPCClient.encoded(request)
+        // The request goes with the headers, half-closed, in one write (as a unary call's):
+        // a server that refuses at the headers (trailers-only) can then never end the call
+        // before its request is sent, which a separate send would report as "the call is
+        // over" instead of the server's status.
+        return try await openStreamingCall(method, metadata: metadata, timeout: timeout, request: bytes)
     }
 
     /// Opens a bidirectional-streaming call (also suits a client-streaming method): request
@@ -208,6 +210,23 @@ public final class GRPCClient: Sendable {
         guard method.isClientStreaming || method.isServerStreaming else {
             throw RPCError(code: .invalidArgument, message: "\(method.path) is a unary method")
         }
+        return try await openStreamingCall(method, metadata: metadata, timeout: timeout, request: nil)
+    }
+
+    /// A request's bytes; a message that cannot be encoded is the caller's INVALID_ARGUMENT.
+    static func encoded(_ request: some ProtoMessage) throws(RPCError) -> [UInt8] {
+        do {
+            return try request.encode()
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "\(error.field.map { "\($0): " } ?? "")\(error)")
+        }
+    }
+
+    /// Opens a streaming call; with `request`, that encoded message is sent with the headers
+    /// and the sending side closed.
+    private func openStreamingCall<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>, metadata: Metadata, timeout: Duration?, request: [UInt8]?
+    ) async throws(RPCError) -> StreamingCall<Request, Response> {
         guard inProcess == nil else {
             throw RPCError(code: .unimplemented, message: "streaming calls need a server reached over HTTP/2")
         }
@@ -236,7 +255,7 @@ public final class GRPCClient: Sendable {
         }
         let path = method.path
         eventLoop.execute {
-            handler.value.startStreaming(token: token, path: path, metadata: metadata, timeout: timeout, onMessage: { bytes in
+            handler.value.startStreaming(token: token, path: path, metadata: metadata, timeout: timeout, request: request, onMessage: { bytes in
                 do {
                     continuation.yield(try Response(decoding: bytes))
                 } catch {
@@ -261,12 +280,7 @@ public final class GRPCClient: Sendable {
         path: String, type: MethodMetrics.CallType, request: Request, metadata: Metadata, timeout: Duration?,
         idempotent: Bool
     ) async throws(RPCError) -> ClientCallResult {
-        let bytes: [UInt8]
-        do {
-            bytes = try request.encode()
-        } catch {
-            throw RPCError(code: .invalidArgument, message: "\(error.field.map { "\($0): " } ?? "")\(error)")
-        }
+        let bytes = try GRPCClient.encoded(request)
         let result = await attempts(path: path, type: type, bytes: bytes, metadata: metadata, timeout: timeout,
                                     idempotent: idempotent)
         if let error = result.status.error { throw error }
@@ -559,12 +573,7 @@ public struct StreamingCall<Request: ProtoMessage, Response: ProtoMessage>: Send
     /// `GRPCClientConnectionHandler.streamingSendLimit` bytes of the call's requests. Throws
     /// CANCELLED (or the connection's error) once the call is over.
     public func send(_ request: Request) async throws(RPCError) {
-        let bytes: [UInt8]
-        do {
-            bytes = try request.encode()
-        } catch {
-            throw RPCError(code: .invalidArgument, message: "\(error.field.map { "\($0): " } ?? "")\(error)")
-        }
+        let bytes = try GRPCClient.encoded(request)
         let promise = eventLoop.makePromise(of: Void.self)
         let (handler, token) = (self.handler, self.token)
         eventLoop.execute { handler.value.send(token: token, message: bytes, promise: promise) }

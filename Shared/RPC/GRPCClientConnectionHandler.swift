@@ -135,15 +135,19 @@ final class GRPCClientConnectionHandler: ChannelInboundHandler {
     /// control) past which a send waits.
     static let streamingSendLimit = 64 << 10
 
-    /// Starts a client- or bidirectional-streaming call: headers now, request messages with
+    /// Starts a streaming call: headers now, request messages with
     /// ``send(token:message:promise:)``, response messages to `onMessage` as they arrive; the
-    /// promise completes when the stream ends (never fails: errors are in the status).
+    /// promise completes when the stream ends (never fails: errors are in the status). With
+    /// `request` (a server-streaming call), that one message goes with the headers and the
+    /// sending side is closed.
     func startStreaming(
-        token: UInt64, path: String, metadata: Metadata, timeout: Duration?,
+        token: UInt64, path: String, metadata: Metadata, timeout: Duration?, request: [UInt8]?,
         onMessage: @escaping ([UInt8]) -> Void, promise: EventLoopPromise<ClientCallResult>
     ) {
         open(token: token, promise: promise, onMessage: onMessage) {
-            try session.openStream(headers: requestHeaders(path: path, metadata: metadata, timeout: timeout))
+            let headers = requestHeaders(path: path, metadata: metadata, timeout: timeout)
+            if let request { return try session.request(headers: headers, body: MessageFraming.frame(request)) }
+            return try session.openStream(headers: headers)
         }
     }
 

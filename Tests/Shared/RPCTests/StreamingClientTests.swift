@@ -42,6 +42,40 @@ struct StreamingClientTests {
         await server.shutdownGracefully()
     }
 
+    @Test("serverStreamingCall: Count's leaves arrive in order; a refusal at the headers (trailers-only, here an unknown method) is the status the responses throw, on each of 2,000 calls")
+    func serverStreaming() async throws {
+        let (server, address, _) = try await StreamingTests.startServer()
+        let client = GRPCClient(targets: [GRPCClient.Target(address)!])
+        let call = try await client.serverStreamingCall(TestingV1.TestService.count, TestingV1.CountRequest(count: 5))
+        var labels: [String] = []
+        for try await leaf in call.responses { labels.append(leaf.label) }
+        #expect(labels.count == 5)
+        // The server answers an unknown method as soon as it reads the headers. The request
+        // must already be on its way: a call ended before its request was sent would be
+        // reported as "the call is over" rather than as the server's UNIMPLEMENTED.
+        let unknown = MethodDescriptor<TestingV1.CountRequest, TestingV1.Leaf>(
+            service: TestingV1.TestService.name, method: "NoSuchMethod", isServerStreaming: true)
+        let codes = try await withThrowingTaskGroup(of: StatusCode?.self) { group in
+            for _ in 0..<2_000 {
+                group.addTask {
+                    do {
+                        let refused = try await client.serverStreamingCall(unknown, TestingV1.CountRequest(count: 1))
+                        for try await _ in refused.responses {}
+                        return nil
+                    } catch let error as RPCError {
+                        return error.code
+                    }
+                }
+            }
+            var codes: [StatusCode?] = []
+            for try await code in group { codes.append(code) }
+            return codes
+        }
+        #expect(codes.filter { $0 != .unimplemented }.isEmpty, "\(Set(codes.map { String(describing: $0) }))")
+        await client.close()
+        await server.shutdownGracefully()
+    }
+
     @Test("the server's error status ends the responses with that RPCError; a later send fails")
     func serverError() async throws {
         let (server, address, _) = try await StreamingTests.startServer()
