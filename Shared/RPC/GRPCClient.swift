@@ -264,7 +264,8 @@ public final class GRPCClient: Sendable {
                 }
             }, promise: promise)
         }
-        return StreamingCall(responses: responses, eventLoop: eventLoop, handler: handler, token: token)
+        return StreamingCall(responses: responses, eventLoop: eventLoop, handler: handler, token: token,
+                             outcome: promise.futureResult)
     }
 
     /// Calls a method by path with an already-encoded request (for tools such as
@@ -568,10 +569,13 @@ public struct StreamingCall<Request: ProtoMessage, Response: ProtoMessage>: Send
     fileprivate let eventLoop: any EventLoop
     fileprivate let handler: NIOLoopBound<GRPCClientConnectionHandler>
     fileprivate let token: UInt64
+    /// The call's end (completed on the event loop when its stream closes).
+    fileprivate let outcome: EventLoopFuture<ClientCallResult>
 
     /// Sends one request message; waits while the server holds back more than
-    /// `GRPCClientConnectionHandler.streamingSendLimit` bytes of the call's requests. Throws
-    /// CANCELLED (or the connection's error) once the call is over.
+    /// `GRPCClientConnectionHandler.streamingSendLimit` bytes of the call's requests. Once the
+    /// call is over, throws its status (the server's refusal, the deadline, the connection's
+    /// error), or CANCELLED "the call is over" when it ended with OK.
     public func send(_ request: Request) async throws(RPCError) {
         let bytes = try GRPCClient.encoded(request)
         let promise = eventLoop.makePromise(of: Void.self)
@@ -580,6 +584,9 @@ public struct StreamingCall<Request: ProtoMessage, Response: ProtoMessage>: Send
         do {
             try await promise.futureResult.get()
         } catch {
+            // A call that failed locally (cancelled, past its deadline) completes when its
+            // RST_STREAM closes the stream, at once; one the server ended has completed.
+            if let status = (try? await outcome.get())?.status.error { throw status }
             throw RPCError(from: error)
         }
     }

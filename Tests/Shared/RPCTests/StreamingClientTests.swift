@@ -76,7 +76,7 @@ struct StreamingClientTests {
         await server.shutdownGracefully()
     }
 
-    @Test("the server's error status ends the responses with that RPCError; a later send fails")
+    @Test("the server's error status ends the responses with that RPCError; a later send throws that status")
     func serverError() async throws {
         let (server, address, _) = try await StreamingTests.startServer()
         let client = GRPCClient(targets: [GRPCClient.Target(address)!])
@@ -91,7 +91,9 @@ struct StreamingClientTests {
             #expect(error.code == .failedPrecondition)
         }
         #expect(labels == ["echo:a"])
-        await #expect(throws: RPCError.self) { try await call.send(TestingV1.Leaf(label: "late")) }
+        // The send learns why the call is over: the server's status, not a bare "the call is over".
+        let late = await #expect(throws: RPCError.self) { try await call.send(TestingV1.Leaf(label: "late")) }
+        #expect(late?.code == .failedPrecondition, "\(String(describing: late))")
         await client.close()
         await server.shutdownGracefully()
     }
