@@ -104,9 +104,41 @@ public final class EventLog: Sendable {
                 }
                 db.afterCommit { signal.notify() }
             }
-            try db.execute(sql: """
-                INSERT INTO events (id, type, subject, time_ms, data_schema, data) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [row.id, row.type, row.subject, row.timeMs, row.schema, Data(row.data)])
+            // The transaction's events are gathered and inserted together, in order, by a step
+            // deferred after every step deferred so far (a transaction that writes hundreds, an
+            // import's, pays a few statements instead of one each).
+            let pending = db.local("events.pending") { PendingRows() }
+            if pending.rows.isEmpty { db.beforeCommit { db in try pending.insert(db) } }
+            pending.rows.append(row)
+        }
+    }
+
+    /// Events of a transaction waiting for their insert.
+    private final class PendingRows {
+        var rows: [Row] = []
+
+        /// Inserts the rows in order, in statements of 2^k rows (at most 128): few distinct
+        /// statements for the engines' statement caches.
+        func insert(_ db: SQLSession) throws {
+            var start = 0
+            while start < rows.count {
+                var count = 128
+                while count > rows.count - start { count /= 2 }
+                var arguments: [any SQLValueConvertible] = []
+                arguments.reserveCapacity(count * 6)
+                for row in rows[start..<(start + count)] {
+                    arguments += [row.id, row.type, row.subject, row.timeMs, row.schema, Data(row.data)] as [any SQLValueConvertible]
+                }
+                try db.execute(sql: Self.statements[count.trailingZeroBitCount], arguments: SQLArguments(arguments))
+                start += count
+            }
+            rows.removeAll()
+        }
+
+        /// The statements of 1, 2, 4, … 128 rows.
+        private static let statements = (0...7).map { power in
+            "INSERT INTO events (id, type, subject, time_ms, data_schema, data) VALUES "
+                + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: 1 << power).joined(separator: ", ")
         }
     }
 

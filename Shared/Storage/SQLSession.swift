@@ -34,6 +34,8 @@ public final class SQLSession {
     private var commitEffects: [@Sendable () -> Void] = []
     /// Keys ``firstTime(_:)`` has seen in this transaction.
     private var seenKeys: Set<String> = []
+    /// Objects kept for the rest of the transaction (``local(_:make:)``).
+    private var locals: [String: AnyObject] = [:]
     /// How many ``savepoint(_:)`` bodies are running (names nested savepoints).
     private var savepointDepth = 0
 
@@ -63,6 +65,16 @@ public final class SQLSession {
     /// transaction already holds the event log's lock").
     public func firstTime(_ key: String) -> Bool {
         seenKeys.insert(key).inserted
+    }
+
+    /// The object kept under `key` for the rest of this transaction, made by `make` the first
+    /// time it is asked for (e.g. rows gathered by ``beforeCommit(_:)`` steps to be written in
+    /// one statement). Not undone by a savepoint: keep in it only what the final steps gather.
+    public func local<T: AnyObject>(_ key: String, make: () -> T) -> T {
+        if let kept = locals[key] as? T { return kept }
+        let made = make()
+        locals[key] = made
+        return made
     }
 
     /// Runs `body` under a savepoint: when it throws, what it wrote (and the steps it

@@ -3,7 +3,9 @@ import Models
 import RPC
 import RPCWire
 import ServiceAuth
+import ServiceKit
 import ServiceTestSupport
+import Storage
 import TestSupport
 import Testing
 @testable import AccountsService
@@ -103,6 +105,45 @@ struct ImportTests {
                                                    metadata: platform)
         #expect(trail.changes.map(\.fields) == [["phone"]])
         #expect(trail.changes.first?.requestId == "import:file-2:1")
+    }
+
+    @Test("one write transaction: a new debtor's two accounts share it, a repeated record is unchanged, a refused record whose new debtor was written leaves nothing; the batch again changes nothing")
+    func oneTransaction() async throws {
+        let harness = try await AccountsHarness()
+        defer { Task { await harness.close() } }
+        let key = try DataCipher.loadKey(path: harness.directory.appendingPathComponent("data.key").path, create: false).key
+        let clock = harness.clock
+        let service = AccountsService(database: harness.database, cipher: DataCipher(key: key), clock: ServiceClock { clock.now })
+        let actor = TypeV1.Actor(role: .platform, subject: "test-platform")
+        var second = Self.record(2)
+        second.debtor = Self.record(1).debtor
+        var repeated = Self.record(1)
+        repeated.sequence = 3
+        // A new debtor with the first record's account, which belongs to another debtor: its
+        // debtor is written before the account is refused.
+        var refused = Self.record(4)
+        refused.account = Self.record(1).account
+        let batch = [Self.record(1), second, repeated, refused]
+        // The service's own path for a batch, handed the whole batch at once (over a stream
+        // the batches depend on how fast records arrive).
+        func write() async throws -> [AccountsV1.ImportResult] {
+            let nowMs = clock.now
+            let prepared = service.prepareAccountRecords(batch.map { ($0, nil) }, nowMs: nowMs, actor: actor)
+            return try await service.writeAccountRecords(prepared, nowMs: nowMs, actor: actor)
+        }
+        let results = try await write()
+        #expect(results.map(\.outcome) == [.created, .created, .unchanged, .rejected])
+        #expect(results[0].debtorId == results[1].debtorId && results[0].accountId != results[1].accountId)
+        #expect(results[2].accountId == results[0].accountId && results[2].debtorId == results[0].debtorId)
+        #expect(results[3].refusal?.violations.first?.field == "account.external_id")
+        #expect(try await harness.database.read { db in try db.fetchValue(Int.self, sql: "SELECT COUNT(*) FROM debtors") } == 1)
+        // Each account's two opening events, in the order written.
+        let subjects = try await harness.database.read { db in try db.fetchValues(String.self, sql: "SELECT subject FROM events ORDER BY seq") }
+        #expect(subjects == [results[0].accountId, results[0].accountId, results[1].accountId, results[1].accountId].map { "accounts/\($0)" })
+        let again = try await write()
+        #expect(again.map(\.outcome) == [.unchanged, .unchanged, .unchanged, .rejected])
+        #expect(again.map(\.accountId).prefix(3) == results.map(\.accountId).prefix(3))
+        #expect(try await Self.allAccounts(harness).count == 2)
     }
 
     @Test("1 % broken records: exactly those rejected, with their sequence and field; the rest loaded")

@@ -72,6 +72,32 @@ struct EventLogTests {
         await database.close()
     }
 
+    @Test("a transaction of 300 events (inserted together at commit) keeps them in the order appended; those of an undone savepoint are not written; a step deferred after them appends more")
+    func manyInOneTransaction() async throws {
+        let (database, log) = try await Self.open()
+        struct Refused: Error {}
+        try await database.write { db in
+            for n in 0..<300 {
+                if n % 50 == 7 {
+                    _ = try? db.savepoint { () throws -> Void in
+                        try log.append(db, type: "doorstep.test.thing.undone", subject: "things/u\(n)", data: Self.data(n), nowMs: 1)
+                        throw Refused()
+                    }
+                }
+                try log.append(db, type: "doorstep.test.thing.created", subject: "things/t\(n)", data: Self.data(n), nowMs: Int64(n))
+            }
+            // A final step that writes an event of its own, after the 300 were gathered.
+            db.beforeCommit { db in
+                try log.append(db, type: "doorstep.test.thing.last", subject: "things/last", data: Self.data(0), nowMs: 300)
+            }
+        }
+        let all = try await database.read { db in try log.events(db, after: 0, types: .all, limit: 1_000) }
+        #expect(all.map(\.subject) == (0..<300).map { "things/t\($0)" } + ["things/last"])
+        #expect(all.map(\.timeMs) == (0...300).map(Int64.init))
+        #expect(try all.enumerated().allSatisfy { index, event in try TypeV1.Date(decoding: event.data) == Self.data(index % 300) })
+        await database.close()
+    }
+
     @Test("purging takes the oldest events older than the cutoff, a prefix of the log, and records how far it went")
     func purge() async throws {
         let (database, log) = try await Self.open()

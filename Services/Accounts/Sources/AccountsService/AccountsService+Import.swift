@@ -34,23 +34,35 @@ extension AccountsService {
                         _ responses: ResponseStream<AccountsV1.ImportResult>) async throws {
         let actor = try context.requireCaller().actor
         let start = ContinuousClock.now
-        let store = self.store
-        let configuration = self.configuration
         let counts = try await runImport(requests, sequence: \.sequence, responses: responses, prepare: { batch, nowMs in
-            let key = self.importDigestKey()
-            return batch.map { received in
-                (sequence: received.record.sequence, item: Result<AccountRecord, DomainError> { () throws(DomainError) -> AccountRecord in
-                    if let problem = received.problem { throw problem }
-                    return try self.prepareAccountRecord(received.record, nowMs: nowMs, digestKey: key)
-                })
-            }
+            self.prepareAccountRecords(batch, nowMs: nowMs, actor: actor)
         }, commit: { prepared, nowMs in
-            try await self.inImportTransaction(prepared) { db, sequence, record in
-                try Self.importAccountRecord(record, sequence: sequence, db: db, store: store, configuration: configuration,
-                                             nowMs: nowMs, actor: actor)
-            }
+            try await self.writeAccountRecords(prepared, nowMs: nowMs, actor: actor)
         })
         context.logger.notice("accounts imported", metadata: counts.metadata(since: start))
+    }
+
+    /// An ImportAccounts batch checked (no database).
+    func prepareAccountRecords(_ batch: [Received<AccountsV1.ImportAccountsRequest>], nowMs: Int64,
+                               actor: TypeV1.Actor) -> Prepared<AccountRecord> {
+        let key = importDigestKey()
+        return batch.map { received in
+            (sequence: received.record.sequence, item: Result<AccountRecord, DomainError> { () throws(DomainError) -> AccountRecord in
+                if let problem = received.problem { throw problem }
+                return try self.prepareAccountRecord(received.record, nowMs: nowMs, digestKey: key, actor: actor)
+            })
+        }
+    }
+
+    /// An ImportAccounts batch written (``inImportTransaction(_:_:)``); its results in order.
+    func writeAccountRecords(_ prepared: Prepared<AccountRecord>, nowMs: Int64,
+                             actor: TypeV1.Actor) async throws -> [AccountsV1.ImportResult] {
+        let store = self.store
+        let configuration = self.configuration
+        return try await inImportTransaction(prepared) { db, sequence, record, keys in
+            try Self.importAccountRecord(record, sequence: sequence, db: db, store: store, configuration: configuration,
+                                         nowMs: nowMs, actor: actor, keys: &keys)
+        }
     }
 
     func importPayments(_ requests: RequestStream<AccountsV1.ImportPaymentsRequest>, _ context: ServerContext,
@@ -68,9 +80,11 @@ extension AccountsService {
                 })
             }
         }, commit: { prepared, nowMs in
-            try await self.inImportTransaction(prepared) { db, sequence, record in
-                try Self.importPaymentRecord(record, sequence: sequence, db: db, store: store, configuration: configuration,
-                                             nowMs: nowMs, actor: actor)
+            try await self.inImportTransaction(prepared) { db, sequence, record, _ in
+                try db.savepoint {
+                    try Self.importPaymentRecord(record, sequence: sequence, db: db, store: store, configuration: configuration,
+                                                 nowMs: nowMs, actor: actor)
+                }
             }
         })
         context.logger.notice("payments imported", metadata: counts.metadata(since: start))
@@ -170,13 +184,17 @@ extension AccountsService {
 
     /// Runs `body` for each record of a batch in write transactions of at most
     /// ``ImportLimits/transactionBudget`` each (a record is not split; the others wait for
-    /// the database's one writer meanwhile on SQLite), each record under a savepoint: a record
-    /// refused (a `DomainError` or `RPCError`) is rolled back alone and answered REJECTED; any
-    /// other error (storage) fails the batch.
+    /// the database's one writer meanwhile on SQLite). A record refused (a `DomainError` or
+    /// `RPCError`) is answered REJECTED; `body` must then have written nothing of it: it runs
+    /// under a savepoint whatever can be refused after its first write. Any other error
+    /// (storage) fails the batch. The import keys a record adds to its last argument are
+    /// written with the others of its transaction, at its end, in a few statements (those of
+    /// a refused record are dropped).
     func inImportTransaction<Ready: Sendable>(
         _ prepared: Prepared<Ready>,
-        _ body: @escaping @Sendable (SQLSession, Int64, Ready) throws -> AccountsV1.ImportResult
+        _ body: @escaping @Sendable (SQLSession, Int64, Ready, inout [ImportKeyRow]) throws -> AccountsV1.ImportResult
     ) async throws -> [AccountsV1.ImportResult] {
+        let store = self.store
         let budget = store.database.dialect == .postgres ? ImportLimits.defaults.postgresTransactionBudget
             : ImportLimits.defaults.transactionBudget
         var results: [AccountsV1.ImportResult] = []
@@ -186,13 +204,16 @@ extension AccountsService {
             results += try await store.database.write { db in
                 let deadline = ContinuousClock.now + budget
                 var done: [AccountsV1.ImportResult] = []
+                var keys: [ImportKeyRow] = []
                 for (sequence, item) in prepared[start...] {
                     switch item {
                     case .failure(let problem):
                         done.append(Self.rejected(sequence, problem))
                     case .success(let record):
+                        var recordKeys: [ImportKeyRow] = []
                         do {
-                            done.append(try db.savepoint { try body(db, sequence, record) })
+                            done.append(try body(db, sequence, record, &recordKeys))
+                            keys += recordKeys
                         } catch {
                             guard error is DomainError || error is RPCError else { throw error }
                             done.append(Self.rejected(sequence, error))
@@ -200,6 +221,7 @@ extension AccountsService {
                     }
                     if ContinuousClock.now >= deadline { break }
                 }
+                try store.setImportKeys(db, keys)
                 return done
             }
         }
@@ -283,18 +305,26 @@ extension AccountsStore {
         return (row["resource_id"], row["digest"])
     }
 
-    /// The timeline of an account just inserted: its events numbered from 1, in one statement
-    /// (``append(_:events:accountID:nowMs:)`` without looking for the last number first).
-    func appendFirst(_ db: SQLSession, events: [AccountsV1.TimelineEvent], accountID: String, nowMs: Int64) throws {
-        guard !events.isEmpty else { return }
-        var arguments: [any SQLValueConvertible] = []
-        for (index, original) in events.enumerated() {
+    /// The first events of a new account's timeline, numbered from 1, with their ids and
+    /// encodings (ready for ``appendFirst(_:events:)``, e.g. made outside the write transaction).
+    static func firstEvents(_ events: [AccountsV1.TimelineEvent], accountID: String,
+                            nowMs: Int64) throws -> [(event: AccountsV1.TimelineEvent, encoded: [UInt8])] {
+        try events.enumerated().map { index, original in
             var event = original
             event.id = IDGenerator.make(prefix: "evt", nowMs: nowMs)
             event.accountId = accountID
             event.sequence = Int64(index + 1)
             event.occurredMs = nowMs
-            let body = try event.encode()
+            return (event, try event.encode())
+        }
+    }
+
+    /// The timeline of an account just inserted (``firstEvents(_:accountID:nowMs:)``), in one
+    /// statement (``append(_:events:accountID:nowMs:)`` without looking for the last number first).
+    func appendFirst(_ db: SQLSession, events: [(event: AccountsV1.TimelineEvent, encoded: [UInt8])]) throws {
+        guard let accountID = events.first?.event.accountId else { return }
+        var arguments: [any SQLValueConvertible] = []
+        for (event, body) in events {
             arguments += [accountID, event.sequence, event.eventType.rawValue, Data(body)] as [any SQLValueConvertible]
             try publish(db, event, encoded: body)
         }
@@ -304,15 +334,38 @@ extension AccountsStore {
             arguments: SQLArguments(arguments))
     }
 
-    /// Records the resources and digests of the records just imported for their keys, in one
-    /// statement.
+    /// Records the resources and digests of the records just imported for their keys, the
+    /// last row of a key winning, in statements of 2^k rows (at most 128: few distinct
+    /// statements for the engines' caches; PostgreSQL refuses a statement that upserts one
+    /// key twice).
     func setImportKeys(_ db: SQLSession, _ rows: [ImportKeyRow]) throws {
-        guard !rows.isEmpty else { return }
-        try db.execute(
-            sql: "INSERT INTO import_keys (kind, external_key, resource_id, digest) VALUES "
-                + Array(repeating: "(?, ?, ?, ?)", count: rows.count).joined(separator: ", ")
-                + " ON CONFLICT (kind, external_key) DO UPDATE SET resource_id = excluded.resource_id, digest = excluded.digest",
-            arguments: SQLArguments(rows.flatMap { [$0.kind, $0.key, $0.resourceID, $0.digest] }))
+        var unique: [ImportKeyRow] = []
+        unique.reserveCapacity(rows.count)
+        var positions: [String: Int] = [:]
+        for row in rows {
+            let key = row.kind + "\u{1F}" + row.key
+            if let position = positions[key] {
+                unique[position] = row
+            } else {
+                positions[key] = unique.count
+                unique.append(row)
+            }
+        }
+        var start = 0
+        while start < unique.count {
+            var count = 128
+            while count > unique.count - start { count /= 2 }
+            try db.execute(sql: Self.importKeyStatements[count.trailingZeroBitCount],
+                           arguments: SQLArguments(unique[start..<(start + count)].flatMap { [$0.kind, $0.key, $0.resourceID, $0.digest] }))
+            start += count
+        }
+    }
+
+    /// The upserts of 1, 2, 4, … 128 import keys.
+    private static let importKeyStatements = (0...7).map { power in
+        "INSERT INTO import_keys (kind, external_key, resource_id, digest) VALUES "
+            + Array(repeating: "(?, ?, ?, ?)", count: 1 << power).joined(separator: ", ")
+            + " ON CONFLICT (kind, external_key) DO UPDATE SET resource_id = excluded.resource_id, digest = excluded.digest"
     }
 
     /// Records the resource and digest of the record just imported for a key.

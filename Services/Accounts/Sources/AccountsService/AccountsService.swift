@@ -163,20 +163,26 @@ public struct AccountsService: Sendable {
             method: context.path, requestID: request.requestId, request: request, caller: context.callerKey)
         let store = self.store
         return try await Idempotency.perform(in: store.database, key: key, nowMs: now) { db in
-            var debtor = validated
-            guard try !store.debtorExists(db, externalID: debtor.externalId) else {
-                throw RPCError(code: .alreadyExists, message: "a debtor with external_id '\(debtor.externalId)' already exists")
+            guard try !store.debtorExists(db, externalID: validated.externalId) else {
+                throw RPCError(code: .alreadyExists, message: "a debtor with external_id '\(validated.externalId)' already exists")
             }
-            debtor.id = IDGenerator.make(prefix: "dbt", nowMs: now)
-            for index in debtor.emergencyContacts.indices {
-                debtor.emergencyContacts[index].id = IDGenerator.make(prefix: "emc", nowMs: now)
-            }
-            debtor.version = 1
-            debtor.createdMs = now
-            debtor.updatedMs = now
+            let debtor = Self.newDebtor(validated, nowMs: now)
             try store.insert(db, debtor: debtor)
             return PersonalDataMask.masked(debtor)
         }
+    }
+
+    /// A validated debtor as created: new ids (its own, its emergency contacts'), version 1.
+    static func newDebtor(_ validated: AccountsV1.Debtor, nowMs: Int64) -> AccountsV1.Debtor {
+        var debtor = validated
+        debtor.id = IDGenerator.make(prefix: "dbt", nowMs: nowMs)
+        for index in debtor.emergencyContacts.indices {
+            debtor.emergencyContacts[index].id = IDGenerator.make(prefix: "emc", nowMs: nowMs)
+        }
+        debtor.version = 1
+        debtor.createdMs = nowMs
+        debtor.updatedMs = nowMs
+        return debtor
     }
 
     func getDebtor(_ request: AccountsV1.GetDebtorRequest, _ context: ServerContext) async throws -> AccountsV1.Debtor {

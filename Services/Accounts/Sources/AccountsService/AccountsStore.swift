@@ -257,13 +257,22 @@ struct AccountsStore: Sendable {
     }
 
     func insert(_ db: SQLSession, debtor: AccountsV1.Debtor) throws {
+        try insert(db, debtor: debtor, sealed: try seal(debtor))
+    }
+
+    /// The debtor's row as stored: its encoding sealed under the data key, bound to its id.
+    func seal(_ debtor: AccountsV1.Debtor) throws -> Data {
+        try cipher.seal(try debtor.encode(), context: debtor.id)
+    }
+
+    /// Inserts a debtor already sealed (``seal(_:)``, e.g. outside the write transaction).
+    func insert(_ db: SQLSession, debtor: AccountsV1.Debtor, sealed: Data) throws {
         try db.execute(
             sql: """
                 INSERT INTO debtors (id, external_id, region_code, sealed, version, created_ms, updated_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [debtor.id, debtor.externalId, debtor.address?.regionCode ?? "",
-                        try cipher.seal(try debtor.encode(), context: debtor.id),
+            arguments: [debtor.id, debtor.externalId, debtor.address?.regionCode ?? "", sealed,
                         debtor.version, debtor.createdMs, debtor.updatedMs])
     }
 
@@ -342,7 +351,10 @@ struct AccountsStore: Sendable {
     }
 
     /// Inserts a new account (evaluated at the next stage-engine run) and its ranking entry.
-    func insert(_ db: SQLSession, account: AccountsV1.Account, nowMs: Int64) throws {
+    /// `newDebtor`: its debtor was inserted in
+    /// this transaction (its retention date, never computed, needs no reset).
+    /// `body`: the account's encoding when the caller has it.
+    func insert(_ db: SQLSession, account: AccountsV1.Account, nowMs: Int64, newDebtor: Bool = false, body: [UInt8]? = nil) throws {
         try db.execute(
             sql: """
                 INSERT INTO accounts (id, debtor_id, lender_id, external_id, assigned_agency_id, stage, region_code, body, version,
@@ -350,10 +362,10 @@ struct AccountsStore: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [account.id, account.debtorId, account.lenderId, account.externalId, account.assignedAgencyId,
-                        account.stage.rawValue, account.regionCode, Data(try account.encode()), account.version,
+                        account.stage.rawValue, account.regionCode, Data(try body ?? account.encode()), account.version,
                         account.createdMs, account.updatedMs])
-        try keepRank(db, account: account, contacts: ContactStats(), nowMs: nowMs)
-        try retentionChanged(db, account: account)
+        try keepRank(db, account: account, contacts: ContactStats(), nowMs: nowMs, isNew: true)
+        if !newDebtor { try retentionChanged(db, account: account) }
     }
 
     /// Writes a changed account (its version already incremented by the caller) and its
@@ -385,9 +397,10 @@ struct AccountsStore: Sendable {
 
     /// Brings the account's ranking entry up to date: written for a FIELD account on no hold,
     /// removed otherwise.
-    func keepRank(_ db: SQLSession, account: AccountsV1.Account, contacts: ContactStats, nowMs: Int64) throws {
+    /// `isNew`: the account was inserted in this transaction (it has no entry to remove).
+    func keepRank(_ db: SQLSession, account: AccountsV1.Account, contacts: ContactStats, nowMs: Int64, isNew: Bool = false) throws {
         guard let rank = CandidateRank.of(account, contacts: contacts, nowMs: nowMs, configuration: configuration) else {
-            try db.execute(sql: "DELETE FROM visit_candidates WHERE account_id = ?", arguments: [account.id])
+            if !isNew { try db.execute(sql: "DELETE FROM visit_candidates WHERE account_id = ?", arguments: [account.id]) }
             return
         }
         try db.execute(

@@ -24,6 +24,20 @@ extension AccountsService {
         var accountDigest: String
         var scheduleDigest: String { String(accountDigest.split(separator: " ").last ?? "") }
         var today: CivilDate
+        /// What the record inserts when neither its debtor nor its account exists yet, made
+        /// while the batch before is written (ids, sealing, opening, encodings): the write
+        /// transaction, which every other writer waits for, only inserts it.
+        var fresh: FreshRecord
+    }
+
+    /// A new debtor and account of an import record (``AccountRecord/fresh``).
+    struct FreshRecord: Sendable {
+        var debtor: AccountsV1.Debtor
+        var sealedDebtor: Data
+        /// Opened under `debtor`.
+        var account: AccountsV1.Account
+        var accountBody: [UInt8]
+        var events: [(event: AccountsV1.TimelineEvent, encoded: [UInt8])]
     }
 
     /// An ImportPayments record that passed validation.
@@ -41,7 +55,7 @@ extension AccountsService {
     // MARK: Accounts
 
     func prepareAccountRecord(_ record: AccountsV1.ImportAccountsRequest, nowMs: Int64,
-                              digestKey: SymmetricKey) throws(DomainError) -> AccountRecord {
+                              digestKey: SymmetricKey, actor: TypeV1.Actor) throws(DomainError) -> AccountRecord {
         try Validate.text(record.importId, field: "import_id", min: 1, max: 100)
         let debtor = try DebtorValidation.validate(record.debtor, rules: configuration.debtorRules)
         guard let imported = record.account else { throw .invalidArgument("account", "required") }
@@ -73,10 +87,28 @@ extension AccountsService {
                                  debtorDigest: try Self.importDigest(debtor, key: digestKey), opening: opening,
                                  accountDigest: try Self.importDigest(keyed, key: digestKey) + " "
                                     + Self.importDigest(AccountsV1.ImportedAccount(instalments: imported.instalments), key: digestKey),
-                                 today: today)
+                                 today: today,
+                                 fresh: try freshRecord(debtor, opening: opening, today: today, nowMs: nowMs, actor: actor,
+                                                        reference: Self.importReference(record.importId, record.sequence)))
         } catch {
             throw .invalidArgument("debtor", "cannot be encoded: \(error)")
         }
+    }
+
+    /// The debtor (new ids, version 1) and the account opened under it that a record inserts
+    /// when neither exists.
+    private func freshRecord(_ validated: AccountsV1.Debtor, opening: ValidOpening, today: CivilDate, nowMs: Int64,
+                             actor: TypeV1.Actor, reference: String) throws -> FreshRecord {
+        let debtor = Self.newDebtor(validated, nowMs: nowMs)
+        let (account, events) = Self.opened(opening, debtor: debtor, today: today, nowMs: nowMs, configuration: configuration,
+                                            actor: actor, openedReason: Self.importOpenedReason(actor, reference),
+                                            requestID: reference)
+        return FreshRecord(debtor: debtor, sealedDebtor: try store.seal(debtor), account: account, accountBody: try account.encode(),
+                           events: try AccountsStore.firstEvents(events, accountID: account.id, nowMs: nowMs))
+    }
+
+    static func importOpenedReason(_ actor: TypeV1.Actor, _ reference: String) -> String {
+        "opened by \(actor.subject), imported (\(reference))"
     }
 
     /// A well-formed debtor id, only for AccountOpening's check of a field an import does
@@ -84,14 +116,44 @@ extension AccountsService {
     static let placeholderDebtorID = "dbt_00000000000000000000000000"
 
     static func importAccountRecord(_ record: AccountRecord, sequence: Int64, db: SQLSession, store: AccountsStore,
-                                    configuration: Configuration, nowMs: Int64, actor: TypeV1.Actor) throws -> AccountsV1.ImportResult {
+                                    configuration: Configuration, nowMs: Int64, actor: TypeV1.Actor,
+                                    keys: inout [ImportKeyRow]) throws -> AccountsV1.ImportResult {
         let reference = importReference(record.importID, sequence)
-        var keys: [ImportKeyRow] = []
-        let (debtor, debtorOutcome) = try importDebtor(record, reference: reference, db: db, store: store,
-                                                       configuration: configuration, nowMs: nowMs, actor: actor, keys: &keys)
-        let (accountID, accountOutcome) = try importAccount(record, debtor: debtor, reference: reference, db: db, store: store,
-                                                            configuration: configuration, nowMs: nowMs, actor: actor, keys: &keys)
-        try store.setImportKeys(db, keys)
+        let opening = record.opening
+        // One statement: the debtor and the account the record's keys name, and the last
+        // import's digests of both (what the debtor's part writes changes none of the account's).
+        let found = try db.fetchOne(
+            sql: """
+                SELECT d.id AS debtor_id, kd.digest AS debtor_digest,
+                       a.id AS account_id, a.debtor_id AS account_debtor_id, ka.digest AS account_digest
+                FROM (SELECT 1 AS one) AS one
+                LEFT JOIN debtors d ON d.external_id = ?
+                LEFT JOIN import_keys kd ON kd.kind = 'debtor' AND kd.external_key = ?
+                LEFT JOIN accounts a ON a.lender_id = ? AND a.external_id = ?
+                LEFT JOIN import_keys ka ON ka.kind = 'account' AND ka.external_key = ?
+                """,
+            arguments: [record.debtor.externalId, record.debtor.externalId, opening.lenderID, opening.externalID,
+                        accountKey(opening)])
+        let existingDebtor: (id: String?, digest: String?) = (found?["debtor_id"], found?["debtor_digest"])
+        let existingAccount: (id: String?, debtorID: String?, digest: String?) =
+            (found?["account_id"], found?["account_debtor_id"], found?["account_digest"])
+        func write(_ keys: inout [ImportKeyRow]) throws -> (AccountsV1.Debtor, AccountsV1.ImportOutcome, String, AccountsV1.ImportOutcome) {
+            let (debtor, debtorOutcome) = try importDebtor(record, existing: existingDebtor, reference: reference, db: db,
+                                                           store: store, configuration: configuration, nowMs: nowMs, actor: actor,
+                                                           keys: &keys)
+            let (accountID, accountOutcome) = try importAccount(
+                record, existing: existingAccount, debtor: debtor, newDebtor: debtorOutcome == .created, reference: reference,
+                db: db, store: store, configuration: configuration, nowMs: nowMs, actor: actor, keys: &keys)
+            return (debtor, debtorOutcome, accountID, accountOutcome)
+        }
+        // A savepoint only where a refusal can come after a write. A record whose debtor and
+        // account are both new inserts rows checked before the transaction (``FreshRecord``);
+        // one whose debtor and account match the last import's digests writes nothing.
+        let fresh = existingDebtor.id == nil && existingAccount.id == nil
+        let same = existingDebtor.id != nil && existingDebtor.digest == record.debtorDigest
+            && existingAccount.digest == record.accountDigest && existingAccount.debtorID == existingDebtor.id
+        let (debtor, debtorOutcome, accountID, accountOutcome) = fresh || same
+            ? try write(&keys) : try db.savepoint { try write(&keys) }
         var result = AccountsV1.ImportResult()
         result.sequence = sequence
         result.debtorId = debtor.id
@@ -103,35 +165,21 @@ extension AccountsService {
 
     /// The record's debtor: the one its external id names (updated when the record's data
     /// differs, as UpdateDebtor would), or a new one.
-    private static func importDebtor(_ record: AccountRecord, reference: String, db: SQLSession, store: AccountsStore,
-                                     configuration: Configuration, nowMs: Int64, actor: TypeV1.Actor,
+    /// `existing`: the debtor the record's external id names and the last import's digest of it.
+    private static func importDebtor(_ record: AccountRecord, existing: (id: String?, digest: String?), reference: String,
+                                     db: SQLSession, store: AccountsStore, configuration: Configuration, nowMs: Int64,
+                                     actor: TypeV1.Actor,
                                      keys: inout [ImportKeyRow]) throws -> (AccountsV1.Debtor, AccountsV1.ImportOutcome) {
         let externalID = record.debtor.externalId
-        // One statement: the debtor the external id names and the last import's digest.
-        let found = try db.fetchOne(
-            sql: """
-                SELECT d.id AS id, k.digest AS digest FROM (SELECT 1 AS one) AS one
-                LEFT JOIN debtors d ON d.external_id = ?
-                LEFT JOIN import_keys k ON k.kind = 'debtor' AND k.external_key = ?
-                """,
-            arguments: [externalID, externalID])
-        let existingID: String? = found?["id"]
-        let digest: String? = found?["digest"]
+        let (existingID, digest) = existing
         if let existingID, digest == record.debtorDigest {
             var known = record.debtor
             known.id = existingID
             return (known, .unchanged)
         }
         guard let existingID, let current = try store.debtor(db, id: existingID) else {
-            var debtor = record.debtor
-            debtor.id = IDGenerator.make(prefix: "dbt", nowMs: nowMs)
-            for index in debtor.emergencyContacts.indices {
-                debtor.emergencyContacts[index].id = IDGenerator.make(prefix: "emc", nowMs: nowMs)
-            }
-            debtor.version = 1
-            debtor.createdMs = nowMs
-            debtor.updatedMs = nowMs
-            try store.insert(db, debtor: debtor)
+            let debtor = record.fresh.debtor
+            try store.insert(db, debtor: debtor, sealed: record.fresh.sealedDebtor)
             keys.append(ImportKeyRow(kind: "debtor", key: externalID, resourceID: debtor.id, digest: record.debtorDigest))
             return (debtor, .created)
         }
@@ -175,31 +223,32 @@ extension AccountsService {
 
     /// The record's account: the one its lender and external id name (new terms or a new
     /// schedule when the record differs), or a new one opened as OpenAccount opens it.
-    private static func importAccount(_ record: AccountRecord, debtor: AccountsV1.Debtor, reference: String, db: SQLSession,
+    /// `existing`: the account the record's lender and external id name, its debtor, and the
+    /// last import's digest of it. `newDebtor`: `debtor` was inserted by this record.
+    private static func importAccount(_ record: AccountRecord, existing: (id: String?, debtorID: String?, digest: String?),
+                                      debtor: AccountsV1.Debtor, newDebtor: Bool, reference: String, db: SQLSession,
                                       store: AccountsStore, configuration: Configuration, nowMs: Int64, actor: TypeV1.Actor,
                                       keys: inout [ImportKeyRow]) throws -> (String, AccountsV1.ImportOutcome) {
         let opening = record.opening
-        let externalKey = opening.lenderID + "\u{1F}" + opening.externalID
-        // One statement: the account the key names, its debtor, and the last import's digest.
-        let found = try db.fetchOne(
-            sql: """
-                SELECT a.id AS id, a.debtor_id AS debtor_id, k.digest AS digest FROM (SELECT 1 AS one) AS one
-                LEFT JOIN accounts a ON a.lender_id = ? AND a.external_id = ?
-                LEFT JOIN import_keys k ON k.kind = 'account' AND k.external_key = ?
-                """,
-            arguments: [opening.lenderID, opening.externalID, externalKey])
-        let existingID: String? = found?["id"]
-        let digest: String? = found?["digest"]
-        guard let accountID = existingID else {
+        let externalKey = accountKey(opening)
+        let digest = existing.digest
+        guard let accountID = existing.id else {
+            let fresh = record.fresh
+            if debtor.id == fresh.debtor.id {
+                try store.insert(db, account: fresh.account, nowMs: nowMs, newDebtor: newDebtor, body: fresh.accountBody)
+                try store.appendFirst(db, events: fresh.events)
+                keys.append(ImportKeyRow(kind: "account", key: externalKey, resourceID: fresh.account.id, digest: record.accountDigest))
+                return (fresh.account.id, .created)
+            }
+            // A new account of a debtor on record: opened under that debtor.
             let (account, events) = opened(opening, debtor: debtor, today: record.today, nowMs: nowMs, configuration: configuration,
-                                           actor: actor, openedReason: "opened by \(actor.subject), imported (\(reference))",
-                                           requestID: reference)
-            try store.insert(db, account: account, nowMs: nowMs)
-            try store.appendFirst(db, events: events, accountID: account.id, nowMs: nowMs)
+                                           actor: actor, openedReason: importOpenedReason(actor, reference), requestID: reference)
+            try store.insert(db, account: account, nowMs: nowMs, newDebtor: newDebtor)
+            try store.appendFirst(db, events: try AccountsStore.firstEvents(events, accountID: account.id, nowMs: nowMs))
             keys.append(ImportKeyRow(kind: "account", key: externalKey, resourceID: account.id, digest: record.accountDigest))
             return (account.id, .created)
         }
-        let debtorID: String = found?["debtor_id"] ?? ""
+        let debtorID = existing.debtorID ?? ""
         if digest == record.accountDigest, debtorID == debtor.id { return (accountID, .unchanged) }
         guard debtorID == debtor.id else {
             throw DomainError.invalidArgument("account.external_id",
@@ -251,6 +300,9 @@ extension AccountsService {
         try store.append(db, events: events, accountID: account.id, nowMs: nowMs)
         return (account.id, .updated)
     }
+
+    /// The import key of an account: its lender and external id.
+    private static func accountKey(_ opening: ValidOpening) -> String { opening.lenderID + "\u{1F}" + opening.externalID }
 
     /// A new account from a validated opening (OpenAccount's and ImportAccounts'), with its
     /// opening events: ACCOUNT_OPENED saying `openedReason`, and the opening stage.
