@@ -21,7 +21,8 @@
 #   LOG_LEVEL   the accounts processes' --log-level (default notice: no access log, like the
 #               in-memory baseline and the reference servers; info measures its cost)
 #   SKIP_BUILD=1  use the release binaries in .build/release as they are (no swift build)
-#   PIN=1       figures to report: the servers on CPU 0, h2load on CPU 1 (taskset); default unpinned
+#   PIN=1       figures to report: the servers (and PostgreSQL) on CPU 0, h2load on CPU 1
+#               (taskset); default unpinned
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -57,6 +58,11 @@ database_args=()
 label="accounts GetAccount (SQLite)"
 if [ "$DATABASE" = postgres ]; then
   bench_pg_start
+  # PIN=1: the PostgreSQL processes on the servers' CPU too (new backends inherit it from the
+  # postmaster), as bench-stages.sh pins them: the database's work counts against the service.
+  if [ -n "${PIN:-}" ]; then
+    for p in $(pgrep -u postgres -x postgres); do taskset -a -p -c 0 "$p" >/dev/null 2>&1 || true; done
+  fi
   bench_pg_createdb accounts
   "$bin/doorstep" keygen --data-key --key-file "$work/data.key" >/dev/null
   database_args=(--database-url "$(bench_pg_url accounts)" --data-key-file "$work/data.key")
@@ -113,9 +119,9 @@ run() { # name url body shape-args...
   "${CLI[@]}" h2load -t 1 "$@" "${headers[@]}" -d "$body" "$url" >"$work/h2.txt" 2>&1 || true
   local rps mean statuses
   rps=$(sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$work/h2.txt")
-  mean=$(awk '/time for request:/ {print $6}' "$work/h2.txt")
+  mean=$(awk '/time for request:/ {print $6 ", max " $5}' "$work/h2.txt")
   statuses=$(grep -a 'status codes' "$work/h2.txt" | sed 's/status codes: //')
-  printf "%-34s c=%-4s m=%-4s %10s req/s   mean %-9s  %s\n" "$name" "$4" "$6" "$rps" "$mean" "$statuses"
+  printf "%-34s c=%-4s m=%-4s %10s req/s   mean %-19s  %s\n" "$name" "$4" "$6" "$rps" "$mean" "$statuses"
 }
 # The c/m shape over both replicas at once: one h2load per replica with half the connections
 # and half the requests, started together.
@@ -131,9 +137,9 @@ run_replicas() { # name body
   for replica in 1 2; do
     local rps mean statuses
     rps=$(sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$work/h2-$replica.txt")
-    mean=$(awk '/time for request:/ {print $6}' "$work/h2-$replica.txt")
+    mean=$(awk '/time for request:/ {print $6 ", max " $5}' "$work/h2-$replica.txt")
     statuses=$(grep -a 'status codes' "$work/h2-$replica.txt" | sed 's/status codes: //')
-    printf "%-34s c=%-4s m=%-4s %10s req/s   mean %-9s  %s\n" "$name replica $replica" "$((C / 2))" "$M" "$rps" "$mean" "$statuses"
+    printf "%-34s c=%-4s m=%-4s %10s req/s   mean %-19s  %s\n" "$name replica $replica" "$((C / 2))" "$M" "$rps" "$mean" "$statuses"
   done
   # The sum of the two rates, and the honest total: every request over the longer run.
   python3 - "$name" "$C" "$M" "$work/h2-1.txt" "$work/h2-2.txt" <<'PY'
@@ -161,7 +167,7 @@ for a in "${addrs[@]}"; do
 done
 "${CLI[@]}" h2load -t 1 -n 20000 -c "$C" -m "$M" "${headers[@]}" -d "$work/bench.bin" "$url_bench" >/dev/null 2>&1 || true
 echo "account $account_id (12 instalments; grpc-status checked below by a real call); $DATABASE, $REPLICAS replica(s);" \
-  "$([ -n "${PIN:-}" ] && echo "pinned: servers on CPU 0, h2load on CPU 1" || echo "unpinned")"
+  "$([ -n "${PIN:-}" ] && echo "pinned: servers$([ "$DATABASE" = postgres ] && echo " and PostgreSQL") on CPU 0, h2load on CPU 1" || echo "unpinned")"
 for a in "${addrs[@]}"; do
   "$bin/doorstep" call "$a" doorstep.accounts.v1.Accounts/GetAccount "{\"accountId\":\"$account_id\",\"view\":\"ACCOUNT_VIEW_BASIC\"}" \
     --token "$token" | head -c 200; echo

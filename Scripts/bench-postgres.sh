@@ -14,6 +14,7 @@
 # (synchronous=FULL). Knobs:
 #   PG_FSYNC=off     turn fsync off (figures then no longer comparable with SQLite's)
 #   PG_OPTIONS="..." more server settings, e.g. PG_OPTIONS="-c shared_buffers=1GB"
+#   PG_LOG_COPY=FILE  a copy of the server's log when it stops
 # The server gets shared_buffers=256MB (as with-postgres.sh), max_connections=200 and a log
 # line prefix naming the database; every other setting is PostgreSQL's default. When stopped,
 # the server's errors and the statements they ended are summarised (most frequent first).
@@ -94,6 +95,8 @@ bench_pg_stop() {
   # error), most frequent first.
   grep -E '^[^]]*] [a-z_]* *STATEMENT:' "$bench_pg_base/server.log" 2>/dev/null | sed 's/^[^]]*] //; s/STATEMENT: *//' | cut -c1-160 \
     | sort | uniq -c | sort -rn | head -6 | sed 's/^/bench-postgres: failed statement: /' >&2 || true
+  # PG_LOG_COPY=FILE keeps the whole server log (e.g. with PG_OPTIONS="-c log_min_duration_statement=500").
+  [ -z "${PG_LOG_COPY:-}" ] || cp "$bench_pg_base/server.log" "$PG_LOG_COPY" 2>/dev/null || true
   rm -rf "$bench_pg_base"
   bench_pg_base=""
 }

@@ -224,8 +224,10 @@ if [ -n "${PIN:-}" ]; then
   h2=(taskset -c 1 h2load)
 fi
 # Warm both up, then measure each once, the same shape.
+echo "GetAccount step: warm-up at $(date -u +%T.%3N) UTC"
 timeout "$LOAD_TIMEOUT" "${h2[@]}" -t 1 -n 20000 -c 16 -m 32 "${headers[@]}" -d "$work/get.bin" "$url_get" >/dev/null 2>&1 || true
 timeout "$LOAD_TIMEOUT" "${h2[@]}" -t 1 -n 20000 -c 16 -m 32 "${headers[@]}" -d "$work/bench.bin" "$url_mem" >/dev/null 2>&1 || true
+echo "GetAccount step: measured from $(date -u +%T.%3N) UTC"
 run "GetAccount (c16 m32)" "$url_get" "$work/get.bin" -n "$GET_N" -c 16 -m 32
 get_rps=$(rps)
 run "rpc-bench-server GetAccount, in memory (c16 m32)" "$url_mem" "$work/bench.bin" -n "$GET_N" -c 16 -m 32
@@ -302,10 +304,10 @@ if cand and cand_rps:
     print(f"  ListVisitCandidates {region} c{c}: {float(cand_rps):.0f} req/s, p99 {float(cand[1]):.1f} ms "
           f"(>= 500 req/s, p99 < 50 ms): {verdict(ok)}")
 try:
-    verdict = "met" if float(get_ratio) >= 0.5 else "not met"
+    get_verdict = verdict(float(get_ratio) >= 0.5)
 except ValueError:
-    verdict = "not measured"
-print(f"  GetAccount {database} / in memory (c16 m32): {get_ratio} (>= 0.5): {verdict}")
+    get_verdict = "not measured"
+print(f"  GetAccount {database} / in memory (c16 m32): {get_ratio} (>= 0.5): {get_verdict}")
 plan = read("plan.txt")
 if plan:
     print(f"  PlanDay {region}: {float(plan[0]):.2f} s, {plan[1]} visits planned of {plan[2]} candidates considered "

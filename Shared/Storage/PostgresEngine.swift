@@ -59,7 +59,11 @@ final class PostgresEngine: SQLEngine {
             database: settings.database,
             tls: settings.tls == .require ? .require(.makeClientConfiguration()) : .disable)
         configuration.options.maximumConnections = settings.poolSize
-        configuration.options.minimumConnections = 1
+        // Two stay open however idle the service is: the point-read batcher keeps two
+        // statements in flight, and a burst of reads after a quiet minute would otherwise wait
+        // for a connection to be opened (a backend forked and started: seconds when the
+        // server's disk is busy with a checkpoint).
+        configuration.options.minimumConnections = min(2, settings.poolSize)
         configuration.options.connectTimeout = settings.connectTimeout
         configuration.options.connectionIdleTimeout = .seconds(60)
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(30))
@@ -447,6 +451,10 @@ final class PostgresDriver: SQLDriver {
             if let limit, rows.count >= limit { break }
         }
         return rows
+    }
+
+    func eachRow(_ sql: String, _ arguments: [SQLValue], _ read: (SQLRowInPlace) throws -> Void) throws {
+        for row in try run(sql, arguments).rows { try read(SQLRowInPlace(.postgres(PostgresRandomAccessRow(row)))) }
     }
 
     /// COMMIT, failing when the server rolled the transaction back instead.

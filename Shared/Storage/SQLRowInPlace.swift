@@ -1,6 +1,8 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import NIOCore
+import PostgresNIO
 
 /// One result row read where the engine holds it, handed to the closure of
 /// ``SQLSession/readFirstRow(sql:arguments:_:)`` and valid only during that call (never store
@@ -16,7 +18,10 @@ public struct SQLRowInPlace {
         case statement(SQLiteStatement)
         /// The current row of a SQLite statement (GRDB's statement-backed row).
         case sqlite(GRDB.Row)
-        /// A row already copied out of the engine (PostgreSQL).
+        /// A row of a PostgreSQL answer. Ownership: its cells are slices of the answer's
+        /// buffers, which the driver keeps for the call.
+        case postgres(PostgresRandomAccessRow)
+        /// A row already copied out of the engine.
         case copied(SQLRow)
     }
 
@@ -29,6 +34,7 @@ public struct SQLRowInPlace {
         switch source {
         case .statement(let statement): Int(sqlite3_column_count(statement))
         case .sqlite(let row): row.count
+        case .postgres(let row): row.count
         case .copied(let row): row.values.count
         }
     }
@@ -38,6 +44,13 @@ public struct SQLRowInPlace {
         switch source {
         case .copied(let row):
             return row[position]
+        case .postgres(let row):
+            let cell = row[position]
+            let value = (try? PostgresDriver.value(cell)) ?? .null
+            guard let converted = T.fromSQL(value) else {
+                preconditionFailure("column \(cell.columnName) holds \(value), not \(T.self)")
+            }
+            return converted
         case .statement(let statement):
             let value = Self.value(statement, position)
             guard let converted = T.fromSQL(value) else {
@@ -61,6 +74,12 @@ public struct SQLRowInPlace {
         case .copied(let row):
             let bytes: Data = row[position]
             return try bytes.withUnsafeBytes(body)
+        case .postgres(let row):
+            let cell = row[position]
+            guard let bytes = cell.bytes else { preconditionFailure("column \(cell.columnName) is NULL, not a blob") }
+            // A bytea in binary format is its bytes as they are; in text format, decoded.
+            let raw = cell.format == .binary ? bytes : try cell.decode(ByteBuffer.self)
+            return try raw.withUnsafeReadableBytes(body)
         case .statement(let statement):
             let column = CInt(position)
             guard sqlite3_column_type(statement, column) != SQLITE_NULL else {

@@ -9,6 +9,8 @@ protocol SQLDriver: AnyObject {
     /// Runs a query and hands its first row to `read` where the engine holds it; nil when
     /// there is no row.
     func firstRow<T>(_ sql: String, _ arguments: [SQLValue], _ read: (SQLRowInPlace) throws -> T) throws -> T?
+    /// Runs a query and hands each of its rows, in order, to `read` where the engine holds it.
+    func eachRow(_ sql: String, _ arguments: [SQLValue], _ read: (SQLRowInPlace) throws -> Void) throws
 }
 
 extension SQLDriver {
@@ -16,6 +18,11 @@ extension SQLDriver {
     func firstRow<T>(_ sql: String, _ arguments: [SQLValue], _ read: (SQLRowInPlace) throws -> T) throws -> T? {
         guard let row = try query(sql, arguments, limit: 1).first else { return nil }
         return try read(SQLRowInPlace(.copied(row)))
+    }
+
+    /// An engine without rows of its own to lend: each row, copied.
+    func eachRow(_ sql: String, _ arguments: [SQLValue], _ read: (SQLRowInPlace) throws -> Void) throws {
+        for row in try query(sql, arguments, limit: nil) { try read(SQLRowInPlace(.copied(row))) }
     }
 }
 
@@ -146,6 +153,14 @@ public final class SQLSession {
         let started = ContinuousClock.now
         defer { DatabaseMetrics.query.record(duration: ContinuousClock.now - started) }
         return try driver.firstRow(sql, arguments.values, read)
+    }
+
+    /// Reads every row of a query in place, in order (``SQLRowInPlace``; on PostgreSQL a bytea
+    /// is lent from the answer's buffer, not copied): for many records decoded at once.
+    public func readRows(sql: String, arguments: SQLArguments = [], _ read: (SQLRowInPlace) throws -> Void) throws {
+        let started = ContinuousClock.now
+        defer { DatabaseMetrics.query.record(duration: ContinuousClock.now - started) }
+        try driver.eachRow(sql, arguments.values, read)
     }
 
     private func query(_ sql: String, _ arguments: SQLArguments, limit: Int?) throws -> [SQLRow] {

@@ -69,6 +69,30 @@ struct StoredAccountCacheTests {
         return account
     }
 
+    @Test("the batched read (GetAccount's on PostgreSQL): a row per key as asked, duplicates and missing keys included, in order; the same through the VALUES list a key with a comma takes")
+    func batchedRead() async throws {
+        let harness = try await AccountsHarness()
+        let first = try await harness.openAccount("1")
+        let second = try await harness.openAccount("2")
+        let store = AccountsStore(database: harness.database, cipher: DataCipher(key: try DataCipher.loadKey(
+            path: harness.directory.appendingPathComponent("data.key").path, create: false).key))
+        let cache = StoredAccountCache(capacity: 16)
+        let missing = "acc_00000000000000000000000000"
+        for ids in [[second.id, missing, first.id, second.id, first.id], [first.id, "acc_with,comma", second.id]] {
+            let read = try await harness.database.readPoint { db in try store.accountsForRead(db, ids: ids, cache: cache) }
+            #expect(read.count == ids.count)
+            for (id, result) in zip(ids, read) {
+                if id == first.id || id == second.id {
+                    let entry = try #require(try result?.get()).entry
+                    #expect(entry.account.id == id, "\(ids)")
+                } else {
+                    #expect(result == nil, "\(id)")
+                }
+            }
+        }
+        await harness.close()
+    }
+
     @Test("answers equal a service that decodes every read, across writes, foreign writes, counters and days",
           .timeLimit(.minutes(2)))
     func sameAnswers() async throws {

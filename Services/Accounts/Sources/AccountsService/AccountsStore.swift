@@ -743,19 +743,35 @@ struct AccountsStore: Sendable {
     /// a failure where a stored body does not decode (that read only).
     func accountsForRead(_ db: SQLSession, ids: [String], cache: StoredAccountCache) throws -> [Result<StoredAccountRead, any Error>?] {
         if ids.count == 1 { return [try accountForRead(db, id: ids[0], cache: cache).map { .success($0) }] }
-        var arguments: SQLArguments = []
-        for (position, id) in ids.enumerated() {
-            arguments.append(position)
-            arguments.append(id)
-        }
         var results = [Result<StoredAccountRead, any Error>?](repeating: nil, count: ids.count)
-        let rows = try db.fetchAll(sql: "WITH k(n, id) AS (VALUES \(Self.keyRows(ids.count))) SELECT k.n, a.body, a.remote_attempts, "
-                                        + "a.connected_attempts, a.last_visit_ms FROM k JOIN accounts a ON a.id = k.id", arguments: arguments)
-        for row in rows {
+        let sql: String
+        let arguments: SQLArguments
+        if db.dialect == .postgres, !ids.contains(where: { $0.contains(",") }) {
+            // One parameter and one statement text whatever the count: the server parses and
+            // plans a short statement instead of a VALUES list of every key (GetAccount's ids
+            // never hold a comma: ``Validate/resourceID(_:field:prefix:)``; the VALUES list
+            // takes any). ORDINALITY numbers from 1.
+            sql = "SELECT k.n - 1, a.body, a.remote_attempts, a.connected_attempts, a.last_visit_ms "
+                + "FROM unnest(string_to_array(?, ',')) WITH ORDINALITY AS k(id, n) JOIN accounts a ON a.id = k.id"
+            arguments = [ids.joined(separator: ",")]
+        } else {
+            var keys: SQLArguments = []
+            for (position, id) in ids.enumerated() {
+                keys.append(position)
+                keys.append(id)
+            }
+            sql = "WITH k(n, id) AS (VALUES \(Self.keyRows(ids.count))) SELECT k.n, a.body, a.remote_attempts, "
+                + "a.connected_attempts, a.last_visit_ms FROM k JOIN accounts a ON a.id = k.id"
+            arguments = keys
+        }
+        // Each body is compared with (or decoded from) the answer's own buffer, not a copy.
+        try db.readRows(sql: sql, arguments: arguments) { row in
             let position: Int = row[0]
-            let body: Data = row[1]
+            guard results.indices.contains(position) else {
+                throw StorageError(reason: .failed, detail: "a batched account read answered position \(position) for \(ids.count) keys")
+            }
             results[position] = Result {
-                StoredAccountRead(entry: try body.withUnsafeBytes { bytes in try cache.entry(id: ids[position], bytes: bytes) },
+                StoredAccountRead(entry: try row.withBytes(1) { bytes in try cache.entry(id: ids[position], bytes: bytes) },
                                   contacts: ContactStats(remote: row[2], connected: row[3], lastVisitMs: row[4]))
             }
         }
