@@ -61,8 +61,7 @@ final class PostgresEngine: SQLEngine {
         configuration.options.maximumConnections = settings.poolSize
         // Two stay open however idle the service is: the point-read batcher keeps two
         // statements in flight, and a burst of reads after a quiet minute would otherwise wait
-        // for a connection to be opened (a backend forked and started: seconds when the
-        // server's disk is busy with a checkpoint).
+        // for a connection to be opened (a backend forked and started on the server).
         configuration.options.minimumConnections = min(2, settings.poolSize)
         configuration.options.connectTimeout = settings.connectTimeout
         configuration.options.connectionIdleTimeout = .seconds(60)
