@@ -312,6 +312,16 @@ def open_account_request(pb, debtor_id):
                                          amount_due=cny(pb, 100000)) for i in range(3)])
 
 
+def last_shanghai_noon_ms():
+    """The last 12:00 in Shanghai at least 5 minutes ago, in ms: a time inside every pack's
+    contact hours, whatever the hour of the run."""
+    now = datetime.datetime.now(SHANGHAI)
+    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
+    if noon > now - datetime.timedelta(minutes=5):
+        noon -= datetime.timedelta(days=1)
+    return int(noon.timestamp() * 1000)
+
+
 def report_wrong_address(ctx, account_id):
     """What the visits service delivers for a WRONG_ADDRESS visit outcome: a VISIT contact attempt
     with outcome CONTACT_OUTCOME_VISIT_WRONG_ADDRESS at the crew's check-in time (30 minutes ago),
@@ -648,9 +658,11 @@ def check_accounts_watch_events(ctx):
     expect(json.loads(opened.data_json).get("accountId") == account.id, f"data_json {opened.data_json[:200]}")
     expect(opened.time.endswith("Z") and opened.time_ms > 0, f"time {opened.time}")
     # Resumed after the opening event: the next of this account's events is the next in its timeline.
+    # At a time inside the contact hours whatever the hour of the run (an attempt a minute ago
+    # is refused from 22:00 to 08:00 in Shanghai).
     stub.RecordContactAttempt(a.RecordContactAttemptRequest(
         request_id=f"interop-watch-{account.id}", account_id=account.id, channel=pb.types.CONTACT_CHANNEL_SMS,
-        outcome=a.CONTACT_OUTCOME_SMS_UNDELIVERED, attempted_ms=int(time.time() * 1000) - 60_000),
+        outcome=a.CONTACT_OUTCOME_SMS_UNDELIVERED, attempted_ms=last_shanghai_noon_ms()),
         timeout=RPC_TIMEOUT, metadata=platform)
     resumed = stub.WatchEvents(pb.types.WatchEventsRequest(after_cursor=opened.cursor), timeout=60, metadata=platform)
     following = []
@@ -1047,14 +1059,11 @@ def field_account(ctx, region):
     create.debtor.address.region_code = region
     debtor = ctx.accounts().CreateDebtor(create, timeout=RPC_TIMEOUT, metadata=platform)
     account = ctx.accounts().OpenAccount(open_account_request(pb, debtor.id), timeout=RPC_TIMEOUT, metadata=platform)
-    now = datetime.datetime.now(SHANGHAI)
-    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
-    if noon > now - datetime.timedelta(minutes=5):
-        noon -= datetime.timedelta(days=1)
+    noon_ms = last_shanghai_noon_ms()
     for minute in range(3):
         ctx.accounts().RecordContactAttempt(a.RecordContactAttemptRequest(
             request_id=request_id(), account_id=account.id, channel=pb.types.CONTACT_CHANNEL_SMS,
-            outcome=a.CONTACT_OUTCOME_SMS_UNDELIVERED, attempted_ms=int(noon.timestamp() * 1000) + minute * 60_000),
+            outcome=a.CONTACT_OUTCOME_SMS_UNDELIVERED, attempted_ms=noon_ms + minute * 60_000),
             timeout=RPC_TIMEOUT, metadata=service)
     ctx.accounts().EvaluateStages(a.EvaluateStagesRequest(request_id=request_id(), account_ids=[account.id]),
                                   timeout=RPC_TIMEOUT, metadata=service)
