@@ -117,29 +117,14 @@ public final class EventLog: Sendable {
     private final class PendingRows {
         var rows: [Row] = []
 
-        /// Inserts the rows in order, in statements of 2^k rows (at most 128): few distinct
-        /// statements for the engines' statement caches.
+        /// Inserts the rows in order, in statements of up to 128 rows (``RowBatchStatements``).
         func insert(_ db: SQLSession) throws {
-            var start = 0
-            while start < rows.count {
-                var count = 128
-                while count > rows.count - start { count /= 2 }
-                var arguments: [any SQLValueConvertible] = []
-                arguments.reserveCapacity(count * 6)
-                for row in rows[start..<(start + count)] {
-                    arguments += [row.id, row.type, row.subject, row.timeMs, row.schema, Data(row.data)] as [any SQLValueConvertible]
-                }
-                try db.execute(sql: Self.statements[count.trailingZeroBitCount], arguments: SQLArguments(arguments))
-                start += count
-            }
+            try Self.inserts.execute(db, rows) { row in [row.id, row.type, row.subject, row.timeMs, row.schema, Data(row.data)] }
             rows.removeAll()
         }
 
-        /// The statements of 1, 2, 4, … 128 rows.
-        private static let statements = (0...7).map { power in
-            "INSERT INTO events (id, type, subject, time_ms, data_schema, data) VALUES "
-                + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: 1 << power).joined(separator: ", ")
-        }
+        private static let inserts = RowBatchStatements(
+            prefix: "INSERT INTO events (id, type, subject, time_ms, data_schema, data) VALUES ", tuple: "(?, ?, ?, ?, ?, ?)")
     }
 
     /// Replaces the data of every event about `subject` with `data` (the erased record's

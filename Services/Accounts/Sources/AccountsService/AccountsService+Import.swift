@@ -351,22 +351,13 @@ extension AccountsStore {
                 unique.append(row)
             }
         }
-        var start = 0
-        while start < unique.count {
-            var count = 128
-            while count > unique.count - start { count /= 2 }
-            try db.execute(sql: Self.importKeyStatements[count.trailingZeroBitCount],
-                           arguments: SQLArguments(unique[start..<(start + count)].flatMap { [$0.kind, $0.key, $0.resourceID, $0.digest] }))
-            start += count
-        }
+        try Self.importKeyUpserts.execute(db, unique) { row in [row.kind, row.key, row.resourceID, row.digest] }
     }
 
-    /// The upserts of 1, 2, 4, … 128 import keys.
-    private static let importKeyStatements = (0...7).map { power in
-        "INSERT INTO import_keys (kind, external_key, resource_id, digest) VALUES "
-            + Array(repeating: "(?, ?, ?, ?)", count: 1 << power).joined(separator: ", ")
-            + " ON CONFLICT (kind, external_key) DO UPDATE SET resource_id = excluded.resource_id, digest = excluded.digest"
-    }
+    /// The upserts of up to 128 import keys in one statement.
+    private static let importKeyUpserts = RowBatchStatements(
+        prefix: "INSERT INTO import_keys (kind, external_key, resource_id, digest) VALUES ", tuple: "(?, ?, ?, ?)",
+        suffix: " ON CONFLICT (kind, external_key) DO UPDATE SET resource_id = excluded.resource_id, digest = excluded.digest")
 
     /// Records the resource and digest of the record just imported for a key.
     func setImportKey(_ db: SQLSession, kind: String, key: String, resourceID: String, digest: String) throws {
