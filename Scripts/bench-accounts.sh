@@ -53,7 +53,8 @@ trap cleanup EXIT
 "$bin/doorstep" keygen --key-file "$work/auth.key" >/dev/null
 token=$("$bin/doorstep" token --role platform --subject bench --lifetime-seconds 86400 --key-file "$work/auth.key")
 # SQLite: one process, its data directory as before. PostgreSQL: every replica on the same
-# database, sealing personal data with the same data key.
+# database, sealing personal data with the same data key (and webhook secrets with the same
+# webhook key).
 database_args=()
 label="accounts GetAccount (SQLite)"
 if [ "$DATABASE" = postgres ]; then
@@ -65,7 +66,10 @@ if [ "$DATABASE" = postgres ]; then
   fi
   bench_pg_createdb accounts
   "$bin/doorstep" keygen --data-key --key-file "$work/data.key" >/dev/null
-  database_args=(--database-url "$(bench_pg_url accounts)" --data-key-file "$work/data.key")
+  # Every replica seals webhook secrets with the same key too (without it the second refuses
+  # to start: the database's secrets are sealed with the first one's own key).
+  "$bin/doorstep" keygen --data-key --key-file "$work/webhook.key" >/dev/null
+  database_args=(--database-url "$(bench_pg_url accounts)" --data-key-file "$work/data.key" --webhook-key-file "$work/webhook.key")
   label="accounts GetAccount (PostgreSQL)"
 fi
 for replica in $(seq 1 "$REPLICAS"); do
