@@ -10,7 +10,7 @@
 #      listed beforehand: an idle baseline after the yesterday pass, then the same load DURING
 #      the today pass: count, errors, mean / p50 / p99 / max latency;
 #   3. h2load GetAccount (c16 m32) beside rpc-bench-server's in-memory GetAccount in the same
-#      run (their ratio), and ListVisitCandidates for region 310100 (c4 m1);
+#      run (the median ratio of GET_PAIRS pairs), and ListVisitCandidates for region 310100 (c4 m1);
 #   4. ListVisitCandidates for the dense region at c16 m1: req/s, p50 / p99 from h2load's
 #      per-request log;
 #   5. PlanDay: a release `scheduling` on these accounts, one agency and CREWS crews in the
@@ -36,6 +36,7 @@
 #   PAY_MAX, PAY_SECONDS   bounds of the payments during the today pass (100,000; 1,800 s):
 #               they stop when the pass ends or at either bound
 #   GET_N       GetAccount requests per h2load run (100,000)
+#   GET_PAIRS   GetAccount runs, each beside an in-memory run (3): the figure is the median ratio
 #   CAND_N, CAND_C   dense-region ListVisitCandidates requests (2,000) and connections (16), m1
 #   CREWS, CREW_SIZE, CREW_CAPACITY   crews for PlanDay (30), collectors per crew (2, the crew
 #               size of the cn-2026 rule pack), visits per collector per day (8)
@@ -54,7 +55,7 @@ ACCOUNTS=${ACCOUNTS:-1000000}; BATCH=${BATCH:-100000}; DATABASE=${DATABASE:-sqli
 FIELD_REGION=${FIELD_REGION:-310100}; FIELD_ACCOUNTS=${FIELD_ACCOUNTS:-20000}
 PAY_CONCURRENCY=${PAY_CONCURRENCY:-8}; PAY_RATE=${PAY_RATE:-200}; PAY_COUNT=${PAY_COUNT:-2000}
 PAY_MAX=${PAY_MAX:-100000}; PAY_SECONDS=${PAY_SECONDS:-1800}
-GET_N=${GET_N:-100000}; CAND_N=${CAND_N:-2000}; CAND_C=${CAND_C:-16}
+GET_N=${GET_N:-100000}; GET_PAIRS=${GET_PAIRS:-3}; CAND_N=${CAND_N:-2000}; CAND_C=${CAND_C:-16}
 CREWS=${CREWS:-30}; CREW_SIZE=${CREW_SIZE:-2}; CREW_CAPACITY=${CREW_CAPACITY:-8}
 PLAN_CANDIDATES=${PLAN_CANDIDATES:-5000}; PLAN_TIME_LIMIT=${PLAN_TIME_LIMIT:-0}; LOAD_TIMEOUT=${LOAD_TIMEOUT:-900}
 case $DATABASE in sqlite|postgres) ;; *) echo "bench-stages: DATABASE is sqlite or postgres, not $DATABASE" >&2; exit 2 ;; esac
@@ -228,16 +229,23 @@ echo "GetAccount step: warm-up at $(date -u +%T.%3N) UTC"
 timeout "$LOAD_TIMEOUT" "${h2[@]}" -t 1 -n 20000 -c 16 -m 32 "${headers[@]}" -d "$work/get.bin" "$url_get" >/dev/null 2>&1 || true
 timeout "$LOAD_TIMEOUT" "${h2[@]}" -t 1 -n 20000 -c 16 -m 32 "${headers[@]}" -d "$work/bench.bin" "$url_mem" >/dev/null 2>&1 || true
 echo "GetAccount step: measured from $(date -u +%T.%3N) UTC"
-run "GetAccount (c16 m32)" "$url_get" "$work/get.bin" -n "$GET_N" -c 16 -m 32
-get_rps=$(rps)
-run "rpc-bench-server GetAccount, in memory (c16 m32)" "$url_mem" "$work/bench.bin" -n "$GET_N" -c 16 -m 32
-mem_rps=$(rps)
+# GET_PAIRS pairs, each the service then the in-memory server: the machine's speed drifts
+# between runs (the in-memory baseline alone moved 46,000–69,000 req/s between consecutive runs
+# on a noisy day), so the figure is the median of the pairs' ratios.
+ratios=()
+for pair in $(seq 1 "$GET_PAIRS"); do
+  run "GetAccount (c16 m32), pair $pair" "$url_get" "$work/get.bin" -n "$GET_N" -c 16 -m 32
+  get_rps=$(rps)
+  run "rpc-bench-server GetAccount, in memory (c16 m32), pair $pair" "$url_mem" "$work/bench.bin" -n "$GET_N" -c 16 -m 32
+  mem_rps=$(rps)
+  ratios+=("$(python3 -c 'import sys; a, b = sys.argv[1:]; print(f"{float(a) / float(b):.3f}" if a and b else "?")' "$get_rps" "$mem_rps")")
+done
 [ -z "${PIN:-}" ] || pin_servers "0-$(($(nproc) - 1))"
 h2=(h2load)
 echo "GetAccount step: $([ -n "${PIN:-}" ] && echo "pinned: servers and PostgreSQL on CPU 0, h2load on CPU 1" || echo "unpinned")"
 kill "$bench_pid" 2>/dev/null || true
-get_ratio=$(python3 -c 'import sys; a, b = sys.argv[1:]; print(f"{float(a) / float(b):.3f}" if a and b else "?")' "$get_rps" "$mem_rps")
-echo "GetAccount on $DATABASE / in memory: $get_ratio"
+get_ratio=$(python3 -c 'import statistics, sys; r = [float(x) for x in sys.argv[1:] if x != "?"]; print(f"{statistics.median(r):.3f}" if len(r) == len(sys.argv) - 1 else "?")' "${ratios[@]}")
+echo "GetAccount on $DATABASE / in memory: $get_ratio (median of the pairs: ${ratios[*]})"
 run "ListVisitCandidates 310100 (c4 m1)" "http://$addr/doorstep.accounts.v1.Accounts/ListVisitCandidates" "$work/candidates.bin" -n 200 -c 4 -m 1
 
 # 4. The dense region's candidate list at c16, p50 / p99 from h2load's per-request log.
