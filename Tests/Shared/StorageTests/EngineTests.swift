@@ -157,23 +157,33 @@ struct EngineTests {
         await database.close()
     }
 
-    @Test("concurrent writers never lose an update: 8 tasks × 25 read-modify-write increments of one counter")
+    @Test("concurrent writers never lose an update: 8 tasks × 25 read-modify-write increments of one counter",
+          .timeLimit(.minutes(3)))
     func serializableWrites() async throws {
         let database = try await Self.open()
         try await database.write { db in try db.execute(sql: "INSERT INTO counters (name, value) VALUES ('hits', 0)") }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<8 {
                 group.addTask {
-                    for _ in 0..<25 {
-                        try await database.write { db in
-                            let value = try db.fetchValue(Int.self, sql: "SELECT value FROM counters WHERE name = 'hits'") ?? 0
-                            try db.execute(sql: "UPDATE counters SET value = ? WHERE name = 'hits'", arguments: [value + 1])
+                    var done = 0
+                    while done < 25 {
+                        do {
+                            try await database.write { db in
+                                let value = try db.fetchValue(Int.self, sql: "SELECT value FROM counters WHERE name = 'hits'") ?? 0
+                                try db.execute(sql: "UPDATE counters SET value = ? WHERE name = 'hits'", arguments: [value + 1])
+                            }
+                            done += 1
+                        } catch let error as StorageError where error.reason == .busy {
+                            // Contention outlasted the engine's retries (PostgreSQL's 10 s budget,
+                            // seen on a loaded 2-core CI machine): the write did not happen, and the
+                            // caller's part is to try again, as a service's client does.
                         }
                     }
                 }
             }
             try await group.waitForAll()
         }
+        // Each of the 200 increments that succeeded is there: none lost, none doubled.
         #expect(try await database.read { db in try db.fetchValue(Int.self, sql: "SELECT value FROM counters WHERE name = 'hits'") } == 200)
         await database.close()
     }
